@@ -1,0 +1,19 @@
+-- Takes a plan's lease and reads what the holder needs to run its next task, in one trip.
+-- KEYS: 1 lock, 2 plan, 3 tasks, 4 session
+-- ARGV: 1 lock value '<worker>/<token>', 2 lease ms, 3 now, 4 worker id
+-- Returns: {'busy'} (another worker holds it), {'idle', state} (nothing to run; lease dropped),
+--          or {'ok', head task JSON, session JSON or '', plan hash as a flat list...}
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return {'busy'}
+end
+local st = redis.call('HGET', KEYS[2], 'state') or ''
+local head = redis.call('LINDEX', KEYS[3], 0)
+if (st ~= 'queued' and st ~= 'running') or not head then
+  redis.call('DEL', KEYS[1])
+  if st ~= '' then redis.call('HSET', KEYS[2], 'scheduled', 0) end
+  return {'idle', st}
+end
+redis.call('HSET', KEYS[2], 'state', 'running', 'holder', ARGV[4], 'updated_at', ARGV[3])
+local out = {'ok', head, redis.call('GET', KEYS[4]) or ''}
+for _, v in ipairs(redis.call('HGETALL', KEYS[2])) do table.insert(out, v) end
+return out

@@ -1,0 +1,27 @@
+-- Commits one task's result, fenced by the lease token: a worker whose lease was lost writes nothing.
+-- KEYS: 1 lock, 2 plan, 3 tasks, 4 results, 5 session, 6 events, 7 transcript, 8 task_ids, 9 ingested
+-- ARGV: 1 lock value, 2 task id, 3 result JSON, 4 session JSON, 5 session TTL secs,
+--       6 task_succeeded event JSON, 7 channel, 8 cost USD, 9 now, 10 retention secs,
+--       11 plan_completed event JSON, 12 event cap, 13 transcript blob ('' = none), 14 worker id,
+--       15 tokens in, 16 tokens out
+-- Returns: {'fenced'}, {'mismatch'} (the head task is not the one run), or {'ok', tasks left}
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'fenced'} end
+local head = redis.call('LINDEX', KEYS[3], 0)
+if not head or cjson.decode(head).id ~= ARGV[2] then return {'mismatch'} end
+redis.call('LPOP', KEYS[3])
+redis.call('RPUSH', KEYS[4], ARGV[3])
+redis.call('SET', KEYS[5], ARGV[4], 'EX', ARGV[5])
+if ARGV[13] ~= '' then redis.call('SET', KEYS[7], ARGV[13], 'EX', ARGV[5]) end
+redis.call('HINCRBY', KEYS[2], 'done', 1)
+redis.call('HINCRBYFLOAT', KEYS[2], 'cost_usd', ARGV[8])
+redis.call('HINCRBY', KEYS[2], 'input_tokens', ARGV[15])
+redis.call('HINCRBY', KEYS[2], 'output_tokens', ARGV[16])
+redis.call('HSET', KEYS[2], 'updated_at', ARGV[9], 'last_worker', ARGV[14])
+emit(KEYS[2], KEYS[6], ARGV[6], ARGV[7], ARGV[12])
+local left = redis.call('LLEN', KEYS[3])
+if left == 0 then
+  redis.call('HSET', KEYS[2], 'state', 'completed')
+  emit(KEYS[2], KEYS[6], ARGV[11], ARGV[7], ARGV[12])
+end
+keep_for(ARGV[10], KEYS[2], KEYS[3], KEYS[4], KEYS[6], KEYS[8], KEYS[9])
+return {'ok', left}

@@ -1,0 +1,7 @@
+-- Ends one ingest: drops the document from the worker's ingesting list and, when the plan
+-- needs a worker, puts it on the ready list.
+-- KEYS: 1 ingesting list, 2 ready
+-- ARGV: 1 entry as stored in the ingesting list, 2 plan_id ('' = none), 3 schedule ('1' = yes)
+redis.call('LREM', KEYS[1], 1, ARGV[1])
+if ARGV[3] == '1' then redis.call('LPUSH', KEYS[2], ARGV[2]) end
+return 1

@@ -1,0 +1,63 @@
+-- Applies one validated document to its plan: creates the plan or appends to it.
+-- Idempotent per submission tag, so a document re-ingested after a worker crash is applied once.
+-- KEYS: 1 plan, 2 tasks, 3 task_ids, 4 ingested, 5 events
+-- ARGV: 1 tag, 2 plan_id, 3 workspace given ('' = none), 4 default workspace,
+--       5 options JSON ('' = none), 6 tasks JSON array [{id, type?, prompt}], 7 now,
+--       8 retention secs, 9 accepted-event JSON (task fields are added here), 10 channel, 11 event cap
+-- Returns: {'ok', status('created'|'appended'|'duplicate'), first_index, count, schedule(0|1), state}
+--       or {'err', field, problem}
+local function runnable(s) return s == 'queued' or s == 'running' end
+if redis.call('SISMEMBER', KEYS[4], ARGV[1]) == 1 then
+  local st = redis.call('HGET', KEYS[1], 'state') or ''
+  return {'ok', 'duplicate', 0, 0, runnable(st) and 1 or 0, st}
+end
+local tasks = cjson.decode(ARGV[6])
+local status = 'created'
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  status = 'appended'
+  local st = redis.call('HGET', KEYS[1], 'state')
+  if st == 'cancelled' then
+    return {'err', 'plan_id', 'names a cancelled plan; submit under a new plan_id'}
+  end
+  local ws = redis.call('HGET', KEYS[1], 'workspace')
+  if ARGV[3] ~= '' and ARGV[3] ~= ws then
+    return {'err', 'workspace', 'differs from the existing plan\'s workspace "' .. ws .. '"'}
+  end
+  for i, t in ipairs(tasks) do
+    if redis.call('SISMEMBER', KEYS[3], t.id) == 1 then
+      return {'err', 'tasks[' .. (i - 1) .. '].id', '"' .. t.id .. '" is already a task of this plan'}
+    end
+  end
+else
+  local ws = ARGV[3]
+  if ws == '' then ws = ARGV[4] end
+  redis.call('HSET', KEYS[1], 'plan_id', ARGV[2], 'workspace', ws, 'state', 'queued',
+    'created_at', ARGV[7], 'next_index', 0, 'done', 0, 'scheduled', 0, 'cost_usd', 0)
+end
+local idx = tonumber(redis.call('HGET', KEYS[1], 'next_index'))
+local first = idx
+for _, t in ipairs(tasks) do
+  t.index = idx
+  t.recoveries = 0
+  redis.call('RPUSH', KEYS[2], cjson.encode(t))
+  redis.call('SADD', KEYS[3], t.id)
+  idx = idx + 1
+end
+redis.call('HSET', KEYS[1], 'next_index', idx, 'updated_at', ARGV[7])
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'options', ARGV[5]) end
+redis.call('SADD', KEYS[4], ARGV[1])
+local st = redis.call('HGET', KEYS[1], 'state')
+if st == 'completed' then
+  st = 'queued'
+  redis.call('HSET', KEYS[1], 'state', st)
+end
+local schedule = 0
+if runnable(st) and redis.call('HGET', KEYS[1], 'scheduled') ~= '1' then
+  redis.call('HSET', KEYS[1], 'scheduled', 1)
+  schedule = 1
+end
+local ev = string.sub(ARGV[9], 1, -2) .. ',"status":"' .. status .. '","first_task_index":' .. first ..
+  ',"tasks":' .. #tasks .. ',"state":"' .. st .. '"}'
+emit(KEYS[1], KEYS[5], ev, ARGV[10], ARGV[11])
+keep_for(ARGV[8], KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+return {'ok', status, first, #tasks, schedule, st}

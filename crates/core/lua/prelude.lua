@@ -1,0 +1,14 @@
+-- Shared by every script that stores events (prepended by scripts.rs).
+-- emit(plan_key, events_key, event_json, channel, cap): numbers the event with the plan's
+-- next sequence number, appends it to the plan's event list (capped), publishes it.
+local function emit(plan_key, events_key, ev, channel, cap)
+  local seq = redis.call('HINCRBY', plan_key, 'event_seq', 1) - 1
+  local full = string.sub(ev, 1, -2) .. ',"seq":' .. seq .. '}'
+  redis.call('RPUSH', events_key, full)
+  redis.call('LTRIM', events_key, -tonumber(cap), -1)
+  redis.call('PUBLISH', channel, full)
+  return seq
+end
+local function keep_for(secs, ...)
+  for _, k in ipairs({...}) do redis.call('EXPIRE', k, secs) end
+end

@@ -1,0 +1,11 @@
+-- Hands a silent worker's claimed plans and half-ingested documents back to the pool.
+-- KEYS: 1 workers, 2 its inflight list, 3 its ingesting list, 4 ready, 5 submit
+-- ARGV: 1 worker id, 2 cutoff ms (a heartbeat newer than this means it is alive after all)
+-- Returns: number of plans handed back, or -1 if the worker is alive
+local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if s and tonumber(s) > tonumber(ARGV[2]) then return -1 end
+local n = 0
+while redis.call('LMOVE', KEYS[2], KEYS[4], 'LEFT', 'RIGHT') do n = n + 1 end
+while redis.call('LMOVE', KEYS[3], KEYS[5], 'LEFT', 'RIGHT') do end
+redis.call('ZREM', KEYS[1], ARGV[1])
+return n

@@ -1,0 +1,155 @@
+//! Every Redis key and channel baton uses, built in this one module.
+//!
+//! Global coordination keys share the hash tag `{<prefix>}` so that `BLMOVE` between them and
+//! the scripts over them stay in one slot on Redis Cluster. Each plan's keys share the hash tag
+//! `{<plan id>}`, so one plan's scripts touch one slot and plans spread across a cluster. No
+//! script touches both kinds of key.
+//!
+//! | key | type | written by | expires |
+//! |---|---|---|---|
+//! | `{p}:submit` | list of raw documents | any client (`LPUSH`) | never |
+//! | `{p}:ingesting:<worker>` | list: documents a worker is validating | the worker | never; reaped if the worker dies |
+//! | `{p}:ready` | list of plan ids waiting for a worker | workers | never |
+//! | `{p}:inflight:<worker>` | list of plan ids a worker has claimed | the worker | never; reaped if the worker dies |
+//! | `{p}:workers` | sorted set: worker id → last heartbeat (ms) | each worker | never |
+//! | `{p}:dead` | list of dead letters (JSON) | workers | never |
+//! | `{p}:stats` | hash of pool-wide counters | workers | never |
+//! | `{p}:pause` | string: why the pool stopped claiming, with a TTL until the reset | workers | at the reset |
+//! | `p:{P}:plan` | hash: plan metadata and counters | workers | retention after last use |
+//! | `p:{P}:tasks` | list of pending tasks (JSON), first = next | workers | retention |
+//! | `p:{P}:task_ids` | set of every task id the plan has had | workers | retention |
+//! | `p:{P}:ingested` | set of submission tags already applied (makes ingest idempotent) | workers | retention |
+//! | `p:{P}:lock` | string `<worker>/<token>`: the lease | the holder | the lease |
+//! | `p:{P}:session` | string: the session record (JSON) | the holder | the session TTL |
+//! | `p:{P}:transcript` | string: the committed transcript (compressed) | the holder | the session TTL |
+//! | `p:{P}:results` | list of task results (JSON), in task order | the holder | retention |
+//! | `p:{P}:events` | list of the plan's events (JSON), in order | workers | retention |
+//!
+//! The channel `p:events` carries every event as it happens.
+
+use crate::ids::{PlanId, WorkerId};
+
+/// The key layout for one prefix (default `baton`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Default for Keys {
+    fn default() -> Self {
+        Self::new("baton")
+    }
+}
+
+impl Keys {
+    /// Keys under `prefix`. The prefix must be in the id character set (the worker and the
+    /// producer check it through clap).
+    pub fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    /// The prefix, e.g. `baton`.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn global(&self, name: &str) -> String {
+        format!("{{{}}}:{name}", self.prefix)
+    }
+
+    fn of_plan(&self, plan: &PlanId, name: &str) -> String {
+        format!("{}:{{{plan}}}:{name}", self.prefix)
+    }
+
+    /// Where clients `LPUSH` plan documents.
+    pub fn submit(&self) -> String {
+        self.global("submit")
+    }
+    /// Documents one worker has taken off `submit` and not yet applied.
+    pub fn ingesting(&self, worker: &WorkerId) -> String {
+        self.global(&format!("ingesting:{worker}"))
+    }
+    /// Plan ids waiting for a worker; consumers take from the right end.
+    pub fn ready(&self) -> String {
+        self.global("ready")
+    }
+    /// Plan ids one worker has claimed.
+    pub fn inflight(&self, worker: &WorkerId) -> String {
+        self.global(&format!("inflight:{worker}"))
+    }
+    /// Heartbeats of live workers.
+    pub fn workers(&self) -> String {
+        self.global("workers")
+    }
+    /// Rejected documents and failed tasks, kept for inspection and requeue.
+    pub fn dead(&self) -> String {
+        self.global("dead")
+    }
+    /// Pool-wide counters.
+    pub fn stats(&self) -> String {
+        self.global("stats")
+    }
+    /// A pool-wide pause (rate limit) with its reason.
+    pub fn pause(&self) -> String {
+        self.global("pause")
+    }
+    /// A plan's metadata hash.
+    pub fn plan(&self, plan: &PlanId) -> String {
+        self.of_plan(plan, "plan")
+    }
+    /// A plan's pending tasks.
+    pub fn tasks(&self, plan: &PlanId) -> String {
+        self.of_plan(plan, "tasks")
+    }
+    /// Every task id a plan has had.
+    pub fn task_ids(&self, plan: &PlanId) -> String {
+        self.of_plan(plan, "task_ids")
+    }
+    /// Submission tags already applied to a plan.
+    pub fn ingested(&self, plan: &PlanId) -> String {
+        self.of_plan(plan, "ingested")
+    }
+    /// A plan's lease lock.
+    pub fn lock(&self, plan: &PlanId) -> String {
+        self.of_plan(plan, "lock")
+    }
+    /// A plan's Claude session record.
+    pub fn session(&self, plan: &PlanId) -> String {
+        self.of_plan(plan, "session")
+    }
+    /// A plan's committed transcript.
+    pub fn transcript(&self, plan: &PlanId) -> String {
+        self.of_plan(plan, "transcript")
+    }
+    /// A plan's task results.
+    pub fn results(&self, plan: &PlanId) -> String {
+        self.of_plan(plan, "results")
+    }
+    /// A plan's events, kept durably.
+    pub fn events(&self, plan: &PlanId) -> String {
+        self.of_plan(plan, "events")
+    }
+    /// The pub/sub channel of all events.
+    pub fn channel(&self) -> String {
+        format!("{}:events", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_carry_the_documented_hash_tags() {
+        let k = Keys::default();
+        let p: PlanId = "p1".parse().unwrap();
+        let w: WorkerId = "w1".parse().unwrap();
+        assert_eq!(k.submit(), "{baton}:submit");
+        assert_eq!(k.inflight(&w), "{baton}:inflight:w1");
+        assert_eq!(k.lock(&p), "baton:{p1}:lock");
+        assert_eq!(k.channel(), "baton:events");
+        assert_eq!(Keys::new("x").ready(), "{x}:ready");
+    }
+}

@@ -1,0 +1,17 @@
+//! Wall-clock helpers shared by every process, so that all stamps look alike.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Now as an RFC 3339 timestamp in UTC with milliseconds, e.g. `2026-11-25T09:00:00.123Z`.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}
+
+/// Now in milliseconds since the Unix epoch (the score of worker heartbeats).
+pub fn now_millis() -> u64 {
+    // The clock is after 1970 on every machine baton runs on; a clock before it reads as 0.
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -3,7 +3,7 @@
 -- ARGV: 1 lock value, 2 task id, 3 result JSON, 4 session JSON, 5 session TTL secs,
 --       6 task_succeeded event JSON, 7 channel, 8 cost USD, 9 now, 10 retention secs,
 --       11 plan_completed event JSON, 12 event cap, 13 transcript blob ('' = none), 14 worker id,
---       15 tokens in, 16 tokens out
+--       15 tokens in, 16 tokens out, 17 session id
 -- Returns: {'fenced'}, {'mismatch'} (the head task is not the one run), or {'ok', tasks left}
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'fenced'} end
 local head = redis.call('LINDEX', KEYS[3], 0)
@@ -16,7 +16,7 @@ redis.call('HINCRBY', KEYS[2], 'done', 1)
 redis.call('HINCRBYFLOAT', KEYS[2], 'cost_usd', ARGV[8])
 redis.call('HINCRBY', KEYS[2], 'input_tokens', ARGV[15])
 redis.call('HINCRBY', KEYS[2], 'output_tokens', ARGV[16])
-redis.call('HSET', KEYS[2], 'updated_at', ARGV[9], 'last_worker', ARGV[14])
+redis.call('HSET', KEYS[2], 'updated_at', ARGV[9], 'last_worker', ARGV[14], 'session_id', ARGV[17])
 emit(KEYS[2], KEYS[6], ARGV[6], ARGV[7], ARGV[12])
 local left = redis.call('LLEN', KEYS[3])
 if left == 0 then

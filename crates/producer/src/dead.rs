@@ -1,0 +1,67 @@
+//! `baton dead`: the dead-letter list (rejected documents, tasks that failed for good).
+
+use baton_core::records::DeadLetter;
+use redis::AsyncCommands;
+
+use crate::{Ctx, Failure};
+
+/// List dead letters (newest first), or resubmit a rejected document with --requeue.
+#[derive(clap::Args, Debug)]
+pub(crate) struct Dead {
+    /// Print JSON lines.
+    #[arg(long)]
+    json: bool,
+    /// Resubmit the document of this dead letter (after fixing what was wrong, submit a new
+    /// document instead) and remove the letter.
+    #[arg(long, value_name = "ID")]
+    requeue: Option<String>,
+}
+
+impl Dead {
+    pub(crate) async fn run(self, ctx: &Ctx) -> Result<(), Failure> {
+        let mut conn = ctx.conn().await?;
+        let raw: Vec<String> = conn.lrange(ctx.keys.dead(), 0, -1).await?;
+        if let Some(id) = self.requeue {
+            let Some((raw, letter)) = raw
+                .iter()
+                .filter_map(|r| serde_json::from_str::<DeadLetter>(r).ok().map(|l| (r, l)))
+                .find(|(_, l)| l.id == id)
+            else {
+                return Err(Failure::BadInput(format!("no dead letter {id}")));
+            };
+            let Some(doc) = letter.document else {
+                return Err(Failure::BadInput(format!(
+                    "dead letter {id} is a failed task; there is no document to resubmit"
+                )));
+            };
+            let _: () = redis::pipe()
+                .atomic()
+                .lrem(ctx.keys.dead(), 1, raw)
+                .ignore()
+                .lpush(ctx.keys.submit(), doc)
+                .ignore()
+                .query_async(&mut conn)
+                .await?;
+            println!("resubmitted {id}");
+            return Ok(());
+        }
+        for r in raw {
+            if self.json {
+                println!("{r}");
+                continue;
+            }
+            match serde_json::from_str::<DeadLetter>(&r) {
+                Ok(l) => println!(
+                    "{} {} {} plan={} {}",
+                    l.at,
+                    l.id,
+                    l.kind,
+                    l.plan_id.as_deref().unwrap_or("-"),
+                    l.reason
+                ),
+                Err(_) => println!("{r}"),
+            }
+        }
+        Ok(())
+    }
+}

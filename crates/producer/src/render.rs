@@ -1,0 +1,63 @@
+//! How events look to a person (`--json` prints them as they are).
+
+use baton_core::{Event, EventKind};
+use serde_json::Value;
+
+fn short(s: &str, n: usize) -> String {
+    let one_line = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() <= n {
+        one_line
+    } else {
+        format!("{}…", one_line.chars().take(n).collect::<String>())
+    }
+}
+
+/// One line for a person.
+pub(crate) fn human(e: &Event) -> String {
+    let time = e.at.get(11..19).unwrap_or(&e.at);
+    let plan = e.plan_id.as_deref().unwrap_or("-");
+    let task = match (e.task_index, &e.task_id) {
+        (Some(i), Some(id)) => format!(" task {} ({})", i + 1, short(id, 12)),
+        _ => String::new(),
+    };
+    let f = |k: &str| e.fields.get(k);
+    let detail = match e.kind {
+        EventKind::TaskSucceeded => {
+            let cost = f("cost_usd").and_then(Value::as_f64).unwrap_or(0.0);
+            let ms = f("duration_ms").and_then(Value::as_u64).unwrap_or(0);
+            format!(
+                " ${cost:.4} {:.1}s: {}",
+                ms as f64 / 1000.0,
+                short(e.field_str("result").unwrap_or(""), 160)
+            )
+        }
+        EventKind::TaskProgress => match (e.field_str("tool"), e.field_str("file_path")) {
+            (Some(t), Some(p)) => format!(" {t} {p}"),
+            (Some(t), None) => format!(" {t}"),
+            _ if f("api_retry").is_some() => format!(
+                " API {} retry (CLI attempt {})",
+                f("status")
+                    .and_then(Value::as_u64)
+                    .map(|s| s.to_string())
+                    .unwrap_or_default(),
+                f("cli_attempt").and_then(Value::as_u64).unwrap_or(0)
+            ),
+            _ => String::new(),
+        },
+        EventKind::PlanAccepted => format!(
+            " {} {} task(s)",
+            e.field_str("status").unwrap_or(""),
+            f("tasks").and_then(Value::as_u64).unwrap_or(0)
+        ),
+        EventKind::TaskStarted => format!(
+            " attempt {}",
+            f("attempt").and_then(Value::as_u64).unwrap_or(1)
+        ),
+        _ => match (e.field_str("reason"), e.field_str("session_id")) {
+            (Some(r), _) => format!(": {}", short(r, 200)),
+            (None, Some(s)) => format!(" session {s}"),
+            _ => String::new(),
+        },
+    };
+    format!("{time} {plan}{task} {}{detail}", e.kind)
+}

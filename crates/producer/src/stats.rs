@@ -1,0 +1,123 @@
+//! `baton stats`: pool-wide counters and queue depths.
+
+use std::collections::HashMap;
+
+use redis::AsyncCommands;
+use serde_json::json;
+
+use crate::{Ctx, Failure};
+
+/// Counters, submit/ready/dead depths, workers with their heartbeat scores.
+type Snapshot = (HashMap<String, String>, u64, u64, u64, Vec<(String, f64)>);
+
+/// Show pool-wide statistics: the resume success rate first, then sessions, handoffs,
+/// fallbacks, tasks, cost, tokens, and the depth of each queue.
+#[derive(clap::Args, Debug)]
+pub(crate) struct Stats {
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+impl Stats {
+    pub(crate) async fn run(self, ctx: &Ctx) -> Result<(), Failure> {
+        let k = &ctx.keys;
+        let mut conn = ctx.conn().await?;
+        let (counters, submit, ready, dead, workers): Snapshot = redis::pipe()
+            .hgetall(k.stats())
+            .llen(k.submit())
+            .llen(k.ready())
+            .llen(k.dead())
+            .zrange_withscores(k.workers(), 0, -1)
+            .query_async(&mut conn)
+            .await?;
+        let pause: Option<String> = conn.get(k.pause()).await?;
+        let n = |f: &str| {
+            counters
+                .get(f)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        let attempted = n("resumes_attempted");
+        let rate = (attempted > 0.0).then(|| n("resumes_succeeded") / attempted);
+        let now = baton_core::time::now_millis() as f64;
+        if self.json {
+            let mut c: serde_json::Map<String, serde_json::Value> = counters
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.parse::<f64>()
+                            .map(serde_json::Value::from)
+                            .unwrap_or(v.clone().into()),
+                    )
+                })
+                .collect();
+            c.insert("resume_success_rate".into(), rate.into());
+            let v = json!({
+                "counters": c,
+                "queues": {"submit": submit, "ready": ready, "dead": dead},
+                "workers": workers.iter().map(|(w, s)| json!({"worker": w, "last_heartbeat_ms_ago": (now - s).max(0.0) as u64})).collect::<Vec<_>>(),
+                "pool_paused": pause,
+            });
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&v).expect("JSON values serialize")
+            );
+            return Ok(());
+        }
+        match rate {
+            Some(r) => println!(
+                "resume success rate  {:.1}% ({} of {} resumes)",
+                r * 100.0,
+                n("resumes_succeeded"),
+                attempted
+            ),
+            None => println!("resume success rate  n/a (no resumes yet)"),
+        }
+        println!("sessions created     {}", n("sessions_created"));
+        println!("handoffs             {}", n("handoffs"));
+        let fallbacks: Vec<String> = counters
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix("fallbacks_").map(|r| format!("{r}={v}")))
+            .collect();
+        println!(
+            "fallbacks            {} {}",
+            n("fallbacks"),
+            if fallbacks.is_empty() {
+                String::new()
+            } else {
+                format!("({})", fallbacks.join(", "))
+            }
+        );
+        println!("rotations            {}", n("rotations"));
+        println!(
+            "tasks                {} succeeded, {} failed, {} retries",
+            n("tasks_succeeded"),
+            n("tasks_failed"),
+            n("task_retries")
+        );
+        println!(
+            "plans                {} accepted, {} completed, {} failed",
+            n("plans_accepted"),
+            n("plans_completed"),
+            n("plans_failed")
+        );
+        println!("submissions rejected {}", n("submissions_rejected"));
+        println!("cost                 ${:.4}", n("cost_usd"));
+        println!(
+            "tokens               {} in, {} out",
+            n("input_tokens"),
+            n("output_tokens")
+        );
+        println!("queues               submit={submit} ready={ready} dead={dead}");
+        println!("workers              {}", workers.len());
+        for (w, s) in &workers {
+            println!("  {w} (heartbeat {:.1}s ago)", (now - s).max(0.0) / 1000.0);
+        }
+        if let Some(p) = pause {
+            println!("pool paused          {p}");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,72 @@
+//! The recap that seeds a new session when the old one cannot be resumed (expired, transcript
+//! lost or corrupt, not found) or grew too large: each earlier task's prompt, a trimmed result
+//! and the files it wrote, then the task to run now.
+
+use baton_core::records::TaskResult;
+
+/// Longest part of an earlier prompt or result quoted in a recap.
+const QUOTE_CHARS: usize = 600;
+
+fn trimmed(s: &str) -> String {
+    let s = s.trim();
+    if s.chars().count() <= QUOTE_CHARS {
+        return s.to_owned();
+    }
+    let head: String = s.chars().take(QUOTE_CHARS).collect();
+    format!("{head} [...]")
+}
+
+/// The first prompt of a new session: why, what happened so far, and the task at hand.
+pub(crate) fn prompt_with_recap(why: &str, earlier: &[TaskResult], task_prompt: &str) -> String {
+    let mut s = format!(
+        "[baton] This plan continues in a new conversation ({why}). Recap of the {} task(s) done so far, in order:\n",
+        earlier.len()
+    );
+    for r in earlier {
+        s.push_str(&format!(
+            "\nTask {} (id {}):\n  Prompt: {}\n",
+            r.task_index + 1,
+            r.task_id,
+            trimmed(&r.prompt)
+        ));
+        s.push_str(&format!("  Result: {}\n", trimmed(&r.result)));
+        if !r.files.is_empty() {
+            s.push_str(&format!(
+                "  Files written or edited: {}\n",
+                r.files.join(", ")
+            ));
+        }
+    }
+    s.push_str("\nThose files are in the working directory. Now the next task:\n\n");
+    s.push_str(task_prompt);
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recap_names_every_earlier_task_and_ends_with_the_task() {
+        let r = TaskResult {
+            task_id: "a".into(),
+            task_index: 0,
+            kind: None,
+            prompt: "make x.py".into(),
+            result: "y".repeat(2000),
+            session_id: String::new(),
+            worker: String::new(),
+            attempts: 1,
+            cost_usd: 0.0,
+            input_tokens: 0,
+            output_tokens: 0,
+            duration_ms: 0,
+            files: vec!["x.py".into()],
+            finished_at: String::new(),
+        };
+        let p = prompt_with_recap("session expired", &[r], "now test it");
+        assert!(p.contains("make x.py") && p.contains("x.py") && p.contains("[...]"));
+        assert!(p.ends_with("now test it"));
+        assert!(p.len() < 2000);
+    }
+}

@@ -61,7 +61,9 @@ impl Enqueue {
         pubsub.subscribe(ctx.keys.channel()).await?;
         let _: i64 = conn.lpush(ctx.keys.submit(), doc).await?;
         eprintln!("submitted plan {plan}; following its events");
-        println!("{plan}");
+        if !crate::render::out(plan.as_str()) {
+            return Ok(());
+        }
         follow(ctx, pubsub, Some(&plan), self.json, true).await
     }
 }

@@ -1,6 +1,15 @@
 //! How events look to a person (`--json` prints them as they are).
 
+use std::io::Write;
+
 use baton_core::{Event, EventKind};
+
+/// Prints one line to stdout. `false` when stdout is closed (e.g. piped into `head`): the
+/// caller then stops quietly, as command-line tools do.
+pub(crate) fn out(line: &str) -> bool {
+    let mut o = std::io::stdout().lock();
+    writeln!(o, "{line}").and_then(|()| o.flush()).is_ok()
+}
 use serde_json::Value;
 
 fn short(s: &str, n: usize) -> String {

@@ -10,7 +10,7 @@ use baton_core::{Event, EventKind, PlanId};
 use futures_util::StreamExt;
 use redis::AsyncCommands;
 
-use crate::render::human;
+use crate::render::{human, out};
 use crate::{Ctx, Failure};
 
 /// Print events as they happen (all plans, or one). With --plan, the plan's earlier events are
@@ -77,10 +77,9 @@ impl Cursor {
                 self.next_seq = seq + 1;
             }
         }
-        if self.json {
-            println!("{raw}");
-        } else {
-            println!("{}", human(ev));
+        let shown = if self.json { out(raw) } else { out(&human(ev)) };
+        if !shown {
+            return Some(Ok(()));
         }
         if !self.until_end {
             return None;

@@ -1,0 +1,52 @@
+# Sourced by test.sh, demo.sh and bench.sh: installs what baton's tests and demo need and does
+# not find. Everything goes through the ordinary package clients; nothing is downloaded by hand.
+#   - redis-server: Debian package (apt-get)
+#   - the Claude Code CLI, pinned: npm package, into .tools/ (ignored by git)
+
+CLAUDE_CLI_VERSION="2.1.331"
+BATON_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS="$BATON_ROOT/.tools"
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+apt_updated=""
+apt_install() {
+  if [ -z "$apt_updated" ]; then
+    echo "==> apt-get update" >&2
+    as_root apt-get update -qq >&2
+    apt_updated=1
+  fi
+  echo "==> apt-get install $*" >&2
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >&2
+}
+
+ensure_redis() {
+  if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+    apt_install redis-server
+  fi
+  # The Debian package may start a system instance; baton's scripts never use it.
+}
+
+ensure_claude() {
+  local bin="$TOOLS/node_modules/.bin/claude"
+  if [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -q "^$CLAUDE_CLI_VERSION"; then
+    export BATON_CLAUDE_BIN="$bin"
+    return
+  fi
+  if ! command -v npm >/dev/null; then
+    apt_install nodejs npm
+  fi
+  echo "==> npm install @anthropic-ai/claude-code@$CLAUDE_CLI_VERSION (into .tools/)" >&2
+  mkdir -p "$TOOLS"
+  [ -f "$TOOLS/package.json" ] || echo '{"private": true}' > "$TOOLS/package.json"
+  npm install --prefix "$TOOLS" --no-audit --no-fund --loglevel=error "@anthropic-ai/claude-code@$CLAUDE_CLI_VERSION" >&2
+  "$bin" --version >/dev/null
+  export BATON_CLAUDE_BIN="$bin"
+}
+
+# A free TCP port on 127.0.0.1.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}

@@ -2,3 +2,4 @@
 //! model stand-in. One test binary (link time dominates on small machines), one module per area.
 
 mod foundation;
+mod sessions;

@@ -508,6 +508,37 @@ impl Pool {
         }
     }
 
+    /// Waits until `n` tasks of the plan are committed and it is no longer running, and returns
+    /// its state (a follow-up's plan is still `completed` from before until it is ingested).
+    pub async fn wait_done(&self, plan: &str, n: u64, within: Duration) -> Result<String> {
+        let deadline = Instant::now() + within;
+        loop {
+            let done: u64 = self
+                .plan_field(plan, "done")
+                .await?
+                .and_then(|d| d.parse().ok())
+                .unwrap_or(0);
+            let state = self.plan_field(plan, "state").await?.unwrap_or_default();
+            if done >= n && (state == "completed" || state == "failed") {
+                return Ok(state);
+            }
+            if Instant::now() > deadline {
+                let logs: Vec<String> = self.workers.iter().map(|w| w.log()).collect();
+                let tail: String = logs
+                    .join("\n---\n")
+                    .chars()
+                    .rev()
+                    .take(6000)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                bail!("plan {plan} did not commit {n} tasks within {within:?} (done {done}, state {state}); worker logs:\n{tail}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// The plan's stored events.
     pub async fn events(&self, plan: &str) -> Result<Vec<Event>> {
         let mut c = self.conn().await?;

@@ -11,7 +11,8 @@
 //! - `[[standin:fail STATUS]]` or `[[standin:fail STATUS times=N]]`: answer with that HTTP
 //!   error (every time, or for the first N requests carrying this prompt).
 //! - `[[standin:sleep MS]]`: wait before answering. `[[standin:hang]]`: start the stream and
-//!   never finish it. `[[standin:cut]]`: start the stream and drop the connection.
+//!   never finish it (`after_writes=N`: only once N files were written this turn; `times=N`:
+//!   only the first N times). `[[standin:cut]]`: start the stream and drop the connection.
 //! - Otherwise a text that reports the conversation it received: the number of prompts and
 //!   each prompt's opening words, so a test (or a person) can see that context arrived.
 //!
@@ -345,7 +346,23 @@ fn decide(
             return (Reply::Error(status), Ending::Normal, sleep);
         }
     }
-    let ending = if directive(prompt, "hang").is_some() {
+    let hang = directive(prompt, "hang").is_some_and(|args| {
+        let arg = |name: &str| {
+            args.split_whitespace()
+                .find_map(|p| p.strip_prefix(name))
+                .and_then(|n| n.parse::<usize>().ok())
+        };
+        if arg("after_writes=").is_some_and(|n| turn.tool_results_since_prompt < n) {
+            return false;
+        }
+        let seen = shared
+            .fail_counts
+            .entry(format!("hang\u{0}{prompt}"))
+            .or_default();
+        *seen += 1;
+        arg("times=").is_none_or(|t| *seen as usize <= t)
+    });
+    let ending = if hang {
         Ending::Hang
     } else if directive(prompt, "cut").is_some() {
         Ending::Cut

@@ -286,10 +286,15 @@ pub async fn run(
             }
         }
     };
-    let (read, stderr_tail, ()) = tokio::join!(read_stdout, read_stderr, write_prompt);
-    if read.is_err() {
-        terminate(&mut child).await;
-    }
+    // Stop the child as soon as the stream says so: stderr only ends when the child does.
+    let stdout_then_stop = async {
+        let (read, ()) = tokio::join!(read_stdout, write_prompt);
+        if read.is_err() {
+            terminate(&mut child).await;
+        }
+        read
+    };
+    let (read, stderr_tail) = tokio::join!(stdout_then_stop, read_stderr);
     let status = child.wait().await?;
     read?;
     reader.finish(status.to_string(), stderr_tail)

@@ -462,6 +462,26 @@ impl Worker {
                         .await;
                 }
                 Err(ClaudeError::Cancelled) => return Step::Aborted,
+                Err(ClaudeError::Unsuccessful { subtype, message })
+                    if subtype == "error_max_budget_usd" =>
+                {
+                    // The CLI stopped at what was left of the plan's budget: the plan is spent.
+                    let reason = format!(
+                        "budget of ${:.4} spent: {message}",
+                        options.max_budget_usd.unwrap_or(0.0)
+                    );
+                    return self
+                        .stop_plan(
+                            plan,
+                            lock,
+                            task,
+                            "failed",
+                            &reason,
+                            vec![],
+                            EventKind::PlanBudgetExhausted,
+                        )
+                        .await;
+                }
                 Err(e) => {
                     let reason = e.to_string();
                     warn!(plan = %plan, task = %task.id, attempt, error = %reason, "task attempt failed");

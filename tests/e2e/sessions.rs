@@ -1,0 +1,439 @@
+//! Sessions that survive any worker: transcript handoff, TTL and expiry, fallback with a
+//! recap, rotation, budget, and the statistics users read.
+
+use std::time::Duration;
+
+use baton_core::EventKind;
+use baton_tests::*;
+use redis::AsyncCommands;
+use serde_json::{json, Value};
+
+fn doc(plan: &str, tasks: &[(&str, &str)], options: Option<Value>) -> String {
+    let tasks: Vec<Value> = tasks
+        .iter()
+        .map(|(id, p)| json!({"id": id, "prompt": p}))
+        .collect();
+    let mut d = json!({"plan_id": plan, "tasks": tasks});
+    if let Some(o) = options {
+        d["options"] = o;
+    }
+    d.to_string()
+}
+
+/// The markers of task prompts a request carried, in order.
+fn markers(req: &Value) -> Vec<String> {
+    prompts_of(req)
+        .iter()
+        .flat_map(|p| {
+            p.match_indices("MARK-")
+                .map(|(i, _)| {
+                    p[i..]
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                        .trim_end_matches([':', '.'])
+                        .to_owned()
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Two "machines" (separate config dirs and HOMEs) take turns on one plan: every task's request
+/// carries the whole earlier conversation, the session id never changes, handoffs are counted,
+/// and `baton stats` / `baton status` report them.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plan_alternating_between_two_machines_keeps_one_conversation() -> anyhow::Result<()> {
+    let mut pool = Pool::start()?;
+    for m in ["a", "b"] {
+        let mut opts = pool.machine(m, 1);
+        // Hand the plan back after every task: the other worker, already waiting, takes it.
+        opts.extra
+            .extend(["--max-tasks-per-hold".into(), "1".into()]);
+        pool.add_worker(&opts)?;
+    }
+    let tasks: Vec<(String, String)> = (1..=4)
+        .map(|k| (format!("t{k}"), format!("Step MARK-{k} of four.")))
+        .collect();
+    let refs: Vec<(&str, &str)> = tasks
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    pool.submit(&doc("alternate", &refs, None)).await?;
+    pool.wait_state("alternate", &["completed"], Duration::from_secs(180))
+        .await?;
+
+    let results = pool.results("alternate").await?;
+    let workers: Vec<&str> = results.iter().map(|r| r.worker.as_str()).collect();
+    assert!(
+        workers.windows(2).all(|w| w[0] != w[1]),
+        "tasks alternated between machines: {workers:?}"
+    );
+    assert!(
+        results
+            .iter()
+            .all(|r| r.session_id == results[0].session_id),
+        "one session id throughout"
+    );
+    let requests = pool.standin.requests()?;
+    for k in 1..=4 {
+        let req =
+            first_request_with(&requests, &format!("MARK-{k} ")).expect("task reached the model");
+        let want: Vec<String> = (1..=k).map(|j| format!("MARK-{j}")).collect();
+        assert_eq!(
+            markers(req),
+            want,
+            "task {k} carried the whole earlier conversation"
+        );
+    }
+    let events = pool.events("alternate").await?;
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.kind == EventKind::SessionHandoff)
+            .count(),
+        3
+    );
+
+    let out = baton(&pool.redis, &["stats", "--json"], None)?;
+    let stats: Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(stats["counters"]["handoffs"], 3.0, "{stats}");
+    assert_eq!(stats["counters"]["resumes_attempted"], 3.0);
+    assert_eq!(stats["counters"]["resume_success_rate"], 1.0);
+    let human = String::from_utf8(baton(&pool.redis, &["stats"], None)?.stdout)?;
+    assert!(
+        human.starts_with("resume success rate  100.0% (3 of 3 resumes)"),
+        "{human}"
+    );
+    let out = baton(&pool.redis, &["status", "alternate", "--json"], None)?;
+    let status: Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(status["stats"]["handoffs"], 3);
+    assert_eq!(status["stats"]["sessions_created"], 1);
+    Ok(())
+}
+
+/// Task 1 runs on worker A; A stops and its config dir is deleted; a follow-up runs on worker B
+/// and continues the same conversation from the transcript kept in Redis.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_follow_up_continues_on_another_machine_after_the_first_is_gone() -> anyhow::Result<()> {
+    let mut pool = Pool::start()?;
+    let a = pool.machine("a", 1);
+    let ia = pool.add_worker(&a)?;
+    pool.submit(&doc("moved", &[("one", "First MARK-1 here.")], None))
+        .await?;
+    pool.wait_state("moved", &["completed"], Duration::from_secs(120))
+        .await?;
+    assert!(
+        pool.workers[ia]
+            .stop(Duration::from_secs(20))
+            .is_some_and(|s| s.success()),
+        "A exits 0 on SIGTERM"
+    );
+    std::fs::remove_dir_all(&a.config_dir)?;
+
+    pool.add_worker(&pool.machine("b", 1))?;
+    pool.submit(&doc("moved", &[("two", "Second MARK-2 here.")], None))
+        .await?;
+    pool.wait_done("moved", 2, Duration::from_secs(120)).await?;
+    let results = pool.results("moved").await?;
+    assert_eq!(results.len(), 2);
+    assert_eq!(
+        results[0].session_id, results[1].session_id,
+        "same session id"
+    );
+    assert_ne!(results[0].worker, results[1].worker);
+    let req = first_request_with(&pool.standin.requests()?, "MARK-2")
+        .cloned()
+        .expect("task 2 ran");
+    assert_eq!(
+        markers(&req),
+        ["MARK-1", "MARK-2"],
+        "full history at the model"
+    );
+    assert_eq!(pool.stat("handoffs").await?, 1);
+    Ok(())
+}
+
+/// A session idle past its TTL: the next task runs in a new session whose first request
+/// carries the recap; the fallback is counted with reason `expired`.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_session_falls_back_to_a_recap() -> anyhow::Result<()> {
+    let mut pool = Pool::start()?;
+    pool.add_worker(&pool.machine("a", 1))?;
+    let opts = json!({"session_ttl_secs": 2});
+    pool.submit(&doc(
+        "idle",
+        &[("one", "File: notes.txt\n```\nhello\n```\nFirst MARK-1.")],
+        Some(opts),
+    ))
+    .await?;
+    pool.wait_state("idle", &["completed"], Duration::from_secs(120))
+        .await?;
+    let mut c = pool.conn().await?;
+    let ttl: i64 = c.ttl(pool.keys.session(&"idle".parse()?)).await?;
+    assert!((1..=2).contains(&ttl), "session TTL {ttl}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let exists: bool = c.exists(pool.keys.session(&"idle".parse()?)).await?;
+    assert!(!exists, "the idle session expired");
+
+    pool.submit(&doc("idle", &[("two", "Second MARK-2.")], None))
+        .await?;
+    pool.wait_done("idle", 2, Duration::from_secs(120)).await?;
+    let results = pool.results("idle").await?;
+    assert_ne!(
+        results[0].session_id, results[1].session_id,
+        "a new session"
+    );
+    let requests = pool.standin.requests()?;
+    let req = first_request_with(&requests, "MARK-2").expect("task 2 ran");
+    let first = prompts_of(req);
+    assert_eq!(first.len(), 1, "a new conversation: {first:?}");
+    assert!(
+        first[0].contains("could not be resumed: expired")
+            && first[0].contains("MARK-1")
+            && first[0].contains("notes.txt"),
+        "recap: {}",
+        first[0]
+    );
+    let ev = pool
+        .events("idle")
+        .await?
+        .into_iter()
+        .find(|e| e.kind == EventKind::SessionFallback)
+        .expect("fallback event");
+    assert_eq!(ev.field_str("reason"), Some("expired"));
+    assert_eq!(pool.stat("fallbacks_expired").await?, 1);
+    Ok(())
+}
+
+/// The committed transcript deleted everywhere, or corrupted: each ends in a working task with a
+/// fallback of the matching reason.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_or_corrupt_transcript_falls_back_with_its_reason() -> anyhow::Result<()> {
+    let mut pool = Pool::start()?;
+    let a = pool.machine("a", 1);
+    pool.add_worker(&a)?;
+    for (plan, reason) in [
+        ("lost", "transcript_missing"),
+        ("corrupt", "transcript_corrupt"),
+    ] {
+        pool.submit(&doc(plan, &[("one", "First MARK-1.")], None))
+            .await?;
+        pool.wait_state(plan, &["completed"], Duration::from_secs(120))
+            .await?;
+        let sid = pool.results(plan).await?[0].session_id.clone();
+        let mut c = pool.conn().await?;
+        let key = pool.keys.transcript(&plan.parse()?);
+        if reason == "transcript_missing" {
+            let _: () = c.del(&key).await?;
+        } else {
+            let _: () = c
+                .set(&key, b"this is not a gzip archive".as_slice())
+                .await?;
+        }
+        // And the worker's own copy.
+        for entry in walk(&a.config_dir.join("projects")) {
+            if entry.file_name().and_then(|n| n.to_str()) == Some(&format!("{sid}.jsonl")) {
+                std::fs::remove_file(&entry)?;
+            }
+        }
+        pool.submit(&doc(plan, &[("two", "Second MARK-2.")], None))
+            .await?;
+        pool.wait_done(plan, 2, Duration::from_secs(120)).await?;
+        let results = pool.results(plan).await?;
+        assert_eq!(results.len(), 2, "{plan}: the task still ran");
+        assert_ne!(results[1].session_id, sid);
+        let ev = pool
+            .events(plan)
+            .await?
+            .into_iter()
+            .find(|e| e.kind == EventKind::SessionFallback)
+            .expect("fallback event");
+        assert_eq!(ev.field_str("reason"), Some(reason), "{plan}");
+        assert_eq!(pool.stat(&format!("fallbacks_{reason}")).await?, 1);
+    }
+    Ok(())
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// A rotation threshold between the context of task 2 and task 3: task 3 runs in a new
+/// session seeded with the recap.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_past_the_context_threshold_rotates_with_a_recap() -> anyhow::Result<()> {
+    let mut pool = Pool::start()?;
+    let mut a = pool.machine("a", 1);
+    let i = pool.add_worker(&a)?;
+    pool.submit(&doc("rotate", &[("one", "First MARK-1.")], None))
+        .await?;
+    pool.wait_state("rotate", &["completed"], Duration::from_secs(120))
+        .await?;
+    let mut c = pool.conn().await?;
+    let record: String = c.get(pool.keys.session(&"rotate".parse()?)).await?;
+    let ctx1 = serde_json::from_str::<Value>(&record)?["context_tokens"]
+        .as_u64()
+        .expect("context size");
+    assert!(ctx1 > 0);
+    // Task 2 adds about 10k tokens (40 KB of prompt): the threshold sits between.
+    pool.workers[i].stop(Duration::from_secs(20));
+    a.extra
+        .extend(["--rotate-at-tokens".into(), (ctx1 + 5_000).to_string()]);
+    pool.add_worker(&a)?;
+    let big = format!(
+        "Second MARK-2. Background: {}",
+        "lorem ipsum dolor ".repeat(2300)
+    );
+    pool.submit(&doc(
+        "rotate",
+        &[("two", &big), ("three", "Third MARK-3.")],
+        None,
+    ))
+    .await?;
+    pool.wait_done("rotate", 3, Duration::from_secs(120))
+        .await?;
+    let r = pool.results("rotate").await?;
+    assert_eq!(r[0].session_id, r[1].session_id, "task 2 resumed");
+    assert_ne!(r[1].session_id, r[2].session_id, "task 3 rotated");
+    let requests = pool.standin.requests()?;
+    let first = prompts_of(first_request_with(&requests, "MARK-3").expect("task 3 ran"));
+    assert_eq!(first.len(), 1);
+    assert!(
+        first[0].contains("grew past the context limit")
+            && first[0].contains("MARK-1")
+            && first[0].contains("MARK-2")
+    );
+    assert!(pool
+        .events("rotate")
+        .await?
+        .iter()
+        .any(|e| e.kind == EventKind::SessionRotated));
+    assert_eq!(pool.stat("rotations").await?, 1);
+    Ok(())
+}
+
+/// A task fails after the CLI wrote part of a turn (a file written, then the stream hangs): the
+/// retry's request carries the committed conversation only.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retry_resumes_from_the_committed_turn_not_the_partial_one() -> anyhow::Result<()> {
+    let mut pool = Pool::start()?;
+    let mut a = pool.machine("a", 1);
+    a.extra.extend(["--silence-timeout".into(), "3s".into()]);
+    pool.add_worker(&a)?;
+    let second = "Second MARK-2.\nFile: part.txt\n```\npartial\n```\n[[standin:hang after_writes=1 times=1]]";
+    pool.submit(&doc(
+        "partial",
+        &[("one", "First MARK-1."), ("two", second)],
+        None,
+    ))
+    .await?;
+    pool.wait_state("partial", &["completed"], Duration::from_secs(120))
+        .await?;
+    let r = pool.results("partial").await?;
+    assert_eq!(r[1].attempts, 2, "the task was retried");
+    assert_eq!(r[0].session_id, r[1].session_id);
+    let requests = pool.standin.requests()?;
+    let task2: Vec<&Value> = requests
+        .iter()
+        .filter(|q| prompts_of(q).last().is_some_and(|p| p.contains("MARK-2")))
+        .collect();
+    // Attempt 1: the prompt, then the tool result (where it hung). Attempt 2 starts afresh from
+    // the committed turn: task 2's prompt appears once, with no tool result of attempt 1.
+    let retry_first = task2
+        .iter()
+        .find(|q| {
+            markers(q) == ["MARK-1", "MARK-2"]
+                && tool_results(q) == 0
+                && !std::ptr::eq(**q, task2[0])
+        })
+        .expect("the retry's first request");
+    assert_eq!(
+        prompts_of(retry_first)
+            .iter()
+            .filter(|p| p.contains("MARK-2"))
+            .count(),
+        1
+    );
+    assert!(pool
+        .events("partial")
+        .await?
+        .iter()
+        .any(|e| e.kind == EventKind::TaskRetrying));
+    Ok(())
+}
+
+fn tool_results(req: &Value) -> usize {
+    req["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["content"].as_array())
+        .flatten()
+        .filter(|b| b["type"] == "tool_result")
+        .count()
+}
+
+/// A plan whose budget its third task would exceed stops there with reason `budget`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plan_stops_when_its_budget_is_spent() -> anyhow::Result<()> {
+    let mut pool = Pool::start()?;
+    pool.add_worker(&pool.machine("a", 1))?;
+    // What tasks cost depends on the stand-in's token counts: measure the same three tasks on a
+    // plan of the same shape first. Each task writes a file, so it takes two model calls, and the
+    // CLI checks the budget before the second: the third task stops after its first call.
+    let tasks = [
+        ("one", "First MARK-1.\nFile: one.txt\n```\n1\n```\n"),
+        ("two", "Second MARK-2.\nFile: two.txt\n```\n2\n```\n"),
+        ("three", "Third MARK-3.\nFile: three.txt\n```\n3\n```\n"),
+    ];
+    pool.submit(&doc("calib", &tasks, None)).await?;
+    pool.wait_done("calib", 3, Duration::from_secs(120)).await?;
+    let costs: Vec<f64> = pool
+        .results("calib")
+        .await?
+        .iter()
+        .map(|r| r.cost_usd)
+        .collect();
+    assert!(
+        costs.iter().all(|c| *c > 0.0),
+        "the CLI reports a cost: {costs:?}"
+    );
+    let budget = costs[0] + costs[1] + costs[2] / 4.0;
+    pool.submit(&doc(
+        "spent",
+        &tasks,
+        Some(json!({"max_budget_usd": budget})),
+    ))
+    .await?;
+    pool.wait_state("spent", &["failed"], Duration::from_secs(120))
+        .await?;
+    let r = pool.results("spent").await?;
+    assert_eq!(
+        r.len(),
+        2,
+        "two tasks fit the budget of ${budget:.4} (costs {costs:?})"
+    );
+    let ev = pool
+        .events("spent")
+        .await?
+        .into_iter()
+        .find(|e| e.kind == EventKind::PlanBudgetExhausted)
+        .expect("budget event");
+    assert_eq!(ev.field_str("reason"), Some("budget"));
+    assert_eq!(ev.task_index, Some(2));
+    let out = baton(&pool.redis, &["status", "spent", "--json"], None)?;
+    let status: Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(status["tasks_pending"], 1);
+    assert_eq!(status["state"], "failed");
+    Ok(())
+}

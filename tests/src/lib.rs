@@ -15,6 +15,8 @@ use anyhow::{bail, Context, Result};
 use baton_core::{Event, Keys};
 use serde_json::Value;
 
+pub mod faults;
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -186,6 +188,13 @@ impl Redis {
     /// Starts it again on the same port and folder.
     pub fn restart(&mut self) -> Result<()> {
         self.kill();
+        self.spawn()
+    }
+
+    /// Starts it again after it stopped, on the same port and folder (its AOF, if any, is
+    /// loaded back).
+    pub fn restart_keeping_data(&mut self) -> Result<()> {
+        self.proc = None;
         self.spawn()
     }
 

@@ -19,7 +19,7 @@ redis.call('HINCRBY', KEYS[2], 'output_tokens', ARGV[16])
 redis.call('HSET', KEYS[2], 'updated_at', ARGV[9], 'last_worker', ARGV[14], 'session_id', ARGV[17])
 emit(KEYS[2], KEYS[6], ARGV[6], ARGV[7], ARGV[12])
 local left = redis.call('LLEN', KEYS[3])
-if left == 0 then
+if left == 0 and redis.call('HGET', KEYS[2], 'state') == 'running' then
   redis.call('HSET', KEYS[2], 'state', 'completed')
   emit(KEYS[2], KEYS[6], ARGV[11], ARGV[7], ARGV[12])
 end

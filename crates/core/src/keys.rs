@@ -29,6 +29,11 @@
 
 use crate::ids::{PlanId, WorkerId};
 
+/// Events kept per plan (the event list is capped to this many, newest kept).
+pub const DEFAULT_EVENT_CAP: u64 = 10_000;
+/// How long a plan's results, events and metadata outlive its last use, by default (7 days).
+pub const DEFAULT_RETENTION_SECS: u64 = 7 * 24 * 3600;
+
 /// The key layout for one prefix (default `baton`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keys {

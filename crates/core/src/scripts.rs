@@ -46,6 +46,10 @@ scripts! {
     REAP_LOCK = "reap_lock.lua", prelude = false;
     /// Hands a dead worker's plans and documents back (pool slot).
     REAP_WORKER = "reap_worker.lua", prelude = false;
+    /// Puts a failed plan back in service (plan slot).
+    RETRY = "retry.lua", prelude = true;
+    /// Cancels a plan (plan slot).
+    CANCEL = "cancel.lua", prelude = true;
 }
 
 /// Prefix of a document that a worker has taken for ingest: `baton-tag:<uuid>\n<document>`.

@@ -4,9 +4,11 @@
 //! Exit codes are decided here only: 0 success, 1 the plan failed (for `enqueue --wait`),
 //! 2 bad input (an invalid document, an unknown plan), 3 Redis unreachable or other trouble.
 
+mod cancel;
 mod dead;
 mod enqueue;
 mod render;
+mod retry;
 mod stats;
 mod status;
 mod watch;
@@ -43,6 +45,8 @@ enum Command {
     Status(status::Status),
     Stats(stats::Stats),
     Dead(dead::Dead),
+    Retry(retry::Retry),
+    Cancel(cancel::Cancel),
 }
 
 /// A failure with its exit code.
@@ -119,6 +123,8 @@ async fn main() {
         Command::Status(c) => c.run(&ctx).await,
         Command::Stats(c) => c.run(&ctx).await,
         Command::Dead(c) => c.run(&ctx).await,
+        Command::Retry(c) => c.run(&ctx).await,
+        Command::Cancel(c) => c.run(&ctx).await,
     };
     let code = match result {
         Ok(()) => 0,

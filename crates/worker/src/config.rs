@@ -63,7 +63,7 @@ impl Config {
             task_timeout: Duration::from_secs(30 * 60),
             silence_timeout: Duration::from_secs(5 * 60),
             session_ttl: Duration::from_secs(3600),
-            retention: Duration::from_secs(7 * 24 * 3600),
+            retention: Duration::from_secs(baton_core::keys::DEFAULT_RETENTION_SECS),
             lease: Duration::from_secs(30),
             dead_after: Duration::from_secs(60),
             max_attempts: 4,
@@ -72,7 +72,7 @@ impl Config {
             max_tasks_per_hold: 20,
             rotate_at_tokens: 150_000,
             max_recoveries: 3,
-            event_cap: 10_000,
+            event_cap: baton_core::keys::DEFAULT_EVENT_CAP,
             shutdown_grace: Duration::from_secs(60),
         }
     }

@@ -19,7 +19,7 @@ use tracing::{debug, info, warn};
 
 use crate::claude::{self, ClaudeError, Decision, Invocation, Progress, SessionArg};
 use crate::recap;
-use crate::store::{Acquired, Commit, Fenced, Head, Store, StoreError};
+use crate::store::{Acquired, Commit, Fenced, Head, Renewal, Store, StoreError};
 use crate::transcript::SessionFiles;
 use crate::Config;
 
@@ -268,8 +268,15 @@ impl Worker {
         loop {
             tokio::time::sleep(every).await;
             match self.store.renew(plan, lock, self.cfg.lease).await {
-                Ok(true) => last_ok = Instant::now(),
-                Ok(false) => break,
+                Ok(Renewal::Renewed) => last_ok = Instant::now(),
+                Ok(Renewal::Cancelled) => {
+                    // Still ours: stop the running task; the plan is not requeued (its state
+                    // is `cancelled`), and the lease is released as usual.
+                    info!(plan = %plan, "plan cancelled; stopping its task");
+                    stop.cancel();
+                    last_ok = Instant::now();
+                }
+                Ok(Renewal::Lost) => break,
                 Err(e) => {
                     warn!(plan = %plan, error = %e, "lease renewal failed");
                     if last_ok.elapsed() >= self.cfg.lease {

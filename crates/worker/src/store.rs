@@ -50,6 +50,16 @@ pub enum Fenced<T> {
     LeaseLost,
 }
 
+/// What a lease renewal found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Renewal {
+    Renewed,
+    /// Still ours, but someone ran `baton cancel`: stop the plan's task.
+    Cancelled,
+    /// Expired or taken by another worker.
+    Lost,
+}
+
 /// Settings the scripts need besides keys.
 #[derive(Debug, Clone)]
 pub struct StoreSettings {
@@ -299,20 +309,25 @@ impl Store {
         }
     }
 
-    /// Renews the lease; `false` when it is no longer ours.
+    /// Renews the lease.
     pub async fn renew(
         &self,
         plan: &PlanId,
         lock_value: &str,
         lease: Duration,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Renewal, StoreError> {
         let r: i64 = scripts::RENEW
             .key(self.keys.lock(plan))
+            .key(self.keys.plan(plan))
             .arg(lock_value)
             .arg(lease.as_millis() as u64)
             .invoke_async(&mut self.conn().await?)
             .await?;
-        Ok(r == 1)
+        Ok(match r {
+            1 => Renewal::Renewed,
+            2 => Renewal::Cancelled,
+            _ => Renewal::Lost,
+        })
     }
 
     /// Commits a task (see `lua/commit.lua`). Returns the number of tasks left.

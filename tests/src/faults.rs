@@ -170,7 +170,7 @@ fn plan_doc(plan: &str, tasks: usize, fault: Fault, index: usize) -> String {
             if fault == Fault::Unauthorized && index == 0 {
                 prompt.push_str("UNAUTHORIZED-PLAN\n");
             }
-            if fault == Fault::HungStream && k == 2 && index % 2 == 0 {
+            if fault == Fault::HungStream && k == 2 && index.is_multiple_of(2) {
                 prompt.push_str("[[standin:hang times=1]]\n");
             }
             json!({"id": format!("t{k}"), "prompt": prompt})
@@ -320,10 +320,8 @@ pub async fn run(fault: Fault, scale: Scale) -> Result<Row> {
     let mut note = String::new();
     let mut unauthorized_failed_after = None;
     loop {
-        let (done, ended) = match total_done(&pool, &plans).await {
-            Ok(v) => v,
-            Err(_) => (0, 0), // Redis is down in this scenario right now
-        };
+        // While Redis is down in a scenario, progress reads as nothing done.
+        let (done, ended) = total_done(&pool, &plans).await.unwrap_or_default();
         if ended == plans.len() {
             break;
         }
@@ -372,10 +370,11 @@ pub async fn run(fault: Fault, scale: Scale) -> Result<Row> {
                 note.push_str(&format!("{n} CLIs killed; "));
                 injected += 1;
             }
-            Fault::Unauthorized if unauthorized_failed_after.is_none() => {
-                if pool.plan_field(&plans[0], "state").await?.as_deref() == Some("failed") {
-                    unauthorized_failed_after = Some(start.elapsed());
-                }
+            Fault::Unauthorized
+                if unauthorized_failed_after.is_none()
+                    && pool.plan_field(&plans[0], "state").await?.as_deref() == Some("failed") =>
+            {
+                unauthorized_failed_after = Some(start.elapsed());
             }
             _ => {}
         }

@@ -25,13 +25,14 @@ pub fn repo_root() -> PathBuf {
         .to_owned()
 }
 
-/// A built binary of the workspace (next to the test executable's `deps/` folder).
+/// A built binary of the workspace, from the same `target/<profile>/` as the running executable.
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps/<exe>");
+    // Tests run from target/<profile>/deps/, the fault-suite binary from target/<profile>/.
+    let mut dir = exe.parent().expect("an executable has a folder");
+    if dir.ends_with("deps") {
+        dir = dir.parent().expect("deps/ has a parent");
+    }
     let p = dir.join(name);
     assert!(
         p.exists(),

@@ -302,11 +302,12 @@ pub async fn run(fault: Fault, scale: Scale) -> Result<Row> {
     let mut conn = pool.conn().await?;
     for (i, p) in plans.iter().enumerate() {
         if fault == Fault::HostileInput {
-            for d in hostile
-                .iter()
-                .skip(i * hostile.len() / scale.plans)
-                .take(hostile.len() / scale.plans + 1)
-            {
+            // Each hostile document once, spread evenly between the valid plans.
+            let (from, to) = (
+                i * hostile.len() / scale.plans,
+                (i + 1) * hostile.len() / scale.plans,
+            );
+            for d in &hostile[from..to] {
                 let _: i64 =
                     redis::AsyncCommands::lpush(&mut conn, pool.keys.submit(), d.as_slice())
                         .await?;

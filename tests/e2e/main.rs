@@ -3,4 +3,5 @@
 
 mod faults;
 mod foundation;
+mod reliability;
 mod sessions;

@@ -10,6 +10,8 @@
 //!   same prompt the same way, so plans written like this work with both.
 //! - `[[standin:fail STATUS]]` or `[[standin:fail STATUS times=N]]`: answer with that HTTP
 //!   error (every time, or for the first N requests carrying this prompt).
+//! - `[[standin:limit SECS]]`: the first request with this prompt gets a 429 with rate-limit
+//!   headers saying the limit resets in SECS seconds.
 //! - `[[standin:sleep MS]]`: wait before answering. `[[standin:hang]]`: start the stream and
 //!   never finish it (`after_writes=N`: only once N files were written this turn; `times=N`:
 //!   only the first N times). `[[standin:cut]]`: start the stream and drop the connection.
@@ -267,8 +269,13 @@ fn directive<'a>(prompt: &'a str, name: &str) -> Option<&'a str> {
 
 enum Reply {
     Error(u16),
+    /// 429 with rate-limit headers: the limit resets this many seconds from now.
+    Limited(u64),
     Text(String),
-    Write { path: String, content: String },
+    Write {
+        path: String,
+        content: String,
+    },
 }
 
 enum Ending {
@@ -310,6 +317,7 @@ async fn messages(State(st): State<AppState>, body: Bytes) -> Response {
     let input_tokens = (raw.len() / 4) as u64;
     match reply {
         Reply::Error(status) => error_response(status, "stand-in was told to fail"),
+        Reply::Limited(secs) => limited_response(secs),
         reply if !stream => Json(whole_message(&reply, &model, input_tokens)).into_response(),
         reply => sse_response(reply, ending, model, input_tokens),
     }
@@ -330,6 +338,16 @@ fn decide(
             return (Reply::Text(String::new()), Ending::Hang, sleep);
         }
         return (Reply::Error(f.status), Ending::Normal, sleep);
+    }
+    if let Some(secs) = directive(prompt, "limit").and_then(|a| a.parse::<u64>().ok()) {
+        let seen = shared
+            .fail_counts
+            .entry(format!("limit\u{0}{prompt}"))
+            .or_default();
+        *seen += 1;
+        if *seen == 1 {
+            return (Reply::Limited(secs), Ending::Normal, sleep);
+        }
     }
     if let Some(args) = directive(prompt, "fail") {
         let mut parts = args.split_whitespace();
@@ -425,13 +443,55 @@ fn error_response(status: u16, message: &str) -> Response {
         .into_response()
 }
 
+/// A 429 as the API sends it when a rate limit is hit, with the reset time in its headers.
+fn limited_response(secs: u64) -> Response {
+    let reset = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+        + secs;
+    let mut r = error_response(429, "rate limit reached");
+    let h = r.headers_mut();
+    let val = |v: String| axum::http::HeaderValue::from_str(&v).expect("ascii header");
+    h.insert("retry-after", val(secs.to_string()));
+    h.insert("anthropic-ratelimit-unified-status", val("rejected".into()));
+    h.insert("anthropic-ratelimit-unified-reset", val(reset.to_string()));
+    h.insert(
+        "anthropic-ratelimit-requests-reset",
+        val(humanize_reset(reset)),
+    );
+    r
+}
+
+fn humanize_reset(epoch: u64) -> String {
+    // RFC 3339 without pulling a date crate: the CLI only needs a parseable time.
+    let secs = epoch % 86_400;
+    let days = epoch / 86_400;
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
 fn content_block(reply: &Reply) -> Value {
     match reply {
         Reply::Write { path, content } => json!({
             "type": "tool_use", "id": format!("toolu_{}", uuid::Uuid::new_v4().simple()),
             "name": "Write", "input": {"file_path": path, "content": content}}),
         Reply::Text(t) => json!({"type": "text", "text": t}),
-        Reply::Error(_) => json!({"type": "text", "text": ""}),
+        Reply::Error(_) | Reply::Limited(_) => json!({"type": "text", "text": ""}),
     }
 }
 
@@ -478,7 +538,7 @@ fn sse_response(reply: Reply, ending: Ending, model: String, input_tokens: u64) 
                 json!({"type": "text", "text": ""}),
                 json!({"type": "text_delta", "text": t}),
             ),
-            Reply::Error(_) => (
+            Reply::Error(_) | Reply::Limited(_) => (
                 json!({"type": "text", "text": ""}),
                 json!({"type": "text_delta", "text": ""}),
             ),

@@ -23,6 +23,10 @@ use crate::store::{Acquired, Commit, Fenced, Head, Renewal, Store, StoreError};
 use crate::transcript::SessionFiles;
 use crate::Config;
 
+/// A CLI retry announced for a 429 this far off (or more) is a rate limit with a reset time,
+/// not a short backoff: the pool pauses until then.
+const RATE_LIMIT_PAUSE_MIN_MS: u64 = 5_000;
+
 /// What every slot of one worker process shares.
 pub(crate) struct Worker {
     pub(crate) id: WorkerId,
@@ -131,8 +135,8 @@ impl Worker {
         let mut conn = None;
         let mut delays = reconnect_delays();
         let mut down = false;
-        let ready = self.store.keys.ready();
         let inflight = self.store.keys.inflight(&self.id);
+        let mut last_pause_check = Instant::now() - Duration::from_secs(1);
         while !self.drain.is_cancelled() {
             if conn.is_none() {
                 match self.store.blocking_conn(block).await {
@@ -148,14 +152,32 @@ impl Worker {
                     }
                 }
             }
+            if !self.wait_while_paused(&mut last_pause_check).await {
+                break;
+            }
             let c = conn.as_mut().expect("connected above");
             let popped = tokio::select! {
                 _ = self.drain.cancelled() => break,
-                r = Store::blocking_move(c, &ready, &inflight, block) => r,
+                r = self.store.blocking_claim(c, &self.id, block) => r,
             };
             match popped {
-                Ok(None) => {}
-                Ok(Some(raw)) => {
+                Ok((None, _)) => {}
+                Ok((Some(raw), Some(paused))) => {
+                    // The pool paused while this slot waited: give the plan back, unrun.
+                    let plan = String::from_utf8_lossy(&raw).into_owned();
+                    if let Ok(plan) = plan.parse::<PlanId>() {
+                        let _ = redis_retry("unclaim", &self.abort, || {
+                            self.store.unclaim(&self.id, &plan, "front")
+                        })
+                        .await;
+                    }
+                    debug!(slot, left = ?paused, "pool paused; handed a claim back");
+                    tokio::select! {
+                        _ = self.drain.cancelled() => break,
+                        _ = tokio::time::sleep(paused.min(Duration::from_secs(2))) => {}
+                    }
+                }
+                Ok((Some(raw), None)) => {
                     if down {
                         info!(slot, "redis is back");
                         down = false;
@@ -805,13 +827,58 @@ impl Worker {
                 status,
                 attempt,
                 delay_ms,
-            } => ev
-                .with("api_retry", true)
-                .with("status", status.map(u64::from))
-                .with("cli_attempt", attempt)
-                .with("delay_ms", delay_ms),
+            } => {
+                if status == Some(429) && delay_ms >= RATE_LIMIT_PAUSE_MIN_MS {
+                    self.pause_pool(plan, task, delay_ms).await;
+                }
+                ev.with("api_retry", true)
+                    .with("status", status.map(u64::from))
+                    .with("cli_attempt", attempt)
+                    .with("delay_ms", delay_ms)
+            }
         };
         self.emit(plan, ev).await;
+    }
+
+    /// A rate limit with a reset time: the CLI waits it out itself; the rest of the pool stops
+    /// claiming until then instead of each worker burning its retries on the same limit.
+    async fn pause_pool(&self, plan: &PlanId, task: &StoredTask, delay_ms: u64) {
+        let until = baton_core::time::now_millis() + delay_ms;
+        let reason = format!(
+            "rate limit (429) hit by plan {plan}; claims resume in {:.0}s",
+            delay_ms as f64 / 1000.0
+        );
+        match self.store.pause(&reason, delay_ms).await {
+            Ok(true) => {
+                warn!(plan = %plan, delay_ms, "rate limited: pausing the pool");
+                let ev = self
+                    .event(EventKind::PoolPaused, plan, task)
+                    .with("reason", reason)
+                    .with("retry_after_ms", delay_ms)
+                    .with("until_ms", until);
+                self.emit(plan, ev).await;
+                self.count(plan, &[("pool_pauses", 1)]).await;
+            }
+            Ok(false) => {}
+            Err(e) => warn!(error = %e, "could not pause the pool"),
+        }
+    }
+
+    /// Waits while the pool is paused (checked at most once a second per slot). `false` when
+    /// draining began meanwhile.
+    async fn wait_while_paused(&self, last_check: &mut Instant) -> bool {
+        if last_check.elapsed() < Duration::from_secs(1) {
+            return true;
+        }
+        *last_check = Instant::now();
+        let Ok(Some(left)) = self.store.paused_for().await else {
+            return true;
+        };
+        debug!(left = ?left, "pool paused; not claiming");
+        tokio::select! {
+            _ = self.drain.cancelled() => false,
+            _ = tokio::time::sleep(left.min(Duration::from_secs(2))) => true,
+        }
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -149,6 +149,32 @@ impl Store {
             .await?)
     }
 
+    /// Like [`Store::blocking_move`], with the pool pause's remaining time read right after the
+    /// pop in the same pipeline (no extra round trip): a slot blocked before a pause began
+    /// still learns of it before it runs anything.
+    pub async fn blocking_claim(
+        &self,
+        conn: &mut MultiplexedConnection,
+        worker: &WorkerId,
+        block: Duration,
+    ) -> Result<(Option<Vec<u8>>, Option<Duration>), StoreError> {
+        let (popped, pttl): (Option<Vec<u8>>, i64) = redis::pipe()
+            .cmd("BLMOVE")
+            .arg(self.keys.ready())
+            .arg(self.keys.inflight(worker))
+            .arg("RIGHT")
+            .arg("LEFT")
+            .arg(block.as_secs_f64())
+            .cmd("PTTL")
+            .arg(self.keys.pause())
+            .query_async(conn)
+            .await?;
+        Ok((
+            popped,
+            (pttl > 0).then(|| Duration::from_millis(pttl as u64)),
+        ))
+    }
+
     fn now() -> String {
         baton_core::time::now_rfc3339()
     }
@@ -513,6 +539,28 @@ impl Store {
             .await?
             .lrange(self.keys.results(plan), 0, -1)
             .await?)
+    }
+
+    // ---- pool pause (shared rate limit) ----
+
+    /// Pauses claiming pool-wide for `for_ms`. `true` when this call started the pause (an
+    /// existing pause is left as it is).
+    pub async fn pause(&self, reason: &str, for_ms: u64) -> Result<bool, StoreError> {
+        let set: Option<String> = redis::cmd("SET")
+            .arg(self.keys.pause())
+            .arg(reason)
+            .arg("PX")
+            .arg(for_ms.max(1))
+            .arg("NX")
+            .query_async(&mut self.conn().await?)
+            .await?;
+        Ok(set.is_some())
+    }
+
+    /// How long the pool stays paused, if it is.
+    pub async fn paused_for(&self) -> Result<Option<Duration>, StoreError> {
+        let ms: i64 = self.conn().await?.pttl(self.keys.pause()).await?;
+        Ok((ms > 0).then(|| Duration::from_millis(ms as u64)))
     }
 
     // ---- liveness ----

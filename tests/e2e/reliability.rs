@@ -1,0 +1,309 @@
+//! Reliability beyond the fault suite: the shared rate-limit pause, graceful and forced
+//! shutdown, `baton watch` across a Redis restart, retry and cancel.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use baton_core::EventKind;
+use baton_tests::*;
+use redis::AsyncCommands;
+use serde_json::{json, Value};
+
+fn doc(plan: &str, prompts: &[&str]) -> String {
+    let tasks: Vec<Value> = prompts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| json!({"id": format!("t{}", i + 1), "prompt": p}))
+        .collect();
+    json!({"plan_id": plan, "tasks": tasks}).to_string()
+}
+
+async fn wait_event(
+    pool: &Pool,
+    plan: &str,
+    kind: EventKind,
+    within: Duration,
+) -> anyhow::Result<baton_core::Event> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(e) = pool
+            .events(plan)
+            .await?
+            .into_iter()
+            .find(|e| e.kind == kind)
+        {
+            return Ok(e);
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "no {kind} event for {plan} within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A rate limit with a reset time stops the whole pool from claiming until the reset, and
+/// `baton status` shows the pause.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rate_limit_pauses_the_whole_pool_until_its_reset() -> anyhow::Result<()> {
+    let mut pool = Pool::start()?;
+    pool.add_worker(&pool.machine("a", 1))?;
+    pool.add_worker(&pool.machine("b", 1))?;
+    pool.submit(&doc("limited", &["Hit the limit [[standin:limit 8]]"]))
+        .await?;
+    let paused = wait_event(
+        &pool,
+        "limited",
+        EventKind::PoolPaused,
+        Duration::from_secs(60),
+    )
+    .await?;
+    let until = paused.fields["until_ms"].as_u64().expect("until_ms");
+    pool.submit(&doc("waiting", &["Wait your turn."])).await?;
+    let out = baton(&pool.redis, &["status", "limited", "--json"], None)?;
+    let status: Value = serde_json::from_slice(&out.stdout)?;
+    assert!(
+        status["pool_paused"]
+            .as_str()
+            .is_some_and(|r| r.contains("rate limit")),
+        "{status}"
+    );
+    pool.wait_done("waiting", 1, Duration::from_secs(60))
+        .await?;
+    pool.wait_done("limited", 1, Duration::from_secs(60))
+        .await?;
+    let started = pool
+        .events("waiting")
+        .await?
+        .into_iter()
+        .find(|e| e.kind == EventKind::TaskStarted)
+        .expect("started");
+    let started_ms = humantime::parse_rfc3339(&started.at)?
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as u64;
+    assert!(
+        started_ms + 300 >= until,
+        "the other worker waited for the reset: started {started_ms}, reset {until}"
+    );
+    assert_eq!(pool.stat("pool_pauses").await?, 1);
+    Ok(())
+}
+
+/// SIGTERM: the running task finishes and is committed, the rest of the plan is handed back,
+/// the worker exits 0; another worker finishes the plan.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_finishes_the_running_task_and_hands_back_the_rest() -> anyhow::Result<()> {
+    let mut pool = Pool::start()?;
+    let i = pool.add_worker(&pool.machine("a", 1))?;
+    pool.submit(&doc(
+        "drain",
+        &["Slow one [[standin:sleep 3000]]", "Second."],
+    ))
+    .await?;
+    wait_event(
+        &pool,
+        "drain",
+        EventKind::TaskStarted,
+        Duration::from_secs(30),
+    )
+    .await?;
+    let status = pool.workers[i]
+        .stop(Duration::from_secs(30))
+        .expect("worker exits within the grace");
+    assert!(status.success(), "exit 0: {status:?}");
+    assert_eq!(
+        pool.plan_field("drain", "done").await?.as_deref(),
+        Some("1"),
+        "the running task was committed"
+    );
+    let mut c = pool.conn().await?;
+    let ready: Vec<String> = c.lrange(pool.keys.ready(), 0, -1).await?;
+    assert_eq!(ready, ["drain"], "the rest was handed back");
+    pool.add_worker(&pool.machine("b", 1))?;
+    pool.wait_done("drain", 2, Duration::from_secs(60)).await?;
+    Ok(())
+}
+
+/// A second signal stops the running task at once; it is handed back and runs again elsewhere.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_signal_stops_at_once_and_hands_back() -> anyhow::Result<()> {
+    let mut pool = Pool::start()?;
+    let i = pool.add_worker(&pool.machine("a", 1))?;
+    pool.submit(&doc("abort", &["Very slow [[standin:sleep 30000]]"]))
+        .await?;
+    wait_event(
+        &pool,
+        "abort",
+        EventKind::TaskStarted,
+        Duration::from_secs(30),
+    )
+    .await?;
+    let t0 = Instant::now();
+    pool.workers[i].proc.signal(libc::SIGTERM);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    pool.workers[i].proc.signal(libc::SIGTERM);
+    let status = pool.workers[i]
+        .proc
+        .wait_exit(Duration::from_secs(15))
+        .expect("exits promptly");
+    assert!(
+        status.success() && t0.elapsed() < Duration::from_secs(15),
+        "{status:?} after {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(
+        pool.plan_field("abort", "done").await?.as_deref(),
+        Some("0")
+    );
+    let mut c = pool.conn().await?;
+    let ready: Vec<String> = c.lrange(pool.keys.ready(), 0, -1).await?;
+    assert_eq!(ready, ["abort"], "handed back");
+    let lock: bool = c.exists(pool.keys.lock(&"abort".parse()?)).await?;
+    assert!(!lock, "lease released");
+    Ok(())
+}
+
+/// `baton watch --plan` keeps following across a Redis restart (AOF on) and misses nothing;
+/// the worker commits the task that finished while Redis was away.
+#[tokio::test(flavor = "multi_thread")]
+async fn watch_and_workers_ride_out_a_redis_restart() -> anyhow::Result<()> {
+    let redis = Redis::start_with(&["--appendonly", "yes", "--appendfsync", "always"])?;
+    let mut pool = Pool::start_with_redis(redis)?;
+    pool.add_worker(&pool.machine("a", 1))?;
+    let out_path = pool.dir.path().join("watch.out");
+    let mut watch = Proc {
+        child: Command::new(bin("baton"))
+            .args([
+                "--redis-url",
+                &pool.redis.url(),
+                "watch",
+                "--plan",
+                "outage",
+                "--json",
+                "--until-end",
+            ])
+            .stdout(std::fs::File::create(&out_path)?)
+            .stderr(std::fs::File::create(out_path.with_extension("err"))?)
+            .spawn()?,
+        name: "baton watch".into(),
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    pool.submit(&doc(
+        "outage",
+        &["First.", "Second, slow [[standin:sleep 4000]]", "Third."],
+    ))
+    .await?;
+    // Restart Redis while task 2 runs.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while pool.plan_field("outage", "done").await?.as_deref() != Some("1") {
+        anyhow::ensure!(Instant::now() < deadline, "task 1 never committed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if let Some(p) = pool.redis.proc.as_mut() {
+        p.signal(libc::SIGTERM);
+        p.wait_exit(Duration::from_secs(10));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    pool.redis.restart_keeping_data()?;
+    let Some(status) = watch.wait_exit(Duration::from_secs(90)) else {
+        let err = std::fs::read_to_string(out_path.with_extension("err")).unwrap_or_default();
+        let out = std::fs::read_to_string(&out_path).unwrap_or_default();
+        let logs: String = pool.workers.iter().map(|w| w.log()).collect();
+        panic!("watch did not end with the plan.\nwatch stderr: {err}\nwatch stdout: {out}\nworker: {logs}");
+    };
+    assert!(status.success(), "watch saw the plan complete: {status:?}");
+    assert_eq!(pool.results("outage").await?.len(), 3);
+    let lines = std::fs::read_to_string(&out_path)?;
+    let seqs: Vec<u64> = lines
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok()?["seq"].as_u64())
+        .collect();
+    let stored = pool.events("outage").await?;
+    assert_eq!(
+        seqs,
+        stored.iter().filter_map(|e| e.seq).collect::<Vec<_>>(),
+        "watch printed every stored event once, in order"
+    );
+    Ok(())
+}
+
+/// A plan stopped by a 400 is retried with `baton retry` once the cause is gone; `baton cancel`
+/// stops a running task and the plan runs no more.
+#[tokio::test(flavor = "multi_thread")]
+async fn retry_resumes_a_failed_plan_and_cancel_stops_a_running_one() -> anyhow::Result<()> {
+    let mut pool = Pool::start()?;
+    pool.add_worker(&pool.machine("a", 1))?;
+    pool.standin
+        .control(json!({"fail_status": 400, "match": "BAD-REQUEST-PLAN"}))?;
+    pool.submit(&doc("bad", &["One BAD-REQUEST-PLAN.", "Two."]))
+        .await?;
+    pool.wait_state("bad", &["failed"], Duration::from_secs(60))
+        .await?;
+    let mut c = pool.conn().await?;
+    let dead: Vec<String> = c.lrange(pool.keys.dead(), 0, -1).await?;
+    assert!(
+        dead.iter()
+            .any(|d| d.contains("\"task_id\":\"t1\"") && d.contains("400")),
+        "dead letter for the task: {dead:?}"
+    );
+    pool.standin.control(json!({"clear": true}))?;
+    let out = baton(&pool.redis, &["retry", "bad"], None)?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    pool.wait_done("bad", 2, Duration::from_secs(60)).await?;
+    assert_eq!(
+        pool.plan_field("bad", "state").await?.as_deref(),
+        Some("completed")
+    );
+
+    pool.submit(&doc("stopme", &["Long [[standin:sleep 60000]]", "Never."]))
+        .await?;
+    wait_event(
+        &pool,
+        "stopme",
+        EventKind::TaskStarted,
+        Duration::from_secs(30),
+    )
+    .await?;
+    let t0 = Instant::now();
+    let out = baton(
+        &pool.redis,
+        &["cancel", "stopme", "--reason", "changed my mind"],
+        None,
+    )?;
+    assert!(out.status.success());
+    // The holder notices at its next lease renewal (a third of the 6 s lease in tests).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let held: bool = c.exists(pool.keys.lock(&"stopme".parse()?)).await?;
+        if !held {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the cancelled task was not stopped"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(t0.elapsed() < Duration::from_secs(15));
+    assert_eq!(
+        pool.plan_field("stopme", "state").await?.as_deref(),
+        Some("cancelled")
+    );
+    assert_eq!(
+        pool.plan_field("stopme", "done").await?.as_deref(),
+        Some("0")
+    );
+    let ev = wait_event(
+        &pool,
+        "stopme",
+        EventKind::PlanCancelled,
+        Duration::from_secs(5),
+    )
+    .await?;
+    assert_eq!(ev.field_str("reason"), Some("changed my mind"));
+    Ok(())
+}

@@ -268,7 +268,7 @@ pub async fn run(fault: Fault, scale: Scale) -> Result<Row> {
         let mut o = pool.machine(&format!("w{i}"), scale.concurrency);
         o.extra.extend([
             "--silence-timeout".into(),
-            "4s".into(),
+            "15s".into(),
             "--max-attempts".into(),
             "6".into(),
             "--max-tasks-per-hold".into(),

@@ -307,3 +307,63 @@ async fn retry_resumes_a_failed_plan_and_cancel_stops_a_running_one() -> anyhow:
     assert_eq!(ev.field_str("reason"), Some("changed my mind"));
     Ok(())
 }
+
+/// A task whose worker dies while running it, more often than `--max-recoveries`, is poison:
+/// it goes to the dead-letter list and its plan stops, instead of killing worker after worker.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_poison_task_is_dead_lettered_instead_of_killing_the_pool() -> anyhow::Result<()> {
+    let mut pool = Pool::start()?;
+    let strict = |name: &str| {
+        let mut m = pool.machine(name, 1);
+        m.extra.extend(["--max-recoveries".into(), "1".into()]);
+        m
+    };
+    let (a, b, c) = (strict("a"), strict("b"), strict("c"));
+    let ia = pool.add_worker(&a)?;
+    pool.submit(&doc("poison", &["Deadly [[standin:sleep 60000]]"]))
+        .await?;
+    wait_event(
+        &pool,
+        "poison",
+        EventKind::TaskStarted,
+        Duration::from_secs(30),
+    )
+    .await?;
+    pool.workers[ia].proc.signal(libc::SIGKILL);
+    // The second worker recovers it (recovery 1 of 1) and dies too while running it.
+    let ib = pool.add_worker(&b)?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while pool
+        .events("poison")
+        .await?
+        .iter()
+        .filter(|e| e.kind == EventKind::TaskStarted)
+        .count()
+        < 2
+    {
+        anyhow::ensure!(Instant::now() < deadline, "the task was never recovered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    pool.workers[ib].proc.signal(libc::SIGKILL);
+    // A third worker recovers it once more: now it is poison.
+    pool.add_worker(&c)?;
+    pool.wait_state("poison", &["failed"], Duration::from_secs(60))
+        .await?;
+    let mut conn = pool.conn().await?;
+    let dead: Vec<String> = conn.lrange(pool.keys.dead(), 0, -1).await?;
+    assert!(dead.iter().any(|d| d.contains("poison")), "{dead:?}");
+    assert_eq!(
+        pool.events("poison")
+            .await?
+            .iter()
+            .filter(|e| e.kind == EventKind::TaskStarted)
+            .count(),
+        2,
+        "not run a third time"
+    );
+    // The pool still serves.
+    pool.submit(&doc("healthy", &["Fine."])).await?;
+    pool.wait_done("healthy", 1, Duration::from_secs(60))
+        .await?;
+    Ok(())
+}

@@ -266,6 +266,8 @@ pub async fn run(fault: Fault, scale: Scale) -> Result<Row> {
     let mut opts = Vec::new();
     for i in 0..scale.workers {
         let mut o = pool.machine(&format!("w{i}"), scale.concurrency);
+        // A CLI on a loaded 2-core machine can take seconds to print its first line: the
+        // silence limit must leave room for that, or healthy runs are cut off.
         o.extra.extend([
             "--silence-timeout".into(),
             "15s".into(),

@@ -12,11 +12,24 @@ impl Worker {
     /// Heartbeats and reaps every third of the lease until drained.
     pub(crate) async fn run_liveness(self: Arc<Self>) {
         let every = self.cfg.lease / 3;
+        let mut down = false;
         loop {
-            if let Err(e) = self.store.heartbeat(&self.id).await {
-                warn!(error = %e, "heartbeat failed");
-            } else if let Err(e) = self.reap_silent().await {
-                warn!(error = %e, "reaping silent workers failed");
+            let beat = match self.store.heartbeat(&self.id).await {
+                Ok(()) => self.reap_silent().await,
+                Err(e) => Err(e),
+            };
+            match beat {
+                Ok(()) if down => {
+                    info!("heartbeat: redis is back");
+                    down = false;
+                }
+                Ok(()) => {}
+                // Logged once per outage; the loop keeps its pace, so no busy loop.
+                Err(e) if !down => {
+                    warn!(error = %e, "heartbeat failed; retrying every {every:?} until redis is back");
+                    down = true;
+                }
+                Err(_) => {}
             }
             tokio::select! {
                 _ = self.drain.cancelled() => break,

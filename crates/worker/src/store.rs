@@ -602,6 +602,7 @@ impl Store {
         Ok(scripts::REAP_LOCK
             .key(self.keys.lock(plan))
             .key(self.keys.tasks(plan))
+            .key(self.keys.plan(plan))
             .arg(dead.as_str())
             .invoke_async(&mut self.conn().await?)
             .await?)

@@ -2,7 +2,7 @@
 -- KEYS: 1 lock, 2 plan, 3 tasks, 4 results, 5 session, 6 events, 7 transcript, 8 task_ids, 9 ingested
 -- ARGV: 1 lock value, 2 task id, 3 result JSON, 4 session JSON, 5 session TTL secs,
 --       6 task_succeeded event JSON, 7 channel, 8 cost USD, 9 now, 10 retention secs,
---       11 plan_completed event JSON, 12 event cap, 13 transcript blob ('' = none), 14 worker id,
+--       11 plan_completed event JSON, 12 event cap, 13 transcript blob ('' = none: the stored one is deleted), 14 worker id,
 --       15 tokens in, 16 tokens out, 17 session id
 -- Returns: {'fenced'}, {'mismatch'} (the head task is not the one run), or {'ok', tasks left}
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'fenced'} end
@@ -11,7 +11,9 @@ if not head or cjson.decode(head).id ~= ARGV[2] then return {'mismatch'} end
 redis.call('LPOP', KEYS[3])
 redis.call('RPUSH', KEYS[4], ARGV[3])
 redis.call('SET', KEYS[5], ARGV[4], 'EX', ARGV[5])
-if ARGV[13] ~= '' then redis.call('SET', KEYS[7], ARGV[13], 'EX', ARGV[5]) end
+-- No transcript (the CLI left none): drop the old one too, so the next task falls back to a
+-- recap instead of resuming a conversation that lacks this task.
+if ARGV[13] ~= '' then redis.call('SET', KEYS[7], ARGV[13], 'EX', ARGV[5]) else redis.call('DEL', KEYS[7]) end
 redis.call('HINCRBY', KEYS[2], 'done', 1)
 redis.call('HINCRBYFLOAT', KEYS[2], 'cost_usd', ARGV[8])
 redis.call('HINCRBY', KEYS[2], 'input_tokens', ARGV[15])

@@ -110,8 +110,11 @@ pub async fn run(config: Config, host: &str, shutdown: Shutdown) -> Result<(), S
     info!(worker = %worker.id, concurrency = worker.cfg.concurrency, "worker starting");
     warn_about_redis_settings(&worker.store).await;
 
+    // The heartbeat outlives the slots: a draining worker finishing its tasks is alive, and must
+    // not be reaped (its running tasks would start a second time elsewhere).
+    let liveness_stop = CancellationToken::new();
+    let liveness = tokio::spawn(worker.clone().run_liveness(liveness_stop.clone()));
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(worker.clone().run_liveness());
     tasks.spawn(worker.clone().run_ingest());
     for slot in 0..worker.cfg.concurrency {
         tasks.spawn(worker.clone().run_slot(slot));
@@ -121,6 +124,10 @@ pub async fn run(config: Config, host: &str, shutdown: Shutdown) -> Result<(), S
         if let Err(e) = r {
             warn!(error = %e, "a worker loop ended abnormally");
         }
+    }
+    liveness_stop.cancel();
+    if let Err(e) = liveness.await {
+        warn!(error = %e, "the heartbeat loop ended abnormally");
     }
     // Hand back whatever is still listed as ours (a claim that raced the shutdown), and leave.
     let stop = CancellationToken::new();

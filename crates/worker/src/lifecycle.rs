@@ -4,13 +4,15 @@
 use std::sync::Arc;
 
 use baton_core::{PlanId, WorkerId};
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::runner::Worker;
 
 impl Worker {
-    /// Heartbeats and reaps every third of the lease until drained.
-    pub(crate) async fn run_liveness(self: Arc<Self>) {
+    /// Heartbeats and reaps every third of the lease until `stop` (cancelled once every slot
+    /// has finished, so a draining worker is never mistaken for a dead one).
+    pub(crate) async fn run_liveness(self: Arc<Self>, stop: CancellationToken) {
         let every = self.cfg.lease / 3;
         let mut down = false;
         loop {
@@ -32,7 +34,7 @@ impl Worker {
                 Err(_) => {}
             }
             tokio::select! {
-                _ = self.drain.cancelled() => break,
+                _ = stop.cancelled() => break,
                 _ = tokio::time::sleep(every) => {}
             }
         }

@@ -485,6 +485,14 @@ impl Pool {
         Ok(redis::AsyncCommands::hget(&mut c, self.keys.plan(&plan.parse()?), field).await?)
     }
 
+    /// The end of every worker's log, for a failing test's message.
+    pub fn log_tail(&self) -> String {
+        let logs: Vec<String> = self.workers.iter().map(|w| w.log()).collect();
+        let all = logs.join("\n---\n");
+        let skip = all.chars().count().saturating_sub(6000);
+        all.chars().skip(skip).collect()
+    }
+
     /// Waits until the plan's state is one of `states`; fails with the workers' logs otherwise.
     pub async fn wait_state(
         &self,
@@ -500,16 +508,7 @@ impl Pool {
                 }
             }
             if Instant::now() > deadline {
-                let logs: Vec<String> = self.workers.iter().map(|w| w.log()).collect();
-                let tail: String = logs
-                    .join("\n---\n")
-                    .chars()
-                    .rev()
-                    .take(6000)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect();
+                let tail = self.log_tail();
                 bail!(
                     "plan {plan} did not reach {states:?} within {within:?}; worker logs:\n{tail}"
                 );
@@ -533,16 +532,7 @@ impl Pool {
                 return Ok(state);
             }
             if Instant::now() > deadline {
-                let logs: Vec<String> = self.workers.iter().map(|w| w.log()).collect();
-                let tail: String = logs
-                    .join("\n---\n")
-                    .chars()
-                    .rev()
-                    .take(6000)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect();
+                let tail = self.log_tail();
                 bail!("plan {plan} did not commit {n} tasks within {within:?} (done {done}, state {state}); worker logs:\n{tail}");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

@@ -33,10 +33,8 @@ impl Cancel {
             .arg(baton_core::keys::DEFAULT_RETENTION_SECS)
             .invoke_async(&mut conn)
             .await?;
-        let word = |i: usize| match v.get(i) {
-            Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
-            _ => String::new(),
-        };
+        let words = crate::reply_words(&v);
+        let word = |i: usize| words.get(i).cloned().unwrap_or_default();
         match (word(0).as_str(), word(1).as_str()) {
             ("ok", _) => {
                 let _: () = redis::cmd("HSET")

@@ -72,6 +72,19 @@ impl From<redis::RedisError> for Failure {
     }
 }
 
+/// The words of a baton script's reply (`{'ok', ...}` / `{'err', ...}`), as text.
+pub(crate) fn reply_words(reply: &[redis::Value]) -> Vec<String> {
+    reply
+        .iter()
+        .map(|v| match v {
+            redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+            redis::Value::SimpleString(s) => s.clone(),
+            redis::Value::Int(n) => n.to_string(),
+            _ => String::new(),
+        })
+        .collect()
+}
+
 /// What every subcommand gets.
 pub(crate) struct Ctx {
     pub(crate) client: redis::Client,

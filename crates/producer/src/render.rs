@@ -12,7 +12,8 @@ pub(crate) fn out(line: &str) -> bool {
 }
 use serde_json::Value;
 
-fn short(s: &str, n: usize) -> String {
+/// `s` on one line, cut to `n` characters.
+pub(crate) fn short(s: &str, n: usize) -> String {
     let one_line = s.split_whitespace().collect::<Vec<_>>().join(" ");
     if one_line.chars().count() <= n {
         one_line

@@ -31,11 +31,8 @@ impl Retry {
             .arg(baton_core::keys::DEFAULT_RETENTION_SECS)
             .invoke_async(&mut conn)
             .await?;
-        let word = |i: usize| match v.get(i) {
-            Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
-            Some(Value::Int(n)) => n.to_string(),
-            _ => String::new(),
-        };
+        let words = crate::reply_words(&v);
+        let word = |i: usize| words.get(i).cloned().unwrap_or_default();
         match word(0).as_str() {
             "ok" => {
                 if word(1) == "1" {

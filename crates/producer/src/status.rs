@@ -122,14 +122,7 @@ impl Status {
             );
         }
         for r in &results {
-            let text: String = r
-                .result
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
-                .chars()
-                .take(100)
-                .collect();
+            let text = crate::render::short(&r.result, 100);
             println!(
                 "  done    {:>3} {:<20} ${:.4} {}",
                 r.task_index + 1,
@@ -139,14 +132,7 @@ impl Status {
             );
         }
         for t in &pending {
-            let text: String = t
-                .prompt
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
-                .chars()
-                .take(100)
-                .collect();
+            let text = crate::render::short(&t.prompt, 100);
             println!("  pending {:>3} {:<20} {}", t.index + 1, t.id, text);
         }
         Ok(())

@@ -445,17 +445,7 @@ impl Worker {
                         "budget of ${:.4} spent (${spent:.4} used)",
                         options.max_budget_usd.unwrap_or(0.0)
                     );
-                    return self
-                        .stop_plan(
-                            plan,
-                            lock,
-                            task,
-                            "failed",
-                            &reason,
-                            vec![],
-                            EventKind::PlanBudgetExhausted,
-                        )
-                        .await;
+                    return self.stop_for_budget(plan, lock, task, &reason).await;
                 }
             }
             let session = match self.plan_session(plan, head, &cwd, forced, stop).await {
@@ -499,17 +489,7 @@ impl Worker {
                         "budget of ${:.4} spent: {message}",
                         options.max_budget_usd.unwrap_or(0.0)
                     );
-                    return self
-                        .stop_plan(
-                            plan,
-                            lock,
-                            task,
-                            "failed",
-                            &reason,
-                            vec![],
-                            EventKind::PlanBudgetExhausted,
-                        )
-                        .await;
+                    return self.stop_for_budget(plan, lock, task, &reason).await;
                 }
                 Err(e) => {
                     let reason = e.to_string();
@@ -992,6 +972,26 @@ impl Worker {
             None if lost.is_cancelled() => Step::LeaseLost,
             None => Step::Aborted,
         }
+    }
+
+    /// Stops the plan because its budget is spent (reason `budget` in the event).
+    async fn stop_for_budget(
+        &self,
+        plan: &PlanId,
+        lock: &str,
+        task: &StoredTask,
+        detail: &str,
+    ) -> Step {
+        self.stop_plan(
+            plan,
+            lock,
+            task,
+            "failed",
+            detail,
+            vec![],
+            EventKind::PlanBudgetExhausted,
+        )
+        .await
     }
 
     /// Stops the plan on `task` with `reason`, dead-lettering the task when it failed.

@@ -135,7 +135,6 @@ impl Worker {
         let mut conn = None;
         let mut delays = reconnect_delays();
         let mut down = false;
-        let inflight = self.store.keys.inflight(&self.id);
         let mut last_pause_check = Instant::now() - Duration::from_secs(1);
         while !self.drain.is_cancelled() {
             if conn.is_none() {
@@ -188,20 +187,10 @@ impl Worker {
                         Ok(plan) => self.hold(plan).await,
                         Err(e) => {
                             warn!(entry = %text, error = %e, "dropping a ready entry that is no plan id");
-                            let _ = self.store.conn().await.map(|_| ());
-                            let _: Option<()> =
-                                redis_retry("drop bad ready entry", &self.abort, || async {
-                                    let mut c = self.store.conn().await?;
-                                    let _: i64 = redis::AsyncCommands::lrem(
-                                        &mut c,
-                                        &inflight,
-                                        1,
-                                        raw.as_slice(),
-                                    )
-                                    .await?;
-                                    Ok(())
-                                })
-                                .await;
+                            let _ = redis_retry("drop bad ready entry", &self.abort, || {
+                                self.store.discard_claim(&self.id, &raw)
+                            })
+                            .await;
                         }
                     }
                 }

@@ -476,6 +476,17 @@ impl Store {
         Ok(())
     }
 
+    /// Drops an entry of this worker's in-flight list that is not a plan id (written there by
+    /// something other than baton).
+    pub async fn discard_claim(&self, worker: &WorkerId, raw: &[u8]) -> Result<(), StoreError> {
+        let _: i64 = self
+            .conn()
+            .await?
+            .lrem(self.keys.inflight(worker), 1, raw)
+            .await?;
+        Ok(())
+    }
+
     /// Stores and publishes one event of a plan.
     pub async fn emit(&self, plan: &PlanId, event: &Event) -> Result<(), StoreError> {
         let _: i64 = scripts::EMIT

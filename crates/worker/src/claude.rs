@@ -295,7 +295,14 @@ pub async fn run(
         read
     };
     let (read, stderr_tail) = tokio::join!(stdout_then_stop, read_stderr);
-    let status = child.wait().await?;
+    // Its output is closed; a CLI that does not exit soon after is stopped, never waited on forever.
+    let status = match tokio::time::timeout(Duration::from_secs(10), child.wait()).await {
+        Ok(status) => status?,
+        Err(_) => {
+            terminate(&mut child).await;
+            child.wait().await?
+        }
+    };
     read?;
     reader.finish(status.to_string(), stderr_tail)
 }

@@ -17,6 +17,22 @@ use tracing::{debug, info, warn};
 use crate::runner::{reconnect_delays, redis_retry, Worker};
 use crate::store::Store;
 
+/// How much of an oversized document a dead letter keeps.
+const KEPT_OVERSIZED_BYTES: usize = 64 * 1024;
+
+/// The document as a dead letter keeps it: whole when within the size limit (so it can be
+/// requeued after a fix), else its beginning, so a hostile client cannot double Redis's memory.
+fn kept_document(doc: &[u8]) -> String {
+    if doc.len() <= baton_core::plan::MAX_DOCUMENT_BYTES {
+        return String::from_utf8_lossy(doc).into_owned();
+    }
+    let head = String::from_utf8_lossy(&doc[..KEPT_OVERSIZED_BYTES]);
+    format!(
+        "{head}[... {} more bytes not kept]",
+        doc.len() - KEPT_OVERSIZED_BYTES
+    )
+}
+
 impl Worker {
     /// The ingest loop: runs until drained.
     pub(crate) async fn run_ingest(self: Arc<Self>) {
@@ -174,7 +190,7 @@ impl Worker {
             plan_id: plan_id.clone(),
             task_id: None,
             attempts: Vec::new(),
-            document: Some(String::from_utf8_lossy(doc).into_owned()),
+            document: Some(kept_document(doc)),
         };
         let event = Event::new(EventKind::SubmissionRejected, plan_id.as_deref())
             .worker(self.id.as_str())

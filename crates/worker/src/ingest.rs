@@ -204,3 +204,21 @@ impl Worker {
         .await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dead_letters_keep_valid_sized_documents_whole_and_cut_oversized_ones() {
+        let small = b"{\"tasks\":[]}";
+        assert_eq!(kept_document(small), "{\"tasks\":[]}");
+        let big = vec![b'x'; baton_core::plan::MAX_DOCUMENT_BYTES * 3];
+        let kept = kept_document(&big);
+        assert!(kept.len() < KEPT_OVERSIZED_BYTES + 100, "{}", kept.len());
+        assert!(kept.ends_with(&format!(
+            "[... {} more bytes not kept]",
+            big.len() - KEPT_OVERSIZED_BYTES
+        )));
+    }
+}

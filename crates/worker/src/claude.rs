@@ -18,6 +18,10 @@ use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+/// Silence allowed before the CLI's first line, whatever `--silence-timeout` says: start-up on
+/// a loaded machine can take seconds.
+const STARTUP_ALLOWANCE: Duration = Duration::from_secs(30);
+
 /// How the run starts its session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionArg {
@@ -264,18 +268,27 @@ pub async fn run(
     let read_stdout = async {
         let mut lines = BufReader::new(stdout).lines();
         let deadline = Instant::now() + inv.timeout;
+        let mut started = false;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(ClaudeError::Timeout(inv.timeout));
             }
-            let wait = left.min(inv.silence_timeout);
+            // The silence limit is for a stream that goes quiet; a CLI still starting up on a
+            // loaded machine gets at least STARTUP_ALLOWANCE (the wall-clock limit still holds).
+            let silence = if started {
+                inv.silence_timeout
+            } else {
+                inv.silence_timeout.max(STARTUP_ALLOWANCE)
+            };
+            let wait = left.min(silence);
             tokio::select! {
                 _ = cancel.cancelled() => return Err(ClaudeError::Cancelled),
                 line = tokio::time::timeout(wait, lines.next_line()) => match line {
-                    Err(_) if wait == inv.silence_timeout => return Err(ClaudeError::Silent(inv.silence_timeout)),
+                    Err(_) if wait == silence => return Err(ClaudeError::Silent(silence)),
                     Err(_) => return Err(ClaudeError::Timeout(inv.timeout)),
                     Ok(Ok(Some(line))) => {
+                        started = true;
                         if let Some(stop) = reader.line(&line, progress) {
                             return Err(stop);
                         }

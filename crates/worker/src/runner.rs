@@ -45,7 +45,7 @@ enum Leave {
     /// Give the lease back; requeue at the `back` of the line (fairness) or the `front`
     /// (shutdown), if tasks are left.
     Release(&'static str),
-    /// The lease is gone: another worker may hold the plan; touch nothing of it.
+    /// The lease is gone: another worker may hold the plan; write nothing of it, hand it back.
     LeaseLost,
 }
 
@@ -256,9 +256,13 @@ impl Worker {
                 .await;
             }
             Leave::LeaseLost => {
-                warn!(plan = %plan, "lease lost; leaving the plan to its new holder");
+                // The lease expired (a stall, or Redis away for longer than it) or another worker
+                // took the plan. Hand it back to the front either way: if someone holds it, their
+                // claim of this entry finds it busy and drops it; if no one does, it must not be
+                // left in no list at all.
+                warn!(plan = %plan, "lease lost; handing the plan back");
                 let _ = redis_retry("unclaim", &self.abort, || {
-                    self.store.unclaim(&self.id, &plan, "")
+                    self.store.unclaim(&self.id, &plan, "front")
                 })
                 .await;
             }

@@ -376,3 +376,42 @@ async fn a_poison_task_is_dead_lettered_instead_of_killing_the_pool() -> anyhow:
         .await?;
     Ok(())
 }
+
+/// Redis away for longer than a lease while a task runs: the result cannot be committed under
+/// the expired lease, so the task runs again, and the plan still finishes with every task
+/// committed once.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_outage_longer_than_the_lease_still_finishes_the_plan() -> anyhow::Result<()> {
+    let redis = Redis::start_with(&["--appendonly", "yes", "--appendfsync", "always"])?;
+    let mut pool = Pool::start_with_redis(redis)?;
+    pool.add_worker(&pool.machine("a", 1))?;
+    pool.submit(&doc(
+        "long-outage",
+        &["Slow [[standin:sleep 3000]]", "Then this."],
+    ))
+    .await?;
+    wait_event(
+        &pool,
+        "long-outage",
+        EventKind::TaskStarted,
+        Duration::from_secs(30),
+    )
+    .await?;
+    if let Some(p) = pool.redis.proc.as_mut() {
+        p.signal(libc::SIGTERM);
+        p.wait_exit(Duration::from_secs(10));
+    }
+    // The tests' lease is 6 s.
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    pool.redis.restart_keeping_data()?;
+    pool.wait_done("long-outage", 2, Duration::from_secs(90))
+        .await?;
+    let ids: Vec<String> = pool
+        .results("long-outage")
+        .await?
+        .into_iter()
+        .map(|r| r.task_id)
+        .collect();
+    assert_eq!(ids, ["t1", "t2"], "each task committed once, in order");
+    Ok(())
+}

@@ -123,7 +123,8 @@ async fn pool_runs_many_plans_in_order_with_their_own_context() -> anyhow::Resul
 async fn a_plan_pushed_with_redis_cli_runs() -> anyhow::Result<()> {
     let mut pool = Pool::start()?;
     pool.add_worker(&pool.machine("a", 1))?;
-    let doc = r#"{"plan_id":"from-cli","tasks":[{"prompt":"Write it.\nFile: hello.txt\n```\nhello\n```\n"},{"prompt":"And then?"}]}"#;
+    // The second prompt looks like a flag: it must reach the model as text.
+    let doc = r#"{"plan_id":"from-cli","tasks":[{"prompt":"Write it.\nFile: hello.txt\n```\nhello\n```\n"},{"prompt":"--help me summarize"}]}"#;
     let out = std::process::Command::new("redis-cli")
         .args([
             "-p",
@@ -147,6 +148,13 @@ async fn a_plan_pushed_with_redis_cli_runs() -> anyhow::Result<()> {
         "the CLI wrote the file in the plan's workspace"
     );
     assert_eq!(pool.results("from-cli").await?.len(), 2);
+    let requests = pool.standin.requests()?;
+    let req = first_request_with(&requests, "--help me summarize")
+        .expect("the flag-like prompt reached the model");
+    assert_eq!(
+        prompts_of(req).last().map(String::as_str),
+        Some("--help me summarize")
+    );
     Ok(())
 }
 

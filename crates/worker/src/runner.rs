@@ -15,7 +15,7 @@ use baton_core::records::{DeadLetter, SessionRecord, StoredTask, TaskResult};
 use baton_core::{ClaudeSessionId, Event, EventKind, PlanId, PlanOptions, WorkerId};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::claude::{self, ClaudeError, Decision, Invocation, Progress, SessionArg};
 use crate::recap;
@@ -82,7 +82,8 @@ struct SessionPlan {
 }
 
 /// Retries a Redis operation with backoff until it succeeds or `stop` is cancelled. Workers
-/// ride out Redis outages this way: they keep their state and carry on when it returns.
+/// ride out Redis outages this way: they keep their state and carry on when it returns. An
+/// error that will not pass by waiting is logged and ends the retrying (`None`), as a stop does.
 pub(crate) async fn redis_retry<T, F, Fut>(
     what: &str,
     stop: &CancellationToken,
@@ -101,6 +102,10 @@ where
                     info!(what, "redis is back");
                 }
                 return Some(v);
+            }
+            Err(e) if !e.is_transient() => {
+                error!(what, error = %e, cause = ?std::error::Error::source(&e), "redis refused the operation; not retrying");
+                return None;
             }
             Err(e) => {
                 if !logged {

@@ -22,6 +22,21 @@ pub enum StoreError {
     Protocol(String),
 }
 
+impl StoreError {
+    /// True for failures that can pass (a dropped connection, a timeout, Redis loading its
+    /// data or out of memory): worth retrying. False for answers that will not change (a wrong
+    /// key type, a script error): retrying those would hang a worker loop silently.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Pool(_) => true,
+            Self::Protocol(_) => false,
+            Self::Redis(e) => {
+                e.code() == Some("OOM") || !matches!(e.retry_method(), redis::RetryMethod::NoRetry)
+            }
+        }
+    }
+}
+
 /// What the holder of a plan needs to run its next task.
 #[derive(Debug, Clone)]
 pub struct Head {
@@ -688,4 +703,19 @@ fn parse_head(v: &[Value]) -> Result<Head, StoreError> {
         session,
         meta,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_passing_failures_are_retried() {
+        let dropped: redis::RedisError =
+            std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset").into();
+        assert!(StoreError::Redis(dropped).is_transient());
+        let refused = redis::RedisError::from((redis::ErrorKind::Client, "bad command"));
+        assert!(!StoreError::Redis(refused).is_transient());
+        assert!(!StoreError::Protocol("unexpected".into()).is_transient());
+    }
 }

@@ -31,18 +31,13 @@ impl Cancel {
             .arg(k.channel())
             .arg(baton_core::keys::DEFAULT_EVENT_CAP)
             .arg(baton_core::keys::DEFAULT_RETENTION_SECS)
+            .arg(&self.reason)
             .invoke_async(&mut conn)
             .await?;
         let words = crate::reply_words(&v);
         let word = |i: usize| words.get(i).cloned().unwrap_or_default();
         match (word(0).as_str(), word(1).as_str()) {
             ("ok", _) => {
-                let _: () = redis::cmd("HSET")
-                    .arg(k.plan(p))
-                    .arg("last_error")
-                    .arg(&self.reason)
-                    .query_async(&mut conn)
-                    .await?;
                 println!("plan {p} cancelled");
                 Ok(())
             }

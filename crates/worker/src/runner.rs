@@ -396,17 +396,7 @@ impl Worker {
                 "task was recovered from {} dead workers; treating it as poison",
                 task.recoveries
             );
-            return self
-                .stop_plan(
-                    plan,
-                    lock,
-                    task,
-                    "failed",
-                    &reason,
-                    vec![reason.clone()],
-                    EventKind::PlanFailed,
-                )
-                .await;
+            return self.fail_plan_now(plan, lock, task, reason).await;
         }
         let cwd = match self.prepare_workspace(
             head.meta
@@ -415,19 +405,7 @@ impl Worker {
                 .unwrap_or(plan.as_str()),
         ) {
             Ok(p) => p,
-            Err(reason) => {
-                return self
-                    .stop_plan(
-                        plan,
-                        lock,
-                        task,
-                        "failed",
-                        &reason,
-                        vec![reason.clone()],
-                        EventKind::PlanFailed,
-                    )
-                    .await;
-            }
+            Err(reason) => return self.fail_plan_now(plan, lock, task, reason).await,
         };
 
         let mut attempts: Vec<String> = Vec::new();
@@ -970,6 +948,26 @@ impl Worker {
             None if lost.is_cancelled() => Step::LeaseLost,
             None => Step::Aborted,
         }
+    }
+
+    /// Fails the plan on `task` before running it (a poison task, an unusable workspace).
+    async fn fail_plan_now(
+        &self,
+        plan: &PlanId,
+        lock: &str,
+        task: &StoredTask,
+        reason: String,
+    ) -> Step {
+        self.stop_plan(
+            plan,
+            lock,
+            task,
+            "failed",
+            &reason,
+            vec![reason.clone()],
+            EventKind::PlanFailed,
+        )
+        .await
     }
 
     /// Stops the plan because its budget is spent (reason `budget` in the event).

@@ -478,7 +478,6 @@ impl Worker {
                                     plan,
                                     lock,
                                     task,
-                                    "failed",
                                     &reason,
                                     attempts,
                                     EventKind::PlanFailed,
@@ -526,16 +525,8 @@ impl Worker {
             }
         }
         let reason = format!("failed after {} attempts", self.cfg.max_attempts);
-        self.stop_plan(
-            plan,
-            lock,
-            task,
-            "failed",
-            &reason,
-            attempts,
-            EventKind::PlanFailed,
-        )
-        .await
+        self.stop_plan(plan, lock, task, &reason, attempts, EventKind::PlanFailed)
+            .await
     }
 
     fn retry_delays(&self) -> impl Iterator<Item = Duration> {
@@ -962,7 +953,6 @@ impl Worker {
             plan,
             lock,
             task,
-            "failed",
             &reason,
             vec![reason.clone()],
             EventKind::PlanFailed,
@@ -982,7 +972,6 @@ impl Worker {
             plan,
             lock,
             task,
-            "failed",
             detail,
             vec![],
             EventKind::PlanBudgetExhausted,
@@ -997,7 +986,6 @@ impl Worker {
         plan: &PlanId,
         lock: &str,
         task: &StoredTask,
-        state: &str,
         reason: &str,
         attempts: Vec<String>,
         kind: EventKind,
@@ -1024,8 +1012,14 @@ impl Worker {
             plan_event
         };
         let stopped = redis_retry("stop plan", &self.abort, || {
-            self.store
-                .stop_plan(plan, lock, state, reason, task_event.as_ref(), &plan_event)
+            self.store.stop_plan(
+                plan,
+                lock,
+                "failed",
+                reason,
+                task_event.as_ref(),
+                &plan_event,
+            )
         })
         .await;
         match stopped {

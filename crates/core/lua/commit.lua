@@ -1,10 +1,16 @@
--- Commits one task's result, fenced by the lease token: a worker whose lease was lost writes nothing.
+-- Commits one task's result, fenced by the lease token: a worker whose lease was lost writes
+-- nothing. It also does what the holder would otherwise need more trips for: when no task is
+-- left it gives the lease back (as release.lua does), and otherwise it returns the next task
+-- (as peek.lua does).
 -- KEYS: 1 lock, 2 plan, 3 tasks, 4 results, 5 session, 6 events, 7 transcript, 8 task_ids, 9 ingested
 -- ARGV: 1 lock value, 2 task id, 3 result JSON, 4 session JSON, 5 session TTL secs,
 --       6 task_succeeded event JSON, 7 channel, 8 cost USD, 9 now, 10 retention secs,
 --       11 plan_completed event JSON, 12 event cap, 13 transcript blob ('' = none: the stored one is deleted), 14 worker id,
---       15 tokens in, 16 tokens out, 17 session id
--- Returns: {'fenced'}, {'mismatch'} (the head task is not the one run), or {'ok', tasks left}
+--       15 tokens in, 16 tokens out, 17 session id, 18.. pairs of plan counter name, increment
+-- Returns: {'fenced'}, {'mismatch'} (the head task is not the one run),
+--          {'done', completed 0|1} (nothing left: the lease is given back),
+--          {'idle', left} (tasks left but the plan stopped meanwhile, e.g. cancelled), or
+--          {'ok', left, next task JSON, session JSON, plan hash as a flat list...}
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'fenced'} end
 local head = redis.call('LINDEX', KEYS[3], 0)
 if not head or cjson.decode(head).id ~= ARGV[2] then return {'mismatch'} end
@@ -19,11 +25,24 @@ redis.call('HINCRBYFLOAT', KEYS[2], 'cost_usd', ARGV[8])
 redis.call('HINCRBY', KEYS[2], 'input_tokens', ARGV[15])
 redis.call('HINCRBY', KEYS[2], 'output_tokens', ARGV[16])
 redis.call('HSET', KEYS[2], 'updated_at', ARGV[9], 'last_worker', ARGV[14], 'session_id', ARGV[17])
+for i = 18, #ARGV, 2 do redis.call('HINCRBY', KEYS[2], 'stat:' .. ARGV[i], ARGV[i + 1]) end
 emit(KEYS[2], KEYS[6], ARGV[6], ARGV[7], ARGV[12])
 local left = redis.call('LLEN', KEYS[3])
-if left == 0 and redis.call('HGET', KEYS[2], 'state') == 'running' then
-  redis.call('HSET', KEYS[2], 'state', 'completed')
-  emit(KEYS[2], KEYS[6], ARGV[11], ARGV[7], ARGV[12])
-end
+local st = redis.call('HGET', KEYS[2], 'state')
 keep_for(ARGV[10], KEYS[2], KEYS[3], KEYS[4], KEYS[6], KEYS[8], KEYS[9])
-return {'ok', left}
+if left == 0 then
+  local completed = 0
+  if st == 'running' then
+    redis.call('HSET', KEYS[2], 'state', 'completed')
+    redis.call('HINCRBY', KEYS[2], 'stat:plans_completed', 1)
+    emit(KEYS[2], KEYS[6], ARGV[11], ARGV[7], ARGV[12])
+    completed = 1
+  end
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[2], 'scheduled', 0)
+  return {'done', completed}
+end
+if st ~= 'running' and st ~= 'queued' then return {'idle', left} end
+local out = {'ok', left, redis.call('LINDEX', KEYS[3], 0), redis.call('GET', KEYS[5]) or ''}
+for _, v in ipairs(redis.call('HGETALL', KEYS[2])) do table.insert(out, v) end
+return out

@@ -28,11 +28,13 @@ scripts! {
     FINISH_INGEST = "finish_ingest.lua", prelude = false;
     /// Takes a plan's lease and reads its next task (plan slot).
     ACQUIRE = "acquire.lua", prelude = false;
-    /// Reads the holder's next task, fenced (plan slot).
-    PEEK = "peek.lua", prelude = false;
+    /// Announces a task attempt: its events and the plan's counters (plan slot).
+    START = "start.lua", prelude = true;
+    /// Adds to pool-wide counters (pool slot).
+    COUNT = "count.lua", prelude = false;
     /// Renews a lease (plan slot).
     RENEW = "renew.lua", prelude = false;
-    /// Commits a task result, fenced (plan slot).
+    /// Commits a task result and returns the next task or gives the lease back, fenced (plan slot).
     COMMIT = "commit.lua", prelude = true;
     /// Stops a plan (failed or cancelled), fenced (plan slot).
     FAIL = "fail.lua", prelude = true;
@@ -91,7 +93,8 @@ mod tests {
             &*INGEST,
             &*FINISH_INGEST,
             &*ACQUIRE,
-            &*PEEK,
+            &*START,
+            &*COUNT,
             &*RENEW,
             &*COMMIT,
             &*FAIL,

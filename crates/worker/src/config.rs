@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use crate::executor::{Executor, SessionMode};
+
 /// Everything a worker process needs to know. Each field's default is the flag's default.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -48,6 +50,12 @@ pub struct Config {
     pub event_cap: u64,
     /// Time running tasks get to finish after SIGTERM.
     pub shutdown_grace: Duration,
+    /// One CLI process per held plan (warm) or per task (cold).
+    pub session_mode: SessionMode,
+    /// A warm process unused for this long is not reused (a new one resumes the session).
+    pub warm_idle_timeout: Duration,
+    /// What runs tasks: the Claude CLI, or a benchmark executor.
+    pub executor: Executor,
 }
 
 impl Config {
@@ -74,6 +82,9 @@ impl Config {
             max_recoveries: 3,
             event_cap: baton_core::keys::DEFAULT_EVENT_CAP,
             shutdown_grace: Duration::from_secs(60),
+            session_mode: SessionMode::Warm,
+            warm_idle_timeout: Duration::from_secs(120),
+            executor: Executor::Claude,
         }
     }
 

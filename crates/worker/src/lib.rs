@@ -7,7 +7,9 @@
 //! - `store`: typed Redis operations over `baton_core::keys` and `baton_core::scripts`.
 //! - `ingest`: submit list → validated plan, or dead letter.
 //! - `runner`: a slot's claim → run → commit → release loop, lease keeping, retries, fallback.
-//! - [`claude`]: one CLI run, supervised, its stream read, its failures classified.
+//! - [`claude`]: one CLI run (cold) or one long-lived CLI process per plan (warm), supervised,
+//!   its stream read, its failures classified.
+//! - [`executor`]: what runs a task (the CLI, or a benchmark executor) and the session mode.
 //! - [`transcript`]: moving a conversation's files between machines through Redis.
 //! - `recap`: the first prompt of a session that replaces a lost one.
 //! - `lifecycle`: heartbeat and the reaper of silent workers.
@@ -17,6 +19,7 @@
 
 pub mod claude;
 pub mod config;
+pub mod executor;
 mod ingest;
 mod lifecycle;
 mod recap;
@@ -30,7 +33,7 @@ use baton_core::{Keys, WorkerId};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-pub use config::Config;
+pub use config::{Config, Executor, SessionMode};
 use runner::Worker;
 use store::{Store, StoreSettings};
 

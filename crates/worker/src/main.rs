@@ -83,6 +83,18 @@ struct Args {
     /// Time running tasks get to finish after SIGTERM.
     #[arg(long, env = "BATON_SHUTDOWN_GRACE", default_value = "60s", value_parser = humantime::parse_duration)]
     shutdown_grace: Duration,
+    /// warm: one CLI process per held plan, fed each task as a stream-json message (saves the
+    /// CLI's start-up on every task but the first of a hold). cold: one `claude -p --resume`
+    /// process per task. Both hand the session over through Redis after every task.
+    #[arg(long, env = "BATON_SESSION_MODE", default_value = "warm")]
+    session_mode: baton_worker::SessionMode,
+    /// A warm process unused for this long is closed at its next use and a new one resumes.
+    #[arg(long, env = "BATON_WARM_IDLE_TIMEOUT", default_value = "2m", value_parser = humantime::parse_duration)]
+    warm_idle_timeout: Duration,
+    /// For benchmarks of the queue only: `instant` answers every task in-process at once,
+    /// `spawn:<program>` runs <program> per task instead of the CLI. Default: claude.
+    #[arg(long, env = "BATON_EXECUTOR", default_value = "claude")]
+    executor: baton_worker::Executor,
 }
 
 fn parse_prefix(s: &str) -> Result<String, String> {
@@ -119,6 +131,9 @@ impl Args {
         c.rotate_at_tokens = self.rotate_at_tokens;
         c.max_recoveries = self.max_recoveries;
         c.shutdown_grace = self.shutdown_grace;
+        c.session_mode = self.session_mode;
+        c.warm_idle_timeout = self.warm_idle_timeout;
+        c.executor = self.executor;
         c
     }
 }

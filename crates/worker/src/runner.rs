@@ -17,9 +17,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use crate::claude::{self, ClaudeError, Decision, Invocation, Progress, SessionArg};
+use crate::claude::{self, ClaudeError, Decision, Invocation, Progress, SessionArg, WarmSession};
+use crate::executor::{self, Executor, SessionMode};
 use crate::recap;
-use crate::store::{Acquired, Commit, Fenced, Head, Renewal, Store, StoreError};
+use crate::store::{Acquired, Commit, Committed, Fenced, Head, Renewal, Store, StoreError, Tally};
 use crate::transcript::SessionFiles;
 use crate::Config;
 
@@ -45,20 +46,37 @@ enum Leave {
     /// Give the lease back; requeue at the `back` of the line (fairness) or the `front`
     /// (shutdown), if tasks are left.
     Release(&'static str),
+    /// The last commit gave the lease back (nothing left to run): only the claim remains.
+    Released,
     /// The lease is gone: another worker may hold the plan; write nothing of it, hand it back.
     LeaseLost,
 }
 
 /// What one task came to.
 enum Step {
-    Committed {
-        left: u64,
-    },
+    Committed(Committed),
     /// The plan stopped (failed, budget spent): it waits for someone to act.
     Stopped,
     LeaseLost,
     /// Shutdown stopped the run; the task stays first and runs again elsewhere.
     Aborted,
+}
+
+/// A successful run on its way to the commit.
+struct Run<'a> {
+    session: &'a SessionPlan,
+    out: claude::Outcome,
+    attempts: u32,
+    ttl_secs: u64,
+    started: Instant,
+    started_at: std::time::SystemTime,
+}
+
+/// Milliseconds since the epoch, with microseconds.
+fn epoch_ms(t: std::time::SystemTime) -> f64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .unwrap_or(0.0)
 }
 
 /// Why the session of a task is not a plain resume.
@@ -238,16 +256,31 @@ impl Worker {
             }
             None => return, // aborted while Redis was down; the final hand-back requeues it
         };
-        info!(plan = %plan, "holding plan");
+        debug!(plan = %plan, "holding plan");
         let lost = CancellationToken::new();
         let stop = self.abort.child_token();
-        let work = self.hold_inner(&plan, &lock, head, &lost, &stop);
+        let mut warm = None;
+        let work = self.hold_inner(&plan, &lock, head, &lost, &stop, &mut warm);
         let keeper = self.keep_lease(&plan, &lock, &lost, &stop);
         let leave = tokio::select! {
             leave = work => leave,
             never = keeper => match never {},
         };
+        // The plan's warm process never outlives the hold: closed after a clean last turn,
+        // stopped at once when the lease is gone.
+        if let Some(w) = warm {
+            match leave {
+                Leave::LeaseLost => w.abort().await,
+                _ => w.close(),
+            }
+        }
         match leave {
+            Leave::Released => {
+                let _ = redis_retry("unclaim", &self.abort, || {
+                    self.store.unclaim(&self.id, &plan, "")
+                })
+                .await;
+            }
             Leave::Release(where_to) => {
                 let requeue =
                     redis_retry("release", &self.abort, || self.store.release(&plan, &lock)).await;
@@ -317,32 +350,28 @@ impl Worker {
         mut head: Head,
         lost: &CancellationToken,
         stop: &CancellationToken,
+        warm: &mut Option<WarmSession>,
     ) -> Leave {
         let mut ran = 0u32;
         loop {
-            match self.run_task(plan, lock, &head, lost, stop).await {
-                Step::Committed { left } => {
+            match self.run_task(plan, lock, &head, lost, stop, warm).await {
+                // The commit brought the next task along: no extra trip to read it.
+                Step::Committed(Committed::Next { head: next, .. }) => {
                     ran += 1;
-                    if left == 0 {
-                        return Leave::Release("back");
-                    }
                     if self.drain.is_cancelled() {
                         return Leave::Release("front");
                     }
                     if ran >= self.cfg.max_tasks_per_hold {
                         return Leave::Release("back");
                     }
+                    head = next;
                 }
-                Step::Stopped => return Leave::Release("back"),
+                Step::Committed(Committed::Done { .. }) => return Leave::Released,
+                Step::Committed(Committed::Stopped { .. }) | Step::Stopped => {
+                    return Leave::Release("back")
+                }
                 Step::LeaseLost => return Leave::LeaseLost,
                 Step::Aborted => return Leave::Release("front"),
-            }
-            match redis_retry("peek", stop, || self.store.peek(plan, lock)).await {
-                Some(Fenced::Ok(Some(h))) => head = h,
-                Some(Fenced::Ok(None)) => return Leave::Release("back"),
-                Some(Fenced::LeaseLost) => return Leave::LeaseLost,
-                None if lost.is_cancelled() => return Leave::LeaseLost,
-                None => return Leave::Release("front"),
             }
         }
     }
@@ -374,6 +403,7 @@ impl Worker {
         head: &Head,
         lost: &CancellationToken,
         stop: &CancellationToken,
+        warm: &mut Option<WarmSession>,
     ) -> Step {
         let task = &head.task;
         let options: PlanOptions = head
@@ -429,7 +459,7 @@ impl Worker {
                 None if lost.is_cancelled() => return Step::LeaseLost,
                 None => return Step::Aborted,
             };
-            self.announce_session(plan, task, &session, attempt).await;
+            let mut tally = self.announce_session(plan, task, &session, attempt).await;
 
             let inv = Invocation {
                 bin: &self.cfg.claude_bin,
@@ -443,18 +473,32 @@ impl Worker {
                 silence_timeout: self.cfg.silence_timeout,
             };
             let started = Instant::now();
-            let outcome = self.supervise(plan, task, &inv, stop).await;
+            let started_at = std::time::SystemTime::now();
+            let outcome = self.execute(plan, task, &inv, &session, warm, stop).await;
+            if outcome.is_err() || lost.is_cancelled() {
+                // No commit to carry the start's pool counters.
+                self.flush(&std::mem::take(&mut tally)).await;
+            }
             if lost.is_cancelled() {
                 return Step::LeaseLost;
             }
             match outcome {
                 Ok(out) => {
-                    return self
-                        .commit(
-                            plan, lock, task, &cwd, &session, out, attempt, ttl_secs, started,
-                            stop, lost,
-                        )
+                    let run = Run {
+                        session: &session,
+                        out,
+                        attempts: attempt,
+                        ttl_secs,
+                        started,
+                        started_at,
+                    };
+                    let (step, digest) = self
+                        .commit(plan, lock, task, &cwd, run, &mut tally, stop, lost)
                         .await;
+                    if let (Step::Committed(Committed::Next { .. }), Some(w)) = (&step, warm) {
+                        w.committed(&digest);
+                    }
+                    return step;
                 }
                 Err(ClaudeError::Cancelled) => return Step::Aborted,
                 Err(ClaudeError::Unsuccessful { subtype, message })
@@ -660,58 +704,47 @@ impl Worker {
         })
     }
 
+    /// Announces an attempt (task_started, then how its session starts) and counts it, in one
+    /// trip. Returns the pool-wide counters still to send (they go with the commit).
     async fn announce_session(
         &self,
         plan: &PlanId,
         task: &StoredTask,
         s: &SessionPlan,
         attempt: u32,
-    ) {
+    ) -> Tally {
         let sid = s.arg.id().to_string();
-        self.emit(
-            plan,
-            self.event(EventKind::TaskStarted, plan, task)
-                .with("attempt", attempt)
-                .with("session_id", sid.clone()),
-        )
-        .await;
+        let mut events = vec![self
+            .event(EventKind::TaskStarted, plan, task)
+            .with("attempt", attempt)
+            .with("session_id", sid.clone())
+            .with("mode", self.mode_name())];
+        let mut counters: Vec<(String, i64)> = Vec::new();
         match (s.fresh, &s.previous) {
             (Some(Fresh::First), _) => {
-                self.emit(
-                    plan,
+                events.push(
                     self.event(EventKind::SessionCreated, plan, task)
                         .with("session_id", sid),
-                )
-                .await;
-                self.count(plan, &[("sessions_created", 1)]).await;
+                );
+                counters.push(("sessions_created".into(), 1));
             }
             (Some(Fresh::Fallback(reason)), _) => {
-                self.emit(
-                    plan,
+                events.push(
                     self.event(EventKind::SessionFallback, plan, task)
                         .with("reason", reason)
                         .with("session_id", sid),
-                )
-                .await;
-                self.count(
-                    plan,
-                    &[
-                        ("sessions_created", 1),
-                        (&format!("fallbacks_{reason}"), 1),
-                        ("fallbacks", 1),
-                    ],
-                )
-                .await;
+                );
+                counters.push(("sessions_created".into(), 1));
+                counters.push((format!("fallbacks_{reason}"), 1));
+                counters.push(("fallbacks".into(), 1));
             }
             (Some(Fresh::Rotated), _) => {
-                self.emit(
-                    plan,
+                events.push(
                     self.event(EventKind::SessionRotated, plan, task)
                         .with("session_id", sid),
-                )
-                .await;
-                self.count(plan, &[("sessions_created", 1), ("rotations", 1)])
-                    .await;
+                );
+                counters.push(("sessions_created".into(), 1));
+                counters.push(("rotations".into(), 1));
             }
             (None, Some(prev)) => {
                 let handoff = prev.last_worker != self.id.as_str();
@@ -720,33 +753,116 @@ impl Worker {
                 } else {
                     EventKind::SessionResumed
                 };
-                self.emit(
-                    plan,
+                events.push(
                     self.event(kind, plan, task)
                         .with("session_id", sid)
                         .with("from_worker", prev.last_worker.clone()),
-                )
-                .await;
-                let mut c = vec![("resumes_attempted", 1)];
+                );
+                counters.push(("resumes_attempted".into(), 1));
                 if handoff {
-                    c.push(("handoffs", 1));
+                    counters.push(("handoffs".into(), 1));
                 }
-                self.count(plan, &c).await;
             }
             (None, None) => {}
         }
+        let plan_counters: Vec<(&str, i64)> =
+            counters.iter().map(|(k, n)| (k.as_str(), *n)).collect();
+        if let Err(e) = self.store.start(plan, &events, &plan_counters).await {
+            warn!(plan = %plan, error = %e, "could not publish the start of a task");
+        }
+        let mut tally = Tally::default();
+        for (k, n) in &counters {
+            tally.add(k, *n);
+        }
+        tally
     }
 
-    /// Runs the CLI, forwarding progress as events.
-    async fn supervise(
+    fn mode_name(&self) -> String {
+        match &self.cfg.executor {
+            Executor::Claude => self.cfg.session_mode.to_string(),
+            other => other.to_string(),
+        }
+    }
+
+    /// Sends pool-wide counters; a failure is logged, not fatal.
+    async fn flush(&self, tally: &Tally) {
+        if let Err(e) = self.store.count_pool(tally).await {
+            warn!(error = %e, "could not update counters");
+        }
+    }
+
+    /// Runs one attempt with the configured executor and session mode, forwarding progress
+    /// as events.
+    async fn execute(
         &self,
         plan: &PlanId,
         task: &StoredTask,
         inv: &Invocation<'_>,
+        session: &SessionPlan,
+        warm: &mut Option<WarmSession>,
         stop: &CancellationToken,
     ) -> Result<claude::Outcome, ClaudeError> {
+        match (&self.cfg.executor, self.cfg.session_mode) {
+            (Executor::Claude, SessionMode::Cold) => {
+                self.supervise(
+                    plan,
+                    task,
+                    |tx| async move { claude::run(inv, &tx, stop).await },
+                )
+                .await
+            }
+            (Executor::Claude, SessionMode::Warm) => {
+                // Reuse the held process only for the conversation it produced itself.
+                let reuse = match (warm.as_ref(), &session.previous, session.fresh) {
+                    (Some(w), Some(prev), None) => {
+                        w.continues(inv, &prev.transcript_sha256, self.cfg.warm_idle_timeout)
+                    }
+                    _ => false,
+                };
+                if !reuse {
+                    if let Some(old) = warm.take() {
+                        old.close();
+                    }
+                }
+                let mut w = match warm.take() {
+                    Some(w) => w,
+                    None => WarmSession::start(inv)?,
+                };
+                let turn = {
+                    let w = &mut w;
+                    self.supervise(plan, task, |tx| async move { w.turn(inv, &tx, stop).await })
+                        .await
+                };
+                match turn {
+                    Ok(out) => {
+                        *warm = Some(w);
+                        Ok(out)
+                    }
+                    Err(e) => {
+                        // Whatever the process did of this turn is not committed: stop it now;
+                        // the retry restores the committed transcript into a new process.
+                        w.abort().await;
+                        Err(e)
+                    }
+                }
+            }
+            (other, _) => executor::run_without_cli(other, inv).await,
+        }
+    }
+
+    /// Runs `run` (given the progress sender), forwarding progress as events as it happens.
+    async fn supervise<F, Fut>(
+        &self,
+        plan: &PlanId,
+        task: &StoredTask,
+        run: F,
+    ) -> Result<claude::Outcome, ClaudeError>
+    where
+        F: FnOnce(mpsc::UnboundedSender<Progress>) -> Fut,
+        Fut: std::future::Future<Output = Result<claude::Outcome, ClaudeError>>,
+    {
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let run = claude::run(inv, &tx, stop);
+        let run = run(tx);
         tokio::pin!(run);
         let result = loop {
             tokio::select! {
@@ -828,6 +944,8 @@ impl Worker {
         }
     }
 
+    /// Commits a successful run. Returns the step and the digest of the committed transcript
+    /// (empty when the run left none).
     #[allow(clippy::too_many_arguments)]
     async fn commit(
         &self,
@@ -835,14 +953,19 @@ impl Worker {
         lock: &str,
         task: &StoredTask,
         cwd: &Path,
-        session: &SessionPlan,
-        out: claude::Outcome,
-        attempts: u32,
-        ttl_secs: u64,
-        started: Instant,
+        run: Run<'_>,
+        tally: &mut Tally,
         stop: &CancellationToken,
         lost: &CancellationToken,
-    ) -> Step {
+    ) -> (Step, String) {
+        let Run {
+            session,
+            out,
+            attempts,
+            ttl_secs,
+            started,
+            started_at,
+        } = run;
         let sid = session.arg.id();
         let files = SessionFiles::new(&self.config_dir, cwd, sid);
         let (blob, digest) = match files.pack() {
@@ -882,7 +1005,7 @@ impl Worker {
             last_worker: self.id.to_string(),
             tasks: session.previous.as_ref().map_or(0, |p| p.tasks) + 1,
             context_tokens: out.context_tokens,
-            transcript_sha256: digest,
+            transcript_sha256: digest.clone(),
             ttl_secs,
         };
         let result_json = serde_json::to_string(&result).expect("results serialize");
@@ -896,9 +1019,21 @@ impl Worker {
             .with("output_tokens", out.output_tokens)
             .with("duration_ms", result.duration_ms)
             .with("files", out.files.clone())
-            .with("attempts", attempts);
+            .with("attempts", attempts)
+            // When the run was started and when its result arrived (ms since the epoch): what
+            // the queue adds around a task can be measured from these and the event's arrival.
+            .with("run_started_ms", epoch_ms(started_at))
+            .with("result_at_ms", epoch_ms(out.result_at));
         let completed =
             Event::new(EventKind::PlanCompleted, Some(plan.as_str())).worker(self.id.as_str());
+        let mut plan_counters = vec![
+            ("tasks_succeeded", 1),
+            ("input_tokens", out.input_tokens as i64),
+            ("output_tokens", out.output_tokens as i64),
+        ];
+        if session.fresh.is_none() {
+            plan_counters.push(("resumes_succeeded", 1));
+        }
         let c = Commit {
             task_id: &task.id,
             result_json: &result_json,
@@ -912,33 +1047,31 @@ impl Worker {
             transcript: &blob,
             worker: &self.id,
             session_id: &sid.to_string(),
+            plan_counters: &plan_counters,
         };
         // A result finished while Redis was away is committed when it returns, unless the
         // lease ran out meanwhile (then the fence refuses it and the task runs again).
-        match redis_retry("commit", stop, || self.store.commit(plan, lock, &c)).await {
-            Some(Fenced::Ok(left)) => {
-                let mut counters = vec![
-                    ("tasks_succeeded", 1),
-                    ("input_tokens", out.input_tokens as i64),
-                    ("output_tokens", out.output_tokens as i64),
-                ];
-                if session.fresh.is_none() {
-                    counters.push(("resumes_succeeded", 1));
+        let step = match redis_retry("commit", stop, || self.store.commit(plan, lock, &c)).await {
+            Some(Fenced::Ok(next)) => {
+                for (name, n) in &plan_counters {
+                    tally.add(name, *n);
                 }
-                if left == 0 {
-                    counters.push(("plans_completed", 1));
+                if matches!(next, Committed::Done { completed: true }) {
+                    tally.add("plans_completed", 1);
                 }
-                self.count(plan, &counters).await;
-                if let Err(e) = self.store.count_float("cost_usd", out.cost_usd).await {
-                    warn!(error = %e, "could not update cost counter");
-                }
-                info!(plan = %plan, task = %task.id, index = task.index, left, "task committed");
-                Step::Committed { left }
+                tally.add_float("cost_usd", out.cost_usd);
+                self.flush(tally).await;
+                debug!(plan = %plan, task = %task.id, index = task.index, "task committed");
+                Step::Committed(next)
             }
             Some(Fenced::LeaseLost) => Step::LeaseLost,
             None if lost.is_cancelled() => Step::LeaseLost,
             None => Step::Aborted,
+        };
+        if !matches!(step, Step::Committed(_)) {
+            self.flush(tally).await;
         }
+        (step, digest)
     }
 
     /// Fails the plan on `task` before running it (a poison task, an unusable workspace).

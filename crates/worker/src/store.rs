@@ -327,29 +327,6 @@ impl Store {
         }
     }
 
-    /// Reads the next task again while holding the lease. `Ok(None)`: nothing left to run.
-    pub async fn peek(
-        &self,
-        plan: &PlanId,
-        lock_value: &str,
-    ) -> Result<Fenced<Option<Head>>, StoreError> {
-        let k = &self.keys;
-        let v: Vec<Value> = scripts::PEEK
-            .key(k.lock(plan))
-            .key(k.plan(plan))
-            .key(k.tasks(plan))
-            .key(k.session(plan))
-            .arg(lock_value)
-            .invoke_async(&mut self.conn().await?)
-            .await?;
-        match v.first().map(value_string).as_deref() {
-            Some("ok") => Ok(Fenced::Ok(Some(parse_head(&v)?))),
-            Some("idle") => Ok(Fenced::Ok(None)),
-            Some("fenced") => Ok(Fenced::LeaseLost),
-            other => Err(StoreError::Protocol(format!("peek returned {other:?}"))),
-        }
-    }
-
     /// Renews the lease.
     pub async fn renew(
         &self,
@@ -371,15 +348,16 @@ impl Store {
         })
     }
 
-    /// Commits a task (see `lua/commit.lua`). Returns the number of tasks left.
+    /// Commits a task (see `lua/commit.lua`): what is left to do comes back with it.
     pub async fn commit(
         &self,
         plan: &PlanId,
         lock_value: &str,
         c: &Commit<'_>,
-    ) -> Result<Fenced<u64>, StoreError> {
+    ) -> Result<Fenced<Committed>, StoreError> {
         let k = &self.keys;
-        let v: Vec<Value> = scripts::COMMIT
+        let mut script = scripts::COMMIT.prepare_invoke();
+        script
             .key(k.lock(plan))
             .key(k.plan(plan))
             .key(k.tasks(plan))
@@ -405,19 +383,56 @@ impl Store {
             .arg(c.worker.as_str())
             .arg(c.input_tokens)
             .arg(c.output_tokens)
-            .arg(c.session_id)
-            .invoke_async(&mut self.conn().await?)
-            .await?;
+            .arg(c.session_id);
+        for (name, n) in c.plan_counters {
+            script.arg(*name).arg(*n);
+        }
+        let v: Vec<Value> = script.invoke_async(&mut self.conn().await?).await?;
+        let left = || {
+            v.get(1)
+                .map(value_string)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0)
+        };
         match v.first().map(value_string).as_deref() {
-            Some("ok") => Ok(Fenced::Ok(
-                v.get(1)
-                    .map(value_string)
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(0),
-            )),
+            Some("ok") => {
+                // Shift off the count so the rest reads like an acquire's reply.
+                let head = parse_head(&v[1..])?;
+                Ok(Fenced::Ok(Committed::Next { left: left(), head }))
+            }
+            Some("done") => Ok(Fenced::Ok(Committed::Done {
+                completed: left() == 1,
+            })),
+            Some("idle") => Ok(Fenced::Ok(Committed::Stopped { left: left() })),
             Some("fenced") | Some("mismatch") => Ok(Fenced::LeaseLost),
             other => Err(StoreError::Protocol(format!("commit returned {other:?}"))),
         }
+    }
+
+    /// Announces a task attempt: stores and publishes `events` in order and adds to the plan's
+    /// own counters, in one trip (see `lua/start.lua`).
+    pub async fn start(
+        &self,
+        plan: &PlanId,
+        events: &[Event],
+        plan_counters: &[(&str, i64)],
+    ) -> Result<(), StoreError> {
+        let mut script = scripts::START.prepare_invoke();
+        script
+            .key(self.keys.plan(plan))
+            .key(self.keys.events(plan))
+            .arg(self.keys.channel())
+            .arg(self.settings.event_cap)
+            .arg(self.settings.retention_secs)
+            .arg(events.len());
+        for e in events {
+            script.arg(e.to_json());
+        }
+        for (name, n) in plan_counters {
+            script.arg(*name).arg(*n);
+        }
+        let _: i64 = script.invoke_async(&mut self.conn().await?).await?;
+        Ok(())
     }
 
     /// Stops a plan (`failed`, `cancelled`) with its events, fenced by the lease.
@@ -534,14 +549,22 @@ impl Store {
         Ok(())
     }
 
-    /// Adds to a floating-point pool-wide counter (the plan's own is kept by the commit).
-    pub async fn count_float(&self, name: &str, by: f64) -> Result<(), StoreError> {
-        let _: () = redis::cmd("HINCRBYFLOAT")
-            .arg(self.keys.stats())
-            .arg(name)
-            .arg(by)
-            .query_async(&mut self.conn().await?)
-            .await?;
+    /// Adds to pool-wide counters only, in one trip (the plan's own were kept by the script
+    /// that did the work).
+    pub async fn count_pool(&self, tally: &Tally) -> Result<(), StoreError> {
+        if tally.is_empty() {
+            return Ok(());
+        }
+        let mut script = scripts::COUNT.prepare_invoke();
+        script.key(self.keys.stats());
+        for (name, n) in &tally.ints {
+            script.arg(name.as_str()).arg(*n);
+        }
+        for (name, x) in &tally.floats {
+            // Always written with a decimal point: that is how the script tells a float.
+            script.arg(name.as_str()).arg(format!("{x:.9}"));
+        }
+        let _: i64 = script.invoke_async(&mut self.conn().await?).await?;
         Ok(())
     }
 
@@ -649,6 +672,47 @@ impl Store {
     }
 }
 
+/// Pool-wide counter increments gathered over a task, sent in one trip.
+#[derive(Debug, Default, Clone)]
+pub struct Tally {
+    ints: Vec<(String, i64)>,
+    floats: Vec<(String, f64)>,
+}
+
+impl Tally {
+    /// Adds `n` to counter `name`.
+    pub fn add(&mut self, name: &str, n: i64) {
+        match self.ints.iter_mut().find(|(k, _)| k == name) {
+            Some((_, v)) => *v += n,
+            None => self.ints.push((name.to_owned(), n)),
+        }
+    }
+
+    /// Adds `x` to floating-point counter `name`.
+    pub fn add_float(&mut self, name: &str, x: f64) {
+        match self.floats.iter_mut().find(|(k, _)| k == name) {
+            Some((_, v)) => *v += x,
+            None => self.floats.push((name.to_owned(), x)),
+        }
+    }
+
+    /// True when there is nothing to send.
+    pub fn is_empty(&self) -> bool {
+        self.ints.is_empty() && self.floats.is_empty()
+    }
+}
+
+/// What a commit left to do.
+#[derive(Debug)]
+pub enum Committed {
+    /// Tasks are left; here is the next one (the lease is still ours).
+    Next { left: u64, head: Head },
+    /// No task is left: the lease was given back; `completed` when this commit completed the plan.
+    Done { completed: bool },
+    /// Tasks are left but the plan stopped meanwhile (cancelled): release it.
+    Stopped { left: u64 },
+}
+
 /// Fields of a commit.
 pub struct Commit<'a> {
     pub task_id: &'a str,
@@ -663,6 +727,8 @@ pub struct Commit<'a> {
     pub transcript: &'a [u8],
     pub worker: &'a WorkerId,
     pub session_id: &'a str,
+    /// Added to the plan's `stat:<name>` counters in the same script.
+    pub plan_counters: &'a [(&'a str, i64)],
 }
 
 /// What an ingest did.

@@ -1,0 +1,163 @@
+//! What runs a task, and how sessions are kept between tasks.
+//!
+//! Production runs the Claude Code CLI ([`Executor::Claude`]), one process per held plan
+//! ([`SessionMode::Warm`], the default) or one per task ([`SessionMode::Cold`]). The two other
+//! executors exist for benchmarks of the queue itself: [`Executor::Instant`] answers in-process
+//! at once, [`Executor::Spawn`] runs a trivial program per task. Both still go through every
+//! step of baton's own logic (lease, session record, transcript packed and committed, restore
+//! check, events), since they write a transcript line per task where the CLI would.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::str::FromStr;
+use std::time::SystemTime;
+
+use tokio::io::AsyncWriteExt;
+
+use crate::claude::{ClaudeError, Invocation, Outcome};
+use crate::transcript::SessionFiles;
+
+/// What runs each task.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Executor {
+    /// The Claude Code CLI.
+    #[default]
+    Claude,
+    /// Benchmarks only: answers in-process at once.
+    Instant,
+    /// Benchmarks only: runs this program (no arguments, in the workspace) per task and
+    /// answers when it exits 0.
+    Spawn(PathBuf),
+}
+
+impl FromStr for Executor {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "claude" => Ok(Self::Claude),
+            "instant" => Ok(Self::Instant),
+            _ => match s.strip_prefix("spawn:") {
+                Some(p) if !p.is_empty() => Ok(Self::Spawn(PathBuf::from(p))),
+                _ => Err(format!(
+                    "unknown executor {s:?}: expected claude, instant or spawn:<program>"
+                )),
+            },
+        }
+    }
+}
+
+impl fmt::Display for Executor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Claude => f.write_str("claude"),
+            Self::Instant => f.write_str("instant"),
+            Self::Spawn(p) => write!(f, "spawn:{}", p.display()),
+        }
+    }
+}
+
+/// How the CLI process relates to tasks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SessionMode {
+    /// One CLI process per held plan, fed each task as a stream-json message.
+    #[default]
+    Warm,
+    /// One `claude -p --resume` process per task.
+    Cold,
+}
+
+impl FromStr for SessionMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "warm" => Ok(Self::Warm),
+            "cold" => Ok(Self::Cold),
+            _ => Err(format!("unknown session mode {s:?}: expected warm or cold")),
+        }
+    }
+}
+
+impl fmt::Display for SessionMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Warm => "warm",
+            Self::Cold => "cold",
+        })
+    }
+}
+
+/// Runs a task with a benchmark executor: spawns the program if there is one, then appends a
+/// line to the session's transcript (creating it for a new session), as the CLI would.
+pub(crate) async fn run_without_cli(
+    executor: &Executor,
+    inv: &Invocation<'_>,
+) -> Result<Outcome, ClaudeError> {
+    if let Executor::Spawn(program) = executor {
+        let status = tokio::process::Command::new(program)
+            .current_dir(inv.cwd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .status()
+            .await
+            .map_err(|source| ClaudeError::Spawn {
+                bin: program.display().to_string(),
+                source,
+            })?;
+        if !status.success() {
+            return Err(ClaudeError::NoResult {
+                status: status.to_string(),
+                stderr: String::new(),
+            });
+        }
+    }
+    let session = inv.session.id();
+    let path = SessionFiles::new(inv.config_dir, inv.cwd, session).jsonl();
+    if let Some(dir) = path.parent() {
+        tokio::fs::create_dir_all(dir).await?;
+    }
+    let mut file = tokio::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .await?;
+    let line = serde_json::json!({
+        "type": "user",
+        "sessionId": session.to_string(),
+        "prompt_bytes": inv.prompt.len(),
+    });
+    file.write_all(format!("{line}\n").as_bytes()).await?;
+    file.flush().await?;
+    Ok(Outcome {
+        session_id: session.to_string(),
+        result: "ok".into(),
+        cost_usd: 0.0,
+        input_tokens: 0,
+        output_tokens: 0,
+        context_tokens: 0,
+        duration_ms: 0,
+        num_turns: 1,
+        files: Vec::new(),
+        result_at: SystemTime::now(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn executors_and_modes_parse_and_print_back() {
+        for s in ["claude", "instant", "spawn:/bin/true"] {
+            assert_eq!(s.parse::<Executor>().unwrap().to_string(), s);
+        }
+        assert!("spawn:".parse::<Executor>().is_err());
+        assert!("fast".parse::<Executor>().unwrap_err().contains("instant"));
+        assert_eq!("cold".parse::<SessionMode>().unwrap(), SessionMode::Cold);
+        assert!("hot".parse::<SessionMode>().is_err());
+    }
+}

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of baton: unit tests, and end-to-end tests that start their own redis-server
 # processes, workers and model stand-in, and run the real Claude CLI. Installs redis-server and
-# the pinned CLI first if they are missing. Extra arguments go to `cargo test` (e.g. a filter).
+# the pinned CLI first if they are missing. The end-to-end tests run twice: with workers in
+# warm session mode (the default) and in cold mode. Extra arguments go to `cargo test` (e.g. a
+# filter).
 set -euo pipefail
 . "$(dirname "$0")/setup.sh"
 cd "$BATON_ROOT"
@@ -9,5 +11,7 @@ ensure_redis
 ensure_claude
 echo "==> cargo build --workspace --all-targets" >&2
 cargo build --workspace --all-targets --quiet
-echo "==> cargo test --workspace" >&2
-cargo test --workspace "$@"
+echo "==> cargo test --workspace (workers in warm session mode)" >&2
+BATON_SESSION_MODE=warm cargo test --workspace "$@"
+echo "==> end-to-end tests again, workers in cold session mode" >&2
+BATON_SESSION_MODE=cold cargo test -p baton-tests --test e2e "$@"

@@ -3,5 +3,6 @@
 
 mod faults;
 mod foundation;
+mod modes;
 mod reliability;
 mod sessions;

@@ -331,6 +331,8 @@ pub struct WorkerOpts {
     pub workspace_root: PathBuf,
     pub config_dir: PathBuf,
     pub home: Option<PathBuf>,
+    /// The CLI the worker runs (the pinned one unless a test wraps it).
+    pub claude_bin: PathBuf,
     pub extra: Vec<String>,
 }
 
@@ -354,7 +356,7 @@ impl Worker {
             .arg("--concurrency")
             .arg(opts.concurrency.to_string())
             .arg("--claude-bin")
-            .arg(claude_bin())
+            .arg(&opts.claude_bin)
             .arg("--claude-config-dir")
             .arg(&opts.config_dir)
             .args(&opts.extra)
@@ -448,6 +450,7 @@ impl Pool {
             workspace_root: self.dir.path().join("workspaces"),
             config_dir: self.dir.path().join(format!("claude-{name}")),
             home: Some(home),
+            claude_bin: claude_bin(),
             extra: vec![
                 "--lease".into(),
                 "6s".into(),
@@ -566,6 +569,39 @@ impl Pool {
         let mut c = self.conn().await?;
         let v: Option<i64> = redis::AsyncCommands::hget(&mut c, self.keys.stats(), name).await?;
         Ok(v.unwrap_or(0))
+    }
+}
+
+/// A wrapper around the real CLI that appends one line per process start (its arguments) to a
+/// log, then becomes the CLI: how a test counts the CLI processes a worker started.
+pub struct CountingCli {
+    pub bin: PathBuf,
+    pub log: PathBuf,
+}
+
+impl CountingCli {
+    /// Writes the wrapper into `dir`.
+    pub fn new(dir: &Path) -> Result<Self> {
+        use std::os::unix::fs::PermissionsExt;
+        let bin = dir.join("claude-counting");
+        let log = dir.join("claude-starts.log");
+        let script = format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+            log.display(),
+            claude_bin().display()
+        );
+        std::fs::write(&bin, script)?;
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755))?;
+        Ok(Self { bin, log })
+    }
+
+    /// The argument lines of every start so far.
+    pub fn starts(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
     }
 }
 

@@ -333,6 +333,8 @@ pub struct WorkerOpts {
     pub home: Option<PathBuf>,
     /// The CLI the worker runs (the pinned one unless a test wraps it).
     pub claude_bin: PathBuf,
+    /// `BATON_LOG` for the worker.
+    pub log_filter: String,
     pub extra: Vec<String>,
 }
 
@@ -362,7 +364,7 @@ impl Worker {
             .args(&opts.extra)
             .env("ANTHROPIC_BASE_URL", standin.base_url())
             .env("ANTHROPIC_API_KEY", "test-key-not-real")
-            .env("BATON_LOG", "info,baton_worker=debug")
+            .env("BATON_LOG", &opts.log_filter)
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(logf);
@@ -451,6 +453,7 @@ impl Pool {
             config_dir: self.dir.path().join(format!("claude-{name}")),
             home: Some(home),
             claude_bin: claude_bin(),
+            log_filter: "info,baton_worker=debug".into(),
             extra: vec![
                 "--lease".into(),
                 "6s".into(),

@@ -1,7 +1,9 @@
--- Ends one ingest: drops the document from the worker's ingesting list and, when the plan
--- needs a worker, puts it on the ready list.
--- KEYS: 1 ingesting list, 2 ready
--- ARGV: 1 entry as stored in the ingesting list, 2 plan_id ('' = none), 3 schedule ('1' = yes)
+-- Ends one ingest: drops the document from the worker's ingesting list, counts it and, when
+-- the plan needs a worker, puts it on the ready list.
+-- KEYS: 1 ingesting list, 2 ready, 3 stats
+-- ARGV: 1 entry as stored in the ingesting list, 2 plan_id ('' = none), 3 schedule ('1' = yes),
+--       4.. pairs of pool counter name, increment
 redis.call('LREM', KEYS[1], 1, ARGV[1])
 if ARGV[3] == '1' then redis.call('LPUSH', KEYS[2], ARGV[2]) end
+for i = 4, #ARGV, 2 do redis.call('HINCRBY', KEYS[3], ARGV[i], ARGV[i + 1]) end
 return 1

@@ -12,7 +12,7 @@ use std::time::Duration;
 use baton_core::records::DeadLetter;
 use baton_core::scripts::{split_tagged, INGEST_TAG_PREFIX};
 use baton_core::{Event, EventKind, PlanId, Submission, Workspace};
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use crate::runner::{reconnect_delays, redis_retry, Worker};
 use crate::store::Store;
@@ -130,26 +130,28 @@ impl Worker {
             None => {}
             Some(Err((field, problem))) => self.reject(&entry, &doc, &field, &problem).await,
             Some(Ok(outcome)) => {
-                info!(plan = %plan, status = %outcome.status, tasks = outcome.count, first_index = outcome.first_index, "document ingested");
+                debug!(plan = %plan, status = %outcome.status, tasks = outcome.count, first_index = outcome.first_index, "document ingested");
+                let counters: &[(&str, i64)] = match outcome.status.as_str() {
+                    "created" => &[
+                        ("plans_accepted", 1),
+                        ("tasks_accepted", outcome.count as i64),
+                    ],
+                    "duplicate" => &[],
+                    _ => &[
+                        ("followups_accepted", 1),
+                        ("tasks_accepted", outcome.count as i64),
+                    ],
+                };
                 let _ = redis_retry("finish ingest", &self.abort, || {
-                    self.store
-                        .finish_ingest(&self.id, &entry, Some(&plan), outcome.schedule)
+                    self.store.finish_ingest(
+                        &self.id,
+                        &entry,
+                        Some(&plan),
+                        outcome.schedule,
+                        counters,
+                    )
                 })
                 .await;
-                if outcome.status != "duplicate" {
-                    let name = if outcome.status == "created" {
-                        "plans_accepted"
-                    } else {
-                        "followups_accepted"
-                    };
-                    if let Err(e) = self
-                        .store
-                        .count(None, &[(name, 1), ("tasks_accepted", outcome.count as i64)])
-                        .await
-                    {
-                        warn!(error = %e, "could not update counters");
-                    }
-                }
             }
         }
     }

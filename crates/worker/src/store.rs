@@ -252,22 +252,28 @@ impl Store {
         }
     }
 
-    /// Ends an ingest: drops `entry` from the ingesting list, schedules the plan if asked.
+    /// Ends an ingest: drops `entry` from the ingesting list, adds `counters` to the pool's,
+    /// schedules the plan if asked.
     pub async fn finish_ingest(
         &self,
         worker: &WorkerId,
         entry: &[u8],
         plan: Option<&PlanId>,
         schedule: bool,
+        counters: &[(&str, i64)],
     ) -> Result<(), StoreError> {
-        let _: i64 = scripts::FINISH_INGEST
+        let mut script = scripts::FINISH_INGEST.prepare_invoke();
+        script
             .key(self.keys.ingesting(worker))
             .key(self.keys.ready())
+            .key(self.keys.stats())
             .arg(entry)
             .arg(plan.map(PlanId::as_str).unwrap_or(""))
-            .arg(if schedule { "1" } else { "0" })
-            .invoke_async(&mut self.conn().await?)
-            .await?;
+            .arg(if schedule { "1" } else { "0" });
+        for (name, n) in counters {
+            script.arg(*name).arg(*n);
+        }
+        let _: i64 = script.invoke_async(&mut self.conn().await?).await?;
         Ok(())
     }
 

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs the benchmark (tests/src/bin/bench.rs): builds everything in release mode, then measures
+# plan latency against `claude -p --resume` run by hand, queue overhead, throughput through the
+# real CLI, queue-only throughput, scale, and Redis commands per task, all in one run, and
+# prints the tables of docs/BENCHMARKS.md. Starts its own redis-server and model stand-in.
+# Arguments go to the benchmark: `--only <section>` (latency, overhead, throughput, queue,
+# scale, commands), `--cold-plans N` (size of the cold throughput run; default 40 plans).
+set -euo pipefail
+. "$(dirname "$0")/setup.sh"
+cd "$BATON_ROOT"
+ensure_redis
+ensure_claude
+echo "==> cargo build --release --workspace --bins" >&2
+cargo build --release --workspace --bins --quiet
+exec "$BATON_ROOT/target/release/baton-bench" "$@"

@@ -94,13 +94,7 @@ pub async fn run(config: Config, host: &str, shutdown: Shutdown) -> Result<(), S
         event_cap: config.event_cap,
         retention_secs: config.retention.as_secs().max(1),
     };
-    let store = Store::new(
-        &config.redis_url,
-        keys,
-        settings,
-        config.concurrency * 2 + 4,
-    )
-    .map_err(StartError::RedisUrl)?;
+    let store = Store::new(&config.redis_url, keys, settings).map_err(StartError::RedisUrl)?;
     let worker = Arc::new(Worker {
         id: WorkerId::for_this_process(host),
         cfg: config,

@@ -1,14 +1,17 @@
-//! The worker's view of Redis: a connection pool for ordinary commands, dedicated
-//! connections for blocking pops, and one typed method per script or command group. Every key
-//! comes from `baton_core::Keys`.
+//! The worker's view of Redis: one multiplexed, self-reconnecting connection that every slot
+//! shares for ordinary commands (concurrent callers are pipelined on it), dedicated connections
+//! for blocking pops, and one typed method per script or command group. Every key comes from
+//! `baton_core::Keys`.
+//!
+//! Not a connection pool: deadpool-redis checks each connection out with `UNWATCH` + `PING`,
+//! a round trip more than the command itself, and a multiplexed connection needs no checkout.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use baton_core::records::{DeadLetter, StoredTask};
 use baton_core::{scripts, Event, Keys, PlanId, WorkerId};
-use deadpool_redis::{Manager, Pool, Runtime};
-use redis::aio::MultiplexedConnection;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::{AsyncCommands, AsyncConnectionConfig, Value};
 
 /// A Redis failure, or the pool failing to hand out a connection.
@@ -16,8 +19,6 @@ use redis::{AsyncCommands, AsyncConnectionConfig, Value};
 pub enum StoreError {
     #[error("redis command failed")]
     Redis(#[from] redis::RedisError),
-    #[error("no redis connection available")]
-    Pool(#[from] deadpool_redis::PoolError),
     #[error("unexpected reply from a baton script: {0}")]
     Protocol(String),
 }
@@ -28,7 +29,6 @@ impl StoreError {
     /// key type, a script error): retrying those would hang a worker loop silently.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Pool(_) => true,
             Self::Protocol(_) => false,
             Self::Redis(e) => {
                 e.code() == Some("OOM") || !matches!(e.retry_method(), redis::RetryMethod::NoRetry)
@@ -85,7 +85,7 @@ pub struct StoreSettings {
 /// Connections and typed commands.
 #[derive(Clone)]
 pub struct Store {
-    pool: Pool,
+    shared: ConnectionManager,
     client: redis::Client,
     pub keys: Keys,
     settings: StoreSettings,
@@ -101,35 +101,27 @@ impl Store {
     ///
     /// # Errors
     /// An invalid URL.
-    pub fn new(
-        url: &str,
-        keys: Keys,
-        settings: StoreSettings,
-        pool_size: usize,
-    ) -> Result<Self, StoreError> {
-        let conn_cfg = AsyncConnectionConfig::new()
+    pub fn new(url: &str, keys: Keys, settings: StoreSettings) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url)?;
+        // Reconnects after a failure on its own; a command sent meanwhile fails at once and
+        // the caller's own backoff (`redis_retry`) decides what to do.
+        let cfg = ConnectionManagerConfig::new()
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_connection_timeout(Some(CONNECT_TIMEOUT));
-        let manager = Manager::new_with_config(url, conn_cfg)?;
-        let pool = Pool::builder(manager)
-            .max_size(pool_size)
-            .wait_timeout(Some(Duration::from_secs(10)))
-            .create_timeout(Some(CONNECT_TIMEOUT))
-            .recycle_timeout(Some(Duration::from_secs(2)))
-            .runtime(Runtime::Tokio1)
-            .build()
-            .map_err(|e| StoreError::Protocol(format!("building the connection pool: {e}")))?;
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_secs(1));
+        let shared = ConnectionManager::new_lazy_with_config(client.clone(), cfg)?;
         Ok(Self {
-            pool,
-            client: redis::Client::open(url)?,
+            shared,
+            client,
             keys,
             settings,
         })
     }
 
-    /// A pooled connection.
-    pub async fn conn(&self) -> Result<deadpool_redis::Connection, StoreError> {
-        Ok(self.pool.get().await?)
+    /// The shared connection (a cheap handle; concurrent commands on it are pipelined).
+    pub async fn conn(&self) -> Result<ConnectionManager, StoreError> {
+        Ok(self.shared.clone())
     }
 
     /// A connection of its own for blocking pops of up to `block` (a blocking command on a

@@ -13,8 +13,6 @@ use std::process::Stdio;
 use std::str::FromStr;
 use std::time::SystemTime;
 
-use tokio::io::AsyncWriteExt;
-
 use crate::claude::{ClaudeError, Invocation, Outcome};
 use crate::transcript::SessionFiles;
 
@@ -115,23 +113,33 @@ pub(crate) async fn run_without_cli(
             });
         }
     }
+    // Plain std::fs: appending a line to a local file takes microseconds, less than handing
+    // it to tokio's blocking pool would.
     let session = inv.session.id();
     let path = SessionFiles::new(inv.config_dir, inv.cwd, session).jsonl();
-    if let Some(dir) = path.parent() {
-        tokio::fs::create_dir_all(dir).await?;
-    }
-    let mut file = tokio::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .await?;
     let line = serde_json::json!({
         "type": "user",
         "sessionId": session.to_string(),
         "prompt_bytes": inv.prompt.len(),
     });
-    file.write_all(format!("{line}\n").as_bytes()).await?;
-    file.flush().await?;
+    let append = || -> std::io::Result<()> {
+        use std::io::Write;
+        let mut file = match std::fs::OpenOptions::new().append(true).open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)?
+            }
+            Err(e) => return Err(e),
+        };
+        file.write_all(format!("{line}\n").as_bytes())
+    };
+    append()?;
     Ok(Outcome {
         session_id: session.to_string(),
         result: "ok".into(),

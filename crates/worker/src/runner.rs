@@ -62,6 +62,13 @@ enum Step {
     Aborted,
 }
 
+/// What a slot keeps while it holds one plan.
+#[derive(Default)]
+struct Held {
+    /// The plan's warm CLI process (warm mode).
+    warm: Option<WarmSession>,
+}
+
 /// A successful run on its way to the commit.
 struct Run<'a> {
     session: &'a SessionPlan,
@@ -259,8 +266,8 @@ impl Worker {
         debug!(plan = %plan, "holding plan");
         let lost = CancellationToken::new();
         let stop = self.abort.child_token();
-        let mut warm = None;
-        let work = self.hold_inner(&plan, &lock, head, &lost, &stop, &mut warm);
+        let mut held = Held::default();
+        let work = self.hold_inner(&plan, &lock, head, &lost, &stop, &mut held);
         let keeper = self.keep_lease(&plan, &lock, &lost, &stop);
         let leave = tokio::select! {
             leave = work => leave,
@@ -268,7 +275,7 @@ impl Worker {
         };
         // The plan's warm process never outlives the hold: closed after a clean last turn,
         // stopped at once when the lease is gone.
-        if let Some(w) = warm {
+        if let Some(w) = held.warm {
             match leave {
                 Leave::LeaseLost => w.abort().await,
                 _ => w.close(),
@@ -350,11 +357,11 @@ impl Worker {
         mut head: Head,
         lost: &CancellationToken,
         stop: &CancellationToken,
-        warm: &mut Option<WarmSession>,
+        held: &mut Held,
     ) -> Leave {
         let mut ran = 0u32;
         loop {
-            match self.run_task(plan, lock, &head, lost, stop, warm).await {
+            match self.run_task(plan, lock, &head, lost, stop, held).await {
                 // The commit brought the next task along: no extra trip to read it.
                 Step::Committed(Committed::Next { head: next, .. }) => {
                     ran += 1;
@@ -403,7 +410,7 @@ impl Worker {
         head: &Head,
         lost: &CancellationToken,
         stop: &CancellationToken,
-        warm: &mut Option<WarmSession>,
+        held: &mut Held,
     ) -> Step {
         let task = &head.task;
         let options: PlanOptions = head
@@ -428,15 +435,18 @@ impl Worker {
             );
             return self.fail_plan_now(plan, lock, task, reason).await;
         }
-        let cwd = match self.prepare_workspace(
-            head.meta
-                .get("workspace")
-                .map(String::as_str)
-                .unwrap_or(plan.as_str()),
-        ) {
+        let workspace = head
+            .meta
+            .get("workspace")
+            .map(String::as_str)
+            .unwrap_or(plan.as_str());
+        // Checked before every task, not once per hold: a task's own tools could have turned
+        // the folder into a symlink since the last one.
+        let cwd = match self.prepare_workspace(workspace) {
             Ok(p) => p,
             Err(reason) => return self.fail_plan_now(plan, lock, task, reason).await,
         };
+        let warm = &mut held.warm;
 
         let mut attempts: Vec<String> = Vec::new();
         let mut forced: Option<&'static str> = None;

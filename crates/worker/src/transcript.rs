@@ -2,7 +2,7 @@
 //!
 //! The CLI keeps a session as `<config>/projects/<encoded cwd>/<id>.jsonl`, plus a folder
 //! `<id>/` when it has subagent transcripts or saved tool results. After each committed task
-//! the worker packs both (tar, gzip) and commits the blob to Redis with the session's TTL: that
+//! the worker packs both (tar, gzipped from 16 KiB) and commits the blob to Redis with the session's TTL: that
 //! blob is the truth, a local copy only a cache. Before a resume the worker compares the local
 //! file's SHA-256 with the committed one and restores the blob when they differ, which also
 //! discards the partial turn a failed attempt may have left. It keeps exactly one copy of a
@@ -15,6 +15,12 @@ use baton_core::ClaudeSessionId;
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 use sha2::{Digest, Sha256};
+
+/// Packs at least this large are gzipped; smaller ones are stored as plain tar, where setting
+/// up a compressor would cost more than the bytes it saves. Restore tells them apart by the
+/// gzip magic bytes.
+const COMPRESS_FROM: usize = 16 * 1024;
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// Largest transcript blob restored (guards against a hostile blob expanding without bound).
 const MAX_UNPACKED_BYTES: u64 = 512 * 1024 * 1024;
@@ -94,7 +100,7 @@ impl SessionFiles {
         let jsonl = self.jsonl();
         let bytes = std::fs::read(&jsonl).map_err(|_| TranscriptError::Missing(jsonl.clone()))?;
         let digest = hex_sha256(&bytes);
-        let mut tar = tar::Builder::new(GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+        let mut tar = tar::Builder::new(Vec::with_capacity(bytes.len() + 2048));
         let name = format!("{}.jsonl", self.id);
         let mut header = tar::Header::new_gnu();
         header.set_size(bytes.len() as u64);
@@ -107,7 +113,12 @@ impl SessionFiles {
             tar.append_dir_all(self.id.to_string(), &folder)
                 .map_err(io_err(&folder))?;
         }
-        let gz = tar.into_inner().map_err(io_err(&jsonl))?;
+        let plain = tar.into_inner().map_err(io_err(&jsonl))?;
+        if plain.len() < COMPRESS_FROM {
+            return Ok((plain, digest));
+        }
+        let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &plain).map_err(io_err(&jsonl))?;
         let blob = gz.finish().map_err(io_err(&jsonl))?;
         Ok((blob, digest))
     }
@@ -121,7 +132,12 @@ impl SessionFiles {
     pub fn restore(&self, blob: &[u8], expected_digest: &str) -> Result<(), TranscriptError> {
         self.remove_everywhere()?;
         std::fs::create_dir_all(&self.dir).map_err(io_err(&self.dir))?;
-        let mut archive = tar::Archive::new(GzDecoder::new(blob).take(MAX_UNPACKED_BYTES));
+        let reader: Box<dyn Read> = if blob.starts_with(&GZIP_MAGIC) {
+            Box::new(GzDecoder::new(blob).take(MAX_UNPACKED_BYTES))
+        } else {
+            Box::new(blob.take(MAX_UNPACKED_BYTES))
+        };
+        let mut archive = tar::Archive::new(reader);
         let entries = archive.entries().map_err(TranscriptError::Corrupt)?;
         for entry in entries {
             let mut entry = entry.map_err(TranscriptError::Corrupt)?;
@@ -186,6 +202,25 @@ pub fn hex_sha256(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn large_packs_are_gzipped_and_round_trip() {
+        let (a, b) = (tmp(), tmp());
+        let id = ClaudeSessionId::generate();
+        let cwd = Path::new("/work/ws/big");
+        let src = SessionFiles::new(&a, cwd, id);
+        std::fs::create_dir_all(src.jsonl().parent().unwrap()).unwrap();
+        let body: String = (0..2000)
+            .map(|i| format!("{{\"line\":{i},\"text\":\"a transcript line\"}}\n"))
+            .collect();
+        std::fs::write(src.jsonl(), &body).unwrap();
+        let (blob, digest) = src.pack().unwrap();
+        assert!(blob.starts_with(&GZIP_MAGIC));
+        assert!(blob.len() < body.len() / 4, "compressed");
+        let dst = SessionFiles::new(&b, cwd, id);
+        dst.restore(&blob, &digest).unwrap();
+        assert_eq!(std::fs::read_to_string(dst.jsonl()).unwrap(), body);
+    }
+
     fn tmp() -> PathBuf {
         let d = std::env::temp_dir().join(format!("baton-transcript-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&d).unwrap();
@@ -227,8 +262,15 @@ mod tests {
         assert!(!stale.jsonl().exists());
         assert_eq!(dst.local_digest().unwrap(), digest);
 
+        assert!(!blob.starts_with(&GZIP_MAGIC), "a small pack is plain tar");
         assert!(matches!(
             dst.restore(b"garbage", &digest),
+            Err(TranscriptError::Corrupt(_))
+        ));
+        let mut gz_garbage = GZIP_MAGIC.to_vec();
+        gz_garbage.extend_from_slice(b"garbage");
+        assert!(matches!(
+            dst.restore(&gz_garbage, &digest),
             Err(TranscriptError::Corrupt(_))
         ));
         assert!(matches!(

@@ -2,7 +2,7 @@
 -- KEYS: 1 lock, 2 plan, 3 tasks, 4 session
 -- ARGV: 1 lock value '<worker>/<token>', 2 lease ms, 3 now, 4 worker id
 -- Returns: {'busy'} (another worker holds it), {'idle', state} (nothing to run; lease dropped),
---          or {'ok', head task JSON, session JSON or '', plan hash as a flat list...}
+--          or {'ok', head task JSON, session JSON or '', plan fields the holder reads (options, cost_usd, workspace, session_id) as a flat list...}
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   return {'busy'}
 end
@@ -15,5 +15,9 @@ if (st ~= 'queued' and st ~= 'running') or not head then
 end
 redis.call('HSET', KEYS[2], 'state', 'running', 'holder', ARGV[4], 'updated_at', ARGV[3])
 local out = {'ok', head, redis.call('GET', KEYS[4]) or ''}
-for _, v in ipairs(redis.call('HGETALL', KEYS[2])) do table.insert(out, v) end
+local fields = {'options', 'cost_usd', 'workspace', 'session_id'}
+local vals = redis.call('HMGET', KEYS[2], unpack(fields))
+for i, f in ipairs(fields) do
+  if vals[i] then table.insert(out, f); table.insert(out, vals[i]) end
+end
 return out

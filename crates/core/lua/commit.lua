@@ -3,17 +3,17 @@
 -- left it gives the lease back (as release.lua does), and otherwise it returns the next task
 -- (as peek.lua does).
 -- KEYS: 1 lock, 2 plan, 3 tasks, 4 results, 5 session, 6 events, 7 transcript, 8 task_ids, 9 ingested
--- ARGV: 1 lock value, 2 task id, 3 result JSON, 4 session JSON, 5 session TTL secs,
+-- ARGV: 1 lock value, 2 the head task's JSON exactly as read (a string compare, no decode), 3 result JSON, 4 session JSON, 5 session TTL secs,
 --       6 task_succeeded event JSON, 7 channel, 8 cost USD, 9 now, 10 retention secs,
 --       11 plan_completed event JSON, 12 event cap, 13 transcript blob ('' = none: the stored one is deleted), 14 worker id,
 --       15 tokens in, 16 tokens out, 17 session id, 18.. pairs of plan counter name, increment
 -- Returns: {'fenced'}, {'mismatch'} (the head task is not the one run),
 --          {'done', completed 0|1} (nothing left: the lease is given back),
 --          {'idle', left} (tasks left but the plan stopped meanwhile, e.g. cancelled), or
---          {'ok', left, next task JSON, session JSON, plan hash as a flat list...}
+--          {'ok', left, next task JSON, session JSON, plan fields the holder reads (options, cost_usd, workspace, session_id) as a flat list...}
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'fenced'} end
 local head = redis.call('LINDEX', KEYS[3], 0)
-if not head or cjson.decode(head).id ~= ARGV[2] then return {'mismatch'} end
+if head ~= ARGV[2] then return {'mismatch'} end
 redis.call('LPOP', KEYS[3])
 redis.call('RPUSH', KEYS[4], ARGV[3])
 redis.call('SET', KEYS[5], ARGV[4], 'EX', ARGV[5])
@@ -44,5 +44,9 @@ if left == 0 then
 end
 if st ~= 'running' and st ~= 'queued' then return {'idle', left} end
 local out = {'ok', left, redis.call('LINDEX', KEYS[3], 0), redis.call('GET', KEYS[5]) or ''}
-for _, v in ipairs(redis.call('HGETALL', KEYS[2])) do table.insert(out, v) end
+local fields = {'options', 'cost_usd', 'workspace', 'session_id'}
+local vals = redis.call('HMGET', KEYS[2], unpack(fields))
+for i, f in ipairs(fields) do
+  if vals[i] then table.insert(out, f); table.insert(out, vals[i]) end
+end
 return out

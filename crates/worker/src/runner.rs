@@ -20,7 +20,9 @@ use tracing::{debug, error, info, warn};
 use crate::claude::{self, ClaudeError, Decision, Invocation, Progress, SessionArg, WarmSession};
 use crate::executor::{self, Executor, SessionMode};
 use crate::recap;
-use crate::store::{Acquired, Commit, Committed, Fenced, Head, Renewal, Store, StoreError, Tally};
+use crate::store::{
+    Acquired, Commit, Committed, Fenced, Head, Renewal, Store, StoreError, Tally, NO_COUNTS,
+};
 use crate::transcript::SessionFiles;
 use crate::Config;
 
@@ -67,6 +69,8 @@ enum Step {
 struct Held {
     /// The plan's warm CLI process (warm mode).
     warm: Option<WarmSession>,
+    /// Pool-wide counters not sent yet (they go with the hand-back, or once a second).
+    tally: Tally,
 }
 
 /// A successful run on its way to the commit.
@@ -196,7 +200,7 @@ impl Worker {
                     let plan = String::from_utf8_lossy(&raw).into_owned();
                     if let Ok(plan) = plan.parse::<PlanId>() {
                         let _ = redis_retry("unclaim", &self.abort, || {
-                            self.store.unclaim(&self.id, &plan, "front")
+                            self.store.unclaim(&self.id, &plan, "front", &NO_COUNTS)
                         })
                         .await;
                     }
@@ -256,7 +260,7 @@ impl Worker {
                 // A duplicate entry, or a plan with nothing to run: its holder (if any) keeps
                 // its own entry.
                 let _ = redis_retry("unclaim", &self.abort, || {
-                    self.store.unclaim(&self.id, &plan, "")
+                    self.store.unclaim(&self.id, &plan, "", &NO_COUNTS)
                 })
                 .await;
                 return;
@@ -281,10 +285,11 @@ impl Worker {
                 _ => w.close(),
             }
         }
+        let tally = held.tally;
         match leave {
             Leave::Released => {
                 let _ = redis_retry("unclaim", &self.abort, || {
-                    self.store.unclaim(&self.id, &plan, "")
+                    self.store.unclaim(&self.id, &plan, "", &tally)
                 })
                 .await;
             }
@@ -296,7 +301,7 @@ impl Worker {
                     _ => "",
                 };
                 let _ = redis_retry("unclaim", &self.abort, || {
-                    self.store.unclaim(&self.id, &plan, to)
+                    self.store.unclaim(&self.id, &plan, to, &tally)
                 })
                 .await;
             }
@@ -307,7 +312,7 @@ impl Worker {
                 // left in no list at all.
                 warn!(plan = %plan, "lease lost; handing the plan back");
                 let _ = redis_retry("unclaim", &self.abort, || {
-                    self.store.unclaim(&self.id, &plan, "front")
+                    self.store.unclaim(&self.id, &plan, "front", &tally)
                 })
                 .await;
             }
@@ -446,7 +451,7 @@ impl Worker {
             Ok(p) => p,
             Err(reason) => return self.fail_plan_now(plan, lock, task, reason).await,
         };
-        let warm = &mut held.warm;
+        let Held { warm, tally } = held;
 
         let mut attempts: Vec<String> = Vec::new();
         let mut forced: Option<&'static str> = None;
@@ -469,7 +474,8 @@ impl Worker {
                 None if lost.is_cancelled() => return Step::LeaseLost,
                 None => return Step::Aborted,
             };
-            let mut tally = self.announce_session(plan, task, &session, attempt).await;
+            self.announce_session(plan, task, &session, attempt, tally)
+                .await;
 
             let inv = Invocation {
                 bin: &self.cfg.claude_bin,
@@ -485,10 +491,6 @@ impl Worker {
             let started = Instant::now();
             let started_at = std::time::SystemTime::now();
             let outcome = self.execute(plan, task, &inv, &session, warm, stop).await;
-            if outcome.is_err() || lost.is_cancelled() {
-                // No commit to carry the start's pool counters.
-                self.flush(&std::mem::take(&mut tally)).await;
-            }
             if lost.is_cancelled() {
                 return Step::LeaseLost;
             }
@@ -503,7 +505,7 @@ impl Worker {
                         started_at,
                     };
                     let (step, digest) = self
-                        .commit(plan, lock, task, &cwd, run, &mut tally, stop, lost)
+                        .commit(plan, lock, head, &cwd, run, tally, stop, lost)
                         .await;
                     if let (Step::Committed(Committed::Next { .. }), Some(w)) = (&step, warm) {
                         w.committed(&digest);
@@ -714,15 +716,16 @@ impl Worker {
         })
     }
 
-    /// Announces an attempt (task_started, then how its session starts) and counts it, in one
-    /// trip. Returns the pool-wide counters still to send (they go with the commit).
+    /// Announces an attempt (task_started, then how its session starts) and counts it in the
+    /// plan, in one trip; the pool-wide counts go to `tally`.
     async fn announce_session(
         &self,
         plan: &PlanId,
         task: &StoredTask,
         s: &SessionPlan,
         attempt: u32,
-    ) -> Tally {
+        tally: &mut Tally,
+    ) {
         let sid = s.arg.id().to_string();
         let mut events = vec![self
             .event(EventKind::TaskStarted, plan, task)
@@ -780,11 +783,9 @@ impl Worker {
         if let Err(e) = self.store.start(plan, &events, &plan_counters).await {
             warn!(plan = %plan, error = %e, "could not publish the start of a task");
         }
-        let mut tally = Tally::default();
         for (k, n) in &counters {
             tally.add(k, *n);
         }
-        tally
     }
 
     fn mode_name(&self) -> String {
@@ -794,11 +795,15 @@ impl Worker {
         }
     }
 
-    /// Sends pool-wide counters; a failure is logged, not fatal.
-    async fn flush(&self, tally: &Tally) {
+    /// Sends pool-wide counters once they are due; a failure is logged, not fatal.
+    async fn flush_if_due(&self, tally: &mut Tally) {
+        if !tally.due() {
+            return;
+        }
         if let Err(e) = self.store.count_pool(tally).await {
             warn!(error = %e, "could not update counters");
         }
+        *tally = Tally::default();
     }
 
     /// Runs one attempt with the configured executor and session mode, forwarding progress
@@ -961,7 +966,7 @@ impl Worker {
         &self,
         plan: &PlanId,
         lock: &str,
-        task: &StoredTask,
+        head: &Head,
         cwd: &Path,
         run: Run<'_>,
         tally: &mut Tally,
@@ -976,6 +981,7 @@ impl Worker {
             started,
             started_at,
         } = run;
+        let task = &head.task;
         let sid = session.arg.id();
         let files = SessionFiles::new(&self.config_dir, cwd, sid);
         let (blob, digest) = match files.pack() {
@@ -1045,7 +1051,7 @@ impl Worker {
             plan_counters.push(("resumes_succeeded", 1));
         }
         let c = Commit {
-            task_id: &task.id,
+            head_json: &head.raw,
             result_json: &result_json,
             session_json: &session_json,
             session_ttl_secs: ttl_secs,
@@ -1070,7 +1076,7 @@ impl Worker {
                     tally.add("plans_completed", 1);
                 }
                 tally.add_float("cost_usd", out.cost_usd);
-                self.flush(tally).await;
+                self.flush_if_due(tally).await;
                 debug!(plan = %plan, task = %task.id, index = task.index, "task committed");
                 Step::Committed(next)
             }
@@ -1078,9 +1084,6 @@ impl Worker {
             None if lost.is_cancelled() => Step::LeaseLost,
             None => Step::Aborted,
         };
-        if !matches!(step, Step::Committed(_)) {
-            self.flush(tally).await;
-        }
         (step, digest)
     }
 

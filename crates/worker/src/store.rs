@@ -41,6 +41,8 @@ impl StoreError {
 #[derive(Debug, Clone)]
 pub struct Head {
     pub task: StoredTask,
+    /// The task's JSON exactly as stored: the commit compares it to check the head is unchanged.
+    pub raw: String,
     /// The session record JSON, empty when there is none (first task, or expired).
     pub session: String,
     /// The plan's metadata hash.
@@ -366,7 +368,7 @@ impl Store {
             .key(k.task_ids(plan))
             .key(k.ingested(plan))
             .arg(lock_value)
-            .arg(c.task_id)
+            .arg(c.head_json)
             .arg(c.result_json)
             .arg(c.session_json)
             .arg(c.session_ttl_secs)
@@ -488,19 +490,25 @@ impl Store {
     }
 
     /// Takes a plan off this worker's in-flight list; `requeue` is `back`, `front` or `` (drop).
+    /// The hold's pool-wide counters go with it.
     pub async fn unclaim(
         &self,
         worker: &WorkerId,
         plan: &PlanId,
         requeue: &str,
+        tally: &Tally,
     ) -> Result<(), StoreError> {
-        let _: i64 = scripts::UNCLAIM
+        let mut script = scripts::UNCLAIM.prepare_invoke();
+        script
             .key(self.keys.inflight(worker))
             .key(self.keys.ready())
+            .key(self.keys.stats())
             .arg(plan.as_str())
-            .arg(requeue)
-            .invoke_async(&mut self.conn().await?)
-            .await?;
+            .arg(requeue);
+        for (name, n) in tally.args() {
+            script.arg(name).arg(n);
+        }
+        let _: i64 = script.invoke_async(&mut self.conn().await?).await?;
         Ok(())
     }
 
@@ -555,12 +563,8 @@ impl Store {
         }
         let mut script = scripts::COUNT.prepare_invoke();
         script.key(self.keys.stats());
-        for (name, n) in &tally.ints {
-            script.arg(name.as_str()).arg(*n);
-        }
-        for (name, x) in &tally.floats {
-            // Always written with a decimal point: that is how the script tells a float.
-            script.arg(name.as_str()).arg(format!("{x:.9}"));
+        for (name, n) in tally.args() {
+            script.arg(name).arg(n);
         }
         let _: i64 = script.invoke_async(&mut self.conn().await?).await?;
         Ok(())
@@ -670,16 +674,46 @@ impl Store {
     }
 }
 
-/// Pool-wide counter increments gathered over a task, sent in one trip.
+/// Pool-wide counter increments gathered over a hold, sent in one trip with the hand-back or
+/// once they are a second old: the pool's counters are a few hundred milliseconds behind the
+/// plans' own (kept in the scripts that do the work), at one trip less per task.
 #[derive(Debug, Default, Clone)]
 pub struct Tally {
     ints: Vec<(String, i64)>,
     floats: Vec<(String, f64)>,
+    since: Option<std::time::Instant>,
 }
 
+/// No counts at all (for hand-backs that carry none).
+pub static NO_COUNTS: Tally = Tally {
+    ints: Vec::new(),
+    floats: Vec::new(),
+    since: None,
+};
+
 impl Tally {
+    /// How long unsent counts may wait.
+    const MAX_AGE: Duration = Duration::from_secs(1);
+
+    /// True when the oldest unsent count is older than [`Tally::MAX_AGE`].
+    pub fn due(&self) -> bool {
+        self.since.is_some_and(|t| t.elapsed() >= Self::MAX_AGE)
+    }
+
+    /// Script arguments: name, increment pairs (floats always with a decimal point: that is how
+    /// the scripts tell them).
+    fn args(&self) -> Vec<(String, String)> {
+        let ints = self.ints.iter().map(|(k, n)| (k.clone(), n.to_string()));
+        let floats = self
+            .floats
+            .iter()
+            .map(|(k, x)| (k.clone(), format!("{x:.9}")));
+        ints.chain(floats).collect()
+    }
+
     /// Adds `n` to counter `name`.
     pub fn add(&mut self, name: &str, n: i64) {
+        self.since.get_or_insert_with(std::time::Instant::now);
         match self.ints.iter_mut().find(|(k, _)| k == name) {
             Some((_, v)) => *v += n,
             None => self.ints.push((name.to_owned(), n)),
@@ -688,6 +722,7 @@ impl Tally {
 
     /// Adds `x` to floating-point counter `name`.
     pub fn add_float(&mut self, name: &str, x: f64) {
+        self.since.get_or_insert_with(std::time::Instant::now);
         match self.floats.iter_mut().find(|(k, _)| k == name) {
             Some((_, v)) => *v += x,
             None => self.floats.push((name.to_owned(), x)),
@@ -713,7 +748,8 @@ pub enum Committed {
 
 /// Fields of a commit.
 pub struct Commit<'a> {
-    pub task_id: &'a str,
+    /// The head task's JSON as read (see [`Head::raw`]).
+    pub head_json: &'a str,
     pub result_json: &'a str,
     pub session_json: &'a str,
     pub session_ttl_secs: u64,
@@ -764,6 +800,7 @@ fn parse_head(v: &[Value]) -> Result<Head, StoreError> {
     }
     Ok(Head {
         task,
+        raw: task_json,
         session,
         meta,
     })

@@ -4,7 +4,7 @@
 -- (as peek.lua does).
 -- KEYS: 1 lock, 2 plan, 3 tasks, 4 results, 5 session, 6 events, 7 transcript, 8 task_ids, 9 ingested
 -- ARGV: 1 lock value, 2 the head task's JSON exactly as read (a string compare, no decode), 3 result JSON, 4 session JSON, 5 session TTL secs,
---       6 task_succeeded event JSON, 7 channel, 8 cost USD, 9 now, 10 retention secs,
+--       6 task_succeeded event JSON, 7 channel, 8 cost USD, 9 now, 10 retention secs ('0': leave the TTLs, refreshed earlier in this hold),
 --       11 plan_completed event JSON, 12 event cap, 13 transcript blob ('' = none: the stored one is deleted), 14 worker id,
 --       15 tokens in, 16 tokens out, 17 session id, 18.. pairs of plan counter name, increment
 -- Returns: {'fenced'}, {'mismatch'} (the head task is not the one run),

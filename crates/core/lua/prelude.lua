@@ -4,11 +4,15 @@
 local function emit(plan_key, events_key, ev, channel, cap)
   local seq = redis.call('HINCRBY', plan_key, 'event_seq', 1) - 1
   local full = string.sub(ev, 1, -2) .. ',"seq":' .. seq .. '}'
-  redis.call('RPUSH', events_key, full)
-  redis.call('LTRIM', events_key, -tonumber(cap), -1)
+  if redis.call('RPUSH', events_key, full) > tonumber(cap) then
+    redis.call('LTRIM', events_key, -tonumber(cap), -1)
+  end
   redis.call('PUBLISH', channel, full)
   return seq
 end
+-- keep_for(secs, keys...): (re)sets the retention TTL; secs '0' leaves the TTLs as they are
+-- (a holder refreshes them on its first commit of a hold, not on every task).
 local function keep_for(secs, ...)
+  if secs == '0' then return end
   for _, k in ipairs({...}) do redis.call('EXPIRE', k, secs) end
 end

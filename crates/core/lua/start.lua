@@ -2,7 +2,7 @@
 -- any) and the plan's own counters. Not fenced: events are history, and a stale holder's
 -- start is followed by no commit.
 -- KEYS: 1 plan, 2 events
--- ARGV: 1 channel, 2 event cap, 3 retention secs, 4 number of events N,
+-- ARGV: 1 channel, 2 event cap, 3 retention secs ('0': leave the TTLs, refreshed earlier in this hold), 4 number of events N,
 --       5..4+N event JSONs, then pairs of plan counter name, increment ('stat:<name>')
 -- Returns: the sequence number of the last event
 local n = tonumber(ARGV[4])

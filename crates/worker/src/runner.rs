@@ -71,6 +71,9 @@ struct Held {
     warm: Option<WarmSession>,
     /// Pool-wide counters not sent yet (they go with the hand-back, or once a second).
     tally: Tally,
+    /// The plan keys' retention TTLs were reset by a start and by a commit of this hold.
+    started_once: bool,
+    committed_once: bool,
 }
 
 /// A successful run on its way to the commit.
@@ -451,7 +454,12 @@ impl Worker {
             Ok(p) => p,
             Err(reason) => return self.fail_plan_now(plan, lock, task, reason).await,
         };
-        let Held { warm, tally } = held;
+        let Held {
+            warm,
+            tally,
+            started_once,
+            committed_once,
+        } = held;
 
         let mut attempts: Vec<String> = Vec::new();
         let mut forced: Option<&'static str> = None;
@@ -474,8 +482,9 @@ impl Worker {
                 None if lost.is_cancelled() => return Step::LeaseLost,
                 None => return Step::Aborted,
             };
-            self.announce_session(plan, task, &session, attempt, tally)
+            self.announce_session(plan, task, &session, attempt, tally, !*started_once)
                 .await;
+            *started_once = true;
 
             let inv = Invocation {
                 bin: &self.cfg.claude_bin,
@@ -505,8 +514,19 @@ impl Worker {
                         started_at,
                     };
                     let (step, digest) = self
-                        .commit(plan, lock, head, &cwd, run, tally, stop, lost)
+                        .commit(
+                            plan,
+                            lock,
+                            head,
+                            &cwd,
+                            run,
+                            tally,
+                            !*committed_once,
+                            stop,
+                            lost,
+                        )
                         .await;
+                    *committed_once = true;
                     if let (Step::Committed(Committed::Next { .. }), Some(w)) = (&step, warm) {
                         w.committed(&digest);
                     }
@@ -725,6 +745,7 @@ impl Worker {
         s: &SessionPlan,
         attempt: u32,
         tally: &mut Tally,
+        refresh_ttls: bool,
     ) {
         let sid = s.arg.id().to_string();
         let mut events = vec![self
@@ -780,7 +801,11 @@ impl Worker {
         }
         let plan_counters: Vec<(&str, i64)> =
             counters.iter().map(|(k, n)| (k.as_str(), *n)).collect();
-        if let Err(e) = self.store.start(plan, &events, &plan_counters).await {
+        if let Err(e) = self
+            .store
+            .start(plan, &events, &plan_counters, refresh_ttls)
+            .await
+        {
             warn!(plan = %plan, error = %e, "could not publish the start of a task");
         }
         for (k, n) in &counters {
@@ -970,6 +995,7 @@ impl Worker {
         cwd: &Path,
         run: Run<'_>,
         tally: &mut Tally,
+        refresh_ttls: bool,
         stop: &CancellationToken,
         lost: &CancellationToken,
     ) -> (Step, String) {
@@ -1064,6 +1090,7 @@ impl Worker {
             worker: &self.id,
             session_id: &sid.to_string(),
             plan_counters: &plan_counters,
+            refresh_ttls,
         };
         // A result finished while Redis was away is committed when it returns, unless the
         // lease ran out meanwhile (then the fence refuses it and the task runs again).

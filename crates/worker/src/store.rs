@@ -376,7 +376,11 @@ impl Store {
             .arg(k.channel())
             .arg(c.cost_usd)
             .arg(Self::now())
-            .arg(self.settings.retention_secs)
+            .arg(if c.refresh_ttls {
+                self.settings.retention_secs
+            } else {
+                0
+            })
             .arg(c.completed_event.to_json())
             .arg(self.settings.event_cap)
             .arg(c.transcript)
@@ -410,12 +414,14 @@ impl Store {
     }
 
     /// Announces a task attempt: stores and publishes `events` in order and adds to the plan's
-    /// own counters, in one trip (see `lua/start.lua`).
+    /// own counters, in one trip (see `lua/start.lua`). `refresh_ttls`: reset the retention
+    /// TTLs of the plan hash and event list.
     pub async fn start(
         &self,
         plan: &PlanId,
         events: &[Event],
         plan_counters: &[(&str, i64)],
+        refresh_ttls: bool,
     ) -> Result<(), StoreError> {
         let mut script = scripts::START.prepare_invoke();
         script
@@ -423,7 +429,11 @@ impl Store {
             .key(self.keys.events(plan))
             .arg(self.keys.channel())
             .arg(self.settings.event_cap)
-            .arg(self.settings.retention_secs)
+            .arg(if refresh_ttls {
+                self.settings.retention_secs
+            } else {
+                0
+            })
             .arg(events.len());
         for e in events {
             script.arg(e.to_json());
@@ -763,6 +773,8 @@ pub struct Commit<'a> {
     pub session_id: &'a str,
     /// Added to the plan's `stat:<name>` counters in the same script.
     pub plan_counters: &'a [(&'a str, i64)],
+    /// Reset the plan keys' retention TTLs (once per hold is enough).
+    pub refresh_ttls: bool,
 }
 
 /// What an ingest did.

@@ -39,6 +39,7 @@ struct Target {
 struct Bench {
     targets: Vec<Target>,
     cold_plans: usize,
+    queue_concurrency: u16,
 }
 
 fn now_ms() -> f64 {
@@ -468,7 +469,12 @@ impl Bench {
             let fast = FastDir::new();
             submit_many(&pool, "q", PLANS, 10).await?;
             let started = Instant::now();
-            let mut opts = worker_opts(&pool, "a", 8, &["--executor", executor]);
+            let mut opts = worker_opts(
+                &pool,
+                "a",
+                self.queue_concurrency,
+                &["--executor", executor],
+            );
             fast.place(&mut opts, "a");
             pool.add_worker(&opts)?;
             let done = wait_stat(
@@ -483,7 +489,8 @@ impl Bench {
             let rate = (PLANS * 10) as f64 / took.as_secs_f64();
             rates.push(rate);
             println!(
-                "| {executor} ({label}) | 1 × 8 | {:.2} s | {rate:.0} |",
+                "| {executor} ({label}) | 1 × {} | {:.2} s | {rate:.0} |",
+                self.queue_concurrency,
                 took.as_secs_f64()
             );
         }
@@ -768,6 +775,18 @@ fn machine_facts() -> String {
     )
 }
 
+/// The value after `flag`, parsed.
+fn arg_value<T: std::str::FromStr>(args: &[String], flag: &str) -> Result<Option<T>> {
+    args.iter()
+        .position(|a| a == flag)
+        .and_then(|i| args.get(i + 1))
+        .map(|v| {
+            v.parse::<T>()
+                .map_err(|_| anyhow::anyhow!("{flag} takes a number, not {v:?}"))
+        })
+        .transpose()
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -797,6 +816,7 @@ async fn main() -> Result<()> {
     let mut bench = Bench {
         targets: Vec::new(),
         cold_plans,
+        queue_concurrency: arg_value(&args, "--queue-concurrency")?.unwrap_or(8),
     };
     let run = |name: &str| only.as_deref().is_none_or(|o| o == name);
     if run("latency") {

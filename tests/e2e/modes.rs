@@ -80,8 +80,13 @@ async fn run_plan_in(mode: &str) -> anyhow::Result<(usize, usize)> {
         events
             .iter()
             .filter(|e| e.kind == EventKind::TaskSucceeded)
-            .all(|e| e.fields.get("run_started_ms").is_some()
-                && e.fields.get("result_at_ms").is_some()),
+            .all(|e| {
+                let t = |k: &str| e.fields.get(k).and_then(serde_json::Value::as_f64);
+                matches!(
+                    (t("run_started_ms"), t("result_at_ms"), t("run_ended_ms")),
+                    (Some(a), Some(b), Some(c)) if a <= b && b <= c
+                )
+            }),
         "task_succeeded carries the run's timing"
     );
 

@@ -84,6 +84,9 @@ struct Run<'a> {
     ttl_secs: u64,
     started: Instant,
     started_at: std::time::SystemTime,
+    /// When the run was over: the cold CLI exited (it writes the transcript's last lines on
+    /// its way out), or the warm CLI's transcript held the turn.
+    ended_at: std::time::SystemTime,
 }
 
 /// Milliseconds since the epoch, with microseconds.
@@ -500,6 +503,7 @@ impl Worker {
             let started = Instant::now();
             let started_at = std::time::SystemTime::now();
             let outcome = self.execute(plan, task, &inv, &session, warm, stop).await;
+            let ended_at = std::time::SystemTime::now();
             if lost.is_cancelled() {
                 return Step::LeaseLost;
             }
@@ -512,6 +516,7 @@ impl Worker {
                         ttl_secs,
                         started,
                         started_at,
+                        ended_at,
                     };
                     let (step, digest) = self
                         .commit(
@@ -1006,6 +1011,7 @@ impl Worker {
             ttl_secs,
             started,
             started_at,
+            ended_at,
         } = run;
         let task = &head.task;
         let sid = session.arg.id();
@@ -1062,10 +1068,12 @@ impl Worker {
             .with("duration_ms", result.duration_ms)
             .with("files", out.files.clone())
             .with("attempts", attempts)
-            // When the run was started and when its result arrived (ms since the epoch): what
-            // the queue adds around a task can be measured from these and the event's arrival.
+            // When the run was started, when its result arrived and when it was over (ms since
+            // the epoch): what the queue adds around a task can be measured from these and the
+            // event's arrival.
             .with("run_started_ms", epoch_ms(started_at))
-            .with("result_at_ms", epoch_ms(out.result_at));
+            .with("result_at_ms", epoch_ms(out.result_at))
+            .with("run_ended_ms", epoch_ms(ended_at));
         let completed =
             Event::new(EventKind::PlanCompleted, Some(plan.as_str())).worker(self.id.as_str());
         let mut plan_counters = vec![

@@ -526,21 +526,21 @@ impl WarmSession {
         Ok(out)
     }
 
-    /// Ends the process after a clean last turn: closes its stdin (the CLI then exits 0) and
-    /// makes sure it is gone a little later. Does not wait.
-    pub fn close(self) {
+    /// Ends the process after a clean last turn: closes its stdin and waits for it to exit
+    /// (at most a few seconds, then it is stopped). The CLI appends a last line to the
+    /// transcript on its way out, so the plan must not be handed back before it is gone: a
+    /// slot claiming it next on this machine would restore the transcript under its feet.
+    pub async fn close(self) {
         let Self {
             mut child, stdin, ..
         } = self;
         drop(stdin);
-        tokio::spawn(async move {
-            if tokio::time::timeout(Duration::from_secs(3), child.wait())
-                .await
-                .is_err()
-            {
-                terminate(&mut child).await;
-            }
-        });
+        if tokio::time::timeout(Duration::from_secs(3), child.wait())
+            .await
+            .is_err()
+        {
+            terminate(&mut child).await;
+        }
     }
 
     /// Stops the process at once (a failed or interrupted turn): its process group gets

@@ -284,11 +284,11 @@ impl Worker {
             never = keeper => match never {},
         };
         // The plan's warm process never outlives the hold: closed after a clean last turn,
-        // stopped at once when the lease is gone.
+        // stopped at once when the lease is gone; either way gone before the hand-back.
         if let Some(w) = held.warm {
             match leave {
                 Leave::LeaseLost => w.abort().await,
-                _ => w.close(),
+                _ => w.close().await,
             }
         }
         let tally = held.tally;
@@ -866,7 +866,7 @@ impl Worker {
                 };
                 if !reuse {
                     if let Some(old) = warm.take() {
-                        old.close();
+                        old.close().await;
                     }
                 }
                 let mut w = match warm.take() {

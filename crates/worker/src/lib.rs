@@ -103,6 +103,7 @@ pub async fn run(config: Config, host: &str, shutdown: Shutdown) -> Result<(), S
         workspace_root,
         drain: shutdown.drain.clone(),
         abort: shutdown.abort.clone(),
+        closing: std::sync::Mutex::new(std::collections::HashMap::new()),
     });
     info!(worker = %worker.id, concurrency = worker.cfg.concurrency, "worker starting");
     warn_about_redis_settings(&worker.store).await;
@@ -122,6 +123,7 @@ pub async fn run(config: Config, host: &str, shutdown: Shutdown) -> Result<(), S
             warn!(error = %e, "a worker loop ended abnormally");
         }
     }
+    worker.wait_for_all_closing().await;
     liveness_stop.cancel();
     if let Err(e) = liveness.await {
         warn!(error = %e, "the heartbeat loop ended abnormally");

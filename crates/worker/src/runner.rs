@@ -7,6 +7,7 @@
 //! - a task leaves its plan's list only in the fenced commit, with its result;
 //! - a run whose lease is lost is stopped, and nothing it produced is written.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,6 +42,10 @@ pub(crate) struct Worker {
     pub(crate) drain: CancellationToken,
     /// Cancelled when the grace period ends or on a second signal: stop running tasks now.
     pub(crate) abort: CancellationToken,
+    /// Warm CLI processes on their way out, by plan. The CLI appends a last transcript line as
+    /// it exits, so a slot taking the same plan again waits for its exit first; other plans
+    /// never wait for it.
+    pub(crate) closing: std::sync::Mutex<HashMap<PlanId, tokio::task::JoinHandle<()>>>,
 }
 
 /// Why a slot stopped holding a plan.
@@ -274,6 +279,7 @@ impl Worker {
             None => return, // aborted while Redis was down; the final hand-back requeues it
         };
         debug!(plan = %plan, "holding plan");
+        self.wait_for_closing(&plan).await;
         let lost = CancellationToken::new();
         let stop = self.abort.child_token();
         let mut held = Held::default();
@@ -283,12 +289,12 @@ impl Worker {
             leave = work => leave,
             never = keeper => match never {},
         };
-        // The plan's warm process never outlives the hold: closed after a clean last turn,
-        // stopped at once when the lease is gone; either way gone before the hand-back.
+        // The plan's warm process does not outlive the hold: stopped at once when the lease is
+        // gone; after a clean last turn, closed in the background (see `closing`).
         if let Some(w) = held.warm {
             match leave {
                 Leave::LeaseLost => w.abort().await,
-                _ => w.close().await,
+                _ => self.close_later(&plan, w),
             }
         }
         let tally = held.tally;
@@ -322,6 +328,37 @@ impl Worker {
                 })
                 .await;
             }
+        }
+    }
+
+    /// Closes a warm process without holding up the slot; a later hold of the same plan on
+    /// this worker waits for it (see `closing`).
+    fn close_later(&self, plan: &PlanId, w: WarmSession) {
+        let handle = tokio::spawn(w.close());
+        let mut closing = self.closing.lock().expect("closing map lock");
+        closing.retain(|_, h| !h.is_finished());
+        closing.insert(plan.clone(), handle);
+    }
+
+    /// Waits until this worker's warm process of `plan`, if one is closing, has exited.
+    async fn wait_for_closing(&self, plan: &PlanId) {
+        let handle = self.closing.lock().expect("closing map lock").remove(plan);
+        if let Some(h) = handle {
+            let _ = h.await;
+        }
+    }
+
+    /// Waits for every closing warm process (at shutdown).
+    pub(crate) async fn wait_for_all_closing(&self) {
+        let handles: Vec<_> = self
+            .closing
+            .lock()
+            .expect("closing map lock")
+            .drain()
+            .map(|(_, h)| h)
+            .collect();
+        for h in handles {
+            let _ = h.await;
         }
     }
 
@@ -866,6 +903,7 @@ impl Worker {
                 };
                 if !reuse {
                     if let Some(old) = warm.take() {
+                        // The new process may resume this very session: the old one must be gone.
                         old.close().await;
                     }
                 }

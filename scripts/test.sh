@@ -14,4 +14,4 @@ cargo build --workspace --all-targets --quiet
 echo "==> cargo test --workspace (workers in warm session mode)" >&2
 BATON_SESSION_MODE=warm cargo test --workspace "$@"
 echo "==> end-to-end tests again, workers in cold session mode" >&2
-BATON_SESSION_MODE=cold cargo test -p baton-tests --test e2e "$@"
+BATON_SESSION_MODE=cold cargo test --workspace --test e2e "$@"

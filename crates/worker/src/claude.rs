@@ -528,8 +528,8 @@ impl WarmSession {
 
     /// Ends the process after a clean last turn: closes its stdin and waits for it to exit
     /// (at most a few seconds, then it is stopped). The CLI appends a last line to the
-    /// transcript on its way out, so the plan must not be handed back before it is gone: a
-    /// slot claiming it next on this machine would restore the transcript under its feet.
+    /// transcript on its way out, so nothing may resume or restore this session on this
+    /// machine before it returns (the runner makes a later hold of the plan wait for it).
     pub async fn close(self) {
         let Self {
             mut child, stdin, ..
@@ -555,7 +555,7 @@ async fn wait_for_transcript(path: &Path, uuid: &str, within: Duration) -> Resul
     let deadline = Instant::now() + within;
     loop {
         if let Ok(bytes) = tokio::fs::read(path).await {
-            if memchr_find(&bytes, uuid.as_bytes()) {
+            if contains_bytes(&bytes, uuid.as_bytes()) {
                 return Ok(());
             }
         }
@@ -567,7 +567,7 @@ async fn wait_for_transcript(path: &Path, uuid: &str, within: Duration) -> Resul
 }
 
 /// True when `needle` occurs in `hay` (searched from the end: the newest lines are last).
-fn memchr_find(hay: &[u8], needle: &[u8]) -> bool {
+fn contains_bytes(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).rev().any(|w| w == needle)
 }
 

@@ -279,11 +279,16 @@ impl Worker {
             None => return, // aborted while Redis was down; the final hand-back requeues it
         };
         debug!(plan = %plan, "holding plan");
-        self.wait_for_closing(&plan).await;
         let lost = CancellationToken::new();
         let stop = self.abort.child_token();
         let mut held = Held::default();
-        let work = self.hold_inner(&plan, &lock, head, &lost, &stop, &mut held);
+        let work = async {
+            // Under the lease keeper: this plan's last warm CLI on this machine may still be
+            // exiting (and writing its transcript).
+            self.wait_for_closing(&plan).await;
+            self.hold_inner(&plan, &lock, head, &lost, &stop, &mut held)
+                .await
+        };
         let keeper = self.keep_lease(&plan, &lock, &lost, &stop);
         let leave = tokio::select! {
             leave = work => leave,

@@ -15,9 +15,4 @@ if (st ~= 'queued' and st ~= 'running') or not head then
 end
 redis.call('HSET', KEYS[2], 'state', 'running', 'holder', ARGV[4], 'updated_at', ARGV[3])
 local out = {'ok', head, redis.call('GET', KEYS[4]) or ''}
-local fields = {'options', 'cost_usd', 'workspace', 'session_id'}
-local vals = redis.call('HMGET', KEYS[2], unpack(fields))
-for i, f in ipairs(fields) do
-  if vals[i] then table.insert(out, f); table.insert(out, vals[i]) end
-end
-return out
+return append_holder_fields(out, KEYS[2])

@@ -44,9 +44,4 @@ if left == 0 then
 end
 if st ~= 'running' and st ~= 'queued' then return {'idle', left} end
 local out = {'ok', left, redis.call('LINDEX', KEYS[3], 0), redis.call('GET', KEYS[5]) or ''}
-local fields = {'options', 'cost_usd', 'workspace', 'session_id'}
-local vals = redis.call('HMGET', KEYS[2], unpack(fields))
-for i, f in ipairs(fields) do
-  if vals[i] then table.insert(out, f); table.insert(out, vals[i]) end
-end
-return out
+return append_holder_fields(out, KEYS[2])

@@ -5,5 +5,5 @@
 --       4.. pairs of pool counter name, increment
 redis.call('LREM', KEYS[1], 1, ARGV[1])
 if ARGV[3] == '1' then redis.call('LPUSH', KEYS[2], ARGV[2]) end
-for i = 4, #ARGV, 2 do redis.call('HINCRBY', KEYS[3], ARGV[i], ARGV[i + 1]) end
+add_counts(KEYS[3], 4)
 return 1

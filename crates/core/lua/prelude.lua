@@ -1,4 +1,4 @@
--- Shared by every script that stores events (prepended by scripts.rs).
+-- Helpers shared by the scripts that declare `prelude = true` in scripts.rs (prepended to them).
 -- emit(plan_key, events_key, event_json, channel, cap): numbers the event with the plan's
 -- next sequence number, appends it to the plan's event list (capped), publishes it.
 local function emit(plan_key, events_key, ev, channel, cap)
@@ -15,4 +15,25 @@ end
 local function keep_for(secs, ...)
   if secs == '0' then return end
   for _, k in ipairs({...}) do redis.call('EXPIRE', k, secs) end
+end
+-- add_counts(hash_key, first): adds the ARGV pairs from index `first` on (name, increment; an
+-- increment with a '.' is a float) to the counters in hash_key.
+local function add_counts(hash_key, first)
+  for i = first, #ARGV, 2 do
+    if string.find(ARGV[i + 1], '.', 1, true) then
+      redis.call('HINCRBYFLOAT', hash_key, ARGV[i], ARGV[i + 1])
+    else
+      redis.call('HINCRBY', hash_key, ARGV[i], ARGV[i + 1])
+    end
+  end
+end
+-- append_holder_fields(out, plan_key): appends the plan fields a holder reads (options,
+-- cost_usd, workspace, session_id) to a reply, as name, value pairs.
+local function append_holder_fields(out, plan_key)
+  local fields = {'options', 'cost_usd', 'workspace', 'session_id'}
+  local vals = redis.call('HMGET', plan_key, unpack(fields))
+  for i, f in ipairs(fields) do
+    if vals[i] then table.insert(out, f); table.insert(out, vals[i]) end
+  end
+  return out
 end

@@ -6,11 +6,5 @@
 redis.call('LREM', KEYS[1], 1, ARGV[1])
 if ARGV[2] == 'back' then redis.call('LPUSH', KEYS[2], ARGV[1])
 elseif ARGV[2] == 'front' then redis.call('RPUSH', KEYS[2], ARGV[1]) end
-for i = 3, #ARGV, 2 do
-  if string.find(ARGV[i + 1], '.', 1, true) then
-    redis.call('HINCRBYFLOAT', KEYS[3], ARGV[i], ARGV[i + 1])
-  else
-    redis.call('HINCRBY', KEYS[3], ARGV[i], ARGV[i + 1])
-  end
-end
+add_counts(KEYS[3], 3)
 return 1

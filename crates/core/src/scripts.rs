@@ -1,7 +1,8 @@
 //! The Lua scripts that change several keys at once. Each script lives in `lua/<name>.lua`
 //! with a KEYS/ARGV/Returns header, touches keys of one hash slot only (a plan's, or the
 //! pool's), and checks the lease token before writing where a stale worker could interfere.
-//! Scripts that store events get `lua/prelude.lua` (the `emit` helper) prepended.
+//! Scripts marked `prelude = true` get `lua/prelude.lua` (`emit`, `keep_for`, `add_counts`,
+//! `append_holder_fields`) prepended.
 
 use std::sync::LazyLock;
 
@@ -41,13 +42,13 @@ scripts! {
     /// Applies a validated document to its plan (plan slot).
     INGEST = "ingest.lua", prelude = true;
     /// Ends an ingest: drops the document, schedules the plan (pool slot).
-    FINISH_INGEST = "finish_ingest.lua", prelude = false;
+    FINISH_INGEST = "finish_ingest.lua", prelude = true;
     /// Takes a plan's lease and reads its next task (plan slot).
-    ACQUIRE = "acquire.lua", prelude = false;
+    ACQUIRE = "acquire.lua", prelude = true;
     /// Announces a task attempt: its events and the plan's counters (plan slot).
     START = "start.lua", prelude = true;
     /// Adds to pool-wide counters (pool slot).
-    COUNT = "count.lua", prelude = false;
+    COUNT = "count.lua", prelude = true;
     /// Renews a lease (plan slot).
     RENEW = "renew.lua", prelude = false;
     /// Commits a task result and returns the next task or gives the lease back, fenced (plan slot).
@@ -57,7 +58,7 @@ scripts! {
     /// Gives a lease back (plan slot).
     RELEASE = "release.lua", prelude = false;
     /// Takes a plan off an in-flight list, optionally requeueing it (pool slot).
-    UNCLAIM = "unclaim.lua", prelude = false;
+    UNCLAIM = "unclaim.lua", prelude = true;
     /// Stores and publishes one plan event (plan slot).
     EMIT = "emit.lua", prelude = true;
     /// Frees a dead worker's lease on a plan (plan slot).

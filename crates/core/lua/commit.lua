@@ -1,7 +1,7 @@
 -- Commits one task's result, fenced by the lease token: a worker whose lease was lost writes
 -- nothing. It also does what the holder would otherwise need more trips for: when no task is
 -- left it gives the lease back (as release.lua does), and otherwise it returns the next task
--- (as peek.lua does).
+-- with what the holder reads of the plan (no extra trip to read it).
 -- KEYS: 1 lock, 2 plan, 3 tasks, 4 results, 5 session, 6 events, 7 transcript, 8 task_ids, 9 ingested
 -- ARGV: 1 lock value, 2 the head task's JSON exactly as read (a string compare, no decode), 3 result JSON, 4 session JSON, 5 session TTL secs,
 --       6 task_succeeded event JSON, 7 channel, 8 cost USD, 9 now, 10 retention secs ('0': leave the TTLs, refreshed earlier in this hold),

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 use baton_core::{ClaudeSessionId, PlanOptions};
 use serde_json::Value;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -216,6 +216,30 @@ fn command(inv: &Invocation<'_>, warm: bool) -> Command {
     cmd
 }
 
+/// Starts the CLI for `inv` (`warm`: reading stream-json messages on stdin).
+fn spawn(inv: &Invocation<'_>, warm: bool) -> Result<Child, ClaudeError> {
+    command(inv, warm)
+        .spawn()
+        .map_err(|source| ClaudeError::Spawn {
+            bin: inv.bin.display().to_string(),
+            source,
+        })
+}
+
+/// Reads the child's stderr to its end (at most 1 MiB) and keeps the last 2,000 characters,
+/// for error messages.
+async fn stderr_tail(mut stderr: ChildStderr) -> String {
+    let mut buf = Vec::new();
+    let _ = (&mut stderr).take(1 << 20).read_to_end(&mut buf).await;
+    let text = String::from_utf8_lossy(&buf);
+    let skip = text.chars().count().saturating_sub(2000);
+    text.chars()
+        .skip(skip)
+        .collect::<String>()
+        .trim()
+        .to_owned()
+}
+
 /// Sends `signal` to the child's whole process group (the CLI starts helpers of its own).
 #[allow(unsafe_code)]
 fn signal_group(child: &Child, signal: i32) {
@@ -250,12 +274,7 @@ pub async fn run(
     progress: &mpsc::UnboundedSender<Progress>,
     cancel: &CancellationToken,
 ) -> Result<Outcome, ClaudeError> {
-    let mut child = command(inv, false)
-        .spawn()
-        .map_err(|source| ClaudeError::Spawn {
-            bin: inv.bin.display().to_string(),
-            source,
-        })?;
+    let mut child = spawn(inv, false)?;
     // The prompt goes on stdin, then stdin closes: the CLI reads it as plain text, whatever it
     // starts with, and never waits for more.
     let mut stdin = child.stdin.take().expect("stdin was piped");
@@ -265,21 +284,7 @@ pub async fn run(
         let _ = stdin.shutdown().await;
     };
     let stdout = child.stdout.take().expect("stdout was piped");
-    let mut stderr = child.stderr.take().expect("stderr was piped");
-    let read_stderr = async move {
-        let mut buf = Vec::new();
-        let _ = (&mut stderr).take(1 << 20).read_to_end(&mut buf).await;
-        let text = String::from_utf8_lossy(&buf);
-        let tail: String = text
-            .chars()
-            .rev()
-            .take(2000)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
-        tail.trim().to_owned()
-    };
+    let read_stderr = stderr_tail(child.stderr.take().expect("stderr was piped"));
     let mut reader = StreamReader::new(inv.cwd, inv.session.id());
     let read_stdout = async {
         let mut lines = BufReader::new(stdout).lines();
@@ -397,26 +402,10 @@ impl WarmSession {
     /// # Errors
     /// [`ClaudeError::Spawn`].
     pub fn start(inv: &Invocation<'_>) -> Result<Self, ClaudeError> {
-        let mut child = command(inv, true)
-            .spawn()
-            .map_err(|source| ClaudeError::Spawn {
-                bin: inv.bin.display().to_string(),
-                source,
-            })?;
+        let mut child = spawn(inv, true)?;
         let stdin = child.stdin.take().expect("stdin was piped");
         let stdout = child.stdout.take().expect("stdout was piped");
-        let mut stderr = child.stderr.take().expect("stderr was piped");
-        let stderr = tokio::spawn(async move {
-            let mut buf = Vec::new();
-            let _ = (&mut stderr).take(1 << 20).read_to_end(&mut buf).await;
-            let text = String::from_utf8_lossy(&buf);
-            let skip = text.chars().count().saturating_sub(2000);
-            text.chars()
-                .skip(skip)
-                .collect::<String>()
-                .trim()
-                .to_owned()
-        });
+        let stderr = tokio::spawn(stderr_tail(child.stderr.take().expect("stderr was piped")));
         let session = inv.session.id();
         Ok(Self {
             child,

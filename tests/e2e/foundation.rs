@@ -41,9 +41,14 @@ async fn pool_runs_many_plans_in_order_with_their_own_context() -> anyhow::Resul
         if ev.kind == EventKind::PlanCompleted {
             done += 1;
         }
-        seen.entry(ev.plan_id.clone().unwrap_or_default())
-            .or_default()
-            .push(ev);
+        seen.entry(
+            ev.plan_id
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+        )
+        .or_default()
+        .push(ev);
     }
     drop(stream);
 
@@ -55,8 +60,8 @@ async fn pool_runs_many_plans_in_order_with_their_own_context() -> anyhow::Resul
         let ids: Vec<&str> = results.iter().map(|r| r.task_id.as_str()).collect();
         let want: Vec<String> = (1..=TASKS).map(|k| format!("t{k}")).collect();
         assert_eq!(ids, want, "plan {p} results");
-        let sessions: std::collections::HashSet<&str> =
-            results.iter().map(|r| r.session_id.as_str()).collect();
+        let sessions: std::collections::HashSet<String> =
+            results.iter().map(|r| r.session_id.to_string()).collect();
         assert_eq!(sessions.len(), 1, "plan {p} used one session: {sessions:?}");
 
         // Task k's first request carried tasks 1..k-1 of this plan and nothing of another plan.
@@ -108,7 +113,11 @@ async fn pool_runs_many_plans_in_order_with_their_own_context() -> anyhow::Resul
     // All three workers took part.
     let workers: std::collections::HashSet<String> = plans
         .iter()
-        .flat_map(|p| seen[p].iter().filter_map(|e| e.worker.clone()))
+        .flat_map(|p| {
+            seen[p]
+                .iter()
+                .filter_map(|e| e.worker.as_ref().map(ToString::to_string))
+        })
         .collect();
     assert!(
         workers.len() >= 3,
@@ -209,7 +218,7 @@ async fn a_follow_up_continues_the_same_session() -> anyhow::Result<()> {
     assert_eq!(status["tasks_done"], 2);
     assert_eq!(
         status["session"]["session_id"].as_str(),
-        Some(results[0].session_id.as_str())
+        Some(results[0].session_id.to_string().as_str())
     );
     assert!(status["session_ttl_secs"].as_i64().unwrap_or(0) > 0);
     Ok(())

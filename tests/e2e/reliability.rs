@@ -9,15 +9,6 @@ use baton_tests::*;
 use redis::AsyncCommands;
 use serde_json::{json, Value};
 
-fn doc(plan: &str, prompts: &[&str]) -> String {
-    let tasks: Vec<Value> = prompts
-        .iter()
-        .enumerate()
-        .map(|(i, p)| json!({"id": format!("t{}", i + 1), "prompt": p}))
-        .collect();
-    json!({"plan_id": plan, "tasks": tasks}).to_string()
-}
-
 async fn wait_event(
     pool: &Pool,
     plan: &str,
@@ -49,8 +40,12 @@ async fn a_rate_limit_pauses_the_whole_pool_until_its_reset() -> anyhow::Result<
     let mut pool = Pool::start()?;
     pool.add_worker(&pool.machine("a", 1))?;
     pool.add_worker(&pool.machine("b", 1))?;
-    pool.submit(&doc("limited", &["Hit the limit [[standin:limit 8]]"]))
-        .await?;
+    pool.submit(
+        &doc("limited")
+            .prompts(&["Hit the limit [[standin:limit 8]]"])
+            .json(),
+    )
+    .await?;
     let paused = wait_event(
         &pool,
         "limited",
@@ -59,7 +54,8 @@ async fn a_rate_limit_pauses_the_whole_pool_until_its_reset() -> anyhow::Result<
     )
     .await?;
     let until = paused.fields["until_ms"].as_u64().expect("until_ms");
-    pool.submit(&doc("waiting", &["Wait your turn."])).await?;
+    pool.submit(&doc("waiting").prompts(&["Wait your turn."]).json())
+        .await?;
     let out = baton(&pool.redis, &["status", "limited", "--json"], None)?;
     let status: Value = serde_json::from_slice(&out.stdout)?;
     assert!(
@@ -97,10 +93,11 @@ async fn sigterm_finishes_the_running_task_and_hands_back_the_rest() -> anyhow::
     let mut pool = Pool::start()?;
     let i = pool.add_worker(&pool.machine("a", 1))?;
     // 12 s: longer than the tests' --dead-after of 8 s.
-    pool.submit(&doc(
-        "drain",
-        &["Slow one [[standin:sleep 12000]]", "Second."],
-    ))
+    pool.submit(
+        &doc("drain")
+            .prompts(&["Slow one [[standin:sleep 12000]]", "Second."])
+            .json(),
+    )
     .await?;
     wait_event(
         &pool,
@@ -138,8 +135,12 @@ async fn sigterm_finishes_the_running_task_and_hands_back_the_rest() -> anyhow::
 async fn a_second_signal_stops_at_once_and_hands_back() -> anyhow::Result<()> {
     let mut pool = Pool::start()?;
     let i = pool.add_worker(&pool.machine("a", 1))?;
-    pool.submit(&doc("abort", &["Very slow [[standin:sleep 30000]]"]))
-        .await?;
+    pool.submit(
+        &doc("abort")
+            .prompts(&["Very slow [[standin:sleep 30000]]"])
+            .json(),
+    )
+    .await?;
     wait_event(
         &pool,
         "abort",
@@ -197,10 +198,11 @@ async fn watch_and_workers_ride_out_a_redis_restart() -> anyhow::Result<()> {
         name: "baton watch".into(),
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
-    pool.submit(&doc(
-        "outage",
-        &["First.", "Second, slow [[standin:sleep 4000]]", "Third."],
-    ))
+    pool.submit(
+        &doc("outage")
+            .prompts(&["First.", "Second, slow [[standin:sleep 4000]]", "Third."])
+            .json(),
+    )
     .await?;
     // Restart Redis while task 2 runs.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -244,8 +246,12 @@ async fn retry_resumes_a_failed_plan_and_cancel_stops_a_running_one() -> anyhow:
     pool.add_worker(&pool.machine("a", 1))?;
     pool.standin
         .control(json!({"fail_status": 400, "match": "BAD-REQUEST-PLAN"}))?;
-    pool.submit(&doc("bad", &["One BAD-REQUEST-PLAN.", "Two."]))
-        .await?;
+    pool.submit(
+        &doc("bad")
+            .prompts(&["One BAD-REQUEST-PLAN.", "Two."])
+            .json(),
+    )
+    .await?;
     pool.wait_state("bad", &["failed"], Duration::from_secs(60))
         .await?;
     let mut c = pool.conn().await?;
@@ -268,8 +274,12 @@ async fn retry_resumes_a_failed_plan_and_cancel_stops_a_running_one() -> anyhow:
         Some("completed")
     );
 
-    pool.submit(&doc("stopme", &["Long [[standin:sleep 60000]]", "Never."]))
-        .await?;
+    pool.submit(
+        &doc("stopme")
+            .prompts(&["Long [[standin:sleep 60000]]", "Never."])
+            .json(),
+    )
+    .await?;
     wait_event(
         &pool,
         "stopme",
@@ -329,8 +339,12 @@ async fn a_poison_task_is_dead_lettered_instead_of_killing_the_pool() -> anyhow:
     };
     let (a, b, c) = (strict("a"), strict("b"), strict("c"));
     let ia = pool.add_worker(&a)?;
-    pool.submit(&doc("poison", &["Deadly [[standin:sleep 60000]]"]))
-        .await?;
+    pool.submit(
+        &doc("poison")
+            .prompts(&["Deadly [[standin:sleep 60000]]"])
+            .json(),
+    )
+    .await?;
     wait_event(
         &pool,
         "poison",
@@ -371,7 +385,8 @@ async fn a_poison_task_is_dead_lettered_instead_of_killing_the_pool() -> anyhow:
         "not run a third time"
     );
     // The pool still serves.
-    pool.submit(&doc("healthy", &["Fine."])).await?;
+    pool.submit(&doc("healthy").prompts(&["Fine."]).json())
+        .await?;
     pool.wait_done("healthy", 1, Duration::from_secs(60))
         .await?;
     Ok(())
@@ -385,10 +400,11 @@ async fn an_outage_longer_than_the_lease_still_finishes_the_plan() -> anyhow::Re
     let redis = Redis::start_with(&["--appendonly", "yes", "--appendfsync", "always"])?;
     let mut pool = Pool::start_with_redis(redis)?;
     pool.add_worker(&pool.machine("a", 1))?;
-    pool.submit(&doc(
-        "long-outage",
-        &["Slow [[standin:sleep 3000]]", "Then this."],
-    ))
+    pool.submit(
+        &doc("long-outage")
+            .prompts(&["Slow [[standin:sleep 3000]]", "Then this."])
+            .json(),
+    )
     .await?;
     wait_event(
         &pool,
@@ -410,7 +426,7 @@ async fn an_outage_longer_than_the_lease_still_finishes_the_plan() -> anyhow::Re
         .results("long-outage")
         .await?
         .into_iter()
-        .map(|r| r.task_id)
+        .map(|r| r.task_id.to_string())
         .collect();
     assert_eq!(ids, ["t1", "t2"], "each task committed once, in order");
     Ok(())

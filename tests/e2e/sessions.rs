@@ -8,18 +8,6 @@ use baton_tests::*;
 use redis::AsyncCommands;
 use serde_json::{json, Value};
 
-fn doc(plan: &str, tasks: &[(&str, &str)], options: Option<Value>) -> String {
-    let tasks: Vec<Value> = tasks
-        .iter()
-        .map(|(id, p)| json!({"id": id, "prompt": p}))
-        .collect();
-    let mut d = json!({"plan_id": plan, "tasks": tasks});
-    if let Some(o) = options {
-        d["options"] = o;
-    }
-    d.to_string()
-}
-
 /// The markers of task prompts a request carried, in order.
 fn markers(req: &Value) -> Vec<String> {
     prompts_of(req)
@@ -59,7 +47,7 @@ async fn a_plan_alternating_between_two_machines_keeps_one_conversation() -> any
         .iter()
         .map(|(a, b)| (a.as_str(), b.as_str()))
         .collect();
-    pool.submit(&doc("alternate", &refs, None)).await?;
+    pool.submit(&doc("alternate").tasks(&refs).json()).await?;
     pool.wait_state("alternate", &["completed"], Duration::from_secs(180))
         .await?;
 
@@ -119,7 +107,7 @@ async fn a_follow_up_continues_on_another_machine_after_the_first_is_gone() -> a
     let mut pool = Pool::start()?;
     let a = pool.machine("a", 1);
     let ia = pool.add_worker(&a)?;
-    pool.submit(&doc("moved", &[("one", "First MARK-1 here.")], None))
+    pool.submit(&doc("moved").tasks(&[("one", "First MARK-1 here.")]).json())
         .await?;
     pool.wait_state("moved", &["completed"], Duration::from_secs(120))
         .await?;
@@ -132,7 +120,7 @@ async fn a_follow_up_continues_on_another_machine_after_the_first_is_gone() -> a
     std::fs::remove_dir_all(&a.config_dir)?;
 
     pool.add_worker(&pool.machine("b", 1))?;
-    pool.submit(&doc("moved", &[("two", "Second MARK-2 here.")], None))
+    pool.submit(&doc("moved").tasks(&[("two", "Second MARK-2 here.")]).json())
         .await?;
     pool.wait_done("moved", 2, Duration::from_secs(120)).await?;
     let results = pool.results("moved").await?;
@@ -161,11 +149,12 @@ async fn an_expired_session_falls_back_to_a_recap() -> anyhow::Result<()> {
     let mut pool = Pool::start()?;
     pool.add_worker(&pool.machine("a", 1))?;
     let opts = json!({"session_ttl_secs": 2});
-    pool.submit(&doc(
-        "idle",
-        &[("one", "File: notes.txt\n```\nhello\n```\nFirst MARK-1.")],
-        Some(opts),
-    ))
+    pool.submit(
+        &doc("idle")
+            .tasks(&[("one", "File: notes.txt\n```\nhello\n```\nFirst MARK-1.")])
+            .options(opts)
+            .json(),
+    )
     .await?;
     pool.wait_state("idle", &["completed"], Duration::from_secs(120))
         .await?;
@@ -176,7 +165,7 @@ async fn an_expired_session_falls_back_to_a_recap() -> anyhow::Result<()> {
     let exists: bool = c.exists(pool.keys.session(&"idle".parse()?)).await?;
     assert!(!exists, "the idle session expired");
 
-    pool.submit(&doc("idle", &[("two", "Second MARK-2.")], None))
+    pool.submit(&doc("idle").tasks(&[("two", "Second MARK-2.")]).json())
         .await?;
     pool.wait_done("idle", 2, Duration::from_secs(120)).await?;
     let results = pool.results("idle").await?;
@@ -217,7 +206,7 @@ async fn a_lost_or_corrupt_transcript_falls_back_with_its_reason() -> anyhow::Re
         ("lost", "transcript_missing"),
         ("corrupt", "transcript_corrupt"),
     ] {
-        pool.submit(&doc(plan, &[("one", "First MARK-1.")], None))
+        pool.submit(&doc(plan).tasks(&[("one", "First MARK-1.")]).json())
             .await?;
         pool.wait_state(plan, &["completed"], Duration::from_secs(120))
             .await?;
@@ -237,7 +226,7 @@ async fn a_lost_or_corrupt_transcript_falls_back_with_its_reason() -> anyhow::Re
                 std::fs::remove_file(&entry)?;
             }
         }
-        pool.submit(&doc(plan, &[("two", "Second MARK-2.")], None))
+        pool.submit(&doc(plan).tasks(&[("two", "Second MARK-2.")]).json())
             .await?;
         pool.wait_done(plan, 2, Duration::from_secs(120)).await?;
         let results = pool.results(plan).await?;
@@ -275,7 +264,7 @@ async fn a_session_past_the_context_threshold_rotates_with_a_recap() -> anyhow::
     let mut pool = Pool::start()?;
     let mut a = pool.machine("a", 1);
     let i = pool.add_worker(&a)?;
-    pool.submit(&doc("rotate", &[("one", "First MARK-1.")], None))
+    pool.submit(&doc("rotate").tasks(&[("one", "First MARK-1.")]).json())
         .await?;
     pool.wait_state("rotate", &["completed"], Duration::from_secs(120))
         .await?;
@@ -294,11 +283,11 @@ async fn a_session_past_the_context_threshold_rotates_with_a_recap() -> anyhow::
         "Second MARK-2. Background: {}",
         "lorem ipsum dolor ".repeat(2300)
     );
-    pool.submit(&doc(
-        "rotate",
-        &[("two", &big), ("three", "Third MARK-3.")],
-        None,
-    ))
+    pool.submit(
+        &doc("rotate")
+            .tasks(&[("two", &big), ("three", "Third MARK-3.")])
+            .json(),
+    )
     .await?;
     pool.wait_done("rotate", 3, Duration::from_secs(120))
         .await?;
@@ -331,11 +320,11 @@ async fn a_retry_resumes_from_the_committed_turn_not_the_partial_one() -> anyhow
     a.extra.extend(["--silence-timeout".into(), "3s".into()]);
     pool.add_worker(&a)?;
     let second = "Second MARK-2.\nFile: part.txt\n```\npartial\n```\n[[standin:hang after_writes=1 times=1]]";
-    pool.submit(&doc(
-        "partial",
-        &[("one", "First MARK-1."), ("two", second)],
-        None,
-    ))
+    pool.submit(
+        &doc("partial")
+            .tasks(&[("one", "First MARK-1."), ("two", second)])
+            .json(),
+    )
     .await?;
     pool.wait_state("partial", &["completed"], Duration::from_secs(120))
         .await?;
@@ -396,7 +385,7 @@ async fn a_plan_stops_when_its_budget_is_spent() -> anyhow::Result<()> {
         ("two", "Second MARK-2.\nFile: two.txt\n```\n2\n```\n"),
         ("three", "Third MARK-3.\nFile: three.txt\n```\n3\n```\n"),
     ];
-    pool.submit(&doc("calib", &tasks, None)).await?;
+    pool.submit(&doc("calib").tasks(&tasks).json()).await?;
     pool.wait_done("calib", 3, Duration::from_secs(120)).await?;
     let costs: Vec<f64> = pool
         .results("calib")
@@ -409,11 +398,12 @@ async fn a_plan_stops_when_its_budget_is_spent() -> anyhow::Result<()> {
         "the CLI reports a cost: {costs:?}"
     );
     let budget = costs[0] + costs[1] + costs[2] / 4.0;
-    pool.submit(&doc(
-        "spent",
-        &tasks,
-        Some(json!({"max_budget_usd": budget})),
-    ))
+    pool.submit(
+        &doc("spent")
+            .tasks(&tasks)
+            .options(json!({"max_budget_usd": budget}))
+            .json(),
+    )
     .await?;
     pool.wait_state("spent", &["failed"], Duration::from_secs(120))
         .await?;

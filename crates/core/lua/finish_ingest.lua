@@ -1,9 +1,11 @@
 -- Ends one ingest: drops the document from the worker's ingesting list, counts it and, when
 -- the plan needs a worker, puts it on the ready list.
 -- KEYS: 1 ingesting list, 2 ready, 3 stats
--- ARGV: 1 entry as stored in the ingesting list, 2 plan_id ('' = none), 3 schedule ('1' = yes),
+-- ARGV: 1 entry as stored in the ingesting list, 2 plan_id ('' = none), 3 where the plan goes:
+--       'back' (end of the ready list), 'front' (next to be claimed) or 'drop' (not scheduled),
 --       4.. pairs of pool counter name, increment
 redis.call('LREM', KEYS[1], 1, ARGV[1])
-if ARGV[3] == '1' then redis.call('LPUSH', KEYS[2], ARGV[2]) end
-add_counts(KEYS[3], 4)
+if ARGV[3] == 'back' then redis.call('LPUSH', KEYS[2], ARGV[2])
+elseif ARGV[3] == 'front' then redis.call('RPUSH', KEYS[2], ARGV[2]) end
+add_counts(KEYS[3], 4, '')
 return 1

@@ -4,7 +4,7 @@
 -- ARGV: 1 tag, 2 plan_id, 3 workspace given ('' = none), 4 default workspace,
 --       5 options JSON ('' = none), 6 tasks JSON array [{id, type?, prompt}], 7 now,
 --       8 retention secs, 9 accepted-event JSON (task fields are added here), 10 channel, 11 event cap
--- Returns: {'ok', status('created'|'appended'|'duplicate'), first_index, count, schedule(0|1), state}
+-- Returns: {'ok', status('created'|'appended'|'duplicate'), first_index, count, schedule(0|1), state ('' when unknown)}
 --       or {'err', field, problem}
 local function runnable(s) return s == 'queued' or s == 'running' end
 if redis.call('SISMEMBER', KEYS[4], ARGV[1]) == 1 then
@@ -43,7 +43,9 @@ for _, t in ipairs(tasks) do
   redis.call('SADD', KEYS[3], t.id)
   idx = idx + 1
 end
-redis.call('HSET', KEYS[1], 'next_index', idx, 'updated_at', ARGV[7])
+-- The pool's limits as of now: what clients' scripts (cancel, retry) keep the plan for.
+redis.call('HSET', KEYS[1], 'next_index', idx, 'updated_at', ARGV[7], 'retention_secs', ARGV[8],
+  'event_cap', ARGV[11])
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'options', ARGV[5]) end
 redis.call('SADD', KEYS[4], ARGV[1])
 local st = redis.call('HGET', KEYS[1], 'state')

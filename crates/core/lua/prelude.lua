@@ -16,16 +16,24 @@ local function keep_for(secs, ...)
   if secs == '0' then return end
   for _, k in ipairs({...}) do redis.call('EXPIRE', k, secs) end
 end
--- add_counts(hash_key, first): adds the ARGV pairs from index `first` on (name, increment; an
--- increment with a '.' is a float) to the counters in hash_key.
-local function add_counts(hash_key, first)
+-- add_counts(hash_key, first, prefix): adds the ARGV pairs from index `first` on (name,
+-- increment; an increment with a '.' is a float) to the counters `<prefix><name>` in hash_key
+-- (prefix '' for the pool's stats hash, 'stat:' for a plan's own counters).
+local function add_counts(hash_key, first, prefix)
   for i = first, #ARGV, 2 do
     if string.find(ARGV[i + 1], '.', 1, true) then
-      redis.call('HINCRBYFLOAT', hash_key, ARGV[i], ARGV[i + 1])
+      redis.call('HINCRBYFLOAT', hash_key, prefix .. ARGV[i], ARGV[i + 1])
     else
-      redis.call('HINCRBY', hash_key, ARGV[i], ARGV[i + 1])
+      redis.call('HINCRBY', hash_key, prefix .. ARGV[i], ARGV[i + 1])
     end
   end
+end
+-- plan_limits(plan_key, retention, cap): the plan's own retention and event cap (recorded at
+-- ingest from the pool's settings), else the given defaults. For scripts a client runs, which
+-- cannot know what the pool runs with.
+local function plan_limits(plan_key, retention, cap)
+  local v = redis.call('HMGET', plan_key, 'retention_secs', 'event_cap')
+  return v[1] or retention, v[2] or cap
 end
 -- append_holder_fields(out, plan_key): appends the plan fields a holder reads (options,
 -- cost_usd, workspace, session_id) to a reply, as name, value pairs.

@@ -1,26 +1,38 @@
--- Puts a failed plan back in service from its failed task (`baton retry`).
--- KEYS: 1 plan, 2 tasks, 3 events
--- ARGV: 1 now, 2 event JSON, 3 channel, 4 event cap, 5 retention secs
--- Returns: {'ok', schedule(0|1)} or {'err', state}
+-- Puts a failed plan back in service from its failed task. Applied by a worker's ingest from an
+-- action document (`baton retry` submits one), so it runs exactly once per document: the tag is
+-- recorded like a plan document's, and finish_ingest.lua then schedules the plan. The plan keeps
+-- the retention and event cap it was created with.
+-- KEYS: 1 plan, 2 tasks, 3 events, 4 ingested
+-- ARGV: 1 tag, 2 now, 3 plan_accepted event JSON (status 'retried'), 4 channel,
+--       5 default event cap, 6 default retention secs
+-- Returns: {'ok', schedule(0|1)}, {'duplicate', schedule(0|1)} (this document was applied
+--          before), or {'err', state ('' when there is no such plan)}
+local function runnable(s) return s == 'queued' or s == 'running' end
+if redis.call('SISMEMBER', KEYS[4], ARGV[1]) == 1 then
+  local st = redis.call('HGET', KEYS[1], 'state') or ''
+  return {'duplicate', runnable(st) and 1 or 0}
+end
 local st = redis.call('HGET', KEYS[1], 'state')
-if not st then return {'err', 'missing'} end
+if not st then return {'err', ''} end
 if st ~= 'failed' then return {'err', st} end
+local retention, cap = plan_limits(KEYS[1], ARGV[6], ARGV[5])
+redis.call('SADD', KEYS[4], ARGV[1])
 local head = redis.call('LINDEX', KEYS[2], 0)
 if not head then
-  redis.call('HSET', KEYS[1], 'state', 'completed', 'updated_at', ARGV[1])
+  redis.call('HSET', KEYS[1], 'state', 'completed', 'updated_at', ARGV[2])
   return {'ok', 0}
 end
 -- The user vouches for the task: forget how often it was recovered from dead workers.
 local t = cjson.decode(head)
 t.recoveries = 0
 redis.call('LSET', KEYS[2], 0, cjson.encode(t))
-redis.call('HSET', KEYS[1], 'state', 'queued', 'updated_at', ARGV[1])
+redis.call('HSET', KEYS[1], 'state', 'queued', 'updated_at', ARGV[2])
 redis.call('HDEL', KEYS[1], 'last_error')
 local schedule = 0
 if redis.call('HGET', KEYS[1], 'scheduled') ~= '1' then
   redis.call('HSET', KEYS[1], 'scheduled', 1)
   schedule = 1
 end
-emit(KEYS[1], KEYS[3], ARGV[2], ARGV[3], ARGV[4])
-keep_for(ARGV[5], KEYS[1], KEYS[2], KEYS[3])
+emit(KEYS[1], KEYS[3], ARGV[3], ARGV[4], cap)
+keep_for(retention, KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 return {'ok', schedule}

@@ -3,11 +3,11 @@
 -- start is followed by no commit.
 -- KEYS: 1 plan, 2 events
 -- ARGV: 1 channel, 2 event cap, 3 retention secs ('0': leave the TTLs, refreshed earlier in this hold), 4 number of events N,
---       5..4+N event JSONs, then pairs of plan counter name, increment ('stat:<name>')
+--       5..4+N event JSONs, then pairs of plan counter name, increment (added to 'stat:<name>')
 -- Returns: the sequence number of the last event
 local n = tonumber(ARGV[4])
 local seq = -1
 for i = 5, 4 + n do seq = emit(KEYS[1], KEYS[2], ARGV[i], ARGV[1], ARGV[2]) end
-for i = 5 + n, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], 'stat:' .. ARGV[i], ARGV[i + 1]) end
+add_counts(KEYS[1], 5 + n, 'stat:')
 keep_for(ARGV[3], KEYS[1], KEYS[2])
 return seq

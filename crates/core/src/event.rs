@@ -2,71 +2,39 @@
 //! list (where the publishing script adds `seq`, the event's position in that list, so a
 //! watcher that catches up from the list and then follows the channel can drop repeats).
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-macro_rules! event_kinds {
-    ($($(#[$doc:meta])* $variant:ident = $name:literal,)*) => {
-        /// What happened. Named once here; the wire name is the snake_case string.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        pub enum EventKind {
-            $($(#[$doc])* #[serde(rename = $name)] $variant,)*
-        }
-        impl EventKind {
-            /// Every kind, in declaration order.
-            pub const ALL: &'static [EventKind] = &[$(EventKind::$variant,)*];
-            /// The wire name.
-            pub fn as_str(self) -> &'static str {
-                match self { $(EventKind::$variant => $name,)* }
-            }
-        }
-        impl FromStr for EventKind {
-            type Err = UnknownEventKind;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                match s { $($name => Ok(EventKind::$variant),)* _ => Err(UnknownEventKind(s.to_owned())) }
-            }
-        }
-    };
-}
+use crate::ids::{PlanId, TaskId, WorkerId};
+use crate::vocab::closed_enum;
 
-event_kinds! {
-    /// A document was validated and its tasks were added to a plan.
-    PlanAccepted = "plan_accepted",
-    /// A document failed validation and went to the dead-letter list.
-    SubmissionRejected = "submission_rejected",
-    TaskStarted = "task_started",
-    /// A tool use seen on the CLI's stream, e.g. a file written.
-    TaskProgress = "task_progress",
-    TaskSucceeded = "task_succeeded",
-    TaskRetrying = "task_retrying",
-    TaskFailed = "task_failed",
-    SessionCreated = "session_created",
-    SessionResumed = "session_resumed",
-    /// The session resumed on a worker other than the one that ran the plan's previous task.
-    SessionHandoff = "session_handoff",
-    /// The session could not be resumed; a new one starts with a recap (`reason` says why).
-    SessionFallback = "session_fallback",
-    /// The session grew past the context threshold; a new one starts with a recap.
-    SessionRotated = "session_rotated",
-    PlanCompleted = "plan_completed",
-    PlanFailed = "plan_failed",
-    PlanCancelled = "plan_cancelled",
-    PlanBudgetExhausted = "plan_budget_exhausted",
-    /// The pool stopped claiming work until a rate limit resets.
-    PoolPaused = "pool_paused",
-}
-
-/// A string that names no event kind.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown event kind {0:?}")]
-pub struct UnknownEventKind(pub String);
-
-impl fmt::Display for EventKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+closed_enum! {
+    /// What happened. Named once here; the wire name is the snake_case string.
+    pub enum EventKind ("event kind") {
+        /// A document was validated and its tasks were added to a plan.
+        PlanAccepted = "plan_accepted",
+        /// A document failed validation and went to the dead-letter list.
+        SubmissionRejected = "submission_rejected",
+        TaskStarted = "task_started",
+        /// A tool use seen on the CLI's stream, e.g. a file written.
+        TaskProgress = "task_progress",
+        TaskSucceeded = "task_succeeded",
+        TaskRetrying = "task_retrying",
+        TaskFailed = "task_failed",
+        SessionCreated = "session_created",
+        SessionResumed = "session_resumed",
+        /// The session resumed on a worker other than the one that ran the plan's previous task.
+        SessionHandoff = "session_handoff",
+        /// The session could not be resumed; a new one starts with a recap (`reason` says why).
+        SessionFallback = "session_fallback",
+        /// The session grew past the context threshold; a new one starts with a recap.
+        SessionRotated = "session_rotated",
+        PlanCompleted = "plan_completed",
+        PlanFailed = "plan_failed",
+        PlanCancelled = "plan_cancelled",
+        PlanBudgetExhausted = "plan_budget_exhausted",
+        /// The pool stopped claiming work until a rate limit resets.
+        PoolPaused = "pool_paused",
     }
 }
 
@@ -89,13 +57,13 @@ pub struct Event {
     pub kind: EventKind,
     /// Absent only for pool-wide events (`pool_paused`) and documents that had no valid id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub plan_id: Option<String>,
+    pub plan_id: Option<PlanId>,
     /// RFC 3339, UTC.
     pub at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub worker: Option<String>,
+    pub worker: Option<WorkerId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub task_id: Option<String>,
+    pub task_id: Option<TaskId>,
     /// 0-based position of the task in its plan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_index: Option<u64>,
@@ -109,10 +77,10 @@ pub struct Event {
 
 impl Event {
     /// A new event stamped now.
-    pub fn new(kind: EventKind, plan_id: Option<&str>) -> Self {
+    pub fn new(kind: EventKind, plan_id: Option<&PlanId>) -> Self {
         Self {
             kind,
-            plan_id: plan_id.map(str::to_owned),
+            plan_id: plan_id.cloned(),
             at: crate::time::now_rfc3339(),
             worker: None,
             task_id: None,
@@ -122,13 +90,13 @@ impl Event {
         }
     }
     /// Sets the acting worker.
-    pub fn worker(mut self, worker: &str) -> Self {
-        self.worker = Some(worker.to_owned());
+    pub fn worker(mut self, worker: &WorkerId) -> Self {
+        self.worker = Some(worker.clone());
         self
     }
     /// Sets the task concerned.
-    pub fn task(mut self, id: &str, index: u64) -> Self {
-        self.task_id = Some(id.to_owned());
+    pub fn task(mut self, id: &TaskId, index: u64) -> Self {
+        self.task_id = Some(id.clone());
         self.task_index = Some(index);
         self
     }
@@ -154,9 +122,10 @@ mod tests {
 
     #[test]
     fn events_round_trip_with_their_fields() {
-        let e = Event::new(EventKind::TaskSucceeded, Some("p"))
-            .worker("w")
-            .task("t", 2)
+        let plan: PlanId = "p".parse().unwrap();
+        let e = Event::new(EventKind::TaskSucceeded, Some(&plan))
+            .worker(&"w".parse().unwrap())
+            .task(&"t".parse().unwrap(), 2)
             .with("cost_usd", 0.5);
         let back: Event = serde_json::from_str(&e.to_json()).unwrap();
         assert_eq!(back, e);

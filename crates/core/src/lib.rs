@@ -2,24 +2,39 @@
 //!
 //! # Layout
 //! - [`ids`]: validated identifiers (`PlanId`, `TaskId`, `ClaudeSessionId`, `WorkerId`).
-//! - [`plan`]: the plan document users submit, its limits and its validation.
+//! - [`plan`]: the parts of a plan (options, workspace, tasks) and their limits.
+//! - [`document`]: the documents clients submit (plans and actions) and their validation.
+//! - [`vocab`]: the closed vocabulary: plan states, fallback reasons, requeue positions,
+//!   dead-letter kinds.
+//! - [`counters`]: every counter's name, and increments gathered for one script call.
 //! - [`keys`]: every Redis key and channel name baton uses, in one place.
+//! - [`plan_hash`]: the plan hash's fields and a typed view of it.
 //! - [`event`]: the events published on the channel and kept per plan.
 //! - [`records`]: what baton stores in Redis (tasks, results, session records, dead letters).
-//! - [`scripts`]: the Lua scripts that change several keys at once, fenced where it matters.
+//! - [`scripts`]: the Lua scripts that change several keys at once, each with a typed call and
+//!   a typed reply.
 //! - [`time`]: wall-clock helpers (RFC 3339 stamps, milliseconds since the epoch).
 //!
 //! This crate has no async runtime and no command-line parsing, so any client can depend on it.
+//! docs/ARCHITECTURE.md describes how the pieces fit together.
 
+pub mod counters;
+pub mod document;
 pub mod event;
 pub mod ids;
 pub mod keys;
 pub mod plan;
+pub mod plan_hash;
 pub mod records;
 pub mod scripts;
 pub mod time;
+pub mod vocab;
 
+pub use counters::{Counter, Counts};
+pub use document::{ActionRequest, Document, PlanAction, Submission, ValidationError};
 pub use event::{Event, EventKind};
 pub use ids::{ClaudeSessionId, IdError, PlanId, TaskId, WorkerId};
 pub use keys::Keys;
-pub use plan::{PermissionMode, PlanOptions, Submission, TaskSpec, ValidationError, Workspace};
+pub use plan::{PermissionMode, PlanOptions, TaskSpec, Workspace};
+pub use plan_hash::{PlanField, PlanHash};
+pub use vocab::{DeadLetterKind, FallbackReason, PlanState, Requeue, UnknownName};

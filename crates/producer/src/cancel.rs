@@ -1,7 +1,8 @@
 //! `baton cancel PLAN`: end a plan.
 
-use baton_core::{scripts, Event, EventKind, PlanId};
-use redis::Value;
+use baton_core::scripts::control::{Cancel as CancelScript, CancelReply, Refused};
+use baton_core::scripts::ScriptCall;
+use baton_core::{Event, EventKind, PlanId};
 
 use crate::{Ctx, Failure};
 
@@ -18,31 +19,29 @@ pub(crate) struct Cancel {
 
 impl Cancel {
     pub(crate) async fn run(self, ctx: &Ctx) -> Result<(), Failure> {
-        let k = &ctx.keys;
         let p = &self.plan;
-        let mut conn = ctx.conn().await?;
-        let event = Event::new(EventKind::PlanCancelled, Some(p.as_str()))
-            .with("reason", self.reason.clone());
-        let v: Vec<Value> = scripts::CANCEL
-            .key(k.plan(p))
-            .key(k.events(p))
-            .arg(baton_core::time::now_rfc3339())
-            .arg(event.to_json())
-            .arg(k.channel())
-            .arg(baton_core::keys::DEFAULT_EVENT_CAP)
-            .arg(baton_core::keys::DEFAULT_RETENTION_SECS)
-            .arg(&self.reason)
-            .invoke_async(&mut conn)
+        let event =
+            Event::new(EventKind::PlanCancelled, Some(p)).with("reason", self.reason.as_str());
+        let call = CancelScript {
+            plan: p,
+            reason: &self.reason,
+            event: &event,
+        };
+        let reply: CancelReply = call
+            .invocation(&ctx.env)
+            .invoke_async(&mut ctx.conn().await?)
             .await?;
-        let words = crate::reply_words(&v);
-        let word = |i: usize| words.get(i).cloned().unwrap_or_default();
-        match (word(0).as_str(), word(1).as_str()) {
-            ("ok", _) => {
+        match reply {
+            CancelReply::Cancelled => {
                 println!("plan {p} cancelled");
                 Ok(())
             }
-            (_, "missing") => Err(Failure::BadInput(format!("no plan {p}"))),
-            (_, state) => Err(Failure::BadInput(format!("plan {p} is already {state}"))),
+            CancelReply::Refused(Refused(None)) => Err(Failure::BadInput(format!(
+                "no plan {p} (never submitted, or past its retention)"
+            ))),
+            CancelReply::Refused(Refused(Some(state))) => {
+                Err(Failure::BadInput(format!("plan {p} is already {state}")))
+            }
         }
     }
 }

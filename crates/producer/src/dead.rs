@@ -14,7 +14,7 @@ pub(crate) struct Dead {
     /// Resubmit the document of this dead letter (after fixing what was wrong, submit a new
     /// document instead) and remove the letter.
     #[arg(long, value_name = "ID")]
-    requeue: Option<String>,
+    requeue: Option<uuid::Uuid>,
 }
 
 impl Dead {
@@ -56,7 +56,7 @@ impl Dead {
                     l.at,
                     l.id,
                     l.kind,
-                    l.plan_id.as_deref().unwrap_or("-"),
+                    l.plan_id.as_ref().map_or("-", |p| p.as_str()),
                     l.reason
                 ),
                 Err(_) => println!("{r}"),

@@ -1,9 +1,9 @@
-//! `baton enqueue`: validate a plan document locally, submit it, optionally wait for the end.
+//! `baton enqueue`: validate a document locally, submit it, optionally wait for the end.
 
 use std::io::Read;
 use std::path::PathBuf;
 
-use baton_core::{PlanId, Submission};
+use baton_core::{Document, PlanId};
 use redis::AsyncCommands;
 
 use crate::watch::follow;
@@ -19,7 +19,7 @@ pub(crate) struct Enqueue {
     #[arg(long)]
     wait: bool,
     /// With --wait: print events as JSON lines.
-    #[arg(long)]
+    #[arg(long, requires = "wait")]
     json: bool,
 }
 
@@ -35,35 +35,53 @@ impl Enqueue {
             std::fs::read(&self.file)
                 .map_err(|e| Failure::BadInput(format!("reading {}: {e}", self.file.display())))?
         };
-        let sub = Submission::parse(&raw)
+        let doc = Document::parse(&raw)
             .map_err(|e| Failure::BadInput(format!("invalid plan document: {e}")))?;
         // Give the plan its id here, so it can be printed and waited for.
-        let (plan, doc) = match sub.plan_id {
-            Some(p) => (p, raw),
-            None => {
-                let p = PlanId::generate();
-                let mut v: serde_json::Value =
-                    serde_json::from_slice(&raw).map_err(|e| Failure::BadInput(e.to_string()))?;
-                v["plan_id"] = serde_json::Value::String(p.to_string());
-                (p, serde_json::to_vec(&v).expect("a JSON value serializes"))
-            }
+        let (plan, raw) = match doc {
+            Document::Action(a) => (a.plan_id, raw),
+            Document::Plan(sub) => match sub.plan_id {
+                Some(p) => (p, raw),
+                None => {
+                    let p = PlanId::generate();
+                    let mut v: serde_json::Value = serde_json::from_slice(&raw)
+                        .map_err(|e| Failure::BadInput(e.to_string()))?;
+                    v["plan_id"] = serde_json::Value::String(p.to_string());
+                    (p, serde_json::to_vec(&v).expect("a JSON value serializes"))
+                }
+            },
         };
-        let mut conn = ctx.conn().await?;
+        submit(ctx, &plan, raw, self.wait, self.json).await?;
         if !self.wait {
-            let _: i64 = conn.lpush(ctx.keys.submit(), doc).await?;
             println!("{plan}");
-            return Ok(());
         }
-        // Subscribe before submitting, so no event of this plan can be missed.
-        let mut pubsub = ctx.client.get_async_pubsub().await.map_err(|e| {
+        Ok(())
+    }
+}
+
+/// Submits a document for `plan` (one `LPUSH`); with `wait`, follows the plan's events from
+/// the submission to its end (subscribed first, so no event can be missed).
+pub(crate) async fn submit(
+    ctx: &Ctx,
+    plan: &PlanId,
+    doc: Vec<u8>,
+    wait: bool,
+    json: bool,
+) -> Result<(), Failure> {
+    let mut conn = ctx.conn().await?;
+    if !wait {
+        let _: i64 = conn.lpush(ctx.keys.submit(), doc).await?;
+        return Ok(());
+    }
+    let mut pubsub =
+        ctx.client.get_async_pubsub().await.map_err(|e| {
             Failure::Other(anyhow::Error::new(e).context("cannot connect to redis"))
         })?;
-        pubsub.subscribe(ctx.keys.channel()).await?;
-        let _: i64 = conn.lpush(ctx.keys.submit(), doc).await?;
-        eprintln!("submitted plan {plan}; following its events");
-        if !crate::render::out(plan.as_str()) {
-            return Ok(());
-        }
-        follow(ctx, pubsub, Some(&plan), self.json, true).await
+    pubsub.subscribe(ctx.keys.channel()).await?;
+    let _: i64 = conn.lpush(ctx.keys.submit(), doc).await?;
+    eprintln!("submitted plan {plan}; following its events");
+    if !crate::render::out(plan.as_str()) {
+        return Ok(());
     }
+    follow(ctx, pubsub, Some(plan), json, true).await
 }

@@ -1,8 +1,9 @@
 //! `baton`: the producer and inspection CLI. Every read and write goes through
 //! `baton_core::Keys`, so it agrees with the workers on where everything is.
 //!
-//! Exit codes are decided here only: 0 success, 1 the plan failed (for `enqueue --wait`),
-//! 2 bad input (an invalid document, an unknown plan), 3 Redis unreachable or other trouble.
+//! Exit codes are decided in one place, [`Failure::exit_code`]: 0 success, 1 the plan failed
+//! (`--wait`, `--until-end`), 2 bad input (an invalid document, an unknown plan), 3 Redis
+//! unreachable or other trouble. Only `main` exits.
 
 mod cancel;
 mod dead;
@@ -13,6 +14,7 @@ mod stats;
 mod status;
 mod watch;
 
+use baton_core::scripts::Env;
 use baton_core::Keys;
 use clap::{Parser, Subcommand};
 
@@ -60,6 +62,26 @@ pub(crate) enum Failure {
     Other(anyhow::Error),
 }
 
+impl Failure {
+    /// The process exit code for this failure.
+    fn exit_code(&self) -> i32 {
+        match self {
+            Self::PlanFailed(_) => 1,
+            Self::BadInput(_) => 2,
+            Self::Other(_) => 3,
+        }
+    }
+
+    /// What the user is told on stderr.
+    fn message(&self) -> String {
+        match self {
+            Self::PlanFailed(msg) => format!("plan failed: {msg}"),
+            Self::BadInput(msg) => format!("error: {msg}"),
+            Self::Other(e) => format!("error: {e:#}"),
+        }
+    }
+}
+
 impl From<anyhow::Error> for Failure {
     fn from(e: anyhow::Error) -> Self {
         Self::Other(e)
@@ -72,23 +94,13 @@ impl From<redis::RedisError> for Failure {
     }
 }
 
-/// The words of a baton script's reply (`{'ok', ...}` / `{'err', ...}`), as text.
-pub(crate) fn reply_words(reply: &[redis::Value]) -> Vec<String> {
-    reply
-        .iter()
-        .map(|v| match v {
-            redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
-            redis::Value::SimpleString(s) => s.clone(),
-            redis::Value::Int(n) => n.to_string(),
-            _ => String::new(),
-        })
-        .collect()
-}
-
 /// What every subcommand gets.
 pub(crate) struct Ctx {
     pub(crate) client: redis::Client,
     pub(crate) keys: Keys,
+    /// For script calls. A client cannot know the pool's retention and event cap; the scripts
+    /// it calls keep what the plan was created with.
+    pub(crate) env: Env,
 }
 
 impl Ctx {
@@ -115,22 +127,29 @@ async fn main() {
         )
         .init();
     let cli = Cli::parse();
-    if let Err(e) = cli.prefix.parse::<baton_core::PlanId>() {
-        eprintln!("error: --prefix {e}");
-        std::process::exit(2);
-    }
-    let client = match redis::Client::open(cli.redis_url.as_str()) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: invalid --redis-url: {e}");
-            std::process::exit(2);
+    let code = match run(cli).await {
+        Ok(()) => 0,
+        Err(failure) => {
+            eprintln!("{}", failure.message());
+            failure.exit_code()
         }
     };
+    std::process::exit(code);
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    cli.prefix
+        .parse::<baton_core::PlanId>()
+        .map_err(|e| Failure::BadInput(format!("--prefix {e}")))?;
+    let client = redis::Client::open(cli.redis_url.as_str())
+        .map_err(|e| Failure::BadInput(format!("invalid --redis-url: {e}")))?;
+    let keys = Keys::new(&cli.prefix);
     let ctx = Ctx {
         client,
-        keys: Keys::new(&cli.prefix),
+        env: Env::new(keys.clone()),
+        keys,
     };
-    let result = match cli.command {
+    match cli.command {
         Command::Enqueue(c) => c.run(&ctx).await,
         Command::Watch(c) => c.run(&ctx).await,
         Command::Status(c) => c.run(&ctx).await,
@@ -138,21 +157,5 @@ async fn main() {
         Command::Dead(c) => c.run(&ctx).await,
         Command::Retry(c) => c.run(&ctx).await,
         Command::Cancel(c) => c.run(&ctx).await,
-    };
-    let code = match result {
-        Ok(()) => 0,
-        Err(Failure::PlanFailed(msg)) => {
-            eprintln!("plan failed: {msg}");
-            1
-        }
-        Err(Failure::BadInput(msg)) => {
-            eprintln!("error: {msg}");
-            2
-        }
-        Err(Failure::Other(e)) => {
-            eprintln!("error: {e:#}");
-            3
-        }
-    };
-    std::process::exit(code);
+    }
 }

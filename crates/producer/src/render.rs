@@ -25,9 +25,9 @@ pub(crate) fn short(s: &str, n: usize) -> String {
 /// One line for a person.
 pub(crate) fn human(e: &Event) -> String {
     let time = e.at.get(11..19).unwrap_or(&e.at);
-    let plan = e.plan_id.as_deref().unwrap_or("-");
+    let plan = e.plan_id.as_ref().map_or("-", |p| p.as_str());
     let task = match (e.task_index, &e.task_id) {
-        (Some(i), Some(id)) => format!(" task {} ({})", i + 1, short(id, 12)),
+        (Some(i), Some(id)) => format!(" task {} ({})", i + 1, short(id.as_str(), 12)),
         _ => String::new(),
     };
     let f = |k: &str| e.fields.get(k);

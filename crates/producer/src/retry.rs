@@ -1,56 +1,62 @@
 //! `baton retry PLAN`: put a failed plan back in service from its failed task.
+//!
+//! The retry is an action document on the submit list, like any other submission: a worker's
+//! ingest applies it exactly once, in the plan's own script, and schedules the plan in the same
+//! ingest. (Done here, the state change and the scheduling would be two steps in two hash
+//! slots, and a crash between them would leave the plan queued but on no list.)
 
-use baton_core::{scripts, Event, EventKind, PlanId};
-use redis::Value;
+use baton_core::{ActionRequest, PlanAction, PlanField, PlanId, PlanState};
+use redis::AsyncCommands;
 
 use crate::{Ctx, Failure};
 
 /// Put a failed plan (a task that failed for good, a poison task, a spent budget) back in
 /// service: its failed task runs again, then the rest. Raise the budget first with a follow-up
-/// document carrying new options if that is why it stopped.
+/// document carrying new options if that is why it stopped. A worker applies the retry; with
+/// --wait, follow the plan to its end.
 #[derive(clap::Args, Debug)]
 pub(crate) struct Retry {
     /// The plan id.
     plan: PlanId,
+    /// Follow the plan's events until it ends; exit 1 if it fails again.
+    #[arg(long)]
+    wait: bool,
+    /// With --wait: print events as JSON lines.
+    #[arg(long, requires = "wait")]
+    json: bool,
 }
 
 impl Retry {
     pub(crate) async fn run(self, ctx: &Ctx) -> Result<(), Failure> {
-        let k = &ctx.keys;
         let p = &self.plan;
         let mut conn = ctx.conn().await?;
-        let event = Event::new(EventKind::PlanAccepted, Some(p.as_str())).with("status", "retried");
-        let v: Vec<Value> = scripts::RETRY
-            .key(k.plan(p))
-            .key(k.tasks(p))
-            .key(k.events(p))
-            .arg(baton_core::time::now_rfc3339())
-            .arg(event.to_json())
-            .arg(k.channel())
-            .arg(baton_core::keys::DEFAULT_EVENT_CAP)
-            .arg(baton_core::keys::DEFAULT_RETENTION_SECS)
-            .invoke_async(&mut conn)
+        // Said at once when it is plainly wrong; the worker checks again when it applies it.
+        let state: Option<String> = conn
+            .hget(ctx.keys.plan(p), PlanField::State.as_str())
             .await?;
-        let words = crate::reply_words(&v);
-        let word = |i: usize| words.get(i).cloned().unwrap_or_default();
-        match word(0).as_str() {
-            "ok" => {
-                if word(1) == "1" {
-                    // Front of the line: the user is waiting for it.
-                    let _: i64 = redis::cmd("RPUSH")
-                        .arg(k.ready())
-                        .arg(p.as_str())
-                        .query_async(&mut conn)
-                        .await?;
-                }
-                println!("plan {p} is back in service");
-                Ok(())
+        match state.as_deref().map(str::parse::<PlanState>) {
+            None => {
+                return Err(Failure::BadInput(format!(
+                    "no plan {p} (never submitted, or past its retention)"
+                )))
             }
-            _ if word(1) == "missing" => Err(Failure::BadInput(format!("no plan {p}"))),
-            _ => Err(Failure::BadInput(format!(
-                "plan {p} is {}, not failed; only a failed plan can be retried",
-                word(1)
-            ))),
+            Some(Ok(PlanState::Failed)) => {}
+            Some(Ok(s)) => {
+                return Err(Failure::BadInput(format!(
+                    "plan {p} is {s}, not failed; only a failed plan can be retried"
+                )))
+            }
+            Some(Err(e)) => return Err(Failure::Other(anyhow::anyhow!("plan {p}: {e}"))),
         }
+        let doc = ActionRequest {
+            plan_id: p.clone(),
+            action: PlanAction::Retry,
+        }
+        .to_json();
+        crate::enqueue::submit(ctx, p, doc.into_bytes(), self.wait, self.json).await?;
+        if !self.wait {
+            println!("retry of plan {p} submitted; a worker puts it back in service");
+        }
+        Ok(())
     }
 }

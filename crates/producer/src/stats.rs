@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use baton_core::{Counter, FallbackReason};
 use redis::AsyncCommands;
 use serde_json::json;
 
@@ -32,14 +33,14 @@ impl Stats {
             .query_async(&mut conn)
             .await?;
         let pause: Option<String> = conn.get(k.pause()).await?;
-        let n = |f: &str| {
+        let n = |c: Counter| {
             counters
-                .get(f)
+                .get(c.as_str())
                 .and_then(|v| v.parse::<f64>().ok())
                 .unwrap_or(0.0)
         };
-        let attempted = n("resumes_attempted");
-        let rate = (attempted > 0.0).then(|| n("resumes_succeeded") / attempted);
+        let attempted = n(Counter::ResumesAttempted);
+        let rate = (attempted > 0.0).then(|| n(Counter::ResumesSucceeded) / attempted);
         let now = baton_core::time::now_millis() as f64;
         if self.json {
             let mut c: serde_json::Map<String, serde_json::Value> = counters
@@ -70,45 +71,48 @@ impl Stats {
             Some(r) => println!(
                 "resume success rate  {:.1}% ({} of {} resumes)",
                 r * 100.0,
-                n("resumes_succeeded"),
+                n(Counter::ResumesSucceeded),
                 attempted
             ),
             None => println!("resume success rate  n/a (no resumes yet)"),
         }
-        println!("sessions created     {}", n("sessions_created"));
-        println!("handoffs             {}", n("handoffs"));
-        let fallbacks: Vec<String> = counters
+        println!("sessions created     {}", n(Counter::SessionsCreated));
+        println!("handoffs             {}", n(Counter::Handoffs));
+        let fallbacks: Vec<String> = FallbackReason::ALL
             .iter()
-            .filter_map(|(k, v)| k.strip_prefix("fallbacks_").map(|r| format!("{r}={v}")))
+            .filter_map(|r| {
+                let v = counters.get(Counter::fallback(*r).as_str())?;
+                Some(format!("{r}={v}"))
+            })
             .collect();
         println!(
             "fallbacks            {} {}",
-            n("fallbacks"),
+            n(Counter::Fallbacks),
             if fallbacks.is_empty() {
                 String::new()
             } else {
                 format!("({})", fallbacks.join(", "))
             }
         );
-        println!("rotations            {}", n("rotations"));
+        println!("rotations            {}", n(Counter::Rotations));
         println!(
             "tasks                {} succeeded, {} failed, {} retries",
-            n("tasks_succeeded"),
-            n("tasks_failed"),
-            n("task_retries")
+            n(Counter::TasksSucceeded),
+            n(Counter::TasksFailed),
+            n(Counter::TaskRetries)
         );
         println!(
             "plans                {} accepted, {} completed, {} failed",
-            n("plans_accepted"),
-            n("plans_completed"),
-            n("plans_failed")
+            n(Counter::PlansAccepted),
+            n(Counter::PlansCompleted),
+            n(Counter::PlansFailed)
         );
-        println!("submissions rejected {}", n("submissions_rejected"));
-        println!("cost                 ${:.4}", n("cost_usd"));
+        println!("submissions rejected {}", n(Counter::SubmissionsRejected));
+        println!("cost                 ${:.4}", n(Counter::CostUsd));
         println!(
             "tokens               {} in, {} out",
-            n("input_tokens"),
-            n("output_tokens")
+            n(Counter::InputTokens),
+            n(Counter::OutputTokens)
         );
         println!("queues               submit={submit} ready={ready} dead={dead}");
         println!("workers              {}", workers.len());

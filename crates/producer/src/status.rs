@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use baton_core::records::{SessionRecord, StoredTask, TaskResult};
-use baton_core::PlanId;
+use baton_core::{PlanHash, PlanId};
 use serde_json::json;
 
 use crate::{Ctx, Failure};
@@ -43,7 +43,8 @@ impl Status {
             .get(k.pause())
             .query_async(&mut conn)
             .await?;
-        if meta.is_empty() {
+        let plan = PlanHash::from_pairs(&meta);
+        if plan.is_missing() {
             return Err(Failure::BadInput(format!(
                 "no plan {p} (never submitted, or past its retention)"
             )));
@@ -57,21 +58,18 @@ impl Status {
             .filter_map(|r| serde_json::from_str(r).ok())
             .collect();
         let session: Option<SessionRecord> = session.and_then(|s| serde_json::from_str(&s).ok());
-        let stats: HashMap<&str, i64> = meta
-            .iter()
-            .filter_map(|(k, v)| Some((k.strip_prefix("stat:")?, v.parse().ok()?)))
-            .collect();
-        let get = |f: &str| meta.get(f).cloned().unwrap_or_default();
+        let state = plan.state.map(|s| s.as_str()).unwrap_or("");
+        let workspace = plan.workspace.as_deref().unwrap_or("");
         if self.json {
             let v = json!({
-                "plan_id": p.as_str(), "state": get("state"), "workspace": get("workspace"),
-                "created_at": get("created_at"), "updated_at": get("updated_at"),
+                "plan_id": p.as_str(), "state": state, "workspace": workspace,
+                "created_at": plan.created_at, "updated_at": plan.updated_at,
                 "tasks_done": results.len(), "tasks_pending": pending.len(),
-                "cost_usd": get("cost_usd").parse::<f64>().unwrap_or(0.0),
-                "last_error": meta.get("last_error"),
+                "cost_usd": plan.cost_usd,
+                "last_error": plan.last_error,
                 "session": session, "session_ttl_secs": (ttl >= 0).then_some(ttl),
-                "last_session_id": meta.get("session_id"),
-                "results": results, "pending": pending, "stats": stats,
+                "last_session_id": plan.session_id,
+                "results": results, "pending": pending, "stats": plan.stats,
                 "pool_paused": pause,
             });
             println!(
@@ -81,17 +79,14 @@ impl Status {
             return Ok(());
         }
         println!("plan       {p}");
-        println!("state      {}", get("state"));
-        println!("workspace  {}", get("workspace"));
+        println!("state      {state}");
+        println!("workspace  {workspace}");
         println!(
             "tasks      {} done, {} pending",
             results.len(),
             pending.len()
         );
-        println!(
-            "cost       ${:.4}",
-            get("cost_usd").parse::<f64>().unwrap_or(0.0)
-        );
+        println!("cost       ${:.4}", plan.cost_usd);
         match &session {
             Some(s) => println!(
                 "session    {} ({} task(s), expires in {}s, last worker {})",
@@ -99,23 +94,22 @@ impl Status {
             ),
             None => println!(
                 "session    none live{}",
-                meta.get("session_id")
+                plan.session_id
                     .map(|s| format!(" (last: {s}, expired)"))
                     .unwrap_or_default()
             ),
         }
-        if let Some(e) = meta.get("last_error") {
+        if let Some(e) = &plan.last_error {
             println!("last error {e}");
         }
         if let Some(reason) = pause {
             println!("pool       paused: {reason}");
         }
-        if !stats.is_empty() {
-            let mut s: Vec<_> = stats.iter().collect();
-            s.sort();
+        if !plan.stats.is_empty() {
             println!(
                 "stats      {}",
-                s.iter()
+                plan.stats
+                    .iter()
                     .map(|(k, v)| format!("{k}={v}"))
                     .collect::<Vec<_>>()
                     .join(" ")

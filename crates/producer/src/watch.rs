@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use baton_core::{Event, EventKind, PlanId};
+use baton_core::{Event, EventKind, PlanField, PlanId, PlanState};
 use futures_util::StreamExt;
 use redis::AsyncCommands;
 
@@ -67,7 +67,7 @@ impl Cursor {
     /// Shows one event if it is new; returns the plan's end when `until_end` and it ended.
     fn show(&mut self, ev: &Event, raw: &str) -> Option<Result<(), Failure>> {
         if let Some(p) = &self.plan {
-            if ev.plan_id.as_deref() != Some(p.as_str()) {
+            if ev.plan_id.as_ref() != Some(p) {
                 return None;
             }
             if let Some(seq) = ev.seq {
@@ -95,7 +95,7 @@ impl Cursor {
                 "document rejected: {}",
                 ev.field_str("reason").unwrap_or("")
             )))),
-            EventKind::PlanAccepted if matches!(ev.field_str("state"), Some("failed")) => Some(Err(Failure::PlanFailed(
+            EventKind::PlanAccepted if ev.field_str("state") == Some(PlanState::Failed.as_str()) => Some(Err(Failure::PlanFailed(
                 "tasks were added, but the plan is stopped on a failed task (see `baton status`)".into(),
             ))),
             _ => None,
@@ -133,7 +133,9 @@ pub(crate) async fn follow(
     let mut next_seq = 0;
     if let Some(p) = plan {
         let mut conn = ctx.conn().await?;
-        let seq: Option<u64> = conn.hget(ctx.keys.plan(p), "event_seq").await?;
+        let seq: Option<u64> = conn
+            .hget(ctx.keys.plan(p), PlanField::EventSeq.as_str())
+            .await?;
         next_seq = seq.unwrap_or(0);
     }
     run_follow(

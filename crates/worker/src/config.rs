@@ -1,93 +1,128 @@
-//! The worker's settings. Plain data: `main.rs` fills it from flags and `BATON_*` variables,
-//! tests fill it directly.
+//! The worker's settings: one type, parsed by clap from flags and their `BATON_*` twins, with
+//! each default written once (here). Tests and benchmarks parse a command line the same way.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::Parser;
+
 pub use crate::executor::{Executor, SessionMode};
 
-/// Everything a worker process needs to know. Each field's default is the flag's default.
-#[derive(Debug, Clone)]
+/// A baton worker: claims plans from Redis and runs their tasks, in order, through one resumed
+/// Claude Code session per plan. Run as many as you like, on as many machines as you like,
+/// against the same Redis.
+///
+/// SIGTERM or Ctrl-C: stop claiming, let running tasks finish within --shutdown-grace, hand the
+/// rest back, exit 0. A second signal stops running tasks at once (they are handed back too).
+#[derive(Parser, Debug, Clone)]
+#[command(name = "baton-worker", version, max_term_width = 100)]
 pub struct Config {
-    /// Redis URL (`redis://[user:password@]host:port/db`).
+    /// Redis URL: redis://[user:password@]host:port[/db].
+    #[arg(
+        long,
+        env = "BATON_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
     pub redis_url: String,
-    /// Key prefix (default `baton`).
+    /// Key prefix, shared by every worker and client of one pool.
+    #[arg(long, env = "BATON_PREFIX", default_value = "baton", value_parser = parse_prefix)]
     pub prefix: String,
-    /// Folder under which every plan's workspace lives.
+    /// Folder holding every plan's workspace. For several machines, mount it at the same path
+    /// on each (the CLI's transcripts record absolute paths).
+    #[arg(long, env = "BATON_WORKSPACE_ROOT", default_value = "./workspaces")]
     pub workspace_root: PathBuf,
-    /// Plans this process runs at once.
-    pub concurrency: usize,
-    /// The Claude Code CLI to run.
+    /// Plans this process runs at once (1-256).
+    #[arg(long, env = "BATON_CONCURRENCY", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+    /// The Claude Code CLI executable.
+    #[arg(long, env = "BATON_CLAUDE_BIN", default_value = "claude")]
     pub claude_bin: PathBuf,
-    /// The CLI's config dir (exported as `CLAUDE_CONFIG_DIR`); `None`: `$CLAUDE_CONFIG_DIR`,
-    /// else `$HOME/.claude`.
+    /// The CLI's config dir, exported to it as CLAUDE_CONFIG_DIR [default: $CLAUDE_CONFIG_DIR,
+    /// else ~/.claude].
+    #[arg(long, env = "BATON_CLAUDE_CONFIG_DIR")]
     pub claude_config_dir: Option<PathBuf>,
-    /// Wall-clock limit of one CLI run.
+    /// Wall-clock limit of one task run (e.g. 30m, 90s).
+    #[arg(long, env = "BATON_TASK_TIMEOUT", default_value = "30m", value_parser = humantime::parse_duration)]
     pub task_timeout: Duration,
-    /// Limit on a CLI run printing nothing.
+    /// Limit on a task run printing nothing (a hung stream); before its first line a run gets
+    /// at least 30s.
+    #[arg(long, env = "BATON_SILENCE_TIMEOUT", default_value = "5m", value_parser = humantime::parse_duration)]
     pub silence_timeout: Duration,
-    /// Default session TTL (plans may set their own).
+    /// How long an idle plan's Claude session is kept (renewed on every task; plans may set
+    /// their own with options.session_ttl_secs). Accepts seconds or a duration (3600, 1h).
+    #[arg(long, env = "BATON_SESSION_TTL", default_value = "3600", value_parser = parse_secs)]
     pub session_ttl: Duration,
-    /// How long results, events and metadata of a plan are kept after its last use.
+    /// How long a plan's results, events and metadata are kept after its last use.
+    #[arg(long, env = "BATON_RETENTION", default_value = "7days", value_parser = parse_positive_duration)]
     pub retention: Duration,
-    /// Lease on a plan's lock; renewed every third of it.
+    /// Events kept per plan (the oldest are trimmed).
+    #[arg(long, env = "BATON_EVENT_CAP", default_value_t = baton_core::keys::DEFAULT_EVENT_CAP, value_parser = clap::value_parser!(u64).range(1..))]
+    pub event_cap: u64,
+    /// Lease on a plan's lock, renewed every third of it while the worker lives.
+    #[arg(long, env = "BATON_LEASE", default_value = "30s", value_parser = parse_positive_duration)]
     pub lease: Duration,
-    /// A worker whose heartbeat is older than this is dead and its plans are handed back.
+    /// A worker silent for this long is dead: its plans go back to the ready list.
+    #[arg(long, env = "BATON_DEAD_AFTER", default_value = "60s", value_parser = humantime::parse_duration)]
     pub dead_after: Duration,
-    /// Attempts per task before it goes to the dead-letter list.
+    /// Attempts per task before it goes to the dead-letter list and the plan stops.
+    #[arg(long, env = "BATON_MAX_ATTEMPTS", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_attempts: u32,
-    /// First retry delay (doubles each time, with jitter, up to `retry_max_delay`).
+    /// First retry delay; doubles per attempt, with jitter.
+    #[arg(long = "retry-delay", env = "BATON_RETRY_DELAY", default_value = "2s", value_parser = humantime::parse_duration)]
     pub retry_base_delay: Duration,
     /// Longest retry delay.
+    #[arg(long, env = "BATON_RETRY_MAX_DELAY", default_value = "60s", value_parser = humantime::parse_duration)]
     pub retry_max_delay: Duration,
-    /// Tasks a worker runs for one plan before giving others a turn.
+    /// Tasks run for one plan before the worker gives other plans a turn.
+    #[arg(long, env = "BATON_MAX_TASKS_PER_HOLD", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_tasks_per_hold: u32,
-    /// Context size (tokens) past which a session is rotated to a new one seeded with a recap.
+    /// Context size in tokens past which a plan's session is rotated to a new one seeded with a
+    /// recap of the plan.
+    #[arg(long, env = "BATON_ROTATE_AT_TOKENS", default_value_t = 150_000)]
     pub rotate_at_tokens: u64,
-    /// Times a task may be recovered from dead workers before it counts as poison.
+    /// Times a task may be recovered from dead workers before it is treated as poison.
+    #[arg(long, env = "BATON_MAX_RECOVERIES", default_value_t = 3)]
     pub max_recoveries: u64,
-    /// Events kept per plan.
-    pub event_cap: u64,
     /// Time running tasks get to finish after SIGTERM.
+    #[arg(long, env = "BATON_SHUTDOWN_GRACE", default_value = "60s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
-    /// One CLI process per held plan (warm) or per task (cold).
+    /// warm: one CLI process per held plan, fed each task as a stream-json message (saves the
+    /// CLI's start-up on every task but the first of a hold). cold: one `claude -p --resume`
+    /// process per task. Both hand the session over through Redis after every task.
+    #[arg(long, env = "BATON_SESSION_MODE", default_value = "warm")]
     pub session_mode: SessionMode,
-    /// A warm process unused for this long is not reused (a new one resumes the session).
+    /// A warm process unused for this long is closed at its next use and a new one resumes.
+    #[arg(long, env = "BATON_WARM_IDLE_TIMEOUT", default_value = "2m", value_parser = humantime::parse_duration)]
     pub warm_idle_timeout: Duration,
-    /// What runs tasks: the Claude CLI, or a benchmark executor.
+    /// For benchmarks of the queue only: `instant` answers every task in-process at once,
+    /// `spawn:<program>` runs <program> per task instead of the CLI.
+    #[arg(long, env = "BATON_EXECUTOR", default_value = "claude")]
     pub executor: Executor,
 }
 
-impl Config {
-    /// Defaults for everything but where Redis and the workspaces are.
-    pub fn new(redis_url: impl Into<String>, workspace_root: impl Into<PathBuf>) -> Self {
-        Self {
-            redis_url: redis_url.into(),
-            prefix: "baton".into(),
-            workspace_root: workspace_root.into(),
-            concurrency: 2,
-            claude_bin: PathBuf::from("claude"),
-            claude_config_dir: None,
-            task_timeout: Duration::from_secs(30 * 60),
-            silence_timeout: Duration::from_secs(5 * 60),
-            session_ttl: Duration::from_secs(3600),
-            retention: Duration::from_secs(baton_core::keys::DEFAULT_RETENTION_SECS),
-            lease: Duration::from_secs(30),
-            dead_after: Duration::from_secs(60),
-            max_attempts: 4,
-            retry_base_delay: Duration::from_secs(2),
-            retry_max_delay: Duration::from_secs(60),
-            max_tasks_per_hold: 20,
-            rotate_at_tokens: 150_000,
-            max_recoveries: 3,
-            event_cap: baton_core::keys::DEFAULT_EVENT_CAP,
-            shutdown_grace: Duration::from_secs(60),
-            session_mode: SessionMode::Warm,
-            warm_idle_timeout: Duration::from_secs(120),
-            executor: Executor::Claude,
-        }
-    }
+fn parse_prefix(s: &str) -> Result<String, String> {
+    s.parse::<baton_core::PlanId>()
+        .map(String::from)
+        .map_err(|e| format!("prefix {e}"))
+}
 
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    match s.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(Duration::from_secs(n)),
+        Ok(_) => Err("must be at least 1 second".into()),
+        Err(_) => parse_positive_duration(s),
+    }
+}
+
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if d >= Duration::from_secs(1) => Ok(d),
+        Ok(_) => Err("must be at least 1 second".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+impl Config {
     /// The CLI config dir the worker's children use.
     pub fn resolved_claude_config_dir(&self) -> PathBuf {
         if let Some(d) = &self.claude_config_dir {
@@ -100,5 +135,54 @@ impl Config {
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("/root"));
         home.join(".claude")
+    }
+
+    /// The retention in whole seconds, as the scripts take it.
+    pub(crate) fn retention_secs(&self) -> u64 {
+        self.retention.as_secs().max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Config::command().debug_assert();
+    }
+
+    /// Command lines and what they come to (the environment is not read for the flags given).
+    #[test]
+    fn command_lines_parse_to_their_settings_or_name_the_problem() {
+        let parse = |args: &[&str]| {
+            Config::try_parse_from(std::iter::once("baton-worker").chain(args.iter().copied()))
+        };
+        let c = parse(&["--redis-url", "redis://r:1", "--concurrency", "8"]).unwrap();
+        assert_eq!((c.redis_url.as_str(), c.concurrency), ("redis://r:1", 8));
+        let c = parse(&["--session-ttl", "90", "--retry-delay", "200ms"]).unwrap();
+        assert_eq!(c.session_ttl, Duration::from_secs(90));
+        assert_eq!(c.retry_base_delay, Duration::from_millis(200));
+        assert_eq!(
+            parse(&["--session-ttl", "1h"]).unwrap().session_ttl,
+            Duration::from_secs(3600)
+        );
+        assert_eq!(
+            parse(&["--executor", "spawn:/bin/true"]).unwrap().executor,
+            Executor::Spawn("/bin/true".into())
+        );
+        for (bad, flag) in [
+            (&["--concurrency", "0"][..], "--concurrency"),
+            (&["--max-attempts", "0"], "--max-attempts"),
+            (&["--max-tasks-per-hold", "0"], "--max-tasks-per-hold"),
+            (&["--session-ttl", "0"], "--session-ttl"),
+            (&["--lease", "10ms"], "--lease"),
+            (&["--prefix", "a{b}"], "--prefix"),
+            (&["--session-mode", "hot"], "--session-mode"),
+        ] {
+            let e = parse(bad).unwrap_err().to_string();
+            assert!(e.contains(flag), "{bad:?}: {e}");
+        }
     }
 }

@@ -137,18 +137,15 @@ pub(crate) async fn run_without_cli(
             }
             Err(e) => return Err(e),
         };
-        file.write_all(format!("{line}\n").as_bytes())
+        writeln!(file, "{line}")
     };
     append()?;
     Ok(Outcome {
-        session_id: session.to_string(),
         result: "ok".into(),
         cost_usd: 0.0,
         input_tokens: 0,
         output_tokens: 0,
         context_tokens: 0,
-        duration_ms: 0,
-        num_turns: 1,
         files: Vec::new(),
         result_at: SystemTime::now(),
     })

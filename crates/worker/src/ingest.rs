@@ -1,22 +1,31 @@
 //! Ingest: move documents off the submit list reliably, validate them, and apply them to their
-//! plan, or keep them on the dead-letter list with the reason.
+//! plan (a plan document creates or extends it, an action document acts on it), or keep them
+//! on the dead-letter list with the field at fault and the reason.
 //!
 //! A document is first moved into this worker's ingesting list (`BLMOVE`), then tagged with a
-//! fresh id in place. The plan script records applied tags, so if this worker dies at any point
-//! and a reaper hands the (tagged) document back, it is applied exactly once. A document with no
-//! `plan_id` gets the tag as its plan id, for the same reason.
+//! fresh id in place. The plan's script records applied tags, so if this worker dies at any
+//! point and a reaper hands the (tagged) document back, it is applied exactly once. A document
+//! with no `plan_id` gets the tag as its plan id, for the same reason.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use baton_core::records::DeadLetter;
+use baton_core::scripts::control::{Refused, Retry, RetryReply};
+use baton_core::scripts::ingest::{FinishIngest, Ingest, IngestReply, IngestStatus};
 use baton_core::scripts::{split_tagged, INGEST_TAG_PREFIX};
-use baton_core::{Event, EventKind, PlanId, Submission, Workspace};
+use baton_core::{
+    ActionRequest, Counter, Counts, Document, Event, EventKind, PlanAction, PlanId, Requeue,
+    Submission,
+};
 use tracing::{debug, warn};
 
-use crate::runner::{reconnect_delays, redis_retry, Worker};
-use crate::store::Store;
+use crate::pool::Pool;
+use crate::reconnect::{redis_retry, BlockingPop, PopFrom};
+use crate::workspace;
 
+/// How long one take from the submit list blocks before the loop looks at the drain again.
+const SUBMIT_BLOCK: Duration = Duration::from_secs(2);
 /// How much of an oversized document a dead letter keeps.
 const KEPT_OVERSIZED_BYTES: usize = 64 * 1024;
 
@@ -33,175 +42,209 @@ fn kept_document(doc: &[u8]) -> String {
     )
 }
 
-impl Worker {
-    /// The ingest loop: runs until drained.
-    pub(crate) async fn run_ingest(self: Arc<Self>) {
-        let block = Duration::from_secs(2);
-        let submit = self.store.keys.submit();
-        let ingesting = self.store.keys.ingesting(&self.id);
-        let mut conn = None;
-        let mut delays = reconnect_delays();
-        while !self.drain.is_cancelled() {
-            if conn.is_none() {
-                match self.store.blocking_conn(block).await {
-                    Ok(c) => conn = Some(c),
-                    Err(_) => {
-                        let d = delays.next().unwrap_or(Duration::from_secs(5));
-                        tokio::select! { _ = self.drain.cancelled() => break, _ = tokio::time::sleep(d) => {} }
-                        continue;
-                    }
-                }
-            }
-            let c = conn.as_mut().expect("connected above");
-            let popped = tokio::select! {
-                _ = self.drain.cancelled() => break,
-                r = Store::blocking_move(c, &submit, &ingesting, block) => r,
-            };
-            match popped {
-                Ok(None) => {}
-                Ok(Some(entry)) => {
-                    delays = reconnect_delays();
-                    self.ingest_one(entry).await;
-                }
-                Err(e) => {
-                    conn = None;
-                    debug!(error = %e, "submit pop failed; reconnecting");
-                    let d = delays.next().unwrap_or(Duration::from_secs(5));
-                    tokio::select! { _ = self.drain.cancelled() => break, _ = tokio::time::sleep(d) => {} }
-                }
-            }
+/// The ingest loop: runs until drained.
+pub(crate) async fn run(pool: Arc<Pool>) {
+    let mut takes = BlockingPop::new(&pool.store, &pool.id, PopFrom::Submit, SUBMIT_BLOCK);
+    while let Some(popped) = takes.next(&pool.shutdown.drain).await {
+        if let Some(entry) = popped.entry {
+            Ingestion { pool: &pool }.one(entry).await;
+        }
+    }
+}
+
+/// One worker's ingest of documents.
+struct Ingestion<'p> {
+    pool: &'p Pool,
+}
+
+/// A document taken for ingest.
+struct Taken {
+    /// The entry as it stands in the ingesting list (tagged).
+    entry: Vec<u8>,
+    tag: String,
+    doc: Vec<u8>,
+}
+
+impl Ingestion<'_> {
+    async fn one(&self, entry: Vec<u8>) {
+        let Some(taken) = self.tag(entry).await else {
+            return;
+        };
+        match Document::parse(&taken.doc) {
+            Err(v) => self.reject(&taken, &v.field, &v.problem).await,
+            Ok(Document::Plan(sub)) => self.apply_plan(&taken, sub).await,
+            Ok(Document::Action(req)) => self.apply_action(&taken, &req).await,
         }
     }
 
-    async fn ingest_one(&self, entry: Vec<u8>) {
-        let (tag, doc, entry) = match split_tagged(&entry) {
-            (Some(tag), doc) => (tag.to_owned(), doc.to_vec(), entry.clone()),
-            (None, _) => {
-                let tag = uuid::Uuid::new_v4().to_string();
-                let mut tagged = format!("{INGEST_TAG_PREFIX}{tag}\n").into_bytes();
-                tagged.extend_from_slice(&entry);
-                if redis_retry("tag submission", &self.abort, || {
-                    self.store.tag_ingesting(&self.id, &tagged)
-                })
-                .await
-                .is_none()
-                {
-                    return;
-                }
-                (tag, entry, tagged)
-            }
+    /// Tags a document taken for the first time (in place, in the ingesting list).
+    async fn tag(&self, entry: Vec<u8>) -> Option<Taken> {
+        if let (Some(tag), doc) = split_tagged(&entry) {
+            let (tag, doc) = (tag.to_owned(), doc.to_vec());
+            return Some(Taken { entry, tag, doc });
+        }
+        let tag = uuid::Uuid::new_v4().to_string();
+        let mut tagged = format!("{INGEST_TAG_PREFIX}{tag}\n").into_bytes();
+        tagged.extend_from_slice(&entry);
+        redis_retry("tag submission", &self.pool.shutdown.abort, || {
+            self.pool.store.tag_ingesting(&self.pool.id, &tagged)
+        })
+        .await?;
+        Some(Taken {
+            entry: tagged,
+            tag,
+            doc: entry,
+        })
+    }
+
+    async fn apply_plan(&self, taken: &Taken, sub: Submission) {
+        // A document without a plan id gets its tag: a re-ingest after a crash names the same plan.
+        let plan = match sub.plan_id {
+            Some(p) => p,
+            None => match taken.tag.parse::<PlanId>() {
+                Ok(p) => p,
+                Err(e) => return self.reject(taken, "plan_id", &e.to_string()).await,
+            },
         };
-        let sub = match Submission::parse(&doc) {
-            Ok(s) => s,
-            Err(v) => return self.reject(&entry, &doc, &v.field, &v.problem).await,
-        };
-        let plan = sub
-            .plan_id
-            .clone()
-            .unwrap_or_else(|| tag.parse::<PlanId>().expect("a UUID is a valid plan id"));
         if let Some(ws) = &sub.workspace {
-            if let Err(problem) = self.check_workspace_on_disk(ws) {
-                return self.reject(&entry, &doc, "workspace", &problem).await;
+            if let Err(e) = workspace::check(&self.pool.workspace_root, ws) {
+                return self.reject(taken, "workspace", &e.to_string()).await;
             }
         }
         let tasks_json = serde_json::to_string(&sub.tasks).expect("tasks serialize");
         let options_json = sub
             .options
             .as_ref()
-            .map(|o| serde_json::to_string(o).expect("options serialize"))
-            .unwrap_or_default();
-        let accepted =
-            Event::new(EventKind::PlanAccepted, Some(plan.as_str())).worker(self.id.as_str());
-        let given = sub.workspace.as_ref().map(Workspace::as_str).unwrap_or("");
-        let default_ws = Workspace::for_plan(&plan);
-        let applied = redis_retry("ingest", &self.abort, || {
-            self.store.ingest(
-                &plan,
-                &tag,
-                given,
-                default_ws.as_str(),
-                &options_json,
-                &tasks_json,
-                &accepted,
-            )
+            .map(|o| serde_json::to_string(o).expect("options serialize"));
+        let accepted = Event::new(EventKind::PlanAccepted, Some(&plan)).worker(&self.pool.id);
+        let call = Ingest {
+            plan: &plan,
+            tag: &taken.tag,
+            workspace: sub.workspace.as_ref(),
+            options_json: options_json.as_deref(),
+            tasks_json: &tasks_json,
+            accepted: &accepted,
+        };
+        let applied = redis_retry("ingest", &self.pool.shutdown.abort, || {
+            self.pool.store.call(&call)
         })
         .await;
         match applied {
             None => {}
-            Some(Err((field, problem))) => self.reject(&entry, &doc, &field, &problem).await,
-            Some(Ok(outcome)) => {
-                debug!(plan = %plan, status = %outcome.status, tasks = outcome.count, first_index = outcome.first_index, "document ingested");
-                let counters: &[(&str, i64)] = match outcome.status.as_str() {
-                    "created" => &[
-                        ("plans_accepted", 1),
-                        ("tasks_accepted", outcome.count as i64),
-                    ],
-                    "duplicate" => &[],
-                    _ => &[
-                        ("followups_accepted", 1),
-                        ("tasks_accepted", outcome.count as i64),
-                    ],
+            Some(IngestReply::Refused { field, problem }) => {
+                self.reject(taken, &field, &problem).await;
+            }
+            Some(IngestReply::Applied {
+                status,
+                first_index,
+                count,
+                schedule,
+                ..
+            }) => {
+                debug!(plan = %plan, %status, tasks = count, first_index, "document ingested");
+                let tasks = i64::try_from(count).unwrap_or(i64::MAX);
+                let mut counts = Counts::default();
+                match status {
+                    IngestStatus::Created => counts
+                        .add(Counter::PlansAccepted, 1)
+                        .add(Counter::TasksAccepted, tasks),
+                    IngestStatus::Appended => counts
+                        .add(Counter::FollowupsAccepted, 1)
+                        .add(Counter::TasksAccepted, tasks),
+                    IngestStatus::Duplicate => &mut counts,
                 };
-                let _ = redis_retry("finish ingest", &self.abort, || {
-                    self.store.finish_ingest(
-                        &self.id,
-                        &entry,
-                        Some(&plan),
-                        outcome.schedule,
-                        counters,
-                    )
+                let to = if schedule {
+                    Requeue::Back
+                } else {
+                    Requeue::Drop
+                };
+                self.finish(taken, &plan, to, &counts).await;
+            }
+        }
+    }
+
+    async fn apply_action(&self, taken: &Taken, req: &ActionRequest) {
+        let plan = &req.plan_id;
+        match req.action {
+            PlanAction::Retry => {
+                let event = Event::new(EventKind::PlanAccepted, Some(plan))
+                    .worker(&self.pool.id)
+                    .with("status", "retried");
+                let call = Retry {
+                    plan,
+                    tag: &taken.tag,
+                    event: &event,
+                };
+                let applied = redis_retry("retry", &self.pool.shutdown.abort, || {
+                    self.pool.store.call(&call)
                 })
                 .await;
-            }
-        }
-    }
-
-    /// Refuses a workspace whose existing folders go through a symlink (the document check
-    /// cannot see the disk; the run-time check repeats this).
-    fn check_workspace_on_disk(&self, ws: &Workspace) -> Result<(), String> {
-        let mut path = self.workspace_root.clone();
-        for part in ws.as_str().split('/') {
-            path.push(part);
-            match std::fs::symlink_metadata(&path) {
-                Ok(m) if m.file_type().is_symlink() => {
-                    return Err(
-                        "goes through a symlink, which could leave the workspace root".into(),
-                    )
+                // A user waits for a retried plan: it goes to the front of the line.
+                let front = |schedule| {
+                    if schedule {
+                        Requeue::Front
+                    } else {
+                        Requeue::Drop
+                    }
+                };
+                match applied {
+                    None => {}
+                    Some(RetryReply::Retried { schedule }) => {
+                        let mut counts = Counts::default();
+                        counts.add(Counter::PlansRetried, 1);
+                        self.finish(taken, plan, front(schedule), &counts).await;
+                    }
+                    Some(RetryReply::Duplicate { schedule }) => {
+                        self.finish(taken, plan, front(schedule), &Counts::NONE)
+                            .await;
+                    }
+                    Some(RetryReply::Refused(Refused(state))) => {
+                        let problem = match state {
+                            None => format!("names no plan ({plan} was never submitted, or is past its retention)"),
+                            Some(s) => format!("plan {plan} is {s}, not failed; only a failed plan can be retried"),
+                        };
+                        self.reject(taken, "action", &problem).await;
+                    }
                 }
-                Ok(_) => {}
-                Err(_) => return Ok(()),
             }
         }
-        Ok(())
     }
 
-    async fn reject(&self, entry: &[u8], doc: &[u8], field: &str, problem: &str) {
+    /// Drops the document from the ingesting list, schedules the plan, adds the counts.
+    async fn finish(&self, taken: &Taken, plan: &PlanId, to: Requeue, counts: &Counts) {
+        let call = FinishIngest {
+            worker: &self.pool.id,
+            entry: &taken.entry,
+            plan: Some((plan, to)),
+            counts,
+        };
+        let _ = redis_retry("finish ingest", &self.pool.shutdown.abort, || {
+            self.pool.store.call(&call)
+        })
+        .await;
+    }
+
+    /// Keeps the document on the dead-letter list with the field at fault and the problem, and
+    /// publishes `submission_rejected`.
+    async fn reject(&self, taken: &Taken, field: &str, problem: &str) {
         let reason = format!("{field}: {problem}");
         // Name the plan in the event when the document names a valid one, so a producer
         // waiting on it hears of the rejection.
-        let plan_id = serde_json::from_slice::<serde_json::Value>(doc)
+        let plan_id = serde_json::from_slice::<serde_json::Value>(&taken.doc)
             .ok()
-            .and_then(|v| v.get("plan_id").and_then(|p| p.as_str()).map(str::to_owned))
-            .filter(|p| p.parse::<PlanId>().is_ok());
-        let letter = DeadLetter {
-            id: uuid::Uuid::new_v4().to_string(),
-            at: baton_core::time::now_rfc3339(),
-            kind: "submission".into(),
-            reason: reason.clone(),
-            field: Some(field.to_owned()),
-            plan_id: plan_id.clone(),
-            task_id: None,
-            attempts: Vec::new(),
-            document: Some(kept_document(doc)),
-        };
-        let event = Event::new(EventKind::SubmissionRejected, plan_id.as_deref())
-            .worker(self.id.as_str())
-            .with("reason", reason.clone())
+            .and_then(|v| v.get("plan_id")?.as_str()?.parse::<PlanId>().ok());
+        let letter =
+            DeadLetter::submission(plan_id.clone(), field, &reason, kept_document(&taken.doc));
+        let event = Event::new(EventKind::SubmissionRejected, plan_id.as_ref())
+            .worker(&self.pool.id)
+            .with("reason", reason.as_str())
             .with("field", field)
-            .with("dead_letter_id", letter.id.clone());
+            .with("dead_letter_id", letter.id.to_string());
         warn!(reason = %reason, dead_letter = %letter.id, "document rejected");
-        let _ = redis_retry("reject", &self.abort, || {
-            self.store.reject(&self.id, entry, &letter, &event)
+        let _ = redis_retry("reject", &self.pool.shutdown.abort, || {
+            self.pool
+                .store
+                .reject(&self.pool.id, &taken.entry, &letter, &event)
         })
         .await;
     }

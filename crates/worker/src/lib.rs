@@ -1,47 +1,69 @@
-//! baton-worker: the pool process. It ingests submitted plan documents, claims plans, holds a
-//! lease per plan, runs each task through the Claude Code CLI in the plan's one conversation,
+//! baton-worker: the pool process. It ingests submitted documents, claims plans, holds a lease
+//! per plan, runs each task through the Claude Code CLI in the plan's one conversation,
 //! commits results fenced by the lease, and hands work back when it stops.
 //!
 //! # Layout
-//! - [`config`]: the settings ([`Config`]).
-//! - `store`: typed Redis operations over `baton_core::keys` and `baton_core::scripts`.
-//! - `ingest`: submit list → validated plan, or dead letter.
-//! - `runner`: a slot's claim → run → commit → release loop, lease keeping, retries, fallback.
-//! - [`claude`]: one CLI run (cold) or one long-lived CLI process per plan (warm), supervised,
-//!   its stream read, its failures classified.
-//! - [`executor`]: what runs a task (the CLI, or a benchmark executor) and the session mode.
-//! - [`transcript`]: moving a conversation's files between machines through Redis.
-//! - `recap`: the first prompt of a session that replaces a lost one.
-//! - `lifecycle`: heartbeat and the reaper of silent workers.
+//! The modules follow a plan's way through the worker (docs/ARCHITECTURE.md has the map):
+//! - [`config`]: the settings ([`Config`]), parsed from flags and `BATON_*` variables.
+//! - `pool`: what every loop shares (id, settings, store, shutdown, tracked tasks).
+//! - `ingest`: submit list → validated plan or action, or a dead letter.
+//! - `claim`: a slot's loop: claim a plan, hold it, claim the next.
+//! - `hold`: one held plan (`Hold`): lease, tasks in order, leaving; `hold::lease`.
+//! - `attempt`: a task's attempts and the retry policy; `session`: which session an attempt
+//!   runs in (resume, first, fallback, rotation) and the transcript restore.
+//! - `engine`: what runs the attempt: warm or cold CLI, or a benchmark `executor`.
+//! - `commit`: a success committed, fenced; `stop`: a plan stopped on its task.
+//! - `report`: events and counters.
+//! - `liveness`: heartbeat and the reaper of silent workers.
+//! - `claude`: the CLI itself (process, stream, cold runs, warm sessions, errors).
+//! - `store`: Redis connections, script calls, plain commands; `reconnect`: riding out outages.
+//! - `transcript`, `recap`, `workspace`: files on disk.
 //!
-//! The logic does not depend on how it is driven: [`run`] takes the config and two
-//! cancellation tokens; `main.rs` wires them to signals, tests and benchmarks to whatever they like.
+//! The logic does not depend on how it is driven: [`run`] takes the config and the shutdown
+//! tokens; `main.rs` wires them to signals.
 
-pub mod claude;
+mod attempt;
+mod claim;
+mod claude;
+mod commit;
 pub mod config;
-pub mod executor;
+mod engine;
+mod executor;
+mod hold;
 mod ingest;
-mod lifecycle;
+mod liveness;
+mod pool;
 mod recap;
-mod runner;
-pub mod store;
-pub mod transcript;
+mod reconnect;
+mod report;
+mod session;
+mod stop;
+mod store;
+mod transcript;
+mod workspace;
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use baton_core::scripts::Env;
 use baton_core::{Keys, WorkerId};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 pub use config::{Config, Executor, SessionMode};
-use runner::Worker;
-use store::{Store, StoreSettings};
+use engine::Closing;
+use pool::Pool;
+use store::Store;
+
+/// How long the final hand-back at shutdown may wait for Redis.
+const HAND_BACK_WAIT: Duration = Duration::from_secs(10);
 
 /// Why the worker could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("invalid redis url")]
-    RedisUrl(#[source] store::StoreError),
+    RedisUrl(#[source] redis::RedisError),
     #[error("workspace root {path} is unusable")]
     WorkspaceRoot {
         path: String,
@@ -70,103 +92,74 @@ pub struct Shutdown {
 /// # Errors
 /// Only start-up problems; Redis outages are ridden out.
 pub async fn run(config: Config, host: &str, shutdown: Shutdown) -> Result<(), StartError> {
-    std::fs::create_dir_all(&config.workspace_root).map_err(|source| {
-        StartError::WorkspaceRoot {
-            path: config.workspace_root.display().to_string(),
-            source,
-        }
-    })?;
-    let workspace_root =
-        config
-            .workspace_root
-            .canonicalize()
-            .map_err(|source| StartError::WorkspaceRoot {
-                path: config.workspace_root.display().to_string(),
-                source,
-            })?;
+    let root_error = |source| StartError::WorkspaceRoot {
+        path: config.workspace_root.display().to_string(),
+        source,
+    };
+    std::fs::create_dir_all(&config.workspace_root).map_err(root_error)?;
+    let workspace_root = config.workspace_root.canonicalize().map_err(root_error)?;
     let config_dir = config.resolved_claude_config_dir();
     std::fs::create_dir_all(&config_dir).map_err(|source| StartError::ConfigDir {
         path: config_dir.display().to_string(),
         source,
     })?;
-    let keys = Keys::new(&config.prefix);
-    let settings = StoreSettings {
+    let env = Env {
+        keys: Keys::new(&config.prefix),
         event_cap: config.event_cap,
-        retention_secs: config.retention.as_secs().max(1),
+        retention_secs: config.retention_secs(),
     };
-    let store = Store::new(&config.redis_url, keys, settings).map_err(StartError::RedisUrl)?;
-    let worker = Arc::new(Worker {
+    let store = Store::new(&config.redis_url, env).map_err(StartError::RedisUrl)?;
+    let tasks = TaskTracker::new();
+    let pool = Arc::new(Pool {
         id: WorkerId::for_this_process(host),
         cfg: config,
         store,
-        config_dir,
         workspace_root,
-        drain: shutdown.drain.clone(),
-        abort: shutdown.abort.clone(),
-        closing: std::sync::Mutex::new(std::collections::HashMap::new()),
+        config_dir,
+        shutdown,
+        closing: Closing::new(tasks.clone()),
     });
-    info!(worker = %worker.id, concurrency = worker.cfg.concurrency, "worker starting");
-    warn_about_redis_settings(&worker.store).await;
+    info!(worker = %pool.id, concurrency = pool.cfg.concurrency, "worker starting");
+    warn_about_redis_settings(&pool.store).await;
 
     // The heartbeat outlives the slots: a draining worker finishing its tasks is alive, and must
     // not be reaped (its running tasks would start a second time elsewhere).
     let liveness_stop = CancellationToken::new();
-    let liveness = tokio::spawn(worker.clone().run_liveness(liveness_stop.clone()));
-    let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(worker.clone().run_ingest());
-    for slot in 0..worker.cfg.concurrency {
-        tasks.spawn(worker.clone().run_slot(slot));
+    let liveness = tokio::spawn(liveness::run(pool.clone(), liveness_stop.clone()));
+    tasks.spawn(ingest::run(pool.clone()));
+    for slot in 0..usize::from(pool.cfg.concurrency) {
+        tasks.spawn(claim::run_slot(pool.clone(), slot));
     }
-    // Every loop watches `drain`; running tasks watch `abort`. Wait for all of them.
-    while let Some(r) = tasks.join_next().await {
-        if let Err(e) = r {
-            warn!(error = %e, "a worker loop ended abnormally");
-        }
-    }
-    worker.wait_for_all_closing().await;
+    // Every loop watches `drain`, running tasks watch `abort`; warm CLIs closing in the
+    // background are tracked too. Wait for all of them.
+    tasks.close();
+    tasks.wait().await;
     liveness_stop.cancel();
     if let Err(e) = liveness.await {
         warn!(error = %e, "the heartbeat loop ended abnormally");
     }
     // Hand back whatever is still listed as ours (a claim that raced the shutdown), and leave.
     let stop = CancellationToken::new();
-    let handed = runner::redis_retry("hand back", &stop, || worker.reap(&worker.id, u64::MAX));
-    if tokio::time::timeout(std::time::Duration::from_secs(10), handed)
-        .await
-        .is_err()
-    {
+    let handed = reconnect::redis_retry("hand back", &stop, || {
+        liveness::reap(&pool, &pool.id, u64::MAX)
+    });
+    if tokio::time::timeout(HAND_BACK_WAIT, handed).await.is_err() {
         warn!("could not reach redis to hand back work; the reaper of another worker will");
     }
-    info!(worker = %worker.id, "worker stopped");
+    info!(worker = %pool.id, "worker stopped");
     Ok(())
 }
 
 /// Warns when Redis is configured in a way that can lose committed work.
 async fn warn_about_redis_settings(store: &Store) {
-    let Ok(mut conn) = store.conn().await else {
-        warn!("redis is not reachable yet; the worker will keep trying");
+    let Some(policy) = store.config_get("maxmemory-policy").await else {
+        warn!("redis is not reachable yet (or refuses CONFIG); the worker will keep trying");
         return;
     };
-    let policy: Result<Vec<String>, _> = redis::cmd("CONFIG")
-        .arg("GET")
-        .arg("maxmemory-policy")
-        .query_async(&mut conn)
-        .await;
-    if let Ok(v) = policy {
-        if let Some(p) = v.get(1) {
-            if p != "noeviction" {
-                warn!(policy = %p, "redis maxmemory-policy is not noeviction: under memory pressure Redis may evict baton's keys and lose plans");
-            }
-        }
+    if policy != "noeviction" {
+        warn!(policy = %policy, "redis maxmemory-policy is not noeviction: under memory pressure Redis may evict baton's keys and lose plans");
     }
-    let aof: Result<Vec<String>, _> = redis::cmd("CONFIG")
-        .arg("GET")
-        .arg("appendonly")
-        .query_async(&mut conn)
-        .await;
-    if let Ok(v) = aof {
-        if v.get(1).map(String::as_str) == Some("no") {
-            warn!("redis has appendonly off: a Redis crash loses writes since the last snapshot (enable AOF with appendfsync everysec)");
-        }
+    if store.config_get("appendonly").await.as_deref() == Some("no") {
+        warn!("redis has appendonly off: a Redis crash loses writes since the last snapshot (enable AOF with appendfsync everysec)");
     }
 }

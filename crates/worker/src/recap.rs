@@ -2,6 +2,8 @@
 //! lost or corrupt, not found) or grew too large: each earlier task's prompt, a trimmed result
 //! and the files it wrote, then the task to run now.
 
+use std::fmt::Write;
+
 use baton_core::records::TaskResult;
 
 /// Longest part of an earlier prompt or result quoted in a recap.
@@ -23,18 +25,17 @@ pub(crate) fn prompt_with_recap(why: &str, earlier: &[TaskResult], task_prompt: 
         earlier.len()
     );
     for r in earlier {
-        s.push_str(&format!(
-            "\nTask {} (id {}):\n  Prompt: {}\n",
+        // Writing to a String cannot fail.
+        let _ = write!(
+            s,
+            "\nTask {} (id {}):\n  Prompt: {}\n  Result: {}\n",
             r.task_index + 1,
             r.task_id,
-            trimmed(&r.prompt)
-        ));
-        s.push_str(&format!("  Result: {}\n", trimmed(&r.result)));
+            trimmed(&r.prompt),
+            trimmed(&r.result)
+        );
         if !r.files.is_empty() {
-            s.push_str(&format!(
-                "  Files written or edited: {}\n",
-                r.files.join(", ")
-            ));
+            let _ = writeln!(s, "  Files written or edited: {}", r.files.join(", "));
         }
     }
     s.push_str("\nThose files are in the working directory. Now the next task:\n\n");
@@ -49,13 +50,13 @@ mod tests {
     #[test]
     fn recap_names_every_earlier_task_and_ends_with_the_task() {
         let r = TaskResult {
-            task_id: "a".into(),
+            task_id: "a".parse().unwrap(),
             task_index: 0,
             kind: None,
             prompt: "make x.py".into(),
             result: "y".repeat(2000),
-            session_id: String::new(),
-            worker: String::new(),
+            session_id: baton_core::ClaudeSessionId::generate(),
+            worker: "w".parse().unwrap(),
             attempts: 1,
             cost_usd: 0.0,
             input_tokens: 0,

@@ -27,7 +27,7 @@ const MAX_UNPACKED_BYTES: u64 = 512 * 1024 * 1024;
 
 /// A transcript operation that failed.
 #[derive(Debug, thiserror::Error)]
-pub enum TranscriptError {
+pub(crate) enum TranscriptError {
     #[error("no transcript file at {0}")]
     Missing(PathBuf),
     #[error("transcript blob is unreadable")]
@@ -51,7 +51,7 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TranscriptError + '_ {
 
 /// The CLI's folder name for a working directory: every character that is not an ASCII letter
 /// or digit becomes `-`.
-pub fn project_dir_name(cwd: &Path) -> String {
+pub(crate) fn project_dir_name(cwd: &Path) -> String {
     cwd.to_string_lossy()
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
@@ -60,7 +60,7 @@ pub fn project_dir_name(cwd: &Path) -> String {
 
 /// Where one session's files live in one config dir.
 #[derive(Debug, Clone)]
-pub struct SessionFiles {
+pub(crate) struct SessionFiles {
     projects: PathBuf,
     dir: PathBuf,
     id: ClaudeSessionId,
@@ -68,7 +68,7 @@ pub struct SessionFiles {
 
 impl SessionFiles {
     /// The files of session `id` run in `cwd` (canonical) under `config_dir`.
-    pub fn new(config_dir: &Path, cwd: &Path, id: ClaudeSessionId) -> Self {
+    pub(crate) fn new(config_dir: &Path, cwd: &Path, id: ClaudeSessionId) -> Self {
         let projects = config_dir.join("projects");
         Self {
             dir: projects.join(project_dir_name(cwd)),
@@ -78,7 +78,7 @@ impl SessionFiles {
     }
 
     /// The transcript file.
-    pub fn jsonl(&self) -> PathBuf {
+    pub(crate) fn jsonl(&self) -> PathBuf {
         self.dir.join(format!("{}.jsonl", self.id))
     }
 
@@ -87,7 +87,7 @@ impl SessionFiles {
     }
 
     /// SHA-256 (hex) of the local transcript file, `None` when there is none.
-    pub fn local_digest(&self) -> Option<String> {
+    pub(crate) fn local_digest(&self) -> Option<String> {
         std::fs::read(self.jsonl()).ok().map(|b| hex_sha256(&b))
     }
 
@@ -96,7 +96,7 @@ impl SessionFiles {
     ///
     /// # Errors
     /// The transcript file is missing or unreadable.
-    pub fn pack(&self) -> Result<(Vec<u8>, String), TranscriptError> {
+    pub(crate) fn pack(&self) -> Result<(Vec<u8>, String), TranscriptError> {
         let jsonl = self.jsonl();
         let bytes = std::fs::read(&jsonl).map_err(|_| TranscriptError::Missing(jsonl.clone()))?;
         let digest = hex_sha256(&bytes);
@@ -129,7 +129,11 @@ impl SessionFiles {
     /// # Errors
     /// [`TranscriptError::Corrupt`] or [`TranscriptError::DigestMismatch`] when the blob does
     /// not hold the committed transcript; `Io` for local file trouble.
-    pub fn restore(&self, blob: &[u8], expected_digest: &str) -> Result<(), TranscriptError> {
+    pub(crate) fn restore(
+        &self,
+        blob: &[u8],
+        expected_digest: &str,
+    ) -> Result<(), TranscriptError> {
         self.remove_everywhere()?;
         std::fs::create_dir_all(&self.dir).map_err(io_err(&self.dir))?;
         let reader: Box<dyn Read> = if blob.starts_with(&GZIP_MAGIC) {
@@ -174,7 +178,7 @@ impl SessionFiles {
     }
 
     /// Removes this session's files from every project folder of the config dir.
-    pub fn remove_everywhere(&self) -> Result<(), TranscriptError> {
+    pub(crate) fn remove_everywhere(&self) -> Result<(), TranscriptError> {
         let Ok(dirs) = std::fs::read_dir(&self.projects) else {
             return Ok(());
         };
@@ -194,7 +198,7 @@ impl SessionFiles {
 }
 
 /// SHA-256 as lowercase hex.
-pub fn hex_sha256(bytes: &[u8]) -> String {
+pub(crate) fn hex_sha256(bytes: &[u8]) -> String {
     format!("{:x}", Sha256::digest(bytes))
 }
 

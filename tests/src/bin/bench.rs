@@ -146,7 +146,7 @@ async fn wait_event(
         let Some((at, ev)) = got else {
             bail!("event subscription closed")
         };
-        if ev.plan_id.as_deref() == Some(plan) {
+        if ev.plan_id.as_ref().map(baton_core::PlanId::as_str) == Some(plan) {
             if kinds.contains(&ev.kind) {
                 return Ok((at, ev));
             }

@@ -1,0 +1,468 @@
+//! The documents clients `LPUSH` onto the submit list, and their validation.
+//!
+//! A **plan document** creates a plan, or adds tasks to an existing one (a follow-up):
+//! ```json
+//! {"plan_id": "todo-app", "workspace": "todo-app",
+//!  "tasks": [{"id": "model", "type": "create_file", "prompt": "Create todo.py ..."}],
+//!  "options": {"model": "sonnet", "permission_mode": "acceptEdits",
+//!              "allowed_tools": ["Read", "Write"], "append_system_prompt": "...",
+//!              "max_budget_usd": 2.5, "session_ttl_secs": 3600}}
+//! ```
+//! Every field but `tasks` (and each task's `prompt`) is optional.
+//!
+//! An **action document** asks for something to be done to an existing plan, through the same
+//! list so that it is applied exactly once by a worker, atomically in the plan's own script:
+//! `{"plan_id": "todo-app", "action": "retry"}`.
+//!
+//! [`Document::parse`] turns raw bytes into one of them or a [`ValidationError`] that names the
+//! field and the problem, which the worker stores with the document on the dead-letter list.
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{PlanId, TaskId};
+use crate::plan::{
+    PlanOptions, TaskSpec, Workspace, MAX_DOCUMENT_BYTES, MAX_PROMPT_BYTES, MAX_SESSION_TTL_SECS,
+    MAX_TASKS_PER_DOCUMENT,
+};
+use crate::vocab::closed_enum;
+
+/// A document that failed validation: which field, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct ValidationError {
+    /// JSON path of the field, e.g. `tasks[2].prompt`; `document` for the whole document.
+    pub field: String,
+    /// What is wrong, in words a user can act on.
+    pub problem: String,
+}
+
+impl ValidationError {
+    /// A problem with `field`.
+    pub fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// A validated document.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Document {
+    /// A new plan, or tasks for an existing one.
+    Plan(Submission),
+    /// Something to do to an existing plan.
+    Action(ActionRequest),
+}
+
+closed_enum! {
+    /// What an action document asks for.
+    pub enum PlanAction ("action") {
+        /// Put a failed plan back in service from its failed task (`baton retry`).
+        Retry = "retry",
+    }
+}
+
+/// An action on an existing plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActionRequest {
+    pub plan_id: PlanId,
+    pub action: PlanAction,
+}
+
+impl ActionRequest {
+    /// The document that asks for `action` on `plan`, as a client submits it.
+    pub fn to_json(&self) -> String {
+        serde_json::json!({"plan_id": self.plan_id, "action": self.action}).to_string()
+    }
+}
+
+/// A validated plan document: a new plan, or (when `plan_id` names an existing plan) a
+/// follow-up whose tasks join that plan's conversation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Submission {
+    /// `None` when the document gave none: the ingesting worker then assigns one.
+    pub plan_id: Option<PlanId>,
+    pub workspace: Option<Workspace>,
+    pub tasks: Vec<TaskSpec>,
+    pub options: Option<PlanOptions>,
+}
+
+// Wire shapes: every field optional or loosely typed so that the checks below, not serde,
+// produce the messages users see for the common mistakes.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDocument {
+    #[serde(default)]
+    plan_id: Option<String>,
+    #[serde(default)]
+    workspace: Option<String>,
+    #[serde(default)]
+    tasks: Option<Vec<RawTask>>,
+    #[serde(default)]
+    options: Option<PlanOptions>,
+    #[serde(default)]
+    action: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTask {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    prompt: Option<String>,
+}
+
+impl Document {
+    /// Parses and validates a raw document.
+    ///
+    /// # Errors
+    /// A [`ValidationError`] naming the first field found wrong: size, UTF-8, JSON syntax,
+    /// types, unknown fields, ids, workspace, prompts, option values, actions.
+    pub fn parse(raw: &[u8]) -> Result<Self, ValidationError> {
+        if raw.len() > MAX_DOCUMENT_BYTES {
+            return Err(ValidationError::new(
+                "document",
+                format!("is {} bytes; the limit is {MAX_DOCUMENT_BYTES}", raw.len()),
+            ));
+        }
+        let text = std::str::from_utf8(raw).map_err(|e| {
+            ValidationError::new(
+                "document",
+                format!("is not valid UTF-8 (at byte {})", e.valid_up_to()),
+            )
+        })?;
+        let de = &mut serde_json::Deserializer::from_str(text);
+        let doc: RawDocument = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let field = if path == "." {
+                "document".to_owned()
+            } else {
+                path
+            };
+            let problem = if inner.is_syntax() || inner.is_eof() {
+                format!("is not valid JSON: {inner}")
+            } else {
+                inner.to_string()
+            };
+            ValidationError::new(field, problem)
+        })?;
+        match &doc.action {
+            Some(action) => check_action(action, &doc).map(Self::Action),
+            None => Submission::check(doc).map(Self::Plan),
+        }
+    }
+}
+
+/// An action document carries a plan id and the action, nothing else.
+fn check_action(action: &str, doc: &RawDocument) -> Result<ActionRequest, ValidationError> {
+    let action = action.parse::<PlanAction>().map_err(|_| {
+        let known: Vec<&str> = PlanAction::ALL.iter().map(|a| a.as_str()).collect();
+        ValidationError::new(
+            "action",
+            format!("{action:?} is not an action; known: {}", known.join(", ")),
+        )
+    })?;
+    let plan_id = doc
+        .plan_id
+        .as_deref()
+        .ok_or_else(|| ValidationError::new("plan_id", "is missing; an action names its plan"))?
+        .parse::<PlanId>()
+        .map_err(|e| ValidationError::new("plan_id", e.to_string()))?;
+    for (field, present) in [
+        ("tasks", doc.tasks.is_some()),
+        ("workspace", doc.workspace.is_some()),
+        ("options", doc.options.is_some()),
+    ] {
+        if present {
+            return Err(ValidationError::new(
+                field,
+                "is not allowed in an action document; submit tasks in a plan document",
+            ));
+        }
+    }
+    Ok(ActionRequest { plan_id, action })
+}
+
+impl Submission {
+    fn check(doc: RawDocument) -> Result<Self, ValidationError> {
+        let plan_id = doc
+            .plan_id
+            .map(|s| {
+                s.parse::<PlanId>()
+                    .map_err(|e| ValidationError::new("plan_id", e.to_string()))
+            })
+            .transpose()?;
+        let workspace = doc
+            .workspace
+            .map(|s| {
+                s.parse::<Workspace>()
+                    .map_err(|e| ValidationError::new("workspace", e))
+            })
+            .transpose()?;
+        let raw_tasks = doc.tasks.ok_or_else(|| {
+            ValidationError::new("tasks", "is missing; a plan needs at least one task")
+        })?;
+        if raw_tasks.is_empty() {
+            return Err(ValidationError::new(
+                "tasks",
+                "is empty; a plan needs at least one task",
+            ));
+        }
+        if raw_tasks.len() > MAX_TASKS_PER_DOCUMENT {
+            return Err(ValidationError::new(
+                "tasks",
+                format!(
+                    "has {} tasks; the limit is {MAX_TASKS_PER_DOCUMENT}",
+                    raw_tasks.len()
+                ),
+            ));
+        }
+        let mut seen = HashSet::new();
+        let mut tasks = Vec::with_capacity(raw_tasks.len());
+        for (i, t) in raw_tasks.into_iter().enumerate() {
+            let id = match t.id {
+                Some(s) => s
+                    .parse::<TaskId>()
+                    .map_err(|e| ValidationError::new(format!("tasks[{i}].id"), e.to_string()))?,
+                None => TaskId::generate(),
+            };
+            if !seen.insert(id.clone()) {
+                return Err(ValidationError::new(
+                    format!("tasks[{i}].id"),
+                    format!("{id:?} is used by an earlier task; task ids must be unique in a plan"),
+                ));
+            }
+            let prompt = t
+                .prompt
+                .ok_or_else(|| ValidationError::new(format!("tasks[{i}].prompt"), "is missing"))?;
+            check_prompt(&prompt)
+                .map_err(|p| ValidationError::new(format!("tasks[{i}].prompt"), p))?;
+            if let Some(k) = &t.kind {
+                if k.len() > 64 || k.chars().any(char::is_control) {
+                    return Err(ValidationError::new(
+                        format!("tasks[{i}].type"),
+                        "must be at most 64 characters without control characters",
+                    ));
+                }
+            }
+            tasks.push(TaskSpec {
+                id,
+                kind: t.kind,
+                prompt,
+            });
+        }
+        if let Some(o) = &doc.options {
+            check_options(o)?;
+        }
+        Ok(Self {
+            plan_id,
+            workspace,
+            tasks,
+            options: doc.options,
+        })
+    }
+}
+
+fn check_prompt(p: &str) -> Result<(), String> {
+    if p.trim().is_empty() {
+        return Err("is empty; the CLI fails on an empty prompt".into());
+    }
+    if p.len() > MAX_PROMPT_BYTES {
+        return Err(format!(
+            "is {} bytes; the limit is {MAX_PROMPT_BYTES}",
+            p.len()
+        ));
+    }
+    if p.contains('\0') {
+        return Err("contains a NUL character".into());
+    }
+    Ok(())
+}
+
+fn check_options(o: &PlanOptions) -> Result<(), ValidationError> {
+    if let Some(m) = &o.model {
+        if m.is_empty()
+            || m.len() > 100
+            || m.starts_with('-')
+            || m.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(ValidationError::new(
+                "options.model",
+                "must be a model name (1-100 characters, no spaces, not starting with '-')",
+            ));
+        }
+    }
+    if let Some(tools) = &o.allowed_tools {
+        for (i, t) in tools.iter().enumerate() {
+            if t.is_empty()
+                || t.len() > 200
+                || t.starts_with('-')
+                || t.chars().any(char::is_control)
+            {
+                return Err(ValidationError::new(
+                    format!("options.allowed_tools[{i}]"),
+                    "must be a tool name or rule (1-200 characters, not starting with '-')",
+                ));
+            }
+        }
+    }
+    if let Some(s) = &o.append_system_prompt {
+        check_prompt(s).map_err(|p| ValidationError::new("options.append_system_prompt", p))?;
+    }
+    if let Some(b) = o.max_budget_usd {
+        if !(b.is_finite() && b > 0.0) {
+            return Err(ValidationError::new(
+                "options.max_budget_usd",
+                "must be a positive number of US dollars",
+            ));
+        }
+    }
+    if let Some(t) = o.session_ttl_secs {
+        if t == 0 || t > MAX_SESSION_TTL_SECS {
+            return Err(ValidationError::new(
+                "options.session_ttl_secs",
+                format!("must be between 1 and {MAX_SESSION_TTL_SECS} seconds"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::PermissionMode;
+
+    fn err(doc: &str) -> ValidationError {
+        Document::parse(doc.as_bytes()).unwrap_err()
+    }
+
+    fn plan(doc: &[u8]) -> Submission {
+        match Document::parse(doc).unwrap() {
+            Document::Plan(s) => s,
+            other => panic!("not a plan: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_full_document_parses() {
+        let s = plan(
+            br#"{"plan_id":"p1","workspace":"apps/p1","tasks":[{"id":"a","type":"create_file","prompt":"--help me"},{"prompt":"two"}],
+                "options":{"model":"sonnet","permission_mode":"plan","allowed_tools":["Read"],"max_budget_usd":1.5,"session_ttl_secs":60}}"#,
+        );
+        assert_eq!(s.plan_id.unwrap().as_str(), "p1");
+        assert_eq!(s.workspace.unwrap().as_str(), "apps/p1");
+        assert_eq!(s.tasks.len(), 2);
+        assert_eq!(s.tasks[0].prompt, "--help me");
+        assert!(s.tasks[1].id.as_str().len() == 36, "generated id is a uuid");
+        assert_eq!(
+            s.options.unwrap().permission_mode,
+            Some(PermissionMode::Plan)
+        );
+    }
+
+    #[test]
+    fn each_bad_document_names_its_field() {
+        let cases = [
+            ("not json", "document", "not valid JSON"),
+            ("{}", "tasks", "missing"),
+            (r#"{"tasks":[]}"#, "tasks", "empty"),
+            (r#"{"tasks":[{"prompt":""}]}"#, "tasks[0].prompt", "empty"),
+            (
+                r#"{"tasks":[{"prompt":"a"},{"id":5,"prompt":"b"}]}"#,
+                "tasks[1].id",
+                "invalid type",
+            ),
+            (
+                r#"{"tasks":[{"prompt":"a\u0000"}]}"#,
+                "tasks[0].prompt",
+                "NUL",
+            ),
+            (
+                r#"{"tasks":[{"id":"x","prompt":"a"},{"id":"x","prompt":"b"}]}"#,
+                "tasks[1].id",
+                "unique",
+            ),
+            (
+                r#"{"workspace":"../etc","tasks":[{"prompt":"a"}]}"#,
+                "workspace",
+                "inside the workspace root",
+            ),
+            (
+                r#"{"workspace":"/etc","tasks":[{"prompt":"a"}]}"#,
+                "workspace",
+                "absolute",
+            ),
+            (
+                r#"{"plan_id":"a{b}","tasks":[{"prompt":"a"}]}"#,
+                "plan_id",
+                "allowed are",
+            ),
+            (
+                r#"{"tasks":[{"prompt":"a"}],"options":{"permission_mode":"bypassPermissions"}}"#,
+                "options.permission_mode",
+                "unknown variant",
+            ),
+            (
+                r#"{"tasks":[{"prompt":"a"}],"options":{"max_budget_usd":-1}}"#,
+                "options.max_budget_usd",
+                "positive",
+            ),
+            (
+                r#"{"tasks":[{"prompt":"a"}],"extra":1}"#,
+                "extra",
+                "unknown field",
+            ),
+            (r#"{"tasks":"do it"}"#, "tasks", "invalid type"),
+            (r#"{"action":"retry"}"#, "plan_id", "missing"),
+            (
+                r#"{"plan_id":"p","action":"explode"}"#,
+                "action",
+                "known: retry",
+            ),
+            (
+                r#"{"plan_id":"p","action":"retry","tasks":[{"prompt":"a"}]}"#,
+                "tasks",
+                "not allowed",
+            ),
+        ];
+        for (doc, field, problem) in cases {
+            let e = err(doc);
+            assert_eq!(e.field, field, "{doc}: {e}");
+            assert!(e.problem.contains(problem), "{doc}: {e}");
+        }
+    }
+
+    #[test]
+    fn size_and_encoding_limits_hold() {
+        assert!(err(&" ".repeat(MAX_DOCUMENT_BYTES + 1))
+            .problem
+            .contains("limit"));
+        let e = Document::parse(b"{\"tasks\":[{\"prompt\":\"\xff\"}]}").unwrap_err();
+        assert!(e.problem.contains("UTF-8"), "{e}");
+        let big = format!(
+            r#"{{"tasks":[{{"prompt":"{}"}}]}}"#,
+            "a".repeat(MAX_PROMPT_BYTES + 1)
+        );
+        assert_eq!(err(&big).field, "tasks[0].prompt");
+    }
+
+    #[test]
+    fn action_documents_round_trip() {
+        let a = ActionRequest {
+            plan_id: "p1".parse().unwrap(),
+            action: PlanAction::Retry,
+        };
+        assert_eq!(
+            Document::parse(a.to_json().as_bytes()).unwrap(),
+            Document::Action(a)
+        );
+    }
+}

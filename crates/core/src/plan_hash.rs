@@ -1,0 +1,167 @@
+//! The plan hash `p:{P}:plan`: its field names ([`PlanField`], named once here and spelled the
+//! same in the Lua scripts) and a typed view of it ([`PlanHash`]) for whoever reads it.
+
+use std::collections::BTreeMap;
+
+use crate::counters::Counter;
+use crate::ids::{ClaudeSessionId, PlanId, WorkerId};
+use crate::plan::PlanOptions;
+use crate::vocab::{closed_enum, PlanState};
+
+/// Prefix of a plan's own counters in its hash: `stat:<counter>`.
+pub const STAT_PREFIX: &str = "stat:";
+
+closed_enum! {
+    /// A field of the plan hash (besides the `stat:<counter>` fields).
+    pub enum PlanField ("plan field") {
+        PlanId = "plan_id",
+        /// Relative to the worker's workspace root.
+        Workspace = "workspace",
+        /// The plan's options (JSON), replaced by a follow-up that carries options.
+        Options = "options",
+        /// A [`PlanState`].
+        State = "state",
+        CreatedAt = "created_at",
+        UpdatedAt = "updated_at",
+        /// The index the next accepted task gets.
+        NextIndex = "next_index",
+        /// Tasks committed.
+        Done = "done",
+        CostUsd = "cost_usd",
+        InputTokens = "input_tokens",
+        OutputTokens = "output_tokens",
+        /// The session of the last committed task (kept after the session record expires).
+        SessionId = "session_id",
+        /// The worker that committed the last task.
+        LastWorker = "last_worker",
+        /// The worker that took the lease last (the reaper reads it).
+        Holder = "holder",
+        /// Why the plan stopped.
+        LastError = "last_error",
+        /// `1` while the plan id is on the ready list or held: nothing schedules it twice.
+        Scheduled = "scheduled",
+        /// Events stored so far: the next event's `seq`.
+        EventSeq = "event_seq",
+        /// The pool's `--retention` when the plan was created: what `baton cancel` and
+        /// `baton retry` keep the plan for.
+        RetentionSecs = "retention_secs",
+        /// The pool's event cap when the plan was created.
+        EventCap = "event_cap",
+    }
+}
+
+/// The plan hash, typed. Fields that are absent or unreadable read as their default.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PlanHash {
+    pub plan_id: Option<PlanId>,
+    pub workspace: Option<String>,
+    /// `None` when the plan has no options (or they no longer parse).
+    pub options: Option<PlanOptions>,
+    pub state: Option<PlanState>,
+    pub created_at: Option<String>,
+    pub updated_at: Option<String>,
+    pub next_index: u64,
+    pub done: u64,
+    pub cost_usd: f64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub session_id: Option<ClaudeSessionId>,
+    pub last_worker: Option<WorkerId>,
+    pub holder: Option<WorkerId>,
+    pub last_error: Option<String>,
+    pub scheduled: bool,
+    pub event_seq: u64,
+    pub retention_secs: Option<u64>,
+    pub event_cap: Option<u64>,
+    /// The plan's own counters.
+    pub stats: BTreeMap<Counter, i64>,
+}
+
+impl PlanHash {
+    /// Reads the hash from its field/value pairs (`HGETALL`, or a script's partial reply).
+    pub fn from_pairs<I, K, V>(pairs: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let mut h = Self::default();
+        for (k, v) in pairs {
+            h.set(k.as_ref(), v.as_ref());
+        }
+        h
+    }
+
+    fn set(&mut self, field: &str, v: &str) {
+        if let Some(name) = field.strip_prefix(STAT_PREFIX) {
+            if let (Ok(c), Ok(n)) = (name.parse::<Counter>(), v.parse::<i64>()) {
+                self.stats.insert(c, n);
+            }
+            return;
+        }
+        let Ok(field) = field.parse::<PlanField>() else {
+            return;
+        };
+        let text = || (!v.is_empty()).then(|| v.to_owned());
+        let num = || v.parse::<u64>().unwrap_or(0);
+        match field {
+            PlanField::PlanId => self.plan_id = v.parse().ok(),
+            PlanField::Workspace => self.workspace = text(),
+            PlanField::Options => self.options = serde_json::from_str(v).ok(),
+            PlanField::State => self.state = v.parse().ok(),
+            PlanField::CreatedAt => self.created_at = text(),
+            PlanField::UpdatedAt => self.updated_at = text(),
+            PlanField::NextIndex => self.next_index = num(),
+            PlanField::Done => self.done = num(),
+            PlanField::CostUsd => self.cost_usd = v.parse().unwrap_or(0.0),
+            PlanField::InputTokens => self.input_tokens = num(),
+            PlanField::OutputTokens => self.output_tokens = num(),
+            PlanField::SessionId => self.session_id = v.parse().ok(),
+            PlanField::LastWorker => self.last_worker = v.parse().ok(),
+            PlanField::Holder => self.holder = v.parse().ok(),
+            PlanField::LastError => self.last_error = text(),
+            PlanField::Scheduled => self.scheduled = v == "1",
+            PlanField::EventSeq => self.event_seq = num(),
+            PlanField::RetentionSecs => self.retention_secs = v.parse().ok(),
+            PlanField::EventCap => self.event_cap = v.parse().ok(),
+        }
+    }
+
+    /// True when the hash had no fields at all (no such plan, or past its retention).
+    pub fn is_missing(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// The options in force (defaults when the plan set none).
+    pub fn options_or_default(&self) -> PlanOptions {
+        self.options.clone().unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hash_reads_typed_and_ignores_what_it_does_not_know() {
+        let h = PlanHash::from_pairs([
+            ("plan_id", "p1"),
+            ("state", "running"),
+            ("cost_usd", "0.25"),
+            ("done", "3"),
+            ("session_id", "6bbba7b0-f321-478c-b8a3-4f20b5839a74"),
+            ("options", r#"{"model":"sonnet"}"#),
+            ("stat:handoffs", "2"),
+            ("stat:no_such_counter", "9"),
+            ("mystery", "x"),
+            ("scheduled", "1"),
+        ]);
+        assert_eq!(h.state, Some(PlanState::Running));
+        assert_eq!((h.done, h.cost_usd, h.scheduled), (3, 0.25, true));
+        assert!(h.session_id.is_some());
+        assert_eq!(h.options_or_default().model.as_deref(), Some("sonnet"));
+        assert_eq!(h.stats.get(&Counter::Handoffs), Some(&2));
+        assert_eq!(h.stats.len(), 1);
+        assert!(PlanHash::from_pairs(Vec::<(String, String)>::new()).is_missing());
+    }
+}

@@ -1,0 +1,232 @@
+//! Holding a plan: taking its lease with its next task (`acquire.lua`), renewing it
+//! (`renew.lua`), giving it back (`release.lua`), all in the plan's slot; and taking the plan
+//! off the worker's in-flight list (`unclaim.lua`, pool slot).
+
+use std::time::Duration;
+
+use redis::{FromRedisValue, ParsingError, ScriptInvocation, Value};
+
+use super::{text, Env, ScriptCall, Words, ACQUIRE, RELEASE, RENEW, UNCLAIM};
+use crate::counters::Counts;
+use crate::ids::{PlanId, WorkerId};
+use crate::plan_hash::PlanHash;
+use crate::records::{SessionRecord, StoredTask};
+use crate::vocab::Requeue;
+
+/// What the holder of a plan needs to run its next task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Head {
+    pub task: StoredTask,
+    /// The task's JSON exactly as stored: the commit compares it to check the head is unchanged.
+    pub raw: String,
+    /// The committed session record; `None` when there is none (first task, expired) or it
+    /// does not read.
+    pub session: Option<SessionRecord>,
+    /// The plan fields a holder reads: options, cost so far, workspace, last session id.
+    pub plan: PlanHash,
+}
+
+impl Head {
+    /// Reads a head from `{task JSON, session JSON or '', field, value, ...}`.
+    pub(crate) fn from_words(v: &[Value]) -> Result<Self, ParsingError> {
+        let raw = v.first().map(text).unwrap_or_default();
+        let task: StoredTask = serde_json::from_str(&raw)
+            .map_err(|e| ParsingError::from(format!("stored task is not valid: {e}")))?;
+        let session = v
+            .get(1)
+            .map(text)
+            .and_then(|s| serde_json::from_str(&s).ok());
+        let fields: Vec<String> = v.iter().skip(2).map(text).collect();
+        let plan = PlanHash::from_pairs(fields.chunks_exact(2).map(|kv| (&kv[0], &kv[1])));
+        Ok(Self {
+            task,
+            raw,
+            session,
+            plan,
+        })
+    }
+}
+
+/// The lease value: `<worker>/<token>`, fresh for every hold, so a stale holder of the same
+/// worker cannot pass for the current one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockValue(String);
+
+impl LockValue {
+    /// A new value for `worker`.
+    pub fn new(worker: &WorkerId) -> Self {
+        Self(format!("{worker}/{}", uuid::Uuid::new_v4().simple()))
+    }
+
+    /// The value as stored.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// `acquire.lua`: takes the lease (`SET NX PX`) and reads the next task.
+#[derive(Debug)]
+pub struct Acquire<'a> {
+    pub plan: &'a PlanId,
+    pub lock: &'a LockValue,
+    pub lease: Duration,
+    pub worker: &'a WorkerId,
+}
+
+/// The reply of `acquire.lua`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AcquireReply {
+    /// The lease is ours; here is the next task.
+    Acquired(Box<Head>),
+    /// Another worker holds it.
+    Busy,
+    /// Nothing to run (no tasks, or the plan is not runnable); the lease was not kept.
+    Idle,
+}
+
+impl ScriptCall for Acquire<'_> {
+    type Reply = AcquireReply;
+
+    fn invocation(&self, env: &Env) -> ScriptInvocation<'static> {
+        let k = &env.keys;
+        let mut inv = ACQUIRE.prepare_invoke();
+        inv.key(k.lock(self.plan))
+            .key(k.plan(self.plan))
+            .key(k.tasks(self.plan))
+            .key(k.session(self.plan))
+            .arg(self.lock.as_str())
+            .arg(millis(self.lease))
+            .arg(crate::time::now_rfc3339())
+            .arg(self.worker.as_str());
+        inv
+    }
+}
+
+impl FromRedisValue for AcquireReply {
+    fn from_redis_value(v: Value) -> Result<Self, ParsingError> {
+        let w = Words::of(v)?;
+        match w.text(0).as_str() {
+            "ok" => Ok(Self::Acquired(Box::new(Head::from_words(w.rest(1))?))),
+            "busy" => Ok(Self::Busy),
+            "idle" => Ok(Self::Idle),
+            _ => Err(w.unexpected("acquire")),
+        }
+    }
+}
+
+/// `renew.lua`: extends the lease if it is still ours.
+#[derive(Debug)]
+pub struct Renew<'a> {
+    pub plan: &'a PlanId,
+    pub lock: &'a LockValue,
+    pub lease: Duration,
+}
+
+/// What a lease renewal found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Renewal {
+    Renewed,
+    /// Still ours, but someone ran `baton cancel`: stop the plan's task.
+    Cancelled,
+    /// Expired or taken by another worker.
+    Lost,
+}
+
+impl ScriptCall for Renew<'_> {
+    type Reply = Renewal;
+
+    fn invocation(&self, env: &Env) -> ScriptInvocation<'static> {
+        let mut inv = RENEW.prepare_invoke();
+        inv.key(env.keys.lock(self.plan))
+            .key(env.keys.plan(self.plan))
+            .arg(self.lock.as_str())
+            .arg(millis(self.lease));
+        inv
+    }
+}
+
+impl FromRedisValue for Renewal {
+    fn from_redis_value(v: Value) -> Result<Self, ParsingError> {
+        Ok(match i64::from_redis_value(v)? {
+            1 => Self::Renewed,
+            2 => Self::Cancelled,
+            _ => Self::Lost,
+        })
+    }
+}
+
+/// `release.lua`: gives the lease back.
+#[derive(Debug)]
+pub struct Release<'a> {
+    pub plan: &'a PlanId,
+    pub lock: &'a LockValue,
+}
+
+/// The reply of `release.lua`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Released {
+    /// Tasks are left: the plan needs a worker again.
+    TasksLeft,
+    /// Nothing left to run.
+    Idle,
+    /// The lease was not ours (any more).
+    NotOurs,
+}
+
+impl ScriptCall for Release<'_> {
+    type Reply = Released;
+
+    fn invocation(&self, env: &Env) -> ScriptInvocation<'static> {
+        let k = &env.keys;
+        let mut inv = RELEASE.prepare_invoke();
+        inv.key(k.lock(self.plan))
+            .key(k.plan(self.plan))
+            .key(k.tasks(self.plan))
+            .arg(self.lock.as_str())
+            .arg(crate::time::now_rfc3339());
+        inv
+    }
+}
+
+impl FromRedisValue for Released {
+    fn from_redis_value(v: Value) -> Result<Self, ParsingError> {
+        Ok(match i64::from_redis_value(v)? {
+            1 => Self::TasksLeft,
+            0 => Self::Idle,
+            _ => Self::NotOurs,
+        })
+    }
+}
+
+/// `unclaim.lua`: takes the plan off the worker's in-flight list, requeues it where asked,
+/// and adds the hold's pool-wide counters.
+#[derive(Debug)]
+pub struct Unclaim<'a> {
+    pub worker: &'a WorkerId,
+    pub plan: &'a PlanId,
+    pub requeue: Requeue,
+    pub counts: &'a Counts,
+}
+
+impl ScriptCall for Unclaim<'_> {
+    type Reply = ();
+
+    fn invocation(&self, env: &Env) -> ScriptInvocation<'static> {
+        let k = &env.keys;
+        let mut inv = UNCLAIM.prepare_invoke();
+        inv.key(k.inflight(self.worker))
+            .key(k.ready())
+            .key(k.stats())
+            .arg(self.plan.as_str())
+            .arg(self.requeue.as_str());
+        for (name, n) in self.counts.args() {
+            inv.arg(name).arg(n);
+        }
+        inv
+    }
+}
+
+/// A duration in whole milliseconds, as `PX` takes it (saturating: leases are seconds long).
+pub(crate) fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

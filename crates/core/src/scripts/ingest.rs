@@ -1,0 +1,139 @@
+//! Ingest: a validated plan document applied to its plan (`ingest.lua`, plan slot), then the
+//! document dropped from the worker's ingesting list and the plan scheduled
+//! (`finish_ingest.lua`, pool slot). Two scripts, because no script spans both slots; the
+//! document stays in the ingesting list until the second, and the first is idempotent per tag.
+
+use redis::{FromRedisValue, ParsingError, ScriptInvocation, Value};
+
+use super::{Env, ScriptCall, Words, FINISH_INGEST, INGEST};
+use crate::counters::Counts;
+use crate::event::Event;
+use crate::ids::{PlanId, WorkerId};
+use crate::plan::Workspace;
+use crate::vocab::{closed_enum, PlanState, Requeue};
+
+/// `ingest.lua`: creates the plan or appends the document's tasks to it.
+#[derive(Debug)]
+pub struct Ingest<'a> {
+    pub plan: &'a PlanId,
+    /// The submission tag (idempotence).
+    pub tag: &'a str,
+    /// The workspace the document named, if any (a follow-up may not change it).
+    pub workspace: Option<&'a Workspace>,
+    /// The options (JSON) the document carried, if any.
+    pub options_json: Option<&'a str>,
+    /// The tasks, as a JSON array of `{id, type?, prompt}`.
+    pub tasks_json: &'a str,
+    /// `plan_accepted`, without the fields the script adds.
+    pub accepted: &'a Event,
+}
+
+closed_enum! {
+    /// What an ingest did to its plan.
+    pub enum IngestStatus ("ingest status") {
+        Created = "created",
+        Appended = "appended",
+        /// This document was applied before (a re-ingest after a crash).
+        Duplicate = "duplicate",
+    }
+}
+
+/// The reply of `ingest.lua`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IngestReply {
+    Applied {
+        status: IngestStatus,
+        first_index: u64,
+        count: u64,
+        /// The plan needs to go on the ready list.
+        schedule: bool,
+        state: Option<PlanState>,
+    },
+    /// The plan's current state refuses the document: the field at fault and why.
+    Refused { field: String, problem: String },
+}
+
+impl ScriptCall for Ingest<'_> {
+    type Reply = IngestReply;
+
+    fn invocation(&self, env: &Env) -> ScriptInvocation<'static> {
+        let k = &env.keys;
+        let p = self.plan;
+        let mut inv = INGEST.prepare_invoke();
+        inv.key(k.plan(p))
+            .key(k.tasks(p))
+            .key(k.task_ids(p))
+            .key(k.ingested(p))
+            .key(k.events(p))
+            .arg(self.tag)
+            .arg(p.as_str())
+            .arg(self.workspace.map(Workspace::as_str).unwrap_or(""))
+            .arg(Workspace::for_plan(p).as_str())
+            .arg(self.options_json.unwrap_or(""))
+            .arg(self.tasks_json)
+            .arg(crate::time::now_rfc3339())
+            .arg(env.retention_secs)
+            .arg(self.accepted.to_json())
+            .arg(k.channel())
+            .arg(env.event_cap);
+        inv
+    }
+}
+
+impl FromRedisValue for IngestReply {
+    fn from_redis_value(v: Value) -> Result<Self, ParsingError> {
+        let w = Words::of(v)?;
+        match w.text(0).as_str() {
+            "ok" => Ok(Self::Applied {
+                status: w
+                    .text(1)
+                    .parse()
+                    .map_err(|e| ParsingError::from(format!("{e}")))?,
+                first_index: w.num(2),
+                count: w.num(3),
+                schedule: w.num(4) == 1,
+                state: w.text(5).parse().ok(),
+            }),
+            "err" => Ok(Self::Refused {
+                field: w.text(1),
+                problem: w.text(2),
+            }),
+            _ => Err(w.unexpected("ingest")),
+        }
+    }
+}
+
+/// `finish_ingest.lua`: drops the document from the worker's ingesting list, adds the pool
+/// counters, and puts the plan on the ready list where asked.
+#[derive(Debug)]
+pub struct FinishIngest<'a> {
+    pub worker: &'a WorkerId,
+    /// The entry exactly as it stands in the ingesting list.
+    pub entry: &'a [u8],
+    /// The plan and where it goes ([`Requeue::Drop`]: not scheduled).
+    pub plan: Option<(&'a PlanId, Requeue)>,
+    pub counts: &'a Counts,
+}
+
+impl ScriptCall for FinishIngest<'_> {
+    type Reply = ();
+
+    fn invocation(&self, env: &Env) -> ScriptInvocation<'static> {
+        let k = &env.keys;
+        let (plan, requeue) = match self.plan {
+            Some((p, r)) => (p.as_str(), r),
+            None => ("", Requeue::Drop),
+        };
+        let mut inv = FINISH_INGEST.prepare_invoke();
+        inv.key(k.ingesting(self.worker))
+            .key(k.ready())
+            .key(k.stats())
+            .arg(self.entry)
+            .arg(plan)
+            .arg(requeue.as_str());
+        for (name, n) in self.counts.args() {
+            inv.arg(name).arg(n);
+        }
+        inv
+    }
+}

@@ -1,0 +1,95 @@
+//! The pool's bookkeeping: counters (`count.lua`, pool slot) and handing a dead worker's work
+//! back (`reap_lock.lua` per plan in its slot, then `reap_worker.lua` in the pool's).
+
+use redis::{FromRedisValue, ParsingError, ScriptInvocation, Value};
+
+use super::{Env, ScriptCall, COUNT, REAP_LOCK, REAP_WORKER};
+use crate::counters::Counts;
+use crate::ids::{PlanId, WorkerId};
+
+/// `count.lua`: adds to the pool-wide counters in one trip.
+#[derive(Debug)]
+pub struct Count<'a> {
+    pub counts: &'a Counts,
+}
+
+impl ScriptCall for Count<'_> {
+    type Reply = ();
+
+    fn invocation(&self, env: &Env) -> ScriptInvocation<'static> {
+        let mut inv = COUNT.prepare_invoke();
+        inv.key(env.keys.stats());
+        for (name, n) in self.counts.args() {
+            inv.arg(name).arg(n);
+        }
+        inv
+    }
+}
+
+/// `reap_lock.lua`: frees a dead worker's lease on a plan and counts a recovery on the task it
+/// was running.
+#[derive(Debug)]
+pub struct ReapLock<'a> {
+    pub plan: &'a PlanId,
+    pub dead: &'a WorkerId,
+}
+
+/// The head task's recovery count after this one; `None` when the dead worker was not running
+/// the plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recoveries(pub Option<u64>);
+
+impl ScriptCall for ReapLock<'_> {
+    type Reply = Recoveries;
+
+    fn invocation(&self, env: &Env) -> ScriptInvocation<'static> {
+        let k = &env.keys;
+        let mut inv = REAP_LOCK.prepare_invoke();
+        inv.key(k.lock(self.plan))
+            .key(k.tasks(self.plan))
+            .key(k.plan(self.plan))
+            .arg(self.dead.as_str());
+        inv
+    }
+}
+
+impl FromRedisValue for Recoveries {
+    fn from_redis_value(v: Value) -> Result<Self, ParsingError> {
+        Ok(Self(u64::try_from(i64::from_redis_value(v)?).ok()))
+    }
+}
+
+/// `reap_worker.lua`: hands a silent worker's claimed plans and half-ingested documents back.
+#[derive(Debug)]
+pub struct ReapWorker<'a> {
+    pub worker: &'a WorkerId,
+    /// A heartbeat newer than this (ms since the epoch) means it is alive after all.
+    pub cutoff_ms: u64,
+}
+
+/// Plans handed back; `None` when the worker turned out to be alive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HandedBack(pub Option<u64>);
+
+impl ScriptCall for ReapWorker<'_> {
+    type Reply = HandedBack;
+
+    fn invocation(&self, env: &Env) -> ScriptInvocation<'static> {
+        let k = &env.keys;
+        let mut inv = REAP_WORKER.prepare_invoke();
+        inv.key(k.workers())
+            .key(k.inflight(self.worker))
+            .key(k.ingesting(self.worker))
+            .key(k.ready())
+            .key(k.submit())
+            .arg(self.worker.as_str())
+            .arg(self.cutoff_ms);
+        inv
+    }
+}
+
+impl FromRedisValue for HandedBack {
+    fn from_redis_value(v: Value) -> Result<Self, ParsingError> {
+        Ok(Self(u64::try_from(i64::from_redis_value(v)?).ok()))
+    }
+}

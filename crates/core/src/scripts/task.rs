@@ -1,0 +1,220 @@
+//! A task's life in its plan's slot: announced (`start.lua`), committed with its result,
+//! session record and transcript (`commit.lua`, fenced), or the plan stopped on it
+//! (`fail.lua`, fenced); and single events (`emit.lua`).
+
+use redis::{FromRedisValue, ParsingError, ScriptInvocation, Value};
+
+use super::hold::{Head, LockValue};
+use super::{Env, ScriptCall, Words, COMMIT, EMIT, FAIL, START};
+use crate::counters::Counts;
+use crate::event::Event;
+use crate::ids::PlanId;
+use crate::records::{SessionRecord, TaskResult};
+
+/// `start.lua`: stores and publishes an attempt's events in order and adds to the plan's own
+/// counters, in one trip. Not fenced: events are history, and a stale holder's start is
+/// followed by no commit.
+#[derive(Debug)]
+pub struct Start<'a> {
+    pub plan: &'a PlanId,
+    pub events: &'a [Event],
+    pub plan_counts: &'a Counts,
+    /// Reset the retention TTLs of the plan hash and event list (once per hold is enough).
+    pub refresh_ttls: bool,
+}
+
+impl ScriptCall for Start<'_> {
+    type Reply = ();
+
+    fn invocation(&self, env: &Env) -> ScriptInvocation<'static> {
+        let mut inv = START.prepare_invoke();
+        inv.key(env.keys.plan(self.plan))
+            .key(env.keys.events(self.plan))
+            .arg(env.keys.channel())
+            .arg(env.event_cap)
+            .arg(env.retention_if(self.refresh_ttls))
+            .arg(self.events.len());
+        for e in self.events {
+            inv.arg(e.to_json());
+        }
+        for (name, n) in self.plan_counts.args() {
+            inv.arg(name).arg(n);
+        }
+        inv
+    }
+}
+
+/// `commit.lua`: pops the task that ran, appends its result, writes the session record and
+/// transcript with the session TTL, adds to the plan's counters and publishes its events, all
+/// fenced by the lease; then returns the next task, or gives the lease back when none is left.
+#[derive(Debug)]
+pub struct Commit<'a> {
+    pub plan: &'a PlanId,
+    pub lock: &'a LockValue,
+    /// The head task's JSON as read ([`Head::raw`]).
+    pub head_raw: &'a str,
+    pub result: &'a TaskResult,
+    /// The session record after this task (its TTL is the session's).
+    pub session: &'a SessionRecord,
+    pub succeeded: &'a Event,
+    /// Published only if this commit completes the plan.
+    pub completed: &'a Event,
+    /// The packed transcript; empty when the run left none (the stored one is then deleted).
+    pub transcript: &'a [u8],
+    /// Added to the plan's `stat:` counters.
+    pub plan_counts: &'a Counts,
+    /// Reset the plan keys' retention TTLs (once per hold is enough).
+    pub refresh_ttls: bool,
+}
+
+/// The reply of `commit.lua`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CommitReply {
+    /// Tasks are left; here is the next one (the lease is still ours).
+    Next { left: u64, head: Box<Head> },
+    /// No task is left: the lease was given back. `completed` when this commit completed the
+    /// plan (it was running; a cancelled plan is not completed).
+    Done { completed: bool },
+    /// Tasks are left but the plan stopped meanwhile (cancelled): release it.
+    Stopped { left: u64 },
+    /// The lease is not ours: nothing was written.
+    Fenced,
+    /// The head task is not the one that ran: nothing was written.
+    Mismatch,
+}
+
+impl ScriptCall for Commit<'_> {
+    type Reply = CommitReply;
+
+    fn invocation(&self, env: &Env) -> ScriptInvocation<'static> {
+        let k = &env.keys;
+        let p = self.plan;
+        let r = self.result;
+        let result_json = serde_json::to_string(r).expect("results serialize");
+        let session_json = serde_json::to_string(self.session).expect("records serialize");
+        let mut inv = COMMIT.prepare_invoke();
+        inv.key(k.lock(p))
+            .key(k.plan(p))
+            .key(k.tasks(p))
+            .key(k.results(p))
+            .key(k.session(p))
+            .key(k.events(p))
+            .key(k.transcript(p))
+            .key(k.task_ids(p))
+            .key(k.ingested(p))
+            .arg(self.lock.as_str())
+            .arg(self.head_raw)
+            .arg(result_json)
+            .arg(session_json)
+            .arg(self.session.ttl_secs)
+            .arg(self.succeeded.to_json())
+            .arg(k.channel())
+            .arg(r.cost_usd)
+            .arg(crate::time::now_rfc3339())
+            .arg(env.retention_if(self.refresh_ttls))
+            .arg(self.completed.to_json())
+            .arg(env.event_cap)
+            .arg(self.transcript)
+            .arg(r.worker.as_str())
+            .arg(r.input_tokens)
+            .arg(r.output_tokens)
+            .arg(r.session_id.to_string());
+        for (name, n) in self.plan_counts.args() {
+            inv.arg(name).arg(n);
+        }
+        inv
+    }
+}
+
+impl FromRedisValue for CommitReply {
+    fn from_redis_value(v: Value) -> Result<Self, ParsingError> {
+        let w = Words::of(v)?;
+        match w.text(0).as_str() {
+            "ok" => Ok(Self::Next {
+                left: w.num(1),
+                head: Box::new(Head::from_words(w.rest(2))?),
+            }),
+            "done" => Ok(Self::Done {
+                completed: w.num(1) == 1,
+            }),
+            "idle" => Ok(Self::Stopped { left: w.num(1) }),
+            "fenced" => Ok(Self::Fenced),
+            "mismatch" => Ok(Self::Mismatch),
+            _ => Err(w.unexpected("commit")),
+        }
+    }
+}
+
+/// `fail.lua`: stops the plan on its head task (which stays first, for `baton retry`),
+/// publishing `task_failed` (if given) and the plan's event, fenced by the lease.
+#[derive(Debug)]
+pub struct Fail<'a> {
+    pub plan: &'a PlanId,
+    pub lock: &'a LockValue,
+    /// Kept as the plan's `last_error`.
+    pub reason: &'a str,
+    pub task_event: Option<&'a Event>,
+    pub plan_event: &'a Event,
+}
+
+/// The reply of `fail.lua`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailReply {
+    Failed,
+    /// The lease is not ours: nothing was written.
+    Fenced,
+}
+
+impl ScriptCall for Fail<'_> {
+    type Reply = FailReply;
+
+    fn invocation(&self, env: &Env) -> ScriptInvocation<'static> {
+        let k = &env.keys;
+        let mut inv = FAIL.prepare_invoke();
+        inv.key(k.lock(self.plan))
+            .key(k.plan(self.plan))
+            .key(k.events(self.plan))
+            .arg(self.lock.as_str())
+            .arg(self.reason)
+            .arg(self.task_event.map(Event::to_json).unwrap_or_default())
+            .arg(self.plan_event.to_json())
+            .arg(k.channel())
+            .arg(crate::time::now_rfc3339())
+            .arg(env.event_cap)
+            .arg(env.retention_secs);
+        inv
+    }
+}
+
+impl FromRedisValue for FailReply {
+    fn from_redis_value(v: Value) -> Result<Self, ParsingError> {
+        let w = Words::of(v)?;
+        match w.text(0).as_str() {
+            "ok" => Ok(Self::Failed),
+            "fenced" => Ok(Self::Fenced),
+            _ => Err(w.unexpected("fail")),
+        }
+    }
+}
+
+/// `emit.lua`: stores and publishes one event of a plan. Replies with the event's `seq`.
+#[derive(Debug)]
+pub struct Emit<'a> {
+    pub plan: &'a PlanId,
+    pub event: &'a Event,
+}
+
+impl ScriptCall for Emit<'_> {
+    type Reply = u64;
+
+    fn invocation(&self, env: &Env) -> ScriptInvocation<'static> {
+        let mut inv = EMIT.prepare_invoke();
+        inv.key(env.keys.plan(self.plan))
+            .key(env.keys.events(self.plan))
+            .arg(self.event.to_json())
+            .arg(env.keys.channel())
+            .arg(env.event_cap)
+            .arg(env.retention_secs);
+        inv
+    }
+}

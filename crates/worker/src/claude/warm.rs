@@ -1,0 +1,199 @@
+//! Warm sessions: one long-lived CLI process per held plan in `--input-format stream-json`
+//! mode, fed each task as a user message, which saves the CLI's start-up (about 0.45 s) on
+//! every task of a hold but the first. Each turn is read with the same limits and checks as a
+//! cold run, then the worker waits until the transcript holds the turn before it is committed.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use baton_core::ClaudeSessionId;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::process::{spawn, stderr_tail, terminate};
+use super::stream::{read_turn, StreamReader};
+use super::{ClaudeError, Invocation, Outcome, Progress, SessionArg};
+use crate::transcript::SessionFiles;
+
+/// How long a warm turn waits for the CLI to have written the turn to its transcript after
+/// the `result` line (2.1.331 writes before; older versions 60-100 ms after).
+const TRANSCRIPT_WAIT: Duration = Duration::from_secs(5);
+/// How long a process whose stream ended gets to report its exit status.
+const EXIT_WAIT: Duration = Duration::from_secs(5);
+/// How long a closed process gets to exit on its own before it is stopped.
+const CLOSE_WAIT: Duration = Duration::from_secs(3);
+
+/// One long-lived CLI process for one plan's session, fed a task per message.
+///
+/// Only the hold that started it uses it. The hold closes it when the plan is released, aborts
+/// it on any failure (the task then runs again from the committed transcript in a new
+/// process), and does not reuse it for a conversation it did not produce itself, with other
+/// settings, or once it sat idle too long.
+pub(crate) struct WarmSession {
+    child: Child,
+    stdin: ChildStdin,
+    lines: Lines<BufReader<ChildStdout>>,
+    stderr: tokio::task::JoinHandle<String>,
+    session: ClaudeSessionId,
+    cwd: PathBuf,
+    transcript: PathBuf,
+    fingerprint: String,
+    /// `total_cost_usd` is the process's running total: each task costs the difference.
+    cost_so_far: f64,
+    started: bool,
+    last_used: Instant,
+}
+
+impl WarmSession {
+    /// Starts the process for `inv`'s session (new or resumed); the first task is sent by
+    /// [`WarmSession::turn`].
+    ///
+    /// # Errors
+    /// [`ClaudeError::Spawn`].
+    pub(crate) fn start(inv: &Invocation<'_>) -> Result<Self, ClaudeError> {
+        let mut child = spawn(inv, true)?;
+        // Piped in `process::command`, so each is there exactly once.
+        let stdin = child.stdin.take().expect("stdin was piped");
+        let stdout = child.stdout.take().expect("stdout was piped");
+        let stderr = tokio::spawn(stderr_tail(child.stderr.take().expect("stderr was piped")));
+        let session = inv.session.id();
+        Ok(Self {
+            child,
+            stdin,
+            lines: BufReader::new(stdout).lines(),
+            stderr,
+            session,
+            cwd: inv.cwd.to_owned(),
+            transcript: SessionFiles::new(inv.config_dir, inv.cwd, session).jsonl(),
+            fingerprint: fingerprint(inv),
+            cost_so_far: 0.0,
+            started: false,
+            last_used: Instant::now(),
+        })
+    }
+
+    /// True when this process can run `inv`: it resumes this process's session with the same
+    /// settings, and the process has not sat idle past `idle_limit`. (Whether the committed
+    /// conversation is the one this process produced is the hold's to say.)
+    pub(crate) fn fits(&self, inv: &Invocation<'_>, idle_limit: Duration) -> bool {
+        inv.session == SessionArg::Resume(self.session)
+            && self.fingerprint == fingerprint(inv)
+            && self.last_used.elapsed() < idle_limit
+    }
+
+    /// Sends `inv.prompt` as the next user message and reads the turn to its `result`, under
+    /// the same limits as a cold run; then waits until the transcript holds the turn.
+    ///
+    /// # Errors
+    /// Any [`ClaudeError`]. The process must then be [aborted](WarmSession::abort).
+    pub(crate) async fn turn(
+        &mut self,
+        inv: &Invocation<'_>,
+        progress: &mpsc::UnboundedSender<Progress>,
+        cancel: &CancellationToken,
+    ) -> Result<Outcome, ClaudeError> {
+        let message = serde_json::json!({
+            "type": "user",
+            "message": {"role": "user", "content": inv.prompt},
+        });
+        let mut line = message.to_string();
+        line.push('\n');
+        // A failed write means the process is gone: the read below sees the end of its stream.
+        let _ = async {
+            self.stdin.write_all(line.as_bytes()).await?;
+            self.stdin.flush().await
+        }
+        .await;
+        let mut reader = StreamReader::new(&self.cwd, self.session);
+        let got_result = read_turn(
+            &mut self.lines,
+            &mut reader,
+            &mut self.started,
+            inv,
+            true,
+            progress,
+            cancel,
+        )
+        .await?;
+        if !got_result {
+            let status = match tokio::time::timeout(EXIT_WAIT, self.child.wait()).await {
+                Ok(Ok(s)) => s.to_string(),
+                _ => "still running".to_owned(),
+            };
+            let stderr = tokio::time::timeout(Duration::from_secs(1), &mut self.stderr)
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_default();
+            return reader.finish(status, stderr);
+        }
+        let last_uuid = reader.last_assistant_uuid.clone();
+        let mut out = reader.finish("running".into(), String::new())?;
+        let total = out.cost_usd;
+        out.cost_usd = (total - self.cost_so_far).max(0.0);
+        self.cost_so_far = total;
+        if let Some(uuid) = last_uuid {
+            wait_for_transcript(&self.transcript, &uuid, TRANSCRIPT_WAIT).await?;
+        }
+        self.last_used = Instant::now();
+        Ok(out)
+    }
+
+    /// Ends the process after a clean last turn: closes its stdin and waits for it to exit
+    /// (at most a few seconds, then it is stopped). The CLI appends a last line to the
+    /// transcript on its way out, so nothing may resume or restore this session on this
+    /// machine before it returns (`engine::Closing` makes a later hold of the plan wait).
+    pub(crate) async fn close(self) {
+        let Self {
+            mut child, stdin, ..
+        } = self;
+        drop(stdin);
+        if tokio::time::timeout(CLOSE_WAIT, child.wait())
+            .await
+            .is_err()
+        {
+            terminate(&mut child).await;
+        }
+    }
+
+    /// Stops the process at once (a failed or interrupted turn): its process group gets
+    /// SIGTERM, then SIGKILL. Returns when it is gone, so nothing it does outlives the lease.
+    pub(crate) async fn abort(mut self) {
+        terminate(&mut self.child).await;
+    }
+}
+
+/// What a process is started with, besides its session and budget: a task that needs anything
+/// else needs another process.
+fn fingerprint(inv: &Invocation<'_>) -> String {
+    format!(
+        "{}\n{}\n{}\n{}",
+        inv.bin.display(),
+        inv.cwd.display(),
+        inv.config_dir.display(),
+        serde_json::to_string(inv.options).unwrap_or_default()
+    )
+}
+
+/// Waits until the transcript file holds `uuid` (the turn's last assistant message).
+async fn wait_for_transcript(path: &Path, uuid: &str, within: Duration) -> Result<(), ClaudeError> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(bytes) = tokio::fs::read(path).await {
+            if contains_bytes(&bytes, uuid.as_bytes()) {
+                return Ok(());
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(ClaudeError::TranscriptLag(within));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// True when `needle` occurs in `hay` (searched from the end: the newest lines are last).
+fn contains_bytes(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).rev().any(|w| w == needle)
+}

@@ -1,0 +1,146 @@
+//! A successful run committed: the transcript packed, the result, session record and events
+//! written in one fenced script (`commit.lua`) that also returns the next task or gives the
+//! lease back. A result finished while Redis was away is committed when it returns, unless the
+//! lease ran out meanwhile (then the fence refuses it and the task runs again).
+
+use std::path::Path;
+use std::time::SystemTime;
+
+use baton_core::records::{SessionRecord, TaskResult};
+use baton_core::scripts::hold::Head;
+use baton_core::scripts::task::{Commit, CommitReply};
+use baton_core::{Counter, Counts, EventKind};
+use tracing::{debug, warn};
+
+use crate::attempt::Run;
+use crate::hold::lease::Interruption;
+use crate::hold::{Hold, TaskEnd};
+use crate::reconnect::redis_retry;
+use crate::transcript::SessionFiles;
+
+/// Milliseconds since the epoch, with microseconds.
+fn epoch_ms(t: SystemTime) -> f64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .unwrap_or(0.0)
+}
+
+/// A count as a counter increment (token counts are far below `i64::MAX`).
+fn increment(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+impl Hold<'_> {
+    /// Commits the run of the head task.
+    pub(crate) async fn commit(&mut self, head: &Head, cwd: &Path, run: Box<Run>) -> TaskEnd {
+        let Run {
+            start,
+            out,
+            attempts,
+            started,
+            started_at,
+            ended_at,
+        } = *run;
+        let task = &head.task;
+        let sid = start.arg.id();
+        let files = SessionFiles::new(&self.pool.config_dir, cwd, sid);
+        let (blob, digest) = files.pack().unwrap_or_else(|e| {
+            // The CLI said success but left no transcript: commit the result anyway; the next
+            // task falls back to a recap.
+            warn!(plan = %self.plan, error = %e, "no transcript to commit");
+            (Vec::new(), String::new())
+        });
+        let now = baton_core::time::now_rfc3339();
+        let result = TaskResult {
+            task_id: task.id.clone(),
+            task_index: task.index,
+            kind: task.kind.clone(),
+            prompt: task.prompt.clone(),
+            result: out.result.clone(),
+            session_id: sid,
+            worker: self.pool.id.clone(),
+            attempts,
+            cost_usd: out.cost_usd,
+            input_tokens: out.input_tokens,
+            output_tokens: out.output_tokens,
+            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            files: out.files.clone(),
+            finished_at: now.clone(),
+        };
+        let previous = start.previous();
+        let record = SessionRecord {
+            session_id: sid,
+            created_at: previous.map_or_else(|| now.clone(), |p| p.created_at.clone()),
+            last_used_at: now,
+            last_worker: self.pool.id.clone(),
+            tasks: previous.map_or(0, |p| p.tasks) + 1,
+            context_tokens: out.context_tokens,
+            transcript_sha256: digest,
+            ttl_secs: head
+                .plan
+                .options_or_default()
+                .session_ttl_secs
+                .unwrap_or(self.pool.cfg.session_ttl.as_secs())
+                .max(1),
+        };
+        let succeeded = self
+            .report
+            .event(EventKind::TaskSucceeded, task)
+            .with("result", out.result)
+            .with("session_id", sid.to_string())
+            .with("cost_usd", out.cost_usd)
+            .with("input_tokens", out.input_tokens)
+            .with("output_tokens", out.output_tokens)
+            .with("duration_ms", result.duration_ms)
+            .with("files", out.files)
+            .with("attempts", attempts)
+            // When the run was started, when its result arrived and when it was over (ms since
+            // the epoch): what the queue adds around a task can be measured from these and the
+            // event's arrival.
+            .with("run_started_ms", epoch_ms(started_at))
+            .with("result_at_ms", epoch_ms(out.result_at))
+            .with("run_ended_ms", epoch_ms(ended_at));
+        let completed = self.report.plan_event(EventKind::PlanCompleted);
+        let mut counts = Counts::default();
+        counts
+            .add(Counter::TasksSucceeded, 1)
+            .add(Counter::InputTokens, increment(out.input_tokens))
+            .add(Counter::OutputTokens, increment(out.output_tokens));
+        if previous.is_some() {
+            counts.add(Counter::ResumesSucceeded, 1);
+        }
+        let call = Commit {
+            plan: &self.plan,
+            lock: &self.lease.value,
+            head_raw: &head.raw,
+            result: &result,
+            session: &record,
+            succeeded: &succeeded,
+            completed: &completed,
+            transcript: &blob,
+            plan_counts: &counts,
+            refresh_ttls: self.ttls.first_commit(),
+        };
+        let stop = self.lease.stop();
+        let reply = redis_retry("commit", stop, || self.pool.store.call(&call)).await;
+        let end = match reply {
+            Some(CommitReply::Next { head, .. }) => TaskEnd::Next(head),
+            Some(CommitReply::Done { completed }) => {
+                if completed {
+                    counts.add(Counter::PlansCompleted, 1);
+                }
+                TaskEnd::Done
+            }
+            Some(CommitReply::Stopped { .. }) => TaskEnd::Stopped,
+            Some(CommitReply::Fenced | CommitReply::Mismatch) => {
+                return TaskEnd::Interrupted(Interruption::LeaseLost)
+            }
+            None => return TaskEnd::Interrupted(self.lease.interruption()),
+        };
+        debug!(plan = %self.plan, task = %task.id, index = task.index, "task committed");
+        counts.add_cost(result.cost_usd);
+        self.report.committed(&counts).await;
+        self.last_commit = Some(record);
+        end
+    }
+}

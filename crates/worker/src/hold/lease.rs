@@ -1,0 +1,109 @@
+//! A hold's lease on its plan: the token-fenced lock `p:{P}:lock`, renewed every third of the
+//! lease while the hold lives, and the two signals a hold reads from it: the lease was lost
+//! (another worker may hold the plan; write nothing more), or the running task must stop
+//! (lost, shutdown, or the plan was cancelled).
+
+use std::convert::Infallible;
+use std::time::{Duration, Instant};
+
+use baton_core::scripts::hold::{LockValue, Renew, Renewal};
+use baton_core::PlanId;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::pool::Pool;
+
+/// Why a task stopped without an outcome of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Interruption {
+    /// The lease is gone: another worker may hold the plan.
+    LeaseLost,
+    /// Shutdown, or the plan was cancelled: the lease is still ours to give back.
+    Stopped,
+}
+
+/// The lease of one hold. Clones share the signals (the keeper holds one, the hold another).
+#[derive(Debug, Clone)]
+pub(crate) struct Lease {
+    pub(crate) value: LockValue,
+    /// Cancelled when the lease is lost.
+    lost: CancellationToken,
+    /// Cancelled to stop the running task: the lease is lost, the worker stops running tasks
+    /// (a child of its abort token), or the plan was cancelled.
+    stop: CancellationToken,
+}
+
+impl Lease {
+    /// The lease taken with `value`; `abort` stops its tasks too.
+    pub(crate) fn new(value: LockValue, abort: &CancellationToken) -> Self {
+        Self {
+            value,
+            lost: CancellationToken::new(),
+            stop: abort.child_token(),
+        }
+    }
+
+    /// What stops the running task.
+    pub(crate) fn stop(&self) -> &CancellationToken {
+        &self.stop
+    }
+
+    /// True once the lease is lost.
+    pub(crate) fn is_lost(&self) -> bool {
+        self.lost.is_cancelled()
+    }
+
+    /// Why the task was stopped (asked after `stop` fired, or an operation gave up).
+    pub(crate) fn interruption(&self) -> Interruption {
+        if self.is_lost() {
+            Interruption::LeaseLost
+        } else {
+            Interruption::Stopped
+        }
+    }
+
+    /// Waits `delay`, unless the task is stopped first.
+    pub(crate) async fn sleep(&self, delay: Duration) -> Result<(), Interruption> {
+        tokio::select! {
+            _ = self.stop.cancelled() => Err(self.interruption()),
+            _ = tokio::time::sleep(delay) => Ok(()),
+        }
+    }
+
+    /// Renews the lease every third of it. When it is lost (taken, expired, or not renewable
+    /// for a whole lease while Redis is away), fires `lost` and `stop`, then waits forever: the
+    /// hold decides when to leave. A cancelled plan fires only `stop`.
+    pub(crate) async fn keep(self, pool: &Pool, plan: PlanId) -> Infallible {
+        let lease = pool.cfg.lease;
+        let every = lease / 3;
+        let mut last_ok = Instant::now();
+        let renew = Renew {
+            plan: &plan,
+            lock: &self.value,
+            lease,
+        };
+        loop {
+            tokio::time::sleep(every).await;
+            match pool.store.call(&renew).await {
+                Ok(Renewal::Renewed) => last_ok = Instant::now(),
+                Ok(Renewal::Cancelled) => {
+                    // Still ours: stop the running task; the plan is not requeued (its state
+                    // is `cancelled`), and the lease is released as usual.
+                    info!(plan = %plan, "plan cancelled; stopping its task");
+                    self.stop.cancel();
+                    last_ok = Instant::now();
+                }
+                Ok(Renewal::Lost) => break,
+                Err(e) => {
+                    warn!(plan = %plan, error = %e, "lease renewal failed");
+                    if last_ok.elapsed() >= lease {
+                        break;
+                    }
+                }
+            }
+        }
+        self.lost.cancel();
+        self.stop.cancel();
+        std::future::pending().await
+    }
+}

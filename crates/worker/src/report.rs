@@ -1,0 +1,264 @@
+//! What a hold tells the world: events (stored in the plan's list and published) and counters.
+//! The plan's own counters are kept exact by the scripts that do the work; the pool-wide ones
+//! are gathered per hold ([`PoolTally`]) and sent with the hand-back, or once they are a second
+//! old: one trip less per task, at the price of `baton stats` lagging by up to a second.
+
+use std::time::{Duration, Instant};
+
+use baton_core::records::StoredTask;
+use baton_core::scripts::pool::Count;
+use baton_core::scripts::task::{Emit, Start};
+use baton_core::{Counter, Counts, Event, EventKind, PlanId};
+use tokio::sync::mpsc;
+use tracing::warn;
+
+use crate::claude::Progress;
+use crate::pool::Pool;
+use crate::session::{How, SessionStart};
+
+/// A CLI retry announced for a 429 this far off (or more) is a rate limit with a reset time,
+/// not a short backoff: the pool pauses until then.
+const RATE_LIMIT_PAUSE_MIN_MS: u64 = 5_000;
+
+/// Pool-wide counts not sent yet, and since when.
+#[derive(Debug, Default)]
+pub(crate) struct PoolTally {
+    counts: Counts,
+    since: Option<Instant>,
+}
+
+impl PoolTally {
+    /// How long unsent counts may wait.
+    const MAX_AGE: Duration = Duration::from_secs(1);
+
+    fn add(&mut self, counts: &Counts) {
+        self.since.get_or_insert_with(Instant::now);
+        self.counts.merge(counts);
+    }
+
+    fn due(&self) -> bool {
+        self.since.is_some_and(|t| t.elapsed() >= Self::MAX_AGE)
+    }
+
+    /// Everything gathered, leaving the tally empty.
+    pub(crate) fn take(&mut self) -> Counts {
+        self.since = None;
+        std::mem::take(&mut self.counts)
+    }
+}
+
+/// The events and counters of one hold.
+pub(crate) struct Reporter<'p> {
+    pool: &'p Pool,
+    plan: PlanId,
+    pub(crate) tally: PoolTally,
+}
+
+impl<'p> Reporter<'p> {
+    pub(crate) fn new(pool: &'p Pool, plan: PlanId) -> Self {
+        Self {
+            pool,
+            plan,
+            tally: PoolTally::default(),
+        }
+    }
+
+    /// An event of this plan, by this worker.
+    pub(crate) fn plan_event(&self, kind: EventKind) -> Event {
+        Event::new(kind, Some(&self.plan)).worker(&self.pool.id)
+    }
+
+    /// An event of `task`.
+    pub(crate) fn event(&self, kind: EventKind, task: &StoredTask) -> Event {
+        self.plan_event(kind).task(&task.id, task.index)
+    }
+
+    /// Stores and publishes an event; a failure is logged, not fatal (the committed state is
+    /// the truth).
+    pub(crate) async fn emit(&self, event: Event) {
+        let call = Emit {
+            plan: &self.plan,
+            event: &event,
+        };
+        if let Err(e) = self.pool.store.call(&call).await {
+            warn!(plan = %self.plan, kind = %event.kind, error = %e, "could not publish event");
+        }
+    }
+
+    /// Adds to counters now, the pool's and the plan's.
+    pub(crate) async fn count(&self, counters: &[(Counter, i64)]) {
+        if let Err(e) = self.pool.store.count(&self.plan, counters).await {
+            warn!(plan = %self.plan, error = %e, "could not update counters");
+        }
+    }
+
+    /// Announces an attempt in one trip: `task_started`, then how its session starts, and the
+    /// plan's counters of it (the pool's go to the tally).
+    pub(crate) async fn started(
+        &mut self,
+        task: &StoredTask,
+        start: &SessionStart,
+        attempt: u32,
+        mode: String,
+        refresh_ttls: bool,
+    ) {
+        let sid = start.arg.id().to_string();
+        let mut events = vec![self
+            .event(EventKind::TaskStarted, task)
+            .with("attempt", attempt)
+            .with("session_id", sid.clone())
+            .with("mode", mode)];
+        let mut counts = Counts::default();
+        let session_event = |kind| self.event(kind, task).with("session_id", sid.clone());
+        match &start.how {
+            How::First => {
+                events.push(session_event(EventKind::SessionCreated));
+                counts.add(Counter::SessionsCreated, 1);
+            }
+            How::Fallback(reason) => {
+                events.push(
+                    session_event(EventKind::SessionFallback).with("reason", reason.as_str()),
+                );
+                counts
+                    .add(Counter::SessionsCreated, 1)
+                    .add(Counter::fallback(*reason), 1)
+                    .add(Counter::Fallbacks, 1);
+            }
+            How::Rotated => {
+                events.push(session_event(EventKind::SessionRotated));
+                counts
+                    .add(Counter::SessionsCreated, 1)
+                    .add(Counter::Rotations, 1);
+            }
+            How::Resume(prev) => {
+                let handoff = prev.last_worker != self.pool.id;
+                let kind = if handoff {
+                    EventKind::SessionHandoff
+                } else {
+                    EventKind::SessionResumed
+                };
+                events.push(session_event(kind).with("from_worker", prev.last_worker.as_str()));
+                counts.add(Counter::ResumesAttempted, 1);
+                if handoff {
+                    counts.add(Counter::Handoffs, 1);
+                }
+            }
+        }
+        let call = Start {
+            plan: &self.plan,
+            events: &events,
+            plan_counts: &counts,
+            refresh_ttls,
+        };
+        if let Err(e) = self.pool.store.call(&call).await {
+            warn!(plan = %self.plan, error = %e, "could not publish the start of a task");
+        }
+        self.tally.add(&counts);
+    }
+
+    /// `task_retrying`: the next attempt and why; `backoff` is the wait before it (a counted
+    /// retry), `None` for one that starts at once in a new session.
+    pub(crate) async fn retrying(
+        &self,
+        task: &StoredTask,
+        next_attempt: u32,
+        reason: &str,
+        backoff: Option<Duration>,
+    ) {
+        let delay_ms = backoff.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        self.emit(
+            self.event(EventKind::TaskRetrying, task)
+                .with("attempt", next_attempt)
+                .with("reason", reason)
+                .with("delay_ms", delay_ms),
+        )
+        .await;
+        if backoff.is_some() {
+            self.count(&[(Counter::TaskRetries, 1)]).await;
+        }
+    }
+
+    /// A commit's pool-wide counts (the plan's were written by the commit itself).
+    pub(crate) async fn committed(&mut self, counts: &Counts) {
+        self.tally.add(counts);
+        if !self.tally.due() {
+            return;
+        }
+        let counts = self.tally.take();
+        if let Err(e) = self.pool.store.call(&Count { counts: &counts }).await {
+            warn!(error = %e, "could not update counters");
+        }
+    }
+
+    /// Awaits `run` while publishing the progress it sends on `progress` as it happens.
+    pub(crate) async fn forward_progress<T>(
+        &self,
+        task: &StoredTask,
+        mut progress: mpsc::UnboundedReceiver<Progress>,
+        run: impl std::future::Future<Output = T>,
+    ) -> T {
+        tokio::pin!(run);
+        let result = loop {
+            tokio::select! {
+                r = &mut run => break r,
+                Some(p) = progress.recv() => self.progress(task, p).await,
+            }
+        };
+        while let Ok(p) = progress.try_recv() {
+            self.progress(task, p).await;
+        }
+        result
+    }
+
+    async fn progress(&self, task: &StoredTask, p: Progress) {
+        let ev = self.event(EventKind::TaskProgress, task);
+        let ev = match p {
+            Progress::ToolUse { tool, file_path } => {
+                let ev = ev.with("tool", tool);
+                match file_path {
+                    Some(f) => ev.with("file_path", f),
+                    None => ev,
+                }
+            }
+            Progress::ApiRetry {
+                status,
+                attempt,
+                delay_ms,
+            } => {
+                if status == Some(429) && delay_ms >= RATE_LIMIT_PAUSE_MIN_MS {
+                    self.pause_pool(task, delay_ms).await;
+                }
+                ev.with("api_retry", true)
+                    .with("status", status.map(u64::from))
+                    .with("cli_attempt", attempt)
+                    .with("delay_ms", delay_ms)
+            }
+        };
+        self.emit(ev).await;
+    }
+
+    /// A rate limit with a reset time: the CLI waits it out itself; the rest of the pool stops
+    /// claiming until then instead of each worker burning its retries on the same limit.
+    async fn pause_pool(&self, task: &StoredTask, delay_ms: u64) {
+        let until = baton_core::time::now_millis() + delay_ms;
+        let reason = format!(
+            "rate limit (429) hit by plan {}; claims resume in {}s",
+            self.plan,
+            delay_ms.div_ceil(1000)
+        );
+        match self.pool.store.pause(&reason, delay_ms).await {
+            Ok(true) => {
+                warn!(plan = %self.plan, delay_ms, "rate limited: pausing the pool");
+                let ev = self
+                    .event(EventKind::PoolPaused, task)
+                    .with("reason", reason)
+                    .with("retry_after_ms", delay_ms)
+                    .with("until_ms", until);
+                self.emit(ev).await;
+                self.count(&[(Counter::PoolPauses, 1)]).await;
+            }
+            Ok(false) => {}
+            Err(e) => warn!(error = %e, "could not pause the pool"),
+        }
+    }
+}

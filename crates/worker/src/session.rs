@@ -1,0 +1,281 @@
+//! Which session a task runs in: the plan's first, a resume of the committed one, or a new one
+//! seeded with a recap (a fallback when the old one cannot be resumed, a rotation when it grew
+//! too large). The decision is a pure function of the committed state ([`choose`]) and of what
+//! the local transcript turned out to be ([`after_restore`]); [`prepare`] does the I/O between:
+//! it makes the local transcript equal to the committed one, and fetches the recap's results.
+
+use std::path::Path;
+
+use baton_core::records::SessionRecord;
+use baton_core::scripts::hold::Head;
+use baton_core::{ClaudeSessionId, FallbackReason, PlanId};
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use crate::claude::SessionArg;
+use crate::pool::Pool;
+use crate::recap;
+use crate::reconnect::redis_retry;
+use crate::transcript::SessionFiles;
+
+/// How a task's session starts.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum How {
+    /// The plan's first task.
+    First,
+    /// Continue the committed session (its record).
+    Resume(SessionRecord),
+    /// The old session cannot be resumed: a new one, with a recap.
+    Fallback(FallbackReason),
+    /// The old session grew past the context threshold: a new one, with a recap.
+    Rotated,
+}
+
+/// What the local copy of a committed transcript turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LocalCopy {
+    /// Equal to the committed one already.
+    Current,
+    /// Restored from Redis (missing here, or holding a failed attempt's partial turn).
+    Restored,
+    /// Redis no longer holds the transcript.
+    Missing,
+    /// Redis holds something that does not unpack to the committed transcript.
+    Corrupt,
+}
+
+/// How the next attempt's session starts, from the committed state alone: the session record
+/// (if live), whether the plan ever had a session, a fallback the last attempt forced, and the
+/// rotation threshold.
+pub(crate) fn choose(
+    record: Option<&SessionRecord>,
+    had_session: bool,
+    forced: Option<FallbackReason>,
+    rotate_at_tokens: u64,
+) -> How {
+    match (forced, record) {
+        (Some(reason), _) => How::Fallback(reason),
+        (None, None) if had_session => How::Fallback(FallbackReason::Expired),
+        (None, None) => How::First,
+        (None, Some(r)) if r.context_tokens > rotate_at_tokens => How::Rotated,
+        (None, Some(r)) => How::Resume(r.clone()),
+    }
+}
+
+/// A resume, once the local transcript has been made equal to the committed one (or not).
+pub(crate) fn after_restore(record: SessionRecord, copy: LocalCopy) -> How {
+    match copy {
+        LocalCopy::Current | LocalCopy::Restored => How::Resume(record),
+        LocalCopy::Missing => How::Fallback(FallbackReason::TranscriptMissing),
+        LocalCopy::Corrupt => How::Fallback(FallbackReason::TranscriptCorrupt),
+    }
+}
+
+/// The session an attempt runs in, and the prompt that goes with it.
+#[derive(Debug, Clone)]
+pub(crate) struct SessionStart {
+    pub(crate) arg: SessionArg,
+    pub(crate) prompt: String,
+    pub(crate) how: How,
+}
+
+impl SessionStart {
+    /// The record being continued (for its creation time and task count).
+    pub(crate) fn previous(&self) -> Option<&SessionRecord> {
+        match &self.how {
+            How::Resume(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// True when this start resumes exactly the turn `last` committed (this hold's own last
+    /// commit): only then may a warm process that produced it simply go on.
+    pub(crate) fn continues(&self, last: Option<&SessionRecord>) -> bool {
+        match (self.previous(), last) {
+            (Some(r), Some(l)) => {
+                !l.transcript_sha256.is_empty()
+                    && r.session_id == l.session_id
+                    && r.transcript_sha256 == l.transcript_sha256
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Decides how the head task's next attempt starts and prepares it: restores the committed
+/// transcript when the local copy differs, and writes the recap of a new session. `None` when
+/// `stop` was cancelled while Redis was away.
+pub(crate) async fn prepare(
+    pool: &Pool,
+    plan: &PlanId,
+    head: &Head,
+    cwd: &Path,
+    forced: Option<FallbackReason>,
+    stop: &CancellationToken,
+) -> Option<SessionStart> {
+    let task = &head.task;
+    let how = match choose(
+        head.session.as_ref(),
+        head.plan.session_id.is_some(),
+        forced,
+        pool.cfg.rotate_at_tokens,
+    ) {
+        How::Resume(record) => {
+            let copy = local_copy(pool, plan, &record, cwd, stop).await?;
+            after_restore(record, copy)
+        }
+        other => other,
+    };
+    let (arg, prompt) = match &how {
+        How::Resume(r) => (SessionArg::Resume(r.session_id), task.prompt.clone()),
+        How::First => (
+            SessionArg::New(ClaudeSessionId::generate()),
+            task.prompt.clone(),
+        ),
+        How::Fallback(reason) => {
+            let why = format!("the previous conversation could not be resumed: {reason}");
+            let prompt = with_recap(pool, plan, &why, &task.prompt, stop).await?;
+            (SessionArg::New(ClaudeSessionId::generate()), prompt)
+        }
+        How::Rotated => {
+            let why = "the previous conversation grew past the context limit";
+            let prompt = with_recap(pool, plan, why, &task.prompt, stop).await?;
+            (SessionArg::New(ClaudeSessionId::generate()), prompt)
+        }
+    };
+    Some(SessionStart { arg, prompt, how })
+}
+
+/// Makes the local transcript of `record`'s session equal to the committed one. The local file
+/// is a cache: it may be missing (another machine ran the last task) or hold a failed
+/// attempt's partial turn; the blob in Redis is the truth.
+async fn local_copy(
+    pool: &Pool,
+    plan: &PlanId,
+    record: &SessionRecord,
+    cwd: &Path,
+    stop: &CancellationToken,
+) -> Option<LocalCopy> {
+    let files = SessionFiles::new(&pool.config_dir, cwd, record.session_id);
+    if files.local_digest().as_deref() == Some(record.transcript_sha256.as_str()) {
+        return Some(LocalCopy::Current);
+    }
+    let blob = redis_retry("fetch transcript", stop, || pool.store.transcript(plan)).await?;
+    let Some(blob) = blob else {
+        return Some(LocalCopy::Missing);
+    };
+    Some(match files.restore(&blob, &record.transcript_sha256) {
+        Ok(()) => LocalCopy::Restored,
+        Err(e) => {
+            warn!(plan = %plan, error = %e, "committed transcript unusable");
+            let _ = files.remove_everywhere();
+            LocalCopy::Corrupt
+        }
+    })
+}
+
+/// The first prompt of a new session: the recap of the plan so far, then the task (just the
+/// task when nothing was committed yet).
+async fn with_recap(
+    pool: &Pool,
+    plan: &PlanId,
+    why: &str,
+    task_prompt: &str,
+    stop: &CancellationToken,
+) -> Option<String> {
+    let earlier = redis_retry("read results", stop, || pool.store.results(plan)).await?;
+    Some(if earlier.is_empty() {
+        task_prompt.to_owned()
+    } else {
+        recap::prompt_with_recap(why, &earlier, task_prompt)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(context_tokens: u64, digest: &str) -> SessionRecord {
+        SessionRecord {
+            session_id: ClaudeSessionId::generate(),
+            created_at: String::new(),
+            last_used_at: String::new(),
+            last_worker: "w1".parse().unwrap(),
+            tasks: 1,
+            context_tokens,
+            transcript_sha256: digest.into(),
+            ttl_secs: 60,
+        }
+    }
+
+    /// Every way a task's session can start, from the committed state and the local copy.
+    #[test]
+    fn the_session_choice_covers_every_fallback_reason() {
+        let r = record(1_000, "abc");
+        let big = record(200_000, "abc");
+        let resume = |copy| match choose(Some(&r), true, None, 150_000) {
+            How::Resume(rec) => after_restore(rec, copy),
+            other => panic!("expected a resume, got {other:?}"),
+        };
+        let cases = [
+            (choose(None, false, None, 150_000), How::First),
+            (
+                choose(None, true, None, 150_000),
+                How::Fallback(FallbackReason::Expired),
+            ),
+            (choose(Some(&big), true, None, 150_000), How::Rotated),
+            (resume(LocalCopy::Current), How::Resume(r.clone())),
+            (resume(LocalCopy::Restored), How::Resume(r.clone())),
+            (
+                resume(LocalCopy::Missing),
+                How::Fallback(FallbackReason::TranscriptMissing),
+            ),
+            (
+                resume(LocalCopy::Corrupt),
+                How::Fallback(FallbackReason::TranscriptCorrupt),
+            ),
+            (
+                choose(Some(&r), true, Some(FallbackReason::NotFound), 150_000),
+                How::Fallback(FallbackReason::NotFound),
+            ),
+            (
+                choose(
+                    Some(&r),
+                    true,
+                    Some(FallbackReason::SessionMismatch),
+                    150_000,
+                ),
+                How::Fallback(FallbackReason::SessionMismatch),
+            ),
+        ];
+        for (got, want) in cases {
+            assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn only_the_holds_own_last_turn_is_continued() {
+        let r = record(1, "abc");
+        let start = SessionStart {
+            arg: SessionArg::Resume(r.session_id),
+            prompt: String::new(),
+            how: How::Resume(r.clone()),
+        };
+        assert!(start.continues(Some(&r)));
+        assert!(!start.continues(None), "nothing committed by this hold");
+        assert!(!start.continues(Some(&record(1, "abc"))), "another session");
+        let mut other_turn = r.clone();
+        other_turn.transcript_sha256 = "def".into();
+        assert!(!start.continues(Some(&other_turn)), "another turn");
+        let mut none = r.clone();
+        none.transcript_sha256.clear();
+        let start_none = SessionStart {
+            how: How::Resume(none.clone()),
+            ..start.clone()
+        };
+        assert!(
+            !start_none.continues(Some(&none)),
+            "no transcript committed"
+        );
+    }
+}

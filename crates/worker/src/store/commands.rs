@@ -1,0 +1,233 @@
+//! The plain commands of the worker (those no script needs to make atomic): blocking pops,
+//! heartbeats, the pool pause, reading transcripts and results, dead letters, counters.
+
+use std::time::Duration;
+
+use baton_core::records::{DeadLetter, TaskResult};
+use baton_core::{Counter, Event, PlanId, WorkerId};
+use redis::aio::MultiplexedConnection;
+use redis::AsyncCommands;
+
+use super::{Store, StoreError};
+
+/// What a blocking pop brought.
+#[derive(Debug, Default)]
+pub(crate) struct Popped {
+    /// The entry moved, or `None` after the block ran out.
+    pub(crate) entry: Option<Vec<u8>>,
+    /// How long the pool stays paused, read right after a claim (no extra round trip).
+    pub(crate) paused: Option<Duration>,
+}
+
+fn positive_ms(ms: i64) -> Option<Duration> {
+    u64::try_from(ms)
+        .ok()
+        .filter(|ms| *ms > 0)
+        .map(Duration::from_millis)
+}
+
+impl Store {
+    /// Claims: `BLMOVE ready inflight:<worker>`, with the pool pause's remaining time read in
+    /// the same pipeline, so a slot blocked before a pause began still learns of it before it
+    /// runs anything.
+    pub(crate) async fn blocking_claim(
+        &self,
+        conn: &mut MultiplexedConnection,
+        worker: &WorkerId,
+        block: Duration,
+    ) -> Result<Popped, StoreError> {
+        let k = &self.env.keys;
+        let (entry, pttl): (Option<Vec<u8>>, i64) = redis::pipe()
+            .cmd("BLMOVE")
+            .arg(k.ready())
+            .arg(k.inflight(worker))
+            .arg("RIGHT")
+            .arg("LEFT")
+            .arg(block.as_secs_f64())
+            .cmd("PTTL")
+            .arg(k.pause())
+            .query_async(conn)
+            .await?;
+        Ok(Popped {
+            entry,
+            paused: positive_ms(pttl),
+        })
+    }
+
+    /// Takes a submitted document: `BLMOVE submit ingesting:<worker>`.
+    pub(crate) async fn blocking_take_submission(
+        &self,
+        conn: &mut MultiplexedConnection,
+        worker: &WorkerId,
+        block: Duration,
+    ) -> Result<Popped, StoreError> {
+        let k = &self.env.keys;
+        let entry: Option<Vec<u8>> = redis::cmd("BLMOVE")
+            .arg(k.submit())
+            .arg(k.ingesting(worker))
+            .arg("RIGHT")
+            .arg("LEFT")
+            .arg(block.as_secs_f64())
+            .query_async(conn)
+            .await?;
+        Ok(Popped {
+            entry,
+            paused: None,
+        })
+    }
+
+    /// Replaces the newest entry of a worker's ingesting list (the one just taken) by its
+    /// tagged form.
+    pub(crate) async fn tag_ingesting(
+        &self,
+        worker: &WorkerId,
+        tagged: &[u8],
+    ) -> Result<(), StoreError> {
+        let _: () = self
+            .conn()
+            .lset(self.env.keys.ingesting(worker), 0, tagged)
+            .await?;
+        Ok(())
+    }
+
+    /// Stores a rejected document on the dead-letter list and drops it from the ingesting list,
+    /// in one transaction (pool slot), then publishes the rejection.
+    pub(crate) async fn reject(
+        &self,
+        worker: &WorkerId,
+        entry: &[u8],
+        letter: &DeadLetter,
+        event: &Event,
+    ) -> Result<(), StoreError> {
+        let k = &self.env.keys;
+        let letter = serde_json::to_string(letter).expect("dead letters serialize");
+        let mut conn = self.conn();
+        let _: () = redis::pipe()
+            .atomic()
+            .lpush(k.dead(), letter)
+            .ignore()
+            .lrem(k.ingesting(worker), 1, entry)
+            .ignore()
+            .hincr(k.stats(), Counter::SubmissionsRejected.as_str(), 1)
+            .ignore()
+            .query_async(&mut conn)
+            .await?;
+        let _: i64 = conn.publish(k.channel(), event.to_json()).await?;
+        Ok(())
+    }
+
+    /// Appends a dead letter.
+    pub(crate) async fn dead_letter(&self, letter: &DeadLetter) -> Result<(), StoreError> {
+        let json = serde_json::to_string(letter).expect("dead letters serialize");
+        let _: () = self.conn().lpush(self.env.keys.dead(), json).await?;
+        Ok(())
+    }
+
+    /// Adds to counters now, pool-wide and in the plan's own `stat:` fields (for what happens
+    /// outside the scripts that keep counts, e.g. a retry or a pause).
+    pub(crate) async fn count(
+        &self,
+        plan: &PlanId,
+        counters: &[(Counter, i64)],
+    ) -> Result<(), StoreError> {
+        let k = &self.env.keys;
+        let mut pipe = redis::pipe();
+        for (c, n) in counters {
+            pipe.hincr(k.stats(), c.as_str(), *n).ignore();
+            pipe.hincr(k.plan(plan), c.plan_field(), *n).ignore();
+        }
+        let _: () = pipe.query_async(&mut self.conn()).await?;
+        Ok(())
+    }
+
+    /// The committed transcript blob of a plan, if any.
+    pub(crate) async fn transcript(&self, plan: &PlanId) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.conn().get(self.env.keys.transcript(plan)).await?)
+    }
+
+    /// A plan's results so far, oldest first (a result that does not decode is skipped).
+    pub(crate) async fn results(&self, plan: &PlanId) -> Result<Vec<TaskResult>, StoreError> {
+        let raw: Vec<String> = self
+            .conn()
+            .lrange(self.env.keys.results(plan), 0, -1)
+            .await?;
+        Ok(raw
+            .iter()
+            .filter_map(|r| serde_json::from_str(r).ok())
+            .collect())
+    }
+
+    /// Pauses claiming pool-wide for `for_ms`. `true` when this call started the pause (an
+    /// existing pause is left as it is).
+    pub(crate) async fn pause(&self, reason: &str, for_ms: u64) -> Result<bool, StoreError> {
+        let set: Option<String> = redis::cmd("SET")
+            .arg(self.env.keys.pause())
+            .arg(reason)
+            .arg("PX")
+            .arg(for_ms.max(1))
+            .arg("NX")
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(set.is_some())
+    }
+
+    /// How long the pool stays paused, if it is.
+    pub(crate) async fn paused_for(&self) -> Result<Option<Duration>, StoreError> {
+        let ms: i64 = self.conn().pttl(self.env.keys.pause()).await?;
+        Ok(positive_ms(ms))
+    }
+
+    /// Records this worker's heartbeat.
+    pub(crate) async fn heartbeat(&self, worker: &WorkerId) -> Result<(), StoreError> {
+        let now = baton_core::time::now_millis();
+        let _: () = self
+            .conn()
+            .zadd(self.env.keys.workers(), worker.as_str(), now)
+            .await?;
+        Ok(())
+    }
+
+    /// Workers whose last heartbeat is older than `cutoff_ms` (entries that are not worker
+    /// ids are skipped).
+    pub(crate) async fn silent_workers(&self, cutoff_ms: u64) -> Result<Vec<WorkerId>, StoreError> {
+        let ids: Vec<String> = self
+            .conn()
+            .zrangebyscore(self.env.keys.workers(), "-inf", format!("({cutoff_ms}"))
+            .await?;
+        Ok(ids.iter().filter_map(|w| w.parse().ok()).collect())
+    }
+
+    /// Plans in a worker's in-flight list (entries that are not plan ids are skipped).
+    pub(crate) async fn inflight(&self, worker: &WorkerId) -> Result<Vec<PlanId>, StoreError> {
+        let ids: Vec<String> = self
+            .conn()
+            .lrange(self.env.keys.inflight(worker), 0, -1)
+            .await?;
+        Ok(ids.iter().filter_map(|p| p.parse().ok()).collect())
+    }
+
+    /// Drops an entry of this worker's in-flight list that is not a plan id (written there by
+    /// something other than baton).
+    pub(crate) async fn discard_claim(
+        &self,
+        worker: &WorkerId,
+        raw: &[u8],
+    ) -> Result<(), StoreError> {
+        let _: i64 = self
+            .conn()
+            .lrem(self.env.keys.inflight(worker), 1, raw)
+            .await?;
+        Ok(())
+    }
+
+    /// A Redis setting (`CONFIG GET`), if the server answers.
+    pub(crate) async fn config_get(&self, name: &str) -> Option<String> {
+        let v: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg(name)
+            .query_async(&mut self.conn())
+            .await
+            .ok()?;
+        v.into_iter().nth(1)
+    }
+}

@@ -1,0 +1,118 @@
+//! A plan's workspace on disk: `<root>/<workspace>`, which may not leave the workspace root.
+//! The document check cannot see the disk, so the walk below refuses a symlink anywhere on the
+//! way: at ingest (for folders that exist already) and again before every task (a task's own
+//! tools could have turned a folder into a symlink since the last one).
+
+use std::path::{Path, PathBuf};
+
+use baton_core::Workspace;
+
+/// Why a workspace cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum WorkspaceError {
+    #[error("workspace {ws:?} is not valid: {problem}")]
+    Invalid { ws: String, problem: String },
+    #[error(
+        "workspace {ws:?} goes through a symlink ({path}), which could leave the workspace root"
+    )]
+    Symlink { ws: String, path: PathBuf },
+    #[error("workspace {ws:?}: {path} is not a folder")]
+    NotAFolder { ws: String, path: PathBuf },
+    #[error("creating workspace folder {path}")]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("workspace {ws:?} leaves the workspace root")]
+    LeavesRoot { ws: String },
+}
+
+/// Walks `<root>/<ws>` folder by folder, refusing symlinks and non-folders. `create`: missing
+/// folders are made; otherwise the walk ends at the first missing one (nothing below it can be
+/// a symlink yet). Returns the path walked to.
+fn walk(root: &Path, ws: &Workspace, create: bool) -> Result<PathBuf, WorkspaceError> {
+    let name = || ws.as_str().to_owned();
+    let mut path = root.to_owned();
+    for part in ws.as_str().split('/') {
+        path.push(part);
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(WorkspaceError::Symlink { ws: name(), path });
+            }
+            Ok(m) if !m.is_dir() => return Err(WorkspaceError::NotAFolder { ws: name(), path }),
+            Ok(_) => {}
+            Err(_) if !create => break,
+            Err(_) => std::fs::create_dir(&path).map_err(|source| WorkspaceError::Create {
+                path: path.clone(),
+                source,
+            })?,
+        }
+    }
+    Ok(path)
+}
+
+/// Checks a workspace a document names against the disk as it is (at ingest).
+pub(crate) fn check(root: &Path, ws: &Workspace) -> Result<(), WorkspaceError> {
+    walk(root, ws, false).map(|_| ())
+}
+
+/// Makes `<root>/<workspace>` exist and returns its canonical path (before each task).
+/// `workspace` is the plan's stored value, checked again.
+pub(crate) fn prepare(root: &Path, workspace: &str) -> Result<PathBuf, WorkspaceError> {
+    let ws: Workspace = workspace
+        .parse()
+        .map_err(|problem| WorkspaceError::Invalid {
+            ws: workspace.to_owned(),
+            problem,
+        })?;
+    let path = walk(root, &ws, true)?;
+    let real = path
+        .canonicalize()
+        .map_err(|source| WorkspaceError::Create { path, source })?;
+    if !real.starts_with(root) {
+        return Err(WorkspaceError::LeavesRoot {
+            ws: workspace.to_owned(),
+        });
+    }
+    Ok(real)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workspaces_are_made_inside_the_root_and_symlinks_refused() {
+        let root = std::env::temp_dir().join(format!("baton-ws-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&root).unwrap();
+        let root = root.canonicalize().unwrap();
+        let made = prepare(&root, "apps/one").unwrap();
+        assert_eq!(made, root.join("apps/one"));
+        assert!(made.is_dir());
+
+        std::os::unix::fs::symlink("/tmp", root.join("out")).unwrap();
+        let ws: Workspace = "out/x".parse().unwrap();
+        assert!(matches!(
+            check(&root, &ws),
+            Err(WorkspaceError::Symlink { .. })
+        ));
+        assert!(matches!(
+            prepare(&root, "out/x"),
+            Err(WorkspaceError::Symlink { .. })
+        ));
+        std::fs::write(root.join("file"), b"x").unwrap();
+        assert!(matches!(
+            prepare(&root, "file"),
+            Err(WorkspaceError::NotAFolder { .. })
+        ));
+        assert!(matches!(
+            prepare(&root, "../up"),
+            Err(WorkspaceError::Invalid { .. })
+        ));
+        let fresh: Workspace = "not/yet/there".parse().unwrap();
+        assert!(check(&root, &fresh).is_ok());
+        assert!(!root.join("not").exists(), "a check creates nothing");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}

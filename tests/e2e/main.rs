@@ -1,8 +1,10 @@
 //! End-to-end tests: real redis-server, real baton workers, the real Claude CLI against the
-//! model stand-in. One test binary (link time dominates on small machines), one module per area.
+//! model stand-in; and the scripts on their own against a real redis-server (`scripts`). One
+//! test binary (link time dominates on small machines), one module per area.
 
 mod faults;
 mod foundation;
 mod modes;
 mod reliability;
+mod scripts;
 mod sessions;

@@ -74,9 +74,11 @@ async fn a_rate_limit_pauses_the_whole_pool_until_its_reset() -> anyhow::Result<
         .into_iter()
         .find(|e| e.kind == EventKind::TaskStarted)
         .expect("started");
-    let started_ms = humantime::parse_rfc3339(&started.at)?
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_millis() as u64;
+    let started_ms = u64::try_from(
+        humantime::parse_rfc3339(&started.at)?
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis(),
+    )?;
     assert!(
         started_ms + 300 >= until,
         "the other worker waited for the reset: started {started_ms}, reset {until}"

@@ -210,7 +210,7 @@ async fn a_lost_or_corrupt_transcript_falls_back_with_its_reason() -> anyhow::Re
             .await?;
         pool.wait_state(plan, &["completed"], Duration::from_secs(120))
             .await?;
-        let sid = pool.results(plan).await?[0].session_id.clone();
+        let sid = pool.results(plan).await?[0].session_id;
         let mut c = pool.conn().await?;
         let key = pool.keys.transcript(&plan.parse()?);
         if reason == "transcript_missing" {

@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
@@ -143,7 +144,7 @@ impl fmt::Display for Row {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut note = self.note.clone();
         if !self.wrong_end.is_empty() {
-            note.push_str(&format!(" WRONG END: {}", self.wrong_end.join(", ")));
+            note += &[" WRONG END: ", &self.wrong_end.join(", ")].concat();
         }
         write!(
             f,
@@ -370,7 +371,7 @@ pub async fn run(fault: Fault, scale: Scale) -> Result<Row> {
                 if (injected == 0 && progress >= 0.2) || (injected == 1 && progress >= 0.5) =>
             {
                 let n = kill_running_clis();
-                note.push_str(&format!("{n} CLIs killed; "));
+                let _ = write!(note, "{n} CLIs killed; ");
                 injected += 1;
             }
             Fault::Unauthorized
@@ -415,16 +416,16 @@ pub async fn run(fault: Fault, scale: Scale) -> Result<Row> {
     }
     if fault == Fault::Unauthorized {
         match unauthorized_failed_after {
-            Some(t) => row
-                .note
-                .push_str(&format!("401 plan failed after {:.1}s", t.as_secs_f64())),
+            Some(t) => {
+                let _ = write!(row.note, "401 plan failed after {:.1}s", t.as_secs_f64());
+            }
             None => row.note.push_str("401 plan failed (after the others)"),
         }
     }
     if fault == Fault::HostileInput {
         let mut c = pool.conn().await?;
         let dead: i64 = redis::AsyncCommands::llen(&mut c, pool.keys.dead()).await?;
-        row.note.push_str(&format!("{dead} dead-lettered"));
+        let _ = write!(row.note, "{dead} dead-lettered");
         if dead != 30 {
             row.wrong_end
                 .push(format!("{dead} of 30 hostile documents dead-lettered"));
@@ -432,8 +433,7 @@ pub async fn run(fault: Fault, scale: Scale) -> Result<Row> {
     }
     if fault == Fault::StallWorker {
         let stale = pool.workers[0].log().matches("lease lost").count();
-        row.note
-            .push_str(&format!("stale worker saw {stale} lost lease(s)"));
+        let _ = write!(row.note, "stale worker saw {stale} lost lease(s)");
     }
     Ok(row)
 }

@@ -90,7 +90,10 @@ impl Proc {
         self.child.id() as i32
     }
     /// Sends a signal (e.g. `libc::SIGSTOP`).
-    #[allow(unsafe_code)]
+    #[expect(
+        unsafe_code,
+        reason = "kill(2) on a child of ours; libc has no safe wrapper"
+    )]
     pub fn signal(&self, sig: i32) {
         // SAFETY: kill(2) on our own child's pid touches no memory of ours.
         unsafe {

@@ -12,6 +12,6 @@ pub fn now_millis() -> u64 {
     // The clock is after 1970 on every machine baton runs on; a clock before it reads as 0.
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
 }

@@ -1,6 +1,7 @@
 //! `baton stats`: pool-wide counters and queue depths.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use baton_core::{Counter, FallbackReason};
 use redis::AsyncCommands;
@@ -9,7 +10,7 @@ use serde_json::json;
 use crate::{Ctx, Failure};
 
 /// Counters, submit/ready/dead depths, workers with their heartbeat scores.
-type Snapshot = (HashMap<String, String>, u64, u64, u64, Vec<(String, f64)>);
+type Snapshot = (HashMap<String, String>, u64, u64, u64, Vec<(String, u64)>);
 
 /// Show pool-wide statistics: the resume success rate first, then sessions, handoffs,
 /// fallbacks, tasks, cost, tokens, and the depth of each queue.
@@ -41,7 +42,7 @@ impl Stats {
         };
         let attempted = n(Counter::ResumesAttempted);
         let rate = (attempted > 0.0).then(|| n(Counter::ResumesSucceeded) / attempted);
-        let now = baton_core::time::now_millis() as f64;
+        let now = baton_core::time::now_millis();
         if self.json {
             let mut c: serde_json::Map<String, serde_json::Value> = counters
                 .iter()
@@ -58,7 +59,7 @@ impl Stats {
             let v = json!({
                 "counters": c,
                 "queues": {"submit": submit, "ready": ready, "dead": dead},
-                "workers": workers.iter().map(|(w, s)| json!({"worker": w, "last_heartbeat_ms_ago": (now - s).max(0.0) as u64})).collect::<Vec<_>>(),
+                "workers": workers.iter().map(|(w, s)| json!({"worker": w, "last_heartbeat_ms_ago": now.saturating_sub(*s)})).collect::<Vec<_>>(),
                 "pool_paused": pause,
             });
             println!(
@@ -117,7 +118,8 @@ impl Stats {
         println!("queues               submit={submit} ready={ready} dead={dead}");
         println!("workers              {}", workers.len());
         for (w, s) in &workers {
-            println!("  {w} (heartbeat {:.1}s ago)", (now - s).max(0.0) / 1000.0);
+            let ago = Duration::from_millis(now.saturating_sub(*s));
+            println!("  {w} (heartbeat {:.1}s ago)", ago.as_secs_f64());
         }
         if let Some(p) = pause {
             println!("pool paused          {p}");

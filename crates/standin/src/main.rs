@@ -25,6 +25,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -136,7 +137,11 @@ async fn control(State(st): State<AppState>, Json(body): Json<Value>) -> StatusC
         shared.faults.clear();
         return StatusCode::NO_CONTENT;
     }
-    let status = body.get("fail_status").and_then(Value::as_u64).unwrap_or(0) as u16;
+    let status = body
+        .get("fail_status")
+        .and_then(Value::as_u64)
+        .and_then(|s| u16::try_from(s).ok())
+        .unwrap_or(0);
     let stall = body.get("stall").and_then(Value::as_bool).unwrap_or(false);
     if status == 0 && !stall {
         return StatusCode::BAD_REQUEST;
@@ -417,11 +422,11 @@ fn report(turn: &Turn, files: &[(String, String)]) -> String {
             .chars()
             .take(60)
             .collect();
-        s.push_str(&format!(" #{}: \"{head}\"", i + 1));
+        let _ = write!(s, " #{}: \"{head}\"", i + 1);
     }
     if !files.is_empty() {
         let names: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
-        s.push_str(&format!(" Wrote {}.", names.join(", ")));
+        let _ = write!(s, " Wrote {}.", names.join(", "));
     }
     s
 }

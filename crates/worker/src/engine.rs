@@ -23,7 +23,7 @@ pub(crate) enum Engine {
     /// One `claude -p` process per task.
     Cold,
     /// One CLI process per hold, started by the first task that needs it.
-    Warm(Option<WarmSession>),
+    Warm(Option<Box<WarmSession>>),
     /// Benchmarks: an executor without the CLI.
     Bench(Executor),
 }
@@ -70,7 +70,7 @@ impl Engine {
                 }
                 let mut w = match slot.take() {
                     Some(w) => w,
-                    None => WarmSession::start(inv)?,
+                    None => Box::new(WarmSession::start(inv)?),
                 };
                 match w.turn(inv, progress, stop).await {
                     Ok(out) => {
@@ -96,7 +96,7 @@ impl Engine {
             if lease_lost {
                 w.abort().await;
             } else {
-                closing.close_later(plan, w);
+                closing.close_later(plan, *w);
             }
         }
     }

@@ -57,6 +57,10 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "a rank between 0 and the sample count"
+    )]
     let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
     sorted[rank - 1]
 }

@@ -1,0 +1,465 @@
+//! The scripts on their own, against a real redis-server and without the CLI: what each
+//! promises (fencing, popping exactly the head, idempotent ingest, the plan's own retention),
+//! called through the same typed calls the worker and the `baton` CLI use. Fast: no worker runs.
+
+use std::time::Duration;
+
+use baton_core::records::{SessionRecord, TaskResult};
+use baton_core::scripts::control::{Cancel, CancelReply, Refused, Retry, RetryReply};
+use baton_core::scripts::hold::{
+    Acquire, AcquireReply, Head, LockValue, Release, Released, Renew, Renewal, Unclaim,
+};
+use baton_core::scripts::ingest::{FinishIngest, Ingest, IngestReply, IngestStatus};
+use baton_core::scripts::pool::{HandedBack, ReapLock, ReapWorker, Recoveries};
+use baton_core::scripts::task::{Commit, CommitReply, Fail, FailReply};
+use baton_core::scripts::{Env, ScriptCall};
+use baton_core::{
+    ClaudeSessionId, Counts, Event, EventKind, Keys, PlanId, PlanState, Requeue, TaskSpec, WorkerId,
+};
+use baton_tests::Redis;
+use redis::aio::MultiplexedConnection;
+use redis::AsyncCommands;
+
+/// A Redis of its own, and the calls a worker would make.
+struct Scripts {
+    _redis: Redis,
+    conn: MultiplexedConnection,
+    env: Env,
+    worker: WorkerId,
+}
+
+impl Scripts {
+    async fn start() -> anyhow::Result<Self> {
+        let redis = Redis::start()?;
+        let conn = redis.conn().await?;
+        Ok(Self {
+            _redis: redis,
+            conn,
+            env: Env::new(Keys::default()),
+            worker: "w1".parse()?,
+        })
+    }
+
+    async fn call<C: ScriptCall>(&mut self, c: &C) -> anyhow::Result<C::Reply> {
+        Ok(c.invocation(&self.env).invoke_async(&mut self.conn).await?)
+    }
+
+    /// Ingests `n` tasks (`t<k>`) into `plan` under submission `tag`.
+    async fn ingest(
+        &mut self,
+        plan: &PlanId,
+        tag: &str,
+        first: usize,
+        n: usize,
+    ) -> anyhow::Result<IngestReply> {
+        let tasks: Vec<TaskSpec> = (first..first + n)
+            .map(|k| TaskSpec {
+                id: format!("t{k}").parse().expect("valid id"),
+                kind: None,
+                prompt: format!("prompt {k}"),
+            })
+            .collect();
+        let tasks_json = serde_json::to_string(&tasks)?;
+        let accepted = Event::new(EventKind::PlanAccepted, Some(plan));
+        self.call(&Ingest {
+            plan,
+            tag,
+            workspace: None,
+            options_json: None,
+            tasks_json: &tasks_json,
+            accepted: &accepted,
+        })
+        .await
+    }
+
+    async fn acquire(
+        &mut self,
+        plan: &PlanId,
+        lock: &LockValue,
+        lease: Duration,
+    ) -> anyhow::Result<AcquireReply> {
+        let worker = self.worker.clone();
+        self.call(&Acquire {
+            plan,
+            lock,
+            lease,
+            worker: &worker,
+        })
+        .await
+    }
+
+    /// Commits `head` as run by `lock`.
+    async fn commit(
+        &mut self,
+        plan: &PlanId,
+        lock: &LockValue,
+        head: &Head,
+    ) -> anyhow::Result<CommitReply> {
+        let session = ClaudeSessionId::generate();
+        let result = TaskResult {
+            task_id: head.task.id.clone(),
+            task_index: head.task.index,
+            kind: None,
+            prompt: head.task.prompt.clone(),
+            result: "done".into(),
+            session_id: session,
+            worker: self.worker.clone(),
+            attempts: 1,
+            cost_usd: 0.01,
+            input_tokens: 10,
+            output_tokens: 5,
+            duration_ms: 1,
+            files: Vec::new(),
+            finished_at: baton_core::time::now_rfc3339(),
+        };
+        let record = SessionRecord {
+            session_id: session,
+            created_at: result.finished_at.clone(),
+            last_used_at: result.finished_at.clone(),
+            last_worker: self.worker.clone(),
+            tasks: 1,
+            context_tokens: 0,
+            transcript_sha256: "abc".into(),
+            ttl_secs: 60,
+        };
+        let succeeded = Event::new(EventKind::TaskSucceeded, Some(plan));
+        let completed = Event::new(EventKind::PlanCompleted, Some(plan));
+        self.call(&Commit {
+            plan,
+            lock,
+            head_raw: &head.raw,
+            result: &result,
+            session: &record,
+            succeeded: &succeeded,
+            completed: &completed,
+            transcript: b"transcript",
+            plan_counts: &Counts::NONE,
+            refresh_ttls: true,
+        })
+        .await
+    }
+
+    async fn state(&mut self, plan: &PlanId) -> anyhow::Result<Option<String>> {
+        Ok(self.conn.hget(self.env.keys.plan(plan), "state").await?)
+    }
+
+    async fn len(&mut self, key: String) -> anyhow::Result<i64> {
+        Ok(self.conn.llen(key).await?)
+    }
+}
+
+fn acquired(reply: AcquireReply) -> Box<Head> {
+    match reply {
+        AcquireReply::Acquired(h) => h,
+        other => panic!("expected the lease, got {other:?}"),
+    }
+}
+
+/// A document ingested twice under its tag (a worker died before finishing) is applied once;
+/// a follow-up appends; what the plan's state refuses names the field.
+#[tokio::test(flavor = "multi_thread")]
+async fn ingest_is_idempotent_per_submission() -> anyhow::Result<()> {
+    let mut s = Scripts::start().await?;
+    let p: PlanId = "p1".parse()?;
+    let tag = uuid::Uuid::new_v4().to_string();
+    let first = s.ingest(&p, &tag, 1, 2).await?;
+    assert!(
+        matches!(
+            first,
+            IngestReply::Applied {
+                status: IngestStatus::Created,
+                first_index: 0,
+                count: 2,
+                schedule: true,
+                ..
+            }
+        ),
+        "{first:?}"
+    );
+    let again = s.ingest(&p, &tag, 1, 2).await?;
+    assert!(
+        matches!(
+            again,
+            IngestReply::Applied {
+                status: IngestStatus::Duplicate,
+                count: 0,
+                ..
+            }
+        ),
+        "{again:?}"
+    );
+    assert_eq!(s.len(s.env.keys.tasks(&p)).await?, 2, "applied once");
+    let events = s.len(s.env.keys.events(&p)).await?;
+    assert_eq!(events, 1, "one plan_accepted");
+
+    let follow = s
+        .ingest(&p, &uuid::Uuid::new_v4().to_string(), 3, 1)
+        .await?;
+    assert!(
+        matches!(
+            follow,
+            IngestReply::Applied {
+                status: IngestStatus::Appended,
+                first_index: 2,
+                count: 1,
+                schedule: false,
+                ..
+            }
+        ),
+        "scheduled already: {follow:?}"
+    );
+    let dup = s
+        .ingest(&p, &uuid::Uuid::new_v4().to_string(), 1, 1)
+        .await?;
+    assert_eq!(
+        dup,
+        IngestReply::Refused {
+            field: "tasks[0].id".into(),
+            problem: "\"t1\" is already a task of this plan".into()
+        }
+    );
+    // The plan remembers the pool's limits for the scripts clients run.
+    let retention: Option<u64> = s.conn.hget(s.env.keys.plan(&p), "retention_secs").await?;
+    assert_eq!(retention, Some(s.env.retention_secs));
+    Ok(())
+}
+
+/// A holder whose lease is gone (expired, and taken by another) can write nothing: no commit,
+/// no stop, no release, no renewal; the plan is exactly as the new holder found it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stale_lease_token_writes_nothing() -> anyhow::Result<()> {
+    let mut s = Scripts::start().await?;
+    let p: PlanId = "fenced".parse()?;
+    s.ingest(&p, &uuid::Uuid::new_v4().to_string(), 1, 2)
+        .await?;
+    let stale = LockValue::new(&s.worker);
+    let head = acquired(s.acquire(&p, &stale, Duration::from_millis(100)).await?);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let current = LockValue::new(&s.worker);
+    acquired(s.acquire(&p, &current, Duration::from_secs(30)).await?);
+
+    assert_eq!(s.commit(&p, &stale, &head).await?, CommitReply::Fenced);
+    let ev = Event::new(EventKind::PlanFailed, Some(&p));
+    let fail = Fail {
+        plan: &p,
+        lock: &stale,
+        reason: "x",
+        task_event: None,
+        plan_event: &ev,
+    };
+    assert_eq!(s.call(&fail).await?, FailReply::Fenced);
+    assert_eq!(
+        s.call(&Release {
+            plan: &p,
+            lock: &stale
+        })
+        .await?,
+        Released::NotOurs
+    );
+    let renew = Renew {
+        plan: &p,
+        lock: &stale,
+        lease: Duration::from_secs(30),
+    };
+    assert_eq!(s.call(&renew).await?, Renewal::Lost);
+
+    assert_eq!(s.len(s.env.keys.tasks(&p)).await?, 2, "no task popped");
+    assert_eq!(s.len(s.env.keys.results(&p)).await?, 0, "no result");
+    assert_eq!(s.state(&p).await?.as_deref(), Some("running"), "not failed");
+    let lock: Option<String> = s.conn.get(s.env.keys.lock(&p)).await?;
+    assert_eq!(
+        lock.as_deref(),
+        Some(current.as_str()),
+        "the new holder keeps its lease"
+    );
+    Ok(())
+}
+
+/// A commit pops exactly the task that ran: a commit of any other head is refused and writes
+/// nothing; the last commit completes the plan and gives the lease back.
+#[tokio::test(flavor = "multi_thread")]
+async fn commit_pops_exactly_the_head() -> anyhow::Result<()> {
+    let mut s = Scripts::start().await?;
+    let p: PlanId = "order".parse()?;
+    s.ingest(&p, &uuid::Uuid::new_v4().to_string(), 1, 2)
+        .await?;
+    let lock = LockValue::new(&s.worker);
+    let first = acquired(s.acquire(&p, &lock, Duration::from_secs(30)).await?);
+    assert_eq!(first.task.id.as_str(), "t1");
+    let second = match s.commit(&p, &lock, &first).await? {
+        CommitReply::Next { left: 1, head } => head,
+        other => panic!("expected the next task, got {other:?}"),
+    };
+    assert_eq!(second.task.id.as_str(), "t2");
+    assert!(
+        second.session.is_some(),
+        "the next head carries the session record"
+    );
+    assert_eq!(
+        s.commit(&p, &lock, &first).await?,
+        CommitReply::Mismatch,
+        "t1 again"
+    );
+    assert_eq!(s.len(s.env.keys.results(&p)).await?, 1);
+    assert_eq!(
+        s.commit(&p, &lock, &second).await?,
+        CommitReply::Done { completed: true }
+    );
+    assert_eq!(s.state(&p).await?.as_deref(), Some("completed"));
+    let lock_left: bool = s.conn.exists(s.env.keys.lock(&p)).await?;
+    assert!(!lock_left, "the last commit gave the lease back");
+    let results: Vec<String> = s.conn.lrange(s.env.keys.results(&p), 0, -1).await?;
+    let ids: Vec<String> = results
+        .iter()
+        .map(|r| serde_json::from_str::<TaskResult>(r).map(|r| r.task_id.to_string()))
+        .collect::<Result<_, _>>()?;
+    assert_eq!(ids, ["t1", "t2"]);
+    let events: Vec<String> = s.conn.lrange(s.env.keys.events(&p), 0, -1).await?;
+    assert!(events.last().is_some_and(|e| e.contains("plan_completed")));
+    Ok(())
+}
+
+/// A retry applies once per document, only to a failed plan, and resets the head task's
+/// recovery count; a cancel keeps the retention the plan was created with.
+#[tokio::test(flavor = "multi_thread")]
+async fn retry_and_cancel_keep_to_the_plans_state_and_retention() -> anyhow::Result<()> {
+    let mut s = Scripts::start().await?;
+    s.env.retention_secs = 1000;
+    let p: PlanId = "again".parse()?;
+    let ev = Event::new(EventKind::PlanAccepted, Some(&p)).with("status", "retried");
+    let tag = uuid::Uuid::new_v4().to_string();
+    let retry = Retry {
+        plan: &p,
+        tag: &tag,
+        event: &ev,
+    };
+    assert_eq!(
+        s.call(&retry).await?,
+        RetryReply::Refused(Refused(None)),
+        "no plan"
+    );
+    s.ingest(&p, &uuid::Uuid::new_v4().to_string(), 1, 1)
+        .await?;
+    assert_eq!(
+        s.call(&retry).await?,
+        RetryReply::Refused(Refused(Some(PlanState::Queued)))
+    );
+    // A worker dies on the task, then it fails for good.
+    let lock = LockValue::new(&s.worker);
+    acquired(s.acquire(&p, &lock, Duration::from_secs(30)).await?);
+    let worker = s.worker.clone();
+    assert_eq!(
+        s.call(&ReapLock {
+            plan: &p,
+            dead: &worker
+        })
+        .await?,
+        Recoveries(Some(1))
+    );
+    let lock = LockValue::new(&s.worker);
+    acquired(s.acquire(&p, &lock, Duration::from_secs(30)).await?);
+    let failed = Event::new(EventKind::PlanFailed, Some(&p));
+    let fail = Fail {
+        plan: &p,
+        lock: &lock,
+        reason: "boom",
+        task_event: None,
+        plan_event: &failed,
+    };
+    assert_eq!(s.call(&fail).await?, FailReply::Failed);
+    s.call(&Release {
+        plan: &p,
+        lock: &lock,
+    })
+    .await?;
+
+    assert_eq!(
+        s.call(&retry).await?,
+        RetryReply::Retried { schedule: true }
+    );
+    assert_eq!(
+        s.call(&retry).await?,
+        RetryReply::Duplicate { schedule: true },
+        "same document"
+    );
+    assert_eq!(s.state(&p).await?.as_deref(), Some("queued"));
+    let head: String = s.conn.lindex(s.env.keys.tasks(&p), 0).await?;
+    assert!(head.contains("\"recoveries\":0"), "{head}");
+
+    // A client cancels with the default limits; the plan keeps its own 1000 s.
+    let client = Env::new(Keys::default());
+    let cancelled = Event::new(EventKind::PlanCancelled, Some(&p));
+    let cancel = Cancel {
+        plan: &p,
+        reason: "enough",
+        event: &cancelled,
+    };
+    let reply: CancelReply = cancel.invocation(&client).invoke_async(&mut s.conn).await?;
+    assert_eq!(reply, CancelReply::Cancelled);
+    let ttl: i64 = s.conn.ttl(s.env.keys.plan(&p)).await?;
+    assert!((1..=1000).contains(&ttl), "plan TTL {ttl}");
+    assert_eq!(
+        s.call(&cancel).await?,
+        CancelReply::Refused(Refused(Some(PlanState::Cancelled)))
+    );
+    Ok(())
+}
+
+/// Hand-backs put plans where they are asked to go, and a reaped worker's claims and
+/// documents go back to the pool.
+#[tokio::test(flavor = "multi_thread")]
+async fn hand_backs_requeue_where_asked() -> anyhow::Result<()> {
+    let mut s = Scripts::start().await?;
+    let worker = s.worker.clone();
+    let (ready, inflight) = (s.env.keys.ready(), s.env.keys.inflight(&worker));
+    let _: () = s.conn.lpush(&ready, "old").await?;
+    for (plan, requeue) in [
+        ("a", Requeue::Back),
+        ("b", Requeue::Front),
+        ("c", Requeue::Drop),
+    ] {
+        let _: () = s.conn.lpush(&inflight, plan).await?;
+        let plan: PlanId = plan.parse()?;
+        s.call(&Unclaim {
+            worker: &worker,
+            plan: &plan,
+            requeue,
+            counts: &Counts::NONE,
+        })
+        .await?;
+    }
+    // Claims take from the right: front = right end.
+    let line: Vec<String> = s.conn.lrange(&ready, 0, -1).await?;
+    assert_eq!(line, ["a", "old", "b"]);
+    assert_eq!(s.len(inflight.clone()).await?, 0);
+
+    let entry = b"baton-tag:x\n{}".to_vec();
+    let _: () = s.conn.lpush(s.env.keys.ingesting(&worker), &entry).await?;
+    let plan: PlanId = "d".parse()?;
+    s.call(&FinishIngest {
+        worker: &worker,
+        entry: &entry,
+        plan: Some((&plan, Requeue::Front)),
+        counts: &Counts::NONE,
+    })
+    .await?;
+    let next: Option<String> = s.conn.rpop(&ready, None).await?;
+    assert_eq!(next.as_deref(), Some("d"), "a retried plan goes first");
+
+    let _: () = s.conn.lpush(&inflight, "e").await?;
+    let _: () = s.conn.lpush(s.env.keys.ingesting(&worker), "doc").await?;
+    let reaped = s
+        .call(&ReapWorker {
+            worker: &worker,
+            cutoff_ms: u64::MAX,
+        })
+        .await?;
+    assert_eq!(reaped, HandedBack(Some(1)));
+    let submit: Vec<String> = s.conn.lrange(s.env.keys.submit(), 0, -1).await?;
+    assert_eq!(
+        submit,
+        ["doc"],
+        "a half-ingested document goes back to the submit list"
+    );
+    Ok(())
+}

@@ -137,7 +137,10 @@ pub(crate) async fn run_without_cli(
             }
             Err(e) => return Err(e),
         };
-        writeln!(file, "{line}")
+        // One write: `writeln!` on an unbuffered file would write each formatted piece apart.
+        let mut text = line.to_string();
+        text.push('\n');
+        file.write_all(text.as_bytes())
     };
     append()?;
     Ok(Outcome {

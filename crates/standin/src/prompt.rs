@@ -1,0 +1,326 @@
+//! What a request asks of the model: the conversation's prompts, the tool results of the turn
+//! so far, the working directory, and the prompt's instructions (`Read:` and `File:` lines,
+//! `[[standin:...]]` faults), turned into the next reply.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::wire::{Ending, Reply};
+use crate::{Fault, Shared};
+
+/// What the newest turn of a request asks for.
+pub(crate) struct Turn {
+    /// Every user prompt of the conversation, oldest first (system reminders left out).
+    pub(crate) prompts: Vec<String>,
+    /// Tool results since the newest prompt (how many files were written this turn).
+    tool_results_since_prompt: usize,
+    /// The working directory the CLI reported.
+    cwd: Option<String>,
+}
+
+fn prompt_texts(content: &Value) -> (Vec<String>, usize) {
+    match content {
+        Value::String(s) => (vec![s.clone()], 0),
+        Value::Array(blocks) => {
+            let mut texts = Vec::new();
+            let mut results = 0;
+            for b in blocks {
+                match b.get("type").and_then(Value::as_str) {
+                    Some("text") => {
+                        let t = b.get("text").and_then(Value::as_str).unwrap_or("");
+                        if !t.trim_start().starts_with("<system-reminder>") {
+                            texts.push(t.to_owned());
+                        }
+                    }
+                    Some("tool_result") => results += 1,
+                    _ => {}
+                }
+            }
+            (texts, results)
+        }
+        _ => (Vec::new(), 0),
+    }
+}
+
+pub(crate) fn read_turn(body: &Value, raw: &str) -> Turn {
+    let mut prompts = Vec::new();
+    let mut since = 0;
+    for m in body
+        .get("messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if m.get("role").and_then(Value::as_str) != Some("user") {
+            continue;
+        }
+        let (texts, results) = prompt_texts(m.get("content").unwrap_or(&Value::Null));
+        if texts.is_empty() {
+            since += results;
+        } else {
+            prompts.extend(texts);
+            since = results;
+        }
+    }
+    let marker = "Primary working directory: ";
+    let cwd = raw.find(marker).map(|i| {
+        let rest = &raw[i + marker.len()..];
+        let end = rest.find(['\\', '"', '\n']).unwrap_or(rest.len());
+        rest[..end].trim().to_owned()
+    });
+    Turn {
+        prompts,
+        tool_results_since_prompt: since,
+        cwd,
+    }
+}
+
+/// `File: path` lines each followed by a fenced block, in order.
+fn files_in(prompt: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut lines = prompt.lines().peekable();
+    while let Some(line) = lines.next() {
+        let Some(path) = line.trim().strip_prefix("File:") else {
+            continue;
+        };
+        let path = path.trim().trim_matches('`').to_owned();
+        // Skip to the opening fence.
+        let mut opened = false;
+        while let Some(l) = lines.peek() {
+            if l.trim_start().starts_with("```") {
+                lines.next();
+                opened = true;
+                break;
+            }
+            if !l.trim().is_empty() {
+                break;
+            }
+            lines.next();
+        }
+        if !opened {
+            continue;
+        }
+        let mut content = String::new();
+        for l in lines.by_ref() {
+            if l.trim_start().starts_with("```") {
+                break;
+            }
+            content.push_str(l);
+            content.push('\n');
+        }
+        out.push((path, content));
+    }
+    out
+}
+
+/// `Read: path` lines, in order.
+fn reads_in(prompt: &str) -> Vec<String> {
+    prompt
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("Read:"))
+        .map(|p| p.trim().trim_matches('`').to_owned())
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+/// A `[[standin:NAME ARGS]]` directive's arguments, if the prompt has it.
+fn directive<'a>(prompt: &'a str, name: &str) -> Option<&'a str> {
+    let open = format!("[[standin:{name}");
+    let i = prompt.find(&open)?;
+    let rest = &prompt[i + open.len()..];
+    let end = rest.find("]]")?;
+    Some(rest[..end].trim())
+}
+
+pub(crate) fn decide(
+    shared: &mut Shared,
+    turn: &Turn,
+    prompt: &str,
+    fault: Option<Fault>,
+) -> (Reply, Ending, Duration) {
+    let sleep = directive(prompt, "sleep")
+        .and_then(|a| a.parse::<u64>().ok())
+        .map(Duration::from_millis)
+        .unwrap_or_default();
+    if let Some(f) = fault {
+        if f.stall {
+            return (Reply::Text(String::new()), Ending::Hang, sleep);
+        }
+        return (Reply::Error(f.status), Ending::Normal, sleep);
+    }
+    if let Some(secs) = directive(prompt, "limit").and_then(|a| a.parse::<u64>().ok()) {
+        let seen = shared
+            .fail_counts
+            .entry(format!("limit\u{0}{prompt}"))
+            .or_default();
+        *seen += 1;
+        if *seen == 1 {
+            return (Reply::Limited(secs), Ending::Normal, sleep);
+        }
+    }
+    if let Some(args) = directive(prompt, "fail") {
+        let mut parts = args.split_whitespace();
+        let status = parts
+            .next()
+            .and_then(|s| s.parse::<u16>().ok())
+            .unwrap_or(500);
+        let times = parts
+            .find_map(|p| p.strip_prefix("times="))
+            .and_then(|n| n.parse::<u32>().ok());
+        let seen = shared.fail_counts.entry(prompt.to_owned()).or_default();
+        *seen += 1;
+        if times.is_none_or(|t| *seen <= t) {
+            return (Reply::Error(status), Ending::Normal, sleep);
+        }
+    }
+    let hang = directive(prompt, "hang").is_some_and(|args| {
+        let arg = |name: &str| {
+            args.split_whitespace()
+                .find_map(|p| p.strip_prefix(name))
+                .and_then(|n| n.parse::<usize>().ok())
+        };
+        if arg("after_writes=").is_some_and(|n| turn.tool_results_since_prompt < n) {
+            return false;
+        }
+        let seen = shared
+            .fail_counts
+            .entry(format!("hang\u{0}{prompt}"))
+            .or_default();
+        *seen += 1;
+        arg("times=").is_none_or(|t| *seen as usize <= t)
+    });
+    let ending = if hang {
+        Ending::Hang
+    } else if directive(prompt, "cut").is_some() {
+        Ending::Cut
+    } else {
+        Ending::Normal
+    };
+    // One tool use per request: the reads first, then the writes, then the closing text.
+    let reads = reads_in(prompt);
+    let files = files_in(prompt);
+    let absolute = |path: &str| match (&turn.cwd, path.starts_with('/')) {
+        (Some(cwd), false) => format!("{}/{path}", cwd.trim_end_matches('/')),
+        _ => path.to_owned(),
+    };
+    let step = turn.tool_results_since_prompt;
+    if let Some(path) = reads.get(step) {
+        let input = json!({"file_path": absolute(path)});
+        return (
+            Reply::Tool {
+                name: "Read",
+                input,
+            },
+            ending,
+            sleep,
+        );
+    }
+    if let Some((path, content)) = files.get(step - reads.len()) {
+        let input = json!({"file_path": absolute(path), "content": content});
+        return (
+            Reply::Tool {
+                name: "Write",
+                input,
+            },
+            ending,
+            sleep,
+        );
+    }
+    (Reply::Text(report(turn, &files)), ending, sleep)
+}
+
+/// The default answer: what the conversation held, so context can be checked from outside.
+fn report(turn: &Turn, files: &[(String, String)]) -> String {
+    let n = turn.prompts.len();
+    let mut s = format!("[standin] This conversation holds {n} prompt(s).");
+    for (i, p) in turn.prompts.iter().enumerate() {
+        let head: String = p
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .chars()
+            .take(60)
+            .collect();
+        let _ = write!(s, " #{}: \"{head}\"", i + 1);
+    }
+    if !files.is_empty() {
+        let names: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
+        let _ = write!(s, " Wrote {}.", names.join(", "));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_blocks_are_found_in_order() {
+        let p = "Make two files.\nFile: a/b.py\n```python\nprint(1)\n```\ntext\nFile: `c.txt`\n\n```\nhi\n```\n";
+        let f = files_in(p);
+        assert_eq!(
+            f,
+            vec![
+                ("a/b.py".into(), "print(1)\n".into()),
+                ("c.txt".into(), "hi\n".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn reads_come_before_writes() {
+        let p = "Read: one.txt\nRead: `two.txt`\nFile: three.txt\n```\n3\n```\n";
+        assert_eq!(reads_in(p), ["one.txt", "two.txt"]);
+        let mut shared = Shared::default();
+        let turn = |n| Turn {
+            prompts: vec![p.into()],
+            tool_results_since_prompt: n,
+            cwd: Some("/w".into()),
+        };
+        let names: Vec<String> = (0..4)
+            .map(|n| match decide(&mut shared, &turn(n), p, None).0 {
+                Reply::Tool { name, input } => {
+                    format!("{name} {}", input["file_path"].as_str().unwrap_or(""))
+                }
+                Reply::Text(_) => "text".into(),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "Read /w/one.txt",
+                "Read /w/two.txt",
+                "Write /w/three.txt",
+                "text"
+            ]
+        );
+    }
+
+    #[test]
+    fn directives_parse() {
+        assert_eq!(
+            directive("x [[standin:fail 529 times=2]] y", "fail"),
+            Some("529 times=2")
+        );
+        assert_eq!(directive("x [[standin:hang]]", "hang"), Some(""));
+        assert_eq!(directive("nothing", "hang"), None);
+    }
+
+    #[test]
+    fn turns_count_prompts_and_tool_results() {
+        let body = json!({"messages": [
+            {"role": "user", "content": [{"type": "text", "text": "<system-reminder>x</system-reminder>"}, {"type": "text", "text": "one"}]},
+            {"role": "assistant", "content": [{"type": "text", "text": "ok"}]},
+            {"role": "user", "content": "two"},
+            {"role": "assistant", "content": [{"type": "tool_use"}]},
+            {"role": "user", "content": [{"type": "tool_result"}]}
+        ]});
+        let t = read_turn(&body, "Primary working directory: /w/p1\\n");
+        assert_eq!(t.prompts, vec!["one", "two"]);
+        assert_eq!(t.tool_results_since_prompt, 1);
+        assert_eq!(t.cwd.as_deref(), Some("/w/p1"));
+    }
+}

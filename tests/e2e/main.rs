@@ -4,6 +4,7 @@
 
 mod faults;
 mod foundation;
+mod git;
 mod modes;
 mod reliability;
 mod scripts;

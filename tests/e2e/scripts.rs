@@ -14,7 +14,8 @@ use baton_core::scripts::pool::{HandedBack, ReapLock, ReapWorker, Recoveries};
 use baton_core::scripts::task::{Commit, CommitReply, Fail, FailReply};
 use baton_core::scripts::{Env, ScriptCall};
 use baton_core::{
-    ClaudeSessionId, Counts, Event, EventKind, Keys, PlanId, PlanState, Requeue, TaskSpec, WorkerId,
+    ClaudeSessionId, Counts, Event, EventKind, Keys, PlanId, PlanState, RepoSpec, Requeue,
+    TaskSpec, WorkerId,
 };
 use baton_tests::Redis;
 use redis::aio::MultiplexedConnection;
@@ -52,6 +53,17 @@ impl Scripts {
         first: usize,
         n: usize,
     ) -> anyhow::Result<IngestReply> {
+        self.ingest_with_repo(plan, tag, first, n, None).await
+    }
+
+    async fn ingest_with_repo(
+        &mut self,
+        plan: &PlanId,
+        tag: &str,
+        first: usize,
+        n: usize,
+        repo: Option<RepoSpec>,
+    ) -> anyhow::Result<IngestReply> {
         let tasks: Vec<TaskSpec> = (first..first + n)
             .map(|k| TaskSpec {
                 id: format!("t{k}").parse().expect("valid id"),
@@ -68,6 +80,7 @@ impl Scripts {
             options_json: None,
             tasks_json: &tasks_json,
             accepted: &accepted,
+            repo: repo.as_ref(),
         })
         .await
     }
@@ -111,6 +124,8 @@ impl Scripts {
             duration_ms: 1,
             files: Vec::new(),
             finished_at: baton_core::time::now_rfc3339(),
+            commit: None,
+            diffstat: None,
         };
         let record = SessionRecord {
             session_id: session,
@@ -120,6 +135,7 @@ impl Scripts {
             tasks: 1,
             context_tokens: 0,
             transcript_sha256: "abc".into(),
+            cwd: String::new(),
             ttl_secs: 60,
         };
         let succeeded = Event::new(EventKind::TaskSucceeded, Some(plan));
@@ -134,6 +150,7 @@ impl Scripts {
             completed: &completed,
             transcript: b"transcript",
             plan_counts: &Counts::NONE,
+            checkpoint: Some("0123456789abcdef0123456789abcdef01234567"),
             refresh_ttls: true,
         })
         .await
@@ -218,6 +235,68 @@ async fn ingest_is_idempotent_per_submission() -> anyhow::Result<()> {
             problem: "\"t1\" is already a task of this plan".into()
         }
     );
+    // A follow-up may not add a repository to a plan created without one, nor change one.
+    let repo = |branch: &str| RepoSpec {
+        url: "/srv/git/app.git".parse().expect("url"),
+        base: None,
+        branch: branch.parse().expect("branch"),
+    };
+    let added = s
+        .ingest_with_repo(&p, &uuid::Uuid::new_v4().to_string(), 9, 1, Some(repo("b")))
+        .await?;
+    assert!(
+        matches!(&added, IngestReply::Refused { field, .. } if field == "repo"),
+        "{added:?}"
+    );
+    let q: PlanId = "with-repo".parse()?;
+    s.ingest_with_repo(
+        &q,
+        &uuid::Uuid::new_v4().to_string(),
+        1,
+        1,
+        Some(repo("baton/q")),
+    )
+    .await?;
+    let same = s
+        .ingest_with_repo(
+            &q,
+            &uuid::Uuid::new_v4().to_string(),
+            2,
+            1,
+            Some(repo("baton/q")),
+        )
+        .await?;
+    assert!(
+        matches!(
+            same,
+            IngestReply::Applied {
+                status: IngestStatus::Appended,
+                ..
+            }
+        ),
+        "{same:?}"
+    );
+    let other = s
+        .ingest_with_repo(
+            &q,
+            &uuid::Uuid::new_v4().to_string(),
+            3,
+            1,
+            Some(repo("elsewhere")),
+        )
+        .await?;
+    assert!(
+        matches!(&other, IngestReply::Refused { field, .. } if field == "repo"),
+        "{other:?}"
+    );
+    let omitted = s
+        .ingest(&q, &uuid::Uuid::new_v4().to_string(), 4, 1)
+        .await?;
+    assert!(
+        matches!(omitted, IngestReply::Applied { .. }),
+        "a follow-up may omit it"
+    );
+
     // The plan remembers the pool's limits for the scripts clients run.
     let retention: Option<u64> = s.conn.hget(s.env.keys.plan(&p), "retention_secs").await?;
     assert_eq!(retention, Some(s.env.retention_secs));
@@ -301,6 +380,11 @@ async fn commit_pops_exactly_the_head() -> anyhow::Result<()> {
         "t1 again"
     );
     assert_eq!(s.len(s.env.keys.results(&p)).await?, 1);
+    let checkpoint: Option<String> = s.conn.hget(s.env.keys.plan(&p), "checkpoint").await?;
+    assert_eq!(
+        checkpoint.as_deref(),
+        Some("0123456789abcdef0123456789abcdef01234567")
+    );
     assert_eq!(
         s.commit(&p, &lock, &second).await?,
         CommitReply::Done { completed: true }

@@ -10,6 +10,7 @@ pub struct Doc {
     tasks: Vec<(String, String)>,
     options: Option<Value>,
     workspace: Option<String>,
+    repo: Option<Value>,
 }
 
 /// A plan document for `plan`, with no tasks yet.
@@ -19,6 +20,7 @@ pub fn doc(plan: &str) -> Doc {
         tasks: Vec::new(),
         options: None,
         workspace: None,
+        repo: None,
     }
 }
 
@@ -57,6 +59,12 @@ impl Doc {
         self
     }
 
+    /// Sets the plan's repository (`{"url", "base"?, "branch"?}`).
+    pub fn repo(mut self, repo: Value) -> Self {
+        self.repo = Some(repo);
+        self
+    }
+
     /// The document as submitted.
     pub fn json(&self) -> String {
         let tasks: Vec<Value> = self
@@ -70,6 +78,9 @@ impl Doc {
         }
         if let Some(w) = &self.workspace {
             d["workspace"] = w.clone().into();
+        }
+        if let Some(r) = &self.repo {
+            d["repo"] = r.clone();
         }
         d.to_string()
     }

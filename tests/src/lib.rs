@@ -9,6 +9,7 @@
 //! - [`standin`]: the model stand-in and the prompts its requests carried.
 //! - [`pool`]: a pool of workers on separate "machines" against one Redis and stand-in.
 //! - [`docs`]: plan and action documents.
+//! - [`git`]: local bare repositories standing in for remotes.
 //! - [`faults`]: the fault suite's scenarios.
 //!
 //! The binaries come from the workspace build (`cargo build --workspace` runs before the tests);
@@ -17,12 +18,14 @@
 
 pub mod docs;
 pub mod faults;
+pub mod git;
 pub mod pool;
 pub mod proc;
 pub mod redis_server;
 pub mod standin;
 
 pub use docs::{doc, marked_plan, Doc};
+pub use git::BareRepo;
 pub use pool::{baton, Pool, Worker, WorkerOpts};
 pub use proc::{bin, claude_bin, free_port, repo_root, CountingCli, Proc, TempDir};
 pub use redis_server::Redis;

@@ -18,6 +18,8 @@ pub struct WorkerOpts {
     pub concurrency: u16,
     pub workspace_root: PathBuf,
     pub config_dir: PathBuf,
+    /// The worker's own state (repository cache, plans' git dirs).
+    pub state_dir: PathBuf,
     pub home: Option<PathBuf>,
     /// The CLI the worker runs (the pinned one unless a test wraps it).
     pub claude_bin: PathBuf,
@@ -49,6 +51,8 @@ impl Worker {
             .arg(&opts.claude_bin)
             .arg("--claude-config-dir")
             .arg(&opts.config_dir)
+            .arg("--state-dir")
+            .arg(&opts.state_dir)
             .args(&opts.extra)
             .env("ANTHROPIC_BASE_URL", standin.base_url())
             .env("ANTHROPIC_API_KEY", "test-key-not-real")
@@ -139,6 +143,7 @@ impl Pool {
             concurrency,
             workspace_root: self.dir.path().join("workspaces"),
             config_dir: self.dir.path().join(format!("claude-{name}")),
+            state_dir: self.dir.path().join(format!("state-{name}")),
             home: Some(home),
             claude_bin: claude_bin(),
             log_filter: "info,baton_worker=debug".into(),
@@ -153,6 +158,14 @@ impl Pool {
                 "1s".into(),
             ],
         }
+    }
+
+    /// Options for a worker on a machine that shares nothing with the others but Redis (and
+    /// the remotes plans name): a workspace root, state dir, HOME and CLI config dir of its own.
+    pub fn separate_machine(&self, name: &str, concurrency: u16) -> WorkerOpts {
+        let mut opts = self.machine(name, concurrency);
+        opts.workspace_root = self.dir.path().join(format!("machine-{name}/workspaces"));
+        opts
     }
 
     /// Starts a worker; returns its index in `workers`.

@@ -73,6 +73,22 @@ impl Standin {
         )?)?)
     }
 
+    /// Every `Read` the CLI answered: (path, found, content), oldest first.
+    pub fn reads(&self) -> Result<Vec<(String, bool, String)>> {
+        let all: Vec<Value> = serde_json::from_str(&self.http("GET", "/_reads", "")?)?;
+        Ok(all
+            .iter()
+            .map(|r| {
+                let s = |k: &str| r[k].as_str().unwrap_or("").to_owned();
+                (
+                    s("path"),
+                    r["found"].as_bool().unwrap_or(false),
+                    s("content"),
+                )
+            })
+            .collect())
+    }
+
     /// Sets a pool-wide fault (see the stand-in's docs).
     pub fn control(&self, body: Value) -> Result<()> {
         self.http("POST", "/_control", &body.to_string())?;

@@ -6,7 +6,8 @@
 -- ARGV: 1 lock value, 2 the head task's JSON exactly as read (a string compare, no decode), 3 result JSON, 4 session JSON, 5 session TTL secs,
 --       6 task_succeeded event JSON, 7 channel, 8 cost USD, 9 now, 10 retention secs ('0': leave the TTLs, refreshed earlier in this hold),
 --       11 plan_completed event JSON, 12 event cap, 13 transcript blob ('' = none: the stored one is deleted), 14 worker id,
---       15 tokens in, 16 tokens out, 17 session id, 18.. pairs of plan counter name, increment
+--       15 tokens in, 16 tokens out, 17 session id, 18 checkpoint commit ('' = the plan has no repository),
+--       19.. pairs of plan counter name, increment
 -- Returns: {'fenced'}, {'mismatch'} (the head task is not the one run),
 --          {'done', completed 0|1} (nothing left: the lease is given back),
 --          {'idle', left} (tasks left but the plan stopped meanwhile, e.g. cancelled), or
@@ -25,7 +26,8 @@ redis.call('HINCRBYFLOAT', KEYS[2], 'cost_usd', ARGV[8])
 redis.call('HINCRBY', KEYS[2], 'input_tokens', ARGV[15])
 redis.call('HINCRBY', KEYS[2], 'output_tokens', ARGV[16])
 redis.call('HSET', KEYS[2], 'updated_at', ARGV[9], 'last_worker', ARGV[14], 'session_id', ARGV[17])
-add_counts(KEYS[2], 18, 'stat:')
+if ARGV[18] ~= '' then redis.call('HSET', KEYS[2], 'checkpoint', ARGV[18]) end
+add_counts(KEYS[2], 19, 'stat:')
 emit(KEYS[2], KEYS[6], ARGV[6], ARGV[7], ARGV[12])
 local left = redis.call('LLEN', KEYS[3])
 local st = redis.call('HGET', KEYS[2], 'state')

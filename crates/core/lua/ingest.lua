@@ -3,7 +3,8 @@
 -- KEYS: 1 plan, 2 tasks, 3 task_ids, 4 ingested, 5 events
 -- ARGV: 1 tag, 2 plan_id, 3 workspace given ('' = none), 4 default workspace,
 --       5 options JSON ('' = none), 6 tasks JSON array [{id, type?, prompt}], 7 now,
---       8 retention secs, 9 accepted-event JSON (task fields are added here), 10 channel, 11 event cap
+--       8 retention secs, 9 accepted-event JSON (task fields are added here), 10 channel, 11 event cap,
+--       12 repo JSON ('' = none; a follow-up may omit it, and may not change or add it)
 -- Returns: {'ok', status('created'|'appended'|'duplicate'), first_index, count, schedule(0|1), state ('' when unknown)}
 --       or {'err', field, problem}
 local function runnable(s) return s == 'queued' or s == 'running' end
@@ -23,6 +24,16 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   if ARGV[3] ~= '' and ARGV[3] ~= ws then
     return {'err', 'workspace', 'differs from the existing plan\'s workspace "' .. ws .. '"'}
   end
+  if ARGV[12] ~= '' then
+    local had = redis.call('HGET', KEYS[1], 'repo')
+    if not had then
+      return {'err', 'repo', 'cannot be added to a plan created without one; submit a new plan'}
+    end
+    local old, new = cjson.decode(had), cjson.decode(ARGV[12])
+    if old.url ~= new.url or old.branch ~= new.branch then
+      return {'err', 'repo', 'differs from the plan\'s repository (' .. old.branch .. '); a follow-up continues it: omit repo'}
+    end
+  end
   for i, t in ipairs(tasks) do
     if redis.call('SISMEMBER', KEYS[3], t.id) == 1 then
       return {'err', 'tasks[' .. (i - 1) .. '].id', '"' .. t.id .. '" is already a task of this plan'}
@@ -33,6 +44,7 @@ else
   if ws == '' then ws = ARGV[4] end
   redis.call('HSET', KEYS[1], 'plan_id', ARGV[2], 'workspace', ws, 'state', 'queued',
     'created_at', ARGV[7], 'next_index', 0, 'done', 0, 'scheduled', 0, 'cost_usd', 0)
+  if ARGV[12] ~= '' then redis.call('HSET', KEYS[1], 'repo', ARGV[12]) end
 end
 local idx = tonumber(redis.call('HGET', KEYS[1], 'next_index'))
 local first = idx

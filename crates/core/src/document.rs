@@ -26,6 +26,7 @@ use crate::plan::{
     PlanOptions, TaskSpec, Workspace, MAX_DOCUMENT_BYTES, MAX_PROMPT_BYTES, MAX_SESSION_TTL_SECS,
     MAX_TASKS_PER_DOCUMENT,
 };
+use crate::repo::RepoRequest;
 use crate::vocab::closed_enum;
 
 /// A document that failed validation: which field, and what is wrong with it.
@@ -86,6 +87,8 @@ pub struct Submission {
     /// `None` when the document gave none: the ingesting worker then assigns one.
     pub plan_id: Option<PlanId>,
     pub workspace: Option<Workspace>,
+    /// The git repository the plan's code goes to (one commit per task on a branch).
+    pub repo: Option<RepoRequest>,
     pub tasks: Vec<TaskSpec>,
     pub options: Option<PlanOptions>,
 }
@@ -105,6 +108,19 @@ struct RawDocument {
     options: Option<PlanOptions>,
     #[serde(default)]
     action: Option<String>,
+    #[serde(default)]
+    repo: Option<RawRepo>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRepo {
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    base: Option<String>,
+    #[serde(default)]
+    branch: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -179,6 +195,7 @@ fn check_action(action: &str, doc: &RawDocument) -> Result<ActionRequest, Valida
         ("tasks", doc.tasks.is_some()),
         ("workspace", doc.workspace.is_some()),
         ("options", doc.options.is_some()),
+        ("repo", doc.repo.is_some()),
     ] {
         if present {
             return Err(ValidationError::new(
@@ -261,13 +278,36 @@ impl Submission {
         if let Some(o) = &doc.options {
             check_options(o)?;
         }
+        let repo = doc.repo.map(check_repo).transpose()?;
+        if let (Some(r), Some(plan)) = (&repo, &plan_id) {
+            r.for_plan(plan)
+                .map_err(|e| ValidationError::new("repo.branch", e))?;
+        }
         Ok(Self {
             plan_id,
             workspace,
+            repo,
             tasks,
             options: doc.options,
         })
     }
+}
+
+fn check_repo(raw: RawRepo) -> Result<RepoRequest, ValidationError> {
+    let url = raw
+        .url
+        .ok_or_else(|| ValidationError::new("repo.url", "is missing"))?
+        .parse()
+        .map_err(|e| ValidationError::new("repo.url", e))?;
+    let name = |field: &str, v: Option<String>| {
+        v.map(|s| s.parse().map_err(|e| ValidationError::new(field, e)))
+            .transpose()
+    };
+    Ok(RepoRequest {
+        url,
+        base: name("repo.base", raw.base)?,
+        branch: name("repo.branch", raw.branch)?,
+    })
 }
 
 fn check_prompt(p: &str) -> Result<(), String> {
@@ -431,6 +471,41 @@ mod tests {
                 r#"{"plan_id":"p","action":"retry","tasks":[{"prompt":"a"}]}"#,
                 "tasks",
                 "not allowed",
+            ),
+            (
+                r#"{"tasks":[{"prompt":"a"}],"repo":{"url":"ext::sh -c x"}}"#,
+                "repo.url",
+                "run commands",
+            ),
+            (
+                r#"{"tasks":[{"prompt":"a"}],"repo":{"url":"https://u:p@h/x.git"}}"#,
+                "repo.url",
+                "credentials",
+            ),
+            (
+                r#"{"tasks":[{"prompt":"a"}],"repo":{}}"#,
+                "repo.url",
+                "missing",
+            ),
+            (
+                r#"{"tasks":[{"prompt":"a"}],"repo":{"url":"/r.git","base":"-x"}}"#,
+                "repo.base",
+                "option",
+            ),
+            (
+                r#"{"tasks":[{"prompt":"a"}],"repo":{"url":"/r.git","branch":"a..b"}}"#,
+                "repo.branch",
+                "..",
+            ),
+            (
+                r#"{"plan_id":"p.lock","tasks":[{"prompt":"a"}],"repo":{"url":"/r.git"}}"#,
+                "repo.branch",
+                "set repo.branch",
+            ),
+            (
+                r#"{"tasks":[{"prompt":"a"}],"repo":{"url":"/r.git","token":"x"}}"#,
+                "repo.token",
+                "unknown field",
             ),
         ];
         for (doc, field, problem) in cases {

@@ -11,6 +11,7 @@
 //! - [`plan_hash`]: the plan hash's fields and a typed view of it.
 //! - [`event`]: the events published on the channel and kept per plan.
 //! - [`records`]: what baton stores in Redis (tasks, results, session records, dead letters).
+//! - [`repo`]: a plan's git repository: URLs and ref names a document may use, redaction.
 //! - [`scripts`]: the Lua scripts that change several keys at once, each with a typed call and
 //!   a typed reply.
 //! - [`time`]: wall-clock helpers (RFC 3339 stamps, milliseconds since the epoch).
@@ -26,6 +27,7 @@ pub mod keys;
 pub mod plan;
 pub mod plan_hash;
 pub mod records;
+pub mod repo;
 pub mod scripts;
 pub mod time;
 pub mod vocab;
@@ -37,4 +39,5 @@ pub use ids::{ClaudeSessionId, IdError, PlanId, TaskId, WorkerId};
 pub use keys::Keys;
 pub use plan::{PermissionMode, PlanOptions, TaskSpec, Workspace};
 pub use plan_hash::{PlanField, PlanHash};
+pub use repo::{GitRef, RepoRequest, RepoSpec, RepoUrl};
 pub use vocab::{DeadLetterKind, FallbackReason, PlanState, Requeue, UnknownName};

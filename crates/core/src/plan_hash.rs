@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use crate::counters::Counter;
 use crate::ids::{ClaudeSessionId, PlanId, WorkerId};
 use crate::plan::PlanOptions;
+use crate::repo::RepoSpec;
 use crate::vocab::{closed_enum, PlanState};
 
 /// Prefix of a plan's own counters in its hash: `stat:<counter>`.
@@ -47,6 +48,11 @@ closed_enum! {
         RetentionSecs = "retention_secs",
         /// The pool's event cap when the plan was created.
         EventCap = "event_cap",
+        /// The plan's git repository (a `RepoSpec` as JSON), when it has one.
+        Repo = "repo",
+        /// The commit recorded with the last committed task (a plan with a repository): the
+        /// files the next task starts from.
+        Checkpoint = "checkpoint",
     }
 }
 
@@ -73,6 +79,8 @@ pub struct PlanHash {
     pub event_seq: u64,
     pub retention_secs: Option<u64>,
     pub event_cap: Option<u64>,
+    pub repo: Option<RepoSpec>,
+    pub checkpoint: Option<String>,
     /// The plan's own counters.
     pub stats: BTreeMap<Counter, i64>,
 }
@@ -124,6 +132,8 @@ impl PlanHash {
             PlanField::EventSeq => self.event_seq = num(),
             PlanField::RetentionSecs => self.retention_secs = v.parse().ok(),
             PlanField::EventCap => self.event_cap = v.parse().ok(),
+            PlanField::Repo => self.repo = serde_json::from_str(v).ok(),
+            PlanField::Checkpoint => self.checkpoint = text(),
         }
     }
 

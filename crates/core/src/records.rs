@@ -42,6 +42,21 @@ pub struct TaskResult {
     #[serde(default)]
     pub files: Vec<String>,
     pub finished_at: String,
+    /// The plan's checkpoint after this task (a plan with a git repository): the task's commit,
+    /// or the previous checkpoint when the task changed nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// What the task's commit changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diffstat: Option<DiffStat>,
+}
+
+/// What a commit changed, as `git diff --numstat` counts it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiffStat {
+    pub files: u64,
+    pub insertions: u64,
+    pub deletions: u64,
 }
 
 /// A plan's Claude session, in `p:{P}:session` with a TTL renewed on every use.
@@ -60,6 +75,9 @@ pub struct SessionRecord {
     /// SHA-256 of the committed transcript, hex; empty when none was stored.
     #[serde(default)]
     pub transcript_sha256: String,
+    /// The working directory the last task ran in (its absolute path on that worker).
+    #[serde(default)]
+    pub cwd: String,
     pub ttl_secs: u64,
 }
 

@@ -69,6 +69,10 @@ impl Status {
                 "last_error": plan.last_error,
                 "session": session, "session_ttl_secs": (ttl >= 0).then_some(ttl),
                 "last_session_id": plan.session_id,
+                "repo": plan.repo.as_ref().map(|r| json!({
+                    "url": r.url.redacted(), "branch": r.branch, "base": r.base,
+                    "checkpoint": plan.checkpoint,
+                })),
                 "results": results, "pending": pending, "stats": plan.stats,
                 "pool_paused": pause,
             });
@@ -81,6 +85,15 @@ impl Status {
         println!("plan       {p}");
         println!("state      {state}");
         println!("workspace  {workspace}");
+        if let Some(r) = &plan.repo {
+            let at = plan
+                .checkpoint
+                .as_deref()
+                .map_or("(nothing committed yet)".to_owned(), |c| {
+                    format!("at {}", short_sha(c))
+                });
+            println!("repo       {} branch {} {at}", r.url.redacted(), r.branch);
+        }
         println!(
             "tasks      {} done, {} pending",
             results.len(),
@@ -117,10 +130,20 @@ impl Status {
         }
         for r in &results {
             let text = crate::render::short(&r.result, 100);
+            let commit = match (&r.commit, r.diffstat) {
+                (Some(c), Some(d)) => format!(
+                    " {} {} file(s) +{} -{}",
+                    short_sha(c),
+                    d.files,
+                    d.insertions,
+                    d.deletions
+                ),
+                _ => String::new(),
+            };
             println!(
-                "  done    {:>3} {:<20} ${:.4} {}",
+                "  done    {:>3} {:<20} ${:.4}{commit} {}",
                 r.task_index + 1,
-                r.task_id,
+                r.task_id.as_str(),
                 r.cost_usd,
                 text
             );
@@ -131,4 +154,9 @@ impl Status {
         }
         Ok(())
     }
+}
+
+/// The first 12 characters of a commit id.
+fn short_sha(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
 }

@@ -182,7 +182,7 @@ async fn messages(State(st): State<AppState>, body: Bytes) -> Response {
     let Ok(req) = serde_json::from_slice::<Value>(&body) else {
         return error_response(400, "request body is not JSON");
     };
-    let turn = read_turn(&req, &raw);
+    let turn = read_turn(&req);
     let prompt = turn.prompts.last().cloned().unwrap_or_default();
     let stream = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
     let model = req

@@ -16,8 +16,6 @@ pub(crate) struct Turn {
     pub(crate) prompts: Vec<String>,
     /// Tool results since the newest prompt (how many files were written this turn).
     tool_results_since_prompt: usize,
-    /// The working directory the CLI reported.
-    cwd: Option<String>,
 }
 
 fn prompt_texts(content: &Value) -> (Vec<String>, usize) {
@@ -44,7 +42,7 @@ fn prompt_texts(content: &Value) -> (Vec<String>, usize) {
     }
 }
 
-pub(crate) fn read_turn(body: &Value, raw: &str) -> Turn {
+pub(crate) fn read_turn(body: &Value) -> Turn {
     let mut prompts = Vec::new();
     let mut since = 0;
     for m in body
@@ -64,16 +62,9 @@ pub(crate) fn read_turn(body: &Value, raw: &str) -> Turn {
             since = results;
         }
     }
-    let marker = "Primary working directory: ";
-    let cwd = raw.find(marker).map(|i| {
-        let rest = &raw[i + marker.len()..];
-        let end = rest.find(['\\', '"', '\n']).unwrap_or(rest.len());
-        rest[..end].trim().to_owned()
-    });
     Turn {
         prompts,
         tool_results_since_prompt: since,
-        cwd,
     }
 }
 
@@ -201,13 +192,12 @@ pub(crate) fn decide(
     // One tool use per request: the reads first, then the writes, then the closing text.
     let reads = reads_in(prompt);
     let files = files_in(prompt);
-    let absolute = |path: &str| match (&turn.cwd, path.starts_with('/')) {
-        (Some(cwd), false) => format!("{}/{path}", cwd.trim_end_matches('/')),
-        _ => path.to_owned(),
-    };
+    // Paths go to the CLI as the prompt gives them: it resolves a relative one against its own
+    // working directory (what the request says of that directory can be stale right after a
+    // session moved between machines).
     let step = turn.tool_results_since_prompt;
     if let Some(path) = reads.get(step) {
-        let input = json!({"file_path": absolute(path)});
+        let input = json!({"file_path": path});
         return (
             Reply::Tool {
                 name: "Read",
@@ -218,7 +208,7 @@ pub(crate) fn decide(
         );
     }
     if let Some((path, content)) = files.get(step - reads.len()) {
-        let input = json!({"file_path": absolute(path), "content": content});
+        let input = json!({"file_path": path, "content": content});
         return (
             Reply::Tool {
                 name: "Write",
@@ -277,7 +267,6 @@ mod tests {
         let turn = |n| Turn {
             prompts: vec![p.into()],
             tool_results_since_prompt: n,
-            cwd: Some("/w".into()),
         };
         let names: Vec<String> = (0..4)
             .map(|n| match decide(&mut shared, &turn(n), p, None).0 {
@@ -290,12 +279,7 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            [
-                "Read /w/one.txt",
-                "Read /w/two.txt",
-                "Write /w/three.txt",
-                "text"
-            ]
+            ["Read one.txt", "Read two.txt", "Write three.txt", "text"]
         );
     }
 
@@ -318,9 +302,8 @@ mod tests {
             {"role": "assistant", "content": [{"type": "tool_use"}]},
             {"role": "user", "content": [{"type": "tool_result"}]}
         ]});
-        let t = read_turn(&body, "Primary working directory: /w/p1\\n");
+        let t = read_turn(&body);
         assert_eq!(t.prompts, vec!["one", "two"]);
         assert_eq!(t.tool_results_since_prompt, 1);
-        assert_eq!(t.cwd.as_deref(), Some("/w/p1"));
     }
 }

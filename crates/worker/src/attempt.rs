@@ -1,19 +1,24 @@
-//! The attempts of one task: prepare its session, announce it, run it, and on a failure act on
-//! the error's own [`Decision`] alone ([`after_failure`]): a new session at once, a retry after
-//! a backoff, or a stop of the plan. A task gets `--max-attempts` attempts; starting over in a
-//! new session because the old one is gone does not use one up (once per task).
+//! The attempts of one task. Each attempt starts from the plan's last committed state, files and
+//! conversation alike: the checkout reset to the checkpoint (a plan with a repository), the
+//! session prepared (resume, first, fallback, rotation), then the task run, then its files
+//! committed and pushed. A failure at any step is acted on through the error's own
+//! [`Decision`] alone ([`after_failure`]): a new session at once, a retry after a backoff, or a
+//! stop of the plan. A task gets `--max-attempts` attempts; starting over in a new session
+//! because the old one is gone does not use one up (once per task).
 
 use std::path::Path;
 use std::time::{Instant, SystemTime};
 
-use baton_core::scripts::hold::Head;
-use baton_core::FallbackReason;
+use baton_core::scripts::hold::{Head, Renew, Renewal};
+use baton_core::{FallbackReason, PlanOptions};
 use tracing::warn;
 
-use crate::claude::{Decision, Invocation, Outcome};
+use crate::claude::{ClaudeError, Invocation, Outcome};
+use crate::decision::Decision;
+use crate::git::{Checkout, Checkpoint, CommitInfo, Committed, GitError};
 use crate::hold::lease::Interruption;
 use crate::hold::Hold;
-use crate::reconnect::backoff;
+use crate::reconnect::{backoff, redis_retry};
 use crate::session::{self, SessionStart};
 use crate::stop::Stop;
 
@@ -29,6 +34,8 @@ pub(crate) struct Run {
     /// When the run was over: the cold CLI exited (it writes the transcript's last lines on
     /// its way out), or the warm CLI's transcript held the turn.
     pub(crate) ended_at: SystemTime,
+    /// The plan's files after the task, pushed (a plan with a repository).
+    pub(crate) checkpoint: Option<Checkpoint>,
 }
 
 /// What the attempts of a task came to.
@@ -38,6 +45,36 @@ pub(crate) enum AttemptEnd {
     /// The plan must stop on this task.
     Stop(Stop),
     Interrupted(Interruption),
+}
+
+/// Why one attempt failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum AttemptError {
+    #[error(transparent)]
+    Claude(#[from] ClaudeError),
+    #[error(transparent)]
+    Git(#[from] GitError),
+}
+
+impl AttemptError {
+    fn decision(&self) -> Decision {
+        match self {
+            Self::Claude(e) => e.decision(),
+            Self::Git(e) => e.decision(),
+        }
+    }
+}
+
+/// How one attempt ended without a run.
+enum Failed {
+    Error(AttemptError),
+    Interrupted(Interruption),
+}
+
+impl<E: Into<AttemptError>> From<E> for Failed {
+    fn from(e: E) -> Self {
+        Self::Error(e.into())
+    }
 }
 
 /// What to do after a failed attempt.
@@ -97,53 +134,13 @@ impl Hold<'_> {
                     return AttemptEnd::Stop(Stop::BudgetSpent { detail });
                 }
             }
-            let stop = self.lease.stop();
-            let Some(start) =
-                session::prepare(self.pool, &self.plan, head, cwd, forced, stop).await
-            else {
-                return AttemptEnd::Interrupted(self.lease.interruption());
-            };
-            let refresh = self.ttls.first_start();
-            let mode = self.engine.mode();
-            self.report
-                .started(task, &start, attempt, mode, refresh)
-                .await;
-
-            let inv = Invocation {
-                bin: &cfg.claude_bin,
-                cwd,
-                config_dir: &self.pool.config_dir,
-                session: start.arg,
-                options: &options,
-                budget_left_usd: budget_left,
-                prompt: &start.prompt,
-                timeout: cfg.task_timeout,
-                silence_timeout: cfg.silence_timeout,
-            };
-            let continues = start.continues(self.last_commit.as_ref());
-            let started = Instant::now();
-            let started_at = SystemTime::now();
-            let (progress, progress_rx) = tokio::sync::mpsc::unbounded_channel();
-            let run = self
-                .engine
-                .run(&inv, continues, cfg.warm_idle_timeout, &progress, stop);
-            let outcome = self.report.forward_progress(task, progress_rx, run).await;
-            let ended_at = SystemTime::now();
-            if self.lease.is_lost() {
-                return AttemptEnd::Interrupted(Interruption::LeaseLost);
-            }
-            let e = match outcome {
-                Ok(out) => {
-                    return AttemptEnd::Succeeded(Box::new(Run {
-                        start,
-                        out,
-                        attempts: attempt,
-                        started,
-                        started_at,
-                        ended_at,
-                    }))
-                }
-                Err(e) => e,
+            let e = match self
+                .once(head, cwd, &options, attempt, forced, budget_left)
+                .await
+            {
+                Ok(run) => return AttemptEnd::Succeeded(run),
+                Err(Failed::Interrupted(why)) => return AttemptEnd::Interrupted(why),
+                Err(Failed::Error(e)) => e,
             };
             let reason = e.to_string();
             let decision = e.decision();
@@ -191,6 +188,130 @@ impl Hold<'_> {
                 }
             }
         }
+    }
+
+    /// One attempt: files, session, run, checkpoint.
+    async fn once(
+        &mut self,
+        head: &Head,
+        cwd: &Path,
+        options: &PlanOptions,
+        attempt: u32,
+        forced: Option<FallbackReason>,
+        budget_left: Option<f64>,
+    ) -> Result<Box<Run>, Failed> {
+        let cfg = &self.pool.cfg;
+        let task = &head.task;
+        let stop = self.lease.stop();
+        // Files rewind with the conversation: every attempt starts from the checkpoint's files.
+        let checkout = match &head.plan.repo {
+            Some(spec) => {
+                let checkpoint = head.plan.checkpoint.as_deref();
+                Some(
+                    self.pool
+                        .git
+                        .checkout(&self.plan, spec, cwd, checkpoint)
+                        .await?,
+                )
+            }
+            None => None,
+        };
+        let Some(start) = session::prepare(self.pool, &self.plan, head, cwd, forced, stop).await
+        else {
+            return Err(Failed::Interrupted(self.lease.interruption()));
+        };
+        let refresh = self.ttls.first_start();
+        let mode = self.engine.mode();
+        self.report
+            .started(task, &start, attempt, mode, refresh)
+            .await;
+
+        let inv = Invocation {
+            bin: &cfg.claude_bin,
+            cwd,
+            config_dir: &self.pool.config_dir,
+            session: start.arg,
+            options,
+            budget_left_usd: budget_left,
+            prompt: &start.prompt,
+            timeout: cfg.task_timeout,
+            silence_timeout: cfg.silence_timeout,
+        };
+        let continues = start.continues(self.last_commit.as_ref());
+        let started = Instant::now();
+        let started_at = SystemTime::now();
+        let (progress, progress_rx) = tokio::sync::mpsc::unbounded_channel();
+        let run = self
+            .engine
+            .run(&inv, continues, cfg.warm_idle_timeout, &progress, stop);
+        let outcome = self.report.forward_progress(task, progress_rx, run).await;
+        let ended_at = SystemTime::now();
+        if self.lease.is_lost() {
+            return Err(Failed::Interrupted(Interruption::LeaseLost));
+        }
+        let out = outcome?;
+        let checkpoint = match &checkout {
+            None => None,
+            Some(co) => {
+                let info = CommitInfo {
+                    plan: &self.plan,
+                    task_id: task.id.as_str(),
+                    task_index: task.index,
+                    prompt: &task.prompt,
+                    session_id: &start.arg.id().to_string(),
+                    cost_usd: out.cost_usd,
+                };
+                match self.checkpoint(co, &info).await {
+                    Ok(c) => Some(c),
+                    Err(failed) => {
+                        // The turn will not be committed: a warm process that holds it must not
+                        // go on with it.
+                        self.engine.discard().await;
+                        return Err(failed);
+                    }
+                }
+            }
+        };
+        Ok(Box::new(Run {
+            start,
+            out,
+            attempts: attempt,
+            started,
+            started_at,
+            ended_at,
+            checkpoint,
+        }))
+    }
+
+    /// Commits the task's files and pushes them, if this worker still holds the plan right
+    /// before the push: a stale holder must never push over a commit the plan has recorded
+    /// since (a renewal that succeeds proves the lease was held without a break).
+    async fn checkpoint(&self, co: &Checkout, info: &CommitInfo<'_>) -> Result<Checkpoint, Failed> {
+        let git = &self.pool.git;
+        let (checkpoint, lease) = match git.commit(co, info).await? {
+            Committed::Unchanged(checkpoint) => return Ok(checkpoint),
+            Committed::ToPush { checkpoint, lease } => (checkpoint, lease),
+        };
+        let renew = Renew {
+            plan: &self.plan,
+            lock: &self.lease.value,
+            lease: self.pool.cfg.lease,
+        };
+        let renewed = redis_retry("check the lease before a push", self.lease.stop(), || {
+            self.pool.store.call(&renew)
+        })
+        .await;
+        match renewed {
+            None => return Err(Failed::Interrupted(self.lease.interruption())),
+            Some(Renewal::Lost) => {
+                self.lease.mark_lost();
+                return Err(Failed::Interrupted(Interruption::LeaseLost));
+            }
+            Some(Renewal::Renewed | Renewal::Cancelled) => {}
+        }
+        git.push_checkpoint(co, &checkpoint, lease.as_deref())
+            .await?;
+        Ok(checkpoint)
     }
 }
 

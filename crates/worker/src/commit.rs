@@ -40,6 +40,7 @@ impl Hold<'_> {
             started,
             started_at,
             ended_at,
+            checkpoint,
         } = *run;
         let task = &head.task;
         let sid = start.arg.id();
@@ -66,6 +67,8 @@ impl Hold<'_> {
             duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             files: out.files.clone(),
             finished_at: now.clone(),
+            commit: checkpoint.as_ref().map(|c| c.commit.clone()),
+            diffstat: checkpoint.as_ref().map(|c| c.diffstat),
         };
         let previous = start.previous();
         let record = SessionRecord {
@@ -76,6 +79,7 @@ impl Hold<'_> {
             tasks: previous.map_or(0, |p| p.tasks) + 1,
             context_tokens: out.context_tokens,
             transcript_sha256: digest,
+            cwd: cwd.display().to_string(),
             ttl_secs: head
                 .plan
                 .options_or_default()
@@ -83,7 +87,7 @@ impl Hold<'_> {
                 .unwrap_or(self.pool.cfg.session_ttl.as_secs())
                 .max(1),
         };
-        let succeeded = self
+        let mut succeeded = self
             .report
             .event(EventKind::TaskSucceeded, task)
             .with("result", out.result)
@@ -100,7 +104,14 @@ impl Hold<'_> {
             .with("run_started_ms", epoch_ms(started_at))
             .with("result_at_ms", epoch_ms(out.result_at))
             .with("run_ended_ms", epoch_ms(ended_at));
-        let completed = self.report.plan_event(EventKind::PlanCompleted);
+        let mut completed = self.report.plan_event(EventKind::PlanCompleted);
+        if let Some(c) = &checkpoint {
+            succeeded = succeeded.with("commit", c.commit.as_str()).with(
+                "diffstat",
+                serde_json::to_value(c.diffstat).expect("diffstats serialize"),
+            );
+            completed = completed.with("commit", c.commit.as_str());
+        }
         let mut counts = Counts::default();
         counts
             .add(Counter::TasksSucceeded, 1)
@@ -119,6 +130,7 @@ impl Hold<'_> {
             completed: &completed,
             transcript: &blob,
             plan_counts: &counts,
+            checkpoint: checkpoint.as_ref().map(|c| c.commit.as_str()),
             refresh_ttls: self.ttls.first_commit(),
         };
         let stop = self.lease.stop();

@@ -94,6 +94,20 @@ pub struct Config {
     /// A warm process unused for this long is closed at its next use and a new one resumes.
     #[arg(long, env = "BATON_WARM_IDLE_TIMEOUT", default_value = "2m", value_parser = humantime::parse_duration)]
     pub warm_idle_timeout: Duration,
+    /// Folder for the worker's own state: a cache of the git repositories plans name (one
+    /// mirror per URL) and each plan's git dir. Keep it outside the workspace root.
+    #[arg(long, env = "BATON_STATE_DIR", default_value = "./baton-state")]
+    pub state_dir: PathBuf,
+    /// The git executable (plans with a `repo`).
+    #[arg(long, env = "BATON_GIT_BIN", default_value = "git")]
+    pub git_bin: PathBuf,
+    /// Author and committer of the checkpoint commits, as `Name <email>`.
+    #[arg(long, env = "BATON_GIT_AUTHOR", default_value = "baton <baton@localhost>", value_parser = parse_author)]
+    pub git_author: String,
+    /// Limit on one git command (a clone, fetch or push); one past it is stopped and the
+    /// attempt retried.
+    #[arg(long, env = "BATON_GIT_TIMEOUT", default_value = "5m", value_parser = parse_positive_duration)]
+    pub git_timeout: Duration,
     /// For benchmarks of the queue only: `instant` answers every task in-process at once,
     /// `spawn:<program>` runs <program> per task instead of the CLI.
     #[arg(long, env = "BATON_EXECUTOR", default_value = "claude")]
@@ -104,6 +118,10 @@ fn parse_prefix(s: &str) -> Result<String, String> {
     s.parse::<baton_core::PlanId>()
         .map(String::from)
         .map_err(|e| format!("prefix {e}"))
+}
+
+fn parse_author(s: &str) -> Result<String, String> {
+    s.parse::<crate::git::Author>().map(|_| s.to_owned())
 }
 
 fn parse_secs(s: &str) -> Result<Duration, String> {
@@ -180,6 +198,7 @@ mod tests {
             (&["--lease", "10ms"], "--lease"),
             (&["--prefix", "a{b}"], "--prefix"),
             (&["--session-mode", "hot"], "--session-mode"),
+            (&["--git-author", "nobody"], "--git-author"),
         ] {
             let e = parse(bad).unwrap_err().to_string();
             assert!(e.contains(flag), "{bad:?}: {e}");

@@ -88,6 +88,16 @@ impl Engine {
         }
     }
 
+    /// Drops what a warm process holds of an attempt that will not be committed (a successful
+    /// turn whose files could not be pushed): the next attempt starts a new process.
+    pub(crate) async fn discard(&mut self) {
+        if let Self::Warm(slot) = self {
+            if let Some(w) = slot.take() {
+                w.abort().await;
+            }
+        }
+    }
+
     /// Ends the engine with its hold. A warm process does not outlive the hold: stopped at once
     /// when the lease is gone (nothing it does may outlive the lease), otherwise closed in the
     /// background (see [`Closing`]).

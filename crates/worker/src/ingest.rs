@@ -116,6 +116,10 @@ impl Ingestion<'_> {
             .options
             .as_ref()
             .map(|o| serde_json::to_string(o).expect("options serialize"));
+        let repo = match sub.repo.as_ref().map(|r| r.for_plan(&plan)).transpose() {
+            Ok(r) => r,
+            Err(problem) => return self.reject(taken, "repo.branch", &problem).await,
+        };
         let accepted = Event::new(EventKind::PlanAccepted, Some(&plan)).worker(&self.pool.id);
         let call = Ingest {
             plan: &plan,
@@ -124,6 +128,7 @@ impl Ingestion<'_> {
             options_json: options_json.as_deref(),
             tasks_json: &tasks_json,
             accepted: &accepted,
+            repo: repo.as_ref(),
         };
         let applied = redis_retry("ingest", &self.pool.shutdown.abort, || {
             self.pool.store.call(&call)

@@ -17,6 +17,7 @@
 //! - `liveness`: heartbeat and the reaper of silent workers.
 //! - `claude`: the CLI itself (process, stream, cold runs, warm sessions, errors).
 //! - `store`: Redis connections, script calls, plain commands; `reconnect`: riding out outages.
+//! - `git`: plans with a repository: mirrors, checkouts, checkpoint commits and pushes.
 //! - `transcript`, `recap`, `workspace`: files on disk.
 //!
 //! The logic does not depend on how it is driven: [`run`] takes the config and the shutdown
@@ -27,8 +28,10 @@ mod claim;
 mod claude;
 mod commit;
 pub mod config;
+mod decision;
 mod engine;
 mod executor;
+mod git;
 mod hold;
 mod ingest;
 mod liveness;
@@ -70,6 +73,12 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error("state dir {path} is unusable")]
+    StateDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("claude config dir {path} is unusable")]
     ConfigDir {
         path: String,
@@ -103,6 +112,22 @@ pub async fn run(config: Config, host: &str, shutdown: Shutdown) -> Result<(), S
         path: config_dir.display().to_string(),
         source,
     })?;
+    let state_dir = std::fs::create_dir_all(&config.state_dir)
+        .and_then(|()| config.state_dir.canonicalize())
+        .map_err(|source| StartError::StateDir {
+            path: config.state_dir.display().to_string(),
+            source,
+        })?;
+    let author = config
+        .git_author
+        .parse()
+        .expect("checked when the settings were parsed");
+    let git = git::Git::new(
+        config.git_bin.clone(),
+        config.git_timeout,
+        author,
+        &state_dir,
+    );
     let env = Env {
         keys: Keys::new(&config.prefix),
         event_cap: config.event_cap,
@@ -116,6 +141,7 @@ pub async fn run(config: Config, host: &str, shutdown: Shutdown) -> Result<(), S
         store,
         workspace_root,
         config_dir,
+        git,
         shutdown,
         closing: Closing::new(tasks.clone()),
     });

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use baton_core::WorkerId;
 
 use crate::engine::Closing;
+use crate::git::Git;
 use crate::store::Store;
 use crate::{Config, Shutdown};
 
@@ -20,6 +21,8 @@ pub(crate) struct Pool {
     pub(crate) workspace_root: PathBuf,
     /// The CLI config dir the worker's children use.
     pub(crate) config_dir: PathBuf,
+    /// git, for plans with a repository.
+    pub(crate) git: Git,
     pub(crate) shutdown: Shutdown,
     /// Warm CLI processes on their way out, by plan (tracked with the worker's other tasks,
     /// which `run` waits for before it hands back what is left).

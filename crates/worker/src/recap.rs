@@ -37,6 +37,9 @@ pub(crate) fn prompt_with_recap(why: &str, earlier: &[TaskResult], task_prompt: 
         if !r.files.is_empty() {
             let _ = writeln!(s, "  Files written or edited: {}", r.files.join(", "));
         }
+        if let Some(c) = &r.commit {
+            let _ = writeln!(s, "  Commit: {c}");
+        }
     }
     s.push_str("\nThose files are in the working directory. Now the next task:\n\n");
     s.push_str(task_prompt);
@@ -64,9 +67,12 @@ mod tests {
             duration_ms: 0,
             files: vec!["x.py".into()],
             finished_at: String::new(),
+            commit: Some("0123abcd".into()),
+            diffstat: None,
         };
         let p = prompt_with_recap("session expired", &[r], "now test it");
         assert!(p.contains("make x.py") && p.contains("x.py") && p.contains("[...]"));
+        assert!(p.contains("Commit: 0123abcd"));
         assert!(p.ends_with("now test it"));
         assert!(p.len() < 2000);
     }

@@ -127,7 +127,10 @@ pub(crate) async fn prepare(
         other => other,
     };
     let (arg, prompt) = match &how {
-        How::Resume(r) => (SessionArg::Resume(r.session_id), task.prompt.clone()),
+        How::Resume(r) => (
+            SessionArg::Resume(r.session_id),
+            moved_prompt(r, cwd, &task.prompt),
+        ),
         How::First => (
             SessionArg::New(ClaudeSessionId::generate()),
             task.prompt.clone(),
@@ -144,6 +147,20 @@ pub(crate) async fn prepare(
         }
     };
     Some(SessionStart { arg, prompt, how })
+}
+
+/// The task's prompt, with a note first when the session last ran under another working
+/// directory (a worker whose workspace root is at another path): a resumed CLI process tells the
+/// model its old directory on its first turn, and the model would look for files there.
+fn moved_prompt(record: &SessionRecord, cwd: &Path, prompt: &str) -> String {
+    let now = cwd.display().to_string();
+    if record.cwd.is_empty() || record.cwd == now {
+        return prompt.to_owned();
+    }
+    format!(
+        "[baton] This conversation continues in another working directory: {now} (it was {}). Use paths relative to it.\n\n{prompt}",
+        record.cwd
+    )
 }
 
 /// Makes the local transcript of `record`'s session equal to the committed one. The local file
@@ -204,6 +221,7 @@ mod tests {
             tasks: 1,
             context_tokens,
             transcript_sha256: digest.into(),
+            cwd: "/w/p".into(),
             ttl_secs: 60,
         }
     }
@@ -251,6 +269,17 @@ mod tests {
         for (got, want) in cases {
             assert_eq!(got, want);
         }
+    }
+
+    #[test]
+    fn a_session_that_moved_is_told_where_it_is_now() {
+        let r = record(1, "abc");
+        assert_eq!(moved_prompt(&r, Path::new("/w/p"), "go"), "go");
+        let moved = moved_prompt(&r, Path::new("/x/p"), "go");
+        assert!(
+            moved.contains("/x/p (it was /w/p)") && moved.ends_with("\n\ngo"),
+            "{moved}"
+        );
     }
 
     #[test]

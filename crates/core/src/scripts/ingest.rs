@@ -10,6 +10,7 @@ use crate::counters::Counts;
 use crate::event::Event;
 use crate::ids::{PlanId, WorkerId};
 use crate::plan::Workspace;
+use crate::repo::RepoSpec;
 use crate::vocab::{closed_enum, PlanState, Requeue};
 
 /// `ingest.lua`: creates the plan or appends the document's tasks to it.
@@ -26,6 +27,8 @@ pub struct Ingest<'a> {
     pub tasks_json: &'a str,
     /// `plan_accepted`, without the fields the script adds.
     pub accepted: &'a Event,
+    /// The plan's repository (branch resolved), if the document named one.
+    pub repo: Option<&'a RepoSpec>,
 }
 
 closed_enum! {
@@ -75,7 +78,12 @@ impl ScriptCall for Ingest<'_> {
             .arg(env.retention_secs)
             .arg(self.accepted.to_json())
             .arg(k.channel())
-            .arg(env.event_cap);
+            .arg(env.event_cap)
+            .arg(
+                self.repo
+                    .map(|r| serde_json::to_string(r).expect("repo specs serialize"))
+                    .unwrap_or_default(),
+            );
         inv
     }
 }

@@ -63,6 +63,8 @@ pub struct Commit<'a> {
     pub transcript: &'a [u8],
     /// Added to the plan's `stat:` counters.
     pub plan_counts: &'a Counts,
+    /// The plan's checkpoint after this task (a plan with a repository).
+    pub checkpoint: Option<&'a str>,
     /// Reset the plan keys' retention TTLs (once per hold is enough).
     pub refresh_ttls: bool,
 }
@@ -118,7 +120,8 @@ impl ScriptCall for Commit<'_> {
             .arg(r.worker.as_str())
             .arg(r.input_tokens)
             .arg(r.output_tokens)
-            .arg(r.session_id.to_string());
+            .arg(r.session_id.to_string())
+            .arg(self.checkpoint.unwrap_or(""));
         for (name, n) in self.plan_counts.args() {
             inv.arg(name).arg(n);
         }

@@ -5,20 +5,7 @@ use std::time::Duration;
 
 use baton_core::FallbackReason;
 
-/// What to do about a failed run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Decision {
-    /// Transient: try again after a backoff, resuming the same committed conversation.
-    Retry,
-    /// The conversation cannot be resumed: start a new session seeded with a recap.
-    NewSession(FallbackReason),
-    /// The CLI stopped at what was left of the plan's budget: the plan is spent.
-    BudgetSpent,
-    /// Will not succeed by trying again: stop the plan.
-    Fail,
-    /// The run was stopped from outside (lease lost, shutdown, cancel): leave the task as it is.
-    Interrupted,
-}
+use crate::decision::Decision;
 
 /// A run that did not succeed.
 #[derive(Debug, thiserror::Error)]

@@ -5,7 +5,7 @@
 //! - `stream`: reading its stream-json output under a wall-clock and a silence limit.
 //! - `cold`: one process per task ([`run`]).
 //! - `warm`: one process per held plan, fed a task per message ([`WarmSession`]).
-//! - `error`: every way a run fails ([`ClaudeError`]), each with its retry [`Decision`].
+//! - `error`: every way a run fails ([`ClaudeError`]), each with its retry decision.
 //!
 //! The prompt goes on stdin or in a stream-json message, never as an argument the CLI could
 //! read as a flag. Only a final `result` with `subtype` `success` and `is_error` false is a
@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime};
 use baton_core::{ClaudeSessionId, PlanOptions};
 
 pub(crate) use cold::run;
-pub(crate) use error::{ClaudeError, Decision};
+pub(crate) use error::ClaudeError;
 pub(crate) use warm::WarmSession;
 
 /// How the run starts its session.

@@ -281,8 +281,8 @@ fn failure(r: &Value, subtype: String, text: String, stderr: String) -> ClaudeEr
 
 #[cfg(test)]
 mod tests {
-    use super::super::Decision;
     use super::*;
+    use crate::decision::Decision;
     use baton_core::FallbackReason;
 
     fn reader() -> (

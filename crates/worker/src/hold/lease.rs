@@ -53,6 +53,13 @@ impl Lease {
         self.lost.is_cancelled()
     }
 
+    /// Records that the lease is gone, found by a check of the hold's own (the keeper finds
+    /// out at its next renewal; until then everything already knows).
+    pub(crate) fn mark_lost(&self) {
+        self.lost.cancel();
+        self.stop.cancel();
+    }
+
     /// Why the task was stopped (asked after `stop` fired, or an operation gave up).
     pub(crate) fn interruption(&self) -> Interruption {
         if self.is_lost() {

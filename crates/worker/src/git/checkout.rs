@@ -1,0 +1,370 @@
+//! A plan's checkout: the work tree is the plan's workspace (where the CLI runs, at the path
+//! its session expects), the git dir is `<state-dir>/checkouts/<plan>.git`, outside every
+//! workspace, and borrows the mirror's objects. Before every attempt the work tree is made
+//! exactly the checkpoint's files; after a success everything the task changed becomes one
+//! commit, pushed to the plan's branch with a lease on what the branch held.
+
+use std::path::{Path, PathBuf};
+
+use baton_core::records::DiffStat;
+use baton_core::{GitRef, PlanId, RepoSpec, RepoUrl};
+
+use super::{unreachable, Git, GitError};
+
+/// The trailer naming the plan in every checkpoint commit: how an unrecorded commit of this
+/// plan (pushed by a holder whose Redis commit was then refused) is told from anyone else's.
+const PLAN_TRAILER: &str = "Baton-Plan";
+
+/// The files a task left, as committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Checkpoint {
+    /// The plan's checkpoint after the task: its new commit, or the previous checkpoint when
+    /// the task changed nothing.
+    pub(crate) commit: String,
+    pub(crate) diffstat: DiffStat,
+}
+
+/// A task's files, committed on this worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Committed {
+    /// The task changed nothing: the checkpoint stays, nothing to push.
+    Unchanged(Checkpoint),
+    /// A new commit, to push with a lease on what the branch held (`None`: no branch yet).
+    ToPush {
+        checkpoint: Checkpoint,
+        lease: Option<String>,
+    },
+}
+
+/// What a checkpoint commit says about its task.
+#[derive(Debug)]
+pub(crate) struct CommitInfo<'a> {
+    pub(crate) plan: &'a PlanId,
+    pub(crate) task_id: &'a str,
+    pub(crate) task_index: u64,
+    pub(crate) prompt: &'a str,
+    pub(crate) session_id: &'a str,
+    pub(crate) cost_usd: f64,
+}
+
+impl CommitInfo<'_> {
+    /// `<task id>: <first line of the prompt>`, then the trailers.
+    fn message(&self) -> String {
+        let first: String = self
+            .prompt
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .unwrap_or("")
+            .chars()
+            .take(72)
+            .collect();
+        format!(
+            "{}: {first}\n\n{PLAN_TRAILER}: {}\nBaton-Task: {}\nBaton-Task-Index: {}\nBaton-Session: {}\nBaton-Cost-Usd: {:.4}\n",
+            self.task_id, self.plan, self.task_id, self.task_index, self.session_id, self.cost_usd
+        )
+    }
+}
+
+/// A plan's checkout on this worker.
+#[derive(Debug)]
+pub(crate) struct Checkout {
+    git_dir: PathBuf,
+    work_tree: PathBuf,
+    mirror: PathBuf,
+    spec: RepoSpec,
+    plan: PlanId,
+    /// The commit the work tree was last made equal to (the base of the next commit).
+    at: String,
+}
+
+impl Git {
+    /// Makes the plan's work tree (`work_tree`, its workspace) exactly `checkpoint`'s files
+    /// (the base's when the plan has none yet): tracked files reset, everything else removed.
+    /// Fetches only when the commit is not on this worker yet.
+    pub(crate) async fn checkout(
+        &self,
+        plan: &PlanId,
+        spec: &RepoSpec,
+        work_tree: &Path,
+        checkpoint: Option<&str>,
+    ) -> Result<Checkout, GitError> {
+        let mirror = self.mirror(&spec.url).await?;
+        let git_dir = self.plan_git_dir(plan, &mirror).await?;
+        let at = match checkpoint {
+            Some(c) => {
+                if !self.has_commit(&git_dir, c).await? {
+                    self.fetch(&spec.url, &mirror).await?;
+                    if !self.has_commit(&git_dir, c).await? {
+                        return Err(GitError::CheckpointGone {
+                            commit: c.to_owned(),
+                            url: spec.url.redacted(),
+                        });
+                    }
+                }
+                c.to_owned()
+            }
+            None => {
+                self.resolve_base(&spec.url, &mirror, spec.base.as_ref())
+                    .await?
+            }
+        };
+        let dirs = (Some(git_dir.as_path()), Some(work_tree));
+        self.run("reset", dirs.0, dirs.1, ["reset", "-q", "--hard", &at])
+            .await?;
+        self.run("clean", dirs.0, dirs.1, ["clean", "-q", "-ffdx"])
+            .await?;
+        Ok(Checkout {
+            git_dir,
+            work_tree: work_tree.to_owned(),
+            mirror,
+            spec: spec.clone(),
+            plan: plan.clone(),
+            at,
+        })
+    }
+
+    /// The plan's git dir, made the first time: a non-bare repository with no work tree of its
+    /// own, borrowing the mirror's objects.
+    async fn plan_git_dir(&self, plan: &PlanId, mirror: &Path) -> Result<PathBuf, GitError> {
+        let git_dir = self.checkouts.join(format!("{plan}.git"));
+        if git_dir.join("HEAD").exists() {
+            return Ok(git_dir);
+        }
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| GitError::Io { path, source }
+        };
+        std::fs::create_dir_all(&self.checkouts).map_err(io(&self.checkouts))?;
+        self.run(
+            "init",
+            None,
+            None,
+            [
+                "init".as_ref(),
+                "--bare".as_ref(),
+                "-q".as_ref(),
+                git_dir.as_os_str(),
+            ],
+        )
+        .await?;
+        self.run(
+            "config",
+            Some(&git_dir),
+            None,
+            ["config", "core.bare", "false"],
+        )
+        .await?;
+        let alternates = git_dir.join("objects/info/alternates");
+        let objects = mirror.join("objects");
+        std::fs::write(&alternates, format!("{}\n", objects.display())).map_err(io(&alternates))?;
+        Ok(git_dir)
+    }
+
+    /// Commits everything the task changed in the work tree, and looks at the plan's branch:
+    /// it may hold the checkpoint, or an unrecorded commit of this plan on top of it (pushed by
+    /// a holder whose Redis commit was then refused), which the push will replace; anything else
+    /// means someone changed the branch outside baton. Nothing leaves this worker yet.
+    pub(crate) async fn commit(
+        &self,
+        co: &Checkout,
+        info: &CommitInfo<'_>,
+    ) -> Result<Committed, GitError> {
+        let dirs = (Some(co.git_dir.as_path()), Some(co.work_tree.as_path()));
+        self.run("add", dirs.0, dirs.1, ["add", "-A"]).await?;
+        let staged = self
+            .output(
+                "diff",
+                dirs.0,
+                dirs.1,
+                ["diff", "--cached", "--quiet", "--no-ext-diff"],
+            )
+            .await?;
+        if staged.status.success() {
+            return Ok(Committed::Unchanged(Checkpoint {
+                commit: co.at.clone(),
+                diffstat: DiffStat::default(),
+            }));
+        }
+        self.run(
+            "commit",
+            dirs.0,
+            dirs.1,
+            ["commit", "-q", "--no-verify", "-m", &info.message()],
+        )
+        .await?;
+        let commit = self
+            .run("rev-parse", dirs.0, None, ["rev-parse", "HEAD"])
+            .await?
+            .trim()
+            .to_owned();
+        let diffstat = self.diffstat(&co.git_dir, &co.at, &commit).await?;
+        let tip = self.remote_tip(&co.spec.url, &co.spec.branch).await?;
+        if let Some(tip) = tip.as_deref().filter(|t| *t != co.at) {
+            if !self.is_unrecorded_commit_of(co, tip).await? {
+                return Err(GitError::BranchMoved {
+                    branch: co.spec.branch.to_string(),
+                    url: co.spec.url.redacted(),
+                    at: tip.to_owned(),
+                });
+            }
+        }
+        Ok(Committed::ToPush {
+            checkpoint: Checkpoint { commit, diffstat },
+            lease: tip,
+        })
+    }
+
+    /// Pushes a commit to the plan's branch, with a lease on what the branch held when
+    /// [`Git::commit`] looked: if anyone pushed since, the push is refused.
+    pub(crate) async fn push_checkpoint(
+        &self,
+        co: &Checkout,
+        checkpoint: &Checkpoint,
+        lease: Option<&str>,
+    ) -> Result<(), GitError> {
+        self.push(
+            &co.git_dir,
+            &co.spec.url,
+            &co.spec.branch,
+            &checkpoint.commit,
+            lease,
+        )
+        .await
+    }
+
+    /// True when `tip` is a commit of this plan on top of the checkpoint that no Redis commit
+    /// recorded (its holder lost the lease after pushing): the next push may replace it.
+    async fn is_unrecorded_commit_of(&self, co: &Checkout, tip: &str) -> Result<bool, GitError> {
+        if !self.has_commit(&co.git_dir, tip).await? {
+            self.fetch(&co.spec.url, &co.mirror).await?;
+        }
+        let out = self
+            .output(
+                "log",
+                Some(&co.git_dir),
+                None,
+                ["log", "-1", "--format=%P%n%B", tip],
+            )
+            .await?;
+        if !out.status.success() {
+            return Ok(false);
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut lines = text.lines();
+        let parents = lines.next().unwrap_or("");
+        let ours = format!("{PLAN_TRAILER}: {}", co.plan);
+        Ok(parents == co.at && lines.any(|l| l.trim() == ours))
+    }
+
+    async fn push(
+        &self,
+        git_dir: &Path,
+        url: &RepoUrl,
+        branch: &GitRef,
+        commit: &str,
+        lease: Option<&str>,
+    ) -> Result<(), GitError> {
+        let refname = format!("refs/heads/{branch}");
+        let refspec = format!("{commit}:{refname}");
+        let lease = format!("--force-with-lease={refname}:{}", lease.unwrap_or(""));
+        let out = self
+            .output(
+                "push",
+                Some(git_dir),
+                None,
+                [
+                    "push",
+                    "--quiet",
+                    "--porcelain",
+                    &lease,
+                    "--",
+                    url.as_str(),
+                    &refspec,
+                ],
+            )
+            .await?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let detail = super::stderr_of(&out);
+        let said = format!("{}{detail}", String::from_utf8_lossy(&out.stdout));
+        Err(
+            if said.contains("stale info") || said.contains("rejected") {
+                GitError::PushRefused {
+                    branch: branch.to_string(),
+                    detail: baton_core::repo::redact(said.trim()),
+                }
+            } else if unreachable(&detail) {
+                GitError::Unreachable {
+                    url: url.redacted(),
+                    detail,
+                }
+            } else {
+                GitError::Failed {
+                    what: "push".into(),
+                    detail,
+                }
+            },
+        )
+    }
+
+    async fn diffstat(&self, git_dir: &Path, from: &str, to: &str) -> Result<DiffStat, GitError> {
+        let text = self
+            .run(
+                "diff",
+                Some(git_dir),
+                None,
+                [
+                    "diff",
+                    "--numstat",
+                    "--no-ext-diff",
+                    "--no-renames",
+                    from,
+                    to,
+                ],
+            )
+            .await?;
+        let mut stat = DiffStat::default();
+        for line in text.lines() {
+            let mut parts = line.split('\t');
+            let n = |p: Option<&str>| p.and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            stat.insertions += n(parts.next());
+            stat.deletions += n(parts.next());
+            stat.files += 1;
+        }
+        Ok(stat)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_messages_name_the_task_and_carry_the_trailers() {
+        let plan: PlanId = "p1".parse().unwrap();
+        let info = CommitInfo {
+            plan: &plan,
+            task_id: "storage",
+            task_index: 2,
+            prompt: "\n  Create store.py with load/save.\nMore detail.",
+            session_id: "6bbba7b0-f321-478c-b8a3-4f20b5839a74",
+            cost_usd: 0.1234,
+        };
+        let m = info.message();
+        assert!(
+            m.starts_with("storage: Create store.py with load/save.\n\n"),
+            "{m}"
+        );
+        for t in [
+            "Baton-Plan: p1",
+            "Baton-Task: storage",
+            "Baton-Task-Index: 2",
+            "Baton-Session: 6bbba7b0",
+            "Baton-Cost-Usd: 0.1234",
+        ] {
+            assert!(m.contains(t), "{t} in {m}");
+        }
+    }
+}

@@ -1,0 +1,363 @@
+//! The code follows the plan: a plan with a `repo` keeps its files in git, one checkpoint commit
+//! per task on the plan's branch, recorded in the same fenced Redis commit as the result and the
+//! transcript, so files and conversation always rewind together.
+//!
+//! # Layout
+//! - this module: running git safely ([`Git`]) and what can go wrong ([`GitError`]);
+//! - `mirror`: a bare mirror per repository URL under `--state-dir`, fetched incrementally;
+//! - `checkout`: a plan's work tree (its workspace) with its git dir kept outside it, reset to
+//!   the checkpoint before every attempt, committed and pushed after a success.
+//!
+//! git runs with `GIT_TERMINAL_PROMPT=0` (never waits for a password), hooks and fsmonitor off,
+//! the `ext`/`fd` transports refused, a timeout on every call, in a process group of its own that
+//! is killed when the call times out. The plan's git dir is never inside the workspace, so what
+//! the model writes there cannot configure or hook the git baton runs.
+
+mod checkout;
+mod mirror;
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use baton_core::repo::redact;
+
+use crate::decision::Decision;
+
+pub(crate) use checkout::{Checkout, Checkpoint, CommitInfo, Committed};
+
+/// Settings every git call is made with, forced on the command line whatever the worker's
+/// global config says: no hooks (the model can write files; it must not run code through
+/// baton's git), no fsmonitor daemons, no command-running transports, no background gc.
+const SAFE_CONFIG: &[&str] = &[
+    "core.hooksPath=/dev/null",
+    "core.fsmonitor=false",
+    "protocol.ext.allow=never",
+    "protocol.fd.allow=never",
+    "gc.auto=0",
+    "maintenance.auto=false",
+    "commit.gpgSign=false",
+    "tag.gpgSign=false",
+    "advice.detachedHead=false",
+    "init.defaultBranch=main",
+];
+
+/// A git operation that failed, with what it means for the attempt.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum GitError {
+    #[error("cannot reach the repository {url}: {detail}")]
+    Unreachable { url: String, detail: String },
+    #[error("base {base:?} is not a branch, tag or commit of {url}")]
+    UnknownBase { base: String, url: String },
+    #[error("the plan's checkpoint {commit} is no longer in {url} (was the branch deleted?)")]
+    CheckpointGone { commit: String, url: String },
+    #[error("branch {branch} of {url} is at {at}, which is neither the plan's checkpoint nor an unrecorded commit of this plan: it was changed outside baton")]
+    BranchMoved {
+        branch: String,
+        url: String,
+        at: String,
+    },
+    #[error("the push to {branch} was refused (it moved meanwhile): {detail}")]
+    PushRefused { branch: String, detail: String },
+    #[error("git {what} ran past its timeout of {timeout:?}")]
+    Timeout { what: String, timeout: Duration },
+    #[error("git {what} failed: {detail}")]
+    Failed { what: String, detail: String },
+    #[error("cannot run git ({bin})")]
+    Spawn {
+        bin: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("local file operation failed on {path}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl GitError {
+    /// What the failure means for the attempt. A repository out of reach, a slow git, a push
+    /// that lost a race: try again. A base or checkpoint that is not there, a branch someone
+    /// else moved, no git at all: trying again will not help; the plan stops (and `baton
+    /// retry` picks it up after a fix).
+    pub(crate) fn decision(&self) -> Decision {
+        match self {
+            Self::Unreachable { .. }
+            | Self::PushRefused { .. }
+            | Self::Timeout { .. }
+            | Self::Failed { .. }
+            | Self::Io { .. } => Decision::Retry,
+            Self::UnknownBase { .. }
+            | Self::CheckpointGone { .. }
+            | Self::BranchMoved { .. }
+            | Self::Spawn { .. } => Decision::Fail,
+        }
+    }
+}
+
+/// Who the checkpoint commits are by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Author {
+    pub(crate) name: String,
+    pub(crate) email: String,
+}
+
+impl std::str::FromStr for Author {
+    type Err = String;
+
+    /// `Name <email>`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (name, rest) = s
+            .split_once('<')
+            .ok_or_else(|| format!("{s:?} is not `Name <email>`"))?;
+        let email = rest
+            .strip_suffix('>')
+            .ok_or_else(|| format!("{s:?} is not `Name <email>`"))?;
+        let name = name.trim();
+        if name.is_empty() || email.is_empty() || s.chars().any(char::is_control) {
+            return Err(format!("{s:?} is not `Name <email>`"));
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            email: email.trim().to_owned(),
+        })
+    }
+}
+
+/// How the worker runs git.
+pub(crate) struct Git {
+    bin: PathBuf,
+    timeout: Duration,
+    author: Author,
+    /// `<state-dir>/repos`: one bare mirror per repository URL.
+    mirrors: PathBuf,
+    /// `<state-dir>/checkouts`: one git dir per plan, outside every workspace.
+    checkouts: PathBuf,
+    /// One fetch at a time per mirror (concurrent fetches into one repository fight over its
+    /// ref locks).
+    fetch_locks: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Git {
+    /// Git for a worker whose state lives in `state_dir`.
+    pub(crate) fn new(bin: PathBuf, timeout: Duration, author: Author, state_dir: &Path) -> Self {
+        Self {
+            bin,
+            timeout,
+            author,
+            mirrors: state_dir.join("repos"),
+            checkouts: state_dir.join("checkouts"),
+            fetch_locks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn fetch_lock(&self, mirror: &Path) -> Arc<tokio::sync::Mutex<()>> {
+        // Never held across an await; a panic elsewhere cannot poison it.
+        let mut locks = self.fetch_locks.lock().expect("fetch lock map");
+        locks.entry(mirror.to_owned()).or_default().clone()
+    }
+
+    /// Runs `git <args>` with `git_dir` (and `work_tree`), under the timeout. Returns stdout;
+    /// a non-zero exit is an error carrying (redacted) stderr.
+    async fn run<I, S>(
+        &self,
+        what: &str,
+        git_dir: Option<&Path>,
+        work_tree: Option<&Path>,
+        args: I,
+    ) -> Result<String, GitError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let out = self.output(what, git_dir, work_tree, args).await?;
+        if out.status.success() {
+            return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+        }
+        Err(GitError::Failed {
+            what: what.to_owned(),
+            detail: stderr_of(&out),
+        })
+    }
+
+    /// Like [`Git::run`], but any exit status is returned to the caller.
+    async fn output<I, S>(
+        &self,
+        what: &str,
+        git_dir: Option<&Path>,
+        work_tree: Option<&Path>,
+        args: I,
+    ) -> Result<std::process::Output, GitError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = tokio::process::Command::new(&self.bin);
+        for c in SAFE_CONFIG {
+            cmd.arg("-c").arg(c);
+        }
+        if let Some(d) = git_dir {
+            cmd.arg("--git-dir").arg(d);
+        }
+        if let Some(w) = work_tree {
+            cmd.arg("--work-tree").arg(w);
+        }
+        cmd.args(args)
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("GIT_AUTHOR_NAME", &self.author.name)
+            .env("GIT_AUTHOR_EMAIL", &self.author.email)
+            .env("GIT_COMMITTER_NAME", &self.author.name)
+            .env("GIT_COMMITTER_EMAIL", &self.author.email)
+            .env("LC_ALL", "C")
+            .env_remove("GIT_DIR")
+            .env_remove("GIT_WORK_TREE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        if std::env::var_os("GIT_SSH_COMMAND").is_none() {
+            // Never wait for a passphrase or a host-key answer.
+            cmd.env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes");
+        }
+        let child = cmd.spawn().map_err(|source| GitError::Spawn {
+            bin: self.bin.display().to_string(),
+            source,
+        })?;
+        let pid = child.id();
+        match tokio::time::timeout(self.timeout, child.wait_with_output()).await {
+            Ok(out) => out.map_err(|source| GitError::Spawn {
+                bin: self.bin.display().to_string(),
+                source,
+            }),
+            Err(_) => {
+                kill_group(pid);
+                Err(GitError::Timeout {
+                    what: what.to_owned(),
+                    timeout: self.timeout,
+                })
+            }
+        }
+    }
+}
+
+/// Kills the process group of a git that ran too long (it may have started ssh or helpers).
+#[expect(
+    unsafe_code,
+    reason = "kill(2) on a child's process group; libc has no safe wrapper"
+)]
+fn kill_group(pid: Option<u32>) {
+    if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
+        // SAFETY: kill(2) with a negative pid signals the group this child leads
+        // (`process_group(0)`); it touches no memory of ours.
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+        }
+    }
+}
+
+/// The end of a git's stderr, redacted (git prints URLs, and URLs can carry credentials that a
+/// worker's own config added).
+fn stderr_of(out: &std::process::Output) -> String {
+    let text = String::from_utf8_lossy(&out.stderr);
+    let text = text.trim();
+    let skip = text.chars().count().saturating_sub(600);
+    redact(&text.chars().skip(skip).collect::<String>())
+}
+
+/// True when git's message says the remote could not be reached or read.
+fn unreachable(detail: &str) -> bool {
+    const SIGNS: &[&str] = &[
+        "Could not read from remote repository",
+        "does not appear to be a git repository",
+        "unable to access",
+        "Connection refused",
+        "Could not resolve host",
+        "not found",
+        "No such file or directory",
+        "Connection timed out",
+        "Host key verification failed",
+        "Permission denied",
+        "Authentication failed",
+    ];
+    SIGNS.iter().any(|s| detail.contains(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authors_parse_and_failures_carry_their_decision() {
+        let a: Author = "baton <baton@example.com>".parse().unwrap();
+        assert_eq!(
+            (a.name.as_str(), a.email.as_str()),
+            ("baton", "baton@example.com")
+        );
+        assert!("no email".parse::<Author>().is_err());
+        let s = |x: &str| x.to_owned();
+        let cases = [
+            (
+                GitError::Unreachable {
+                    url: s("u"),
+                    detail: s("d"),
+                },
+                Decision::Retry,
+            ),
+            (
+                GitError::PushRefused {
+                    branch: s("b"),
+                    detail: s("d"),
+                },
+                Decision::Retry,
+            ),
+            (
+                GitError::Timeout {
+                    what: s("fetch"),
+                    timeout: Duration::ZERO,
+                },
+                Decision::Retry,
+            ),
+            (
+                GitError::Failed {
+                    what: s("add"),
+                    detail: s("d"),
+                },
+                Decision::Retry,
+            ),
+            (
+                GitError::UnknownBase {
+                    base: s("nope"),
+                    url: s("u"),
+                },
+                Decision::Fail,
+            ),
+            (
+                GitError::CheckpointGone {
+                    commit: s("c"),
+                    url: s("u"),
+                },
+                Decision::Fail,
+            ),
+            (
+                GitError::BranchMoved {
+                    branch: s("b"),
+                    url: s("u"),
+                    at: s("a"),
+                },
+                Decision::Fail,
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(e.decision(), want, "{e}");
+        }
+        assert!(unreachable(
+            "fatal: '/nope' does not appear to be a git repository"
+        ));
+    }
+}

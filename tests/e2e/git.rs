@@ -28,9 +28,11 @@ fn repo_doc(plan: &str, tasks: usize, repo: Value) -> String {
     doc(plan).prompts(&refs).repo(repo).json()
 }
 
-/// Two machines take turns on 6 plans of 4 tasks: every task finds the files of the tasks before
-/// it, every branch ends with 4 commits in task order each holding its file, every plan ran on
-/// both machines in one conversation, and events and `baton status` show the commits.
+/// 6 plans of 4 tasks on two machines that share nothing but Redis and the remote: machine A
+/// runs tasks 1-2 of every plan, then stops; machine B gets tasks 3-4 as follow-ups. Every task
+/// finds the files of the tasks before it, every branch ends with 4 commits in task order each
+/// holding its file, each plan is one conversation, and events and `baton status` show the
+/// commits.
 #[tokio::test(flavor = "multi_thread")]
 async fn plans_carry_their_files_between_machines_on_their_branch() -> anyhow::Result<()> {
     const PLANS: usize = 6;
@@ -40,19 +42,29 @@ async fn plans_carry_their_files_between_machines_on_their_branch() -> anyhow::R
         &pool.dir.path().join("remote.git"),
         &[("README.md", "hi\n")],
     )?;
-    for m in ["a", "b"] {
-        let mut opts = pool.separate_machine(m, 2);
-        opts.extra
-            .extend(["--max-tasks-per-hold".into(), "1".into()]);
-        pool.add_worker(&opts)?;
-    }
     let plans: Vec<String> = (0..PLANS).map(|i| format!("gp{i}")).collect();
+    let ia = pool.add_worker(&pool.separate_machine("a", 2))?;
     for p in &plans {
-        pool.submit(&repo_doc(p, TASKS, json!({"url": remote.url()})))
+        pool.submit(&repo_doc(p, 2, json!({"url": remote.url()})))
             .await?;
     }
     for p in &plans {
         pool.wait_state(p, &["completed"], Duration::from_secs(300))
+            .await?;
+    }
+    assert!(
+        pool.workers[ia].stop(Duration::from_secs(30)).is_some(),
+        "A stops"
+    );
+    pool.add_worker(&pool.separate_machine("b", 2))?;
+    for p in &plans {
+        let follow = doc(p)
+            .task("t3", &reading_task(p, 3))
+            .task("t4", &reading_task(p, 4));
+        pool.submit(&follow.json()).await?;
+    }
+    for p in &plans {
+        pool.wait_done(p, TASKS as u64, Duration::from_secs(300))
             .await?;
     }
     let reads = pool.standin.reads()?;
@@ -131,6 +143,7 @@ async fn plans_carry_their_files_between_machines_on_their_branch() -> anyhow::R
         );
         let done = events
             .iter()
+            .rev()
             .find(|e| e.kind == EventKind::PlanCompleted)
             .expect("completed");
         assert_eq!(
@@ -144,6 +157,317 @@ async fn plans_carry_their_files_between_machines_on_their_branch() -> anyhow::R
     assert!(
         text.contains("baton/gp0") && text.contains(&tip[..12]) && text.contains("+1 -0"),
         "{text}"
+    );
+    Ok(())
+}
+
+/// Waits until `path` exists.
+async fn wait_for_file(path: &std::path::Path, within: Duration) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + within;
+    while !path.exists() {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+/// The reads of `name` the CLI answered: whether each found the file.
+fn reads_of(reads: &[(String, bool, String)], name: &str) -> Vec<bool> {
+    reads
+        .iter()
+        .filter(|(path, ..)| path.rsplit('/').next() == Some(name))
+        .map(|(_, found, _)| *found)
+        .collect()
+}
+
+/// A task whose first attempt writes a file and then hangs; the retry on the same worker starts
+/// from the checkpoint's files: the failed attempt's file is gone before it runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retry_starts_from_the_checkpoint_files_not_the_failed_attempts() -> anyhow::Result<()> {
+    let mut pool = Pool::start()?;
+    let remote = BareRepo::create(
+        &pool.dir.path().join("remote.git"),
+        &[("README.md", "hi\n")],
+    )?;
+    let mut a = pool.separate_machine("a", 1);
+    a.extra.extend(["--silence-timeout".into(), "3s".into()]);
+    pool.add_worker(&a)?;
+    let second = "Second.\nRead: leftover.txt\nFile: leftover.txt\n```\nleft by the failed attempt\n```\n[[standin:hang after_writes=2 times=1]]";
+    let d = doc("rewind")
+        .prompts(&[&reading_task("rewind", 1), second])
+        .repo(json!({"url": remote.url()}));
+    pool.submit(&d.json()).await?;
+    pool.wait_state("rewind", &["completed"], Duration::from_secs(120))
+        .await?;
+    let results = pool.results("rewind").await?;
+    assert_eq!(results[1].attempts, 2, "the task was retried");
+    assert_eq!(
+        reads_of(&pool.standin.reads()?, "leftover.txt"),
+        [false, false],
+        "neither attempt found the file: the retry's checkout was reset"
+    );
+    let main = remote.rev("main").expect("main");
+    assert_eq!(
+        remote.log(&main, "baton/rewind")?.len(),
+        2,
+        "one commit per task"
+    );
+    Ok(())
+}
+
+/// A worker killed (kill -9) after the CLI wrote a file but before the task committed: another
+/// worker runs the task from the checkpoint, and nothing of the killed attempt reaches the
+/// branch.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_worker_leaves_nothing_on_the_branch() -> anyhow::Result<()> {
+    let mut pool = Pool::start()?;
+    let remote = BareRepo::create(
+        &pool.dir.path().join("remote.git"),
+        &[("README.md", "hi\n")],
+    )?;
+    let a = pool.separate_machine("a", 1);
+    let ia = pool.add_worker(&a)?;
+    let second = "Second.\nRead: partial.txt\nFile: partial.txt\n```\nwritten before the crash\n```\n[[standin:hang after_writes=2 times=1]]";
+    let d = doc("crash")
+        .prompts(&[&reading_task("crash", 1), second])
+        .repo(json!({"url": remote.url()}));
+    pool.submit(&d.json()).await?;
+    wait_for_file(
+        &a.workspace_root.join("crash/partial.txt"),
+        Duration::from_secs(60),
+    )
+    .await?;
+    pool.workers[ia].proc.signal(libc::SIGKILL);
+    pool.add_worker(&pool.separate_machine("b", 1))?;
+    pool.wait_state("crash", &["completed"], Duration::from_secs(120))
+        .await?;
+    let results = pool.results("crash").await?;
+    assert_ne!(
+        results[1].worker, results[0].worker,
+        "the other machine finished it"
+    );
+    assert_eq!(
+        reads_of(&pool.standin.reads()?, "partial.txt"),
+        [false, false]
+    );
+    let main = remote.rev("main").expect("main");
+    let log = remote.log(&main, "baton/crash")?;
+    assert_eq!(log.len(), 2, "no commit from the killed attempt: {log:?}");
+    assert_eq!(
+        Some(log[1].0.clone()),
+        results[1].commit,
+        "the branch holds the recorded commit"
+    );
+    Ok(())
+}
+
+/// A holder stalled past its lease (SIGSTOP) wakes after another worker committed the plan's
+/// tasks: nothing it does reaches the branch or Redis.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stale_holder_reaches_neither_the_branch_nor_redis() -> anyhow::Result<()> {
+    let mut pool = Pool::start()?;
+    let remote = BareRepo::create(
+        &pool.dir.path().join("remote.git"),
+        &[("README.md", "hi\n")],
+    )?;
+    let ia = pool.add_worker(&pool.separate_machine("a", 1))?;
+    let first = format!("{}[[standin:sleep 3000]]", reading_task("stale", 1));
+    let d = doc("stale")
+        .prompts(&[&first, &reading_task("stale", 2)])
+        .repo(json!({"url": remote.url()}));
+    pool.submit(&d.json()).await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !pool
+        .events("stale")
+        .await?
+        .iter()
+        .any(|e| e.kind == EventKind::TaskStarted)
+    {
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    pool.workers[ia].proc.signal(libc::SIGSTOP);
+    pool.add_worker(&pool.separate_machine("b", 1))?;
+    pool.wait_state("stale", &["completed"], Duration::from_secs(120))
+        .await?;
+    let main = remote.rev("main").expect("main");
+    let before = remote.log(&main, "baton/stale")?;
+    pool.workers[ia].proc.signal(libc::SIGCONT);
+    // Give the stale holder time to finish its turn and try.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !pool.workers[ia].log().contains("lease lost") {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the stale worker never noticed: {}",
+            pool.workers[ia].log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        remote.log(&main, "baton/stale")?,
+        before,
+        "the branch did not move"
+    );
+    assert_eq!(before.len(), 2);
+    let results = pool.results("stale").await?;
+    assert_eq!(results.len(), 2, "nothing committed twice");
+    assert!(results.iter().all(|r| r.worker == results[0].worker));
+    assert_eq!(
+        pool.plan_field("stale", "checkpoint").await?,
+        Some(before[1].0.clone())
+    );
+    Ok(())
+}
+
+/// A follow-up continues the plan's branch; a plan whose base is another branch starts from that
+/// branch's files.
+#[tokio::test(flavor = "multi_thread")]
+async fn follow_ups_continue_the_branch_and_base_picks_the_start() -> anyhow::Result<()> {
+    let mut pool = Pool::start()?;
+    let remote = BareRepo::create(
+        &pool.dir.path().join("remote.git"),
+        &[("README.md", "hi\n")],
+    )?;
+    let feature = remote.commit_on(
+        "feature",
+        &[("feature.txt", "from the feature branch\n")],
+        "feature",
+    )?;
+    pool.add_worker(&pool.separate_machine("a", 1))?;
+    pool.submit(&repo_doc("fu", 1, json!({"url": remote.url()})))
+        .await?;
+    pool.wait_state("fu", &["completed"], Duration::from_secs(120))
+        .await?;
+    let follow = doc("fu").task("t2", &reading_task("fu", 2)).json();
+    pool.submit(&follow).await?;
+    pool.wait_done("fu", 2, Duration::from_secs(120)).await?;
+    let main = remote.rev("main").expect("main");
+    let log = remote.log(&main, "baton/fu")?;
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert_eq!(
+        log[1].2, log[0].0,
+        "the follow-up's commit sits on the plan's last one"
+    );
+    assert_eq!(reads_of(&pool.standin.reads()?, "fu-1.txt"), [true]);
+
+    let based = doc("fb")
+        .task(
+            "t1",
+            "Start.\nRead: feature.txt\nFile: fb-1.txt\n```\n1\n```\n",
+        )
+        .repo(json!({"url": remote.url(), "base": "feature", "branch": "work/fb"}));
+    pool.submit(&based.json()).await?;
+    pool.wait_state("fb", &["completed"], Duration::from_secs(120))
+        .await?;
+    assert_eq!(reads_of(&pool.standin.reads()?, "feature.txt"), [true]);
+    let log = remote.log(&feature, "work/fb")?;
+    assert_eq!(log.len(), 1);
+    assert_eq!(
+        log[0].2, feature,
+        "the plan started from the feature branch"
+    );
+    Ok(())
+}
+
+/// Unsafe repository URLs are refused naming the field; an unknown base fails the plan with
+/// that reason; an unreachable remote is retried, then fails the plan; the worker keeps
+/// serving.
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_repositories_are_refused_or_fail_with_their_reason() -> anyhow::Result<()> {
+    let mut pool = Pool::start()?;
+    let remote = BareRepo::create(
+        &pool.dir.path().join("remote.git"),
+        &[("README.md", "hi\n")],
+    )?;
+    let mut a = pool.separate_machine("a", 1);
+    a.extra.extend(["--max-attempts".into(), "2".into()]);
+    pool.add_worker(&a)?;
+    for (plan, url) in [
+        ("u1", "ext::sh -c touch% /tmp/baton-pwned"),
+        ("u2", "https://user:secret@example.com/app.git"),
+        ("u3", "-oProxyCommand=touch /tmp/baton-pwned"),
+        ("u4", "relative/path.git"),
+    ] {
+        pool.submit(&doc(plan).prompts(&["x"]).repo(json!({"url": url})).json())
+            .await?;
+    }
+    pool.submit(
+        &doc("nobase")
+            .prompts(&["x"])
+            .repo(json!({"url": remote.url(), "base": "no-such-branch"}))
+            .json(),
+    )
+    .await?;
+    let missing = pool.dir.path().join("no-such-remote.git");
+    pool.submit(
+        &doc("gone")
+            .prompts(&["x"])
+            .repo(json!({"url": format!("file://{}", missing.display())}))
+            .json(),
+    )
+    .await?;
+    pool.submit(&repo_doc("fine", 1, json!({"url": remote.url()})))
+        .await?;
+    pool.wait_state("fine", &["completed"], Duration::from_secs(120))
+        .await?;
+    pool.wait_state("nobase", &["failed"], Duration::from_secs(60))
+        .await?;
+    pool.wait_state("gone", &["failed"], Duration::from_secs(60))
+        .await?;
+
+    let mut conn = pool.conn().await?;
+    let dead: Vec<String> =
+        redis::AsyncCommands::lrange(&mut conn, pool.keys.dead(), 0, -1).await?;
+    let letters: Vec<baton_core::records::DeadLetter> = dead
+        .iter()
+        .map(|d| serde_json::from_str(d))
+        .collect::<Result<_, _>>()?;
+    for plan in ["u1", "u2", "u3", "u4"] {
+        let l = letters
+            .iter()
+            .find(|l| l.plan_id.as_ref().map(|p| p.as_str()) == Some(plan))
+            .unwrap_or_else(|| panic!("{plan} was not dead-lettered"));
+        assert_eq!(l.field.as_deref(), Some("repo.url"), "{plan}: {}", l.reason);
+        assert!(
+            !l.reason.contains("secret"),
+            "no credential in a reason: {}",
+            l.reason
+        );
+    }
+    assert!(!std::path::Path::new("/tmp/baton-pwned").exists());
+    let failed = |plan: &str| {
+        letters
+            .iter()
+            .find(|l| l.plan_id.as_ref().map(|p| p.as_str()) == Some(plan))
+            .map(|l| l.reason.clone())
+            .unwrap_or_default()
+    };
+    assert!(
+        failed("nobase").contains("no-such-branch"),
+        "{}",
+        failed("nobase")
+    );
+    assert!(
+        failed("gone").contains("failed after 2 attempts"),
+        "{}",
+        failed("gone")
+    );
+    let retried = pool
+        .events("gone")
+        .await?
+        .into_iter()
+        .find(|e| e.kind == EventKind::TaskRetrying)
+        .expect("the unreachable remote was retried");
+    assert!(
+        retried
+            .field_str("reason")
+            .is_some_and(|r| r.contains("cannot reach")),
+        "{retried:?}"
     );
     Ok(())
 }

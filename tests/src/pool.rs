@@ -196,7 +196,13 @@ impl Pool {
     pub fn log_tail(&self) -> String {
         let logs: Vec<String> = self.workers.iter().map(|w| w.log()).collect();
         let all = logs.join("\n---\n");
-        let skip = all.chars().count().saturating_sub(6000);
+        let skip = all.chars().count().saturating_sub(
+            if std::env::var_os("BATON_TEST_FULL_LOGS").is_some() {
+                1_000_000
+            } else {
+                6000
+            },
+        );
         all.chars().skip(skip).collect()
     }
 

@@ -125,12 +125,26 @@ fn directive<'a>(prompt: &'a str, name: &str) -> Option<&'a str> {
     Some(rest[..end].trim())
 }
 
+/// A note baton puts before a task's prompt when the session moved to another working directory
+/// (`[baton] This conversation continues in another working directory: ...`, then a blank line).
+const MOVED_NOTE: &str = "[baton] This conversation continues in another working directory";
+
+/// The task's own text: the prompt without baton's note about a moved working directory, so that
+/// `times=N` counts attempts of the same task wherever they run.
+fn task_text(prompt: &str) -> &str {
+    match prompt.strip_prefix(MOVED_NOTE) {
+        Some(rest) => rest.split_once("\n\n").map_or(prompt, |(_, task)| task),
+        None => prompt,
+    }
+}
+
 pub(crate) fn decide(
     shared: &mut Shared,
     turn: &Turn,
     prompt: &str,
     fault: Option<Fault>,
 ) -> (Reply, Ending, Duration) {
+    let prompt = task_text(prompt);
     let sleep = directive(prompt, "sleep")
         .and_then(|a| a.parse::<u64>().ok())
         .map(Duration::from_millis)
@@ -281,6 +295,13 @@ mod tests {
             names,
             ["Read one.txt", "Read two.txt", "Write three.txt", "text"]
         );
+    }
+
+    #[test]
+    fn baton_notes_about_a_moved_directory_are_not_part_of_the_task() {
+        let moved = format!("{MOVED_NOTE}: /b (it was /a). Use paths relative to it.\n\nDo it.");
+        assert_eq!(task_text(&moved), "Do it.");
+        assert_eq!(task_text("Do it.\n\nNow."), "Do it.\n\nNow.");
     }
 
     #[test]

@@ -225,6 +225,7 @@ impl Git {
             // Never wait for a passphrase or a host-key answer.
             cmd.env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes");
         }
+        tracing::debug!(what, "git");
         let child = cmd.spawn().map_err(|source| GitError::Spawn {
             bin: self.bin.display().to_string(),
             source,

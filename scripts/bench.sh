@@ -10,6 +10,7 @@ set -euo pipefail
 . "$(dirname "$0")/setup.sh"
 cd "$BATON_ROOT"
 ensure_redis
+ensure_git
 ensure_claude
 echo "==> cargo build --release --workspace --bins" >&2
 cargo build --release --workspace --bins --quiet

@@ -6,6 +6,7 @@ set -euo pipefail
 . "$(dirname "$0")/setup.sh"
 cd "$BATON_ROOT"
 ensure_redis
+ensure_git
 ensure_claude
 cargo build --workspace --bins --quiet
 exec "$BATON_ROOT/target/debug/fault-suite" "$@"

@@ -1,6 +1,6 @@
 # Sourced by test.sh, demo.sh and bench.sh: installs what baton's tests and demo need and does
 # not find. Everything goes through the ordinary package clients; nothing is downloaded by hand.
-#   - redis-server: Debian package (apt-get)
+#   - redis-server and git: Debian packages (apt-get)
 #   - the Claude Code CLI, pinned: npm package, into .tools/ (ignored by git)
 
 CLAUDE_CLI_VERSION="2.1.331"
@@ -27,6 +27,12 @@ ensure_redis() {
     apt_install redis-server
   fi
   # The Debian package may start a system instance; baton's scripts never use it.
+}
+
+ensure_git() {
+  if ! command -v git >/dev/null; then
+    apt_install git
+  fi
 }
 
 ensure_claude() {

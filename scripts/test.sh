@@ -9,6 +9,7 @@ set -euo pipefail
 . "$(dirname "$0")/setup.sh"
 cd "$BATON_ROOT"
 ensure_redis
+ensure_git
 ensure_claude
 echo "==> cargo build --workspace --all-targets" >&2
 cargo build --workspace --all-targets --quiet

@@ -12,14 +12,10 @@ use serde_json::{json, Value};
 
 /// Task `k` of a plan: read the files of tasks 1..k-1, write `<plan>-<k>.txt`.
 fn reading_task(plan: &str, k: usize) -> String {
-    let mut p = format!("Step MARK-{plan}-{k} of the plan.\n");
-    for j in 1..k {
-        p.push_str(&format!("Read: {plan}-{j}.txt\n"));
-    }
-    p.push_str(&format!(
-        "File: {plan}-{k}.txt\n```\nwritten by task {k} of {plan}\n```\n"
-    ));
-    p
+    let reads: String = (1..k).map(|j| format!("Read: {plan}-{j}.txt\n")).collect();
+    format!(
+        "Step MARK-{plan}-{k} of the plan.\n{reads}File: {plan}-{k}.txt\n```\nwritten by task {k} of {plan}\n```\n"
+    )
 }
 
 fn repo_doc(plan: &str, tasks: usize, repo: Value) -> String {

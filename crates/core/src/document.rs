@@ -53,7 +53,7 @@ impl ValidationError {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Document {
     /// A new plan, or tasks for an existing one.
-    Plan(Submission),
+    Plan(Box<Submission>),
     /// Something to do to an existing plan.
     Action(ActionRequest),
 }
@@ -171,7 +171,7 @@ impl Document {
         })?;
         match &doc.action {
             Some(action) => check_action(action, &doc).map(Self::Action),
-            None => Submission::check(doc).map(Self::Plan),
+            None => Submission::check(doc).map(|s| Self::Plan(Box::new(s))),
         }
     }
 }
@@ -386,7 +386,7 @@ mod tests {
 
     fn plan(doc: &[u8]) -> Submission {
         match Document::parse(doc).unwrap() {
-            Document::Plan(s) => s,
+            Document::Plan(s) => *s,
             other => panic!("not a plan: {other:?}"),
         }
     }

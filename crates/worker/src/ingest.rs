@@ -72,7 +72,7 @@ impl Ingestion<'_> {
         };
         match Document::parse(&taken.doc) {
             Err(v) => self.reject(&taken, &v.field, &v.problem).await,
-            Ok(Document::Plan(sub)) => self.apply_plan(&taken, sub).await,
+            Ok(Document::Plan(sub)) => self.apply_plan(&taken, *sub).await,
             Ok(Document::Action(req)) => self.apply_action(&taken, &req).await,
         }
     }

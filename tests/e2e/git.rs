@@ -467,3 +467,76 @@ async fn bad_repositories_are_refused_or_fail_with_their_reason() -> anyhow::Res
     );
     Ok(())
 }
+
+/// A commit of the plan that no task recorded (what a holder leaves when it pushes and then
+/// loses its lease before its Redis commit) is replaced by the next push; a commit of anyone
+/// else on the plan's branch is never overwritten: the plan stops with that reason.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unrecorded_commit_is_replaced_and_a_foreign_one_is_kept() -> anyhow::Result<()> {
+    let mut pool = Pool::start()?;
+    let remote = BareRepo::create(
+        &pool.dir.path().join("remote.git"),
+        &[("README.md", "hi\n")],
+    )?;
+    let mut a = pool.separate_machine("a", 1);
+    a.extra.extend(["--max-attempts".into(), "1".into()]);
+    pool.add_worker(&a)?;
+    let main = remote.rev("main").expect("main");
+    for plan in ["orphan", "foreign"] {
+        pool.submit(&repo_doc(plan, 1, json!({"url": remote.url()})))
+            .await?;
+        pool.wait_state(plan, &["completed"], Duration::from_secs(120))
+            .await?;
+    }
+    // A stale holder's push, on top of the recorded checkpoint, carrying the plan's trailer.
+    remote.commit_on(
+        "baton/orphan",
+        &[("stale.txt", "from a stale holder\n")],
+        "t2: a stale attempt\n\nBaton-Plan: orphan\n",
+    )?;
+    let recorded = pool
+        .plan_field("orphan", "checkpoint")
+        .await?
+        .expect("checkpoint");
+    let second = "Second.\nRead: stale.txt\nFile: orphan-2.txt\n```\n2\n```\n";
+    pool.submit(&doc("orphan").task("t2", second).json())
+        .await?;
+    pool.wait_done("orphan", 2, Duration::from_secs(120))
+        .await?;
+    let log = remote.log(&main, "baton/orphan")?;
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert_eq!(
+        log[1].2, recorded,
+        "the new commit replaced the unrecorded one"
+    );
+    assert!(!remote
+        .files("baton/orphan")?
+        .contains(&"stale.txt".to_owned()));
+    assert_eq!(reads_of(&pool.standin.reads()?, "stale.txt"), [false]);
+
+    // Someone else's commit on the plan's branch.
+    let theirs = remote.commit_on(
+        "baton/foreign",
+        &[("theirs.txt", "mine\n")],
+        "a user's commit",
+    )?;
+    pool.submit(
+        &doc("foreign")
+            .task("t2", &reading_task("foreign", 2))
+            .json(),
+    )
+    .await?;
+    pool.wait_state("foreign", &["failed"], Duration::from_secs(120))
+        .await?;
+    assert_eq!(
+        remote.rev("baton/foreign"),
+        Some(theirs),
+        "their commit stays"
+    );
+    let reason = pool
+        .plan_field("foreign", "last_error")
+        .await?
+        .unwrap_or_default();
+    assert!(reason.contains("changed outside baton"), "{reason}");
+    Ok(())
+}

@@ -146,7 +146,8 @@ impl Pool {
             state_dir: self.dir.path().join(format!("state-{name}")),
             home: Some(home),
             claude_bin: claude_bin(),
-            log_filter: "info,baton_worker=debug".into(),
+            log_filter: std::env::var("BATON_TEST_LOG")
+                .unwrap_or_else(|_| "info,baton_worker=debug".into()),
             extra: vec![
                 "--lease".into(),
                 "6s".into(),

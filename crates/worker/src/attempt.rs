@@ -7,7 +7,7 @@
 //! because the old one is gone does not use one up (once per task).
 
 use std::path::Path;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use baton_core::scripts::hold::{Head, Renew, Renewal};
 use baton_core::{FallbackReason, PlanOptions};
@@ -36,6 +36,16 @@ pub(crate) struct Run {
     pub(crate) ended_at: SystemTime,
     /// The plan's files after the task, pushed (a plan with a repository).
     pub(crate) checkpoint: Option<Checkpoint>,
+    /// Time spent making the workspace the checkpoint's files, and committing and pushing
+    /// after the run (a plan with a repository).
+    pub(crate) git_time: Option<GitTime>,
+}
+
+/// Where an attempt's git time went.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct GitTime {
+    pub(crate) checkout: Duration,
+    pub(crate) checkpoint: Duration,
 }
 
 /// What the attempts of a task came to.
@@ -204,18 +214,20 @@ impl Hold<'_> {
         let task = &head.task;
         let stop = self.lease.stop();
         // Files rewind with the conversation: every attempt starts from the checkpoint's files.
+        let checkout_started = Instant::now();
+        let tree_at = self.tree_at.take();
         let checkout = match &head.plan.repo {
             Some(spec) => {
                 let checkpoint = head.plan.checkpoint.as_deref();
-                Some(
+                let co =
                     self.pool
                         .git
-                        .checkout(&self.plan, spec, cwd, checkpoint)
-                        .await?,
-                )
+                        .checkout(&self.plan, spec, cwd, checkpoint, tree_at.as_deref());
+                Some(co.await?)
             }
             None => None,
         };
+        let checkout_time = checkout_started.elapsed();
         let Some(start) = session::prepare(self.pool, &self.plan, head, cwd, forced, stop).await
         else {
             return Err(Failed::Interrupted(self.lease.interruption()));
@@ -250,6 +262,7 @@ impl Hold<'_> {
             return Err(Failed::Interrupted(Interruption::LeaseLost));
         }
         let out = outcome?;
+        let checkpoint_started = Instant::now();
         let checkpoint = match &checkout {
             None => None,
             Some(co) => {
@@ -262,7 +275,10 @@ impl Hold<'_> {
                     cost_usd: out.cost_usd,
                 };
                 match self.checkpoint(co, &info).await {
-                    Ok(c) => Some(c),
+                    Ok(c) => {
+                        self.tree_at = Some(c.commit.clone());
+                        Some(c)
+                    }
                     Err(failed) => {
                         // The turn will not be committed: a warm process that holds it must not
                         // go on with it.
@@ -272,6 +288,10 @@ impl Hold<'_> {
                 }
             }
         };
+        let git_time = checkout.is_some().then(|| GitTime {
+            checkout: checkout_time,
+            checkpoint: checkpoint_started.elapsed(),
+        });
         Ok(Box::new(Run {
             start,
             out,
@@ -280,18 +300,39 @@ impl Hold<'_> {
             started_at,
             ended_at,
             checkpoint,
+            git_time,
         }))
     }
 
-    /// Commits the task's files and pushes them, if this worker still holds the plan right
-    /// before the push: a stale holder must never push over a commit the plan has recorded
-    /// since (a renewal that succeeds proves the lease was held without a break).
+    /// Commits the task's files and pushes them. Right before each push the worker proves it
+    /// still holds the plan (a renewal that succeeds shows the lease was held without a break,
+    /// so no other holder can have recorded a commit since): a stale holder pushes nothing. The
+    /// push expects the branch at the recorded checkpoint; when it is not there (an unrecorded
+    /// commit of this plan, or no branch yet), the branch is read, checked, and the push made
+    /// again with that expectation, after another lease check.
     async fn checkpoint(&self, co: &Checkout, info: &CommitInfo<'_>) -> Result<Checkpoint, Failed> {
         let git = &self.pool.git;
-        let (checkpoint, lease) = match git.commit(co, info).await? {
+        let checkpoint = match git.commit(co, info).await? {
             Committed::Unchanged(checkpoint) => return Ok(checkpoint),
-            Committed::ToPush { checkpoint, lease } => (checkpoint, lease),
+            Committed::ToPush(checkpoint) => checkpoint,
         };
+        self.still_holding().await?;
+        match git
+            .push_checkpoint(co, &checkpoint, co.expected_tip())
+            .await
+        {
+            Ok(()) => return Ok(checkpoint),
+            Err(GitError::PushRefused { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let tip = git.replaceable_tip(co).await?;
+        self.still_holding().await?;
+        git.push_checkpoint(co, &checkpoint, tip.as_deref()).await?;
+        Ok(checkpoint)
+    }
+
+    /// Renews the lease now: `Ok` when this worker still holds the plan.
+    async fn still_holding(&self) -> Result<(), Failed> {
         let renew = Renew {
             plan: &self.plan,
             lock: &self.lease.value,
@@ -302,16 +343,13 @@ impl Hold<'_> {
         })
         .await;
         match renewed {
-            None => return Err(Failed::Interrupted(self.lease.interruption())),
+            None => Err(Failed::Interrupted(self.lease.interruption())),
             Some(Renewal::Lost) => {
                 self.lease.mark_lost();
-                return Err(Failed::Interrupted(Interruption::LeaseLost));
+                Err(Failed::Interrupted(Interruption::LeaseLost))
             }
-            Some(Renewal::Renewed | Renewal::Cancelled) => {}
+            Some(Renewal::Renewed | Renewal::Cancelled) => Ok(()),
         }
-        git.push_checkpoint(co, &checkpoint, lease.as_deref())
-            .await?;
-        Ok(checkpoint)
     }
 }
 

@@ -41,6 +41,7 @@ impl Hold<'_> {
             started_at,
             ended_at,
             checkpoint,
+            git_time,
         } = *run;
         let task = &head.task;
         let sid = start.arg.id();
@@ -111,6 +112,13 @@ impl Hold<'_> {
                 serde_json::to_value(c.diffstat).expect("diffstats serialize"),
             );
             completed = completed.with("commit", c.commit.as_str());
+        }
+        if let Some(t) = git_time {
+            // What git cost this task: the workspace made the checkpoint's files before the
+            // run, and the commit and push after it.
+            succeeded = succeeded
+                .with("checkout_ms", t.checkout.as_secs_f64() * 1000.0)
+                .with("checkpoint_ms", t.checkpoint.as_secs_f64() * 1000.0);
         }
         let mut counts = Counts::default();
         counts

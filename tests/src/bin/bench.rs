@@ -11,12 +11,17 @@
 //! - queue: 2,000 plans × 10 tasks with the in-process and the spawn-per-task executors;
 //! - scale: 10,000 plans × 10 tasks: submit rate, Redis memory per queued task, drain rate,
 //!   worker RSS;
-//! - commands: Redis commands per task, read from `MONITOR`.
+//! - commands: Redis commands per task, read from `MONITOR`;
+//! - git: a plan with a repository: git's cost per task, and moving a plan with a 50 MB
+//!   repository to a worker with an empty cache and to one a task behind (`bench/git.rs`).
 //!
 //! `--only <section>` runs one section; `--warm-plans N` / `--cold-plans N` size the CLI
 //! throughput runs (defaults 20 and 8 plans of 10 tasks keep the whole benchmark under 10
 //! minutes on 2 cores); `--full` runs the issue's 200 plans in both modes;
 //! `--queue-concurrency N` sets the queue-only worker's concurrency (default 8).
+
+#[path = "bench/git.rs"]
+mod git;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -894,7 +899,10 @@ async fn main() -> Result<()> {
     if run("commands") {
         bench.commands().await?;
     }
-    println!("\n## Targets (issue #6)\n");
+    if run("git") {
+        bench.git().await?;
+    }
+    println!("\n## Targets (issues #6 and #11)\n");
     println!("| what | target | measured | met |");
     println!("|---|---|---|---|");
     for t in &bench.targets {

@@ -29,11 +29,8 @@ pub(crate) struct Checkpoint {
 pub(crate) enum Committed {
     /// The task changed nothing: the checkpoint stays, nothing to push.
     Unchanged(Checkpoint),
-    /// A new commit, to push with a lease on what the branch held (`None`: no branch yet).
-    ToPush {
-        checkpoint: Checkpoint,
-        lease: Option<String>,
-    },
+    /// A new commit, to push.
+    ToPush(Checkpoint),
 }
 
 /// What a checkpoint commit says about its task.
@@ -76,22 +73,30 @@ pub(crate) struct Checkout {
     plan: PlanId,
     /// The commit the work tree was last made equal to (the base of the next commit).
     at: String,
+    /// `at` is a checkpoint a task recorded (not the base): the branch was pushed there, unless
+    /// every task so far changed nothing.
+    recorded: bool,
 }
 
 impl Git {
     /// Makes the plan's work tree (`work_tree`, its workspace) exactly `checkpoint`'s files
     /// (the base's when the plan has none yet): tracked files reset, everything else removed.
-    /// Fetches only when the commit is not on this worker yet.
+    /// Fetches only when the commit is not on this worker yet. `tree_at`: the commit this
+    /// hold's own last commit left the work tree at, when nothing ran since; then only files
+    /// git ignores can differ, and the reset is skipped.
     pub(crate) async fn checkout(
         &self,
         plan: &PlanId,
         spec: &RepoSpec,
         work_tree: &Path,
         checkpoint: Option<&str>,
+        tree_at: Option<&str>,
     ) -> Result<Checkout, GitError> {
         let mirror = self.mirror(&spec.url).await?;
         let git_dir = self.plan_git_dir(plan, &mirror).await?;
+        let dirs = (Some(git_dir.as_path()), Some(work_tree));
         let at = match checkpoint {
+            Some(c) if tree_at == Some(c) => c.to_owned(),
             Some(c) => {
                 if !self.has_commit(&git_dir, c).await? {
                     self.fetch(&spec.url, &mirror).await?;
@@ -102,16 +107,19 @@ impl Git {
                         });
                     }
                 }
+                self.run("reset", dirs.0, dirs.1, ["reset", "-q", "--hard", c])
+                    .await?;
                 c.to_owned()
             }
             None => {
-                self.resolve_base(&spec.url, &mirror, spec.base.as_ref())
-                    .await?
+                let base = self
+                    .resolve_base(&spec.url, &mirror, spec.base.as_ref())
+                    .await?;
+                self.run("reset", dirs.0, dirs.1, ["reset", "-q", "--hard", &base])
+                    .await?;
+                base
             }
         };
-        let dirs = (Some(git_dir.as_path()), Some(work_tree));
-        self.run("reset", dirs.0, dirs.1, ["reset", "-q", "--hard", &at])
-            .await?;
         self.run("clean", dirs.0, dirs.1, ["clean", "-q", "-ffdx"])
             .await?;
         Ok(Checkout {
@@ -121,6 +129,7 @@ impl Git {
             spec: spec.clone(),
             plan: plan.clone(),
             at,
+            recorded: checkpoint.is_some(),
         })
     }
 
@@ -161,10 +170,7 @@ impl Git {
         Ok(git_dir)
     }
 
-    /// Commits everything the task changed in the work tree, and looks at the plan's branch:
-    /// it may hold the checkpoint, or an unrecorded commit of this plan on top of it (pushed by
-    /// a holder whose Redis commit was then refused), which the push will replace; anything else
-    /// means someone changed the branch outside baton. Nothing leaves this worker yet.
+    /// Commits everything the task changed in the work tree (nothing leaves this worker yet).
     pub(crate) async fn commit(
         &self,
         co: &Checkout,
@@ -172,65 +178,82 @@ impl Git {
     ) -> Result<Committed, GitError> {
         let dirs = (Some(co.git_dir.as_path()), Some(co.work_tree.as_path()));
         self.run("add", dirs.0, dirs.1, ["add", "-A"]).await?;
-        let staged = self
+        let out = self
             .output(
-                "diff",
+                "commit",
                 dirs.0,
                 dirs.1,
-                ["diff", "--cached", "--quiet", "--no-ext-diff"],
+                ["commit", "-q", "--no-verify", "-m", &info.message()],
             )
             .await?;
-        if staged.status.success() {
-            return Ok(Committed::Unchanged(Checkpoint {
-                commit: co.at.clone(),
-                diffstat: DiffStat::default(),
-            }));
-        }
-        self.run(
-            "commit",
-            dirs.0,
-            dirs.1,
-            ["commit", "-q", "--no-verify", "-m", &info.message()],
-        )
-        .await?;
-        let commit = self
-            .run("rev-parse", dirs.0, None, ["rev-parse", "HEAD"])
-            .await?
-            .trim()
-            .to_owned();
-        let diffstat = self.diffstat(&co.git_dir, &co.at, &commit).await?;
-        let tip = self.remote_tip(&co.spec.url, &co.spec.branch).await?;
-        if let Some(tip) = tip.as_deref().filter(|t| *t != co.at) {
-            if !self.is_unrecorded_commit_of(co, tip).await? {
-                return Err(GitError::BranchMoved {
-                    branch: co.spec.branch.to_string(),
-                    url: co.spec.url.redacted(),
-                    at: tip.to_owned(),
-                });
+        if !out.status.success() {
+            if String::from_utf8_lossy(&out.stdout).contains("nothing to commit") {
+                return Ok(Committed::Unchanged(Checkpoint {
+                    commit: co.at.clone(),
+                    diffstat: DiffStat::default(),
+                }));
             }
+            return Err(GitError::Failed {
+                what: "commit".into(),
+                detail: super::stderr_of(&out),
+            });
         }
-        Ok(Committed::ToPush {
-            checkpoint: Checkpoint { commit, diffstat },
-            lease: tip,
-        })
+        // The new commit's id and what it changed, in one call.
+        let text = self
+            .run(
+                "log",
+                dirs.0,
+                None,
+                [
+                    "log",
+                    "-1",
+                    "--format=%H",
+                    "--shortstat",
+                    "--no-renames",
+                    "HEAD",
+                ],
+            )
+            .await?;
+        let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+        let commit = lines.next().unwrap_or("").trim().to_owned();
+        let diffstat = parse_shortstat(lines.next().unwrap_or(""));
+        Ok(Committed::ToPush(Checkpoint { commit, diffstat }))
     }
 
-    /// Pushes a commit to the plan's branch, with a lease on what the branch held when
-    /// [`Git::commit`] looked: if anyone pushed since, the push is refused.
+    /// Pushes a checkpoint commit to the plan's branch with a lease: the branch must be at
+    /// `expect` (absent, for `None`), or the push is refused ([`GitError::PushRefused`]).
     pub(crate) async fn push_checkpoint(
         &self,
         co: &Checkout,
         checkpoint: &Checkpoint,
-        lease: Option<&str>,
+        expect: Option<&str>,
     ) -> Result<(), GitError> {
         self.push(
             &co.git_dir,
             &co.spec.url,
             &co.spec.branch,
             &checkpoint.commit,
-            lease,
+            expect,
         )
         .await
+    }
+
+    /// What the plan's branch holds, when a push may replace it: the checkpoint, or a commit of
+    /// this plan on top of it that no Redis commit recorded (pushed by a holder that lost its
+    /// lease before its Redis commit). Anything else is someone else's work:
+    /// [`GitError::BranchMoved`].
+    pub(crate) async fn replaceable_tip(&self, co: &Checkout) -> Result<Option<String>, GitError> {
+        let tip = self.remote_tip(&co.spec.url, &co.spec.branch).await?;
+        if let Some(t) = tip.as_deref().filter(|t| *t != co.at) {
+            if !self.is_unrecorded_commit_of(co, t).await? {
+                return Err(GitError::BranchMoved {
+                    branch: co.spec.branch.to_string(),
+                    url: co.spec.url.redacted(),
+                    at: t.to_owned(),
+                });
+            }
+        }
+        Ok(tip)
     }
 
     /// True when `tip` is a commit of this plan on top of the checkpoint that no Redis commit
@@ -308,38 +331,47 @@ impl Git {
             },
         )
     }
+}
 
-    async fn diffstat(&self, git_dir: &Path, from: &str, to: &str) -> Result<DiffStat, GitError> {
-        let text = self
-            .run(
-                "diff",
-                Some(git_dir),
-                None,
-                [
-                    "diff",
-                    "--numstat",
-                    "--no-ext-diff",
-                    "--no-renames",
-                    from,
-                    to,
-                ],
-            )
-            .await?;
-        let mut stat = DiffStat::default();
-        for line in text.lines() {
-            let mut parts = line.split('\t');
-            let n = |p: Option<&str>| p.and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-            stat.insertions += n(parts.next());
-            stat.deletions += n(parts.next());
-            stat.files += 1;
+/// `N file(s) changed, X insertion(s)(+), Y deletion(s)(-)` as git prints it.
+fn parse_shortstat(line: &str) -> DiffStat {
+    let mut stat = DiffStat::default();
+    for part in line.split(',') {
+        let mut words = part.split_whitespace();
+        let n = words
+            .next()
+            .and_then(|w| w.parse::<u64>().ok())
+            .unwrap_or(0);
+        match words.next() {
+            Some(w) if w.starts_with("file") => stat.files = n,
+            Some(w) if w.starts_with("insertion") => stat.insertions = n,
+            Some(w) if w.starts_with("deletion") => stat.deletions = n,
+            _ => {}
         }
-        Ok(stat)
+    }
+    stat
+}
+
+impl Checkout {
+    /// Where the plan's branch should be before this attempt's push: at the recorded
+    /// checkpoint, or absent before the plan's first push.
+    pub(crate) fn expected_tip(&self) -> Option<&str> {
+        self.recorded.then_some(self.at.as_str())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shortstats_parse() {
+        let d = parse_shortstat(" 2 files changed, 3 insertions(+), 1 deletion(-)");
+        assert_eq!((d.files, d.insertions, d.deletions), (2, 3, 1));
+        let d = parse_shortstat(" 1 file changed, 1 insertion(+)");
+        assert_eq!((d.files, d.insertions, d.deletions), (1, 1, 0));
+        assert_eq!(parse_shortstat(""), DiffStat::default());
+    }
 
     #[test]
     fn commit_messages_name_the_task_and_carry_the_trailers() {

@@ -225,17 +225,20 @@ impl Git {
             // Never wait for a passphrase or a host-key answer.
             cmd.env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes");
         }
-        tracing::debug!(what, "git");
+        let began = std::time::Instant::now();
         let child = cmd.spawn().map_err(|source| GitError::Spawn {
             bin: self.bin.display().to_string(),
             source,
         })?;
         let pid = child.id();
         match tokio::time::timeout(self.timeout, child.wait_with_output()).await {
-            Ok(out) => out.map_err(|source| GitError::Spawn {
-                bin: self.bin.display().to_string(),
-                source,
-            }),
+            Ok(out) => {
+                tracing::debug!(what, elapsed = ?began.elapsed(), "git");
+                out.map_err(|source| GitError::Spawn {
+                    bin: self.bin.display().to_string(),
+                    source,
+                })
+            }
             Err(_) => {
                 kill_group(pid);
                 Err(GitError::Timeout {

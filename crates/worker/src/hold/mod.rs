@@ -38,6 +38,9 @@ pub(crate) struct Hold<'p> {
     /// The session record this hold committed last: a warm process may only go on with the
     /// conversation it produced itself.
     pub(crate) last_commit: Option<SessionRecord>,
+    /// The commit this hold's last checkpoint left the work tree at (a plan with a repository),
+    /// taken by the next attempt: valid only until something runs in the workspace.
+    pub(crate) tree_at: Option<String>,
 }
 
 /// The plan keys' retention TTLs are reset once per hold (by its first start and its first
@@ -144,6 +147,7 @@ pub(crate) async fn run(pool: &Pool, plan: PlanId) {
         engine: Engine::new(&pool.cfg),
         ttls: TtlRefresh::default(),
         last_commit: None,
+        tree_at: None,
     };
     let leave = {
         let work = async {

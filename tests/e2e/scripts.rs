@@ -529,6 +529,17 @@ async fn hand_backs_requeue_where_asked() -> anyhow::Result<()> {
     .await?;
     let next: Option<String> = s.conn.rpop(&ready, None).await?;
     assert_eq!(next.as_deref(), Some("d"), "a retried plan goes first");
+    let indexed: Vec<String> = s.conn.zrange(s.env.keys.plans(), 0, -1).await?;
+    assert_eq!(indexed, ["d"], "finished ingests index their plan");
+    let mut counts = Counts::default();
+    counts.add(baton_core::Counter::TasksSucceeded, 2);
+    s.call(&baton_core::scripts::pool::Count { counts: &counts })
+        .await?;
+    let minute: Option<i64> = s
+        .conn
+        .hget(s.env.keys.this_minute(), "tasks_succeeded")
+        .await?;
+    assert_eq!(minute, Some(2), "counts land in this minute's counters too");
 
     let _: () = s.conn.lpush(&inflight, "e").await?;
     let _: () = s.conn.lpush(s.env.keys.ingesting(&worker), "doc").await?;

@@ -16,17 +16,23 @@ local function keep_for(secs, ...)
   if secs == '0' then return end
   for _, k in ipairs({...}) do redis.call('EXPIRE', k, secs) end
 end
--- add_counts(hash_key, first, prefix): adds the ARGV pairs from index `first` on (name,
--- increment; an increment with a '.' is a float) to the counters `<prefix><name>` in hash_key
--- (prefix '' for the pool's stats hash, 'stat:' for a plan's own counters).
-local function add_counts(hash_key, first, prefix)
+-- add_counts(hash_key, first, prefix, minute_key): adds the ARGV pairs from index `first` on
+-- (name, increment; an increment with a '.' is a float) to the counters `<prefix><name>` in
+-- hash_key (prefix '' for the pool's stats hash, 'stat:' for a plan's own counters), and, when
+-- minute_key is given, to that minute's counters too (kept two hours, for the dashboard).
+local function add_counts(hash_key, first, prefix, minute_key)
+  local keys = {hash_key, minute_key}
   for i = first, #ARGV, 2 do
-    if string.find(ARGV[i + 1], '.', 1, true) then
-      redis.call('HINCRBYFLOAT', hash_key, prefix .. ARGV[i], ARGV[i + 1])
-    else
-      redis.call('HINCRBY', hash_key, prefix .. ARGV[i], ARGV[i + 1])
+    local float = string.find(ARGV[i + 1], '.', 1, true)
+    for _, k in ipairs(keys) do
+      if float then
+        redis.call('HINCRBYFLOAT', k, prefix .. ARGV[i], ARGV[i + 1])
+      else
+        redis.call('HINCRBY', k, prefix .. ARGV[i], ARGV[i + 1])
+      end
     end
   end
+  if minute_key and first <= #ARGV then redis.call('EXPIRE', minute_key, 7200) end
 end
 -- plan_limits(plan_key, retention, cap): the plan's own retention and event cap (recorded at
 -- ingest from the pool's settings), else the given defaults. For scripts a client runs, which

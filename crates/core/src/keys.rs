@@ -15,6 +15,8 @@
 //! | `{p}:dead` | list of dead letters (JSON) | workers | never |
 //! | `{p}:stats` | hash of pool-wide counters | workers | never |
 //! | `{p}:pause` | string: why the pool stopped claiming, with a TTL until the reset | workers | at the reset |
+//! | `{p}:plans` | sorted set: every plan id ingested → when it was first seen (ms) | workers | never (readers skip plans past their retention) |
+//! | `{p}:minute:<m>` | hash: pool counters added during minute `m` (since the epoch) | workers | 2 hours |
 //! | `p:{P}:plan` | hash: plan metadata and counters | workers | retention after last use |
 //! | `p:{P}:tasks` | list of pending tasks (JSON), first = next | workers | retention |
 //! | `p:{P}:task_ids` | set of every task id the plan has had | workers | retention |
@@ -99,6 +101,19 @@ impl Keys {
     /// A pool-wide pause (rate limit) with its reason.
     pub fn pause(&self) -> String {
         self.global("pause")
+    }
+    /// Every plan ingested, scored by when it was first seen (for listings).
+    pub fn plans(&self) -> String {
+        self.global("plans")
+    }
+    /// The pool counters added during minute `minute` since the epoch (the dashboard's
+    /// timeline).
+    pub fn minute(&self, minute: u64) -> String {
+        self.global(&format!("minute:{minute}"))
+    }
+    /// The current minute's counters.
+    pub fn this_minute(&self) -> String {
+        self.minute(crate::time::now_millis() / 60_000)
     }
     /// A plan's metadata hash.
     pub fn plan(&self, plan: &PlanId) -> String {

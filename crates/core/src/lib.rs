@@ -14,6 +14,8 @@
 //! - [`repo`]: a plan's git repository: URLs and ref names a document may use, redaction.
 //! - [`scripts`]: the Lua scripts that change several keys at once, each with a typed call and
 //!   a typed reply.
+//! - [`transcript`]: the committed transcript's format (read by anything that shows a
+//!   conversation).
 //! - [`time`]: wall-clock helpers (RFC 3339 stamps, milliseconds since the epoch).
 //!
 //! This crate has no async runtime and no command-line parsing, so any client can depend on it.
@@ -30,6 +32,7 @@ pub mod records;
 pub mod repo;
 pub mod scripts;
 pub mod time;
+pub mod transcript;
 pub mod vocab;
 
 pub use counters::{Counter, Counts};

@@ -8,22 +8,12 @@
 //! discards the partial turn a failed attempt may have left. It keeps exactly one copy of a
 //! session per config dir, since the CLI reports a duplicated id as not found.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use baton_core::transcript::{reader, COMPRESS_FROM};
 use baton_core::ClaudeSessionId;
-use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 use sha2::{Digest, Sha256};
-
-/// Packs at least this large are gzipped; smaller ones are stored as plain tar, where setting
-/// up a compressor would cost more than the bytes it saves. Restore tells them apart by the
-/// gzip magic bytes.
-const COMPRESS_FROM: usize = 16 * 1024;
-const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
-
-/// Largest transcript blob restored (guards against a hostile blob expanding without bound).
-const MAX_UNPACKED_BYTES: u64 = 512 * 1024 * 1024;
 
 /// A transcript operation that failed.
 #[derive(Debug, thiserror::Error)]
@@ -136,12 +126,7 @@ impl SessionFiles {
     ) -> Result<(), TranscriptError> {
         self.remove_everywhere()?;
         std::fs::create_dir_all(&self.dir).map_err(io_err(&self.dir))?;
-        let reader: Box<dyn Read> = if blob.starts_with(&GZIP_MAGIC) {
-            Box::new(GzDecoder::new(blob).take(MAX_UNPACKED_BYTES))
-        } else {
-            Box::new(blob.take(MAX_UNPACKED_BYTES))
-        };
-        let mut archive = tar::Archive::new(reader);
+        let mut archive = tar::Archive::new(reader(blob));
         let entries = archive.entries().map_err(TranscriptError::Corrupt)?;
         for entry in entries {
             let mut entry = entry.map_err(TranscriptError::Corrupt)?;
@@ -205,6 +190,7 @@ pub(crate) fn hex_sha256(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use baton_core::transcript::GZIP_MAGIC;
 
     #[test]
     fn large_packs_are_gzipped_and_round_trip() {
@@ -223,6 +209,11 @@ mod tests {
         let dst = SessionFiles::new(&b, cwd, id);
         dst.restore(&blob, &digest).unwrap();
         assert_eq!(std::fs::read_to_string(dst.jsonl()).unwrap(), body);
+        // What a reader of the committed blob (the dashboard) sees.
+        let read = baton_core::transcript::read_jsonl(&blob, id)
+            .unwrap()
+            .unwrap();
+        assert_eq!(read, body.as_bytes());
     }
 
     fn tmp() -> PathBuf {

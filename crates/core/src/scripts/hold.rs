@@ -217,6 +217,7 @@ impl ScriptCall for Unclaim<'_> {
         inv.key(k.inflight(self.worker))
             .key(k.ready())
             .key(k.stats())
+            .key(k.this_minute())
             .arg(self.plan.as_str())
             .arg(self.requeue.as_str());
         for (name, n) in self.counts.args() {

@@ -136,9 +136,12 @@ impl ScriptCall for FinishIngest<'_> {
         inv.key(k.ingesting(self.worker))
             .key(k.ready())
             .key(k.stats())
+            .key(k.this_minute())
+            .key(k.plans())
             .arg(self.entry)
             .arg(plan)
-            .arg(requeue.as_str());
+            .arg(requeue.as_str())
+            .arg(crate::time::now_millis());
         for (name, n) in self.counts.args() {
             inv.arg(name).arg(n);
         }

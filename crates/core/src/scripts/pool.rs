@@ -18,7 +18,7 @@ impl ScriptCall for Count<'_> {
 
     fn invocation(&self, env: &Env) -> ScriptInvocation<'static> {
         let mut inv = COUNT.prepare_invoke();
-        inv.key(env.keys.stats());
+        inv.key(env.keys.stats()).key(env.keys.this_minute());
         for (name, n) in self.counts.args() {
             inv.arg(name).arg(n);
         }

@@ -131,11 +131,14 @@ impl Store {
         counters: &[(Counter, i64)],
     ) -> Result<(), StoreError> {
         let k = &self.env.keys;
+        let minute = k.this_minute();
         let mut pipe = redis::pipe();
         for (c, n) in counters {
             pipe.hincr(k.stats(), c.as_str(), *n).ignore();
+            pipe.hincr(&minute, c.as_str(), *n).ignore();
             pipe.hincr(k.plan(plan), c.plan_field(), *n).ignore();
         }
+        pipe.expire(&minute, 7200).ignore();
         let _: () = pipe.query_async(&mut self.conn()).await?;
         Ok(())
     }

@@ -6,6 +6,7 @@ mod faults;
 mod foundation;
 mod git;
 mod modes;
+mod operate;
 mod reliability;
 mod scripts;
 mod sessions;

@@ -25,6 +25,8 @@ pub struct WorkerOpts {
     pub claude_bin: PathBuf,
     /// `BATON_LOG` for the worker.
     pub log_filter: String,
+    /// More environment for the worker.
+    pub env: Vec<(String, String)>,
     pub extra: Vec<String>,
 }
 
@@ -58,6 +60,7 @@ impl Worker {
             .env("ANTHROPIC_API_KEY", "test-key-not-real")
             .env("BATON_LOG", &opts.log_filter)
             .env("NO_COLOR", "1")
+            .envs(opts.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(logf);
         if let Some(h) = &opts.home {
@@ -146,6 +149,7 @@ impl Pool {
             state_dir: self.dir.path().join(format!("state-{name}")),
             home: Some(home),
             claude_bin: claude_bin(),
+            env: Vec::new(),
             log_filter: std::env::var("BATON_TEST_LOG")
                 .unwrap_or_else(|_| "info,baton_worker=debug".into()),
             extra: vec![

@@ -18,6 +18,7 @@ use crate::decision::Decision;
 use crate::git::{Checkout, Checkpoint, CommitInfo, Committed, GitError};
 use crate::hold::lease::Interruption;
 use crate::hold::Hold;
+use crate::metrics::TaskOutcome;
 use crate::reconnect::{backoff, redis_retry};
 use crate::session::{self, SessionStart};
 use crate::stop::Stop;
@@ -154,11 +155,18 @@ impl Hold<'_> {
             };
             let reason = e.to_string();
             let decision = e.decision();
+            if decision != Decision::Interrupted {
+                self.pool.metrics.task(TaskOutcome::failed);
+            }
             if !matches!(decision, Decision::Interrupted | Decision::BudgetSpent) {
                 warn!(plan = %self.plan, task = %task.id, attempt, error = %reason, "task attempt failed");
                 failures.push(format!("attempt {attempt}: {reason}"));
             }
-            match after_failure(decision, attempt, cfg.max_attempts, forced.is_some()) {
+            let next = after_failure(decision, attempt, cfg.max_attempts, forced.is_some());
+            if matches!(next, AfterFailure::NewSession(_) | AfterFailure::Backoff) {
+                self.pool.metrics.task(TaskOutcome::retried);
+            }
+            match next {
                 AfterFailure::NewSession(why) => {
                     // The conversation is gone, which waiting will not change: start a new
                     // one at once, without counting this as an attempt.
@@ -235,7 +243,7 @@ impl Hold<'_> {
         let refresh = self.ttls.first_start();
         let mode = self.engine.mode();
         self.report
-            .started(task, &start, attempt, mode, refresh)
+            .started(task, &start, attempt, mode.clone(), refresh)
             .await;
 
         let inv = Invocation {
@@ -258,6 +266,7 @@ impl Hold<'_> {
             .run(&inv, continues, cfg.warm_idle_timeout, &progress, stop);
         let outcome = self.report.forward_progress(task, progress_rx, run).await;
         let ended_at = SystemTime::now();
+        self.pool.metrics.task_duration(&mode, started.elapsed());
         if self.lease.is_lost() {
             return Err(Failed::Interrupted(Interruption::LeaseLost));
         }

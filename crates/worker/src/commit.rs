@@ -158,6 +158,8 @@ impl Hold<'_> {
             None => return TaskEnd::Interrupted(self.lease.interruption()),
         };
         debug!(plan = %self.plan, task = %task.id, index = task.index, "task committed");
+        let metrics = &self.pool.metrics;
+        metrics.committed(result.cost_usd, result.input_tokens, result.output_tokens);
         counts.add_cost(result.cost_usd);
         self.report.committed(&counts).await;
         self.last_commit = Some(record);

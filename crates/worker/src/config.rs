@@ -108,6 +108,9 @@ pub struct Config {
     /// attempt retried.
     #[arg(long, env = "BATON_GIT_TIMEOUT", default_value = "5m", value_parser = parse_positive_duration)]
     pub git_timeout: Duration,
+    /// Serve Prometheus metrics at http://<addr>/metrics (e.g. 0.0.0.0:9464). Off unless set.
+    #[arg(long, env = "BATON_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// For benchmarks of the queue only: `instant` answers every task in-process at once,
     /// `spawn:<program>` runs <program> per task instead of the CLI.
     #[arg(long, env = "BATON_EXECUTOR", default_value = "claude")]

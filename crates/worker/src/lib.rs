@@ -14,7 +14,8 @@
 //! - `engine`: what runs the attempt: warm or cold CLI, or a benchmark `executor`.
 //! - `commit`: a success committed, fenced; `stop`: a plan stopped on its task.
 //! - `report`: events and counters.
-//! - `liveness`: heartbeat and the reaper of silent workers.
+//! - `liveness`: heartbeat and the reaper of silent workers; `metrics`: Prometheus metrics and
+//!   their endpoint (`--metrics-addr`).
 //! - `claude`: the CLI itself (process, stream, cold runs, warm sessions, errors).
 //! - `store`: Redis connections, script calls, plain commands; `reconnect`: riding out outages.
 //! - `git`: plans with a repository: mirrors, checkouts, checkpoint commits and pushes.
@@ -35,6 +36,7 @@ mod git;
 mod hold;
 mod ingest;
 mod liveness;
+mod metrics;
 mod pool;
 mod recap;
 mod reconnect;
@@ -76,6 +78,12 @@ pub enum StartError {
     #[error("state dir {path} is unusable")]
     StateDir {
         path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot serve metrics on {addr}")]
+    MetricsAddr {
+        addr: std::net::SocketAddr,
         #[source]
         source: std::io::Error,
     },
@@ -135,6 +143,7 @@ pub async fn run(config: Config, host: &str, shutdown: Shutdown) -> Result<(), S
     };
     let store = Store::new(&config.redis_url, env).map_err(StartError::RedisUrl)?;
     let tasks = TaskTracker::new();
+    let metrics = Arc::new(metrics::Metrics::new(&engine::Engine::new(&config).mode()));
     let pool = Arc::new(Pool {
         id: WorkerId::for_this_process(host),
         cfg: config,
@@ -142,10 +151,20 @@ pub async fn run(config: Config, host: &str, shutdown: Shutdown) -> Result<(), S
         workspace_root,
         config_dir,
         git,
+        metrics: metrics.clone(),
         shutdown,
         closing: Closing::new(tasks.clone()),
     });
     info!(worker = %pool.id, concurrency = pool.cfg.concurrency, "worker starting");
+    let metrics_stop = CancellationToken::new();
+    let metrics_server = match pool.cfg.metrics_addr {
+        Some(addr) => Some(
+            metrics::serve(addr, metrics, pool.store.clone(), metrics_stop.clone())
+                .await
+                .map_err(|source| StartError::MetricsAddr { addr, source })?,
+        ),
+        None => None,
+    };
     warn_about_redis_settings(&pool.store).await;
 
     // The heartbeat outlives the slots: a draining worker finishing its tasks is alive, and must
@@ -171,6 +190,10 @@ pub async fn run(config: Config, host: &str, shutdown: Shutdown) -> Result<(), S
     });
     if tokio::time::timeout(HAND_BACK_WAIT, handed).await.is_err() {
         warn!("could not reach redis to hand back work; the reaper of another worker will");
+    }
+    metrics_stop.cancel();
+    if let Some(server) = metrics_server {
+        let _ = server.await;
     }
     info!(worker = %pool.id, "worker stopped");
     Ok(())

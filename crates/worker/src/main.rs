@@ -28,13 +28,7 @@ async fn signal_stream(
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BATON_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    init_logging("info");
     let config = Config::parse();
     let grace = config.shutdown_grace;
     let shutdown = Shutdown::default();
@@ -55,4 +49,19 @@ async fn main() -> anyhow::Result<()> {
     }
     shutdown.abort.cancel();
     run.await.context("worker failed")
+}
+
+/// Logs to stderr, filtered by `BATON_LOG` (default `info`); as JSON lines when
+/// `BATON_LOG_FORMAT=json` (for log shippers), else for people.
+fn init_logging(default_filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BATON_LOG")
+        .unwrap_or_else(|_| default_filter.into());
+    let logs = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    if std::env::var("BATON_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
 }

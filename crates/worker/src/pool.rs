@@ -8,6 +8,7 @@ use baton_core::WorkerId;
 
 use crate::engine::Closing;
 use crate::git::Git;
+use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::{Config, Shutdown};
 
@@ -23,6 +24,7 @@ pub(crate) struct Pool {
     pub(crate) config_dir: PathBuf,
     /// git, for plans with a repository.
     pub(crate) git: Git,
+    pub(crate) metrics: std::sync::Arc<Metrics>,
     pub(crate) shutdown: Shutdown,
     /// Warm CLI processes on their way out, by plan (tracked with the worker's other tasks,
     /// which `run` waits for before it hands back what is left).

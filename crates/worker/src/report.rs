@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use tracing::warn;
 
 use crate::claude::Progress;
+use crate::metrics::SessionEvent;
 use crate::pool::Pool;
 use crate::session::{How, SessionStart};
 
@@ -112,10 +113,12 @@ impl<'p> Reporter<'p> {
         let session_event = |kind| self.event(kind, task).with("session_id", sid.clone());
         match &start.how {
             How::First => {
+                self.pool.metrics.session(SessionEvent::created);
                 events.push(session_event(EventKind::SessionCreated));
                 counts.add(Counter::SessionsCreated, 1);
             }
             How::Fallback(reason) => {
+                self.pool.metrics.fallback(*reason);
                 events.push(
                     session_event(EventKind::SessionFallback).with("reason", reason.as_str()),
                 );
@@ -125,6 +128,7 @@ impl<'p> Reporter<'p> {
                     .add(Counter::Fallbacks, 1);
             }
             How::Rotated => {
+                self.pool.metrics.session(SessionEvent::rotated);
                 events.push(session_event(EventKind::SessionRotated));
                 counts
                     .add(Counter::SessionsCreated, 1)
@@ -132,6 +136,11 @@ impl<'p> Reporter<'p> {
             }
             How::Resume(prev) => {
                 let handoff = prev.last_worker != self.pool.id;
+                self.pool.metrics.session(if handoff {
+                    SessionEvent::handoff
+                } else {
+                    SessionEvent::resumed
+                });
                 let kind = if handoff {
                     EventKind::SessionHandoff
                 } else {
@@ -225,6 +234,7 @@ impl<'p> Reporter<'p> {
                 attempt,
                 delay_ms,
             } => {
+                self.pool.metrics.api_retry(status);
                 if status == Some(429) && delay_ms >= RATE_LIMIT_PAUSE_MIN_MS {
                     self.pause_pool(task, delay_ms).await;
                 }

@@ -9,6 +9,7 @@ use tracing::warn;
 
 use crate::hold::lease::Interruption;
 use crate::hold::{Hold, TaskEnd};
+use crate::metrics::TaskOutcome;
 use crate::reconnect::redis_retry;
 
 /// Why a plan stops on its task.
@@ -74,6 +75,7 @@ impl Hold<'_> {
         }
         match stop {
             Stop::Failed { reason, attempts } => {
+                self.pool.metrics.task(TaskOutcome::dead_lettered);
                 let letter = DeadLetter::task(&self.plan, &task.id, &reason, attempts);
                 let _ = redis_retry("dead letter", abort, || {
                     self.pool.store.dead_letter(&letter)

@@ -137,6 +137,7 @@ pub(crate) async fn run(pool: &Pool, plan: PlanId) {
         None => return, // aborted while Redis was down; the final hand-back requeues it
     };
     debug!(plan = %plan, "holding plan");
+    pool.metrics.plan_held(true);
     let lease = Lease::new(value, &pool.shutdown.abort);
     let keeper = lease.clone().keep(pool, plan.clone());
     let mut hold = Hold {
@@ -162,6 +163,10 @@ pub(crate) async fn run(pool: &Pool, plan: PlanId) {
         }
     };
     hold.leave(leave).await;
+    pool.metrics.plan_held(false);
+    if leave == Leave::LeaseLost {
+        pool.metrics.lease_lost();
+    }
 }
 
 impl Hold<'_> {

@@ -10,6 +10,17 @@ use redis::AsyncCommands;
 
 use super::{Store, StoreError};
 
+/// The pool's lists, for the metrics.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct QueueDepths {
+    pub(crate) submit: u64,
+    pub(crate) ready: u64,
+    pub(crate) dead: u64,
+    /// How long the plan next in line has waited (since its plan was last updated).
+    pub(crate) oldest_ready_wait: Option<Duration>,
+    pub(crate) paused: bool,
+}
+
 /// What a blocking pop brought.
 #[derive(Debug, Default)]
 pub(crate) struct Popped {
@@ -221,6 +232,38 @@ impl Store {
             .lrem(self.env.keys.inflight(worker), 1, raw)
             .await?;
         Ok(())
+    }
+
+    /// The lengths of the pool's lists, how long the next plan in line has waited, and whether
+    /// the pool is paused.
+    pub(crate) async fn queue_depths(&self) -> Result<QueueDepths, StoreError> {
+        let k = &self.env.keys;
+        let mut conn = self.conn();
+        let (submit, ready, dead, next, pause): (u64, u64, u64, Option<String>, i64) =
+            redis::pipe()
+                .llen(k.submit())
+                .llen(k.ready())
+                .llen(k.dead())
+                .lindex(k.ready(), -1)
+                .pttl(k.pause())
+                .query_async(&mut conn)
+                .await?;
+        let mut oldest_ready_wait = None;
+        if let Some(plan) = next.and_then(|p| p.parse::<PlanId>().ok()) {
+            let updated: Option<String> = conn
+                .hget(k.plan(&plan), baton_core::PlanField::UpdatedAt.as_str())
+                .await?;
+            oldest_ready_wait = updated
+                .and_then(|u| humantime::parse_rfc3339(&u).ok())
+                .and_then(|t| std::time::SystemTime::now().duration_since(t).ok());
+        }
+        Ok(QueueDepths {
+            submit,
+            ready,
+            dead,
+            oldest_ready_wait,
+            paused: pause > 0,
+        })
     }
 
     /// A Redis setting (`CONFIG GET`), if the server answers.

@@ -1,6 +1,7 @@
 # Sourced by test.sh, demo.sh and bench.sh: installs what baton's tests and demo need and does
 # not find. Everything goes through the ordinary package clients; nothing is downloaded by hand.
 #   - redis-server and git: Debian packages (apt-get)
+#   - chromium and chromium-driver (the tests' browser): Debian packages (apt-get)
 #   - the Claude Code CLI, pinned: npm package, into .tools/ (ignored by git)
 
 CLAUDE_CLI_VERSION="2.1.331"
@@ -32,6 +33,13 @@ ensure_redis() {
 ensure_git() {
   if ! command -v git >/dev/null; then
     apt_install git
+  fi
+}
+
+# Headless Chromium and its WebDriver, for the dashboard's browser test.
+ensure_chromium() {
+  if ! command -v chromedriver >/dev/null || ! { command -v chromium >/dev/null || command -v chromium-browser >/dev/null; }; then
+    apt_install chromium chromium-driver
   fi
 }
 

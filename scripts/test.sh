@@ -10,6 +10,7 @@ set -euo pipefail
 cd "$BATON_ROOT"
 ensure_redis
 ensure_git
+ensure_chromium
 ensure_claude
 echo "==> cargo build --workspace --all-targets" >&2
 cargo build --workspace --all-targets --quiet
@@ -18,4 +19,5 @@ BATON_SESSION_MODE=warm cargo test --workspace "$@"
 echo "==> end-to-end tests again, workers in cold session mode (where the mode matters)" >&2
 BATON_SESSION_MODE=cold cargo test --workspace --test e2e "$@" -- \
   --skip scripts:: --skip modes:: --skip foundation::malformed_documents \
-  --skip foundation::enqueue_refuses --skip faults::hostile_documents
+  --skip foundation::enqueue_refuses --skip faults::hostile_documents --skip dashboard:: \
+  --skip operate::

@@ -8,6 +8,7 @@
 //! - [`redis_server`]: a real `redis-server` per test.
 //! - [`standin`]: the model stand-in and the prompts its requests carried.
 //! - [`pool`]: a pool of workers on separate "machines" against one Redis and stand-in.
+//! - [`browser`]: headless Chromium over WebDriver, for the dashboard.
 //! - [`docs`]: plan and action documents.
 //! - [`git`]: local bare repositories standing in for remotes.
 //! - [`faults`]: the fault suite's scenarios.
@@ -16,6 +17,7 @@
 //! the Claude CLI from `$BATON_CLAUDE_BIN` or `<repo>/.tools/node_modules/.bin/claude`, where the
 //! test script installs the pinned version.
 
+pub mod browser;
 pub mod docs;
 pub mod faults;
 pub mod git;

@@ -173,6 +173,35 @@ impl Pool {
         opts
     }
 
+    /// Starts `baton dashboard` on a free loopback port; with `token`, actions are enabled and
+    /// need it. Returns the process and the base URL.
+    pub fn start_dashboard(&self, token: Option<&str>) -> Result<(Proc, String)> {
+        let port = crate::proc::free_port();
+        let mut cmd = Command::new(bin("baton"));
+        cmd.arg("--redis-url")
+            .arg(self.redis.url())
+            .arg("dashboard")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(t) = token {
+            cmd.arg("--allow-actions").env("BATON_DASHBOARD_TOKEN", t);
+        }
+        let proc = Proc {
+            child: cmd.spawn().context("starting baton dashboard")?,
+            name: "baton dashboard".into(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                bail!("the dashboard did not start on port {port}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok((proc, format!("http://127.0.0.1:{port}")))
+    }
+
     /// Starts a worker; returns its index in `workers`.
     pub fn add_worker(&mut self, opts: &WorkerOpts) -> Result<usize> {
         self.workers

@@ -1,8 +1,9 @@
 //! `baton cancel PLAN`: end a plan.
 
 use baton_core::scripts::control::{Cancel as CancelScript, CancelReply, Refused};
-use baton_core::scripts::ScriptCall;
+use baton_core::scripts::{Env, ScriptCall};
 use baton_core::{Event, EventKind, PlanId};
+use redis::aio::MultiplexedConnection;
 
 use crate::{Ctx, Failure};
 
@@ -20,28 +21,33 @@ pub(crate) struct Cancel {
 impl Cancel {
     pub(crate) async fn run(self, ctx: &Ctx) -> Result<(), Failure> {
         let p = &self.plan;
-        let event =
-            Event::new(EventKind::PlanCancelled, Some(p)).with("reason", self.reason.as_str());
-        let call = CancelScript {
-            plan: p,
-            reason: &self.reason,
-            event: &event,
-        };
-        let reply: CancelReply = call
-            .invocation(&ctx.env)
-            .invoke_async(&mut ctx.conn().await?)
-            .await?;
-        match reply {
-            CancelReply::Cancelled => {
-                println!("plan {p} cancelled");
-                Ok(())
-            }
-            CancelReply::Refused(Refused(None)) => Err(Failure::BadInput(format!(
-                "no plan {p} (never submitted, or past its retention)"
-            ))),
-            CancelReply::Refused(Refused(Some(state))) => {
-                Err(Failure::BadInput(format!("plan {p} is already {state}")))
-            }
+        cancel(&mut ctx.conn().await?, &ctx.env, p, &self.reason).await?;
+        println!("plan {p} cancelled");
+        Ok(())
+    }
+}
+
+/// Cancels plan `p` with `reason` (also the dashboard's button).
+pub(crate) async fn cancel(
+    conn: &mut MultiplexedConnection,
+    env: &Env,
+    p: &PlanId,
+    reason: &str,
+) -> Result<(), Failure> {
+    let event = Event::new(EventKind::PlanCancelled, Some(p)).with("reason", reason);
+    let call = CancelScript {
+        plan: p,
+        reason,
+        event: &event,
+    };
+    let reply: CancelReply = call.invocation(env).invoke_async(conn).await?;
+    match reply {
+        CancelReply::Cancelled => Ok(()),
+        CancelReply::Refused(Refused(None)) => Err(Failure::BadInput(format!(
+            "no plan {p} (never submitted, or past its retention)"
+        ))),
+        CancelReply::Refused(Refused(Some(state))) => {
+            Err(Failure::BadInput(format!("plan {p} is already {state}")))
         }
     }
 }

@@ -1,6 +1,8 @@
 //! `baton dead`: the dead-letter list (rejected documents, tasks that failed for good).
 
 use baton_core::records::DeadLetter;
+use baton_core::Keys;
+use redis::aio::MultiplexedConnection;
 use redis::AsyncCommands;
 
 use crate::{Ctx, Failure};
@@ -20,31 +22,12 @@ pub(crate) struct Dead {
 impl Dead {
     pub(crate) async fn run(self, ctx: &Ctx) -> Result<(), Failure> {
         let mut conn = ctx.conn().await?;
-        let raw: Vec<String> = conn.lrange(ctx.keys.dead(), 0, -1).await?;
         if let Some(id) = self.requeue {
-            let Some((raw, letter)) = raw
-                .iter()
-                .filter_map(|r| serde_json::from_str::<DeadLetter>(r).ok().map(|l| (r, l)))
-                .find(|(_, l)| l.id == id)
-            else {
-                return Err(Failure::BadInput(format!("no dead letter {id}")));
-            };
-            let Some(doc) = letter.document else {
-                return Err(Failure::BadInput(format!(
-                    "dead letter {id} is a failed task; there is no document to resubmit"
-                )));
-            };
-            let _: () = redis::pipe()
-                .atomic()
-                .lrem(ctx.keys.dead(), 1, raw)
-                .ignore()
-                .lpush(ctx.keys.submit(), doc)
-                .ignore()
-                .query_async(&mut conn)
-                .await?;
+            requeue(&mut conn, &ctx.keys, id).await?;
             println!("resubmitted {id}");
             return Ok(());
         }
+        let raw: Vec<String> = conn.lrange(ctx.keys.dead(), 0, -1).await?;
         for r in raw {
             if self.json {
                 println!("{r}");
@@ -64,4 +47,35 @@ impl Dead {
         }
         Ok(())
     }
+}
+
+/// Resubmits a rejected document and removes its dead letter, in one transaction (also the
+/// dashboard's button).
+pub(crate) async fn requeue(
+    conn: &mut MultiplexedConnection,
+    keys: &Keys,
+    id: uuid::Uuid,
+) -> Result<(), Failure> {
+    let raw: Vec<String> = conn.lrange(keys.dead(), 0, -1).await?;
+    let Some((raw, letter)) = raw
+        .iter()
+        .filter_map(|r| serde_json::from_str::<DeadLetter>(r).ok().map(|l| (r, l)))
+        .find(|(_, l)| l.id == id)
+    else {
+        return Err(Failure::BadInput(format!("no dead letter {id}")));
+    };
+    let Some(doc) = letter.document else {
+        return Err(Failure::BadInput(format!(
+            "dead letter {id} is a failed task; there is no document to resubmit"
+        )));
+    };
+    let _: () = redis::pipe()
+        .atomic()
+        .lrem(keys.dead(), 1, raw)
+        .ignore()
+        .lpush(keys.submit(), doc)
+        .ignore()
+        .query_async(conn)
+        .await?;
+    Ok(())
 }

@@ -6,6 +6,7 @@
 //! unreachable or other trouble. Only `main` exits.
 
 mod cancel;
+mod dashboard;
 mod dead;
 mod enqueue;
 mod render;
@@ -49,6 +50,7 @@ enum Command {
     Dead(dead::Dead),
     Retry(retry::Retry),
     Cancel(cancel::Cancel),
+    Dashboard(dashboard::Dashboard),
 }
 
 /// A failure with its exit code.
@@ -95,6 +97,7 @@ impl From<redis::RedisError> for Failure {
 }
 
 /// What every subcommand gets.
+#[derive(Clone)]
 pub(crate) struct Ctx {
     pub(crate) client: redis::Client,
     pub(crate) keys: Keys,
@@ -151,6 +154,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Dead(c) => c.run(&ctx).await,
         Command::Retry(c) => c.run(&ctx).await,
         Command::Cancel(c) => c.run(&ctx).await,
+        Command::Dashboard(c) => c.run(ctx).await,
     }
 }
 

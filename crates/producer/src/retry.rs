@@ -5,7 +5,8 @@
 //! ingest. (Done here, the state change and the scheduling would be two steps in two hash
 //! slots, and a crash between them would leave the plan queued but on no list.)
 
-use baton_core::{ActionRequest, PlanAction, PlanField, PlanId, PlanState};
+use baton_core::{ActionRequest, Keys, PlanAction, PlanField, PlanId, PlanState};
+use redis::aio::MultiplexedConnection;
 use redis::AsyncCommands;
 
 use crate::{Ctx, Failure};
@@ -29,11 +30,43 @@ pub(crate) struct Retry {
 impl Retry {
     pub(crate) async fn run(self, ctx: &Ctx) -> Result<(), Failure> {
         let p = &self.plan;
-        let mut conn = ctx.conn().await?;
-        // Said at once when it is plainly wrong; the worker checks again when it applies it.
-        let state: Option<String> = conn
-            .hget(ctx.keys.plan(p), PlanField::State.as_str())
-            .await?;
+        check_failed(&mut ctx.conn().await?, &ctx.keys, p).await?;
+        let doc = retry_document(p);
+        crate::enqueue::submit(ctx, p, doc.into_bytes(), self.wait, self.json).await?;
+        if !self.wait {
+            println!("retry of plan {p} submitted; a worker puts it back in service");
+        }
+        Ok(())
+    }
+}
+
+/// Submits a retry of `plan` (the dashboard's button; `baton retry` without `--wait`).
+pub(crate) async fn request(
+    conn: &mut MultiplexedConnection,
+    keys: &Keys,
+    plan: &PlanId,
+) -> Result<(), Failure> {
+    check_failed(conn, keys, plan).await?;
+    let _: i64 = conn.lpush(keys.submit(), retry_document(plan)).await?;
+    Ok(())
+}
+
+fn retry_document(plan: &PlanId) -> String {
+    ActionRequest {
+        plan_id: plan.clone(),
+        action: PlanAction::Retry,
+    }
+    .to_json()
+}
+
+/// Refuses at once a retry that is plainly wrong (the worker checks again when it applies it).
+async fn check_failed(
+    conn: &mut MultiplexedConnection,
+    keys: &Keys,
+    p: &PlanId,
+) -> Result<(), Failure> {
+    {
+        let state: Option<String> = conn.hget(keys.plan(p), PlanField::State.as_str()).await?;
         match state.as_deref().map(str::parse::<PlanState>) {
             None => {
                 return Err(Failure::BadInput(format!(
@@ -48,15 +81,6 @@ impl Retry {
             }
             Some(Err(e)) => return Err(Failure::Other(anyhow::anyhow!("plan {p}: {e}"))),
         }
-        let doc = ActionRequest {
-            plan_id: p.clone(),
-            action: PlanAction::Retry,
-        }
-        .to_json();
-        crate::enqueue::submit(ctx, p, doc.into_bytes(), self.wait, self.json).await?;
-        if !self.wait {
-            println!("retry of plan {p} submitted; a worker puts it back in service");
-        }
-        Ok(())
     }
+    Ok(())
 }

@@ -1,0 +1,263 @@
+//! What the dashboard shows, read from Redis in as few round trips as a page allows (one or two
+//! pipelines per page, whatever the number of plans).
+
+use std::collections::HashMap;
+
+use baton_core::records::{DeadLetter, SessionRecord, StoredTask, TaskResult};
+use baton_core::{Counter, Event, Keys, PlanHash, PlanId, PlanState};
+use redis::aio::MultiplexedConnection;
+use redis::AsyncCommands;
+
+/// Minutes of history the overview charts.
+pub(super) const TIMELINE_MINUTES: u64 = 60;
+
+/// A live worker.
+#[derive(Debug)]
+pub(super) struct WorkerRow {
+    pub(super) id: String,
+    pub(super) heartbeat_ago_ms: u64,
+    /// Plans in its in-flight list.
+    pub(super) holding: u64,
+}
+
+/// One minute of pool counters.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Minute {
+    pub(super) tasks: f64,
+    pub(super) resumes_attempted: f64,
+    pub(super) resumes_succeeded: f64,
+}
+
+/// The overview page.
+#[derive(Debug)]
+pub(super) struct Overview {
+    pub(super) submit: u64,
+    pub(super) ready: u64,
+    pub(super) dead: u64,
+    pub(super) workers: Vec<WorkerRow>,
+    pub(super) counters: HashMap<String, f64>,
+    /// Oldest first, one per minute of the last hour.
+    pub(super) minutes: Vec<Minute>,
+    pub(super) pause: Option<String>,
+}
+
+impl Overview {
+    pub(super) fn counter(&self, c: Counter) -> f64 {
+        self.counters.get(c.as_str()).copied().unwrap_or(0.0)
+    }
+}
+
+fn number_map(raw: HashMap<String, String>) -> HashMap<String, f64> {
+    raw.into_iter()
+        .filter_map(|(k, v)| Some((k, v.parse().ok()?)))
+        .collect()
+}
+
+type OverviewReply = (
+    u64,
+    u64,
+    u64,
+    Vec<(String, u64)>,
+    HashMap<String, String>,
+    Option<String>,
+);
+
+pub(super) async fn overview(
+    conn: &mut MultiplexedConnection,
+    keys: &Keys,
+) -> redis::RedisResult<Overview> {
+    let (submit, ready, dead, workers, stats, pause): OverviewReply = redis::pipe()
+        .llen(keys.submit())
+        .llen(keys.ready())
+        .llen(keys.dead())
+        .zrange_withscores(keys.workers(), 0, -1)
+        .hgetall(keys.stats())
+        .get(keys.pause())
+        .query_async(conn)
+        .await?;
+    let now = baton_core::time::now_millis();
+    let this_minute = now / 60_000;
+    let mut pipe = redis::pipe();
+    for (w, _) in &workers {
+        // Worker ids come from the workers set; a malformed one simply holds nothing.
+        if let Ok(id) = w.parse() {
+            pipe.llen(keys.inflight(&id));
+        } else {
+            pipe.cmd("ECHO").arg(0);
+        }
+    }
+    for m in (this_minute + 1 - TIMELINE_MINUTES)..=this_minute {
+        pipe.hgetall(keys.minute(m));
+    }
+    let values: Vec<redis::Value> = pipe.query_async(conn).await?;
+    let (held, minutes) = values.split_at(workers.len().min(values.len()));
+    let workers = workers
+        .iter()
+        .zip(held)
+        .map(|((id, beat), held)| WorkerRow {
+            id: id.clone(),
+            heartbeat_ago_ms: now.saturating_sub(*beat),
+            holding: redis::from_redis_value_ref(held).unwrap_or(0),
+        })
+        .collect();
+    let minutes = minutes
+        .iter()
+        .map(|v| {
+            let m = number_map(redis::from_redis_value_ref(v).unwrap_or_default());
+            let n = |c: Counter| m.get(c.as_str()).copied().unwrap_or(0.0);
+            Minute {
+                tasks: n(Counter::TasksSucceeded),
+                resumes_attempted: n(Counter::ResumesAttempted),
+                resumes_succeeded: n(Counter::ResumesSucceeded),
+            }
+        })
+        .collect();
+    Ok(Overview {
+        submit,
+        ready,
+        dead,
+        workers,
+        counters: number_map(stats),
+        minutes,
+        pause,
+    })
+}
+
+/// One plan in the listing.
+#[derive(Debug)]
+pub(super) struct PlanRow {
+    pub(super) id: String,
+    pub(super) hash: PlanHash,
+    pub(super) pending: u64,
+    /// Seconds the session has left, when one is live.
+    pub(super) session_ttl: Option<i64>,
+}
+
+/// The newest plans first, at most `limit`, of one state when `state` is given.
+pub(super) async fn plans(
+    conn: &mut MultiplexedConnection,
+    keys: &Keys,
+    state: Option<PlanState>,
+    limit: usize,
+) -> redis::RedisResult<Vec<PlanRow>> {
+    let stop = isize::try_from(limit).unwrap_or(isize::MAX) - 1;
+    let ids: Vec<String> = conn.zrevrange(keys.plans(), 0, stop).await?;
+    let ids: Vec<PlanId> = ids.iter().filter_map(|i| i.parse().ok()).collect();
+    let mut pipe = redis::pipe();
+    for id in &ids {
+        pipe.hgetall(keys.plan(id))
+            .llen(keys.tasks(id))
+            .ttl(keys.session(id));
+    }
+    let values: Vec<redis::Value> = pipe.query_async(conn).await?;
+    let mut rows = Vec::with_capacity(ids.len());
+    for (id, v) in ids.iter().zip(values.chunks(3)) {
+        let [hash, pending, ttl] = v else { continue };
+        let hash: HashMap<String, String> = redis::from_redis_value_ref(hash).unwrap_or_default();
+        let hash = PlanHash::from_pairs(&hash);
+        if hash.is_missing() || state.is_some_and(|s| hash.state != Some(s)) {
+            continue;
+        }
+        let ttl: i64 = redis::from_redis_value_ref(ttl).unwrap_or(-2);
+        rows.push(PlanRow {
+            id: id.to_string(),
+            hash,
+            pending: redis::from_redis_value_ref(pending).unwrap_or(0),
+            session_ttl: (ttl >= 0).then_some(ttl),
+        });
+    }
+    Ok(rows)
+}
+
+/// Everything the plan page shows.
+#[derive(Debug)]
+pub(super) struct PlanDetail {
+    pub(super) hash: PlanHash,
+    pub(super) results: Vec<TaskResult>,
+    pub(super) pending: Vec<StoredTask>,
+    pub(super) events: Vec<Event>,
+    pub(super) session: Option<SessionRecord>,
+    pub(super) session_ttl: Option<i64>,
+    pub(super) transcript: Option<Vec<u8>>,
+}
+
+type PlanReply = (
+    HashMap<String, String>,
+    Vec<String>,
+    Vec<String>,
+    Vec<String>,
+    Option<String>,
+    i64,
+    Option<Vec<u8>>,
+);
+
+/// A plan, or `None` when there is no such plan (or it is past its retention).
+pub(super) async fn plan(
+    conn: &mut MultiplexedConnection,
+    keys: &Keys,
+    id: &PlanId,
+) -> redis::RedisResult<Option<PlanDetail>> {
+    let (hash, results, pending, events, session, ttl, transcript): PlanReply = redis::pipe()
+        .hgetall(keys.plan(id))
+        .lrange(keys.results(id), 0, -1)
+        .lrange(keys.tasks(id), 0, -1)
+        .lrange(keys.events(id), 0, -1)
+        .get(keys.session(id))
+        .ttl(keys.session(id))
+        .get(keys.transcript(id))
+        .query_async(conn)
+        .await?;
+    let hash = PlanHash::from_pairs(&hash);
+    if hash.is_missing() {
+        return Ok(None);
+    }
+    Ok(Some(PlanDetail {
+        hash,
+        results: parse_all(&results),
+        pending: parse_all(&pending),
+        events: parse_all(&events),
+        session: session.and_then(|s| serde_json::from_str(&s).ok()),
+        session_ttl: (ttl >= 0).then_some(ttl),
+        transcript,
+    }))
+}
+
+/// The records that decode (a record no longer readable is left out, not fatal to the page).
+fn parse_all<T: serde::de::DeserializeOwned>(raw: &[String]) -> Vec<T> {
+    raw.iter()
+        .filter_map(|r| serde_json::from_str(r).ok())
+        .collect()
+}
+
+/// The plan's stored events after `seq` (for a live page that rendered up to it).
+pub(super) async fn events_after(
+    conn: &mut MultiplexedConnection,
+    keys: &Keys,
+    plan: &PlanId,
+    seq: Option<u64>,
+) -> redis::RedisResult<Vec<(u64, String)>> {
+    let raw: Vec<String> = conn.lrange(keys.events(plan), 0, -1).await?;
+    Ok(raw
+        .into_iter()
+        .filter_map(|r| {
+            let s = serde_json::from_str::<Event>(&r).ok()?.seq?;
+            (seq.is_none_or(|after| s > after)).then_some((s, r))
+        })
+        .collect())
+}
+
+/// The newest dead letters, at most `limit`, with each one's raw JSON (to requeue it exactly).
+pub(super) async fn dead_letters(
+    conn: &mut MultiplexedConnection,
+    keys: &Keys,
+    limit: isize,
+) -> redis::RedisResult<Vec<(String, DeadLetter)>> {
+    let raw: Vec<String> = conn.lrange(keys.dead(), 0, limit - 1).await?;
+    Ok(raw
+        .into_iter()
+        .filter_map(|r| {
+            let l = serde_json::from_str(&r).ok()?;
+            Some((r, l))
+        })
+        .collect())
+}

@@ -147,3 +147,53 @@ async fn metrics_count_what_the_pool_does() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `baton enqueue --wait` draws a progress bar in a terminal (a pseudo-terminal made by
+/// `script`), and prints plain event lines when its output is piped.
+#[tokio::test(flavor = "multi_thread")]
+async fn enqueue_wait_draws_a_bar_on_a_terminal_and_lines_in_a_pipe() -> anyhow::Result<()> {
+    let mut pool = Pool::start()?;
+    pool.add_worker(&pool.machine("a", 1))?;
+    let plan_file = pool.dir.path().join("bar.json");
+    std::fs::write(
+        &plan_file,
+        doc("bar")
+            .prompts(&["One.", "Two [[standin:sleep 1500]]"])
+            .json(),
+    )?;
+    let command = format!(
+        "{} --redis-url {} enqueue --wait {}",
+        bin("baton").display(),
+        pool.redis.url(),
+        plan_file.display()
+    );
+    let tty = std::process::Command::new("script")
+        .args(["-qfec", &command, "/dev/null"])
+        .env("TERM", "xterm")
+        .output()?;
+    let shown = String::from_utf8_lossy(&tty.stdout);
+    assert!(tty.status.success(), "{shown}");
+    assert!(
+        shown.contains("2/2 tasks") && shown.contains("running") && shown.contains('$'),
+        "the bar: {shown}"
+    );
+    assert!(
+        shown.contains("plan_completed"),
+        "event lines above the bar: {shown}"
+    );
+
+    std::fs::write(&plan_file, doc("piped").prompts(&["One."]).json())?;
+    let piped = baton(
+        &pool.redis,
+        &["enqueue", "--wait", &plan_file.display().to_string()],
+        None,
+    )?;
+    let text = String::from_utf8_lossy(&piped.stdout);
+    assert!(piped.status.success());
+    assert!(
+        !text.contains("tasks ·") && !text.contains('\r'),
+        "no bar in a pipe: {text}"
+    );
+    assert!(text.lines().any(|l| l.contains("task_succeeded")), "{text}");
+    Ok(())
+}

@@ -9,6 +9,7 @@ mod cancel;
 mod dashboard;
 mod dead;
 mod enqueue;
+mod progress;
 mod render;
 mod retry;
 mod stats;

@@ -10,6 +10,7 @@ use baton_core::{Event, EventKind, PlanField, PlanId, PlanState};
 use futures_util::StreamExt;
 use redis::AsyncCommands;
 
+use crate::progress::Progress;
 use crate::render::{human, out};
 use crate::{Ctx, Failure};
 
@@ -36,6 +37,7 @@ impl Watch {
             json: self.json,
             until_end: self.until_end,
             plan: self.plan.clone(),
+            progress: Progress::for_terminal(self.json, self.plan.is_some()),
         };
         if let Some(plan) = &self.plan {
             if let Some(end) = cursor.catch_up(ctx, plan).await? {
@@ -61,11 +63,21 @@ struct Cursor {
     json: bool,
     until_end: bool,
     plan: Option<PlanId>,
+    /// The progress bar, for a person on a terminal following one plan.
+    progress: Option<Progress>,
 }
 
 impl Cursor {
     /// Shows one event if it is new; returns the plan's end when `until_end` and it ended.
     fn show(&mut self, ev: &Event, raw: &str) -> Option<Result<(), Failure>> {
+        let end = self.show_one(ev, raw);
+        if let (Some(_), Some(bar)) = (&end, &self.progress) {
+            bar.finish();
+        }
+        end
+    }
+
+    fn show_one(&mut self, ev: &Event, raw: &str) -> Option<Result<(), Failure>> {
         if let Some(p) = &self.plan {
             if ev.plan_id.as_ref() != Some(p) {
                 return None;
@@ -77,7 +89,14 @@ impl Cursor {
                 self.next_seq = seq + 1;
             }
         }
-        let shown = if self.json { out(raw) } else { out(&human(ev)) };
+        let shown = match (&mut self.progress, self.json) {
+            (Some(p), _) => {
+                p.event(ev, &human(ev));
+                true
+            }
+            (None, true) => out(raw),
+            (None, false) => out(&human(ev)),
+        };
         if !shown {
             return Some(Ok(()));
         }
@@ -131,12 +150,20 @@ pub(crate) async fn follow(
     until_end: bool,
 ) -> Result<(), Failure> {
     let mut next_seq = 0;
+    let progress = Progress::for_terminal(json, plan.is_some());
     if let Some(p) = plan {
         let mut conn = ctx.conn().await?;
-        let seq: Option<u64> = conn
-            .hget(ctx.keys.plan(p), PlanField::EventSeq.as_str())
+        let (seq, done, tasks): (Option<u64>, Option<u64>, Option<u64>) = redis::cmd("HMGET")
+            .arg(ctx.keys.plan(p))
+            .arg(PlanField::EventSeq.as_str())
+            .arg(PlanField::Done.as_str())
+            .arg(PlanField::NextIndex.as_str())
+            .query_async(&mut conn)
             .await?;
         next_seq = seq.unwrap_or(0);
+        if let Some(bar) = &progress {
+            bar.starting_at(done.unwrap_or(0), tasks.unwrap_or(0));
+        }
     }
     run_follow(
         ctx,
@@ -146,6 +173,7 @@ pub(crate) async fn follow(
             json,
             until_end,
             plan: plan.cloned(),
+            progress,
         },
     )
     .await

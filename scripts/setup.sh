@@ -3,8 +3,12 @@
 #   - redis-server and git: Debian packages (apt-get)
 #   - chromium and chromium-driver (the tests' browser): Debian packages (apt-get)
 #   - the Claude Code CLI, pinned: npm package, into .tools/ (ignored by git)
+#   - redis-py and ioredis, pinned, for the example clients: into .tools/python, .tools/node
 
 CLAUDE_CLI_VERSION="2.1.331"
+# Client libraries the examples in examples/ use; the tests run those examples with them.
+PY_REDIS_VERSION="5.2.1"
+IOREDIS_VERSION="5.9.3"
 BATON_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS="$BATON_ROOT/.tools"
 
@@ -58,6 +62,19 @@ ensure_claude() {
   npm install --prefix "$TOOLS" --no-audit --no-fund --loglevel=error "@anthropic-ai/claude-code@$CLAUDE_CLI_VERSION" >&2
   "$bin" --version >/dev/null
   export BATON_CLAUDE_BIN="$bin"
+}
+
+ensure_client_libs() {
+  if ! PYTHONPATH="$TOOLS/python" python3 -c "import redis, sys; sys.exit(redis.__version__ != '$PY_REDIS_VERSION')" 2>/dev/null; then
+    echo "==> pip install redis==$PY_REDIS_VERSION (into .tools/python)" >&2
+    python3 -m pip install --quiet --disable-pip-version-check --target "$TOOLS/python" "redis==$PY_REDIS_VERSION" >&2
+  fi
+  if ! grep -qs "\"version\": \"$IOREDIS_VERSION\"" "$TOOLS/node/node_modules/ioredis/package.json"; then
+    echo "==> npm install ioredis@$IOREDIS_VERSION (into .tools/node)" >&2
+    mkdir -p "$TOOLS/node"
+    [ -f "$TOOLS/node/package.json" ] || echo '{"private": true}' > "$TOOLS/node/package.json"
+    npm install --prefix "$TOOLS/node" --no-audit --no-fund --loglevel=error "ioredis@$IOREDIS_VERSION" >&2
+  fi
 }
 
 # A free TCP port on 127.0.0.1.

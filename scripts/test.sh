@@ -12,6 +12,7 @@ ensure_redis
 ensure_git
 ensure_chromium
 ensure_claude
+ensure_client_libs
 echo "==> cargo build --workspace --all-targets" >&2
 cargo build --workspace --all-targets --quiet
 echo "==> cargo test --workspace (workers in warm session mode)" >&2
@@ -20,4 +21,4 @@ echo "==> end-to-end tests again, workers in cold session mode (where the mode m
 BATON_SESSION_MODE=cold cargo test --workspace --test e2e "$@" -- \
   --skip scripts:: --skip modes:: --skip foundation::malformed_documents \
   --skip foundation::enqueue_refuses --skip faults::hostile_documents --skip dashboard:: \
-  --skip operate::
+  --skip operate:: --skip clients::

@@ -4,6 +4,7 @@
 
 mod clients;
 mod dashboard;
+mod deploy;
 mod faults;
 mod foundation;
 mod git;

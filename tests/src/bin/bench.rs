@@ -13,13 +13,16 @@
 //!   worker RSS;
 //! - commands: Redis commands per task, read from `MONITOR`;
 //! - git: a plan with a repository: git's cost per task, and moving a plan with a 50 MB
-//!   repository to a worker with an empty cache and to one a task behind (`bench/git.rs`).
+//!   repository to a worker with an empty cache and to one a task behind (`bench/git.rs`);
+//! - dashboard: each page of `baton dashboard` with 1,000 plans in Redis (`bench/dashboard.rs`).
 //!
 //! `--only <section>` runs one section; `--warm-plans N` / `--cold-plans N` size the CLI
 //! throughput runs (defaults 20 and 8 plans of 10 tasks keep the whole benchmark under 10
 //! minutes on 2 cores); `--full` runs the issue's 200 plans in both modes;
 //! `--queue-concurrency N` sets the queue-only worker's concurrency (default 8).
 
+#[path = "bench/dashboard.rs"]
+mod dashboard;
 #[path = "bench/git.rs"]
 mod git;
 
@@ -902,7 +905,10 @@ async fn main() -> Result<()> {
     if run("git") {
         bench.git().await?;
     }
-    println!("\n## Targets (issues #6 and #11)\n");
+    if run("dashboard") {
+        bench.dashboard().await?;
+    }
+    println!("\n## Targets (issues #6, #11 and #12)\n");
     println!("| what | target | measured | met |");
     println!("|---|---|---|---|");
     for t in &bench.targets {

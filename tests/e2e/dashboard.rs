@@ -99,6 +99,10 @@ async fn the_dashboard_shows_the_pool_live_and_acts_only_with_the_token() -> any
         "no script of the prompt ran"
     );
     browser.screenshot("dashboard-plan").await?;
+    b.client
+        .execute("document.querySelector('.chat').scrollIntoView();", vec![])
+        .await?;
+    browser.screenshot("dashboard-conversation").await?;
 
     // The overview: queues, the worker, the last hour.
     b.client.goto(&url).await?;

@@ -1,5 +1,5 @@
-//! Operating a pool: the workers' Prometheus metrics scraped while plans run, and their logs as
-//! JSON lines.
+//! Operating a pool: the workers' Prometheus metrics scraped while plans run, their logs as JSON
+//! lines, the progress bar on a terminal, and the plan index keeping to plans that exist.
 
 use std::time::Duration;
 
@@ -195,5 +195,51 @@ async fn enqueue_wait_draws_a_bar_on_a_terminal_and_lines_in_a_pipe() -> anyhow:
         "no bar in a pipe: {text}"
     );
     assert!(text.lines().any(|l| l.contains("task_succeeded")), "{text}");
+    Ok(())
+}
+
+/// The dashboard lists plans from the plan index; plans past their retention leave it, so it does
+/// not grow for ever, and a plan alive stays listed.
+#[tokio::test(flavor = "multi_thread")]
+async fn expired_plans_leave_the_plan_index() -> anyhow::Result<()> {
+    let mut pool = Pool::start()?;
+    let mut opts = pool.machine("a", 1);
+    // A beat a second (a third of the lease), and plans kept 4 s after their last use.
+    opts.extra = ["--lease", "3s", "--retention", "4s"]
+        .map(String::from)
+        .to_vec();
+    pool.add_worker(&opts)?;
+    let listed = |conn: redis::aio::MultiplexedConnection| {
+        let index = pool.keys.plans();
+        async move {
+            let mut conn = conn;
+            let ids: Vec<String> = redis::AsyncCommands::zrange(&mut conn, index, 0, -1).await?;
+            anyhow::Ok(ids)
+        }
+    };
+    pool.submit(&doc("short").prompts(&["One."]).json()).await?;
+    pool.wait_state("short", &["completed"], Duration::from_secs(60))
+        .await?;
+    assert_eq!(listed(pool.conn().await?).await?, ["short"]);
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let ids = listed(pool.conn().await?).await?;
+        if ids.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "expired plans still listed: {ids:?}; plan hash: {:?}\n{}",
+            pool.plan_field("short", "state").await?,
+            pool.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        pool.plan_field("short", "state").await?,
+        None,
+        "it had expired"
+    );
     Ok(())
 }

@@ -10,7 +10,7 @@ use baton_core::scripts::hold::{
     Acquire, AcquireReply, Head, LockValue, Release, Released, Renew, Renewal, Unclaim,
 };
 use baton_core::scripts::ingest::{FinishIngest, Ingest, IngestReply, IngestStatus};
-use baton_core::scripts::pool::{HandedBack, ReapLock, ReapWorker, Recoveries};
+use baton_core::scripts::pool::{HandedBack, PruneIndex, ReapLock, ReapWorker, Recoveries};
 use baton_core::scripts::task::{Commit, CommitReply, Fail, FailReply};
 use baton_core::scripts::{Env, ScriptCall};
 use baton_core::{
@@ -556,5 +556,24 @@ async fn hand_backs_requeue_where_asked() -> anyhow::Result<()> {
         ["doc"],
         "a half-ingested document goes back to the submit list"
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_plan_index_forgets_only_what_it_was_told_is_expired() -> anyhow::Result<()> {
+    let mut s = Scripts::start().await?;
+    let index = s.env.keys.plans();
+    let _: () = s.conn.zadd(&index, "gone", 1000).await?;
+    let _: () = s.conn.zadd(&index, "resubmitted", 1000).await?;
+    // "resubmitted" was submitted again after the sweep read it: finish_ingest re-scored it.
+    let _: () = s.conn.zadd(&index, "resubmitted", 2000).await?;
+    let expired = [
+        ("gone".to_owned(), "1000".to_owned()),
+        ("resubmitted".to_owned(), "1000".to_owned()),
+    ];
+    let removed = s.call(&PruneIndex { expired: &expired }).await?;
+    assert_eq!(removed, 1);
+    let left: Vec<String> = s.conn.zrange(&index, 0, -1).await?;
+    assert_eq!(left, ["resubmitted"]);
     Ok(())
 }

@@ -3,9 +3,10 @@
 -- KEYS: 1 ingesting list, 2 ready, 3 stats, 4 this minute's counters, 5 plan index
 -- ARGV: 1 entry as stored in the ingesting list, 2 plan_id ('' = none), 3 where the plan goes:
 --       'back' (end of the ready list), 'front' (next to be claimed) or 'drop' (not scheduled),
---       4 now (ms; when a plan first enters the index), 5.. pairs of pool counter name, increment
+--       4 now (ms; the plan's score in the index: when it was last submitted to),
+--       5.. pairs of pool counter name, increment
 redis.call('LREM', KEYS[1], 1, ARGV[1])
-if ARGV[2] ~= '' then redis.call('ZADD', KEYS[5], 'NX', ARGV[4], ARGV[2]) end
+if ARGV[2] ~= '' then redis.call('ZADD', KEYS[5], ARGV[4], ARGV[2]) end
 if ARGV[3] == 'back' then redis.call('LPUSH', KEYS[2], ARGV[2])
 elseif ARGV[3] == 'front' then redis.call('RPUSH', KEYS[2], ARGV[2]) end
 add_counts(KEYS[3], 5, '', KEYS[4])

@@ -15,7 +15,7 @@
 //! | `{p}:dead` | list of dead letters (JSON) | workers | never |
 //! | `{p}:stats` | hash of pool-wide counters | workers | never |
 //! | `{p}:pause` | string: why the pool stopped claiming, with a TTL until the reset | workers | at the reset |
-//! | `{p}:plans` | sorted set: every plan id ingested → when it was first seen (ms) | workers | never (readers skip plans past their retention) |
+//! | `{p}:plans` | sorted set: every plan id → when it was last submitted to (ms) | workers | entries pruned by workers once the plan has expired |
 //! | `{p}:minute:<m>` | hash: pool counters added during minute `m` (since the epoch) | workers | 2 hours |
 //! | `p:{P}:plan` | hash: plan metadata and counters | workers | retention after last use |
 //! | `p:{P}:tasks` | list of pending tasks (JSON), first = next | workers | retention |
@@ -102,7 +102,8 @@ impl Keys {
     pub fn pause(&self) -> String {
         self.global("pause")
     }
-    /// Every plan ingested, scored by when it was first seen (for listings).
+    /// Every plan, scored by when it was last submitted to (for listings); workers drop a plan
+    /// from it once its keys have expired.
     pub fn plans(&self) -> String {
         self.global("plans")
     }

@@ -1,12 +1,13 @@
-//! Liveness: this worker's heartbeat, and the reaper that hands the plans of silent workers
-//! back to the pool (their leases are freed first, so the next claimer is not refused).
+//! Liveness: this worker's heartbeat, the reaper that hands the plans of silent workers back to
+//! the pool (their leases are freed first, so the next claimer is not refused), and the sweep
+//! that keeps the plan index to plans that have not expired.
 
 use std::sync::Arc;
 
 use baton_core::scripts::pool::{Count, HandedBack, ReapLock, ReapWorker, Recoveries};
 use baton_core::{Counter, Counts, WorkerId};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::pool::Pool;
 use crate::store::StoreError;
@@ -16,9 +17,13 @@ use crate::store::StoreError;
 pub(crate) async fn run(pool: Arc<Pool>, stop: CancellationToken) {
     let every = pool.cfg.lease / 3;
     let mut down = false;
+    let mut index_cursor = 0;
     loop {
         let beat = match pool.store.heartbeat(&pool.id).await {
-            Ok(()) => reap_silent(&pool).await,
+            Ok(()) => match reap_silent(&pool).await {
+                Ok(()) => prune_index_step(&pool, &mut index_cursor).await,
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         match beat {
@@ -39,6 +44,17 @@ pub(crate) async fn run(pool: Arc<Pool>, stop: CancellationToken) {
             _ = tokio::time::sleep(every) => {}
         }
     }
+}
+
+/// One step of the sweep over the plan index (a few hundred entries a beat, each worker on its
+/// own cursor): plans past their retention leave it, so it does not grow for ever.
+async fn prune_index_step(pool: &Pool, cursor: &mut u64) -> Result<(), StoreError> {
+    let (next, removed) = pool.store.prune_plan_index(*cursor).await?;
+    if removed > 0 {
+        debug!(removed, "expired plans dropped from the plan index");
+    }
+    *cursor = next;
+    Ok(())
 }
 
 async fn reap_silent(pool: &Pool) -> Result<(), StoreError> {

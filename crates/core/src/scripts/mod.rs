@@ -87,6 +87,8 @@ scripts! {
     RETRY = "retry.lua", prelude = true;
     /// Cancels a plan (plan slot).
     CANCEL = "cancel.lua", prelude = true;
+    /// Drops expired plans from the plan index (pool slot).
+    PRUNE_INDEX = "prune_index.lua", prelude = false;
 }
 
 /// What every script call needs besides its own arguments: the key layout and the pool's

@@ -1,9 +1,10 @@
 //! The pool's bookkeeping: counters (`count.lua`, pool slot) and handing a dead worker's work
-//! back (`reap_lock.lua` per plan in its slot, then `reap_worker.lua` in the pool's).
+//! back (`reap_lock.lua` per plan in its slot, then `reap_worker.lua` in the pool's); keeping
+//! the plan index to plans that still exist (`prune_index.lua`).
 
 use redis::{FromRedisValue, ParsingError, ScriptInvocation, Value};
 
-use super::{Env, ScriptCall, COUNT, REAP_LOCK, REAP_WORKER};
+use super::{Env, ScriptCall, COUNT, PRUNE_INDEX, REAP_LOCK, REAP_WORKER};
 use crate::counters::Counts;
 use crate::ids::{PlanId, WorkerId};
 
@@ -91,5 +92,27 @@ impl ScriptCall for ReapWorker<'_> {
 impl FromRedisValue for HandedBack {
     fn from_redis_value(v: Value) -> Result<Self, ParsingError> {
         Ok(Self(u64::try_from(i64::from_redis_value(v)?).ok()))
+    }
+}
+
+/// `prune_index.lua`: drops plans found expired from the plan index, each only if its score is
+/// still the one read with it (a plan submitted again in between stays).
+#[derive(Debug)]
+pub struct PruneIndex<'a> {
+    /// (plan id as stored, score as read).
+    pub expired: &'a [(String, String)],
+}
+
+impl ScriptCall for PruneIndex<'_> {
+    /// Entries removed.
+    type Reply = u64;
+
+    fn invocation(&self, env: &Env) -> ScriptInvocation<'static> {
+        let mut inv = PRUNE_INDEX.prepare_invoke();
+        inv.key(env.keys.plans());
+        for (member, score) in self.expired {
+            inv.arg(member).arg(score);
+        }
+        inv
     }
 }

@@ -133,7 +133,8 @@ pub(super) struct PlanRow {
     pub(super) session_ttl: Option<i64>,
 }
 
-/// The newest plans first, at most `limit`, of one state when `state` is given.
+/// The plans most recently submitted to first, at most `limit`, of one state when `state` is
+/// given (the state is filtered among those `limit`).
 pub(super) async fn plans(
     conn: &mut MultiplexedConnection,
     keys: &Keys,

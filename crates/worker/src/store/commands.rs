@@ -4,11 +4,15 @@
 use std::time::Duration;
 
 use baton_core::records::{DeadLetter, TaskResult};
+use baton_core::scripts::pool::PruneIndex;
 use baton_core::{Counter, Event, PlanId, WorkerId};
 use redis::aio::MultiplexedConnection;
 use redis::AsyncCommands;
 
 use super::{Store, StoreError};
+
+/// Plan index entries one prune step looks at (`ZSCAN`'s `COUNT`, a hint).
+const PRUNE_BATCH: u64 = 200;
 
 /// The pool's lists, for the metrics.
 #[derive(Debug, Clone, Copy)]
@@ -199,6 +203,47 @@ impl Store {
             .zadd(self.env.keys.workers(), worker.as_str(), now)
             .await?;
         Ok(())
+    }
+
+    /// Looks at about [`PRUNE_BATCH`] entries of the plan index from `cursor` (a `ZSCAN` cursor)
+    /// and drops those whose plan has expired (its metadata hash is gone: past its retention).
+    /// Returns the next cursor (0 once the sweep has gone round) and how many were dropped.
+    pub(crate) async fn prune_plan_index(&self, cursor: u64) -> Result<(u64, u64), StoreError> {
+        let k = &self.env.keys;
+        let mut conn = self.conn();
+        let (next, flat): (u64, Vec<String>) = redis::cmd("ZSCAN")
+            .arg(k.plans())
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(PRUNE_BATCH)
+            .query_async(&mut conn)
+            .await?;
+        let entries: Vec<(String, String)> = flat
+            .chunks_exact(2)
+            .map(|pair| (pair[0].clone(), pair[1].clone()))
+            .collect();
+        if entries.is_empty() {
+            return Ok((next, 0));
+        }
+        // An entry that is not a plan id was not written by baton: it is dropped too.
+        let plans: Vec<Option<PlanId>> = entries.iter().map(|(m, _)| m.parse().ok()).collect();
+        let mut pipe = redis::pipe();
+        for plan in plans.iter().flatten() {
+            pipe.exists(k.plan(plan));
+        }
+        let mut exists = pipe.query_async::<Vec<bool>>(&mut conn).await?.into_iter();
+        let mut expired = Vec::new();
+        for (entry, plan) in entries.into_iter().zip(&plans) {
+            let live = plan.is_some() && exists.next().unwrap_or(true);
+            if !live {
+                expired.push(entry);
+            }
+        }
+        if expired.is_empty() {
+            return Ok((next, 0));
+        }
+        let removed = self.call(&PruneIndex { expired: &expired }).await?;
+        Ok((next, removed))
     }
 
     /// Workers whose last heartbeat is older than `cutoff_ms` (entries that are not worker

@@ -8,9 +8,9 @@ Prints the plan id, then one line per event of the plan. Exit status: 0 when the
 completes, 1 when it fails, is cancelled, runs out of budget or its document is refused,
 2 when the plan file cannot be read.
 
-What baton needs from a client is one LPUSH of the document onto `{prefix}:submit`. Events are
-published on `{prefix}:events` (and kept per plan in `{prefix}:{plan}:events`, each with `seq`),
-so subscribing before the LPUSH misses nothing.
+What baton needs from a client is one LPUSH of the document onto `{baton}:submit` (the prefix
+in braces: a Redis Cluster hash tag). Events are published on `baton:events` (and kept per plan
+in `baton:{<plan id>}:events`, each with `seq`), so subscribing before the LPUSH misses nothing.
 """
 import argparse
 import json

@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::fmt::Write as _;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Result};
 use serde_json::{json, Value};
@@ -253,6 +253,57 @@ fn kill_running_clis() -> usize {
         .unwrap_or(0)
 }
 
+/// `args` without the given flags and their values.
+fn without_flags(args: &[String], flags: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut skip = false;
+    for a in args {
+        if skip {
+            skip = false;
+        } else if flags.contains(&a.as_str()) {
+            skip = true;
+        } else {
+            out.push(a.clone());
+        }
+    }
+    out
+}
+
+/// The plans the worker with process id `pid` holds now (its in-flight list; worker ids carry
+/// the pid).
+async fn held_by(pool: &Pool, pid: i32) -> Result<Vec<String>> {
+    let mut conn = pool.conn().await?;
+    let workers: Vec<String> =
+        redis::AsyncCommands::zrange(&mut conn, pool.keys.workers(), 0, -1).await?;
+    let Some(id) = workers.iter().find(|w| w.contains(&format!("-{pid}-"))) else {
+        return Ok(Vec::new());
+    };
+    let id: baton_core::WorkerId = id.parse()?;
+    Ok(redis::AsyncCommands::lrange(&mut conn, pool.keys.inflight(&id), 0, -1).await?)
+}
+
+/// How long after `killed_at` the last of `held` ran a task again (its first `task_started`
+/// after the kill); `None` when nothing was held.
+async fn recovery_time(
+    pool: &Pool,
+    killed_at: SystemTime,
+    held: &[String],
+) -> Result<Option<Duration>> {
+    let mut slowest: Option<Duration> = None;
+    for plan in held {
+        let restarted = pool.events(plan).await?.into_iter().find_map(|e| {
+            let at = humantime::parse_rfc3339(&e.at).ok()?;
+            (e.kind == baton_core::EventKind::TaskStarted && at > killed_at)
+                .then(|| at.duration_since(killed_at).unwrap_or_default())
+        });
+        // A plan that never ran again shows up as lost or wrongly ended in the row itself.
+        if let Some(t) = restarted {
+            slowest = Some(slowest.map_or(t, |s| s.max(t)));
+        }
+    }
+    Ok(slowest)
+}
+
 /// Runs one scenario.
 pub async fn run(fault: Fault, scale: Scale) -> Result<Row> {
     let redis = match fault {
@@ -269,6 +320,10 @@ pub async fn run(fault: Fault, scale: Scale) -> Result<Row> {
         let mut o = pool.machine(&format!("w{i}"), scale.concurrency);
         // A CLI on a loaded 2-core machine can take seconds to print its first line: the
         // silence limit must leave room for that, or healthy runs are cut off.
+        if fault == Fault::KillWorker {
+            // The recovery time is reported for the default --lease and --dead-after.
+            o.extra = without_flags(&o.extra, &["--lease", "--dead-after"]);
+        }
         o.extra.extend([
             "--silence-timeout".into(),
             "15s".into(),
@@ -323,6 +378,8 @@ pub async fn run(fault: Fault, scale: Scale) -> Result<Row> {
     let mut injected = 0;
     let mut note = String::new();
     let mut unauthorized_failed_after = None;
+    // Each kill -9: when, and the plans the worker held then.
+    let mut kills: Vec<(SystemTime, Vec<String>)> = Vec::new();
     loop {
         // While Redis is down in a scenario, progress reads as nothing done.
         let (done, ended) = total_done(&pool, &plans).await.unwrap_or_default();
@@ -341,7 +398,10 @@ pub async fn run(fault: Fault, scale: Scale) -> Result<Row> {
             Fault::KillWorker
                 if (injected == 0 && progress >= 0.2) || (injected == 1 && progress >= 0.5) =>
             {
+                let pid = pool.workers[injected].proc.pid();
+                let held = held_by(&pool, pid).await?;
                 pool.workers[injected].proc.signal(libc::SIGKILL);
+                kills.push((SystemTime::now(), held));
                 let o = opts[injected].clone();
                 pool.add_worker(&o)?; // a replacement, as an autoscaler would start
                 injected += 1;
@@ -431,9 +491,23 @@ pub async fn run(fault: Fault, scale: Scale) -> Result<Row> {
                 .push(format!("{dead} of 30 hostile documents dead-lettered"));
         }
     }
+    for (at, held) in &kills {
+        match recovery_time(&pool, *at, held).await? {
+            Some(t) => {
+                let _ = write!(
+                    row.note,
+                    "{} held plan(s) running again {:.1} s after the kill; ",
+                    held.len(),
+                    t.as_secs_f64()
+                );
+            }
+            None => row.note.push_str("the killed worker held no plan; "),
+        }
+    }
     if fault == Fault::StallWorker {
         let stale = pool.workers[0].log().matches("lease lost").count();
         let _ = write!(row.note, "stale worker saw {stale} lost lease(s)");
     }
+    row.note = row.note.trim_end_matches("; ").to_owned();
     Ok(row)
 }

@@ -10,7 +10,14 @@ use serde_json::json;
 use crate::{Ctx, Failure};
 
 /// Counters, submit/ready/dead depths, workers with their heartbeat scores.
-type Snapshot = (HashMap<String, String>, u64, u64, u64, Vec<(String, u64)>);
+type Snapshot = (
+    HashMap<String, String>,
+    u64,
+    u64,
+    u64,
+    Vec<(String, u64)>,
+    (u64, u64),
+);
 
 /// Show pool-wide statistics: the resume success rate first, then sessions, handoffs,
 /// fallbacks, tasks, cost, tokens, and the depth of each queue.
@@ -25,12 +32,13 @@ impl Stats {
     pub(crate) async fn run(self, ctx: &Ctx) -> Result<(), Failure> {
         let k = &ctx.keys;
         let mut conn = ctx.conn().await?;
-        let (counters, submit, ready, dead, workers): Snapshot = redis::pipe()
+        let (counters, submit, ready, dead, workers, time): Snapshot = redis::pipe()
             .hgetall(k.stats())
             .llen(k.submit())
             .llen(k.ready())
             .llen(k.dead())
             .zrange_withscores(k.workers(), 0, -1)
+            .cmd("TIME")
             .query_async(&mut conn)
             .await?;
         let pause: Option<String> = conn.get(k.pause()).await?;
@@ -42,7 +50,8 @@ impl Stats {
         };
         let attempted = n(Counter::ResumesAttempted);
         let rate = (attempted > 0.0).then(|| n(Counter::ResumesSucceeded) / attempted);
-        let now = baton_core::time::now_millis();
+        // Heartbeats carry the server's clock.
+        let now = baton_core::time::server_millis(time);
         if self.json {
             let mut c: serde_json::Map<String, serde_json::Value> = counters
                 .iter()

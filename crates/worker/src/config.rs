@@ -58,11 +58,14 @@ pub struct Config {
     /// Events kept per plan (the oldest are trimmed).
     #[arg(long, env = "BATON_EVENT_CAP", default_value_t = baton_core::keys::DEFAULT_EVENT_CAP, value_parser = clap::value_parser!(u64).range(1..))]
     pub event_cap: u64,
-    /// Lease on a plan's lock, renewed every third of it while the worker lives.
-    #[arg(long, env = "BATON_LEASE", default_value = "30s", value_parser = parse_positive_duration)]
+    /// Lease on a plan's lock, renewed every third of it while the worker lives. A worker that
+    /// cannot renew for a whole lease (cut off from Redis) stops the plan's task.
+    #[arg(long, env = "BATON_LEASE", default_value = "10s", value_parser = parse_positive_duration)]
     pub lease: Duration,
-    /// A worker silent for this long is dead: its plans go back to the ready list.
-    #[arg(long, env = "BATON_DEAD_AFTER", default_value = "60s", value_parser = humantime::parse_duration)]
+    /// A worker whose heartbeat (every second) is this old is dead: its plans go back to the
+    /// front of the ready list. Must exceed --lease by more than a heartbeat, so that a worker
+    /// cut off from Redis has stopped its tasks before another takes them over.
+    #[arg(long, env = "BATON_DEAD_AFTER", default_value = "12s", value_parser = parse_positive_duration)]
     pub dead_after: Duration,
     /// Attempts per task before it goes to the dead-letter list and the plan stops.
     #[arg(long, env = "BATON_MAX_ATTEMPTS", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
@@ -143,7 +146,33 @@ fn parse_positive_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
+/// How often a worker records its heartbeat (and looks for dead workers).
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
+
 impl Config {
+    /// The heartbeat period: a second, or a third of the lease if that is shorter.
+    pub(crate) fn heartbeat(&self) -> Duration {
+        HEARTBEAT.min(self.lease / 3)
+    }
+
+    /// Checks what no single flag can: the settings that only make sense together.
+    ///
+    /// # Errors
+    /// A message naming the flags and the problem.
+    pub fn check(&self) -> Result<(), String> {
+        if self.dead_after <= self.lease + self.heartbeat() {
+            return Err(format!(
+                "--dead-after ({}) must be longer than --lease ({}) plus a heartbeat ({}): a \
+                 worker cut off from Redis stops its tasks when its lease runs out, and only \
+                 after that may another worker take them over",
+                humantime::format_duration(self.dead_after),
+                humantime::format_duration(self.lease),
+                humantime::format_duration(self.heartbeat()),
+            ));
+        }
+        Ok(())
+    }
+
     /// The CLI config dir the worker's children use.
     pub fn resolved_claude_config_dir(&self) -> PathBuf {
         if let Some(d) = &self.claude_config_dir {
@@ -193,8 +222,19 @@ mod tests {
             parse(&["--executor", "spawn:/bin/true"]).unwrap().executor,
             Executor::Spawn("/bin/true".into())
         );
+        assert!(parse(&[]).unwrap().check().is_ok(), "the defaults agree");
+        let e = parse(&["--lease", "30s"]).unwrap().check().unwrap_err();
+        assert!(
+            e.contains("--dead-after (12s)") && e.contains("--lease (30s)"),
+            "{e}"
+        );
+        assert!(parse(&["--lease", "30s", "--dead-after", "40s"])
+            .unwrap()
+            .check()
+            .is_ok());
         for (bad, flag) in [
             (&["--concurrency", "0"][..], "--concurrency"),
+            (&["--dead-after", "0s"], "--dead-after"),
             (&["--max-attempts", "0"], "--max-attempts"),
             (&["--max-tasks-per-hold", "0"], "--max-tasks-per-hold"),
             (&["--session-ttl", "0"], "--session-ttl"),

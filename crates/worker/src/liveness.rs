@@ -3,8 +3,11 @@
 //! that keeps the plan index to plans that have not expired.
 
 use std::sync::Arc;
+use std::time::Instant;
 
-use baton_core::scripts::pool::{Count, HandedBack, ReapLock, ReapWorker, Recoveries};
+use baton_core::scripts::pool::{
+    Beat, Count, HandedBack, ReapLock, ReapWorker, Recoveries, Silent,
+};
 use baton_core::{Counter, Counts, WorkerId};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -12,33 +15,58 @@ use tracing::{debug, info, warn};
 use crate::pool::Pool;
 use crate::store::StoreError;
 
-/// Heartbeats and reaps every third of the lease until `stop` (cancelled once every slot has
-/// finished, so a draining worker is never mistaken for a dead one).
+/// Heartbeats every [`Config::heartbeat`](crate::Config) until `stop` (cancelled once every
+/// slot has finished, so a draining worker is never mistaken for a dead one), reaping the
+/// workers the beat finds silent. Heartbeats carry the Redis server's clock, so workers' clocks
+/// may differ. After an outage of its own connection, a worker waits `--dead-after` before it
+/// reaps: the others were cut off too and need a beat to show they are alive.
 pub(crate) async fn run(pool: Arc<Pool>, stop: CancellationToken) {
-    let every = pool.cfg.lease / 3;
-    let mut down = false;
+    let every = pool.cfg.heartbeat();
+    let dead_after_ms = u64::try_from(pool.cfg.dead_after.as_millis()).unwrap_or(u64::MAX);
+    // `None` while this worker cannot reach Redis.
+    let mut connected_since: Option<Instant> = None;
     let mut index_cursor = 0;
+    let mut beats: u64 = 0;
     loop {
-        let beat = match pool.store.heartbeat(&pool.id).await {
-            Ok(()) => match reap_silent(&pool).await {
-                Ok(()) => prune_index_step(&pool, &mut index_cursor).await,
-                Err(e) => Err(e),
-            },
+        let beat = pool
+            .store
+            .call(&Beat {
+                worker: &pool.id,
+                dead_after_ms,
+            })
+            .await;
+        let outcome = match beat {
+            Ok(silent) => {
+                let since = *connected_since.get_or_insert_with(|| {
+                    if beats > 0 {
+                        info!("heartbeat: redis is back");
+                    }
+                    Instant::now()
+                });
+                // Reaping needs a view of the others as long as --dead-after (on the very first
+                // beat there is nothing to wait for: no outage of ours made them look silent).
+                let settled = beats == 0 || since.elapsed() >= pool.cfg.dead_after;
+                let reaped = if settled {
+                    reap_silent(&pool, &silent).await
+                } else {
+                    Ok(())
+                };
+                match reaped {
+                    Ok(()) if beats % PRUNE_EVERY_BEATS == 0 => {
+                        prune_index_step(&pool, &mut index_cursor).await
+                    }
+                    other => other,
+                }
+            }
             Err(e) => Err(e),
         };
-        match beat {
-            Ok(()) if down => {
-                info!("heartbeat: redis is back");
-                down = false;
-            }
-            Ok(()) => {}
+        if let Err(e) = outcome {
             // Logged once per outage; the loop keeps its pace, so no busy loop.
-            Err(e) if !down => {
+            if connected_since.take().is_some() || beats == 0 {
                 warn!(error = %e, "heartbeat failed; retrying every {every:?} until redis is back");
-                down = true;
             }
-            Err(_) => {}
         }
+        beats += 1;
         tokio::select! {
             _ = stop.cancelled() => break,
             _ = tokio::time::sleep(every) => {}
@@ -46,8 +74,11 @@ pub(crate) async fn run(pool: Arc<Pool>, stop: CancellationToken) {
     }
 }
 
-/// One step of the sweep over the plan index (a few hundred entries a beat, each worker on its
-/// own cursor): plans past their retention leave it, so it does not grow for ever.
+/// Beats between two steps of the plan index sweep.
+const PRUNE_EVERY_BEATS: u64 = 10;
+
+/// One step of the sweep over the plan index (a few hundred entries, each worker on its own
+/// cursor): plans past their retention leave it, so it does not grow for ever.
 async fn prune_index_step(pool: &Pool, cursor: &mut u64) -> Result<(), StoreError> {
     let (next, removed) = pool.store.prune_plan_index(*cursor).await?;
     if removed > 0 {
@@ -57,12 +88,10 @@ async fn prune_index_step(pool: &Pool, cursor: &mut u64) -> Result<(), StoreErro
     Ok(())
 }
 
-async fn reap_silent(pool: &Pool) -> Result<(), StoreError> {
-    let dead_after = u64::try_from(pool.cfg.dead_after.as_millis()).unwrap_or(u64::MAX);
-    let cutoff = baton_core::time::now_millis().saturating_sub(dead_after);
-    for dead in pool.store.silent_workers(cutoff).await? {
-        if dead != pool.id {
-            reap(pool, &dead, cutoff).await?;
+async fn reap_silent(pool: &Pool, silent: &Silent) -> Result<(), StoreError> {
+    for dead in &silent.workers {
+        if *dead != pool.id {
+            reap(pool, dead, silent.cutoff_ms).await?;
         }
     }
     Ok(())

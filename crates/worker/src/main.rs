@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use baton_worker::{Config, Shutdown};
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use tracing::{info, warn};
 
 async fn signal_stream(
@@ -30,6 +30,11 @@ async fn signal_stream(
 async fn main() -> anyhow::Result<()> {
     init_logging("info");
     let config = Config::parse();
+    if let Err(problem) = config.check() {
+        Config::command()
+            .error(clap::error::ErrorKind::ArgumentConflict, problem)
+            .exit();
+    }
     let grace = config.shutdown_grace;
     let shutdown = Shutdown::default();
     let mut next_signal = signal_stream().await?;

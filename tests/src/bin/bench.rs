@@ -14,7 +14,9 @@
 //! - commands: Redis commands per task, read from `MONITOR`;
 //! - git: a plan with a repository: git's cost per task, and moving a plan with a 50 MB
 //!   repository to a worker with an empty cache and to one a task behind (`bench/git.rs`);
-//! - dashboard: each page of `baton dashboard` with 1,000 plans in Redis (`bench/dashboard.rs`).
+//! - dashboard: each page of `baton dashboard` with 1,000 plans in Redis (`bench/dashboard.rs`);
+//! - recovery: kill -9 of the worker holding a plan → the plan running on another worker, with
+//!   the default lease and dead-after (`bench/recovery.rs`).
 //!
 //! `--only <section>` runs one section; `--warm-plans N` / `--cold-plans N` size the CLI
 //! throughput runs (defaults 20 and 8 plans of 10 tasks keep the whole benchmark under 10
@@ -25,6 +27,8 @@
 mod dashboard;
 #[path = "bench/git.rs"]
 mod git;
+#[path = "bench/recovery.rs"]
+mod recovery;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -908,7 +912,10 @@ async fn main() -> Result<()> {
     if run("dashboard") {
         bench.dashboard().await?;
     }
-    println!("\n## Targets (issues #6, #11 and #12)\n");
+    if run("recovery") {
+        bench.recovery().await?;
+    }
+    println!("\n## Targets (issues #6, #11, #12 and #13)\n");
     println!("| what | target | measured | met |");
     println!("|---|---|---|---|");
     for t in &bench.targets {

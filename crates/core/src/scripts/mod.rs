@@ -87,6 +87,8 @@ scripts! {
     RETRY = "retry.lua", prelude = true;
     /// Cancels a plan (plan slot).
     CANCEL = "cancel.lua", prelude = true;
+    /// A worker's heartbeat at the server's clock; returns the silent workers (pool slot).
+    BEAT = "beat.lua", prelude = false;
     /// Drops expired plans from the plan index (pool slot).
     PRUNE_INDEX = "prune_index.lua", prelude = false;
 }

@@ -1,10 +1,10 @@
-//! The pool's bookkeeping: counters (`count.lua`, pool slot) and handing a dead worker's work
+//! The pool's bookkeeping: heartbeats (`beat.lua`), counters (`count.lua`, pool slot) and handing a dead worker's work
 //! back (`reap_lock.lua` per plan in its slot, then `reap_worker.lua` in the pool's); keeping
 //! the plan index to plans that still exist (`prune_index.lua`).
 
 use redis::{FromRedisValue, ParsingError, ScriptInvocation, Value};
 
-use super::{Env, ScriptCall, COUNT, PRUNE_INDEX, REAP_LOCK, REAP_WORKER};
+use super::{Env, ScriptCall, BEAT, COUNT, PRUNE_INDEX, REAP_LOCK, REAP_WORKER};
 use crate::counters::Counts;
 use crate::ids::{PlanId, WorkerId};
 
@@ -114,5 +114,43 @@ impl ScriptCall for PruneIndex<'_> {
             inv.arg(member).arg(score);
         }
         inv
+    }
+}
+
+/// `beat.lua`: records a worker's heartbeat at the server's clock and finds the workers silent
+/// for longer than `dead_after_ms` by the same clock.
+#[derive(Debug)]
+pub struct Beat<'a> {
+    pub worker: &'a WorkerId,
+    pub dead_after_ms: u64,
+}
+
+/// The silent workers (ids that do not parse are left out) and the cutoff they were found with
+/// (ms since the epoch, server clock), to pass on to [`ReapWorker`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Silent {
+    pub cutoff_ms: u64,
+    pub workers: Vec<WorkerId>,
+}
+
+impl ScriptCall for Beat<'_> {
+    type Reply = Silent;
+
+    fn invocation(&self, env: &Env) -> ScriptInvocation<'static> {
+        let mut inv = BEAT.prepare_invoke();
+        inv.key(env.keys.workers())
+            .arg(self.worker.as_str())
+            .arg(self.dead_after_ms);
+        inv
+    }
+}
+
+impl FromRedisValue for Silent {
+    fn from_redis_value(v: Value) -> Result<Self, ParsingError> {
+        let (cutoff, ids): (i64, Vec<String>) = FromRedisValue::from_redis_value(v)?;
+        Ok(Self {
+            cutoff_ms: u64::try_from(cutoff).unwrap_or(0),
+            workers: ids.iter().filter_map(|w| w.parse().ok()).collect(),
+        })
     }
 }

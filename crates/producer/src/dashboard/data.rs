@@ -60,22 +60,25 @@ type OverviewReply = (
     Vec<(String, u64)>,
     HashMap<String, String>,
     Option<String>,
+    (u64, u64),
 );
 
 pub(super) async fn overview(
     conn: &mut MultiplexedConnection,
     keys: &Keys,
 ) -> redis::RedisResult<Overview> {
-    let (submit, ready, dead, workers, stats, pause): OverviewReply = redis::pipe()
+    let (submit, ready, dead, workers, stats, pause, time): OverviewReply = redis::pipe()
         .llen(keys.submit())
         .llen(keys.ready())
         .llen(keys.dead())
         .zrange_withscores(keys.workers(), 0, -1)
         .hgetall(keys.stats())
         .get(keys.pause())
+        .cmd("TIME")
         .query_async(conn)
         .await?;
-    let now = baton_core::time::now_millis();
+    // Heartbeats carry the server's clock.
+    let now = baton_core::time::server_millis(time);
     let this_minute = now / 60_000;
     let mut pipe = redis::pipe();
     for (w, _) in &workers {

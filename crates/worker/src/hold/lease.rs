@@ -77,36 +77,43 @@ impl Lease {
         }
     }
 
-    /// Renews the lease every third of it. When it is lost (taken, expired, or not renewable
+    /// Renews the lease every third of it. When it is lost (taken, expired, or not renewed
     /// for a whole lease while Redis is away), fires `lost` and `stop`, then waits forever: the
     /// hold decides when to leave. A cancelled plan fires only `stop`.
+    ///
+    /// The lease is counted from when the last successful renewal was *sent* (Redis started
+    /// its expiry later than that), and a renewal that hangs is abandoned at that deadline: a
+    /// worker cut off from Redis stops its task no later than its lock expires in Redis.
     pub(crate) async fn keep(self, pool: &Pool, plan: PlanId) -> Infallible {
         let lease = pool.cfg.lease;
         let every = lease / 3;
-        let mut last_ok = Instant::now();
+        let mut expires = Instant::now() + lease;
         let renew = Renew {
             plan: &plan,
             lock: &self.value,
             lease,
         };
         loop {
-            tokio::time::sleep(every).await;
-            match pool.store.call(&renew).await {
-                Ok(Renewal::Renewed) => last_ok = Instant::now(),
+            tokio::select! {
+                () = tokio::time::sleep_until(expires.into()) => break,
+                () = tokio::time::sleep(every) => {}
+            }
+            let sent = Instant::now();
+            let reply = tokio::select! {
+                () = tokio::time::sleep_until(expires.into()) => break,
+                reply = pool.store.call(&renew) => reply,
+            };
+            match reply {
+                Ok(Renewal::Renewed) => expires = sent + lease,
                 Ok(Renewal::Cancelled) => {
                     // Still ours: stop the running task; the plan is not requeued (its state
                     // is `cancelled`), and the lease is released as usual.
                     info!(plan = %plan, "plan cancelled; stopping its task");
                     self.stop.cancel();
-                    last_ok = Instant::now();
+                    expires = sent + lease;
                 }
                 Ok(Renewal::Lost) => break,
-                Err(e) => {
-                    warn!(plan = %plan, error = %e, "lease renewal failed");
-                    if last_ok.elapsed() >= lease {
-                        break;
-                    }
-                }
+                Err(e) => warn!(plan = %plan, error = %e, "lease renewal failed"),
             }
         }
         self.lost.cancel();

@@ -1,5 +1,5 @@
 //! The plain commands of the worker (those no script needs to make atomic): blocking pops,
-//! heartbeats, the pool pause, reading transcripts and results, dead letters, counters.
+//! the pool pause, reading transcripts and results, dead letters, counters, the plan index sweep.
 
 use std::time::Duration;
 
@@ -195,16 +195,6 @@ impl Store {
         Ok(positive_ms(ms))
     }
 
-    /// Records this worker's heartbeat.
-    pub(crate) async fn heartbeat(&self, worker: &WorkerId) -> Result<(), StoreError> {
-        let now = baton_core::time::now_millis();
-        let _: () = self
-            .conn()
-            .zadd(self.env.keys.workers(), worker.as_str(), now)
-            .await?;
-        Ok(())
-    }
-
     /// Looks at about [`PRUNE_BATCH`] entries of the plan index from `cursor` (a `ZSCAN` cursor)
     /// and drops those whose plan has expired (its metadata hash is gone: past its retention).
     /// Returns the next cursor (0 once the sweep has gone round) and how many were dropped.
@@ -244,16 +234,6 @@ impl Store {
         }
         let removed = self.call(&PruneIndex { expired: &expired }).await?;
         Ok((next, removed))
-    }
-
-    /// Workers whose last heartbeat is older than `cutoff_ms` (entries that are not worker
-    /// ids are skipped).
-    pub(crate) async fn silent_workers(&self, cutoff_ms: u64) -> Result<Vec<WorkerId>, StoreError> {
-        let ids: Vec<String> = self
-            .conn()
-            .zrangebyscore(self.env.keys.workers(), "-inf", format!("({cutoff_ms}"))
-            .await?;
-        Ok(ids.iter().filter_map(|w| w.parse().ok()).collect())
     }
 
     /// Plans in a worker's in-flight list (entries that are not plan ids are skipped).

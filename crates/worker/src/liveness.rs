@@ -52,7 +52,7 @@ pub(crate) async fn run(pool: Arc<Pool>, stop: CancellationToken) {
                     Ok(())
                 };
                 match reaped {
-                    Ok(()) if beats % PRUNE_EVERY_BEATS == 0 => {
+                    Ok(()) if beats.is_multiple_of(PRUNE_EVERY_BEATS) => {
                         prune_index_step(&pool, &mut index_cursor).await
                     }
                     other => other,

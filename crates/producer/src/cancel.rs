@@ -3,7 +3,7 @@
 use baton_core::scripts::control::{Cancel as CancelScript, CancelReply, Refused};
 use baton_core::scripts::{Env, ScriptCall};
 use baton_core::{Event, EventKind, PlanId};
-use redis::aio::MultiplexedConnection;
+use baton_connect::SharedConn;
 
 use crate::{Ctx, Failure};
 
@@ -29,7 +29,7 @@ impl Cancel {
 
 /// Cancels plan `p` with `reason` (also the dashboard's button).
 pub(crate) async fn cancel(
-    conn: &mut MultiplexedConnection,
+    conn: &mut SharedConn,
     env: &Env,
     p: &PlanId,
     reason: &str,

@@ -2,7 +2,7 @@
 
 use baton_core::records::DeadLetter;
 use baton_core::Keys;
-use redis::aio::MultiplexedConnection;
+use baton_connect::SharedConn;
 use redis::AsyncCommands;
 
 use crate::{Ctx, Failure};
@@ -52,7 +52,7 @@ impl Dead {
 /// Resubmits a rejected document and removes its dead letter, in one transaction (also the
 /// dashboard's button).
 pub(crate) async fn requeue(
-    conn: &mut MultiplexedConnection,
+    conn: &mut SharedConn,
     keys: &Keys,
     id: uuid::Uuid,
 ) -> Result<(), Failure> {

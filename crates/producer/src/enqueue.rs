@@ -73,10 +73,7 @@ pub(crate) async fn submit(
         let _: i64 = conn.lpush(ctx.keys.submit(), doc).await?;
         return Ok(());
     }
-    let mut pubsub =
-        ctx.client.get_async_pubsub().await.map_err(|e| {
-            Failure::Other(anyhow::Error::new(e).context("cannot connect to redis"))
-        })?;
+    let mut pubsub = ctx.pubsub().await?;
     pubsub.subscribe(ctx.keys.channel()).await?;
     let _: i64 = conn.lpush(ctx.keys.submit(), doc).await?;
     eprintln!("submitted plan {plan}; following its events");

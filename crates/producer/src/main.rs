@@ -17,6 +17,7 @@ mod status;
 mod watch;
 
 use baton_core::scripts::Env;
+use baton_connect::{Connector, SharedConn, Timeouts};
 use baton_core::Keys;
 use clap::{Parser, Subcommand};
 
@@ -27,14 +28,8 @@ use clap::{Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(version, max_term_width = 100)]
 struct Cli {
-    /// Redis URL: redis://[user:password@]host:port[/db].
-    #[arg(
-        long,
-        global = true,
-        env = "BATON_REDIS_URL",
-        default_value = "redis://127.0.0.1:6379"
-    )]
-    redis_url: String,
+    #[command(flatten)]
+    redis: baton_connect::RedisArgs,
     /// Key prefix shared with the workers.
     #[arg(long, global = true, env = "BATON_PREFIX", default_value = "baton")]
     prefix: String,
@@ -100,7 +95,7 @@ impl From<redis::RedisError> for Failure {
 /// What every subcommand gets.
 #[derive(Clone)]
 pub(crate) struct Ctx {
-    pub(crate) client: redis::Client,
+    pub(crate) connector: Connector,
     pub(crate) keys: Keys,
     /// For script calls. A client cannot know the pool's retention and event cap; the scripts
     /// it calls keep what the plan was created with.
@@ -108,14 +103,31 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
-    pub(crate) async fn conn(&self) -> Result<redis::aio::MultiplexedConnection, Failure> {
-        let cfg = redis::AsyncConnectionConfig::new()
-            .set_response_timeout(Some(std::time::Duration::from_secs(10)))
-            .set_connection_timeout(Some(std::time::Duration::from_secs(5)));
-        self.client
-            .get_multiplexed_async_connection_with_config(&cfg)
+    /// A connection, checked with a `PING` (so an unreachable Redis is reported as such before
+    /// anything else happens). It reconnects on the next command after a failure.
+    pub(crate) async fn conn(&self) -> Result<SharedConn, Failure> {
+        let mut conn = self.connector.shared(Timeouts::default());
+        let unreachable = |e: redis::RedisError| {
+            Failure::Other(anyhow::Error::new(e).context(format!(
+                "cannot connect to redis at {}",
+                self.connector.target()
+            )))
+        };
+        let _: String = redis::cmd("PING")
+            .query_async(&mut conn)
             .await
-            .map_err(|e| Failure::Other(anyhow::Error::new(e).context("cannot connect to redis")))
+            .map_err(unreachable)?;
+        Ok(conn)
+    }
+
+    /// A pub/sub connection.
+    pub(crate) async fn pubsub(&self) -> Result<redis::aio::PubSub, Failure> {
+        self.connector.pubsub().await.map_err(|e| {
+            Failure::Other(anyhow::Error::new(e).context(format!(
+                "cannot subscribe at {}",
+                self.connector.target()
+            )))
+        })
     }
 }
 
@@ -139,11 +151,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     cli.prefix
         .parse::<baton_core::PlanId>()
         .map_err(|e| Failure::BadInput(format!("--prefix {e}")))?;
-    let client = redis::Client::open(cli.redis_url.as_str())
-        .map_err(|e| Failure::BadInput(format!("invalid --redis-url: {e}")))?;
+    let connector =
+        Connector::new(&cli.redis).map_err(|e| Failure::BadInput(e.to_string()))?;
     let keys = Keys::new(&cli.prefix);
     let ctx = Ctx {
-        client,
+        connector,
         env: Env::new(keys.clone()),
         keys,
     };

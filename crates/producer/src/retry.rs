@@ -6,7 +6,7 @@
 //! slots, and a crash between them would leave the plan queued but on no list.)
 
 use baton_core::{ActionRequest, Keys, PlanAction, PlanField, PlanId, PlanState};
-use redis::aio::MultiplexedConnection;
+use baton_connect::SharedConn;
 use redis::AsyncCommands;
 
 use crate::{Ctx, Failure};
@@ -42,7 +42,7 @@ impl Retry {
 
 /// Submits a retry of `plan` (the dashboard's button; `baton retry` without `--wait`).
 pub(crate) async fn request(
-    conn: &mut MultiplexedConnection,
+    conn: &mut SharedConn,
     keys: &Keys,
     plan: &PlanId,
 ) -> Result<(), Failure> {
@@ -61,7 +61,7 @@ fn retry_document(plan: &PlanId) -> String {
 
 /// Refuses at once a retry that is plainly wrong (the worker checks again when it applies it).
 async fn check_failed(
-    conn: &mut MultiplexedConnection,
+    conn: &mut SharedConn,
     keys: &Keys,
     p: &PlanId,
 ) -> Result<(), Failure> {

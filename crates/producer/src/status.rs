@@ -9,13 +9,13 @@ use serde_json::json;
 use crate::{Ctx, Failure};
 
 /// Plan hash, pending tasks, results, session record, its TTL, the pool pause.
+/// The plan's keys, read in one pipeline (they share the plan's slot).
 type Snapshot = (
     HashMap<String, String>,
     Vec<String>,
     Vec<String>,
     Option<String>,
     i64,
-    Option<String>,
 );
 
 /// Show a plan: its state, tasks done (with results) and pending, its Claude session and how
@@ -34,15 +34,16 @@ impl Status {
         let k = &ctx.keys;
         let p = &self.plan;
         let mut conn = ctx.conn().await?;
-        let (meta, pending, results, session, ttl, pause): Snapshot = redis::pipe()
+        let (meta, pending, results, session, ttl): Snapshot = redis::pipe()
             .hgetall(k.plan(p))
             .lrange(k.tasks(p), 0, -1)
             .lrange(k.results(p), 0, -1)
             .get(k.session(p))
             .ttl(k.session(p))
-            .get(k.pause())
             .query_async(&mut conn)
             .await?;
+        // The pool's pause lives in the pool's slot.
+        let pause: Option<String> = redis::AsyncCommands::get(&mut conn, k.pause()).await?;
         let plan = PlanHash::from_pairs(&meta);
         if plan.is_missing() {
             return Err(Failure::BadInput(format!(

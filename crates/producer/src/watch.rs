@@ -49,10 +49,7 @@ impl Watch {
 }
 
 async fn subscribe(ctx: &Ctx) -> Result<redis::aio::PubSub, Failure> {
-    let mut pubsub =
-        ctx.client.get_async_pubsub().await.map_err(|e| {
-            Failure::Other(anyhow::Error::new(e).context("cannot connect to redis"))
-        })?;
+    let mut pubsub = ctx.pubsub().await?;
     pubsub.subscribe(ctx.keys.channel()).await?;
     Ok(pubsub)
 }

@@ -17,13 +17,9 @@ pub use crate::executor::{Executor, SessionMode};
 #[derive(Parser, Debug, Clone)]
 #[command(name = "baton-worker", version, max_term_width = 100)]
 pub struct Config {
-    /// Redis URL: redis://[user:password@]host:port[/db].
-    #[arg(
-        long,
-        env = "BATON_REDIS_URL",
-        default_value = "redis://127.0.0.1:6379"
-    )]
-    pub redis_url: String,
+    /// Where Redis is: the URL (one server, Cluster or Sentinel) and TLS settings.
+    #[command(flatten)]
+    pub redis: baton_connect::RedisArgs,
     /// Key prefix, shared by every worker and client of one pool.
     #[arg(long, env = "BATON_PREFIX", default_value = "baton", value_parser = parse_prefix)]
     pub prefix: String,
@@ -210,7 +206,7 @@ mod tests {
             Config::try_parse_from(std::iter::once("baton-worker").chain(args.iter().copied()))
         };
         let c = parse(&["--redis-url", "redis://r:1", "--concurrency", "8"]).unwrap();
-        assert_eq!((c.redis_url.as_str(), c.concurrency), ("redis://r:1", 8));
+        assert_eq!((c.redis.redis_url.as_str(), c.concurrency), ("redis://r:1", 8));
         let c = parse(&["--session-ttl", "90", "--retry-delay", "200ms"]).unwrap();
         assert_eq!(c.session_ttl, Duration::from_secs(90));
         assert_eq!(c.retry_base_delay, Duration::from_millis(200));

@@ -67,8 +67,8 @@ const HAND_BACK_WAIT: Duration = Duration::from_secs(10);
 /// Why the worker could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("invalid redis url")]
-    RedisUrl(#[source] redis::RedisError),
+    #[error(transparent)]
+    Redis(baton_connect::ConnectError),
     #[error("workspace root {path} is unusable")]
     WorkspaceRoot {
         path: String,
@@ -141,7 +141,9 @@ pub async fn run(config: Config, host: &str, shutdown: Shutdown) -> Result<(), S
         event_cap: config.event_cap,
         retention_secs: config.retention_secs(),
     };
-    let store = Store::new(&config.redis_url, env).map_err(StartError::RedisUrl)?;
+    let connector = baton_connect::Connector::new(&config.redis).map_err(StartError::Redis)?;
+    info!(redis = %connector.target(), "redis");
+    let store = Store::new(&connector, env);
     let tasks = TaskTracker::new();
     let metrics = Arc::new(metrics::Metrics::new(&engine::Engine::new(&config).mode()));
     let pool = Arc::new(Pool {

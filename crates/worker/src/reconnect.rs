@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use baton_core::WorkerId;
-use redis::aio::MultiplexedConnection;
+use baton_connect::Conn;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
@@ -88,7 +88,7 @@ pub(crate) struct BlockingPop<'s> {
     worker: &'s WorkerId,
     from: PopFrom,
     block: Duration,
-    conn: Option<MultiplexedConnection>,
+    conn: Option<Conn>,
     delays: Box<dyn Iterator<Item = Duration> + Send>,
     down: bool,
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use baton_core::records::{DeadLetter, SessionRecord, StoredTask, TaskResult};
 use baton_core::{Counter, Event, Keys, PlanHash, PlanId, PlanState};
-use redis::aio::MultiplexedConnection;
+use baton_connect::SharedConn;
 use redis::AsyncCommands;
 
 /// Minutes of history the overview charts.
@@ -64,7 +64,7 @@ type OverviewReply = (
 );
 
 pub(super) async fn overview(
-    conn: &mut MultiplexedConnection,
+    conn: &mut SharedConn,
     keys: &Keys,
 ) -> redis::RedisResult<Overview> {
     let (submit, ready, dead, workers, stats, pause, time): OverviewReply = redis::pipe()
@@ -139,7 +139,7 @@ pub(super) struct PlanRow {
 /// The plans most recently submitted to first, at most `limit`, of one state when `state` is
 /// given (the state is filtered among those `limit`).
 pub(super) async fn plans(
-    conn: &mut MultiplexedConnection,
+    conn: &mut SharedConn,
     keys: &Keys,
     state: Option<PlanState>,
     limit: usize,
@@ -147,26 +147,34 @@ pub(super) async fn plans(
     let stop = isize::try_from(limit).unwrap_or(isize::MAX) - 1;
     let ids: Vec<String> = conn.zrevrange(keys.plans(), 0, stop).await?;
     let ids: Vec<PlanId> = ids.iter().filter_map(|i| i.parse().ok()).collect();
-    let mut pipe = redis::pipe();
-    for id in &ids {
-        pipe.hgetall(keys.plan(id))
-            .llen(keys.tasks(id))
-            .ttl(keys.session(id));
-    }
-    let values: Vec<redis::Value> = pipe.query_async(conn).await?;
+    // A pipeline per plan, all sent at once: each plan's keys share a slot of their own.
+    let reads = ids.iter().map(|id| {
+        let mut conn = conn.clone();
+        async move {
+            redis::pipe()
+                .hgetall(keys.plan(id))
+                .llen(keys.tasks(id))
+                .ttl(keys.session(id))
+                .query_async::<Vec<redis::Value>>(&mut conn)
+                .await
+        }
+    });
+    let values = futures_util::future::join_all(reads).await;
     let mut rows = Vec::with_capacity(ids.len());
-    for (id, v) in ids.iter().zip(values.chunks(3)) {
-        let [hash, pending, ttl] = v else { continue };
-        let hash: HashMap<String, String> = redis::from_redis_value_ref(hash).unwrap_or_default();
+    for (id, v) in ids.iter().zip(values) {
+        let Ok::<[redis::Value; 3], _>([hash, pending, ttl]) = v?.try_into() else {
+            continue;
+        };
+        let hash: HashMap<String, String> = redis::from_redis_value(hash).unwrap_or_default();
         let hash = PlanHash::from_pairs(&hash);
         if hash.is_missing() || state.is_some_and(|s| hash.state != Some(s)) {
             continue;
         }
-        let ttl: i64 = redis::from_redis_value_ref(ttl).unwrap_or(-2);
+        let ttl: i64 = redis::from_redis_value(ttl).unwrap_or(-2);
         rows.push(PlanRow {
             id: id.to_string(),
             hash,
-            pending: redis::from_redis_value_ref(pending).unwrap_or(0),
+            pending: redis::from_redis_value(pending).unwrap_or(0),
             session_ttl: (ttl >= 0).then_some(ttl),
         });
     }
@@ -197,7 +205,7 @@ type PlanReply = (
 
 /// A plan, or `None` when there is no such plan (or it is past its retention).
 pub(super) async fn plan(
-    conn: &mut MultiplexedConnection,
+    conn: &mut SharedConn,
     keys: &Keys,
     id: &PlanId,
 ) -> redis::RedisResult<Option<PlanDetail>> {
@@ -235,7 +243,7 @@ fn parse_all<T: serde::de::DeserializeOwned>(raw: &[String]) -> Vec<T> {
 
 /// The plan's stored events after `seq` (for a live page that rendered up to it).
 pub(super) async fn events_after(
-    conn: &mut MultiplexedConnection,
+    conn: &mut SharedConn,
     keys: &Keys,
     plan: &PlanId,
     seq: Option<u64>,
@@ -252,7 +260,7 @@ pub(super) async fn events_after(
 
 /// The newest dead letters, at most `limit`, with each one's raw JSON (to requeue it exactly).
 pub(super) async fn dead_letters(
-    conn: &mut MultiplexedConnection,
+    conn: &mut SharedConn,
     keys: &Keys,
     limit: isize,
 ) -> redis::RedisResult<Vec<(String, DeadLetter)>> {

@@ -28,7 +28,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use baton_core::{PlanId, PlanState};
 use futures_util::StreamExt;
-use redis::aio::MultiplexedConnection;
+use baton_connect::SharedConn;
 use serde::Deserialize;
 use tokio::sync::broadcast;
 
@@ -55,7 +55,7 @@ pub(crate) struct Dashboard {
 }
 
 struct App {
-    conn: MultiplexedConnection,
+    conn: SharedConn,
     ctx: Ctx,
     /// Every event published on the channel, as published.
     events: broadcast::Sender<Arc<str>>,
@@ -90,7 +90,7 @@ impl Dashboard {
         let conn = ctx.conn().await?;
         let (events, _) = broadcast::channel(1024);
         tokio::spawn(relay_events(
-            ctx.client.clone(),
+            ctx.connector.clone(),
             ctx.keys.channel(),
             events.clone(),
         ));
@@ -142,10 +142,14 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 }
 
 /// Forwards the pub/sub channel to the dashboard's SSE streams, reconnecting after outages.
-async fn relay_events(client: redis::Client, channel: String, out: broadcast::Sender<Arc<str>>) {
+async fn relay_events(
+    connector: baton_connect::Connector,
+    channel: String,
+    out: broadcast::Sender<Arc<str>>,
+) {
     let mut delay = Duration::from_millis(200);
     loop {
-        if let Ok(mut pubsub) = client.get_async_pubsub().await {
+        if let Ok(mut pubsub) = connector.pubsub().await {
             if pubsub.subscribe(&channel).await.is_ok() {
                 delay = Duration::from_millis(200);
                 let mut stream = pubsub.on_message();

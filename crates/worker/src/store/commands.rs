@@ -6,7 +6,7 @@ use std::time::Duration;
 use baton_core::records::{DeadLetter, TaskResult};
 use baton_core::scripts::pool::PruneIndex;
 use baton_core::{Counter, Event, PlanId, WorkerId};
-use redis::aio::MultiplexedConnection;
+use baton_connect::Conn;
 use redis::AsyncCommands;
 
 use super::{Store, StoreError};
@@ -47,7 +47,7 @@ impl Store {
     /// runs anything.
     pub(crate) async fn blocking_claim(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut Conn,
         worker: &WorkerId,
         block: Duration,
     ) -> Result<Popped, StoreError> {
@@ -72,7 +72,7 @@ impl Store {
     /// Takes a submitted document: `BLMOVE submit ingesting:<worker>`.
     pub(crate) async fn blocking_take_submission(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut Conn,
         worker: &WorkerId,
         block: Duration,
     ) -> Result<Popped, StoreError> {
@@ -147,14 +147,21 @@ impl Store {
     ) -> Result<(), StoreError> {
         let k = &self.env.keys;
         let minute = k.this_minute();
-        let mut pipe = redis::pipe();
+        // Two pipelines: the pool's keys and the plan's live in different slots of a Cluster.
+        let (mut pool_side, mut plan_side) = (redis::pipe(), redis::pipe());
         for (c, n) in counters {
-            pipe.hincr(k.stats(), c.as_str(), *n).ignore();
-            pipe.hincr(&minute, c.as_str(), *n).ignore();
-            pipe.hincr(k.plan(plan), c.plan_field(), *n).ignore();
+            pool_side.hincr(k.stats(), c.as_str(), *n).ignore();
+            pool_side.hincr(&minute, c.as_str(), *n).ignore();
+            plan_side.hincr(k.plan(plan), c.plan_field(), *n).ignore();
         }
-        pipe.expire(&minute, 7200).ignore();
-        let _: () = pipe.query_async(&mut self.conn()).await?;
+        pool_side.expire(&minute, 7200).ignore();
+        let (mut a, mut b) = (self.conn(), self.conn());
+        let (pool_done, plan_done): (redis::RedisResult<()>, redis::RedisResult<()>) = tokio::join!(
+            pool_side.query_async(&mut a),
+            plan_side.query_async(&mut b)
+        );
+        pool_done?;
+        plan_done?;
         Ok(())
     }
 
@@ -215,17 +222,22 @@ impl Store {
         if entries.is_empty() {
             return Ok((next, 0));
         }
-        // An entry that is not a plan id was not written by baton: it is dropped too.
-        let plans: Vec<Option<PlanId>> = entries.iter().map(|(m, _)| m.parse().ok()).collect();
-        let mut pipe = redis::pipe();
-        for plan in plans.iter().flatten() {
-            pipe.exists(k.plan(plan));
-        }
-        let mut exists = pipe.query_async::<Vec<bool>>(&mut conn).await?.into_iter();
+        // An entry that is not a plan id was not written by baton: it is dropped too. One
+        // EXISTS per plan, sent together (each plan is in a slot of its own on a Cluster).
+        let checks = entries.iter().map(|(member, _)| {
+            let mut conn = conn.clone();
+            let plan = member.parse::<PlanId>().ok();
+            async move {
+                match plan {
+                    Some(plan) => conn.exists::<_, bool>(k.plan(&plan)).await,
+                    None => Ok(false),
+                }
+            }
+        });
+        let live = futures_util::future::join_all(checks).await;
         let mut expired = Vec::new();
-        for (entry, plan) in entries.into_iter().zip(&plans) {
-            let live = plan.is_some() && exists.next().unwrap_or(true);
-            if !live {
+        for (entry, live) in entries.into_iter().zip(live) {
+            if !live? {
                 expired.push(entry);
             }
         }

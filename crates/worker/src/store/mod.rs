@@ -1,6 +1,7 @@
 //! The worker's view of Redis: one multiplexed, self-reconnecting connection that every slot
-//! shares for ordinary commands (concurrent callers are pipelined on it), dedicated connections
-//! for blocking pops, every script called through its typed call ([`Store::call`], the scripts
+//! shares for ordinary commands (concurrent callers are pipelined on it; `baton_connect` makes it
+//! for a single server, a Cluster or a Sentinel-managed master), dedicated connections for
+//! blocking pops, every script called through its typed call ([`Store::call`], the scripts
 //! and their replies are in `baton_core::scripts`), and the plain commands in `commands`.
 //!
 //! Not a connection pool: deadpool-redis checks each connection out with `UNWATCH` + `PING`,
@@ -13,8 +14,8 @@ pub(crate) use commands::Popped;
 use std::time::Duration;
 
 use baton_core::scripts::{Env, ScriptCall};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
-use redis::{AsyncConnectionConfig, FromRedisValue};
+use baton_connect::{Conn, Connector, SharedConn, Timeouts};
+use redis::FromRedisValue;
 
 /// A Redis command or script that failed.
 #[derive(Debug, thiserror::Error)]
@@ -50,50 +51,37 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections, the key layout and the pool's limits.
 #[derive(Clone)]
 pub(crate) struct Store {
-    shared: ConnectionManager,
-    client: redis::Client,
+    shared: SharedConn,
     env: Env,
 }
 
 impl Store {
-    /// A store for `url`. Connects lazily.
-    ///
-    /// # Errors
-    /// An invalid URL.
-    pub(crate) fn new(url: &str, env: Env) -> Result<Self, redis::RedisError> {
-        let client = redis::Client::open(url)?;
-        // Reconnects after a failure on its own; a command sent meanwhile fails at once and
-        // the caller's own backoff (`reconnect::redis_retry`) decides what to do.
-        let cfg = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(1));
-        let shared = ConnectionManager::new_lazy_with_config(client.clone(), cfg)?;
-        Ok(Self {
-            shared,
-            client,
-            env,
-        })
+    /// A store that connects through `connector` (lazily, on the first command).
+    pub(crate) fn new(connector: &Connector, env: Env) -> Self {
+        // Reconnects on the next command after a failure; a command sent meanwhile fails at
+        // once and the caller's own backoff (`reconnect::redis_retry`) decides what to do.
+        let shared = connector.shared(Timeouts {
+            connect: CONNECT_TIMEOUT,
+            response: RESPONSE_TIMEOUT,
+        });
+        Self { shared, env }
     }
 
     /// The shared connection (a cheap handle; concurrent commands on it are pipelined).
-    pub(crate) fn conn(&self) -> ConnectionManager {
+    pub(crate) fn conn(&self) -> SharedConn {
         self.shared.clone()
     }
 
     /// A connection of its own for blocking pops of up to `block` (a blocking command on a
     /// shared multiplexed connection would stall every other caller).
-    pub(crate) async fn blocking_conn(
-        &self,
-        block: Duration,
-    ) -> Result<MultiplexedConnection, StoreError> {
-        let cfg = AsyncConnectionConfig::new()
-            .set_response_timeout(Some(block + RESPONSE_TIMEOUT))
-            .set_connection_timeout(Some(CONNECT_TIMEOUT));
+    pub(crate) async fn blocking_conn(&self, block: Duration) -> Result<Conn, StoreError> {
         Ok(self
-            .client
-            .get_multiplexed_async_connection_with_config(&cfg)
+            .shared
+            .connector()
+            .connect(Timeouts {
+                connect: CONNECT_TIMEOUT,
+                response: block + RESPONSE_TIMEOUT,
+            })
             .await?)
     }
 

@@ -1,6 +1,6 @@
 # Sourced by test.sh, demo.sh and bench.sh: installs what baton's tests and demo need and does
 # not find. Everything goes through the ordinary package clients; nothing is downloaded by hand.
-#   - redis-server and git: Debian packages (apt-get)
+#   - redis-server, openssl and git: Debian packages (apt-get)
 #   - chromium and chromium-driver (the tests' browser): Debian packages (apt-get)
 #   - the Claude Code CLI, pinned: npm package, into .tools/ (ignored by git)
 #   - redis-py and ioredis, pinned, for the example clients: into .tools/python, .tools/node
@@ -32,6 +32,10 @@ ensure_redis() {
     apt_install redis-server
   fi
   # The Debian package may start a system instance; baton's scripts never use it.
+  # openssl makes the TLS tests' certificates (Sentinels run as `redis-server --sentinel`).
+  if ! command -v openssl >/dev/null; then
+    apt_install openssl
+  fi
 }
 
 ensure_git() {

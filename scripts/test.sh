@@ -21,4 +21,4 @@ echo "==> end-to-end tests again, workers in cold session mode (where the mode m
 BATON_SESSION_MODE=cold cargo test --workspace --test e2e "$@" -- \
   --skip scripts:: --skip modes:: --skip foundation::malformed_documents \
   --skip foundation::enqueue_refuses --skip faults::hostile_documents --skip dashboard:: \
-  --skip operate:: --skip clients:: --skip deploy::
+  --skip operate:: --skip clients:: --skip deploy:: --skip scale::

@@ -11,5 +11,6 @@ mod git;
 mod modes;
 mod operate;
 mod reliability;
+mod scale;
 mod scripts;
 mod sessions;

@@ -12,6 +12,7 @@
 //! - [`docs`]: plan and action documents.
 //! - [`git`]: local bare repositories standing in for remotes.
 //! - [`faults`]: the fault suite's scenarios.
+//! - [`tls`]: certificates for the TLS tests.
 //!
 //! The binaries come from the workspace build (`cargo build --workspace` runs before the tests);
 //! the Claude CLI from `$BATON_CLAUDE_BIN` or `<repo>/.tools/node_modules/.bin/claude`, where the
@@ -25,10 +26,11 @@ pub mod pool;
 pub mod proc;
 pub mod redis_server;
 pub mod standin;
+pub mod tls;
 
 pub use docs::{doc, marked_plan, Doc};
 pub use git::BareRepo;
-pub use pool::{baton, Pool, Worker, WorkerOpts};
+pub use pool::{baton, baton_at, Pool, Worker, WorkerOpts};
 pub use proc::{bin, claude_bin, free_port, repo_root, CountingCli, Proc, TempDir};
 pub use redis_server::Redis;
 pub use standin::{first_request_with, prompts_of, Standin};

@@ -28,6 +28,9 @@ pub struct WorkerOpts {
     /// More environment for the worker.
     pub env: Vec<(String, String)>,
     pub extra: Vec<String>,
+    /// The URL the worker connects with, when not the pool's plain `redis://` one (TLS, a
+    /// Cluster, Sentinels); its TLS flags go in `extra`.
+    pub redis_url: Option<String>,
 }
 
 /// A `baton-worker` process.
@@ -44,7 +47,7 @@ impl Worker {
         let logf = std::fs::File::create(&log)?;
         let mut cmd = Command::new(bin("baton-worker"));
         cmd.arg("--redis-url")
-            .arg(redis.url())
+            .arg(opts.redis_url.clone().unwrap_or_else(|| redis.url()))
             .arg("--workspace-root")
             .arg(&opts.workspace_root)
             .arg("--concurrency")
@@ -90,9 +93,14 @@ impl Worker {
 
 /// Runs the `baton` CLI.
 pub fn baton(redis: &Redis, args: &[&str], stdin: Option<&str>) -> Result<Output> {
+    baton_at(&redis.url(), args, stdin)
+}
+
+/// Runs the `baton` CLI against `url` (TLS, a Cluster, Sentinels).
+pub fn baton_at(url: &str, args: &[&str], stdin: Option<&str>) -> Result<Output> {
     let mut child = Command::new(bin("baton"))
         .arg("--redis-url")
-        .arg(redis.url())
+        .arg(url)
         .args(args)
         .stdin(if stdin.is_some() {
             Stdio::piped()
@@ -152,6 +160,7 @@ impl Pool {
             env: Vec::new(),
             log_filter: std::env::var("BATON_TEST_LOG")
                 .unwrap_or_else(|_| "info,baton_worker=debug".into()),
+            redis_url: None,
             extra: vec![
                 "--lease".into(),
                 "6s".into(),

@@ -68,7 +68,10 @@ pub enum ConnectError {
     #[error("{0}")]
     Tls(String),
     #[error("--redis-url {url}: {source}")]
-    Client { url: String, source: redis::RedisError },
+    Client {
+        url: String,
+        source: redis::RedisError,
+    },
 }
 
 /// How long connecting and one reply may take.
@@ -100,7 +103,7 @@ enum Kind {
     /// The cluster client, and a client per seed node (pub/sub goes to one node: Redis
     /// Cluster forwards every `PUBLISH` to all nodes).
     Cluster {
-        client: ClusterClient,
+        client: Box<ClusterClient>,
         seeds: Vec<redis::Client>,
     },
     Sentinel(Arc<tokio::sync::Mutex<SentinelClient>>),
@@ -138,12 +141,10 @@ impl Connector {
                 client_key: read_pem("--redis-client-key", key)?,
             }),
             (None, None) => None,
-            _ => {
-                return Err(ConnectError::Tls(
-                    "--redis-client-cert and --redis-client-key go together (mutual TLS needs both)"
-                        .into(),
-                ))
-            }
+            _ => return Err(ConnectError::Tls(
+                "--redis-client-cert and --redis-client-key go together (mutual TLS needs both)"
+                    .into(),
+            )),
         };
         let root_cert = match &args.redis_ca_file {
             Some(p) => Some(read_pem("--redis-ca-file", p)?),
@@ -202,7 +203,10 @@ impl Connector {
                     .iter()
                     .map(|n| client_for(n))
                     .collect::<Result<Vec<_>, _>>()?;
-                Kind::Cluster { client, seeds }
+                Kind::Cluster {
+                    client: Box::new(client),
+                    seeds,
+                }
             }
             Target::Sentinel {
                 sentinels,
@@ -283,7 +287,9 @@ impl Connector {
             .set_response_timeout(Some(timeouts.response));
         match &self.kind {
             Kind::Single(client) => Ok(Conn::Single(
-                client.get_multiplexed_async_connection_with_config(&cfg).await?,
+                client
+                    .get_multiplexed_async_connection_with_config(&cfg)
+                    .await?,
             )),
             Kind::Cluster { client, .. } => {
                 let cfg = redis::cluster::ClusterConfig::new()
@@ -296,7 +302,9 @@ impl Connector {
             Kind::Sentinel(sentinel) => {
                 let master = sentinel.lock().await.async_get_client().await?;
                 Ok(Conn::Single(
-                    master.get_multiplexed_async_connection_with_config(&cfg).await?,
+                    master
+                        .get_multiplexed_async_connection_with_config(&cfg)
+                        .await?,
                 ))
             }
         }

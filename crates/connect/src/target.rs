@@ -69,12 +69,20 @@ impl Target {
             .split_once("://")
             .ok_or_else(|| fail("expected a URL such as redis://host:6379"))?;
         let (base, kind) = match scheme {
-            "redis" | "rediss" => return Ok(Self::Single { url: url.to_owned() }),
+            "redis" | "rediss" => {
+                return Ok(Self::Single {
+                    url: url.to_owned(),
+                })
+            }
             "redis+cluster" => ("redis", Kind::Cluster),
             "rediss+cluster" => ("rediss", Kind::Cluster),
             "redis+sentinel" => ("redis", Kind::Sentinel),
             "rediss+sentinel" => ("rediss", Kind::Sentinel),
-            "unix" | "redis+unix" => return Ok(Self::Single { url: url.to_owned() }),
+            "unix" | "redis+unix" => {
+                return Ok(Self::Single {
+                    url: url.to_owned(),
+                })
+            }
             other => {
                 return Err(fail(&format!(
                     "unknown scheme {other:?}: use redis://, rediss:// (TLS), redis+cluster:// or \
@@ -100,7 +108,9 @@ impl Target {
         match kind {
             Kind::Cluster => {
                 if !path.trim_matches('/').is_empty() {
-                    return Err(fail("a Redis Cluster has only database 0: remove the /path"));
+                    return Err(fail(
+                        "a Redis Cluster has only database 0: remove the /path",
+                    ));
                 }
                 Ok(Self::Cluster {
                     nodes: hosts
@@ -189,7 +199,10 @@ mod tests {
         assert_eq!(
             Target::parse("rediss+sentinel://u:p@s1:26379,s2:26380/mymaster/3#insecure").unwrap(),
             Target::Sentinel {
-                sentinels: vec!["rediss://s1:26379#insecure".into(), "rediss://s2:26380#insecure".into()],
+                sentinels: vec![
+                    "rediss://s1:26379#insecure".into(),
+                    "rediss://s2:26380#insecure".into()
+                ],
                 master_name: "mymaster".into(),
                 master_url: "rediss://u:p@master/3#insecure".into(),
             }

@@ -1,8 +1,8 @@
 //! `baton dead`: the dead-letter list (rejected documents, tasks that failed for good).
 
+use baton_connect::SharedConn;
 use baton_core::records::DeadLetter;
 use baton_core::Keys;
-use baton_connect::SharedConn;
 use redis::AsyncCommands;
 
 use crate::{Ctx, Failure};

@@ -16,8 +16,8 @@ mod stats;
 mod status;
 mod watch;
 
-use baton_core::scripts::Env;
 use baton_connect::{Connector, SharedConn, Timeouts};
+use baton_core::scripts::Env;
 use baton_core::Keys;
 use clap::{Parser, Subcommand};
 
@@ -75,9 +75,26 @@ impl Failure {
         match self {
             Self::PlanFailed(msg) => format!("plan failed: {msg}"),
             Self::BadInput(msg) => format!("error: {msg}"),
-            Self::Other(e) => format!("error: {e:#}"),
+            Self::Other(e) => format!("error: {}", causes(e)),
         }
     }
+}
+
+/// An error and its causes, joined by `: `, leaving out a cause that only repeats the text
+/// already shown (some errors print their source in their own message).
+fn causes(e: &anyhow::Error) -> String {
+    let mut shown = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if shown.contains(&text) {
+            continue;
+        }
+        if !shown.is_empty() {
+            shown.push_str(": ");
+        }
+        shown.push_str(&text);
+    }
+    shown
 }
 
 impl From<anyhow::Error> for Failure {
@@ -123,10 +140,10 @@ impl Ctx {
     /// A pub/sub connection.
     pub(crate) async fn pubsub(&self) -> Result<redis::aio::PubSub, Failure> {
         self.connector.pubsub().await.map_err(|e| {
-            Failure::Other(anyhow::Error::new(e).context(format!(
-                "cannot subscribe at {}",
-                self.connector.target()
-            )))
+            Failure::Other(
+                anyhow::Error::new(e)
+                    .context(format!("cannot subscribe at {}", self.connector.target())),
+            )
         })
     }
 }
@@ -151,8 +168,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     cli.prefix
         .parse::<baton_core::PlanId>()
         .map_err(|e| Failure::BadInput(format!("--prefix {e}")))?;
-    let connector =
-        Connector::new(&cli.redis).map_err(|e| Failure::BadInput(e.to_string()))?;
+    let connector = Connector::new(&cli.redis).map_err(|e| Failure::BadInput(e.to_string()))?;
     let keys = Keys::new(&cli.prefix);
     let ctx = Ctx {
         connector,

@@ -5,8 +5,8 @@
 //! ingest. (Done here, the state change and the scheduling would be two steps in two hash
 //! slots, and a crash between them would leave the plan queued but on no list.)
 
-use baton_core::{ActionRequest, Keys, PlanAction, PlanField, PlanId, PlanState};
 use baton_connect::SharedConn;
+use baton_core::{ActionRequest, Keys, PlanAction, PlanField, PlanId, PlanState};
 use redis::AsyncCommands;
 
 use crate::{Ctx, Failure};
@@ -60,11 +60,7 @@ fn retry_document(plan: &PlanId) -> String {
 }
 
 /// Refuses at once a retry that is plainly wrong (the worker checks again when it applies it).
-async fn check_failed(
-    conn: &mut SharedConn,
-    keys: &Keys,
-    p: &PlanId,
-) -> Result<(), Failure> {
+async fn check_failed(conn: &mut SharedConn, keys: &Keys, p: &PlanId) -> Result<(), Failure> {
     {
         let state: Option<String> = conn.hget(keys.plan(p), PlanField::State.as_str()).await?;
         match state.as_deref().map(str::parse::<PlanState>) {

@@ -206,7 +206,10 @@ mod tests {
             Config::try_parse_from(std::iter::once("baton-worker").chain(args.iter().copied()))
         };
         let c = parse(&["--redis-url", "redis://r:1", "--concurrency", "8"]).unwrap();
-        assert_eq!((c.redis.redis_url.as_str(), c.concurrency), ("redis://r:1", 8));
+        assert_eq!(
+            (c.redis.redis_url.as_str(), c.concurrency),
+            ("redis://r:1", 8)
+        );
         let c = parse(&["--session-ttl", "90", "--retry-delay", "200ms"]).unwrap();
         assert_eq!(c.session_ttl, Duration::from_secs(90));
         assert_eq!(c.retry_base_delay, Duration::from_millis(200));

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use baton_core::WorkerId;
 use baton_connect::Conn;
+use baton_core::WorkerId;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 

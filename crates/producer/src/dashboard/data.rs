@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 
+use baton_connect::SharedConn;
 use baton_core::records::{DeadLetter, SessionRecord, StoredTask, TaskResult};
 use baton_core::{Counter, Event, Keys, PlanHash, PlanId, PlanState};
-use baton_connect::SharedConn;
 use redis::AsyncCommands;
 
 /// Minutes of history the overview charts.
@@ -63,10 +63,7 @@ type OverviewReply = (
     (u64, u64),
 );
 
-pub(super) async fn overview(
-    conn: &mut SharedConn,
-    keys: &Keys,
-) -> redis::RedisResult<Overview> {
+pub(super) async fn overview(conn: &mut SharedConn, keys: &Keys) -> redis::RedisResult<Overview> {
     let (submit, ready, dead, workers, stats, pause, time): OverviewReply = redis::pipe()
         .llen(keys.submit())
         .llen(keys.ready())

@@ -26,9 +26,9 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use baton_connect::SharedConn;
 use baton_core::{PlanId, PlanState};
 use futures_util::StreamExt;
-use baton_connect::SharedConn;
 use serde::Deserialize;
 use tokio::sync::broadcast;
 

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
+use baton_connect::Conn;
 use baton_core::records::{DeadLetter, TaskResult};
 use baton_core::scripts::pool::PruneIndex;
 use baton_core::{Counter, Event, PlanId, WorkerId};
-use baton_connect::Conn;
 use redis::AsyncCommands;
 
 use super::{Store, StoreError};
@@ -156,10 +156,8 @@ impl Store {
         }
         pool_side.expire(&minute, 7200).ignore();
         let (mut a, mut b) = (self.conn(), self.conn());
-        let (pool_done, plan_done): (redis::RedisResult<()>, redis::RedisResult<()>) = tokio::join!(
-            pool_side.query_async(&mut a),
-            plan_side.query_async(&mut b)
-        );
+        let (pool_done, plan_done): (redis::RedisResult<()>, redis::RedisResult<()>) =
+            tokio::join!(pool_side.query_async(&mut a), plan_side.query_async(&mut b));
         pool_done?;
         plan_done?;
         Ok(())

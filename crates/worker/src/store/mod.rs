@@ -13,8 +13,8 @@ pub(crate) use commands::Popped;
 
 use std::time::Duration;
 
-use baton_core::scripts::{Env, ScriptCall};
 use baton_connect::{Conn, Connector, SharedConn, Timeouts};
+use baton_core::scripts::{Env, ScriptCall};
 use redis::FromRedisValue;
 
 /// A Redis command or script that failed.

@@ -94,16 +94,15 @@ impl Default for Timeouts {
 #[derive(Clone)]
 pub struct Connector {
     target: Target,
-    kind: Kind,
+    kind: Arc<Kind>,
 }
 
-#[derive(Clone)]
 enum Kind {
     Single(redis::Client),
     /// The cluster client, and a client per seed node (pub/sub goes to one node: Redis
     /// Cluster forwards every `PUBLISH` to all nodes).
     Cluster {
-        client: Box<ClusterClient>,
+        client: ClusterClient,
         seeds: Vec<redis::Client>,
     },
     Sentinel(Arc<tokio::sync::Mutex<SentinelClient>>),
@@ -203,10 +202,7 @@ impl Connector {
                     .iter()
                     .map(|n| client_for(n))
                     .collect::<Result<Vec<_>, _>>()?;
-                Kind::Cluster {
-                    client: Box::new(client),
-                    seeds,
-                }
+                Kind::Cluster { client, seeds }
             }
             Target::Sentinel {
                 sentinels,
@@ -263,7 +259,10 @@ impl Connector {
                  is encrypted but anyone on the path can pose as the server"
             );
         }
-        Ok(Self { target, kind })
+        Ok(Self {
+            target,
+            kind: Arc::new(kind),
+        })
     }
 
     /// What this connects to, without the password.
@@ -273,7 +272,7 @@ impl Connector {
 
     /// True for a Redis Cluster (commands of one call must then stay in one slot).
     pub fn is_cluster(&self) -> bool {
-        matches!(self.kind, Kind::Cluster { .. })
+        matches!(*self.kind, Kind::Cluster { .. })
     }
 
     /// A new connection. Give blocking commands one of their own, with a response timeout
@@ -285,7 +284,7 @@ impl Connector {
         let cfg = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(timeouts.connect))
             .set_response_timeout(Some(timeouts.response));
-        match &self.kind {
+        match &*self.kind {
             Kind::Single(client) => Ok(Conn::Single(
                 client
                     .get_multiplexed_async_connection_with_config(&cfg)
@@ -316,7 +315,7 @@ impl Connector {
     /// # Errors
     /// Nothing could be reached.
     pub async fn pubsub(&self) -> redis::RedisResult<redis::aio::PubSub> {
-        match &self.kind {
+        match &*self.kind {
             Kind::Single(client) => client.get_async_pubsub().await,
             Kind::Cluster { seeds, .. } => {
                 let mut last = None;

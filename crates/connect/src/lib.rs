@@ -97,6 +97,10 @@ pub struct Connector {
     kind: Arc<Kind>,
 }
 
+#[expect(
+    clippy::large_enum_variant,
+    reason = "built once per process and kept behind an Arc"
+)]
 enum Kind {
     Single(redis::Client),
     /// The cluster client, and a client per seed node (pub/sub goes to one node: Redis

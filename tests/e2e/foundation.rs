@@ -12,17 +12,30 @@ use futures_util::StreamExt;
 /// and each plan's events in task order on the channel.
 #[tokio::test(flavor = "multi_thread")]
 async fn pool_runs_many_plans_in_order_with_their_own_context() -> anyhow::Result<()> {
+    let mut pool = Pool::start()?;
+    let channel = pool.redis.url();
+    load_case(&mut pool, &channel, || Ok(())).await
+}
+
+/// The load case on `pool` (any deployment): listens on `listen_url` (a single server's URL;
+/// on a Cluster any node forwards every message), and runs `midway` once a quarter of the
+/// plans have completed (a fault to inject).
+pub(crate) async fn load_case(
+    pool: &mut Pool,
+    listen_url: &str,
+    midway: impl FnOnce() -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     const PLANS: usize = 20;
     const TASKS: usize = 5;
     const TTL: i64 = 900;
-    let mut pool = Pool::start()?;
+    let mut midway = Some(midway);
     for i in 0..3 {
         let mut m = pool.machine(&format!("w{i}"), 2);
         m.extra.extend(["--session-ttl".into(), TTL.to_string()]);
         pool.add_worker(&m)?;
     }
     // Listen before submitting, as a user watching the channel would.
-    let client = redis::Client::open(pool.redis.url())?;
+    let client = redis::Client::open(listen_url)?;
     let mut pubsub = client.get_async_pubsub().await?;
     pubsub.subscribe(pool.keys.channel()).await?;
     let plans: Vec<String> = (0..PLANS).map(|i| format!("load-{i:02}")).collect();
@@ -40,6 +53,11 @@ async fn pool_runs_many_plans_in_order_with_their_own_context() -> anyhow::Resul
         let ev: Event = serde_json::from_str(&msg.get_payload::<String>()?)?;
         if ev.kind == EventKind::PlanCompleted {
             done += 1;
+            if done >= PLANS / 4 {
+                if let Some(fault) = midway.take() {
+                    fault()?;
+                }
+            }
         }
         seen.entry(
             ev.plan_id

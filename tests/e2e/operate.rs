@@ -209,7 +209,7 @@ async fn expired_plans_leave_the_plan_index() -> anyhow::Result<()> {
         .map(String::from)
         .to_vec();
     pool.add_worker(&opts)?;
-    let listed = |conn: redis::aio::MultiplexedConnection| {
+    let listed = |conn: baton_connect::Conn| {
         let index = pool.keys.plans();
         async move {
             let mut conn = conn;

@@ -111,3 +111,87 @@ async fn plans_run_over_mutual_tls_and_untrusted_servers_are_refused_clearly() -
         .await?;
     Ok(())
 }
+
+/// The index in `cluster.nodes` of the master serving `key`'s slot, and of its replica.
+fn master_and_replica_of(cluster: &Redis, key: &str) -> anyhow::Result<(usize, usize)> {
+    let cli = |port: u16, args: &[&str]| -> anyhow::Result<String> {
+        let out = std::process::Command::new("redis-cli")
+            .arg("-p")
+            .arg(port.to_string())
+            .args(args)
+            .output()?;
+        Ok(String::from_utf8(out.stdout)?)
+    };
+    let port = cluster.nodes[0].port;
+    let slot: u16 = cli(port, &["cluster", "keyslot", key])?.trim().parse()?;
+    let nodes = cli(port, &["cluster", "nodes"])?;
+    let index_of = |addr: &str| {
+        let port: u16 = addr.split(['@', ':']).nth(1)?.parse().ok()?;
+        cluster.nodes.iter().position(|n| n.port == port)
+    };
+    // `<id> <ip:port@cport> <flags> <master id or -> ... <slot ranges>`
+    let lines: Vec<Vec<&str>> = nodes.lines().map(|l| l.split(' ').collect()).collect();
+    let master = lines
+        .iter()
+        .find(|f| {
+            f[2].contains("master")
+                && f[8..].iter().any(|range| {
+                    let (a, b) = range.split_once('-').unwrap_or((range, range));
+                    a.parse::<u16>().is_ok_and(|a| a <= slot)
+                        && b.parse::<u16>().is_ok_and(|b| slot <= b)
+                })
+        })
+        .ok_or_else(|| anyhow::anyhow!("no master serves slot {slot}: {nodes}"))?;
+    let replica = lines
+        .iter()
+        .find(|f| f[3] == master[0])
+        .ok_or_else(|| anyhow::anyhow!("the master of slot {slot} has no replica: {nodes}"))?;
+    Ok((
+        index_of(master[1]).ok_or_else(|| anyhow::anyhow!("unknown node {}", master[1]))?,
+        index_of(replica[1]).ok_or_else(|| anyhow::anyhow!("unknown node {}", replica[1]))?,
+    ))
+}
+
+/// The foundation's load case (3 workers x 2, 20 plans x 5 tasks, every check it makes) on a
+/// Redis Cluster of 3 masters and 3 replicas, with a failover of the master that serves the
+/// pool's own lists midway: `CLUSTER FAILOVER` on its replica, then `kill -9` of the old master.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cluster_runs_the_load_case_through_a_master_failover() -> anyhow::Result<()> {
+    let mut pool = Pool::start_with_redis(Redis::cluster(3)?)?;
+    let pool_tag = format!("{{{}}}", pool.keys.prefix());
+    let (master, replica) = master_and_replica_of(&pool.redis, &pool_tag)?;
+    // The test listens on a node that stays up (a Cluster forwards every PUBLISH to all nodes).
+    let listen = (0..pool.redis.nodes.len())
+        .find(|i| *i != master && *i != replica)
+        .map(|i| pool.redis.nodes[i].node_url())
+        .expect("six nodes");
+    let replica_port = pool.redis.nodes[replica].port.to_string();
+    let master_pid = pool.redis.nodes[master]
+        .proc
+        .as_ref()
+        .map(Proc::pid)
+        .expect("a running master");
+    crate::foundation::load_case(&mut pool, &listen, move || {
+        let cli = |args: &[&str]| {
+            std::process::Command::new("redis-cli")
+                .args(["-p", &replica_port])
+                .args(args)
+                .output()
+        };
+        cli(&["cluster", "failover"])?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !String::from_utf8_lossy(&cli(&["role"])?.stdout).starts_with("master") {
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "the replica did not take over"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let killed = std::process::Command::new("kill")
+            .args(["-9", &master_pid.to_string()])
+            .status()?;
+        anyhow::ensure!(killed.success(), "kill -9 of the old master");
+        Ok(())
+    })
+    .await
+}

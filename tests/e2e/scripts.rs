@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use baton_connect::Conn;
 use baton_core::records::{SessionRecord, TaskResult};
 use baton_core::scripts::control::{Cancel, CancelReply, Refused, Retry, RetryReply};
 use baton_core::scripts::hold::{
@@ -18,13 +19,12 @@ use baton_core::{
     TaskSpec, WorkerId,
 };
 use baton_tests::Redis;
-use redis::aio::MultiplexedConnection;
 use redis::AsyncCommands;
 
 /// A Redis of its own, and the calls a worker would make.
 struct Scripts {
     _redis: Redis,
-    conn: MultiplexedConnection,
+    conn: Conn,
     env: Env,
     worker: WorkerId,
 }

@@ -218,7 +218,7 @@ impl Pool {
         Ok(self.workers.len() - 1)
     }
 
-    pub async fn conn(&self) -> Result<redis::aio::MultiplexedConnection> {
+    pub async fn conn(&self) -> Result<baton_connect::Conn> {
         self.redis.conn().await
     }
 

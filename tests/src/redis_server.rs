@@ -1,5 +1,5 @@
 //! Real `redis-server` processes on free loopback ports, one per test (a fault test must be
-//! able to kill its own).
+//! able to kill its own), and Redis Clusters made of them.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -8,12 +8,17 @@ use anyhow::{bail, Context, Result};
 
 use crate::proc::{free_port, Proc, TempDir};
 
-/// A real redis-server on a free port.
+/// A real redis-server on a free port; or, made by [`Redis::cluster`], a Redis Cluster whose
+/// nodes are in `nodes` (then `url` names the cluster and this value's own process is none).
 pub struct Redis {
     pub port: u16,
     pub dir: TempDir,
     pub proc: Option<Proc>,
     extra: Vec<String>,
+    /// The cluster's nodes (empty for a single server).
+    pub nodes: Vec<Redis>,
+    /// The URL clients use when it is not `redis://127.0.0.1:<port>`.
+    url_override: Option<String>,
 }
 
 impl Redis {
@@ -29,6 +34,8 @@ impl Redis {
             dir: TempDir::new("redis"),
             proc: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            nodes: Vec::new(),
+            url_override: None,
         };
         r.spawn()?;
         Ok(r)
@@ -82,16 +89,119 @@ impl Redis {
     }
 
     pub fn url(&self) -> String {
+        self.url_override
+            .clone()
+            .unwrap_or_else(|| format!("redis://127.0.0.1:{}", self.port))
+    }
+
+    /// This server alone, as a plain URL (for a cluster node: that node only).
+    pub fn node_url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    /// A fresh connection.
-    pub async fn conn(&self) -> Result<redis::aio::MultiplexedConnection> {
-        let client = redis::Client::open(self.url())?;
+    /// A fresh connection to what `url` names (a Cluster connection for a cluster).
+    pub async fn conn(&self) -> Result<baton_connect::Conn> {
+        let connector = baton_connect::Connector::new(&baton_connect::RedisArgs {
+            redis_url: self.url(),
+            ..Default::default()
+        })?;
+        Ok(connector
+            .connect(baton_connect::Timeouts {
+                connect: Duration::from_secs(5),
+                response: Duration::from_secs(10),
+            })
+            .await?)
+    }
+
+    /// A connection to this server alone (for a cluster node: commands about the node).
+    pub async fn node_conn(&self) -> Result<redis::aio::MultiplexedConnection> {
+        let client = redis::Client::open(self.node_url())?;
         let cfg =
             redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(10)));
         Ok(client
             .get_multiplexed_async_connection_with_config(&cfg)
             .await?)
+    }
+
+    /// A Redis Cluster of `masters` masters with one replica each, made with
+    /// `redis-cli --cluster create`; returns once every node reports the cluster ok.
+    pub fn cluster(masters: usize) -> Result<Self> {
+        let mut nodes = Vec::new();
+        for _ in 0..masters * 2 {
+            nodes.push(Self::start_with(&[
+                "--cluster-enabled",
+                "yes",
+                "--cluster-node-timeout",
+                "3000",
+                "--appendonly",
+                "yes",
+            ])?);
+        }
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .output()
+            .context("redis-cli --cluster create")?;
+        if !out.status.success() {
+            bail!(
+                "redis-cli --cluster create failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for n in &nodes {
+            loop {
+                let info = Command::new("redis-cli")
+                    .args(["-p", &n.port.to_string(), "cluster", "info"])
+                    .output()?;
+                if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    bail!("the cluster did not come up on port {}", n.port);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        // Replicas attach after the slots are assigned: wait for each to be synced.
+        loop {
+            let cli = |port: u16, args: &[&str]| -> Result<String> {
+                let out = Command::new("redis-cli")
+                    .args(["-p", &port.to_string()])
+                    .args(args)
+                    .output()?;
+                Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+            };
+            let mut synced = 0;
+            for n in &nodes {
+                let info = cli(n.port, &["info", "replication"])?;
+                if info.contains("role:slave") && info.contains("master_link_status:up") {
+                    synced += 1;
+                }
+            }
+            if synced == masters {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("the cluster's replicas did not sync ({synced} of {masters})");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let seeds: Vec<String> = addrs.iter().take(masters).cloned().collect();
+        Ok(Self {
+            port: nodes[0].port,
+            dir: TempDir::new("cluster"),
+            proc: None,
+            extra: Vec::new(),
+            url_override: Some(format!("redis+cluster://{}", seeds.join(","))),
+            nodes,
+        })
     }
 }

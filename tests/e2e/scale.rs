@@ -195,3 +195,62 @@ async fn a_cluster_runs_the_load_case_through_a_master_failover() -> anyhow::Res
     })
     .await
 }
+
+/// Sentinel: a master, a replica and three Sentinels. The master gets `kill -9` while plans
+/// run; the Sentinels promote the replica, the workers follow, and every plan finishes with each
+/// task committed once, in order.
+#[tokio::test(flavor = "multi_thread")]
+async fn workers_follow_a_sentinel_failover_and_plans_finish_in_order() -> anyhow::Result<()> {
+    const PLANS: usize = 8;
+    const TASKS: usize = 4;
+    let mut pool = Pool::start_with_redis(Redis::sentinel()?)?;
+    for i in 0..2 {
+        pool.add_worker(&pool.machine(&format!("w{i}"), 2))?;
+    }
+    let plans: Vec<String> = (0..PLANS).map(|i| format!("sentinel-{i}")).collect();
+    for p in &plans {
+        let prompts: Vec<String> = (1..=TASKS)
+            .map(|k| format!("Step {k} of {p}. [[standin:sleep 300]]"))
+            .collect();
+        let refs: Vec<&str> = prompts.iter().map(String::as_str).collect();
+        pool.submit(&doc(p).prompts(&refs).json()).await?;
+    }
+    // A quarter of the tasks done, then the master dies.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let mut done = 0;
+        for p in &plans {
+            done += pool.results(p).await?.len();
+        }
+        if done >= PLANS * TASKS / 4 {
+            break;
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "no progress: {}",
+            pool.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    pool.redis.nodes[0].kill();
+    for p in &plans {
+        let state = pool
+            .wait_done(p, TASKS as u64, Duration::from_secs(180))
+            .await?;
+        assert_eq!(state, "completed", "plan {p}");
+        let ids: Vec<String> = pool
+            .results(p)
+            .await?
+            .iter()
+            .map(|r| r.task_id.to_string())
+            .collect();
+        let want: Vec<String> = (1..=TASKS).map(|k| format!("t{k}")).collect();
+        assert_eq!(ids, want, "plan {p}: each task once, in order");
+    }
+    // The replica is the master now, and it holds everything.
+    let role = std::process::Command::new("redis-cli")
+        .args(["-p", &pool.redis.nodes[1].port.to_string(), "role"])
+        .output()?;
+    assert!(String::from_utf8_lossy(&role.stdout).starts_with("master"));
+    Ok(())
+}

@@ -99,18 +99,29 @@ impl Redis {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    /// A fresh connection to what `url` names (a Cluster connection for a cluster).
+    /// A fresh connection to what `url` names (a Cluster connection for a cluster; for
+    /// Sentinels, to the master they name, retried for up to 30 s while they fail over).
     pub async fn conn(&self) -> Result<baton_connect::Conn> {
         let connector = baton_connect::Connector::new(&baton_connect::RedisArgs {
             redis_url: self.url(),
             ..Default::default()
         })?;
-        Ok(connector
-            .connect(baton_connect::Timeouts {
-                connect: Duration::from_secs(5),
-                response: Duration::from_secs(10),
-            })
-            .await?)
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let attempt = connector
+                .connect(baton_connect::Timeouts {
+                    connect: Duration::from_secs(5),
+                    response: Duration::from_secs(10),
+                })
+                .await;
+            match attempt {
+                Ok(c) => return Ok(c),
+                Err(e) if Instant::now() > deadline || self.url_override.is_none() => {
+                    return Err(e.into())
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
     }
 
     /// A connection to this server alone (for a cluster node: commands about the node).
@@ -201,6 +212,99 @@ impl Redis {
             proc: None,
             extra: Vec::new(),
             url_override: Some(format!("redis+cluster://{}", seeds.join(","))),
+            nodes,
+        })
+    }
+
+    /// A master, one replica and three Sentinels watching the master as `baton-master`
+    /// (quorum 2, down after 1 s). `nodes` holds them in that order; `url` is the
+    /// `redis+sentinel://` URL.
+    pub fn sentinel() -> Result<Self> {
+        let master = Self::start_with(&["--appendonly", "yes"])?;
+        let replica_of = master.port.to_string();
+        let replica = Self::start_with(&[
+            "--appendonly",
+            "yes",
+            "--replicaof",
+            "127.0.0.1",
+            &replica_of,
+        ])?;
+        let mut nodes = vec![master, replica];
+        let mut sentinel_addrs = Vec::new();
+        for _ in 0..3 {
+            let dir = TempDir::new("sentinel");
+            let conf = dir.path().join("sentinel.conf");
+            std::fs::write(
+                &conf,
+                format!(
+                    "sentinel monitor baton-master 127.0.0.1 {replica_of} 2\n\
+                     sentinel down-after-milliseconds baton-master 1000\n\
+                     sentinel failover-timeout baton-master 10000\n"
+                ),
+            )?;
+            let port = free_port();
+            let child = Command::new("redis-server")
+                .arg(&conf)
+                .arg("--sentinel")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .arg("--dir")
+                .arg(dir.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("starting redis-server --sentinel")?;
+            nodes.push(Self {
+                port,
+                dir,
+                proc: Some(Proc {
+                    child,
+                    name: "redis-sentinel".into(),
+                }),
+                extra: Vec::new(),
+                nodes: Vec::new(),
+                url_override: None,
+            });
+            sentinel_addrs.push(format!("127.0.0.1:{port}"));
+        }
+        // Ready when the replica is synced and every Sentinel knows the replica.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let cli = |port: u16, args: &[&str]| -> Result<String> {
+            let out = Command::new("redis-cli")
+                .args(["-p", &port.to_string()])
+                .args(args)
+                .output()?;
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        };
+        loop {
+            let synced =
+                cli(nodes[1].port, &["info", "replication"])?.contains("master_link_status:up");
+            let mut known = 0;
+            for s in &nodes[2..] {
+                let info = cli(s.port, &["sentinel", "master", "baton-master"])?;
+                let mut fields = info.lines();
+                while let Some(f) = fields.next() {
+                    if f == "num-slaves" && fields.next() == Some("1") {
+                        known += 1;
+                    }
+                }
+            }
+            if synced && known == 3 {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("the Sentinel set-up did not come up (replica synced: {synced}, Sentinels that know it: {known})");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(Self {
+            port: nodes[0].port,
+            dir: TempDir::new("sentinels"),
+            proc: None,
+            extra: Vec::new(),
+            url_override: Some(format!(
+                "redis+sentinel://{}/baton-master",
+                sentinel_addrs.join(",")
+            )),
             nodes,
         })
     }

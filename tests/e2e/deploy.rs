@@ -187,11 +187,24 @@ fn kubernetes_worker_exposes_metrics_with_scrape_annotations() -> Result<()> {
         "metrics port disagrees: listens on {listening}, declared {declared}, annotated {annotated}"
     );
 
-    for doc in load("k8s/autoscale.yaml")? {
-        ensure!(
-            !doc["kind"].is_badvalue(),
-            "autoscale.yaml documents have a kind"
-        );
+    for file in ["k8s/autoscale.yaml", "k8s/autoscale-managed.yaml"] {
+        for doc in load(file)? {
+            ensure!(
+                !doc["kind"].is_badvalue(),
+                "{file}: every document has a kind"
+            );
+            if doc["kind"].as_str() != Some("ScaledObject") {
+                continue;
+            }
+            // Each scales on the pool's ready list, named as the workers name it.
+            for trigger in doc["spec"]["triggers"].as_vec().context("triggers")? {
+                let list = trigger["metadata"]["listName"].as_str();
+                ensure!(
+                    list == Some("{baton}:ready"),
+                    "{file}: a trigger watches {list:?}, not the ready list {{baton}}:ready"
+                );
+            }
+        }
     }
     Ok(())
 }

@@ -254,3 +254,69 @@ async fn workers_follow_a_sentinel_failover_and_plans_finish_in_order() -> anyho
     assert!(String::from_utf8_lossy(&role.stdout).starts_with("master"));
     Ok(())
 }
+
+/// A failover can lose a commit the old master acknowledged (replication is asynchronous): the
+/// new master has the task still at the head of the plan, and the holder, which moved on, runs
+/// the next task. Its commit finds the wrong head; the holder gives the plan back (its lease is
+/// still its own), and the lost task runs again: every task ends up committed once, in order.
+/// The loss is made here by undoing the first task's commit in Redis while the second runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_commit_lost_in_a_failover_runs_its_task_again() -> anyhow::Result<()> {
+    let mut pool = Pool::start()?;
+    pool.add_worker(&pool.machine("a", 1))?;
+    pool.submit(
+        &doc("lost")
+            .prompts(&[
+                "One. [[standin:sleep 500]]",
+                "Two. [[standin:sleep 3000]]",
+                "Three.",
+            ])
+            .json(),
+    )
+    .await?;
+    let plan: baton_core::PlanId = "lost".parse()?;
+    let mut conn = pool.conn().await?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while pool.results("lost").await?.len() < 1 {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "task 1 never committed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Undo task 1's commit as a failover would: its result gone, the task back at the head.
+    let result: String = redis::cmd("RPOP")
+        .arg(pool.keys.results(&plan))
+        .query_async(&mut conn)
+        .await?;
+    let task1 = serde_json::to_string(&baton_core::records::StoredTask {
+        id: "t1".parse()?,
+        index: 0,
+        kind: None,
+        prompt: "One. [[standin:sleep 500]]".into(),
+        recoveries: 0,
+    })?;
+    let stored: baton_core::records::TaskResult = serde_json::from_str(&result)?;
+    assert_eq!(stored.task_id.as_str(), "t1");
+    let _: () = redis::cmd("LPUSH")
+        .arg(pool.keys.tasks(&plan))
+        .arg(task1)
+        .query_async(&mut conn)
+        .await?;
+    let _: () = redis::cmd("HINCRBY")
+        .arg(pool.keys.plan(&plan))
+        .arg("done")
+        .arg(-1)
+        .query_async(&mut conn)
+        .await?;
+    let state = pool.wait_done("lost", 3, Duration::from_secs(60)).await?;
+    assert_eq!(state, "completed");
+    let ids: Vec<String> = pool
+        .results("lost")
+        .await?
+        .iter()
+        .map(|r| r.task_id.to_string())
+        .collect();
+    assert_eq!(ids, ["t1", "t2", "t3"], "each task once, in order");
+    Ok(())
+}

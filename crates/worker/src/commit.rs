@@ -152,8 +152,18 @@ impl Hold<'_> {
                 TaskEnd::Done
             }
             Some(CommitReply::Stopped { .. }) => TaskEnd::Stopped,
-            Some(CommitReply::Fenced | CommitReply::Mismatch) => {
-                return TaskEnd::Interrupted(Interruption::LeaseLost)
+            Some(CommitReply::Fenced) => return TaskEnd::Interrupted(Interruption::LeaseLost),
+            Some(CommitReply::Mismatch) => {
+                // The lease is ours (the fence passed), but the plan's head is not the task we
+                // ran: an earlier commit was lost (a Redis failover can lose the last writes it
+                // acknowledged). Give the plan back to the front: its head task runs again from
+                // the transcript Redis has.
+                warn!(
+                    plan = %self.plan, task = %task.id,
+                    "the plan's next task is not the one run (a commit lost in a failover?); \
+                     handing the plan back to run it again"
+                );
+                return TaskEnd::Interrupted(Interruption::Stopped);
             }
             None => return TaskEnd::Interrupted(self.lease.interruption()),
         };

@@ -277,7 +277,7 @@ async fn a_commit_lost_in_a_failover_runs_its_task_again() -> anyhow::Result<()>
     let plan: baton_core::PlanId = "lost".parse()?;
     let mut conn = pool.conn().await?;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while pool.results("lost").await?.len() < 1 {
+    while pool.results("lost").await?.is_empty() {
         anyhow::ensure!(
             std::time::Instant::now() < deadline,
             "task 1 never committed"

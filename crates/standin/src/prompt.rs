@@ -232,6 +232,15 @@ pub(crate) fn decide(
             sleep,
         );
     }
+    if directive(prompt, "brief").is_some() {
+        // A short closing answer, the same size at every turn (for measuring growth).
+        let names: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
+        return (
+            Reply::Text(format!("[standin] Done. Wrote {}.", names.join(", "))),
+            ending,
+            sleep,
+        );
+    }
     (Reply::Text(report(turn, &files)), ending, sleep)
 }
 

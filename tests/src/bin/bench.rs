@@ -16,7 +16,9 @@
 //!   repository to a worker with an empty cache and to one a task behind (`bench/git.rs`);
 //! - dashboard: each page of `baton dashboard` with 1,000 plans in Redis (`bench/dashboard.rs`);
 //! - recovery: kill -9 of the worker holding a plan → the plan running on another worker, with
-//!   the default lease and dead-after (`bench/recovery.rs`).
+//!   the default lease and dead-after (`bench/recovery.rs`);
+//! - growth: a 200-task plan whose transcript grows by 16 KiB files: baton's own time and the
+//!   bytes sent to Redis per task, first tasks against last (`bench/growth.rs`).
 //!
 //! `--only <section>` runs one section; `--warm-plans N` / `--cold-plans N` size the CLI
 //! throughput runs (defaults 20 and 8 plans of 10 tasks keep the whole benchmark under 10
@@ -27,6 +29,8 @@
 mod dashboard;
 #[path = "bench/git.rs"]
 mod git;
+#[path = "bench/growth.rs"]
+mod growth;
 #[path = "bench/recovery.rs"]
 mod recovery;
 
@@ -914,6 +918,9 @@ async fn main() -> Result<()> {
     }
     if run("recovery") {
         bench.recovery().await?;
+    }
+    if run("growth") {
+        bench.growth().await?;
     }
     println!("\n## Targets (issues #6, #11, #12 and #13)\n");
     println!("| what | target | measured | met |");

@@ -12,7 +12,7 @@ use baton_core::scripts::hold::{
 };
 use baton_core::scripts::ingest::{FinishIngest, Ingest, IngestReply, IngestStatus};
 use baton_core::scripts::pool::{HandedBack, PruneIndex, ReapLock, ReapWorker, Recoveries};
-use baton_core::scripts::task::{Commit, CommitReply, Fail, FailReply};
+use baton_core::scripts::task::{Commit, CommitReply, Fail, FailReply, TranscriptWrite};
 use baton_core::scripts::{Env, ScriptCall};
 use baton_core::{
     ClaudeSessionId, Counts, Event, EventKind, Keys, PlanId, PlanState, RepoSpec, Requeue,
@@ -148,7 +148,7 @@ impl Scripts {
             session: &record,
             succeeded: &succeeded,
             completed: &completed,
-            transcript: b"transcript",
+            transcript: TranscriptWrite::Full(b"transcript"),
             plan_counts: &Counts::NONE,
             checkpoint: Some("0123456789abcdef0123456789abcdef01234567"),
             refresh_ttls: true,

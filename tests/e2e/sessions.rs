@@ -427,3 +427,69 @@ async fn a_plan_stops_when_its_budget_is_spent() -> anyhow::Result<()> {
     assert_eq!(status["state"], "failed");
     Ok(())
 }
+
+/// A session's first commit stores the transcript whole; each later commit only what its turn
+/// added (a chunk), so its size does not grow with the plan. A worker on another machine
+/// restores base and chunks (digest checked), compacts them into one pack, and the conversation
+/// goes on with every earlier turn.
+#[tokio::test(flavor = "multi_thread")]
+async fn later_commits_send_only_their_turn_and_a_handoff_compacts() -> anyhow::Result<()> {
+    let mut pool = Pool::start()?;
+    pool.add_worker(&pool.machine("a", 1))?;
+    let pad = "y".repeat(20_000);
+    let prompts: Vec<String> = (1..=4)
+        .map(|k| format!("Step GROW-{k}.\nFile: grow-{k}.txt\n```\n{k}{pad}\n```\n"))
+        .collect();
+    let refs: Vec<&str> = prompts.iter().map(String::as_str).collect();
+    pool.submit(&doc("chunks").prompts(&refs).json()).await?;
+    pool.wait_done("chunks", 4, Duration::from_secs(120))
+        .await?;
+
+    let sent: Vec<u64> = pool
+        .events("chunks")
+        .await?
+        .iter()
+        .filter(|e| e.kind == EventKind::TaskSucceeded)
+        .filter_map(|e| e.fields.get("transcript_bytes").and_then(Value::as_u64))
+        .collect();
+    assert_eq!(sent.len(), 4, "every commit says what it sent: {sent:?}");
+    let plan: baton_core::PlanId = "chunks".parse()?;
+    let mut conn = pool.conn().await?;
+    let chunks: u64 =
+        redis::AsyncCommands::llen(&mut conn, pool.keys.transcript_chunks(&plan)).await?;
+    assert_eq!(chunks, 3, "tasks 2-4 appended chunks");
+    // Each chunk holds one turn, not the conversation so far.
+    let (smallest, largest) = (
+        sent[1..].iter().min().unwrap(),
+        sent[1..].iter().max().unwrap(),
+    );
+    assert!(
+        *largest < smallest * 2,
+        "chunks stay the size of a turn as the plan grows: {sent:?}"
+    );
+
+    // Another machine continues the plan: restore, compaction, one more turn.
+    pool.workers[0].stop(Duration::from_secs(30));
+    pool.add_worker(&pool.separate_machine("b", 1))?;
+    pool.submit(&doc("chunks").task("t5", "Step GROW-5, the last.").json())
+        .await?;
+    pool.wait_done("chunks", 5, Duration::from_secs(120))
+        .await?;
+    let chunks: u64 =
+        redis::AsyncCommands::llen(&mut conn, pool.keys.transcript_chunks(&plan)).await?;
+    assert_eq!(chunks, 1, "compacted on restore, then task 5's own chunk");
+    let requests = pool.standin.requests()?;
+    let req = first_request_with(&requests, "GROW-5").expect("task 5 reached the model");
+    let want: Vec<String> = (1..=5).map(|j| format!("GROW-{j}")).collect();
+    let seen: Vec<String> = prompts_of(req)
+        .iter()
+        .filter_map(|p| p.split("Step ").nth(1))
+        .map(|s| s.split([',', '.']).next().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(seen, want, "task 5 carried every earlier turn");
+    let results = pool.results("chunks").await?;
+    assert!(results
+        .iter()
+        .all(|r| r.session_id == results[0].session_id));
+    Ok(())
+}

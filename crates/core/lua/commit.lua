@@ -2,12 +2,15 @@
 -- nothing. It also does what the holder would otherwise need more trips for: when no task is
 -- left it gives the lease back (as release.lua does), and otherwise it returns the next task
 -- with what the holder reads of the plan (no extra trip to read it).
--- KEYS: 1 lock, 2 plan, 3 tasks, 4 results, 5 session, 6 events, 7 transcript, 8 task_ids, 9 ingested
+-- KEYS: 1 lock, 2 plan, 3 tasks, 4 results, 5 session, 6 events, 7 transcript, 8 task_ids, 9 ingested,
+--       10 transcript chunks
 -- ARGV: 1 lock value, 2 the head task's JSON exactly as read (a string compare, no decode), 3 result JSON, 4 session JSON, 5 session TTL secs,
 --       6 task_succeeded event JSON, 7 channel, 8 cost USD, 9 now, 10 retention secs ('0': leave the TTLs, refreshed earlier in this hold),
---       11 plan_completed event JSON, 12 event cap, 13 transcript blob ('' = none: the stored one is deleted), 14 worker id,
+--       11 plan_completed event JSON, 12 event cap, 13 transcript pack or chunk, 14 worker id,
 --       15 tokens in, 16 tokens out, 17 session id, 18 checkpoint commit ('' = the plan has no repository),
---       19.. pairs of plan counter name, increment
+--       19 transcript mode: 'full' (13 replaces the base, chunks dropped), 'append' (13 is a chunk
+--       appended after the others) or 'none' (no transcript: the stored one is deleted),
+--       20.. pairs of plan counter name, increment
 -- Returns: {'fenced'}, {'mismatch'} (the head task is not the one run),
 --          {'done', completed 0|1} (nothing left: the lease is given back),
 --          {'idle', left} (tasks left but the plan stopped meanwhile, e.g. cancelled), or
@@ -20,14 +23,23 @@ redis.call('RPUSH', KEYS[4], ARGV[3])
 redis.call('SET', KEYS[5], ARGV[4], 'EX', ARGV[5])
 -- No transcript (the CLI left none): drop the old one too, so the next task falls back to a
 -- recap instead of resuming a conversation that lacks this task.
-if ARGV[13] ~= '' then redis.call('SET', KEYS[7], ARGV[13], 'EX', ARGV[5]) else redis.call('DEL', KEYS[7]) end
+if ARGV[19] == 'full' then
+  redis.call('SET', KEYS[7], ARGV[13], 'EX', ARGV[5])
+  redis.call('DEL', KEYS[10])
+elseif ARGV[19] == 'append' then
+  redis.call('RPUSH', KEYS[10], ARGV[13])
+  redis.call('EXPIRE', KEYS[10], ARGV[5])
+  redis.call('EXPIRE', KEYS[7], ARGV[5])
+else
+  redis.call('DEL', KEYS[7], KEYS[10])
+end
 redis.call('HINCRBY', KEYS[2], 'done', 1)
 redis.call('HINCRBYFLOAT', KEYS[2], 'cost_usd', ARGV[8])
 redis.call('HINCRBY', KEYS[2], 'input_tokens', ARGV[15])
 redis.call('HINCRBY', KEYS[2], 'output_tokens', ARGV[16])
 redis.call('HSET', KEYS[2], 'updated_at', ARGV[9], 'last_worker', ARGV[14], 'session_id', ARGV[17])
 if ARGV[18] ~= '' then redis.call('HSET', KEYS[2], 'checkpoint', ARGV[18]) end
-add_counts(KEYS[2], 19, 'stat:')
+add_counts(KEYS[2], 20, 'stat:')
 emit(KEYS[2], KEYS[6], ARGV[6], ARGV[7], ARGV[12])
 local left = redis.call('LLEN', KEYS[3])
 local st = redis.call('HGET', KEYS[2], 'state')

@@ -23,7 +23,8 @@
 //! | `p:{P}:ingested` | set of submission tags already applied (makes ingest idempotent) | workers | retention |
 //! | `p:{P}:lock` | string `<worker>/<token>`: the lease | the holder | the lease |
 //! | `p:{P}:session` | string: the session record (JSON) | the holder | the session TTL |
-//! | `p:{P}:transcript` | string: the committed transcript (compressed) | the holder | the session TTL |
+//! | `p:{P}:transcript` | string: the committed transcript's base pack (compressed) | the holder | the session TTL |
+//! | `p:{P}:transcript_chunks` | list: what each later commit added to it, in order | the holder | the session TTL |
 //! | `p:{P}:results` | list of task results (JSON), in task order | the holder | retention |
 //! | `p:{P}:events` | list of the plan's events (JSON), in order | workers | retention |
 //!
@@ -140,9 +141,13 @@ impl Keys {
     pub fn session(&self, plan: &PlanId) -> String {
         self.of_plan(plan, "session")
     }
-    /// A plan's committed transcript.
+    /// A plan's committed transcript: the base pack.
     pub fn transcript(&self, plan: &PlanId) -> String {
         self.of_plan(plan, "transcript")
+    }
+    /// What each commit after the base pack added to the transcript, oldest first.
+    pub fn transcript_chunks(&self, plan: &PlanId) -> String {
+        self.of_plan(plan, "transcript_chunks")
     }
     /// A plan's task results.
     pub fn results(&self, plan: &PlanId) -> String {

@@ -1,7 +1,12 @@
-//! The committed transcript's format, as stored in `p:{P}:transcript`: a tar holding the
-//! session's `<id>.jsonl` (and its folder `<id>/`, when it has one), gzipped from 16 KiB (below
-//! that a compressor costs more than it saves; readers tell the two apart by gzip's magic bytes).
-//! Workers write and restore it; anything that shows a conversation reads it.
+//! The committed transcript's format. `p:{P}:transcript` holds the base pack: a tar of the
+//! session's `<id>.jsonl` (and its folder `<id>/`, when it has one). `p:{P}:transcript_chunks`
+//! holds what each later commit added, in order, each a tar of one entry
+//! `<id>.jsonl@<offset>` (the bytes appended to the file, which was `offset` bytes long) and the
+//! folder's files that were added or changed (whole). A commit thus sends only what its turn
+//! added: the cost of a task does not grow with its plan. Packs and chunks are gzipped from
+//! 16 KiB (below that a compressor costs more than it saves; readers tell them apart by gzip's
+//! magic bytes). Workers write and restore the transcript (and compact it to one pack when they
+//! restore it); anything that shows a conversation reads it with [`assemble_jsonl`].
 
 use std::io::Read;
 
@@ -41,4 +46,50 @@ pub fn read_jsonl(blob: &[u8], session: ClaudeSessionId) -> std::io::Result<Opti
         }
     }
     Ok(None)
+}
+
+/// The name of a chunk's entry that appends to the transcript file which was `offset` long.
+pub fn append_entry_name(session: ClaudeSessionId, offset: u64) -> String {
+    format!("{session}.jsonl@{offset}")
+}
+
+/// The offset of an append entry named `name` for `session`, `None` for other entries.
+pub fn append_offset(name: &str, session: ClaudeSessionId) -> Option<u64> {
+    name.strip_prefix(&format!("{session}.jsonl@"))?
+        .parse()
+        .ok()
+}
+
+/// The transcript file out of a base pack and the chunks committed after it.
+///
+/// # Errors
+/// A pack or chunk is unreadable, or a chunk does not continue the file where it ends.
+pub fn assemble_jsonl(
+    base: &[u8],
+    chunks: &[Vec<u8>],
+    session: ClaudeSessionId,
+) -> std::io::Result<Option<Vec<u8>>> {
+    let Some(mut jsonl) = read_jsonl(base, session)? else {
+        return Ok(None);
+    };
+    for chunk in chunks {
+        let mut archive = tar::Archive::new(reader(chunk));
+        for entry in archive.entries()? {
+            let mut entry = entry?;
+            let name = entry.path()?.to_string_lossy().into_owned();
+            if let Some(offset) = append_offset(&name, session) {
+                if offset != jsonl.len() as u64 {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!(
+                            "a chunk appends at {offset}, the transcript is {} bytes",
+                            jsonl.len()
+                        ),
+                    ));
+                }
+                entry.read_to_end(&mut jsonl)?;
+            }
+        }
+    }
+    Ok(Some(jsonl))
 }

@@ -10,8 +10,9 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use baton_core::scripts::hold::{Head, Renew, Renewal};
+use baton_core::scripts::task::{Compact, CompactReply};
 use baton_core::{FallbackReason, PlanOptions};
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::claude::{ClaudeError, Invocation, Outcome};
 use crate::decision::Decision;
@@ -22,6 +23,7 @@ use crate::metrics::TaskOutcome;
 use crate::reconnect::{backoff, redis_retry};
 use crate::session::{self, SessionStart};
 use crate::stop::Stop;
+use crate::transcript::SessionFiles;
 
 /// A successful run on its way to the commit.
 #[derive(Debug)]
@@ -236,10 +238,26 @@ impl Hold<'_> {
             None => None,
         };
         let checkout_time = checkout_started.elapsed();
-        let Some(start) = session::prepare(self.pool, &self.plan, head, cwd, forced, stop).await
+        let known = self.transcript.take();
+        let Some(start) = session::prepare(
+            self.pool,
+            &self.plan,
+            head,
+            cwd,
+            forced,
+            known.as_ref(),
+            stop,
+        )
+        .await
         else {
             return Err(Failed::Interrupted(self.lease.interruption()));
         };
+        // Known until this attempt commits: a retry cuts a failed attempt's partial turn off
+        // instead of fetching the whole transcript again.
+        self.transcript.clone_from(&start.committed);
+        if start.restored_chunks > 0 {
+            self.compact_transcript(&start, cwd).await;
+        }
         let refresh = self.ttls.first_start();
         let mode = self.engine.mode();
         self.report
@@ -358,6 +376,33 @@ impl Hold<'_> {
                 Err(Failed::Interrupted(Interruption::LeaseLost))
             }
             Some(Renewal::Renewed | Renewal::Cancelled) => Ok(()),
+        }
+    }
+
+    /// After a restore from a base pack and chunks, stores the transcript as one pack again
+    /// (fenced; skipped if a chunk was added meanwhile). The restore paid for reading it all;
+    /// the next restore reads one pack. A failure is logged and changes nothing.
+    async fn compact_transcript(&self, start: &SessionStart, cwd: &Path) {
+        let files = SessionFiles::new(&self.pool.config_dir, cwd, start.arg.id());
+        let pack = match files.pack() {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(plan = %self.plan, error = %e, "could not pack the transcript to compact it");
+                return;
+            }
+        };
+        let call = Compact {
+            plan: &self.plan,
+            lock: &self.lease.value,
+            pack: &pack.blob,
+            chunks: start.restored_chunks,
+        };
+        match self.pool.store.call(&call).await {
+            Ok(CompactReply::Compacted) => {
+                debug!(plan = %self.plan, chunks = start.restored_chunks, "transcript compacted");
+            }
+            Ok(reply) => debug!(plan = %self.plan, ?reply, "transcript not compacted"),
+            Err(e) => warn!(plan = %self.plan, error = %e, "could not compact the transcript"),
         }
     }
 }

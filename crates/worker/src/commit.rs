@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use baton_core::records::{SessionRecord, TaskResult};
 use baton_core::scripts::hold::Head;
-use baton_core::scripts::task::{Commit, CommitReply};
+use baton_core::scripts::task::{Commit, CommitReply, TranscriptWrite};
 use baton_core::{Counter, Counts, EventKind};
 use tracing::{debug, warn};
 
@@ -46,12 +46,22 @@ impl Hold<'_> {
         let task = &head.task;
         let sid = start.arg.id();
         let files = SessionFiles::new(&self.pool.config_dir, cwd, sid);
-        let (blob, digest) = files.pack().unwrap_or_else(|e| {
-            // The CLI said success but left no transcript: commit the result anyway; the next
-            // task falls back to a recap.
-            warn!(plan = %self.plan, error = %e, "no transcript to commit");
-            (Vec::new(), String::new())
-        });
+        // Only what the turn added, when what was committed before is known.
+        let packed = match &start.committed {
+            Some(before) => files.pack_since(before),
+            None => files.pack(),
+        };
+        let pack = packed
+            .inspect_err(|e| {
+                // The CLI said success but left no transcript: commit the result anyway; the
+                // next task falls back to a recap.
+                warn!(plan = %self.plan, error = %e, "no transcript to commit");
+            })
+            .ok();
+        let digest = pack
+            .as_ref()
+            .map(|p| p.committed.digest())
+            .unwrap_or_default();
         let now = baton_core::time::now_rfc3339();
         let result = TaskResult {
             task_id: task.id.clone(),
@@ -105,6 +115,10 @@ impl Hold<'_> {
             .with("run_started_ms", epoch_ms(started_at))
             .with("result_at_ms", epoch_ms(out.result_at))
             .with("run_ended_ms", epoch_ms(ended_at));
+        if let Some(p) = &pack {
+            // What this commit sent of the transcript: the whole pack, or the turn's chunk.
+            succeeded = succeeded.with("transcript_bytes", p.blob.len());
+        }
         let mut completed = self.report.plan_event(EventKind::PlanCompleted);
         if let Some(c) = &checkpoint {
             succeeded = succeeded.with("commit", c.commit.as_str()).with(
@@ -136,7 +150,11 @@ impl Hold<'_> {
             session: &record,
             succeeded: &succeeded,
             completed: &completed,
-            transcript: &blob,
+            transcript: match &pack {
+                None => TranscriptWrite::Nothing,
+                Some(p) if p.append => TranscriptWrite::Append(&p.blob),
+                Some(p) => TranscriptWrite::Full(&p.blob),
+            },
             plan_counts: &counts,
             checkpoint: checkpoint.as_ref().map(|c| c.commit.as_str()),
             refresh_ttls: self.ttls.first_commit(),
@@ -173,6 +191,7 @@ impl Hold<'_> {
         counts.add_cost(result.cost_usd);
         self.report.committed(&counts).await;
         self.last_commit = Some(record);
+        self.transcript = pack.map(|p| p.committed);
         end
     }
 }

@@ -156,6 +156,7 @@ pub async fn run(config: Config, host: &str, shutdown: Shutdown) -> Result<(), S
         metrics: metrics.clone(),
         shutdown,
         closing: Closing::new(tasks.clone()),
+        transcripts: pool::KnownTranscripts::default(),
     });
     info!(worker = %pool.id, concurrency = pool.cfg.concurrency, "worker starting");
     let metrics_stop = CancellationToken::new();

@@ -1,15 +1,18 @@
 //! What every loop of one worker process shares: who it is, its settings, its Redis store,
 //! where workspaces and CLI configs live, and how it is stopped.
-//! Built once by `run` and never changed afterwards (only [`Closing`] keeps a registry).
+//! Built once by `run` and never changed afterwards (only [`Closing`] keeps a registry, and
+//! [`KnownTranscripts`] what this worker last committed of each plan's transcript).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
-use baton_core::WorkerId;
+use baton_core::{PlanId, WorkerId};
 
 use crate::engine::Closing;
 use crate::git::Git;
 use crate::metrics::Metrics;
 use crate::store::Store;
+use crate::transcript::Committed;
 use crate::{Config, Shutdown};
 
 /// The worker process's shared context.
@@ -29,4 +32,36 @@ pub(crate) struct Pool {
     /// Warm CLI processes on their way out, by plan (tracked with the worker's other tasks,
     /// which `run` waits for before it hands back what is left).
     pub(crate) closing: Closing,
+    /// What this worker's holds last committed of each plan's transcript, kept between holds.
+    pub(crate) transcripts: KnownTranscripts,
+}
+
+/// What this worker last committed of the transcripts of plans it held, so that its next hold
+/// of a plan need not read the whole local transcript to trust it (the warm CLI may have
+/// written more on its way out; that is cut off again). Bounded: a worker that has held many
+/// plans forgets some, and then simply reads the file.
+#[derive(Default)]
+pub(crate) struct KnownTranscripts(std::sync::Mutex<HashMap<PlanId, Committed>>);
+
+/// Plans whose transcripts a worker remembers at most.
+const KNOWN_TRANSCRIPTS: usize = 1024;
+
+impl KnownTranscripts {
+    /// Takes what is known of `plan`'s transcript.
+    pub(crate) fn take(&self, plan: &PlanId) -> Option<Committed> {
+        self.0.lock().ok()?.remove(plan)
+    }
+
+    /// Remembers what a hold left committed of `plan`'s transcript.
+    pub(crate) fn keep(&self, plan: PlanId, committed: Committed) {
+        let Ok(mut known) = self.0.lock() else {
+            return;
+        };
+        if known.len() >= KNOWN_TRANSCRIPTS {
+            if let Some(any) = known.keys().next().cloned() {
+                known.remove(&any);
+            }
+        }
+        known.insert(plan, committed);
+    }
 }

@@ -16,7 +16,7 @@ use crate::claude::SessionArg;
 use crate::pool::Pool;
 use crate::recap;
 use crate::reconnect::redis_retry;
-use crate::transcript::SessionFiles;
+use crate::transcript::{Committed, SessionFiles};
 
 /// How a task's session starts.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,6 +77,10 @@ pub(crate) struct SessionStart {
     pub(crate) arg: SessionArg,
     pub(crate) prompt: String,
     pub(crate) how: How,
+    /// What is committed of the resumed transcript, as the local copy now holds it.
+    pub(crate) committed: Option<Committed>,
+    /// Chunks restored after the base pack: the transcript is worth compacting.
+    pub(crate) restored_chunks: u64,
 }
 
 impl SessionStart {
@@ -111,9 +115,11 @@ pub(crate) async fn prepare(
     head: &Head,
     cwd: &Path,
     forced: Option<FallbackReason>,
+    known: Option<&Committed>,
     stop: &CancellationToken,
 ) -> Option<SessionStart> {
     let task = &head.task;
+    let (mut committed, mut restored_chunks) = (None, 0);
     let how = match choose(
         head.session.as_ref(),
         head.plan.session_id.is_some(),
@@ -121,7 +127,9 @@ pub(crate) async fn prepare(
         pool.cfg.rotate_at_tokens,
     ) {
         How::Resume(record) => {
-            let copy = local_copy(pool, plan, &record, cwd, stop).await?;
+            let (copy, state, chunks) = local_copy(pool, plan, &record, cwd, known, stop).await?;
+            committed = state;
+            restored_chunks = chunks;
             after_restore(record, copy)
         }
         other => other,
@@ -146,7 +154,13 @@ pub(crate) async fn prepare(
             (SessionArg::New(ClaudeSessionId::generate()), prompt)
         }
     };
-    Some(SessionStart { arg, prompt, how })
+    Some(SessionStart {
+        arg,
+        prompt,
+        how,
+        committed,
+        restored_chunks,
+    })
 }
 
 /// The task's prompt, with a note first when the session last ran under another working
@@ -165,30 +179,46 @@ fn moved_prompt(record: &SessionRecord, cwd: &Path, prompt: &str) -> String {
 
 /// Makes the local transcript of `record`'s session equal to the committed one. The local file
 /// is a cache: it may be missing (another machine ran the last task) or hold a failed
-/// attempt's partial turn; the blob in Redis is the truth.
+/// attempt's partial turn; base pack and chunks in Redis are the truth. Returns how the copy
+/// was found, what is committed (when the copy holds it), and the chunks a restore applied.
 async fn local_copy(
     pool: &Pool,
     plan: &PlanId,
     record: &SessionRecord,
     cwd: &Path,
+    known: Option<&Committed>,
     stop: &CancellationToken,
-) -> Option<LocalCopy> {
+) -> Option<(LocalCopy, Option<Committed>, u64)> {
     let files = SessionFiles::new(&pool.config_dir, cwd, record.session_id);
-    if files.local_digest().as_deref() == Some(record.transcript_sha256.as_str()) {
-        return Some(LocalCopy::Current);
-    }
-    let blob = redis_retry("fetch transcript", stop, || pool.store.transcript(plan)).await?;
-    let Some(blob) = blob else {
-        return Some(LocalCopy::Missing);
-    };
-    Some(match files.restore(&blob, &record.transcript_sha256) {
-        Ok(()) => LocalCopy::Restored,
-        Err(e) => {
-            warn!(plan = %plan, error = %e, "committed transcript unusable");
-            let _ = files.remove_everywhere();
-            LocalCopy::Corrupt
+    // What this worker committed last, still on disk (perhaps with more after it, which is
+    // cut off): no need to read the whole file.
+    if let Some(k) = known {
+        if k.session() == record.session_id
+            && k.digest() == record.transcript_sha256
+            && files.rewind_to(k)
+        {
+            return Some((LocalCopy::Current, Some(k.clone()), 0));
         }
-    })
+    }
+    if let Some(state) = files.state() {
+        if state.digest() == record.transcript_sha256 {
+            return Some((LocalCopy::Current, Some(state), 0));
+        }
+    }
+    let stored = redis_retry("fetch transcript", stop, || pool.store.transcript(plan)).await?;
+    let Some(stored) = stored else {
+        return Some((LocalCopy::Missing, None, 0));
+    };
+    Some(
+        match files.restore(&stored.base, &stored.chunks, &record.transcript_sha256) {
+            Ok(state) => (LocalCopy::Restored, Some(state), stored.chunks.len() as u64),
+            Err(e) => {
+                warn!(plan = %plan, error = %e, "committed transcript unusable");
+                let _ = files.remove_everywhere();
+                (LocalCopy::Corrupt, None, 0)
+            }
+        },
+    )
 }
 
 /// The first prompt of a new session: the recap of the plan so far, then the task (just the
@@ -289,6 +319,8 @@ mod tests {
             arg: SessionArg::Resume(r.session_id),
             prompt: String::new(),
             how: How::Resume(r.clone()),
+            committed: None,
+            restored_chunks: 0,
         };
         assert!(start.continues(Some(&r)));
         assert!(!start.continues(None), "nothing committed by this hold");

@@ -87,6 +87,8 @@ scripts! {
     RETRY = "retry.lua", prelude = true;
     /// Cancels a plan (plan slot).
     CANCEL = "cancel.lua", prelude = true;
+    /// Replaces a transcript's base and chunks by one pack, fenced (plan slot).
+    COMPACT = "compact.lua", prelude = false;
     /// A worker's heartbeat at the server's clock; returns the silent workers (pool slot).
     BEAT = "beat.lua", prelude = false;
     /// Drops expired plans from the plan index (pool slot).
@@ -226,7 +228,8 @@ mod tests {
     fn scripts_use_only_names_of_the_closed_vocabulary() {
         use crate::plan_hash::{PlanField, STAT_PREFIX};
         use crate::vocab::{PlanState, Requeue};
-        // Words the scripts use that are not names of baton's own: the reply words.
+        // Words the scripts use that are not names of baton's own: the reply words, and the
+        // transcript modes of a commit.
         const REPLIES: &[&str] = &[
             "ok",
             "err",
@@ -238,6 +241,9 @@ mod tests {
             "duplicate",
             "created",
             "appended",
+            "changed",
+            "full",
+            "append",
         ];
         let mut sources: Vec<(&str, &str)> = SOURCES.to_vec();
         sources.push(("prelude.lua", PRELUDE));

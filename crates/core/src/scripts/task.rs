@@ -5,7 +5,7 @@
 use redis::{FromRedisValue, ParsingError, ScriptInvocation, Value};
 
 use super::hold::{Head, LockValue};
-use super::{Env, ScriptCall, Words, COMMIT, EMIT, FAIL, START};
+use super::{Env, ScriptCall, Words, COMMIT, COMPACT, EMIT, FAIL, START};
 use crate::counters::Counts;
 use crate::event::Event;
 use crate::ids::PlanId;
@@ -59,14 +59,42 @@ pub struct Commit<'a> {
     pub succeeded: &'a Event,
     /// Published only if this commit completes the plan.
     pub completed: &'a Event,
-    /// The packed transcript; empty when the run left none (the stored one is then deleted).
-    pub transcript: &'a [u8],
+    /// What the commit stores of the transcript.
+    pub transcript: TranscriptWrite<'a>,
     /// Added to the plan's `stat:` counters.
     pub plan_counts: &'a Counts,
     /// The plan's checkpoint after this task (a plan with a repository).
     pub checkpoint: Option<&'a str>,
     /// Reset the plan keys' retention TTLs (once per hold is enough).
     pub refresh_ttls: bool,
+}
+
+/// How a commit stores the transcript (see `crate::transcript` for the formats).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TranscriptWrite<'a> {
+    /// The run left none: the stored one is deleted (the next task falls back to a recap).
+    Nothing,
+    /// A whole pack: replaces the base and drops the chunks.
+    Full(&'a [u8]),
+    /// A chunk: what this turn added, appended to the chunks.
+    Append(&'a [u8]),
+}
+
+impl<'a> TranscriptWrite<'a> {
+    fn mode(self) -> &'static str {
+        match self {
+            Self::Nothing => "none",
+            Self::Full(_) => "full",
+            Self::Append(_) => "append",
+        }
+    }
+
+    fn bytes(self) -> &'a [u8] {
+        match self {
+            Self::Nothing => &[],
+            Self::Full(b) | Self::Append(b) => b,
+        }
+    }
 }
 
 /// The reply of `commit.lua`.
@@ -104,6 +132,7 @@ impl ScriptCall for Commit<'_> {
             .key(k.transcript(p))
             .key(k.task_ids(p))
             .key(k.ingested(p))
+            .key(k.transcript_chunks(p))
             .arg(self.lock.as_str())
             .arg(self.head_raw)
             .arg(result_json)
@@ -116,12 +145,13 @@ impl ScriptCall for Commit<'_> {
             .arg(env.retention_if(self.refresh_ttls))
             .arg(self.completed.to_json())
             .arg(env.event_cap)
-            .arg(self.transcript)
+            .arg(self.transcript.bytes())
             .arg(r.worker.as_str())
             .arg(r.input_tokens)
             .arg(r.output_tokens)
             .arg(r.session_id.to_string())
-            .arg(self.checkpoint.unwrap_or(""));
+            .arg(self.checkpoint.unwrap_or(""))
+            .arg(self.transcript.mode());
         for (name, n) in self.plan_counts.args() {
             inv.arg(name).arg(n);
         }
@@ -219,5 +249,52 @@ impl ScriptCall for Emit<'_> {
             .arg(env.event_cap)
             .arg(env.retention_secs);
         inv
+    }
+}
+
+/// `compact.lua`: replaces the plan's transcript base and chunks by one pack holding them all,
+/// fenced by the lease and only if no chunk was added since `chunks` were read.
+#[derive(Debug)]
+pub struct Compact<'a> {
+    pub plan: &'a PlanId,
+    pub lock: &'a LockValue,
+    pub pack: &'a [u8],
+    pub chunks: u64,
+}
+
+/// The reply of `compact.lua`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompactReply {
+    Compacted,
+    Fenced,
+    /// Chunks were added meanwhile: nothing was written.
+    Changed,
+}
+
+impl ScriptCall for Compact<'_> {
+    type Reply = CompactReply;
+
+    fn invocation(&self, env: &Env) -> ScriptInvocation<'static> {
+        let k = &env.keys;
+        let mut inv = COMPACT.prepare_invoke();
+        inv.key(k.lock(self.plan))
+            .key(k.transcript(self.plan))
+            .key(k.transcript_chunks(self.plan))
+            .arg(self.lock.as_str())
+            .arg(self.pack)
+            .arg(self.chunks);
+        inv
+    }
+}
+
+impl FromRedisValue for CompactReply {
+    fn from_redis_value(v: Value) -> Result<Self, ParsingError> {
+        let w = Words::of(v)?;
+        match w.text(0).as_str() {
+            "ok" => Ok(Self::Compacted),
+            "fenced" => Ok(Self::Fenced),
+            "changed" => Ok(Self::Changed),
+            _ => Err(w.unexpected("compact")),
+        }
     }
 }

@@ -187,7 +187,8 @@ pub(super) struct PlanDetail {
     pub(super) events: Vec<Event>,
     pub(super) session: Option<SessionRecord>,
     pub(super) session_ttl: Option<i64>,
-    pub(super) transcript: Option<Vec<u8>>,
+    /// The committed transcript: base pack and chunks.
+    pub(super) transcript: Option<(Vec<u8>, Vec<Vec<u8>>)>,
 }
 
 type PlanReply = (
@@ -198,6 +199,7 @@ type PlanReply = (
     Option<String>,
     i64,
     Option<Vec<u8>>,
+    Vec<Vec<u8>>,
 );
 
 /// A plan, or `None` when there is no such plan (or it is past its retention).
@@ -206,16 +208,21 @@ pub(super) async fn plan(
     keys: &Keys,
     id: &PlanId,
 ) -> redis::RedisResult<Option<PlanDetail>> {
-    let (hash, results, pending, events, session, ttl, transcript): PlanReply = redis::pipe()
-        .hgetall(keys.plan(id))
-        .lrange(keys.results(id), 0, -1)
-        .lrange(keys.tasks(id), 0, -1)
-        .lrange(keys.events(id), 0, -1)
-        .get(keys.session(id))
-        .ttl(keys.session(id))
-        .get(keys.transcript(id))
-        .query_async(conn)
-        .await?;
+    // One snapshot (a transaction in the plan's slot): the transcript's base and chunks must
+    // be of the same commit.
+    let (hash, results, pending, events, session, ttl, transcript, chunks): PlanReply =
+        redis::pipe()
+            .atomic()
+            .hgetall(keys.plan(id))
+            .lrange(keys.results(id), 0, -1)
+            .lrange(keys.tasks(id), 0, -1)
+            .lrange(keys.events(id), 0, -1)
+            .get(keys.session(id))
+            .ttl(keys.session(id))
+            .get(keys.transcript(id))
+            .lrange(keys.transcript_chunks(id), 0, -1)
+            .query_async(conn)
+            .await?;
     let hash = PlanHash::from_pairs(&hash);
     if hash.is_missing() {
         return Ok(None);
@@ -227,7 +234,7 @@ pub(super) async fn plan(
         events: parse_all(&events),
         session: session.and_then(|s| serde_json::from_str(&s).ok()),
         session_ttl: (ttl >= 0).then_some(ttl),
-        transcript,
+        transcript: transcript.map(|base| (base, chunks)),
     }))
 }
 

@@ -334,10 +334,12 @@ fn conversation(d: &PlanDetail) -> Markup {
         })
         .collect();
     let shown = match (&d.session, &d.transcript) {
-        (Some(s), Some(blob)) => baton_core::transcript::read_jsonl(blob, s.session_id)
-            .ok()
-            .flatten()
-            .map(|jsonl| turns(&jsonl)),
+        (Some(s), Some((base, chunks))) => {
+            baton_core::transcript::assemble_jsonl(base, chunks, s.session_id)
+                .ok()
+                .flatten()
+                .map(|jsonl| turns(&jsonl))
+        }
         _ => None,
     };
     html! {

@@ -24,6 +24,7 @@ use crate::pool::Pool;
 use crate::reconnect::redis_retry;
 use crate::report::Reporter;
 use crate::stop::Stop;
+use crate::transcript::Committed;
 use crate::workspace;
 use lease::{Interruption, Lease};
 
@@ -41,6 +42,9 @@ pub(crate) struct Hold<'p> {
     /// The commit this hold's last checkpoint left the work tree at (a plan with a repository),
     /// taken by the next attempt: valid only until something runs in the workspace.
     pub(crate) tree_at: Option<String>,
+    /// What this hold's last commit left committed of the transcript, taken by the next attempt
+    /// (its commit then sends only what the turn added).
+    pub(crate) transcript: Option<Committed>,
 }
 
 /// The plan keys' retention TTLs are reset once per hold (by its first start and its first
@@ -140,6 +144,7 @@ pub(crate) async fn run(pool: &Pool, plan: PlanId) {
     pool.metrics.plan_held(true);
     let lease = Lease::new(value, &pool.shutdown.abort);
     let keeper = lease.clone().keep(pool, plan.clone());
+    let transcript = pool.transcripts.take(&plan);
     let mut hold = Hold {
         pool,
         report: Reporter::new(pool, plan.clone()),
@@ -149,6 +154,7 @@ pub(crate) async fn run(pool: &Pool, plan: PlanId) {
         ttls: TtlRefresh::default(),
         last_commit: None,
         tree_at: None,
+        transcript,
     };
     let leave = {
         let work = async {
@@ -222,8 +228,12 @@ impl Hold<'_> {
             lease,
             engine,
             mut report,
+            transcript,
             ..
         } = self;
+        if let (Some(t), false) = (transcript, leave == Leave::LeaseLost) {
+            pool.transcripts.keep(plan.clone(), t);
+        }
         engine
             .finish(leave == Leave::LeaseLost, &plan, &pool.closing)
             .await;

@@ -25,6 +25,13 @@ pub(crate) struct QueueDepths {
     pub(crate) paused: bool,
 }
 
+/// A plan's committed transcript: the base pack and the chunks committed after it.
+#[derive(Debug)]
+pub(crate) struct StoredTranscript {
+    pub(crate) base: Vec<u8>,
+    pub(crate) chunks: Vec<Vec<u8>>,
+}
+
 /// What a blocking pop brought.
 #[derive(Debug, Default)]
 pub(crate) struct Popped {
@@ -163,9 +170,21 @@ impl Store {
         Ok(())
     }
 
-    /// The committed transcript blob of a plan, if any.
-    pub(crate) async fn transcript(&self, plan: &PlanId) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.conn().get(self.env.keys.transcript(plan)).await?)
+    /// The committed transcript of a plan (base pack and chunks), if any.
+    pub(crate) async fn transcript(
+        &self,
+        plan: &PlanId,
+    ) -> Result<Option<StoredTranscript>, StoreError> {
+        let k = &self.env.keys;
+        // One snapshot (a transaction in the plan's slot): a commit between the two reads
+        // would pair an old base with a new chunk.
+        let (base, chunks): (Option<Vec<u8>>, Vec<Vec<u8>>) = redis::pipe()
+            .atomic()
+            .get(k.transcript(plan))
+            .lrange(k.transcript_chunks(plan), 0, -1)
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(base.map(|base| StoredTranscript { base, chunks }))
     }
 
     /// A plan's results so far, oldest first (a result that does not decode is skipped).

@@ -52,20 +52,57 @@ impl Bench {
         ))?;
         let mut events = subscribe(&pool).await?;
         let mut conn = pool.conn().await?;
-        let mut before = net_input_bytes(&mut conn).await?;
         // In documents of 50 tasks (a document is at most 1 MiB): the first creates the plan,
-        // each next one appends to it.
+        // each next one appends to it. The first task waits 3 s, so that every document is
+        // ingested before anything is measured (ingest sends each document's tasks to Redis).
         for part in 0..TASKS / 50 {
-            let tasks: Vec<(String, String)> = (part * 50 + 1..=part * 50 + 50)
-                .map(|k| (format!("t{k}"), writing_task(k)))
+            let mut tasks: Vec<(String, String)> = (part * 50 + 1..=part * 50 + 50)
+                .map(|k| (format!("t{}", k + 1), writing_task(k)))
                 .collect();
+            if part == 0 {
+                tasks.insert(
+                    0,
+                    (
+                        "t1".into(),
+                        "Start. [[standin:sleep 3000]] [[standin:brief]]".into(),
+                    ),
+                );
+            }
             let refs: Vec<(&str, &str)> = tasks
                 .iter()
                 .map(|(id, p)| (id.as_str(), p.as_str()))
                 .collect();
             pool.submit(&doc("grow").tasks(&refs).json()).await?;
         }
-        let (mut own_ms, mut bytes) = (Vec::new(), Vec::new());
+        wait_event(
+            &mut events,
+            "grow",
+            &[EventKind::TaskSucceeded],
+            Duration::from_secs(120),
+        )
+        .await?;
+        let plan: baton_core::PlanId = "grow".parse()?;
+        let ingested: Option<u64> =
+            redis::AsyncCommands::hget(&mut conn, pool.keys.plan(&plan), "next_index").await?;
+        anyhow::ensure!(
+            ingested == Some(TASKS as u64 + 1),
+            "every document ingested before the measured tasks (next_index {ingested:?})"
+        );
+        let projects = pool.dir.path().join("claude-a/projects");
+        let transcript_size = |session: &str| -> u64 {
+            std::fs::read_dir(&projects)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|d| std::fs::metadata(d.path().join(format!("{session}.jsonl"))).ok())
+                .map(|m| m.len())
+                .next()
+                .unwrap_or(0)
+        };
+        let mut before = net_input_bytes(&mut conn).await?;
+        let mut size_before: Option<u64> = None;
+        let (mut own_ms, mut bytes, mut grown, mut sent) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..TASKS {
             let (arrived, ev) = wait_event(
                 &mut events,
@@ -81,10 +118,25 @@ impl Bench {
                 .and_then(Value::as_f64)
                 .unwrap_or(f64::NAN);
             own_ms.push(arrived - run_ended);
+            sent.push(
+                ev.fields
+                    .get("transcript_bytes")
+                    .and_then(Value::as_f64)
+                    .unwrap_or(f64::NAN),
+            );
             bytes.push((after - before) as f64);
             before = after;
+            let session = ev
+                .fields
+                .get("session_id")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let size = transcript_size(session);
+            grown.push(size.saturating_sub(size_before.unwrap_or(size)) as f64);
+            size_before = Some(size);
         }
-        let plan: baton_core::PlanId = "grow".parse()?;
+        // The first task's growth is unknown (no size before it): take the second's.
+        grown[0] = grown[1];
         let record: String = redis::AsyncCommands::get(&mut conn, pool.keys.session(&plan)).await?;
         let record: baton_core::records::SessionRecord = serde_json::from_str(&record)?;
         let final_size = std::fs::read_dir(pool.dir.path().join("claude-a/projects"))?
@@ -97,19 +149,19 @@ impl Bench {
         let total: f64 = bytes.iter().sum();
         let (first_own, last_own) = (mean(&own_ms[..WINDOW]), mean(&own_ms[TASKS - WINDOW..]));
         let (first_bytes, last_bytes) = (mean(&bytes[..WINDOW]), mean(&bytes[TASKS - WINDOW..]));
-        println!(
-            "| tasks | baton's own time per task (mean) | bytes Redis received per task (mean) |"
-        );
-        println!("|---|---:|---:|");
+        println!("| tasks | baton's own time per task (mean) | bytes Redis received per task (mean) | of which the transcript chunk | the transcript grew per task (mean; the CLI writes it) |");
+        println!("|---|---:|---:|---:|---:|");
         for (name, range) in [
             ("first 20", 0..WINDOW),
             ("91-110", TASKS / 2 - 10..TASKS / 2 + 10),
             ("last 20", TASKS - WINDOW..TASKS),
         ] {
             println!(
-                "| {name} | {:.2} ms | {:.0} KiB |",
+                "| {name} | {:.2} ms | {:.0} KiB | {:.1} KiB | {:.0} KiB |",
                 mean(&own_ms[range.clone()]),
-                mean(&bytes[range]) / 1024.0
+                mean(&bytes[range.clone()]) / 1024.0,
+                mean(&sent[range.clone()]) / 1024.0,
+                mean(&grown[range]) / 1024.0
             );
         }
         let own_ratio = last_own / first_own;
@@ -120,7 +172,7 @@ impl Bench {
             total / 1048576.0,
             final_size as f64 / 1048576.0
         );
-        println!("\n(Own time: from the run being over (the warm CLI's transcript holds the turn) to task_succeeded arriving here: reading and packing the transcript, the commit script, the publish. Bytes: Redis's total_net_input_bytes between two tasks, everything every client sent, of which the commit's transcript is nearly all.)");
+        println!("\n(Own time: from the run being over (the warm CLI's transcript holds the turn) to task_succeeded arriving here: reading and packing the transcript, the commit script, the publish. Bytes: Redis's total_net_input_bytes between two tasks, everything every client sent; a commit carries the task's 16 KiB prompt twice (the head it checks, the result it stores) and the turn's transcript chunk, gzipped. The transcript's growth per task is the CLI's own writing: the file, its tool call and result, and the CLI's bookkeeping.)");
         self.target(
             "own time per task, last 20 / first 20 of 200",
             "≤ 1.5x",

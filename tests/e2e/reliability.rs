@@ -240,6 +240,115 @@ async fn watch_and_workers_ride_out_a_redis_restart() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `baton watch` following every plan loses its connection for a while (killed by the server,
+/// the watcher paused): on reconnect it prints what happened meanwhile, in order, each event
+/// once: the rest of a plan it was following, a plan submitted and finished in the gap, and a
+/// document rejected in the gap.
+#[tokio::test(flavor = "multi_thread")]
+async fn watch_of_every_plan_misses_nothing_across_a_lost_connection() -> anyhow::Result<()> {
+    let mut pool = Pool::start()?;
+    pool.add_worker(&pool.machine("a", 2))?;
+    let out_path = pool.dir.path().join("watch-all.out");
+    let watch = Proc {
+        child: Command::new(bin("baton"))
+            .args(["--redis-url", &pool.redis.url(), "watch", "--json"])
+            .stdout(std::fs::File::create(&out_path)?)
+            .stderr(std::fs::File::create(out_path.with_extension("err"))?)
+            .spawn()?,
+        name: "baton watch".into(),
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let printed = || -> Vec<Value> {
+        std::fs::read_to_string(&out_path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    };
+    let has = |events: &[Value], plan: &str, kind: &str| {
+        events
+            .iter()
+            .any(|e| e["plan_id"] == plan && e["kind"] == kind)
+    };
+    pool.submit(
+        &doc("before")
+            .prompts(&[
+                "One.",
+                "Two [[standin:sleep 1500]]",
+                "Three [[standin:sleep 500]]",
+            ])
+            .json(),
+    )
+    .await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !has(&printed(), "before", "task_succeeded") {
+        anyhow::ensure!(Instant::now() < deadline, "the watch never showed task 1");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The gap: the watcher stopped, its connection killed by the server.
+    watch.signal(libc::SIGSTOP);
+    let mut conn = pool.conn().await?;
+    let _: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async(&mut conn)
+        .await?;
+    pool.submit(&doc("during").prompts(&["Quick one.", "Quick two."]).json())
+        .await?;
+    pool.submit(r#"{"plan_id": "during-bad", "tasks": "not a list"}"#)
+        .await?;
+    pool.wait_state("before", &["completed"], Duration::from_secs(60))
+        .await?;
+    pool.wait_state("during", &["completed"], Duration::from_secs(60))
+        .await?;
+    watch.signal(libc::SIGCONT);
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let events = printed();
+        if has(&events, "before", "plan_completed")
+            && has(&events, "during", "plan_completed")
+            && has(&events, "during-bad", "submission_rejected")
+        {
+            break;
+        }
+        let err = std::fs::read_to_string(out_path.with_extension("err")).unwrap_or_default();
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the watch did not catch up: {events:?}\n{err}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let events = printed();
+    for plan in ["before", "during"] {
+        let shown: Vec<u64> = events
+            .iter()
+            .filter(|e| e["plan_id"] == plan)
+            .filter_map(|e| e["seq"].as_u64())
+            .collect();
+        let stored: Vec<u64> = pool
+            .events(plan)
+            .await?
+            .iter()
+            .filter_map(|e| e.seq)
+            .collect();
+        assert_eq!(shown, stored, "{plan}: every stored event once, in order");
+    }
+    let rejected = events
+        .iter()
+        .filter(|e| e["kind"] == "submission_rejected")
+        .count();
+    assert_eq!(rejected, 1, "the rejection told once");
+    let err = std::fs::read_to_string(out_path.with_extension("err"))?;
+    assert!(
+        err.contains("reconnected"),
+        "the watch did lose its connection: {err}"
+    );
+    Ok(())
+}
+
 /// A plan stopped by a 400 is retried with `baton retry` once the cause is gone; `baton cancel`
 /// stops a running task and the plan runs no more.
 #[tokio::test(flavor = "multi_thread")]

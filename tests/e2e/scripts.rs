@@ -11,12 +11,12 @@ use baton_core::scripts::hold::{
     Acquire, AcquireReply, Head, LockValue, Release, Released, Renew, Renewal, Unclaim,
 };
 use baton_core::scripts::ingest::{FinishIngest, Ingest, IngestReply, IngestStatus};
-use baton_core::scripts::pool::{HandedBack, PruneIndex, ReapLock, ReapWorker, Recoveries};
+use baton_core::scripts::pool::{HandedBack, PruneIndex, ReapLock, ReapWorker, Recoveries, Tally};
 use baton_core::scripts::task::{Commit, CommitReply, Fail, FailReply, TranscriptWrite};
 use baton_core::scripts::{Env, ScriptCall};
 use baton_core::{
-    ClaudeSessionId, Counts, Event, EventKind, Keys, PlanId, PlanState, RepoSpec, Requeue,
-    TaskSpec, WorkerId,
+    ClaudeSessionId, Counts, Event, EventKind, Keys, PlanId, PlanState, PlanTotals, RepoSpec,
+    Requeue, TaskSpec, WorkerId,
 };
 use baton_tests::Redis;
 use redis::AsyncCommands;
@@ -508,7 +508,7 @@ async fn hand_backs_requeue_where_asked() -> anyhow::Result<()> {
             worker: &worker,
             plan: &plan,
             requeue,
-            counts: &Counts::NONE,
+            totals: &PlanTotals::NONE,
         })
         .await?;
     }
@@ -575,5 +575,41 @@ async fn the_plan_index_forgets_only_what_it_was_told_is_expired() -> anyhow::Re
     assert_eq!(removed, 1);
     let left: Vec<String> = s.conn.zrange(&index, 0, -1).await?;
     assert_eq!(left, ["resubmitted"]);
+    Ok(())
+}
+
+/// The pool's counters follow the plans' own by transfer: sending a plan's totals adds what the
+/// pool lacks, sending them again (a retried hand-back, a reaper after a crash) adds nothing, and
+/// older totals never take anything away.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_pools_counters_take_each_plans_totals_once() -> anyhow::Result<()> {
+    let mut s = Scripts::start().await?;
+    let totals = |done: &str, cost: &str| {
+        PlanTotals::from_values(
+            &PlanTotals::fields()
+                .iter()
+                .map(|f| match f.as_str() {
+                    "stat:tasks_succeeded" => Some(done.to_owned()),
+                    "cost_usd" => Some(cost.to_owned()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>(),
+        )
+    };
+    let (a, b): (PlanId, PlanId) = ("a".parse()?, "b".parse()?);
+    for (plan, t) in [
+        (&a, totals("2", "0.5")),
+        (&a, totals("2", "0.5")),
+        (&b, totals("1", "0.25")),
+        (&a, totals("1", "0.4")),
+        (&a, totals("3", "0.75")),
+    ] {
+        s.call(&Tally { plan, totals: &t }).await?;
+    }
+    let stats: std::collections::HashMap<String, String> =
+        s.conn.hgetall(s.env.keys.stats()).await?;
+    assert_eq!(stats["tasks_succeeded"], "4", "{stats:?}");
+    let cost: f64 = stats["cost_usd"].parse()?;
+    assert!((cost - 1.0).abs() < 1e-9, "{stats:?}");
     Ok(())
 }

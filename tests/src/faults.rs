@@ -304,6 +304,59 @@ async fn recovery_time(
     Ok(slowest)
 }
 
+/// Waits (up to 30 s: a dead worker's plans are reaped after --dead-after) until the pool's
+/// counters equal the sum of the plans' own for every counter that reaches the pool by
+/// transfer; the counters that still differ otherwise.
+async fn pool_counters_match(pool: &Pool, plans: &[String]) -> std::result::Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let differ = counter_differences(pool, plans)
+            .await
+            .unwrap_or_else(|e| vec![format!("cannot read counters: {e}")]);
+        if differ.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "pool counters differ from the plans': {}",
+                differ.join(", ")
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn counter_differences(pool: &Pool, plans: &[String]) -> Result<Vec<String>> {
+    use baton_core::{Counter, PlanTotals};
+    let mut conn = pool.conn().await?;
+    let fields = PlanTotals::fields();
+    let mut sums = vec![0.0f64; fields.len()];
+    for p in plans {
+        let values: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(pool.keys.plan(&p.parse()?))
+            .arg(&fields)
+            .query_async(&mut conn)
+            .await?;
+        for (sum, v) in sums.iter_mut().zip(values) {
+            *sum += v.and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        }
+    }
+    let stats: std::collections::HashMap<String, String> =
+        redis::AsyncCommands::hgetall(&mut conn, pool.keys.stats()).await?;
+    Ok(Counter::TRANSFERRED
+        .iter()
+        .zip(sums)
+        .filter_map(|(c, plans_sum)| {
+            let pool_value = stats
+                .get(c.as_str())
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0);
+            ((pool_value - plans_sum).abs() > 1e-6)
+                .then(|| format!("{} pool {pool_value} plans {plans_sum}", c.as_str()))
+        })
+        .collect())
+}
+
 /// Runs one scenario.
 pub async fn run(fault: Fault, scale: Scale) -> Result<Row> {
     let redis = match fault {
@@ -507,6 +560,9 @@ pub async fn run(fault: Fault, scale: Scale) -> Result<Row> {
     if fault == Fault::StallWorker {
         let stale = pool.workers[0].log().matches("lease lost").count();
         let _ = write!(row.note, "stale worker saw {stale} lost lease(s)");
+    }
+    if let Err(differ) = pool_counters_match(&pool, &plans).await {
+        row.wrong_end.push(differ);
     }
     row.note = row.note.trim_end_matches("; ").to_owned();
     Ok(row)

@@ -51,3 +51,33 @@ local function append_holder_fields(out, plan_key)
   end
   return out
 end
+-- transfer(stats_key, minute_key, seen_key, plan, first): adds to the pool's counters (and this
+-- minute's) what the plan's totals in the ARGV pairs from index `first` on (name, total) hold
+-- beyond what was already added for this plan (remembered in seen_key, a hash of plan id to a
+-- JSON object of totals). Sending the same or older totals again adds nothing.
+local function transfer(stats_key, minute_key, seen_key, plan, first)
+  if first > #ARGV then return end
+  local raw = redis.call('HGET', seen_key, plan)
+  local seen = raw and cjson.decode(raw) or {}
+  local added = false
+  for i = first, #ARGV, 2 do
+    local name, total = ARGV[i], tonumber(ARGV[i + 1])
+    local before = tonumber(seen[name] or '0')
+    if total and total > before then
+      local delta = total - before
+      for _, k in ipairs({stats_key, minute_key}) do
+        if name == 'cost_usd' or string.find(ARGV[i + 1], '.', 1, true) then
+          redis.call('HINCRBYFLOAT', k, name, string.format('%.9f', delta))
+        else
+          redis.call('HINCRBY', k, name, delta)
+        end
+      end
+      seen[name] = ARGV[i + 1]
+      added = true
+    end
+  end
+  if added then
+    redis.call('HSET', seen_key, plan, cjson.encode(seen))
+    redis.call('EXPIRE', minute_key, 7200)
+  end
+end

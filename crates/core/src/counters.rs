@@ -1,6 +1,13 @@
 //! Counters: the pool-wide ones in `{p}:stats` and each plan's own in its hash (as
 //! `stat:<name>`). Every counter is named once, in [`Counter`]; [`Counts`] gathers increments
 //! to send in one script call.
+//!
+//! The counters of what happens to a plan while it is held ([`Counter::TRANSFERRED`]) are kept
+//! exact in the plan's hash by the scripts that do the work, and reach the pool's copy by
+//! transfer: a plan's totals ([`PlanTotals`]) are sent now and then, and the pool adds what it
+//! has not added yet (it remembers per plan what it has). Sending totals twice adds nothing,
+//! and whoever holds the plan next (or reaps its dead holder) sends them again: a crash loses
+//! no count.
 
 use crate::vocab::{closed_enum, FallbackReason};
 
@@ -56,6 +63,40 @@ closed_enum! {
 }
 
 impl Counter {
+    /// The counters that reach the pool by transfer from the plans' own (see the module).
+    pub const TRANSFERRED: &'static [Counter] = &[
+        Self::TasksSucceeded,
+        Self::TasksFailed,
+        Self::TaskRetries,
+        Self::InputTokens,
+        Self::OutputTokens,
+        Self::CostUsd,
+        Self::SessionsCreated,
+        Self::ResumesAttempted,
+        Self::ResumesSucceeded,
+        Self::Handoffs,
+        Self::Fallbacks,
+        Self::FallbacksExpired,
+        Self::FallbacksTranscriptMissing,
+        Self::FallbacksTranscriptCorrupt,
+        Self::FallbacksNotFound,
+        Self::FallbacksSessionMismatch,
+        Self::Rotations,
+        Self::PlansCompleted,
+        Self::PlansFailed,
+        Self::PlansBudgetExhausted,
+        Self::PoolPauses,
+    ];
+
+    /// The plan hash field holding a plan's total of this counter (its cost is the plan's
+    /// `cost_usd`, the other counters `stat:<name>`).
+    pub fn total_field(self) -> String {
+        match self {
+            Self::CostUsd => crate::plan_hash::PlanField::CostUsd.as_str().to_owned(),
+            other => other.plan_field(),
+        }
+    }
+
     /// The counter of fallbacks for `reason`.
     pub fn fallback(reason: FallbackReason) -> Self {
         match reason {
@@ -141,6 +182,43 @@ impl Counts {
             out.push((Counter::CostUsd.as_str(), format!("{:.9}", self.cost_usd)));
         }
         out
+    }
+}
+
+/// A plan's totals of the [`Counter::TRANSFERRED`] counters, as read from its hash.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PlanTotals(Vec<(Counter, String)>);
+
+impl PlanTotals {
+    /// Nothing to transfer.
+    pub const NONE: PlanTotals = PlanTotals(Vec::new());
+
+    /// The fields to read (`HMGET`), in the order [`PlanTotals::from_values`] takes them.
+    pub fn fields() -> Vec<String> {
+        Counter::TRANSFERRED
+            .iter()
+            .map(|c| c.total_field())
+            .collect()
+    }
+
+    /// The totals out of the values of [`PlanTotals::fields`] (absent ones are 0: not sent).
+    pub fn from_values(values: &[Option<String>]) -> Self {
+        Self(
+            Counter::TRANSFERRED
+                .iter()
+                .zip(values)
+                .filter_map(|(c, v)| {
+                    let v = v.as_ref()?;
+                    v.parse::<f64>().ok().filter(|n| *n > 0.0)?;
+                    Some((*c, v.clone()))
+                })
+                .collect(),
+        )
+    }
+
+    /// Name and total pairs, as the scripts take them.
+    pub fn args(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        self.0.iter().map(|(c, v)| (c.as_str(), v.as_str()))
     }
 }
 

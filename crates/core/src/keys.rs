@@ -15,7 +15,8 @@
 //! | `{p}:dead` | list of dead letters (JSON) | workers | never |
 //! | `{p}:stats` | hash of pool-wide counters | workers | never |
 //! | `{p}:pause` | string: why the pool stopped claiming, with a TTL until the reset | workers | at the reset |
-//! | `{p}:plans` | sorted set: every plan id → when it was last submitted to (ms) | workers | entries pruned by workers once the plan has expired |
+//! | `{p}:stats_seen` | hash: plan id → the plan's counter totals already in `{p}:stats` (JSON) | workers | entries pruned with the plan index |
+//! | `{p}:plans` | sorted set: every plan id → when it was last submitted to or handed back (ms) | workers | entries pruned by workers once the plan has expired |
 //! | `{p}:minute:<m>` | hash: pool counters added during minute `m` (since the epoch) | workers | 2 hours |
 //! | `p:{P}:plan` | hash: plan metadata and counters | workers | retention after last use |
 //! | `p:{P}:tasks` | list of pending tasks (JSON), first = next | workers | retention |
@@ -99,12 +100,16 @@ impl Keys {
     pub fn stats(&self) -> String {
         self.global("stats")
     }
+    /// What the pool's counters already hold of each plan's totals (plan id → JSON).
+    pub fn stats_seen(&self) -> String {
+        self.global("stats_seen")
+    }
     /// A pool-wide pause (rate limit) with its reason.
     pub fn pause(&self) -> String {
         self.global("pause")
     }
-    /// Every plan, scored by when it was last submitted to (for listings); workers drop a plan
-    /// from it once its keys have expired.
+    /// Every plan, scored by when it was last submitted to or handed back (for listings, and
+    /// for a watcher catching up); workers drop a plan from it once its keys have expired.
     pub fn plans(&self) -> String {
         self.global("plans")
     }

@@ -35,7 +35,7 @@ pub mod time;
 pub mod transcript;
 pub mod vocab;
 
-pub use counters::{Counter, Counts};
+pub use counters::{Counter, Counts, PlanTotals};
 pub use document::{ActionRequest, Document, PlanAction, Submission, ValidationError};
 pub use event::{Event, EventKind};
 pub use ids::{ClaudeSessionId, IdError, PlanId, TaskId, WorkerId};

@@ -3,10 +3,18 @@
 //! Live events come from the pub/sub channel. With a plan named, the plan's stored event list
 //! fills in what the channel could not deliver (events before the watch started, or while the
 //! connection was down): each stored event carries `seq`, so nothing is printed twice.
+//!
+//! Without a plan, a reconnect catches up too: the plans that may have had events while the
+//! connection was down are those seen before, those in a worker's hands or waiting now, and
+//! those the plan index marks as submitted to or handed back since (every hand-back marks its
+//! plan); their stored events after what was shown are printed in time order, and documents
+//! rejected meanwhile are told from the dead-letter list.
 
-use std::time::Duration;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use baton_core::{Event, EventKind, PlanField, PlanId, PlanState};
+use baton_core::records::DeadLetter;
+use baton_core::{DeadLetterKind, Event, EventKind, PlanField, PlanId, PlanState};
 use futures_util::StreamExt;
 use redis::AsyncCommands;
 
@@ -15,7 +23,8 @@ use crate::render::{human, out};
 use crate::{Ctx, Failure};
 
 /// Print events as they happen (all plans, or one). With --plan, the plan's earlier events are
-/// printed first, and a reconnect after a Redis outage misses nothing.
+/// printed first. A reconnect after a Redis outage misses nothing: the events stored meanwhile
+/// are printed when the connection is back.
 #[derive(clap::Args, Debug)]
 pub(crate) struct Watch {
     /// Only this plan's events (and its history first).
@@ -38,6 +47,9 @@ impl Watch {
             until_end: self.until_end,
             plan: self.plan.clone(),
             progress: Progress::for_terminal(self.json, self.plan.is_some()),
+            shown: HashMap::new(),
+            rejections: HashSet::new(),
+            heard_at_ms: now_ms(),
         };
         if let Some(plan) = &self.plan {
             if let Some(end) = cursor.catch_up(ctx, plan).await? {
@@ -62,7 +74,23 @@ struct Cursor {
     plan: Option<PlanId>,
     /// The progress bar, for a person on a terminal following one plan.
     progress: Option<Progress>,
+    /// Following every plan: per plan, the first stored sequence number not yet shown.
+    shown: HashMap<PlanId, u64>,
+    /// Following every plan: the rejected documents already told of.
+    rejections: HashSet<String>,
+    /// When the last event arrived (or the subscription started), ms since the epoch.
+    heard_at_ms: u64,
 }
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// How far before the last event heard a catch-up looks (workers' clocks stamp events).
+const CATCH_UP_MARGIN_MS: u64 = 5_000;
 
 impl Cursor {
     /// Shows one event if it is new; returns the plan's end when `until_end` and it ended.
@@ -75,6 +103,7 @@ impl Cursor {
     }
 
     fn show_one(&mut self, ev: &Event, raw: &str) -> Option<Result<(), Failure>> {
+        self.heard_at_ms = now_ms();
         if let Some(p) = &self.plan {
             if ev.plan_id.as_ref() != Some(p) {
                 return None;
@@ -84,6 +113,23 @@ impl Cursor {
                     return None;
                 }
                 self.next_seq = seq + 1;
+            }
+        } else {
+            match (&ev.plan_id, ev.seq) {
+                (Some(p), Some(seq)) => {
+                    let next = self.shown.entry(p.clone()).or_insert(0);
+                    if seq < *next {
+                        return None;
+                    }
+                    *next = seq + 1;
+                }
+                _ => {
+                    if let Some(letter) = ev.field_str("dead_letter_id") {
+                        if !self.rejections.insert(letter.to_owned()) {
+                            return None;
+                        }
+                    }
+                }
             }
         }
         let shown = match (&mut self.progress, self.json) {
@@ -137,6 +183,92 @@ impl Cursor {
     }
 }
 
+impl Cursor {
+    /// After a reconnect, following every plan: shows the events stored while the connection
+    /// was down (see the module), in time order.
+    async fn catch_up_all(&mut self, ctx: &Ctx) -> Result<(), Failure> {
+        let mut conn = ctx.conn().await?;
+        let k = &ctx.keys;
+        let from_ms = self.heard_at_ms.saturating_sub(CATCH_UP_MARGIN_MS);
+        let from = humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(from_ms))
+            .to_string();
+        let mut plans: BTreeSet<String> = self.shown.keys().map(ToString::to_string).collect();
+        let recent: Vec<String> = conn.zrangebyscore(k.plans(), from_ms, "+inf").await?;
+        let waiting: Vec<String> = conn.lrange(k.ready(), 0, -1).await?;
+        let workers: Vec<String> = conn.zrange(k.workers(), 0, -1).await?;
+        plans.extend(recent.into_iter().chain(waiting));
+        for w in workers.iter().filter_map(|w| w.parse().ok()) {
+            let held: Vec<String> = conn.lrange(k.inflight(&w), 0, -1).await?;
+            plans.extend(held);
+        }
+        let plans: Vec<PlanId> = plans.iter().filter_map(|p| p.parse().ok()).collect();
+        // Each plan's stored events after what was shown (or, for a plan not seen yet, since
+        // the last event heard), read all at once: each plan is a slot of its own.
+        let reads = plans.iter().map(|plan| {
+            let mut conn = conn.clone();
+            let next = self.shown.get(plan).copied();
+            async move {
+                let (seq, len): (Option<u64>, u64) = redis::pipe()
+                    .hget(k.plan(plan), PlanField::EventSeq.as_str())
+                    .llen(k.events(plan))
+                    .query_async(&mut conn)
+                    .await?;
+                let new = match next {
+                    Some(next) => seq.unwrap_or(0).saturating_sub(next).min(len),
+                    None => len,
+                };
+                if new == 0 {
+                    return Ok::<_, redis::RedisError>(Vec::new());
+                }
+                let start = isize::try_from(new).map_or(0, |n| -n);
+                conn.lrange::<_, Vec<String>>(k.events(plan), start, -1)
+                    .await
+            }
+        });
+        let mut backlog: Vec<(Event, String)> = Vec::new();
+        for stored in futures_util::future::join_all(reads).await {
+            for raw in stored? {
+                if let Ok(ev) = serde_json::from_str::<Event>(&raw) {
+                    let known = ev
+                        .plan_id
+                        .as_ref()
+                        .is_some_and(|p| self.shown.contains_key(p));
+                    if known || ev.at >= from {
+                        backlog.push((ev, raw));
+                    }
+                }
+            }
+        }
+        // Documents rejected meanwhile: their events were only published.
+        let letters: Vec<String> = conn.lrange(k.dead(), 0, 199).await?;
+        for letter in letters
+            .iter()
+            .filter_map(|l| serde_json::from_str::<DeadLetter>(l).ok())
+        {
+            if letter.kind != DeadLetterKind::Submission || letter.at < from {
+                continue;
+            }
+            let mut ev = Event::new(EventKind::SubmissionRejected, letter.plan_id.as_ref())
+                .with("reason", letter.reason.as_str())
+                .with("dead_letter_id", letter.id.to_string());
+            if let Some(field) = &letter.field {
+                ev = ev.with("field", field.as_str());
+            }
+            ev.at.clone_from(&letter.at);
+            let raw = ev.to_json();
+            backlog.push((ev, raw));
+        }
+        backlog.sort_by(|(a, _), (b, _)| (&a.at, a.seq).cmp(&(&b.at, b.seq)));
+        let heard = self.heard_at_ms;
+        for (ev, raw) in &backlog {
+            // Catching up reports no plan's end: this watch follows every plan.
+            let _ = self.show(ev, raw);
+        }
+        self.heard_at_ms = heard.max(now_ms().saturating_sub(CATCH_UP_MARGIN_MS));
+        Ok(())
+    }
+}
+
 /// Follows from a subscription made before the plan was submitted (for `enqueue --wait`):
 /// only events stored from now on count.
 pub(crate) async fn follow(
@@ -171,6 +303,9 @@ pub(crate) async fn follow(
             until_end,
             plan: plan.cloned(),
             progress,
+            shown: HashMap::new(),
+            rejections: HashSet::new(),
+            heard_at_ms: now_ms(),
         },
     )
     .await
@@ -210,6 +345,8 @@ async fn run_follow(
             if let Some(end) = cursor.catch_up(ctx, &plan).await? {
                 return end;
             }
+        } else {
+            cursor.catch_up_all(ctx).await?;
         }
     }
 }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use baton_core::{Counts, PlanId, Requeue};
+use baton_core::{PlanId, PlanTotals, Requeue};
 use tracing::{debug, warn};
 
 use crate::hold;
@@ -46,7 +46,7 @@ pub(crate) async fn run_slot(pool: Arc<Pool>, slot: usize) {
         };
         if let Some(paused) = popped.paused {
             // The pool paused while this slot waited: give the plan back, unrun.
-            hold::unclaim(&pool, &plan, Requeue::Front, &Counts::NONE).await;
+            hold::unclaim(&pool, &plan, Requeue::Front, &PlanTotals::NONE).await;
             debug!(slot, left = ?paused, "pool paused; handed a claim back");
             tokio::select! {
                 _ = drain.cancelled() => break,

@@ -163,12 +163,8 @@ impl Hold<'_> {
         let reply = redis_retry("commit", stop, || self.pool.store.call(&call)).await;
         let end = match reply {
             Some(CommitReply::Next { head, .. }) => TaskEnd::Next(head),
-            Some(CommitReply::Done { completed }) => {
-                if completed {
-                    counts.add(Counter::PlansCompleted, 1);
-                }
-                TaskEnd::Done
-            }
+            // The script counted a completed plan in the plan's own counters.
+            Some(CommitReply::Done { .. }) => TaskEnd::Done,
             Some(CommitReply::Stopped { .. }) => TaskEnd::Stopped,
             Some(CommitReply::Fenced) => return TaskEnd::Interrupted(Interruption::LeaseLost),
             Some(CommitReply::Mismatch) => {
@@ -188,8 +184,7 @@ impl Hold<'_> {
         debug!(plan = %self.plan, task = %task.id, index = task.index, "task committed");
         let metrics = &self.pool.metrics;
         metrics.committed(result.cost_usd, result.input_tokens, result.output_tokens);
-        counts.add_cost(result.cost_usd);
-        self.report.committed(&counts).await;
+        self.report.committed().await;
         self.last_commit = Some(record);
         self.transcript = pack.map(|p| p.committed);
         end

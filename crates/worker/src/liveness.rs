@@ -103,6 +103,8 @@ async fn reap_silent(pool: &Pool, silent: &Silent) -> Result<(), StoreError> {
 pub(crate) async fn reap(pool: &Pool, worker: &WorkerId, cutoff: u64) -> Result<(), StoreError> {
     let other = *worker != pool.id;
     for plan in pool.store.inflight(worker).await? {
+        // What the dead holder counted but had not brought into the pool's counters yet.
+        crate::report::transfer(pool, &plan).await?;
         let Recoveries(recoveries) = pool
             .store
             .call(&ReapLock {

@@ -1,12 +1,13 @@
 //! What a hold tells the world: events (stored in the plan's list and published) and counters.
 //! The plan's own counters are kept exact by the scripts that do the work; the pool-wide ones
-//! are gathered per hold ([`PoolTally`]) and sent with the hand-back, or once they are a second
-//! old: one trip less per task, at the price of `baton stats` lagging by up to a second.
+//! follow them by transfer (`baton_core::counters`): the plan's totals go to the pool with the
+//! hand-back, or once counts are a second old ([`PoolTally`]): a trip less per task, at the
+//! price of `baton stats` lagging by up to a second, and exact whatever crashes.
 
 use std::time::{Duration, Instant};
 
 use baton_core::records::StoredTask;
-use baton_core::scripts::pool::Count;
+use baton_core::scripts::pool::Tally;
 use baton_core::scripts::task::{Emit, Start};
 use baton_core::{Counter, Counts, Event, EventKind, PlanId};
 use tokio::sync::mpsc;
@@ -16,36 +17,57 @@ use crate::claude::Progress;
 use crate::metrics::SessionEvent;
 use crate::pool::Pool;
 use crate::session::{How, SessionStart};
+use crate::store::StoreError;
 
 /// A CLI retry announced for a 429 this far off (or more) is a rate limit with a reset time,
 /// not a short backoff: the pool pauses until then.
 const RATE_LIMIT_PAUSE_MIN_MS: u64 = 5_000;
 
-/// Pool-wide counts not sent yet, and since when.
+/// Since when the plan has counts the pool's counters do not hold yet.
 #[derive(Debug, Default)]
 pub(crate) struct PoolTally {
-    counts: Counts,
-    since: Option<Instant>,
+    since: std::sync::Mutex<Option<Instant>>,
 }
 
 impl PoolTally {
-    /// How long unsent counts may wait.
+    /// How long counts may wait before the plan's totals are sent.
     const MAX_AGE: Duration = Duration::from_secs(1);
 
-    fn add(&mut self, counts: &Counts) {
-        self.since.get_or_insert_with(Instant::now);
-        self.counts.merge(counts);
+    fn mark(&self) {
+        if let Ok(mut since) = self.since.lock() {
+            since.get_or_insert_with(Instant::now);
+        }
     }
 
-    fn due(&self) -> bool {
-        self.since.is_some_and(|t| t.elapsed() >= Self::MAX_AGE)
+    /// True (once) when counts have waited long enough: the caller sends the totals.
+    fn take_due(&self) -> bool {
+        let Ok(mut since) = self.since.lock() else {
+            return false;
+        };
+        let due = since.is_some_and(|t| t.elapsed() >= Self::MAX_AGE);
+        if due {
+            *since = None;
+        }
+        due
     }
 
-    /// Everything gathered, leaving the tally empty.
-    pub(crate) fn take(&mut self) -> Counts {
-        self.since = None;
-        std::mem::take(&mut self.counts)
+    /// Forgets the pending counts (their totals are being sent).
+    pub(crate) fn clear(&self) {
+        if let Ok(mut since) = self.since.lock() {
+            *since = None;
+        }
     }
+}
+
+/// Brings the pool's counters up to `plan`'s totals.
+pub(crate) async fn transfer(pool: &Pool, plan: &PlanId) -> Result<(), StoreError> {
+    let totals = pool.store.plan_totals(plan).await?;
+    pool.store
+        .call(&Tally {
+            plan,
+            totals: &totals,
+        })
+        .await
 }
 
 /// The events and counters of one hold.
@@ -86,11 +108,12 @@ impl<'p> Reporter<'p> {
         }
     }
 
-    /// Adds to counters now, the pool's and the plan's.
+    /// Adds to the plan's counters now (the pool's follow with the next transfer).
     pub(crate) async fn count(&self, counters: &[(Counter, i64)]) {
         if let Err(e) = self.pool.store.count(&self.plan, counters).await {
             warn!(plan = %self.plan, error = %e, "could not update counters");
         }
+        self.tally.mark();
     }
 
     /// Announces an attempt in one trip: `task_started`, then how its session starts, and the
@@ -162,7 +185,7 @@ impl<'p> Reporter<'p> {
         if let Err(e) = self.pool.store.call(&call).await {
             warn!(plan = %self.plan, error = %e, "could not publish the start of a task");
         }
-        self.tally.add(&counts);
+        self.tally.mark();
     }
 
     /// `task_retrying`: the next attempt and why; `backoff` is the wait before it (a counted
@@ -187,15 +210,16 @@ impl<'p> Reporter<'p> {
         }
     }
 
-    /// A commit's pool-wide counts (the plan's were written by the commit itself).
-    pub(crate) async fn committed(&mut self, counts: &Counts) {
-        self.tally.add(counts);
-        if !self.tally.due() {
+    /// After a commit (which wrote the plan's counts): the plan's totals go to the pool once
+    /// counts are a second old.
+    pub(crate) async fn committed(&self) {
+        self.tally.mark();
+        if !self.tally.take_due() {
             return;
         }
-        let counts = self.tally.take();
-        if let Err(e) = self.pool.store.call(&Count { counts: &counts }).await {
-            warn!(error = %e, "could not update counters");
+        if let Err(e) = transfer(self.pool, &self.plan).await {
+            // The next transfer (the hand-back at the latest) carries them.
+            warn!(plan = %self.plan, error = %e, "could not update the pool's counters");
         }
     }
 

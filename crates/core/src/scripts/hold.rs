@@ -7,7 +7,7 @@ use std::time::Duration;
 use redis::{FromRedisValue, ParsingError, ScriptInvocation, Value};
 
 use super::{text, Env, ScriptCall, Words, ACQUIRE, RELEASE, RENEW, UNCLAIM};
-use crate::counters::Counts;
+use crate::counters::PlanTotals;
 use crate::ids::{PlanId, WorkerId};
 use crate::plan_hash::PlanHash;
 use crate::records::{SessionRecord, StoredTask};
@@ -205,7 +205,8 @@ pub struct Unclaim<'a> {
     pub worker: &'a WorkerId,
     pub plan: &'a PlanId,
     pub requeue: Requeue,
-    pub counts: &'a Counts,
+    /// The plan's counter totals, brought into the pool's counters on the way.
+    pub totals: &'a PlanTotals,
 }
 
 impl ScriptCall for Unclaim<'_> {
@@ -218,10 +219,13 @@ impl ScriptCall for Unclaim<'_> {
             .key(k.ready())
             .key(k.stats())
             .key(k.this_minute())
+            .key(k.stats_seen())
+            .key(k.plans())
             .arg(self.plan.as_str())
-            .arg(self.requeue.as_str());
-        for (name, n) in self.counts.args() {
-            inv.arg(name).arg(n);
+            .arg(self.requeue.as_str())
+            .arg(crate::time::now_millis());
+        for (name, total) in self.totals.args() {
+            inv.arg(name).arg(total);
         }
         inv
     }

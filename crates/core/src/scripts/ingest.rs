@@ -138,10 +138,19 @@ impl ScriptCall for FinishIngest<'_> {
             .key(k.stats())
             .key(k.this_minute())
             .key(k.plans())
+            .key(k.stats_seen())
             .arg(self.entry)
             .arg(plan)
             .arg(requeue.as_str())
-            .arg(crate::time::now_millis());
+            .arg(crate::time::now_millis())
+            // A document that created its plan (counted as accepted) starts the plan's counter
+            // totals afresh: what the pool added for an expired plan of that id is forgotten.
+            .arg(u8::from(
+                self.counts
+                    .ints()
+                    .iter()
+                    .any(|(c, _)| *c == crate::Counter::PlansAccepted),
+            ));
         for (name, n) in self.counts.args() {
             inv.arg(name).arg(n);
         }

@@ -91,6 +91,8 @@ scripts! {
     COMPACT = "compact.lua", prelude = false;
     /// A worker's heartbeat at the server's clock; returns the silent workers (pool slot).
     BEAT = "beat.lua", prelude = false;
+    /// Brings the pool's counters up to a plan's totals (pool slot).
+    TALLY = "tally.lua", prelude = true;
     /// Drops expired plans from the plan index (pool slot).
     PRUNE_INDEX = "prune_index.lua", prelude = false;
 }

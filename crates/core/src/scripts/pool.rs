@@ -4,8 +4,8 @@
 
 use redis::{FromRedisValue, ParsingError, ScriptInvocation, Value};
 
-use super::{Env, ScriptCall, BEAT, COUNT, PRUNE_INDEX, REAP_LOCK, REAP_WORKER};
-use crate::counters::Counts;
+use super::{Env, ScriptCall, BEAT, COUNT, PRUNE_INDEX, REAP_LOCK, REAP_WORKER, TALLY};
+use crate::counters::{Counts, PlanTotals};
 use crate::ids::{PlanId, WorkerId};
 
 /// `count.lua`: adds to the pool-wide counters in one trip.
@@ -109,7 +109,7 @@ impl ScriptCall for PruneIndex<'_> {
 
     fn invocation(&self, env: &Env) -> ScriptInvocation<'static> {
         let mut inv = PRUNE_INDEX.prepare_invoke();
-        inv.key(env.keys.plans());
+        inv.key(env.keys.plans()).key(env.keys.stats_seen());
         for (member, score) in self.expired {
             inv.arg(member).arg(score);
         }
@@ -152,5 +152,30 @@ impl FromRedisValue for Silent {
             cutoff_ms: u64::try_from(cutoff).unwrap_or(0),
             workers: ids.iter().filter_map(|w| w.parse().ok()).collect(),
         })
+    }
+}
+
+/// `tally.lua`: brings the pool's counters up to a plan's totals (adds what they do not hold
+/// yet; sending the same totals again adds nothing).
+#[derive(Debug)]
+pub struct Tally<'a> {
+    pub plan: &'a PlanId,
+    pub totals: &'a PlanTotals,
+}
+
+impl ScriptCall for Tally<'_> {
+    type Reply = ();
+
+    fn invocation(&self, env: &Env) -> ScriptInvocation<'static> {
+        let k = &env.keys;
+        let mut inv = TALLY.prepare_invoke();
+        inv.key(k.stats())
+            .key(k.this_minute())
+            .key(k.stats_seen())
+            .arg(self.plan.as_str());
+        for (name, total) in self.totals.args() {
+            inv.arg(name).arg(total);
+        }
+        inv
     }
 }

@@ -133,8 +133,8 @@ pub(super) struct PlanRow {
     pub(super) session_ttl: Option<i64>,
 }
 
-/// The plans most recently submitted to first, at most `limit`, of one state when `state` is
-/// given (the state is filtered among those `limit`).
+/// The plans most recently active (submitted to or handed back) first, at most `limit`, of
+/// one state when `state` is given (the state is filtered among those `limit`).
 pub(super) async fn plans(
     conn: &mut SharedConn,
     keys: &Keys,

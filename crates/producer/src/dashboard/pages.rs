@@ -162,7 +162,7 @@ fn timeline(o: &Overview) -> Markup {
     }
 }
 
-/// `/plans`: every plan, the most recently submitted to first, filtered by state.
+/// `/plans`: every plan, the most recently active first, filtered by state.
 pub(super) fn plans_page(rows: &[PlanRow], filter: Option<PlanState>, actions: Actions) -> Markup {
     let query = filter.map_or(String::new(), |s| format!("?state={s}"));
     let body = html! {

@@ -15,7 +15,7 @@ use baton_core::records::SessionRecord;
 use baton_core::scripts::hold::{
     Acquire, AcquireReply, Head, LockValue, Release, Released, Unclaim,
 };
-use baton_core::{Counts, PlanId, Requeue};
+use baton_core::{PlanId, PlanTotals, Requeue};
 use tracing::{debug, warn};
 
 use crate::attempt::AttemptEnd;
@@ -135,7 +135,7 @@ pub(crate) async fn run(pool: &Pool, plan: PlanId) {
         Some(AcquireReply::Busy | AcquireReply::Idle) => {
             // A duplicate entry, or a plan with nothing to run: its holder (if any) keeps
             // its own entry.
-            unclaim(pool, &plan, Requeue::Drop, &Counts::NONE).await;
+            unclaim(pool, &plan, Requeue::Drop, &PlanTotals::NONE).await;
             return;
         }
         None => return, // aborted while Redis was down; the final hand-back requeues it
@@ -227,7 +227,7 @@ impl Hold<'_> {
             plan,
             lease,
             engine,
-            mut report,
+            report,
             transcript,
             ..
         } = self;
@@ -262,17 +262,24 @@ impl Hold<'_> {
                 Requeue::Front
             }
         };
-        unclaim(pool, &plan, requeue, &report.tally.take()).await;
+        // The plan's counter totals go with the hand-back (the pool adds what it lacks).
+        report.tally.clear();
+        let totals = redis_retry("read the plan's counters", &pool.shutdown.abort, || {
+            pool.store.plan_totals(&plan)
+        })
+        .await
+        .unwrap_or_default();
+        unclaim(pool, &plan, requeue, &totals).await;
     }
 }
 
 /// Takes `plan` off this worker's in-flight list, requeued as asked, with pool counts.
-pub(crate) async fn unclaim(pool: &Pool, plan: &PlanId, requeue: Requeue, counts: &Counts) {
+pub(crate) async fn unclaim(pool: &Pool, plan: &PlanId, requeue: Requeue, totals: &PlanTotals) {
     let call = Unclaim {
         worker: &pool.id,
         plan,
         requeue,
-        counts,
+        totals,
     };
     let _ = redis_retry("unclaim", &pool.shutdown.abort, || pool.store.call(&call)).await;
 }

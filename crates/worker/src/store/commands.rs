@@ -6,7 +6,7 @@ use std::time::Duration;
 use baton_connect::Conn;
 use baton_core::records::{DeadLetter, TaskResult};
 use baton_core::scripts::pool::PruneIndex;
-use baton_core::{Counter, Event, PlanId, WorkerId};
+use baton_core::{Counter, Event, PlanId, PlanTotals, WorkerId};
 use redis::AsyncCommands;
 
 use super::{Store, StoreError};
@@ -145,29 +145,30 @@ impl Store {
         Ok(())
     }
 
-    /// Adds to counters now, pool-wide and in the plan's own `stat:` fields (for what happens
-    /// outside the scripts that keep counts, e.g. a retry or a pause).
+    /// Adds to the plan's own `stat:` counters now (for what happens outside the scripts that
+    /// keep counts, e.g. a retry or a pause); the pool's reach them by transfer.
     pub(crate) async fn count(
         &self,
         plan: &PlanId,
         counters: &[(Counter, i64)],
     ) -> Result<(), StoreError> {
-        let k = &self.env.keys;
-        let minute = k.this_minute();
-        // Two pipelines: the pool's keys and the plan's live in different slots of a Cluster.
-        let (mut pool_side, mut plan_side) = (redis::pipe(), redis::pipe());
+        let mut pipe = redis::pipe();
         for (c, n) in counters {
-            pool_side.hincr(k.stats(), c.as_str(), *n).ignore();
-            pool_side.hincr(&minute, c.as_str(), *n).ignore();
-            plan_side.hincr(k.plan(plan), c.plan_field(), *n).ignore();
+            pipe.hincr(self.env.keys.plan(plan), c.plan_field(), *n)
+                .ignore();
         }
-        pool_side.expire(&minute, 7200).ignore();
-        let (mut a, mut b) = (self.conn(), self.conn());
-        let (pool_done, plan_done): (redis::RedisResult<()>, redis::RedisResult<()>) =
-            tokio::join!(pool_side.query_async(&mut a), plan_side.query_async(&mut b));
-        pool_done?;
-        plan_done?;
+        let _: () = pipe.query_async(&mut self.conn()).await?;
         Ok(())
+    }
+
+    /// The plan's totals of the counters that reach the pool by transfer.
+    pub(crate) async fn plan_totals(&self, plan: &PlanId) -> Result<PlanTotals, StoreError> {
+        let values: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(self.env.keys.plan(plan))
+            .arg(PlanTotals::fields())
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(PlanTotals::from_values(&values))
     }
 
     /// The committed transcript of a plan (base pack and chunks), if any.

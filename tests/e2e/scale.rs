@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use baton_tests::redis_server::redis_cli;
 use baton_tests::tls::TlsFiles;
 use baton_tests::*;
 
@@ -114,14 +115,7 @@ async fn plans_run_over_mutual_tls_and_untrusted_servers_are_refused_clearly() -
 
 /// The index in `cluster.nodes` of the master serving `key`'s slot, and of its replica.
 fn master_and_replica_of(cluster: &Redis, key: &str) -> anyhow::Result<(usize, usize)> {
-    let cli = |port: u16, args: &[&str]| -> anyhow::Result<String> {
-        let out = std::process::Command::new("redis-cli")
-            .arg("-p")
-            .arg(port.to_string())
-            .args(args)
-            .output()?;
-        Ok(String::from_utf8(out.stdout)?)
-    };
+    let cli = redis_cli;
     let port = cluster.nodes[0].port;
     let slot: u16 = cli(port, &["cluster", "keyslot", key])?.trim().parse()?;
     let nodes = cli(port, &["cluster", "nodes"])?;
@@ -165,22 +159,16 @@ async fn a_cluster_runs_the_load_case_through_a_master_failover() -> anyhow::Res
         .find(|i| *i != master && *i != replica)
         .map(|i| pool.redis.nodes[i].node_url())
         .expect("six nodes");
-    let replica_port = pool.redis.nodes[replica].port.to_string();
+    let replica_port = pool.redis.nodes[replica].port;
     let master_pid = pool.redis.nodes[master]
         .proc
         .as_ref()
         .map(Proc::pid)
         .expect("a running master");
     crate::foundation::load_case(&mut pool, &listen, move || {
-        let cli = |args: &[&str]| {
-            std::process::Command::new("redis-cli")
-                .args(["-p", &replica_port])
-                .args(args)
-                .output()
-        };
-        cli(&["cluster", "failover"])?;
+        redis_cli(replica_port, &["cluster", "failover"])?;
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while !String::from_utf8_lossy(&cli(&["role"])?.stdout).starts_with("master") {
+        while !redis_cli(replica_port, &["role"])?.starts_with("master") {
             anyhow::ensure!(
                 std::time::Instant::now() < deadline,
                 "the replica did not take over"
@@ -248,10 +236,7 @@ async fn workers_follow_a_sentinel_failover_and_plans_finish_in_order() -> anyho
         assert_eq!(ids, want, "plan {p}: each task once, in order");
     }
     // The replica is the master now, and it holds everything.
-    let role = std::process::Command::new("redis-cli")
-        .args(["-p", &pool.redis.nodes[1].port.to_string(), "role"])
-        .output()?;
-    assert!(String::from_utf8_lossy(&role.stdout).starts_with("master"));
+    assert!(redis_cli(pool.redis.nodes[1].port, &["role"])?.starts_with("master"));
     Ok(())
 }
 

@@ -8,6 +8,16 @@ use anyhow::{bail, Context, Result};
 
 use crate::proc::{free_port, Proc, TempDir};
 
+/// `redis-cli -p <port> <args>`'s output.
+pub fn redis_cli(port: u16, args: &[&str]) -> Result<String> {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .context("running redis-cli")?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 /// A real redis-server on a free port; or, made by [`Redis::cluster`], a Redis Cluster whose
 /// nodes are in `nodes` (then `url` names the cluster and this value's own process is none).
 pub struct Redis {
@@ -169,10 +179,7 @@ impl Redis {
         let deadline = Instant::now() + Duration::from_secs(30);
         for n in &nodes {
             loop {
-                let info = Command::new("redis-cli")
-                    .args(["-p", &n.port.to_string(), "cluster", "info"])
-                    .output()?;
-                if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+                if redis_cli(n.port, &["cluster", "info"])?.contains("cluster_state:ok") {
                     break;
                 }
                 if Instant::now() > deadline {
@@ -183,16 +190,9 @@ impl Redis {
         }
         // Replicas attach after the slots are assigned: wait for each to be synced.
         loop {
-            let cli = |port: u16, args: &[&str]| -> Result<String> {
-                let out = Command::new("redis-cli")
-                    .args(["-p", &port.to_string()])
-                    .args(args)
-                    .output()?;
-                Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-            };
             let mut synced = 0;
             for n in &nodes {
-                let info = cli(n.port, &["info", "replication"])?;
+                let info = redis_cli(n.port, &["info", "replication"])?;
                 if info.contains("role:slave") && info.contains("master_link_status:up") {
                     synced += 1;
                 }
@@ -268,19 +268,12 @@ impl Redis {
         }
         // Ready when the replica is synced and every Sentinel knows the replica.
         let deadline = Instant::now() + Duration::from_secs(30);
-        let cli = |port: u16, args: &[&str]| -> Result<String> {
-            let out = Command::new("redis-cli")
-                .args(["-p", &port.to_string()])
-                .args(args)
-                .output()?;
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        };
         loop {
-            let synced =
-                cli(nodes[1].port, &["info", "replication"])?.contains("master_link_status:up");
+            let synced = redis_cli(nodes[1].port, &["info", "replication"])?
+                .contains("master_link_status:up");
             let mut known = 0;
             for s in &nodes[2..] {
-                let info = cli(s.port, &["sentinel", "master", "baton-master"])?;
+                let info = redis_cli(s.port, &["sentinel", "master", "baton-master"])?;
                 let mut fields = info.lines();
                 while let Some(f) = fields.next() {
                     if f == "num-slaves" && fields.next() == Some("1") {

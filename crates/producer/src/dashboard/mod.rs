@@ -379,21 +379,33 @@ fn action_failed(app: &App, f: Failure) -> Response {
     }
 }
 
+/// The plan an action names, once the token is checked; the refusal page otherwise.
+#[expect(
+    clippy::result_large_err,
+    reason = "the error is the page to send, built at most once per request"
+)]
+fn acted_on_plan(app: &App, form: &TokenForm, id: &str) -> Result<PlanId, Response> {
+    if let Some(r) = refusal(app, form) {
+        return Err(r);
+    }
+    id.parse::<PlanId>().map_err(|_| {
+        failed(
+            app,
+            StatusCode::NOT_FOUND,
+            "No such plan",
+            "That is not a plan id.",
+        )
+    })
+}
+
 async fn retry(
     State(app): State<Shared>,
     Path(id): Path<String>,
     Form(f): Form<TokenForm>,
 ) -> Response {
-    if let Some(r) = refusal(&app, &f) {
-        return r;
-    }
-    let Ok(plan) = id.parse::<PlanId>() else {
-        return failed(
-            &app,
-            StatusCode::NOT_FOUND,
-            "No such plan",
-            "That is not a plan id.",
-        );
+    let plan = match acted_on_plan(&app, &f, &id) {
+        Ok(p) => p,
+        Err(r) => return r,
     };
     match crate::retry::request(&mut app.conn.clone(), &app.ctx.keys, &plan).await {
         Ok(()) => Redirect::to(&format!("/plans/{plan}?done=retry")).into_response(),
@@ -406,16 +418,9 @@ async fn cancel(
     Path(id): Path<String>,
     Form(f): Form<TokenForm>,
 ) -> Response {
-    if let Some(r) = refusal(&app, &f) {
-        return r;
-    }
-    let Ok(plan) = id.parse::<PlanId>() else {
-        return failed(
-            &app,
-            StatusCode::NOT_FOUND,
-            "No such plan",
-            "That is not a plan id.",
-        );
+    let plan = match acted_on_plan(&app, &f, &id) {
+        Ok(p) => p,
+        Err(r) => return r,
     };
     let reason = "cancelled from the dashboard";
     match crate::cancel::cancel(&mut app.conn.clone(), &app.ctx.env, &plan, reason).await {

@@ -66,7 +66,10 @@ fn connection_broken(e: &RedisError) -> bool {
 pub struct SharedConn {
     connector: Connector,
     timeouts: Timeouts,
-    current: Arc<tokio::sync::Mutex<Option<Conn>>>,
+    /// The live connection (a cheap handle, cloned per command without waiting).
+    current: Arc<std::sync::RwLock<Option<Conn>>>,
+    /// Held while connecting, so that one caller connects and the others wait for it.
+    connecting: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl SharedConn {
@@ -74,8 +77,13 @@ impl SharedConn {
         Self {
             connector,
             timeouts,
-            current: Arc::new(tokio::sync::Mutex::new(None)),
+            current: Arc::new(std::sync::RwLock::new(None)),
+            connecting: Arc::new(tokio::sync::Mutex::new(())),
         }
+    }
+
+    fn live(&self) -> Option<Conn> {
+        self.current.read().ok()?.clone()
     }
 
     /// The live connection, connecting if there is none.
@@ -83,19 +91,26 @@ impl SharedConn {
     /// # Errors
     /// Redis cannot be reached.
     pub async fn connection(&self) -> redis::RedisResult<Conn> {
-        let mut current = self.current.lock().await;
-        if let Some(c) = current.as_ref() {
-            return Ok(c.clone());
+        if let Some(c) = self.live() {
+            return Ok(c);
+        }
+        let _connecting = self.connecting.lock().await;
+        if let Some(c) = self.live() {
+            return Ok(c);
         }
         let fresh = self.connector.connect(self.timeouts).await?;
-        *current = Some(fresh.clone());
+        if let Ok(mut current) = self.current.write() {
+            *current = Some(fresh.clone());
+        }
         Ok(fresh)
     }
 
     /// Forgets the connection after `e` if it shows the connection is broken.
-    async fn after_error(&self, e: &RedisError) {
+    fn after_error(&self, e: &RedisError) {
         if connection_broken(e) && !self.connector.is_cluster() {
-            *self.current.lock().await = None;
+            if let Ok(mut current) = self.current.write() {
+                *current = None;
+            }
         }
     }
 
@@ -111,7 +126,7 @@ impl ConnectionLike for SharedConn {
             let mut conn = self.connection().await?;
             let reply = conn.req_packed_command(cmd).await;
             if let Err(e) = &reply {
-                self.after_error(e).await;
+                self.after_error(e);
             }
             reply
         })
@@ -127,7 +142,7 @@ impl ConnectionLike for SharedConn {
             let mut conn = self.connection().await?;
             let reply = conn.req_packed_commands(pipeline, offset, count).await;
             if let Err(e) = &reply {
-                self.after_error(e).await;
+                self.after_error(e);
             }
             reply
         })

@@ -23,8 +23,13 @@ use crate::store::StoreError;
 pub(crate) async fn run(pool: Arc<Pool>, stop: CancellationToken) {
     let every = pool.cfg.heartbeat();
     let dead_after_ms = u64::try_from(pool.cfg.dead_after.as_millis()).unwrap_or(u64::MAX);
-    // `None` while this worker cannot reach Redis.
-    let mut connected_since: Option<Instant> = None;
+    // Since when this worker has reached Redis without a break; `None` while it cannot. A
+    // worker that just started had no outage of its own: it may reap at once.
+    let mut connected_since: Option<Instant> = Some(
+        Instant::now()
+            .checked_sub(pool.cfg.dead_after)
+            .unwrap_or_else(Instant::now),
+    );
     let mut index_cursor = 0;
     let mut beats: u64 = 0;
     loop {
@@ -38,14 +43,11 @@ pub(crate) async fn run(pool: Arc<Pool>, stop: CancellationToken) {
         let outcome = match beat {
             Ok(silent) => {
                 let since = *connected_since.get_or_insert_with(|| {
-                    if beats > 0 {
-                        info!("heartbeat: redis is back");
-                    }
+                    info!("heartbeat: redis is back");
                     Instant::now()
                 });
-                // Reaping needs a view of the others as long as --dead-after (on the very first
-                // beat there is nothing to wait for: no outage of ours made them look silent).
-                let settled = beats == 0 || since.elapsed() >= pool.cfg.dead_after;
+                // Reaping needs a view of the others as long as --dead-after.
+                let settled = since.elapsed() >= pool.cfg.dead_after;
                 let reaped = if settled {
                     reap_silent(&pool, &silent).await
                 } else {
@@ -62,7 +64,7 @@ pub(crate) async fn run(pool: Arc<Pool>, stop: CancellationToken) {
         };
         if let Err(e) = outcome {
             // Logged once per outage; the loop keeps its pace, so no busy loop.
-            if connected_since.take().is_some() || beats == 0 {
+            if connected_since.take().is_some() {
                 warn!(error = %e, "heartbeat failed; retrying every {every:?} until redis is back");
             }
         }

@@ -10,9 +10,11 @@
 --       15 tokens in, 16 tokens out, 17 session id, 18 checkpoint commit ('' = the plan has no repository),
 --       19 transcript mode: 'full' (13 replaces the base, chunks dropped), 'append' (13 is a chunk
 --       appended after the others) or 'none' (no transcript: the stored one is deleted),
---       20.. pairs of plan counter name, increment
+--       20 review_requested event JSON ('' = the task asks for no review; else the plan waits
+--       in awaiting_review and the lease is given back), 21.. pairs of plan counter name, increment
 -- Returns: {'fenced'}, {'mismatch'} (the head task is not the one run),
---          {'done', completed 0|1} (nothing left: the lease is given back),
+--          {'done', completed 0|1} (nothing left, or the plan waits for review: the lease is
+--          given back),
 --          {'idle', left} (tasks left but the plan stopped meanwhile, e.g. cancelled), or
 --          {'ok', left, next task JSON, session JSON, plan fields the holder reads (options, cost_usd, workspace, session_id) as a flat list...}
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'fenced'} end
@@ -38,12 +40,23 @@ redis.call('HINCRBYFLOAT', KEYS[2], 'cost_usd', ARGV[8])
 redis.call('HINCRBY', KEYS[2], 'input_tokens', ARGV[15])
 redis.call('HINCRBY', KEYS[2], 'output_tokens', ARGV[16])
 redis.call('HSET', KEYS[2], 'updated_at', ARGV[9], 'last_worker', ARGV[14], 'session_id', ARGV[17])
+local before = redis.call('HGET', KEYS[2], 'checkpoint') or ''
 if ARGV[18] ~= '' then redis.call('HSET', KEYS[2], 'checkpoint', ARGV[18]) end
-add_counts(KEYS[2], 20, 'stat:')
+-- A reviewer's note is for the task that just ran.
+redis.call('HDEL', KEYS[2], 'review_note')
+add_counts(KEYS[2], 21, 'stat:')
 emit(KEYS[2], KEYS[6], ARGV[6], ARGV[7], ARGV[12])
 local left = redis.call('LLEN', KEYS[3])
 local st = redis.call('HGET', KEYS[2], 'state')
 keep_for(ARGV[10], KEYS[2], KEYS[3], KEYS[4], KEYS[6], KEYS[8], KEYS[9])
+if ARGV[20] ~= '' and (st == 'running' or st == 'queued') then
+  redis.call('HSET', KEYS[2], 'state', 'awaiting_review', 'review_task', ARGV[2],
+    'review_base', before)
+  emit(KEYS[2], KEYS[6], ARGV[20], ARGV[7], ARGV[12])
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[2], 'scheduled', 0)
+  return {'done', 0}
+end
 if left == 0 then
   local completed = 0
   if st == 'running' then

@@ -4,13 +4,17 @@
 -- ARGV: 1 tag, 2 plan_id, 3 workspace given ('' = none), 4 default workspace,
 --       5 options JSON ('' = none), 6 tasks JSON array [{id, type?, prompt}], 7 now,
 --       8 retention secs, 9 accepted-event JSON (task fields are added here), 10 channel, 11 event cap,
---       12 repo JSON ('' = none; a follow-up may omit it, and may not change or add it)
--- Returns: {'ok', status('created'|'appended'|'duplicate'), first_index, count, schedule(0|1), state ('' when unknown)}
+--       12 repo JSON ('' = none; a follow-up may omit it, and may not change or add it),
+--       13 the options' not_before in ms ('' = none)
+-- The options' priority, not_before and after are copied into the plan's own fields (the
+-- scripts that schedule and claim read them there); options replace the earlier ones whole.
+-- Returns: {'ok', status('created'|'appended'|'duplicate'), first_index, count, schedule(0|1), state ('' when unknown), priority}
 --       or {'err', field, problem}
 local function runnable(s) return s == 'queued' or s == 'running' end
 if redis.call('SISMEMBER', KEYS[4], ARGV[1]) == 1 then
   local st = redis.call('HGET', KEYS[1], 'state') or ''
-  return {'ok', 'duplicate', 0, 0, runnable(st) and 1 or 0, st}
+  return {'ok', 'duplicate', 0, 0, runnable(st) and 1 or 0, st,
+    redis.call('HGET', KEYS[1], 'priority') or ''}
 end
 local tasks = cjson.decode(ARGV[6])
 local status = 'created'
@@ -58,7 +62,16 @@ end
 -- The pool's limits as of now: what clients' scripts (cancel, retry) keep the plan for.
 redis.call('HSET', KEYS[1], 'next_index', idx, 'updated_at', ARGV[7], 'retention_secs', ARGV[8],
   'event_cap', ARGV[11])
-if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'options', ARGV[5]) end
+if ARGV[5] ~= '' then
+  redis.call('HSET', KEYS[1], 'options', ARGV[5])
+  local o = cjson.decode(ARGV[5])
+  redis.call('HDEL', KEYS[1], 'priority', 'not_before', 'after')
+  if type(o.priority) == 'string' then redis.call('HSET', KEYS[1], 'priority', o.priority) end
+  if ARGV[13] ~= '' then redis.call('HSET', KEYS[1], 'not_before', ARGV[13]) end
+  if type(o.after) == 'table' and #o.after > 0 then
+    redis.call('HSET', KEYS[1], 'after', cjson.encode(o.after))
+  end
+end
 redis.call('SADD', KEYS[4], ARGV[1])
 local st = redis.call('HGET', KEYS[1], 'state')
 if st == 'completed' then
@@ -74,4 +87,4 @@ local ev = string.sub(ARGV[9], 1, -2) .. ',"status":"' .. status .. '","first_ta
   ',"tasks":' .. #tasks .. ',"state":"' .. st .. '"}'
 emit(KEYS[1], KEYS[5], ev, ARGV[10], ARGV[11])
 keep_for(ARGV[8], KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
-return {'ok', status, first, #tasks, schedule, st}
+return {'ok', status, first, #tasks, schedule, st, redis.call('HGET', KEYS[1], 'priority') or ''}

@@ -42,9 +42,11 @@ local function plan_limits(plan_key, retention, cap)
   return v[1] or retention, v[2] or cap
 end
 -- append_holder_fields(out, plan_key): appends the plan fields a holder reads (options,
--- cost_usd, workspace, session_id, repo, checkpoint) to a reply, as name, value pairs.
+-- cost_usd, workspace, session_id, repo, checkpoint, priority, after, review_note) to a
+-- reply, as name, value pairs.
 local function append_holder_fields(out, plan_key)
-  local fields = {'options', 'cost_usd', 'workspace', 'session_id', 'repo', 'checkpoint'}
+  local fields = {'options', 'cost_usd', 'workspace', 'session_id', 'repo', 'checkpoint',
+    'priority', 'after', 'review_note'}
   local vals = redis.call('HMGET', plan_key, unpack(fields))
   for i, f in ipairs(fields) do
     if vals[i] then table.insert(out, f); table.insert(out, vals[i]) end
@@ -80,4 +82,15 @@ local function transfer(stats_key, minute_key, seen_key, plan, first)
     redis.call('HSET', seen_key, plan, cjson.encode(seen))
     redis.call('EXPIRE', minute_key, 7200)
   end
+end
+-- schedule(high, normal, low, wake, priority, plan, where): puts a plan id on the ready list of
+-- its priority ('high', 'low'; anything else is normal) at the back ('back') or first in line
+-- ('front'), and arms the wake token idle slots block on. 'drop' does nothing.
+local function schedule(high, normal, low, wake, prio, plan, where)
+  local list = normal
+  if prio == 'high' then list = high elseif prio == 'low' then list = low end
+  if where == 'back' then redis.call('LPUSH', list, plan)
+  elseif where == 'front' then redis.call('RPUSH', list, plan)
+  else return end
+  if redis.call('LLEN', wake) == 0 then redis.call('LPUSH', wake, 1) end
 end

@@ -1,5 +1,7 @@
--- Hands a silent worker's claimed plans and half-ingested documents back to the pool.
--- KEYS: 1 workers, 2 its inflight list, 3 its ingesting list, 4 ready, 5 submit
+-- Hands a silent worker's claimed plans and half-ingested documents back to the pool. Its
+-- plans go first in line on the normal ready list (the in-flight list keeps plan ids only, not
+-- their priorities).
+-- KEYS: 1 workers, 2 its inflight list, 3 its ingesting list, 4 ready (normal), 5 submit, 6 wake
 -- ARGV: 1 worker id, 2 cutoff ms (a heartbeat newer than this means it is alive after all)
 -- Returns: number of plans handed back, or -1 if the worker is alive
 local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
@@ -7,5 +9,6 @@ if s and tonumber(s) > tonumber(ARGV[2]) then return -1 end
 local n = 0
 while redis.call('LMOVE', KEYS[2], KEYS[4], 'LEFT', 'RIGHT') do n = n + 1 end
 while redis.call('LMOVE', KEYS[3], KEYS[5], 'LEFT', 'RIGHT') do end
+if n > 0 and redis.call('LLEN', KEYS[6]) == 0 then redis.call('LPUSH', KEYS[6], 1) end
 redis.call('ZREM', KEYS[1], ARGV[1])
 return n

@@ -5,12 +5,13 @@
 -- KEYS: 1 plan, 2 tasks, 3 events, 4 ingested
 -- ARGV: 1 tag, 2 now, 3 plan_accepted event JSON (status 'retried'), 4 channel,
 --       5 default event cap, 6 default retention secs
--- Returns: {'ok', schedule(0|1)}, {'duplicate', schedule(0|1)} (this document was applied
---          before), or {'err', state ('' when there is no such plan)}
+-- Returns: {'ok', schedule(0|1), priority}, {'duplicate', schedule(0|1), priority} (this
+--          document was applied before), or {'err', state ('' when there is no such plan)}
 local function runnable(s) return s == 'queued' or s == 'running' end
+local prio = redis.call('HGET', KEYS[1], 'priority') or ''
 if redis.call('SISMEMBER', KEYS[4], ARGV[1]) == 1 then
   local st = redis.call('HGET', KEYS[1], 'state') or ''
-  return {'duplicate', runnable(st) and 1 or 0}
+  return {'duplicate', runnable(st) and 1 or 0, prio}
 end
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return {'err', ''} end
@@ -20,7 +21,7 @@ redis.call('SADD', KEYS[4], ARGV[1])
 local head = redis.call('LINDEX', KEYS[2], 0)
 if not head then
   redis.call('HSET', KEYS[1], 'state', 'completed', 'updated_at', ARGV[2])
-  return {'ok', 0}
+  return {'ok', 0, prio}
 end
 -- The user vouches for the task: forget how often it was recovered from dead workers.
 local t = cjson.decode(head)
@@ -35,4 +36,4 @@ if redis.call('HGET', KEYS[1], 'scheduled') ~= '1' then
 end
 emit(KEYS[1], KEYS[3], ARGV[3], ARGV[4], cap)
 keep_for(retention, KEYS[1], KEYS[2], KEYS[3], KEYS[4])
-return {'ok', schedule}
+return {'ok', schedule, prio}

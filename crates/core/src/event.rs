@@ -35,6 +35,18 @@ closed_enum! {
         PlanBudgetExhausted = "plan_budget_exhausted",
         /// The pool stopped claiming work until a rate limit resets.
         PoolPaused = "pool_paused",
+        /// The pool claims again (`baton resume --all`).
+        PoolResumed = "pool_resumed",
+        /// A user paused the plan (`baton pause`).
+        PlanPaused = "plan_paused",
+        /// A user resumed the plan (`baton resume`).
+        PlanResumed = "plan_resumed",
+        /// A task with `"review": true` committed; the plan waits for a reviewer.
+        ReviewRequested = "review_requested",
+        /// The reviewer approved the task (`baton approve`); the plan goes on.
+        ReviewApproved = "review_approved",
+        /// The reviewer rejected the task (`baton reject`); it runs again with the note.
+        ReviewRejected = "review_rejected",
     }
 }
 

@@ -80,9 +80,35 @@ impl Keys {
     pub fn ingesting(&self, worker: &WorkerId) -> String {
         self.global(&format!("ingesting:{worker}"))
     }
-    /// Plan ids waiting for a worker; consumers take from the right end.
+    /// Plan ids of normal priority waiting for a worker; consumers take from the right end.
     pub fn ready(&self) -> String {
         self.global("ready")
+    }
+    /// The ready list of plans of `priority` (normal: [`Keys::ready`]).
+    pub fn ready_for(&self, priority: crate::vocab::Priority) -> String {
+        match priority {
+            crate::vocab::Priority::High => self.global("ready:high"),
+            crate::vocab::Priority::Normal => self.ready(),
+            crate::vocab::Priority::Low => self.global("ready:low"),
+        }
+    }
+    /// Every ready list, highest priority first.
+    pub fn ready_lists(&self) -> [String; 3] {
+        use crate::vocab::Priority;
+        [Priority::High, Priority::Normal, Priority::Low].map(|p| self.ready_for(p))
+    }
+    /// At most one token, there while a ready list has plans: what idle slots block on.
+    pub fn wake(&self) -> String {
+        self.global("wake")
+    }
+    /// Plans not to be claimed before a time: `<priority>:<plan id>` scored by that time (ms,
+    /// server clock); claims move the due ones to their ready list.
+    pub fn delayed(&self) -> String {
+        self.global("delayed")
+    }
+    /// Counts claims: the share of claims that go to lower priorities first.
+    pub fn claim_seq(&self) -> String {
+        self.global("claim_seq")
     }
     /// Plan ids one worker has claimed.
     pub fn inflight(&self, worker: &WorkerId) -> String {

@@ -43,4 +43,4 @@ pub use keys::Keys;
 pub use plan::{PermissionMode, PlanOptions, TaskSpec, Workspace};
 pub use plan_hash::{PlanField, PlanHash};
 pub use repo::{GitRef, RepoRequest, RepoSpec, RepoUrl};
-pub use vocab::{DeadLetterKind, FallbackReason, PlanState, Requeue, UnknownName};
+pub use vocab::{DeadLetterKind, FallbackReason, PlanState, Priority, Requeue, UnknownName};

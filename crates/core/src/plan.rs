@@ -68,6 +68,29 @@ pub struct PlanOptions {
     /// How long an idle plan's Claude session is kept (default: the worker's `--session-ttl`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_ttl_secs: Option<u64>,
+    /// `high`, `normal` (the default) or `low`: workers claim higher plans first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<crate::vocab::Priority>,
+    /// The plan is accepted now and claimed only from this time on (RFC 3339, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<String>,
+    /// Plans that must complete before this one is claimed; if one fails or is cancelled,
+    /// this plan fails with that reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<Vec<PlanId>>,
+}
+
+/// Most plans one plan may wait for.
+pub const MAX_AFTER: usize = 100;
+
+impl PlanOptions {
+    /// `not_before` in milliseconds since the epoch (`None`: not set, or not a valid time,
+    /// which validation refuses).
+    pub fn not_before_ms(&self) -> Option<u64> {
+        let t = humantime::parse_rfc3339_weak(self.not_before.as_deref()?).ok()?;
+        let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
+        u64::try_from(d.as_millis()).ok()
+    }
 }
 
 /// A workspace path relative to the worker's workspace root: one or more components of the
@@ -150,4 +173,7 @@ pub struct TaskSpec {
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     pub prompt: String,
+    /// After this task commits, the plan waits for a reviewer (`baton approve` / `reject`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub review: bool,
 }

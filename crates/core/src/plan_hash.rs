@@ -53,6 +53,23 @@ closed_enum! {
         /// The commit recorded with the last committed task (a plan with a repository): the
         /// files the next task starts from.
         Checkpoint = "checkpoint",
+        /// `1` when a pause (`baton pause --now`) stops the running task too.
+        PauseNow = "pause_now",
+        /// Why the plan was paused.
+        PauseReason = "pause_reason",
+        /// The task a paused review waits on (its id).
+        ReviewTask = "review_task",
+        /// The checkpoint before the task under review: where a rejection rewinds the files.
+        ReviewBase = "review_base",
+        /// The reviewer's note for the next task's prompt (`baton approve --note`), taken by
+        /// the commit of that task.
+        ReviewNote = "review_note",
+        /// `high`, `normal` or `low` (absent: normal).
+        Priority = "priority",
+        /// Claimed only from this time on (ms since the epoch, server clock).
+        NotBefore = "not_before",
+        /// The plans this one waits for (a JSON array of plan ids).
+        After = "after",
     }
 }
 
@@ -81,6 +98,12 @@ pub struct PlanHash {
     pub event_cap: Option<u64>,
     pub repo: Option<RepoSpec>,
     pub checkpoint: Option<String>,
+    pub pause_reason: Option<String>,
+    pub review_task: Option<String>,
+    pub review_note: Option<String>,
+    pub priority: Option<crate::vocab::Priority>,
+    pub not_before_ms: Option<u64>,
+    pub after: Vec<PlanId>,
     /// The plan's own counters.
     pub stats: BTreeMap<Counter, i64>,
 }
@@ -134,6 +157,13 @@ impl PlanHash {
             PlanField::EventCap => self.event_cap = v.parse().ok(),
             PlanField::Repo => self.repo = serde_json::from_str(v).ok(),
             PlanField::Checkpoint => self.checkpoint = text(),
+            PlanField::PauseNow | PlanField::ReviewBase => {}
+            PlanField::PauseReason => self.pause_reason = text(),
+            PlanField::ReviewTask => self.review_task = text(),
+            PlanField::ReviewNote => self.review_note = text(),
+            PlanField::Priority => self.priority = v.parse().ok(),
+            PlanField::NotBefore => self.not_before_ms = v.parse().ok(),
+            PlanField::After => self.after = serde_json::from_str(v).unwrap_or_default(),
         }
     }
 

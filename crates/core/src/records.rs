@@ -19,6 +19,16 @@ pub struct StoredTask {
     /// How many times a worker died while running this task (a poison-task guard).
     #[serde(default)]
     pub recoveries: u64,
+    /// After this task commits, the plan waits for `baton approve` or `baton reject`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub review: bool,
+    /// How many times a reviewer rejected this task: a rework's prompt is the reviewer's note.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rework: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The outcome of one task, appended to `p:{P}:results` when it is committed.

@@ -86,6 +86,11 @@ closed_enum! {
         Failed = "failed",
         /// Ended by `baton cancel`.
         Cancelled = "cancelled",
+        /// Paused by a user (`baton pause`): runs nothing until resumed.
+        Paused = "paused",
+        /// A task with `"review": true` committed: the plan waits for `baton approve` or
+        /// `baton reject`.
+        AwaitingReview = "awaiting_review",
     }
 }
 
@@ -93,6 +98,18 @@ impl PlanState {
     /// True while the plan has work a worker may run (`queued`, `running`).
     pub fn is_runnable(self) -> bool {
         matches!(self, Self::Queued | Self::Running)
+    }
+}
+
+closed_enum! {
+    /// A plan's priority (plan option `priority`): workers claim high before normal before
+    /// low, with a share of claims kept for the lower ones (see `claim.lua`).
+    #[derive(Default)]
+    pub enum Priority ("priority") {
+        High = "high",
+        #[default]
+        Normal = "normal",
+        Low = "low",
     }
 }
 
@@ -151,8 +168,8 @@ mod tests {
         for r in Requeue::ALL {
             assert_eq!(r.as_str().parse::<Requeue>().unwrap(), *r);
         }
-        let e = "paused".parse::<PlanState>().unwrap_err();
-        assert_eq!(e.to_string(), "unknown plan state \"paused\"");
+        let e = "sleeping".parse::<PlanState>().unwrap_err();
+        assert_eq!(e.to_string(), "unknown plan state \"sleeping\"");
         assert!(serde_json::from_str::<DeadLetterKind>("\"mail\"").is_err());
     }
 }

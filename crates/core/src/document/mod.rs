@@ -63,6 +63,12 @@ closed_enum! {
     pub enum PlanAction ("action") {
         /// Put a failed plan back in service from its failed task (`baton retry`).
         Retry = "retry",
+        /// Let a paused plan run again (`baton resume`).
+        Resume = "resume",
+        /// Let a plan awaiting review go on (`baton approve`), with an optional note.
+        Approve = "approve",
+        /// Run the task under review again with the reviewer's note (`baton reject`).
+        Reject = "reject",
     }
 }
 
@@ -71,12 +77,27 @@ closed_enum! {
 pub struct ActionRequest {
     pub plan_id: PlanId,
     pub action: PlanAction,
+    /// The reviewer's note (`approve`: optional, `reject`: required; no other action has one).
+    pub note: Option<String>,
 }
 
 impl ActionRequest {
+    /// An action without a note.
+    pub fn new(plan_id: PlanId, action: PlanAction) -> Self {
+        Self {
+            plan_id,
+            action,
+            note: None,
+        }
+    }
+
     /// The document that asks for `action` on `plan`, as a client submits it.
     pub fn to_json(&self) -> String {
-        serde_json::json!({"plan_id": self.plan_id, "action": self.action}).to_string()
+        let mut doc = serde_json::json!({"plan_id": self.plan_id, "action": self.action});
+        if let Some(n) = &self.note {
+            doc["note"] = n.clone().into();
+        }
+        doc.to_string()
     }
 }
 
@@ -110,6 +131,8 @@ struct RawDocument {
     action: Option<String>,
     #[serde(default)]
     repo: Option<RawRepo>,
+    #[serde(default)]
+    note: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -132,6 +155,8 @@ struct RawTask {
     kind: Option<String>,
     #[serde(default)]
     prompt: Option<String>,
+    #[serde(default)]
+    review: Option<bool>,
 }
 
 impl Document {
@@ -204,7 +229,30 @@ fn check_action(action: &str, doc: &RawDocument) -> Result<ActionRequest, Valida
             ));
         }
     }
-    Ok(ActionRequest { plan_id, action })
+    let note = match (action, &doc.note) {
+        (PlanAction::Reject, None) => {
+            return Err(ValidationError::new(
+                "note",
+                "is missing; a rejection tells the model what to change",
+            ))
+        }
+        (PlanAction::Approve | PlanAction::Reject, Some(n)) => {
+            check_prompt(n).map_err(|p| ValidationError::new("note", p))?;
+            Some(n.clone())
+        }
+        (_, Some(_)) => {
+            return Err(ValidationError::new(
+                "note",
+                format!("is only for approve and reject, not {action}"),
+            ))
+        }
+        (_, None) => None,
+    };
+    Ok(ActionRequest {
+        plan_id,
+        action,
+        note,
+    })
 }
 
 impl Submission {
@@ -273,10 +321,19 @@ impl Submission {
                 id,
                 kind: t.kind,
                 prompt,
+                review: t.review.unwrap_or(false),
             });
         }
         if let Some(o) = &doc.options {
             check_options(o)?;
+            if let (Some(after), Some(me)) = (&o.after, &plan_id) {
+                if let Some(i) = after.iter().position(|p| p == me) {
+                    return Err(ValidationError::new(
+                        format!("options.after[{i}]"),
+                        "names the plan itself; it would wait forever",
+                    ));
+                }
+            }
         }
         let repo = doc.repo.map(check_repo).transpose()?;
         if let (Some(r), Some(plan)) = (&repo, &plan_id) {
@@ -362,6 +419,32 @@ fn check_options(o: &PlanOptions) -> Result<(), ValidationError> {
                 "options.max_budget_usd",
                 "must be a positive number of US dollars",
             ));
+        }
+    }
+    if let Some(t) = &o.not_before {
+        let utc = t.ends_with('Z') || t.ends_with('z');
+        if !utc || o.not_before_ms().is_none() {
+            return Err(ValidationError::new(
+                "options.not_before",
+                format!("{t:?} is not an RFC 3339 time in UTC, such as \"2026-12-01T08:00:00Z\""),
+            ));
+        }
+    }
+    if let Some(after) = &o.after {
+        if after.len() > crate::plan::MAX_AFTER {
+            return Err(ValidationError::new(
+                "options.after",
+                format!("names {} plans; the limit is {}", after.len(), crate::plan::MAX_AFTER),
+            ));
+        }
+        let mut seen = HashSet::new();
+        for (i, p) in after.iter().enumerate() {
+            if !seen.insert(p) {
+                return Err(ValidationError::new(
+                    format!("options.after[{i}]"),
+                    format!("{p} is named twice"),
+                ));
+            }
         }
     }
     if let Some(t) = o.session_ttl_secs {

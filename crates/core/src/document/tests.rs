@@ -153,12 +153,55 @@ fn size_and_encoding_limits_hold() {
 
 #[test]
 fn action_documents_round_trip() {
-    let a = ActionRequest {
-        plan_id: "p1".parse().unwrap(),
-        action: PlanAction::Retry,
-    };
+    for action in PlanAction::ALL {
+        let mut a = ActionRequest::new("p1".parse().unwrap(), *action);
+        if *action == PlanAction::Reject {
+            a.note = Some("use a dataclass".into());
+        }
+        assert_eq!(
+            Document::parse(a.to_json().as_bytes()).unwrap(),
+            Document::Action(a)
+        );
+    }
+}
+
+#[test]
+fn controls_in_documents_are_checked_and_named() {
+    let field = |doc: &str| err(doc).field;
+    assert_eq!(field(r#"{"plan_id":"p","action":"reject"}"#), "note");
+    assert_eq!(field(r#"{"plan_id":"p","action":"resume","note":"x"}"#), "note");
+    assert_eq!(field(r#"{"plan_id":"p","action":"approve","note":" "}"#), "note");
+    let task = r#""tasks":[{"prompt":"x"}]"#;
     assert_eq!(
-        Document::parse(a.to_json().as_bytes()).unwrap(),
-        Document::Action(a)
+        field(&format!(r#"{{{task},"options":{{"priority":"urgent"}}}}"#)),
+        "options.priority"
     );
+    assert_eq!(
+        field(&format!(r#"{{{task},"options":{{"not_before":"tomorrow"}}}}"#)),
+        "options.not_before"
+    );
+    assert_eq!(
+        field(&format!(r#"{{{task},"options":{{"not_before":"2026-12-01T08:00:00+01:00"}}}}"#)),
+        "options.not_before"
+    );
+    assert_eq!(
+        field(&format!(r#"{{"plan_id":"a",{task},"options":{{"after":["b","a"]}}}}"#)),
+        "options.after[1]"
+    );
+    assert_eq!(
+        field(&format!(r#"{{{task},"options":{{"after":["b","b"]}}}}"#)),
+        "options.after[1]"
+    );
+    assert_eq!(
+        field(&format!(r#"{{{task},"options":{{"after":["no spaces"]}}}}"#)),
+        "options.after[0]"
+    );
+    assert_eq!(field(r#"{"tasks":[{"prompt":"x","review":"yes"}]}"#), "tasks[0].review");
+    let doc = r#"{"tasks":[{"prompt":"x","review":true}],"options":{"priority":"high","not_before":"2026-12-01T08:00:00Z","after":["b"]}}"#;
+    let ok = Document::parse(doc.as_bytes()).unwrap();
+    let Document::Plan(sub) = ok else { panic!() };
+    assert!(sub.tasks[0].review);
+    let o = sub.options.unwrap();
+    assert_eq!(o.priority, Some(crate::vocab::Priority::High));
+    assert_eq!(o.not_before_ms(), Some(1_796_112_000_000));
 }

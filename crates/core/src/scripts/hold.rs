@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use redis::{FromRedisValue, ParsingError, ScriptInvocation, Value};
 
-use super::{text, Env, ScriptCall, Words, ACQUIRE, RELEASE, RENEW, UNCLAIM};
+use super::{text, Env, ScriptCall, Words, ACQUIRE, CLAIM, RELEASE, RENEW, UNCLAIM};
 use crate::counters::PlanTotals;
 use crate::ids::{PlanId, WorkerId};
 use crate::plan_hash::PlanHash;
 use crate::records::{SessionRecord, StoredTask};
-use crate::vocab::Requeue;
+use crate::vocab::{Priority, Requeue};
 
 /// What the holder of a plan needs to run its next task.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,6 +82,9 @@ pub enum AcquireReply {
     Busy,
     /// Nothing to run (no tasks, or the plan is not runnable); the lease was not kept.
     Idle,
+    /// Not to be claimed before this time (ms since the epoch, server clock); the lease was
+    /// not kept, and the plan stays scheduled: the holder puts it in the delayed set.
+    Later(u64),
 }
 
 impl ScriptCall for Acquire<'_> {
@@ -109,7 +112,64 @@ impl FromRedisValue for AcquireReply {
             "ok" => Ok(Self::Acquired(Box::new(Head::from_words(w.rest(1))?))),
             "busy" => Ok(Self::Busy),
             "idle" => Ok(Self::Idle),
+            "later" => Ok(Self::Later(w.num(1))),
             _ => Err(w.unexpected("acquire")),
+        }
+    }
+}
+
+/// `claim.lua`: a slot's claim of the next plan, by priority (pool slot). Sent right after a
+/// blocking pop of the wake token, in the same pipeline.
+#[derive(Debug)]
+pub struct Claim<'a> {
+    pub worker: &'a WorkerId,
+}
+
+/// The reply of `claim.lua`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimReply {
+    /// This plan id (as stored) is now on the worker's in-flight list.
+    Claimed(Vec<u8>),
+    /// The pool is paused: for this long, or (`None`) until a user resumes it.
+    Paused(Option<Duration>),
+    /// No plan is waiting.
+    Empty,
+}
+
+impl ScriptCall for Claim<'_> {
+    type Reply = ClaimReply;
+
+    fn invocation(&self, env: &Env) -> ScriptInvocation<'static> {
+        let k = &env.keys;
+        let mut inv = CLAIM.prepare_invoke();
+        for list in k.ready_lists() {
+            inv.key(list);
+        }
+        inv.key(k.wake())
+            .key(k.inflight(self.worker))
+            .key(k.pause())
+            .key(k.delayed())
+            .key(k.claim_seq());
+        inv
+    }
+}
+
+impl FromRedisValue for ClaimReply {
+    fn from_redis_value(v: Value) -> Result<Self, ParsingError> {
+        let w = Words::of(v)?;
+        match w.text(0).as_str() {
+            "ok" => Ok(Self::Claimed(match w.rest(1).first() {
+                Some(Value::BulkString(b)) => b.clone(),
+                other => other.map(text).unwrap_or_default().into_bytes(),
+            })),
+            "paused" => {
+                let ms: i64 = w.text(1).parse().unwrap_or(-1);
+                Ok(Self::Paused(
+                    u64::try_from(ms).ok().map(Duration::from_millis),
+                ))
+            }
+            "none" => Ok(Self::Empty),
+            _ => Err(w.unexpected("claim")),
         }
     }
 }
@@ -126,8 +186,9 @@ pub struct Renew<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Renewal {
     Renewed,
-    /// Still ours, but someone ran `baton cancel`: stop the plan's task.
-    Cancelled,
+    /// Still ours, but the running task must stop: the plan was cancelled, or paused with
+    /// `--now`.
+    StopTask,
     /// Expired or taken by another worker.
     Lost,
 }
@@ -149,7 +210,7 @@ impl FromRedisValue for Renewal {
     fn from_redis_value(v: Value) -> Result<Self, ParsingError> {
         Ok(match i64::from_redis_value(v)? {
             1 => Self::Renewed,
-            2 => Self::Cancelled,
+            2 => Self::StopTask,
             _ => Self::Lost,
         })
     }
@@ -205,6 +266,10 @@ pub struct Unclaim<'a> {
     pub worker: &'a WorkerId,
     pub plan: &'a PlanId,
     pub requeue: Requeue,
+    /// Which ready list it goes back to.
+    pub priority: Priority,
+    /// For [`Requeue::Later`]: claimed again from this time (ms since the epoch, server clock).
+    pub not_before_ms: u64,
     /// The plan's counter totals, brought into the pool's counters on the way.
     pub totals: &'a PlanTotals,
 }
@@ -221,9 +286,15 @@ impl ScriptCall for Unclaim<'_> {
             .key(k.this_minute())
             .key(k.stats_seen())
             .key(k.plans())
+            .key(k.ready_for(Priority::High))
+            .key(k.ready_for(Priority::Low))
+            .key(k.wake())
+            .key(k.delayed())
             .arg(self.plan.as_str())
             .arg(self.requeue.as_str())
-            .arg(crate::time::now_millis());
+            .arg(crate::time::now_millis())
+            .arg(self.priority.as_str())
+            .arg(self.not_before_ms);
         for (name, total) in self.totals.args() {
             inv.arg(name).arg(total);
         }

@@ -11,7 +11,7 @@ use crate::event::Event;
 use crate::ids::{PlanId, WorkerId};
 use crate::plan::Workspace;
 use crate::repo::RepoSpec;
-use crate::vocab::{closed_enum, PlanState, Requeue};
+use crate::vocab::{closed_enum, PlanState, Priority, Requeue};
 
 /// `ingest.lua`: creates the plan or appends the document's tasks to it.
 #[derive(Debug)]
@@ -29,6 +29,8 @@ pub struct Ingest<'a> {
     pub accepted: &'a Event,
     /// The plan's repository (branch resolved), if the document named one.
     pub repo: Option<&'a RepoSpec>,
+    /// The options' `not_before`, in ms since the epoch.
+    pub not_before_ms: Option<u64>,
 }
 
 closed_enum! {
@@ -51,6 +53,8 @@ pub enum IngestReply {
         /// The plan needs to go on the ready list.
         schedule: bool,
         state: Option<PlanState>,
+        /// The plan's priority now (the ready list it goes to).
+        priority: Priority,
     },
     /// The plan's current state refuses the document: the field at fault and why.
     Refused { field: String, problem: String },
@@ -83,7 +87,8 @@ impl ScriptCall for Ingest<'_> {
                 self.repo
                     .map(|r| serde_json::to_string(r).expect("repo specs serialize"))
                     .unwrap_or_default(),
-            );
+            )
+            .arg(self.not_before_ms.map(|t| t.to_string()).unwrap_or_default());
         inv
     }
 }
@@ -101,6 +106,7 @@ impl FromRedisValue for IngestReply {
                 count: w.num(3),
                 schedule: w.num(4) == 1,
                 state: w.text(5).parse().ok(),
+                priority: w.text(6).parse().unwrap_or_default(),
             }),
             "err" => Ok(Self::Refused {
                 field: w.text(1),
@@ -120,6 +126,8 @@ pub struct FinishIngest<'a> {
     pub entry: &'a [u8],
     /// The plan and where it goes ([`Requeue::Drop`]: not scheduled).
     pub plan: Option<(&'a PlanId, Requeue)>,
+    /// The ready list it goes to.
+    pub priority: Priority,
     pub counts: &'a Counts,
 }
 
@@ -139,6 +147,9 @@ impl ScriptCall for FinishIngest<'_> {
             .key(k.this_minute())
             .key(k.plans())
             .key(k.stats_seen())
+            .key(k.ready_for(Priority::High))
+            .key(k.ready_for(Priority::Low))
+            .key(k.wake())
             .arg(self.entry)
             .arg(plan)
             .arg(requeue.as_str())
@@ -150,7 +161,8 @@ impl ScriptCall for FinishIngest<'_> {
                     .ints()
                     .iter()
                     .any(|(c, _)| *c == crate::Counter::PlansAccepted),
-            ));
+            ))
+            .arg(self.priority.as_str());
         for (name, n) in self.counts.args() {
             inv.arg(name).arg(n);
         }

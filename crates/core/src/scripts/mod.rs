@@ -61,6 +61,8 @@ scripts! {
     INGEST = "ingest.lua", prelude = true;
     /// Ends an ingest: drops the document, schedules the plan (pool slot).
     FINISH_INGEST = "finish_ingest.lua", prelude = true;
+    /// Claims the next plan by priority, after moving due delayed plans (pool slot).
+    CLAIM = "claim.lua", prelude = false;
     /// Takes a plan's lease and reads its next task (plan slot).
     ACQUIRE = "acquire.lua", prelude = true;
     /// Announces a task attempt: its events and the plan's counters (plan slot).
@@ -87,6 +89,16 @@ scripts! {
     RETRY = "retry.lua", prelude = true;
     /// Cancels a plan (plan slot).
     CANCEL = "cancel.lua", prelude = true;
+    /// Pauses a plan (plan slot).
+    PAUSE = "pause.lua", prelude = true;
+    /// Resumes a paused plan, once per action document (plan slot).
+    RESUME = "resume.lua", prelude = true;
+    /// Lets a plan awaiting review go on, once per action document (plan slot).
+    APPROVE = "approve.lua", prelude = true;
+    /// Runs a task under review again with the reviewer's note, once per document (plan slot).
+    REJECT = "reject.lua", prelude = true;
+    /// Pauses or resumes the pool (pool slot).
+    POOL_PAUSE = "pool_pause.lua", prelude = false;
     /// Replaces a transcript's base and chunks by one pack, fenced (plan slot).
     COMPACT = "compact.lua", prelude = false;
     /// A worker's heartbeat at the server's clock; returns the silent workers (pool slot).
@@ -246,6 +258,14 @@ mod tests {
             "changed",
             "full",
             "append",
+            "none",
+            "later",
+            // Lua's type names.
+            "string",
+            "number",
+            "table",
+            // The separator of a delayed entry, `<priority>:<plan id>`.
+            ":",
         ];
         let mut sources: Vec<(&str, &str)> = SOURCES.to_vec();
         sources.push(("prelude.lua", PRELUDE));
@@ -270,7 +290,8 @@ mod tests {
                             .is_some_and(|c| c.parse::<crate::counters::Counter>().is_ok())
                         || word.parse::<PlanField>().is_ok()
                         || word.parse::<PlanState>().is_ok()
-                        || word.parse::<Requeue>().is_ok();
+                        || word.parse::<Requeue>().is_ok()
+                        || word.parse::<crate::vocab::Priority>().is_ok();
                     assert!(known, "{file}: {word:?} is not a known name: {line}");
                 }
             }

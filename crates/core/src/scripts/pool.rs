@@ -83,6 +83,7 @@ impl ScriptCall for ReapWorker<'_> {
             .key(k.ingesting(self.worker))
             .key(k.ready())
             .key(k.submit())
+            .key(k.wake())
             .arg(self.worker.as_str())
             .arg(self.cutoff_ms);
         inv

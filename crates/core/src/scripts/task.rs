@@ -59,6 +59,9 @@ pub struct Commit<'a> {
     pub succeeded: &'a Event,
     /// Published only if this commit completes the plan.
     pub completed: &'a Event,
+    /// `review_requested`, when the task asks for a review: the plan then waits in
+    /// `awaiting_review` and the lease is given back.
+    pub review: Option<&'a Event>,
     /// What the commit stores of the transcript.
     pub transcript: TranscriptWrite<'a>,
     /// Added to the plan's `stat:` counters.
@@ -102,8 +105,9 @@ impl<'a> TranscriptWrite<'a> {
 pub enum CommitReply {
     /// Tasks are left; here is the next one (the lease is still ours).
     Next { left: u64, head: Box<Head> },
-    /// No task is left: the lease was given back. `completed` when this commit completed the
-    /// plan (it was running; a cancelled plan is not completed).
+    /// No task is left, or the plan waits for a review: the lease was given back.
+    /// `completed` when this commit completed the plan (it was running; a cancelled plan is
+    /// not completed).
     Done { completed: bool },
     /// Tasks are left but the plan stopped meanwhile (cancelled): release it.
     Stopped { left: u64 },
@@ -151,7 +155,8 @@ impl ScriptCall for Commit<'_> {
             .arg(r.output_tokens)
             .arg(r.session_id.to_string())
             .arg(self.checkpoint.unwrap_or(""))
-            .arg(self.transcript.mode());
+            .arg(self.transcript.mode())
+            .arg(self.review.map(Event::to_json).unwrap_or_default());
         for (name, n) in self.plan_counts.args() {
             inv.arg(name).arg(n);
         }

@@ -1,0 +1,44 @@
+-- Rejects the task a plan awaits review on (`baton reject`): the task runs again, first in
+-- line, as a new turn whose prompt is the reviewer's note. Its files start from the checkpoint
+-- before the rejected run (the branch's rejected commit is replaced by the next push); the
+-- conversation keeps the rejected turn, so the model knows what was wrong. The rework is
+-- reviewed again. Applied by a worker's ingest from an action document, once per document.
+-- KEYS: 1 plan, 2 tasks, 3 events, 4 ingested
+-- ARGV: 1 tag, 2 now, 3 review_rejected event JSON, 4 channel, 5 default event cap,
+--       6 default retention secs, 7 note
+-- Returns: {'ok', schedule(0|1), priority}, {'duplicate', schedule(0|1), priority}, or
+--          {'err', state ('' when there is no such plan)}
+local function runnable(s) return s == 'queued' or s == 'running' end
+local prio = redis.call('HGET', KEYS[1], 'priority') or ''
+if redis.call('SISMEMBER', KEYS[4], ARGV[1]) == 1 then
+  local st = redis.call('HGET', KEYS[1], 'state') or ''
+  return {'duplicate', runnable(st) and 1 or 0, prio}
+end
+local st = redis.call('HGET', KEYS[1], 'state')
+if not st then return {'err', ''} end
+if st ~= 'awaiting_review' then return {'err', st} end
+local v = redis.call('HMGET', KEYS[1], 'review_task', 'review_base')
+if not v[1] then return {'err', st} end
+local retention, cap = plan_limits(KEYS[1], ARGV[6], ARGV[5])
+redis.call('SADD', KEYS[4], ARGV[1])
+local t = cjson.decode(v[1])
+t.prompt = ARGV[7]
+t.rework = (tonumber(t.rework) or 0) + 1
+t.recoveries = 0
+redis.call('LPUSH', KEYS[2], cjson.encode(t))
+if v[2] and v[2] ~= '' then
+  redis.call('HSET', KEYS[1], 'checkpoint', v[2])
+else
+  redis.call('HDEL', KEYS[1], 'checkpoint')
+end
+redis.call('HDEL', KEYS[1], 'review_task', 'review_base')
+redis.call('HINCRBY', KEYS[1], 'done', -1)
+redis.call('HSET', KEYS[1], 'state', 'queued', 'updated_at', ARGV[2])
+emit(KEYS[1], KEYS[3], ARGV[3], ARGV[4], cap)
+keep_for(retention, KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+local schedule = 0
+if redis.call('HGET', KEYS[1], 'scheduled') ~= '1' then
+  redis.call('HSET', KEYS[1], 'scheduled', 1)
+  schedule = 1
+end
+return {'ok', schedule, prio}

@@ -1,0 +1,39 @@
+-- Resumes a paused plan. Applied by a worker's ingest from an action document (`baton resume`
+-- submits one), once per document, so the plan is scheduled in the same ingest. The session's
+-- TTL starts again (a session that expired meanwhile is not brought back: the next task falls
+-- back to a new session with a recap, as after any expiry).
+-- KEYS: 1 plan, 2 events, 3 ingested, 4 session, 5 transcript, 6 transcript chunks
+-- ARGV: 1 tag, 2 now, 3 plan_resumed event JSON, 4 channel, 5 default event cap,
+--       6 default retention secs, 7 default session TTL secs
+-- Returns: {'ok', schedule(0|1), priority}, {'duplicate', schedule(0|1), priority}, or
+--          {'err', state ('' when there is no such plan)}
+local function runnable(s) return s == 'queued' or s == 'running' end
+local prio = redis.call('HGET', KEYS[1], 'priority') or ''
+if redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1 then
+  local st = redis.call('HGET', KEYS[1], 'state') or ''
+  return {'duplicate', runnable(st) and 1 or 0, prio}
+end
+local st = redis.call('HGET', KEYS[1], 'state')
+if not st then return {'err', ''} end
+if st ~= 'paused' then return {'err', st} end
+local retention, cap = plan_limits(KEYS[1], ARGV[6], ARGV[5])
+redis.call('SADD', KEYS[3], ARGV[1])
+redis.call('HSET', KEYS[1], 'state', 'queued', 'updated_at', ARGV[2])
+redis.call('HDEL', KEYS[1], 'pause_now', 'pause_reason')
+local ttl = tonumber(ARGV[7])
+local opts = redis.call('HGET', KEYS[1], 'options')
+if opts then
+  local o = cjson.decode(opts)
+  if type(o.session_ttl_secs) == 'number' then ttl = o.session_ttl_secs end
+end
+for i = 4, 6 do
+  if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('EXPIRE', KEYS[i], ttl) end
+end
+local schedule = 0
+if redis.call('HGET', KEYS[1], 'scheduled') ~= '1' then
+  redis.call('HSET', KEYS[1], 'scheduled', 1)
+  schedule = 1
+end
+emit(KEYS[1], KEYS[2], ARGV[3], ARGV[4], cap)
+keep_for(retention, KEYS[1], KEYS[2], KEYS[3])
+return {'ok', schedule, prio}

@@ -196,12 +196,23 @@ fn kubernetes_worker_exposes_metrics_with_scrape_annotations() -> Result<()> {
             if doc["kind"].as_str() != Some("ScaledObject") {
                 continue;
             }
-            // Each scales on the pool's ready list, named as the workers name it.
+            // Each scales on the pool's ready lists (one per priority), named as the workers
+            // name them, and watches every one of them.
+            let keys = baton_core::Keys::new("baton");
+            let lists = keys.ready_lists();
+            let mut watched = Vec::new();
             for trigger in doc["spec"]["triggers"].as_vec().context("triggers")? {
-                let list = trigger["metadata"]["listName"].as_str();
+                let list = trigger["metadata"]["listName"].as_str().unwrap_or_default();
                 ensure!(
-                    list == Some("{baton}:ready"),
-                    "{file}: a trigger watches {list:?}, not the ready list {{baton}}:ready"
+                    lists.iter().any(|l| l == list),
+                    "{file}: a trigger watches {list:?}, not a ready list ({lists:?})"
+                );
+                watched.push(list.to_owned());
+            }
+            for list in &lists {
+                ensure!(
+                    watched.contains(list),
+                    "{file}: no trigger watches the ready list {list}"
                 );
             }
         }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use baton_connect::Conn;
 use baton_core::records::{SessionRecord, TaskResult};
-use baton_core::scripts::control::{Cancel, CancelReply, Refused, Retry, RetryReply};
+use baton_core::scripts::control::{ActionReply, Cancel, ControlReply, Refused, Retry};
 use baton_core::scripts::hold::{
     Acquire, AcquireReply, Head, LockValue, Release, Released, Renew, Renewal, Unclaim,
 };
@@ -69,6 +69,7 @@ impl Scripts {
                 id: format!("t{k}").parse().expect("valid id"),
                 kind: None,
                 prompt: format!("prompt {k}"),
+                review: false,
             })
             .collect();
         let tasks_json = serde_json::to_string(&tasks)?;
@@ -81,6 +82,7 @@ impl Scripts {
             tasks_json: &tasks_json,
             accepted: &accepted,
             repo: repo.as_ref(),
+            not_before_ms: None,
         })
         .await
     }
@@ -148,6 +150,7 @@ impl Scripts {
             session: &record,
             succeeded: &succeeded,
             completed: &completed,
+            review: None,
             transcript: TranscriptWrite::Full(b"transcript"),
             plan_counts: &Counts::NONE,
             checkpoint: Some("0123456789abcdef0123456789abcdef01234567"),
@@ -419,14 +422,14 @@ async fn retry_and_cancel_keep_to_the_plans_state_and_retention() -> anyhow::Res
     };
     assert_eq!(
         s.call(&retry).await?,
-        RetryReply::Refused(Refused(None)),
+        ActionReply::Refused(Refused(None)),
         "no plan"
     );
     s.ingest(&p, &uuid::Uuid::new_v4().to_string(), 1, 1)
         .await?;
     assert_eq!(
         s.call(&retry).await?,
-        RetryReply::Refused(Refused(Some(PlanState::Queued)))
+        ActionReply::Refused(Refused(Some(PlanState::Queued)))
     );
     // A worker dies on the task, then it fails for good.
     let lock = LockValue::new(&s.worker);
@@ -459,11 +462,17 @@ async fn retry_and_cancel_keep_to_the_plans_state_and_retention() -> anyhow::Res
 
     assert_eq!(
         s.call(&retry).await?,
-        RetryReply::Retried { schedule: true }
+        ActionReply::Applied {
+            schedule: true,
+            priority: baton_core::Priority::Normal
+        }
     );
     assert_eq!(
         s.call(&retry).await?,
-        RetryReply::Duplicate { schedule: true },
+        ActionReply::Duplicate {
+            schedule: true,
+            priority: baton_core::Priority::Normal
+        },
         "same document"
     );
     assert_eq!(s.state(&p).await?.as_deref(), Some("queued"));
@@ -478,13 +487,13 @@ async fn retry_and_cancel_keep_to_the_plans_state_and_retention() -> anyhow::Res
         reason: "enough",
         event: &cancelled,
     };
-    let reply: CancelReply = cancel.invocation(&client).invoke_async(&mut s.conn).await?;
-    assert_eq!(reply, CancelReply::Cancelled);
+    let reply: ControlReply = cancel.invocation(&client).invoke_async(&mut s.conn).await?;
+    assert_eq!(reply, ControlReply::Applied);
     let ttl: i64 = s.conn.ttl(s.env.keys.plan(&p)).await?;
     assert!((1..=1000).contains(&ttl), "plan TTL {ttl}");
     assert_eq!(
         s.call(&cancel).await?,
-        CancelReply::Refused(Refused(Some(PlanState::Cancelled)))
+        ControlReply::Refused(Refused(Some(PlanState::Cancelled)))
     );
     Ok(())
 }
@@ -508,6 +517,9 @@ async fn hand_backs_requeue_where_asked() -> anyhow::Result<()> {
             worker: &worker,
             plan: &plan,
             requeue,
+            priority: baton_core::Priority::Normal,
+            not_before_ms: 0,
+            delay: Duration::ZERO,
             totals: &PlanTotals::NONE,
         })
         .await?;
@@ -524,6 +536,7 @@ async fn hand_backs_requeue_where_asked() -> anyhow::Result<()> {
         worker: &worker,
         entry: &entry,
         plan: Some((&plan, Requeue::Front)),
+        priority: baton_core::Priority::Normal,
         counts: &Counts::NONE,
     })
     .await?;

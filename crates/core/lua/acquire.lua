@@ -2,7 +2,7 @@
 -- KEYS: 1 lock, 2 plan, 3 tasks, 4 session
 -- ARGV: 1 lock value '<worker>/<token>', 2 lease ms, 3 now, 4 worker id
 -- Returns: {'busy'} (another worker holds it), {'idle', state} (nothing to run; lease dropped),
---          {'later', not before ms} (not yet: lease dropped, the plan stays scheduled),
+--          {'later', not before ms, priority} (not yet: lease dropped, the plan stays scheduled),
 --          or {'ok', head task JSON, session JSON or '', plan fields the holder reads (options, cost_usd, workspace, session_id) as a flat list...}
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   return {'busy'}
@@ -19,7 +19,7 @@ if nb then
   local t = redis.call('TIME')
   if nb > tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) then
     redis.call('DEL', KEYS[1])
-    return {'later', nb}
+    return {'later', nb, redis.call('HGET', KEYS[2], 'priority') or ''}
   end
 end
 redis.call('HSET', KEYS[2], 'state', 'running', 'holder', ARGV[4], 'updated_at', ARGV[3])

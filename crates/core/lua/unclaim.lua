@@ -7,13 +7,17 @@
 --       per plan, 6 plan index, 7 ready high, 8 ready low, 9 wake, 10 delayed
 -- ARGV: 1 plan id, 2 'back' (end of the line), 'front' (next to be taken), 'later' (claimed
 --       again from the time in 5) or 'drop', 3 now (ms), 4 the plan's priority,
---       5 not before (ms, server clock; for 'later'), 6.. pairs of counter name, the plan's total
+--       5 not before (ms, server clock; for 'later'), 6 and not before this many ms from now,
+--       7.. pairs of counter name, the plan's total
 redis.call('LREM', KEYS[1], 1, ARGV[1])
 if ARGV[2] == 'later' then
-  redis.call('ZADD', KEYS[10], ARGV[5], ARGV[4] .. ':' .. ARGV[1])
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local at = math.max(tonumber(ARGV[5]), now + tonumber(ARGV[6]))
+  redis.call('ZADD', KEYS[10], at, ARGV[4] .. ':' .. ARGV[1])
 else
   schedule(KEYS[7], KEYS[2], KEYS[8], KEYS[9], ARGV[4], ARGV[1], ARGV[2])
 end
-transfer(KEYS[3], KEYS[4], KEYS[5], ARGV[1], 6)
+transfer(KEYS[3], KEYS[4], KEYS[5], ARGV[1], 7)
 redis.call('ZADD', KEYS[6], 'XX', ARGV[3], ARGV[1])
 return 1

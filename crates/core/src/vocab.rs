@@ -136,6 +136,8 @@ closed_enum! {
         Back = "back",
         /// The next to be claimed (a shutdown, a lost lease, a retry a user waits for).
         Front = "front",
+        /// Not before a given time: the plan waits in the delayed set until then.
+        Later = "later",
         /// Not requeued: nothing to run, or someone else holds it.
         Drop = "drop",
     }

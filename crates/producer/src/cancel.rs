@@ -1,7 +1,7 @@
 //! `baton cancel PLAN`: end a plan.
 
 use baton_connect::SharedConn;
-use baton_core::scripts::control::{Cancel as CancelScript, CancelReply, Refused};
+use baton_core::scripts::control::{Cancel as CancelScript, ControlReply, Refused};
 use baton_core::scripts::{Env, ScriptCall};
 use baton_core::{Event, EventKind, PlanId};
 
@@ -40,13 +40,13 @@ pub(crate) async fn cancel(
         reason,
         event: &event,
     };
-    let reply: CancelReply = call.invocation(env).invoke_async(conn).await?;
+    let reply: ControlReply = call.invocation(env).invoke_async(conn).await?;
     match reply {
-        CancelReply::Cancelled => Ok(()),
-        CancelReply::Refused(Refused(None)) => Err(Failure::BadInput(format!(
+        ControlReply::Applied => Ok(()),
+        ControlReply::Refused(Refused(None)) => Err(Failure::BadInput(format!(
             "no plan {p} (never submitted, or past its retention)"
         ))),
-        CancelReply::Refused(Refused(Some(state))) => {
+        ControlReply::Refused(Refused(Some(state))) => {
             Err(Failure::BadInput(format!("plan {p} is already {state}")))
         }
     }

@@ -6,6 +6,7 @@
 //! unreachable or other trouble. Only `main` exits.
 
 mod cancel;
+mod control;
 mod dashboard;
 mod dead;
 mod enqueue;
@@ -46,6 +47,10 @@ enum Command {
     Dead(dead::Dead),
     Retry(retry::Retry),
     Cancel(cancel::Cancel),
+    Pause(control::Pause),
+    Resume(control::Resume),
+    Approve(control::Approve),
+    Reject(control::Reject),
     Dashboard(dashboard::Dashboard),
 }
 
@@ -183,6 +188,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Dead(c) => c.run(&ctx).await,
         Command::Retry(c) => c.run(&ctx).await,
         Command::Cancel(c) => c.run(&ctx).await,
+        Command::Pause(c) => c.run(&ctx).await,
+        Command::Resume(c) => c.run(&ctx).await,
+        Command::Approve(c) => c.run(&ctx).await,
+        Command::Reject(c) => c.run(&ctx).await,
         Command::Dashboard(c) => c.run(ctx).await,
     }
 }

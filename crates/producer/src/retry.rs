@@ -52,11 +52,7 @@ pub(crate) async fn request(
 }
 
 fn retry_document(plan: &PlanId) -> String {
-    ActionRequest {
-        plan_id: plan.clone(),
-        action: PlanAction::Retry,
-    }
-    .to_json()
+    ActionRequest::new(plan.clone(), PlanAction::Retry).to_json()
 }
 
 /// Refuses at once a retry that is plainly wrong (the worker checks again when it applies it).

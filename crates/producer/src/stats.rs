@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use baton_core::{Counter, FallbackReason};
+use baton_core::{Counter, FallbackReason, Priority};
 use redis::AsyncCommands;
 use serde_json::json;
 
@@ -42,6 +42,15 @@ impl Stats {
             .query_async(&mut conn)
             .await?;
         let pause: Option<String> = conn.get(k.pause()).await?;
+        // The other lines: plans of high and low priority, and plans waiting for a time.
+        let (high, low, delayed): (u64, u64, u64) = redis::pipe()
+            .llen(k.ready_for(Priority::High))
+            .llen(k.ready_for(Priority::Low))
+            .zcard(k.delayed())
+            .query_async(&mut conn)
+            .await?;
+        let normal = ready;
+        let ready = high + normal + low;
         let n = |c: Counter| {
             counters
                 .get(c.as_str())
@@ -67,7 +76,9 @@ impl Stats {
             c.insert("resume_success_rate".into(), rate.into());
             let v = json!({
                 "counters": c,
-                "queues": {"submit": submit, "ready": ready, "dead": dead},
+                "queues": {"submit": submit, "ready": ready, "dead": dead,
+                           "ready_high": high, "ready_normal": normal, "ready_low": low,
+                           "delayed": delayed},
                 "workers": workers.iter().map(|(w, s)| json!({"worker": w, "last_heartbeat_ms_ago": now.saturating_sub(*s)})).collect::<Vec<_>>(),
                 "pool_paused": pause,
             });
@@ -124,7 +135,9 @@ impl Stats {
             n(Counter::InputTokens),
             n(Counter::OutputTokens)
         );
-        println!("queues               submit={submit} ready={ready} dead={dead}");
+        println!(
+            "queues               submit={submit} ready={ready} (high={high} normal={normal} low={low}) delayed={delayed} dead={dead}"
+        );
         println!("workers              {}", workers.len());
         for (w, s) in &workers {
             let ago = Duration::from_millis(now.saturating_sub(*s));

@@ -148,6 +148,16 @@ impl Cursor {
         }
         match ev.kind {
             EventKind::PlanCompleted => Some(Ok(())),
+            // The plan waits for a person: a wait for its end would not end by itself.
+            EventKind::ReviewRequested => {
+                if let Some(p) = &ev.plan_id {
+                    eprintln!(
+                        "plan {p} awaits review of task {}: `baton approve {p}` or `baton reject {p} --note ...`",
+                        ev.task_id.as_ref().map(|t| t.as_str()).unwrap_or("?")
+                    );
+                }
+                Some(Ok(()))
+            }
             k if k.ends_plan() => Some(Err(Failure::PlanFailed(format!(
                 "{}: {}",
                 k,
@@ -194,7 +204,11 @@ impl Cursor {
             .to_string();
         let mut plans: BTreeSet<String> = self.shown.keys().map(ToString::to_string).collect();
         let recent: Vec<String> = conn.zrangebyscore(k.plans(), from_ms, "+inf").await?;
-        let waiting: Vec<String> = conn.lrange(k.ready(), 0, -1).await?;
+        let mut waiting: Vec<String> = Vec::new();
+        for list in k.ready_lists() {
+            let line: Vec<String> = conn.lrange(list, 0, -1).await?;
+            waiting.extend(line);
+        }
         let workers: Vec<String> = conn.zrange(k.workers(), 0, -1).await?;
         plans.extend(recent.into_iter().chain(waiting));
         for w in workers.iter().filter_map(|w| w.parse().ok()) {

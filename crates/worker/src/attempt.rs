@@ -375,7 +375,7 @@ impl Hold<'_> {
                 self.lease.mark_lost();
                 Err(Failed::Interrupted(Interruption::LeaseLost))
             }
-            Some(Renewal::Renewed | Renewal::Cancelled) => Ok(()),
+            Some(Renewal::Renewed | Renewal::StopTask) => Ok(()),
         }
     }
 

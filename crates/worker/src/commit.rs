@@ -98,6 +98,21 @@ impl Hold<'_> {
                 .unwrap_or(self.pool.cfg.session_ttl.as_secs())
                 .max(1),
         };
+        // A task that asks for a review: the plan waits for `baton approve` / `baton reject`.
+        let review = task.review.then(|| {
+            let mut e = self
+                .report
+                .event(EventKind::ReviewRequested, task)
+                .with("result", out.result.as_str())
+                .with("rework", task.rework);
+            if let Some(c) = &checkpoint {
+                e = e.with("commit", c.commit.as_str()).with(
+                    "diffstat",
+                    serde_json::to_value(c.diffstat).expect("diffstats serialize"),
+                );
+            }
+            e
+        });
         let mut succeeded = self
             .report
             .event(EventKind::TaskSucceeded, task)
@@ -150,6 +165,7 @@ impl Hold<'_> {
             session: &record,
             succeeded: &succeeded,
             completed: &completed,
+            review: review.as_ref(),
             transcript: match &pack {
                 None => TranscriptWrite::Nothing,
                 Some(p) if p.append => TranscriptWrite::Append(&p.blob),

@@ -11,12 +11,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use baton_core::records::DeadLetter;
-use baton_core::scripts::control::{Refused, Retry, RetryReply};
+use baton_core::scripts::control::{ActionReply, Approve, Refused, Reject, Resume, Retry};
 use baton_core::scripts::ingest::{FinishIngest, Ingest, IngestReply, IngestStatus};
 use baton_core::scripts::{split_tagged, INGEST_TAG_PREFIX};
 use baton_core::{
-    ActionRequest, Counter, Counts, Document, Event, EventKind, PlanAction, PlanId, Requeue,
-    Submission,
+    ActionRequest, Counter, Counts, Document, Event, EventKind, PlanAction, PlanId, PlanState,
+    Priority, Requeue, Submission,
 };
 use tracing::{debug, warn};
 
@@ -129,6 +129,7 @@ impl Ingestion<'_> {
             tasks_json: &tasks_json,
             accepted: &accepted,
             repo: repo.as_ref(),
+            not_before_ms: sub.options.as_ref().and_then(|o| o.not_before_ms()),
         };
         let applied = redis_retry("ingest", &self.pool.shutdown.abort, || {
             self.pool.store.call(&call)
@@ -144,6 +145,7 @@ impl Ingestion<'_> {
                 first_index,
                 count,
                 schedule,
+                priority,
                 ..
             }) => {
                 debug!(plan = %plan, %status, tasks = count, first_index, "document ingested");
@@ -163,64 +165,112 @@ impl Ingestion<'_> {
                 } else {
                     Requeue::Drop
                 };
-                self.finish(taken, &plan, to, &counts).await;
+                self.finish(taken, &plan, to, priority, &counts).await;
             }
         }
     }
 
     async fn apply_action(&self, taken: &Taken, req: &ActionRequest) {
         let plan = &req.plan_id;
-        match req.action {
+        let tag = &taken.tag;
+        let worker = &self.pool.id;
+        let abort = &self.pool.shutdown.abort;
+        let store = &self.pool.store;
+        let note = req.note.as_deref();
+        let applied = match req.action {
             PlanAction::Retry => {
                 let event = Event::new(EventKind::PlanAccepted, Some(plan))
-                    .worker(&self.pool.id)
+                    .worker(worker)
                     .with("status", "retried");
                 let call = Retry {
                     plan,
-                    tag: &taken.tag,
+                    tag,
                     event: &event,
                 };
-                let applied = redis_retry("retry", &self.pool.shutdown.abort, || {
-                    self.pool.store.call(&call)
-                })
-                .await;
-                // A user waits for a retried plan: it goes to the front of the line.
-                let front = |schedule| {
-                    if schedule {
-                        Requeue::Front
-                    } else {
-                        Requeue::Drop
-                    }
+                redis_retry("retry", abort, || store.call(&call)).await
+            }
+            PlanAction::Resume => {
+                let event = Event::new(EventKind::PlanResumed, Some(plan)).worker(worker);
+                let call = Resume {
+                    plan,
+                    tag,
+                    event: &event,
+                    session_ttl_secs: self.pool.cfg.session_ttl.as_secs(),
                 };
-                match applied {
-                    None => {}
-                    Some(RetryReply::Retried { schedule }) => {
-                        let mut counts = Counts::default();
-                        counts.add(Counter::PlansRetried, 1);
-                        self.finish(taken, plan, front(schedule), &counts).await;
-                    }
-                    Some(RetryReply::Duplicate { schedule }) => {
-                        self.finish(taken, plan, front(schedule), &Counts::NONE)
-                            .await;
-                    }
-                    Some(RetryReply::Refused(Refused(state))) => {
-                        let problem = match state {
-                            None => format!("names no plan ({plan} was never submitted, or is past its retention)"),
-                            Some(s) => format!("plan {plan} is {s}, not failed; only a failed plan can be retried"),
-                        };
-                        self.reject(taken, "action", &problem).await;
-                    }
+                redis_retry("resume", abort, || store.call(&call)).await
+            }
+            PlanAction::Approve => {
+                let mut event = Event::new(EventKind::ReviewApproved, Some(plan)).worker(worker);
+                if let Some(n) = note {
+                    event = event.with("note", n);
                 }
+                let completed = Event::new(EventKind::PlanCompleted, Some(plan)).worker(worker);
+                let call = Approve {
+                    plan,
+                    tag,
+                    note,
+                    event: &event,
+                    completed: &completed,
+                };
+                redis_retry("approve", abort, || store.call(&call)).await
+            }
+            PlanAction::Reject => {
+                let note = note.unwrap_or_default();
+                let event = Event::new(EventKind::ReviewRejected, Some(plan))
+                    .worker(worker)
+                    .with("note", note);
+                let call = Reject {
+                    plan,
+                    tag,
+                    note,
+                    event: &event,
+                };
+                redis_retry("reject", abort, || store.call(&call)).await
+            }
+        };
+        // A user waits for a plan they acted on: it goes to the front of its line.
+        let front = |schedule| {
+            if schedule {
+                Requeue::Front
+            } else {
+                Requeue::Drop
+            }
+        };
+        match applied {
+            None => {}
+            Some(ActionReply::Applied { schedule, priority }) => {
+                let mut counts = Counts::default();
+                if req.action == PlanAction::Retry {
+                    counts.add(Counter::PlansRetried, 1);
+                }
+                self.finish(taken, plan, front(schedule), priority, &counts)
+                    .await;
+            }
+            Some(ActionReply::Duplicate { schedule, priority }) => {
+                self.finish(taken, plan, front(schedule), priority, &Counts::NONE)
+                    .await;
+            }
+            Some(ActionReply::Refused(Refused(state))) => {
+                let problem = refusal(req.action, plan, state);
+                self.reject(taken, "action", &problem).await;
             }
         }
     }
 
     /// Drops the document from the ingesting list, schedules the plan, adds the counts.
-    async fn finish(&self, taken: &Taken, plan: &PlanId, to: Requeue, counts: &Counts) {
+    async fn finish(
+        &self,
+        taken: &Taken,
+        plan: &PlanId,
+        to: Requeue,
+        priority: Priority,
+        counts: &Counts,
+    ) {
         let call = FinishIngest {
             worker: &self.pool.id,
             entry: &taken.entry,
             plan: Some((plan, to)),
+            priority,
             counts,
         };
         let _ = redis_retry("finish ingest", &self.pool.shutdown.abort, || {
@@ -252,6 +302,29 @@ impl Ingestion<'_> {
                 .reject(&self.pool.id, &taken.entry, &letter, &event)
         })
         .await;
+    }
+}
+
+/// Why a plan in `state` (`None`: no such plan) refuses `action`, for the dead letter.
+fn refusal(action: PlanAction, plan: &PlanId, state: Option<PlanState>) -> String {
+    let Some(s) = state else {
+        return format!("names no plan ({plan} was never submitted, or is past its retention)");
+    };
+    match action {
+        PlanAction::Retry => {
+            format!("plan {plan} is {s}, not failed; only a failed plan can be retried")
+        }
+        PlanAction::Resume => {
+            format!("plan {plan} is {s}, not paused; only a paused plan can be resumed")
+        }
+        PlanAction::Approve | PlanAction::Reject => format!(
+            "plan {plan} is {s}, not awaiting_review; only a plan waiting for a review can be {}",
+            if action == PlanAction::Approve {
+                "approved"
+            } else {
+                "rejected"
+            }
+        ),
     }
 }
 

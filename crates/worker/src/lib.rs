@@ -30,6 +30,7 @@ mod claude;
 mod commit;
 pub mod config;
 mod decision;
+mod dependencies;
 mod engine;
 mod executor;
 mod git;
@@ -157,6 +158,7 @@ pub async fn run(config: Config, host: &str, shutdown: Shutdown) -> Result<(), S
         shutdown,
         closing: Closing::new(tasks.clone()),
         transcripts: pool::KnownTranscripts::default(),
+        user_paused: std::sync::atomic::AtomicBool::new(false),
     });
     info!(worker = %pool.id, concurrency = pool.cfg.concurrency, "worker starting");
     let metrics_stop = CancellationToken::new();

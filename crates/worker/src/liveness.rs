@@ -42,6 +42,8 @@ pub(crate) async fn run(pool: Arc<Pool>, stop: CancellationToken) {
             .await;
         let outcome = match beat {
             Ok(silent) => {
+                pool.user_paused
+                    .store(silent.user_paused, std::sync::atomic::Ordering::Relaxed);
                 let since = *connected_since.get_or_insert_with(|| {
                     info!("heartbeat: redis is back");
                     Instant::now()

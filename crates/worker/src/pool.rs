@@ -34,6 +34,9 @@ pub(crate) struct Pool {
     pub(crate) closing: Closing,
     /// What this worker's holds last committed of each plan's transcript, kept between holds.
     pub(crate) transcripts: KnownTranscripts,
+    /// A user paused the pool (`baton pause --all`), as the last heartbeat found: holds leave
+    /// their plan after the task running now.
+    pub(crate) user_paused: std::sync::atomic::AtomicBool,
 }
 
 /// What this worker last committed of the transcripts of plans it held, so that its next hold

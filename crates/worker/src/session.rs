@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use baton_core::records::SessionRecord;
+use baton_core::records::{SessionRecord, StoredTask};
 use baton_core::scripts::hold::Head;
 use baton_core::{ClaudeSessionId, FallbackReason, PlanId};
 use tokio_util::sync::CancellationToken;
@@ -134,23 +134,21 @@ pub(crate) async fn prepare(
         }
         other => other,
     };
+    let task_prompt = reviewed_prompt(task, head.plan.review_note.as_deref());
     let (arg, prompt) = match &how {
         How::Resume(r) => (
             SessionArg::Resume(r.session_id),
-            moved_prompt(r, cwd, &task.prompt),
+            moved_prompt(r, cwd, &task_prompt),
         ),
-        How::First => (
-            SessionArg::New(ClaudeSessionId::generate()),
-            task.prompt.clone(),
-        ),
+        How::First => (SessionArg::New(ClaudeSessionId::generate()), task_prompt),
         How::Fallback(reason) => {
             let why = format!("the previous conversation could not be resumed: {reason}");
-            let prompt = with_recap(pool, plan, &why, &task.prompt, stop).await?;
+            let prompt = with_recap(pool, plan, &why, &task_prompt, stop).await?;
             (SessionArg::New(ClaudeSessionId::generate()), prompt)
         }
         How::Rotated => {
             let why = "the previous conversation grew past the context limit";
-            let prompt = with_recap(pool, plan, why, &task.prompt, stop).await?;
+            let prompt = with_recap(pool, plan, why, &task_prompt, stop).await?;
             (SessionArg::New(ClaudeSessionId::generate()), prompt)
         }
     };
@@ -161,6 +159,25 @@ pub(crate) async fn prepare(
         committed,
         restored_chunks,
     })
+}
+
+/// The task's prompt as the model gets it after a review: a rework (a rejected task run again)
+/// says so before the reviewer's note, which is its prompt; the task after an approval with a
+/// note gets the note first.
+pub(crate) fn reviewed_prompt(task: &StoredTask, approval_note: Option<&str>) -> String {
+    if task.rework > 0 {
+        return format!(
+            "[baton] A reviewer rejected your last result for task {} and asks you to do it again. Their note:\n\n{}",
+            task.id, task.prompt
+        );
+    }
+    match approval_note {
+        Some(note) => format!(
+            "[baton] A reviewer approved your last task, with this note:\n\n{note}\n\n[baton] The next task:\n\n{}",
+            task.prompt
+        ),
+        None => task.prompt.clone(),
+    }
 }
 
 /// The task's prompt, with a note first when the session last ran under another working

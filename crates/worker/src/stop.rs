@@ -23,6 +23,8 @@ pub(crate) enum Stop {
     },
     /// The plan's budget is spent: `plan_budget_exhausted` with reason `budget`.
     BudgetSpent { detail: String },
+    /// The plan cannot run: a plan it runs after failed (`plan_failed` only; no task ran).
+    Blocked { reason: String },
 }
 
 impl Stop {
@@ -49,6 +51,13 @@ impl Hold<'_> {
                 ),
                 self.report
                     .event(EventKind::PlanFailed, task)
+                    .with("reason", reason.as_str()),
+            ),
+            Stop::Blocked { reason } => (
+                reason,
+                None,
+                self.report
+                    .plan_event(EventKind::PlanFailed)
                     .with("reason", reason.as_str()),
             ),
             Stop::BudgetSpent { detail } => (
@@ -85,6 +94,10 @@ impl Hold<'_> {
                     .count(&[(Counter::TasksFailed, 1), (Counter::PlansFailed, 1)])
                     .await;
                 warn!(plan = %self.plan, task = %task.id, reason, "plan failed");
+            }
+            Stop::Blocked { reason } => {
+                self.report.count(&[(Counter::PlansFailed, 1)]).await;
+                warn!(plan = %self.plan, reason, "plan failed");
             }
             Stop::BudgetSpent { detail } => {
                 self.report

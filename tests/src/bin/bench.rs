@@ -733,8 +733,8 @@ impl Bench {
                 .map(|(_, v)| *v)
                 .sum();
             let path = [
-                "BLMOVE {baton}:ready",
-                "PTTL",
+                "BLPOP {baton}:wake",
+                "EVALSHA claim",
                 "EVALSHA acquire",
                 "EVALSHA start",
                 "EVALSHA commit",
@@ -801,7 +801,7 @@ fn count_commands(
                     .copied()
                     .unwrap_or("?")
             ),
-            "BLMOVE" | "LPUSH" | "HGET" => {
+            "BLMOVE" | "BLPOP" | "LPUSH" | "HGET" => {
                 format!("{cmd} {}", tokens.get(1).copied().unwrap_or(""))
             }
             "MONITOR" => continue,

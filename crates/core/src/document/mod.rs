@@ -434,7 +434,11 @@ fn check_options(o: &PlanOptions) -> Result<(), ValidationError> {
         if after.len() > crate::plan::MAX_AFTER {
             return Err(ValidationError::new(
                 "options.after",
-                format!("names {} plans; the limit is {}", after.len(), crate::plan::MAX_AFTER),
+                format!(
+                    "names {} plans; the limit is {}",
+                    after.len(),
+                    crate::plan::MAX_AFTER
+                ),
             ));
         }
         let mut seen = HashSet::new();

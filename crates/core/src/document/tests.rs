@@ -169,23 +169,35 @@ fn action_documents_round_trip() {
 fn controls_in_documents_are_checked_and_named() {
     let field = |doc: &str| err(doc).field;
     assert_eq!(field(r#"{"plan_id":"p","action":"reject"}"#), "note");
-    assert_eq!(field(r#"{"plan_id":"p","action":"resume","note":"x"}"#), "note");
-    assert_eq!(field(r#"{"plan_id":"p","action":"approve","note":" "}"#), "note");
+    assert_eq!(
+        field(r#"{"plan_id":"p","action":"resume","note":"x"}"#),
+        "note"
+    );
+    assert_eq!(
+        field(r#"{"plan_id":"p","action":"approve","note":" "}"#),
+        "note"
+    );
     let task = r#""tasks":[{"prompt":"x"}]"#;
     assert_eq!(
         field(&format!(r#"{{{task},"options":{{"priority":"urgent"}}}}"#)),
         "options.priority"
     );
     assert_eq!(
-        field(&format!(r#"{{{task},"options":{{"not_before":"tomorrow"}}}}"#)),
+        field(&format!(
+            r#"{{{task},"options":{{"not_before":"tomorrow"}}}}"#
+        )),
         "options.not_before"
     );
     assert_eq!(
-        field(&format!(r#"{{{task},"options":{{"not_before":"2026-12-01T08:00:00+01:00"}}}}"#)),
+        field(&format!(
+            r#"{{{task},"options":{{"not_before":"2026-12-01T08:00:00+01:00"}}}}"#
+        )),
         "options.not_before"
     );
     assert_eq!(
-        field(&format!(r#"{{"plan_id":"a",{task},"options":{{"after":["b","a"]}}}}"#)),
+        field(&format!(
+            r#"{{"plan_id":"a",{task},"options":{{"after":["b","a"]}}}}"#
+        )),
         "options.after[1]"
     );
     assert_eq!(
@@ -193,10 +205,15 @@ fn controls_in_documents_are_checked_and_named() {
         "options.after[1]"
     );
     assert_eq!(
-        field(&format!(r#"{{{task},"options":{{"after":["no spaces"]}}}}"#)),
+        field(&format!(
+            r#"{{{task},"options":{{"after":["no spaces"]}}}}"#
+        )),
         "options.after[0]"
     );
-    assert_eq!(field(r#"{"tasks":[{"prompt":"x","review":"yes"}]}"#), "tasks[0].review");
+    assert_eq!(
+        field(r#"{"tasks":[{"prompt":"x","review":"yes"}]}"#),
+        "tasks[0].review"
+    );
     let doc = r#"{"tasks":[{"prompt":"x","review":true}],"options":{"priority":"high","not_before":"2026-12-01T08:00:00Z","after":["b"]}}"#;
     let ok = Document::parse(doc.as_bytes()).unwrap();
     let Document::Plan(sub) = ok else { panic!() };

@@ -106,9 +106,15 @@ impl ScriptCall for PoolPause<'_> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ActionReply {
     /// Applied; `schedule`: the plan must go on the ready list for its priority.
-    Applied { schedule: bool, priority: Priority },
+    Applied {
+        schedule: bool,
+        priority: Priority,
+    },
     /// This document was applied before; `schedule` as for a re-ingested plan document.
-    Duplicate { schedule: bool, priority: Priority },
+    Duplicate {
+        schedule: bool,
+        priority: Priority,
+    },
     Refused(Refused),
 }
 

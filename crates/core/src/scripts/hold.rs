@@ -82,9 +82,9 @@ pub enum AcquireReply {
     Busy,
     /// Nothing to run (no tasks, or the plan is not runnable); the lease was not kept.
     Idle,
-    /// Not to be claimed before this time (ms since the epoch, server clock); the lease was
-    /// not kept, and the plan stays scheduled: the holder puts it in the delayed set.
-    Later(u64),
+    /// Not to be claimed before `at_ms` (ms since the epoch, server clock); the lease was not
+    /// kept, and the plan stays scheduled: the holder puts it in the delayed set.
+    Later { at_ms: u64, priority: Priority },
 }
 
 impl ScriptCall for Acquire<'_> {
@@ -112,7 +112,10 @@ impl FromRedisValue for AcquireReply {
             "ok" => Ok(Self::Acquired(Box::new(Head::from_words(w.rest(1))?))),
             "busy" => Ok(Self::Busy),
             "idle" => Ok(Self::Idle),
-            "later" => Ok(Self::Later(w.num(1))),
+            "later" => Ok(Self::Later {
+                at_ms: w.num(1),
+                priority: w.text(2).parse().unwrap_or_default(),
+            }),
             _ => Err(w.unexpected("acquire")),
         }
     }
@@ -268,8 +271,11 @@ pub struct Unclaim<'a> {
     pub requeue: Requeue,
     /// Which ready list it goes back to.
     pub priority: Priority,
-    /// For [`Requeue::Later`]: claimed again from this time (ms since the epoch, server clock).
+    /// For [`Requeue::Later`]: claimed again from this time (ms since the epoch, server
+    /// clock; 0: none) ...
     pub not_before_ms: u64,
+    /// ... and not before this long after now (server clock).
+    pub delay: Duration,
     /// The plan's counter totals, brought into the pool's counters on the way.
     pub totals: &'a PlanTotals,
 }
@@ -294,7 +300,8 @@ impl ScriptCall for Unclaim<'_> {
             .arg(self.requeue.as_str())
             .arg(crate::time::now_millis())
             .arg(self.priority.as_str())
-            .arg(self.not_before_ms);
+            .arg(self.not_before_ms)
+            .arg(millis(self.delay));
         for (name, total) in self.totals.args() {
             inv.arg(name).arg(total);
         }

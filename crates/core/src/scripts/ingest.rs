@@ -88,7 +88,11 @@ impl ScriptCall for Ingest<'_> {
                     .map(|r| serde_json::to_string(r).expect("repo specs serialize"))
                     .unwrap_or_default(),
             )
-            .arg(self.not_before_ms.map(|t| t.to_string()).unwrap_or_default());
+            .arg(
+                self.not_before_ms
+                    .map(|t| t.to_string())
+                    .unwrap_or_default(),
+            );
         inv
     }
 }

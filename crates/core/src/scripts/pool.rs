@@ -132,6 +132,8 @@ pub struct Beat<'a> {
 pub struct Silent {
     pub cutoff_ms: u64,
     pub workers: Vec<WorkerId>,
+    /// A user paused the pool (`baton pause --all`).
+    pub user_paused: bool,
 }
 
 impl ScriptCall for Beat<'_> {
@@ -140,6 +142,7 @@ impl ScriptCall for Beat<'_> {
     fn invocation(&self, env: &Env) -> ScriptInvocation<'static> {
         let mut inv = BEAT.prepare_invoke();
         inv.key(env.keys.workers())
+            .key(env.keys.pause())
             .arg(self.worker.as_str())
             .arg(self.dead_after_ms);
         inv
@@ -148,10 +151,11 @@ impl ScriptCall for Beat<'_> {
 
 impl FromRedisValue for Silent {
     fn from_redis_value(v: Value) -> Result<Self, ParsingError> {
-        let (cutoff, ids): (i64, Vec<String>) = FromRedisValue::from_redis_value(v)?;
+        let (cutoff, ids, paused): (i64, Vec<String>, i64) = FromRedisValue::from_redis_value(v)?;
         Ok(Self {
             cutoff_ms: u64::try_from(cutoff).unwrap_or(0),
             workers: ids.iter().filter_map(|w| w.parse().ok()).collect(),
+            user_paused: paused == 1,
         })
     }
 }

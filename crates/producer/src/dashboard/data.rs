@@ -33,6 +33,8 @@ pub(super) struct Minute {
 pub(super) struct Overview {
     pub(super) submit: u64,
     pub(super) ready: u64,
+    /// Plans waiting for their not_before time or for the plans they run after.
+    pub(super) delayed: u64,
     pub(super) dead: u64,
     pub(super) workers: Vec<WorkerRow>,
     pub(super) counters: HashMap<String, f64>,
@@ -89,7 +91,19 @@ pub(super) async fn overview(conn: &mut SharedConn, keys: &Keys) -> redis::Redis
     for m in (this_minute + 1 - TIMELINE_MINUTES)..=this_minute {
         pipe.hgetall(keys.minute(m));
     }
-    let values: Vec<redis::Value> = pipe.query_async(conn).await?;
+    // The other ready lines (high and low priority) and the plans waiting for a time: last.
+    pipe.llen(keys.ready_for(baton_core::Priority::High))
+        .llen(keys.ready_for(baton_core::Priority::Low))
+        .zcard(keys.delayed());
+    let mut values: Vec<redis::Value> = pipe.query_async(conn).await?;
+    let tail = values.split_off(values.len().saturating_sub(3));
+    let count = |i: usize| -> u64 {
+        tail.get(i)
+            .and_then(|v| redis::from_redis_value_ref(v).ok())
+            .unwrap_or(0)
+    };
+    let ready = ready + count(0) + count(1);
+    let delayed = count(2);
     let (held, minutes) = values.split_at(workers.len().min(values.len()));
     let workers = workers
         .iter()
@@ -115,6 +129,7 @@ pub(super) async fn overview(conn: &mut SharedConn, keys: &Keys) -> redis::Redis
     Ok(Overview {
         submit,
         ready,
+        delayed,
         dead,
         workers,
         counters: number_map(stats),

@@ -93,6 +93,7 @@ pub(super) fn overview_fragment(o: &Overview) -> Markup {
         div.cards {
             div.card { div.n { (o.submit) } div.l { "submitted, not yet ingested" } }
             div.card { div.n { (o.ready) } div.l { "plans ready for a worker" } }
+            div.card { div.n { (o.delayed) } div.l { "plans waiting for a time or another plan" } }
             div.card { div.n { (o.dead) } div.l { "dead letters" } }
             div.card { div.n { (o.workers.len()) } div.l { "live workers" } }
             div.card {

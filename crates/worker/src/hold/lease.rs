@@ -79,7 +79,7 @@ impl Lease {
 
     /// Renews the lease every third of it. When it is lost (taken, expired, or not renewed
     /// for a whole lease while Redis is away), fires `lost` and `stop`, then waits forever: the
-    /// hold decides when to leave. A cancelled plan fires only `stop`.
+    /// hold decides when to leave. A cancelled plan (or one paused with `--now`) fires only `stop`.
     ///
     /// The lease is counted from when the last successful renewal was *sent* (Redis started
     /// its expiry later than that), and a renewal that hangs is abandoned at that deadline: a
@@ -105,10 +105,12 @@ impl Lease {
             };
             match reply {
                 Ok(Renewal::Renewed) => expires = sent + lease,
-                Ok(Renewal::Cancelled) => {
+                Ok(Renewal::StopTask) => {
                     // Still ours: stop the running task; the plan is not requeued (its state
-                    // is `cancelled`), and the lease is released as usual.
-                    info!(plan = %plan, "plan cancelled; stopping its task");
+                    // is `cancelled` or `paused`), and the lease is released as usual.
+                    if !self.stop.is_cancelled() {
+                        info!(plan = %plan, "plan cancelled or paused now; stopping its task");
+                    }
                     self.stop.cancel();
                     expires = sent + lease;
                 }

@@ -15,7 +15,8 @@ use baton_core::records::SessionRecord;
 use baton_core::scripts::hold::{
     Acquire, AcquireReply, Head, LockValue, Release, Released, Unclaim,
 };
-use baton_core::{PlanId, PlanTotals, Requeue};
+use baton_core::{PlanId, PlanTotals, Priority, Requeue};
+use std::time::Duration;
 use tracing::{debug, warn};
 
 use crate::attempt::AttemptEnd;
@@ -45,6 +46,8 @@ pub(crate) struct Hold<'p> {
     /// What this hold's last commit left committed of the transcript, taken by the next attempt
     /// (its commit then sends only what the turn added).
     pub(crate) transcript: Option<Committed>,
+    /// The plan's priority, as its head last said: the ready list it goes back to.
+    pub(crate) priority: Priority,
 }
 
 /// The plan keys' retention TTLs are reset once per hold (by its first start and its first
@@ -89,6 +92,8 @@ pub(crate) enum Leave {
     Released,
     /// The lease is gone: write nothing of the plan, hand it back to the front.
     LeaseLost,
+    /// Give the lease back and claim the plan again after this long (it waits for other plans).
+    Later(Duration),
 }
 
 /// What a hold does after a task.
@@ -138,6 +143,20 @@ pub(crate) async fn run(pool: &Pool, plan: PlanId) {
             unclaim(pool, &plan, Requeue::Drop, &PlanTotals::NONE).await;
             return;
         }
+        Some(AcquireReply::Later { at_ms, priority }) => {
+            // Not yet (its not_before): it waits in the delayed set, still scheduled.
+            let call = Unclaim {
+                worker: &pool.id,
+                plan: &plan,
+                requeue: Requeue::Later,
+                priority,
+                not_before_ms: at_ms,
+                delay: Duration::ZERO,
+                totals: &PlanTotals::NONE,
+            };
+            let _ = redis_retry("unclaim", &pool.shutdown.abort, || pool.store.call(&call)).await;
+            return;
+        }
         None => return, // aborted while Redis was down; the final hand-back requeues it
     };
     debug!(plan = %plan, "holding plan");
@@ -155,12 +174,18 @@ pub(crate) async fn run(pool: &Pool, plan: PlanId) {
         last_commit: None,
         tree_at: None,
         transcript,
+        priority: head.plan.priority.unwrap_or_default(),
     };
     let leave = {
         let work = async {
             // Under the lease keeper: this plan's last warm CLI on this machine may still be
             // exiting (and writing its transcript).
             pool.closing.wait_for(&hold.plan).await;
+            if !head.plan.after.is_empty() {
+                if let Some(leave) = hold.wait_for_dependencies(&head).await {
+                    return leave;
+                }
+            }
             hold.run_tasks(head).await
         };
         tokio::select! {
@@ -180,10 +205,16 @@ impl Hold<'_> {
         let mut ran = 0u32;
         loop {
             let end = self.run_task(&head).await;
-            if matches!(end, TaskEnd::Next(_)) {
+            if let TaskEnd::Next(next) = &end {
                 ran += 1;
+                self.priority = next.plan.priority.unwrap_or_default();
             }
-            let draining = self.pool.shutdown.drain.is_cancelled();
+            // A user's pause of the pool is a drain of every hold: the plan goes first in line.
+            let draining = self.pool.shutdown.drain.is_cancelled()
+                || self
+                    .pool
+                    .user_paused
+                    .load(std::sync::atomic::Ordering::Relaxed);
             match next_move(end, ran, self.pool.cfg.max_tasks_per_hold, draining) {
                 NextMove::Run(next) => head = next,
                 NextMove::Leave(leave) => return leave,
@@ -229,6 +260,7 @@ impl Hold<'_> {
             engine,
             report,
             transcript,
+            priority,
             ..
         } = self;
         if let (Some(t), false) = (transcript, leave == Leave::LeaseLost) {
@@ -237,9 +269,10 @@ impl Hold<'_> {
         engine
             .finish(leave == Leave::LeaseLost, &plan, &pool.closing)
             .await;
+        let mut delay = Duration::ZERO;
         let requeue = match leave {
             Leave::Released => Requeue::Drop,
-            Leave::Release(to) => {
+            Leave::Release(_) | Leave::Later(_) => {
                 let release = Release {
                     plan: &plan,
                     lock: &lease.value,
@@ -248,8 +281,12 @@ impl Hold<'_> {
                     pool.store.call(&release)
                 })
                 .await;
-                match released {
-                    Some(Released::TasksLeft) => to,
+                match (released, leave) {
+                    (Some(Released::TasksLeft), Leave::Later(d)) => {
+                        delay = d;
+                        Requeue::Later
+                    }
+                    (Some(Released::TasksLeft), Leave::Release(to)) => to,
                     _ => Requeue::Drop,
                 }
             }
@@ -269,16 +306,29 @@ impl Hold<'_> {
         })
         .await
         .unwrap_or_default();
-        unclaim(pool, &plan, requeue, &totals).await;
+        let call = Unclaim {
+            worker: &pool.id,
+            plan: &plan,
+            requeue,
+            priority,
+            not_before_ms: 0,
+            delay,
+            totals: &totals,
+        };
+        let _ = redis_retry("unclaim", &pool.shutdown.abort, || pool.store.call(&call)).await;
     }
 }
 
-/// Takes `plan` off this worker's in-flight list, requeued as asked, with pool counts.
+/// Takes `plan` off this worker's in-flight list, requeued as asked (on the normal list), with
+/// pool counts.
 pub(crate) async fn unclaim(pool: &Pool, plan: &PlanId, requeue: Requeue, totals: &PlanTotals) {
     let call = Unclaim {
         worker: &pool.id,
         plan,
         requeue,
+        priority: Priority::Normal,
+        not_before_ms: 0,
+        delay: Duration::ZERO,
         totals,
     };
     let _ = redis_retry("unclaim", &pool.shutdown.abort, || pool.store.call(&call)).await;

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use baton_connect::Conn;
 use baton_core::records::{DeadLetter, TaskResult};
+use baton_core::scripts::hold::{Claim, ClaimReply};
 use baton_core::scripts::pool::PruneIndex;
+use baton_core::scripts::ScriptCall;
 use baton_core::{Counter, Event, PlanId, PlanTotals, WorkerId};
 use redis::AsyncCommands;
 
@@ -37,43 +39,76 @@ pub(crate) struct StoredTranscript {
 pub(crate) struct Popped {
     /// The entry moved, or `None` after the block ran out.
     pub(crate) entry: Option<Vec<u8>>,
-    /// How long the pool stays paused, read right after a claim (no extra round trip).
+    /// How long the pool stays paused (`Duration::MAX`: until a user resumes it), as a claim
+    /// found it.
     pub(crate) paused: Option<Duration>,
 }
 
-fn positive_ms(ms: i64) -> Option<Duration> {
-    u64::try_from(ms)
-        .ok()
-        .filter(|ms| *ms > 0)
-        .map(Duration::from_millis)
-}
-
 impl Store {
-    /// Claims: `BLMOVE ready inflight:<worker>`, with the pool pause's remaining time read in
-    /// the same pipeline, so a slot blocked before a pause began still learns of it before it
-    /// runs anything.
+    /// Claims: waits (up to `block`) for the wake token, which stands while plans are ready,
+    /// and runs `claim.lua` right after it in the same pipeline (one round trip): the plan
+    /// taken by priority, or the pool's pause. The script is loaded on the first claim, and
+    /// again after a Redis restart.
     pub(crate) async fn blocking_claim(
         &self,
         conn: &mut Conn,
         worker: &WorkerId,
         block: Duration,
     ) -> Result<Popped, StoreError> {
-        let k = &self.env.keys;
-        let (entry, pttl): (Option<Vec<u8>>, i64) = redis::pipe()
-            .cmd("BLMOVE")
-            .arg(k.ready())
-            .arg(k.inflight(worker))
-            .arg("RIGHT")
-            .arg("LEFT")
+        let claim = Claim { worker }.invocation(&self.env);
+        let piped: Result<(redis::Value, ClaimReply), _> = redis::pipe()
+            .cmd("BLPOP")
+            .arg(self.env.keys.wake())
             .arg(block.as_secs_f64())
-            .cmd("PTTL")
-            .arg(k.pause())
+            .invoke_script(&claim)
             .query_async(conn)
-            .await?;
-        Ok(Popped {
-            entry,
-            paused: positive_ms(pttl),
+            .await;
+        let reply = match piped {
+            Ok((_, reply)) => reply,
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                claim.invoke_async(conn).await?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(match reply {
+            ClaimReply::Claimed(id) => Popped {
+                entry: Some(id),
+                paused: None,
+            },
+            // Paused until a user resumes it: look again after the longest nap.
+            ClaimReply::Paused(left) => Popped {
+                entry: None,
+                paused: Some(left.unwrap_or(Duration::MAX)),
+            },
+            ClaimReply::Empty => Popped::default(),
         })
+    }
+
+    /// A plan's state (`None`: no such plan); an unknown state reads as `None` too.
+    pub(crate) async fn plan_state(
+        &self,
+        plan: &PlanId,
+    ) -> Result<Option<baton_core::PlanState>, StoreError> {
+        let s: Option<String> = self
+            .conn()
+            .hget(
+                self.env.keys.plan(plan),
+                baton_core::PlanField::State.as_str(),
+            )
+            .await?;
+        Ok(s.and_then(|s| s.parse().ok()))
+    }
+
+    /// Forgets the plans a plan waits for, once all of them completed.
+    pub(crate) async fn clear_dependencies(&self, plan: &PlanId) -> Result<(), StoreError> {
+        let _: i64 = self
+            .conn()
+            .hdel(
+                self.env.keys.plan(plan),
+                baton_core::PlanField::After.as_str(),
+            )
+            .await?;
+        Ok(())
     }
 
     /// Takes a submitted document: `BLMOVE submit ingesting:<worker>`.
@@ -214,12 +249,6 @@ impl Store {
         Ok(set.is_some())
     }
 
-    /// How long the pool stays paused, if it is.
-    pub(crate) async fn paused_for(&self) -> Result<Option<Duration>, StoreError> {
-        let ms: i64 = self.conn().pttl(self.env.keys.pause()).await?;
-        Ok(positive_ms(ms))
-    }
-
     /// Looks at about [`PRUNE_BATCH`] entries of the plan index from `cursor` (a `ZSCAN` cursor)
     /// and drops those whose plan has expired (its metadata hash is gone: past its retention).
     /// Returns the next cursor (0 once the sweep has gone round) and how many were dropped.
@@ -294,15 +323,27 @@ impl Store {
     pub(crate) async fn queue_depths(&self) -> Result<QueueDepths, StoreError> {
         let k = &self.env.keys;
         let mut conn = self.conn();
-        let (submit, ready, dead, next, pause): (u64, u64, u64, Option<String>, i64) =
-            redis::pipe()
-                .llen(k.submit())
-                .llen(k.ready())
-                .llen(k.dead())
-                .lindex(k.ready(), -1)
-                .pttl(k.pause())
-                .query_async(&mut conn)
-                .await?;
+        let [high, normal, low] = k.ready_lists();
+        #[allow(clippy::type_complexity)]
+        let (submit, ready_high, ready, ready_low, dead, next, pause): (
+            u64,
+            u64,
+            u64,
+            u64,
+            u64,
+            Option<String>,
+            i64,
+        ) = redis::pipe()
+            .llen(k.submit())
+            .llen(&high)
+            .llen(&normal)
+            .llen(&low)
+            .llen(k.dead())
+            .lindex(&normal, -1)
+            .pttl(k.pause())
+            .query_async(&mut conn)
+            .await?;
+        let ready = ready_high + ready + ready_low;
         let mut oldest_ready_wait = None;
         if let Some(plan) = next.and_then(|p| p.parse::<PlanId>().ok()) {
             let updated: Option<String> = conn
@@ -317,7 +358,7 @@ impl Store {
             ready,
             dead,
             oldest_ready_wait,
-            paused: pause > 0,
+            paused: pause > 0 || pause == -1,
         })
     }
 

@@ -3,6 +3,7 @@
 //! test binary (link time dominates on small machines), one module per area.
 
 mod clients;
+mod controls;
 mod dashboard;
 mod deploy;
 mod faults;

@@ -8,6 +8,8 @@ use serde_json::{json, Value};
 pub struct Doc {
     plan: String,
     tasks: Vec<(String, String)>,
+    /// Ids of the tasks that ask for a review.
+    reviewed: Vec<String>,
     options: Option<Value>,
     workspace: Option<String>,
     repo: Option<Value>,
@@ -18,6 +20,7 @@ pub fn doc(plan: &str) -> Doc {
     Doc {
         plan: plan.to_owned(),
         tasks: Vec::new(),
+        reviewed: Vec::new(),
         options: None,
         workspace: None,
         repo: None,
@@ -29,6 +32,12 @@ impl Doc {
     pub fn task(mut self, id: &str, prompt: &str) -> Self {
         self.tasks.push((id.to_owned(), prompt.to_owned()));
         self
+    }
+
+    /// Adds a task with this id that asks for a review (`"review": true`).
+    pub fn reviewed_task(mut self, id: &str, prompt: &str) -> Self {
+        self.reviewed.push(id.to_owned());
+        self.task(id, prompt)
     }
 
     /// Adds these (id, prompt) tasks.
@@ -70,7 +79,13 @@ impl Doc {
         let tasks: Vec<Value> = self
             .tasks
             .iter()
-            .map(|(id, p)| json!({"id": id, "prompt": p}))
+            .map(|(id, p)| {
+                let mut t = json!({"id": id, "prompt": p});
+                if self.reviewed.contains(id) {
+                    t["review"] = true.into();
+                }
+                t
+            })
             .collect();
         let mut d = json!({"plan_id": self.plan, "tasks": tasks});
         if let Some(o) = &self.options {

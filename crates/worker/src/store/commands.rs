@@ -324,7 +324,6 @@ impl Store {
         let k = &self.env.keys;
         let mut conn = self.conn();
         let [high, normal, low] = k.ready_lists();
-        #[allow(clippy::type_complexity)]
         let (submit, ready_high, ready, ready_low, dead, next, pause): (
             u64,
             u64,

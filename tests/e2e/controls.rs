@@ -1,0 +1,580 @@
+//! Steering plans under way: pause and resume (a plan, or the whole pool), priorities, review
+//! gates, `not_before` and `after`; each with the real CLI, a real redis-server and the `baton`
+//! CLI a user would type, and each new state across a worker kill -9 and a Redis restart.
+
+use std::process::Output;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{bail, ensure, Context};
+use baton_core::{Event, EventKind};
+use baton_tests::*;
+use serde_json::json;
+
+/// Runs `baton ARGS` against the pool; fails unless it succeeded. Returns stdout.
+fn run(pool: &Pool, args: &[&str]) -> anyhow::Result<String> {
+    let out = baton(&pool.redis, args, None)?;
+    ensure!(
+        out.status.success(),
+        "baton {args:?}: {:?}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Runs `baton ARGS`, which must be refused as bad input (exit 2). Returns stderr.
+fn refused(pool: &Pool, args: &[&str]) -> anyhow::Result<String> {
+    let out: Output = baton(&pool.redis, args, None)?;
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    ensure!(
+        out.status.code() == Some(2),
+        "baton {args:?}: {:?} {err}",
+        out.status
+    );
+    Ok(err)
+}
+
+fn of_kind(events: &[Event], kind: EventKind) -> Vec<&Event> {
+    events.iter().filter(|e| e.kind == kind).collect()
+}
+
+/// Waits until the plan has stored `n` events of `kind`.
+async fn wait_events(
+    pool: &Pool,
+    plan: &str,
+    kind: EventKind,
+    n: usize,
+    within: Duration,
+) -> anyhow::Result<Vec<Event>> {
+    let deadline = Instant::now() + within;
+    loop {
+        let events = pool.events(plan).await?;
+        if of_kind(&events, kind).len() >= n {
+            return Ok(events);
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "plan {plan}: fewer than {n} {kind} events within {within:?}; worker logs:\n{}",
+                pool.log_tail()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn done(pool: &Pool, plan: &str) -> anyhow::Result<u64> {
+    Ok(pool
+        .plan_field(plan, "done")
+        .await?
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0))
+}
+
+/// A time `secs` from now, as a user writes it in a document (RFC 3339, UTC).
+fn in_secs(secs: u64) -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now() + Duration::from_secs(secs)).to_string()
+}
+
+fn at(e: &Event) -> SystemTime {
+    humantime::parse_rfc3339_weak(&e.at).expect("event times are RFC 3339")
+}
+
+/// A paused plan finishes the task it was running, then runs nothing while another plan runs
+/// start to end; resumed, it goes on in order in the same conversation. `--now` stops the
+/// running task instead, and it runs again on resume. Plans in other states refuse with
+/// their state.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paused_plan_runs_nothing_while_others_run_and_resumes_in_order() -> anyhow::Result<()> {
+    let mut pool = Pool::start()?;
+    pool.add_worker(&pool.machine("a", 2))?;
+    let slow = |k: usize| format!("Task marker held-T{k}: step {k}. [[standin:sleep 1500]]");
+    let held = doc("held").prompts(&[&slow(1), &slow(2), &slow(3)]);
+    pool.submit(&held.json()).await?;
+    wait_events(
+        &pool,
+        "held",
+        EventKind::TaskStarted,
+        1,
+        Duration::from_secs(60),
+    )
+    .await?;
+    run(&pool, &["pause", "held", "--reason", "lunch"])?;
+    assert_eq!(
+        pool.plan_field("held", "state").await?.as_deref(),
+        Some("paused")
+    );
+    // The running task commits; nothing after it starts.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while done(&pool, "held").await? < 1 {
+        ensure!(
+            Instant::now() < deadline,
+            "task 1 did not commit:\n{}",
+            pool.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    pool.submit(&marked_plan("other", 2)).await?;
+    pool.wait_state("other", &["completed"], Duration::from_secs(60))
+        .await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let events = pool.events("held").await?;
+    assert_eq!(done(&pool, "held").await?, 1, "a paused plan runs nothing");
+    assert_eq!(of_kind(&events, EventKind::TaskStarted).len(), 1);
+    let paused = of_kind(&events, EventKind::PlanPaused);
+    assert_eq!(paused.len(), 1);
+    assert_eq!(paused[0].field_str("reason"), Some("lunch"));
+
+    let err = refused(&pool, &["resume", "other"])?;
+    assert!(err.contains("other is completed, not paused"), "{err}");
+    let err = refused(&pool, &["pause", "other"])?;
+    assert!(err.contains("only a queued or running plan"), "{err}");
+    let err = refused(&pool, &["pause", "nobody"])?;
+    assert!(err.contains("no plan nobody"), "{err}");
+
+    run(&pool, &["resume", "held"])?;
+    pool.wait_state("held", &["completed"], Duration::from_secs(60))
+        .await?;
+    let results = pool.results("held").await?;
+    let ids: Vec<&str> = results.iter().map(|r| r.task_id.as_str()).collect();
+    assert_eq!(ids, ["t1", "t2", "t3"]);
+    assert!(
+        results
+            .iter()
+            .all(|r| r.session_id == results[0].session_id),
+        "one conversation across the pause"
+    );
+    let last = &results[2].result;
+    assert!(last.contains("holds 3 prompt(s)"), "{last}");
+    let events = pool.events("held").await?;
+    let resumed = of_kind(&events, EventKind::PlanResumed);
+    assert_eq!(resumed.len(), 1);
+    let second_start = of_kind(&events, EventKind::TaskStarted)[1];
+    assert!(
+        resumed[0].seq < second_start.seq,
+        "task 2 started after the resume"
+    );
+
+    // --now: the task running is stopped (a hanging turn, here), and runs again on resume.
+    let now = doc("now").prompts(&[
+        "Task marker now-T1: quick.",
+        "Task marker now-T2: [[standin:hang times=1]]",
+    ]);
+    pool.submit(&now.json()).await?;
+    wait_events(
+        &pool,
+        "now",
+        EventKind::TaskStarted,
+        2,
+        Duration::from_secs(60),
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let paused_at = Instant::now();
+    run(&pool, &["pause", "now", "--now"])?;
+    let mut c = pool.conn().await?;
+    let lock = pool.keys.lock(&"now".parse()?);
+    loop {
+        let held: bool = redis::AsyncCommands::exists(&mut c, &lock).await?;
+        if !held {
+            break;
+        }
+        ensure!(
+            paused_at.elapsed() < Duration::from_secs(15),
+            "the task was not stopped:\n{}",
+            pool.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        done(&pool, "now").await?,
+        1,
+        "the stopped task did not commit"
+    );
+    assert_eq!(
+        pool.plan_field("now", "state").await?.as_deref(),
+        Some("paused")
+    );
+    run(&pool, &["resume", "now"])?;
+    pool.wait_state("now", &["completed"], Duration::from_secs(60))
+        .await?;
+    let events = pool.events("now").await?;
+    let t2_starts = of_kind(&events, EventKind::TaskStarted)
+        .iter()
+        .filter(|e| e.task_id.as_ref().map(|t| t.as_str()) == Some("t2"))
+        .count();
+    assert_eq!(t2_starts, 2, "the stopped task ran again");
+    Ok(())
+}
+
+/// `baton pause --all`: no plan is claimed, and a hold hands its plan back after the task it
+/// is running; `baton resume --all` lets everything run to the end.
+#[tokio::test(flavor = "multi_thread")]
+async fn pausing_the_pool_holds_every_claim_until_resumed() -> anyhow::Result<()> {
+    let mut pool = Pool::start()?;
+    pool.add_worker(&pool.machine("a", 2))?;
+    let slow: Vec<String> = (1..=4)
+        .map(|k| format!("Task marker long-T{k}. [[standin:sleep 800]]"))
+        .collect();
+    let refs: Vec<&str> = slow.iter().map(String::as_str).collect();
+    pool.submit(&doc("long").prompts(&refs).json()).await?;
+    wait_events(
+        &pool,
+        "long",
+        EventKind::TaskStarted,
+        1,
+        Duration::from_secs(60),
+    )
+    .await?;
+    let out = run(&pool, &["pause", "--all", "--reason", "maintenance"])?;
+    assert!(out.contains("pool paused"), "{out}");
+    pool.submit(&marked_plan("p1", 2)).await?;
+    pool.submit(&marked_plan("p2", 1)).await?;
+    // The hold leaves after its task (the pause reaches it within a heartbeat).
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let long_done = done(&pool, "long").await?;
+    assert!(long_done <= 2, "the hold went on: {long_done} tasks");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        done(&pool, "long").await?,
+        long_done,
+        "nothing runs while paused"
+    );
+    for p in ["p1", "p2"] {
+        assert_eq!(done(&pool, p).await?, 0, "{p} was claimed while paused");
+        assert_eq!(
+            pool.plan_field(p, "state").await?.as_deref(),
+            Some("queued")
+        );
+    }
+    let stats: serde_json::Value = serde_json::from_str(&run(&pool, &["stats", "--json"])?)?;
+    assert_eq!(stats["pool_paused"], "maintenance");
+    assert_eq!(stats["queues"]["ready"], 3, "{stats}");
+
+    let out = run(&pool, &["resume", "--all"])?;
+    assert!(out.contains("pool resumed"), "{out}");
+    for p in ["long", "p1", "p2"] {
+        pool.wait_state(p, &["completed"], Duration::from_secs(90))
+            .await?;
+    }
+    let out = run(&pool, &["resume", "--all"])?;
+    assert!(out.contains("not paused"), "{out}");
+    let err = refused(&pool, &["pause"])?;
+    assert!(err.contains("--all"), "{err}");
+    Ok(())
+}
+
+/// 30 plans (10 low, 10 normal, 10 high, submitted in that order) wait behind a paused pool,
+/// then one slot claims them: the high ones first, yet a low plan runs while high ones still
+/// wait (every tenth claim looks at the low line first), and normal before low on the whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn high_plans_are_claimed_first_and_low_ones_still_get_their_turn() -> anyhow::Result<()> {
+    let mut pool = Pool::start()?;
+    run(&pool, &["pause", "--all"])?;
+    pool.add_worker(&pool.machine("a", 1))?;
+    let mut plans = Vec::new();
+    for prio in ["low", "normal", "high"] {
+        for i in 0..10 {
+            let id = format!("{prio}-{i}");
+            let d = doc(&id)
+                .prompts(&[&format!("Task marker {id}-T1.")])
+                .options(json!({"priority": prio}));
+            pool.submit(&d.json()).await?;
+            plans.push((id, prio));
+        }
+    }
+    for (id, _) in &plans {
+        pool.wait_state(id, &["queued"], Duration::from_secs(30))
+            .await?;
+    }
+    run(&pool, &["resume", "--all"])?;
+    let mut started = Vec::new();
+    for (id, prio) in &plans {
+        pool.wait_state(id, &["completed"], Duration::from_secs(240))
+            .await?;
+        let events = pool.events(id).await?;
+        let first = of_kind(&events, EventKind::TaskStarted)[0].clone();
+        started.push((at(&first), *prio, id.clone()));
+    }
+    started.sort();
+    let order: Vec<&str> = started.iter().map(|(_, p, _)| *p).collect();
+    let rank = |prio: &str| -> Vec<usize> {
+        order
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| **p == prio)
+            .map(|(i, _)| i)
+            .collect()
+    };
+    eprintln!("claim order: {order:?}");
+    let (high, normal, low) = (rank("high"), rank("normal"), rank("low"));
+    assert_eq!(&order[..4], ["high"; 4], "{order:?}");
+    assert!(*high.last().unwrap() < 13, "high plans first: {order:?}");
+    assert!(
+        low[0] < *high.last().unwrap(),
+        "a low plan ran while high ones waited: {order:?}"
+    );
+    let mean = |v: &[usize]| v.iter().sum::<usize>() as f64 / v.len() as f64;
+    assert!(
+        mean(&high) < mean(&normal) && mean(&normal) < mean(&low),
+        "{order:?}"
+    );
+    Ok(())
+}
+
+/// A task with `"review": true` stops its plan in `awaiting_review` with its result and commit.
+/// `baton reject` runs it again as a new turn whose prompt is the note, from the files before
+/// it (the rejected file is gone from the branch), in a conversation that still holds the
+/// rejected turn; the rework is reviewed again. `baton approve --note` lets the plan go on,
+/// and the note reaches the model before the next task.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_review_gate_waits_and_a_rejection_reruns_the_task_from_its_files() -> anyhow::Result<()>
+{
+    let mut pool = Pool::start()?;
+    let remote = BareRepo::create(
+        &pool.dir.path().join("remote.git"),
+        &[("README.md", "hi\n")],
+    )?;
+    pool.add_worker(&pool.separate_machine("a", 1))?;
+    let d = doc("rev")
+        .reviewed_task(
+            "draft",
+            "Step REV-1: a draft.\nFile: draft.txt\n```\nfirst try\n```\n",
+        )
+        .task(
+            "next",
+            "Step REV-2.\nRead: better.txt\nFile: done.txt\n```\ndone\n```\n",
+        )
+        .repo(json!({"url": remote.url()}));
+    pool.submit(&d.json()).await?;
+    pool.wait_state("rev", &["awaiting_review"], Duration::from_secs(90))
+        .await?;
+    let events = pool.events("rev").await?;
+    let asked = of_kind(&events, EventKind::ReviewRequested);
+    assert_eq!(asked.len(), 1);
+    let head = remote.rev("baton/rev").context("the branch")?;
+    assert_eq!(asked[0].field_str("commit"), Some(head.as_str()));
+    assert!(asked[0].field_str("result").is_some());
+    assert_eq!(asked[0].task_id.as_ref().map(|t| t.as_str()), Some("draft"));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        pool.plan_field("rev", "state").await?.as_deref(),
+        Some("awaiting_review"),
+        "the plan waits for the reviewer"
+    );
+    assert_eq!(done(&pool, "rev").await?, 1);
+
+    let note = "Step REV-1b: the name is wrong.\nFile: better.txt\n```\nsecond try\n```\n";
+    run(&pool, &["reject", "rev", "--note", note])?;
+    wait_events(
+        &pool,
+        "rev",
+        EventKind::ReviewRequested,
+        2,
+        Duration::from_secs(90),
+    )
+    .await?;
+    pool.wait_state("rev", &["awaiting_review"], Duration::from_secs(10))
+        .await?;
+    let head = remote.rev("baton/rev").context("the branch")?;
+    let files = remote.files(&head)?;
+    assert!(files.contains(&"better.txt".to_owned()), "{files:?}");
+    assert!(
+        !files.contains(&"draft.txt".to_owned()),
+        "the rework started from the files before the rejected run: {files:?}"
+    );
+    let main = remote.rev("main").context("main")?;
+    assert_eq!(
+        remote.log(&main, "baton/rev")?.len(),
+        1,
+        "the rejected commit was replaced"
+    );
+    let requests = pool.standin.requests()?;
+    let rework = first_request_with(&requests, "REV-1b").context("the rework's request")?;
+    let prompts = prompts_of(rework);
+    assert!(
+        prompts.iter().any(|p| p.contains("Step REV-1: a draft")),
+        "the conversation kept the rejected turn: {prompts:?}"
+    );
+    assert!(
+        prompts.last().unwrap().contains("A reviewer rejected"),
+        "{prompts:?}"
+    );
+
+    let err = refused(&pool, &["reject", "rev"])?;
+    assert!(err.contains("--note"), "{err}");
+    run(
+        &pool,
+        &["approve", "rev", "--note", "NOTE-LGTM keep it small"],
+    )?;
+    pool.wait_state("rev", &["completed"], Duration::from_secs(90))
+        .await?;
+    let requests = pool.standin.requests()?;
+    let next = first_request_with(&requests, "REV-2").context("task 2's request")?;
+    let last = prompts_of(next).last().cloned().unwrap_or_default();
+    let (note_at, task_at) = (last.find("NOTE-LGTM"), last.find("Step REV-2"));
+    assert!(
+        note_at.is_some() && note_at < task_at,
+        "the note comes before the next task: {last}"
+    );
+    let reads = pool.standin.reads()?;
+    assert!(
+        reads
+            .iter()
+            .any(|(p, found, _)| p == "better.txt" && *found),
+        "task 2 found the reworked file: {reads:?}"
+    );
+    assert_eq!(
+        remote.log(&main, "baton/rev")?.len(),
+        2,
+        "one commit per task"
+    );
+    let events = pool.events("rev").await?;
+    assert_eq!(of_kind(&events, EventKind::ReviewRejected).len(), 1);
+    let approved = of_kind(&events, EventKind::ReviewApproved);
+    assert_eq!(
+        approved[0].field_str("note"),
+        Some("NOTE-LGTM keep it small")
+    );
+    let err = refused(&pool, &["approve", "rev"])?;
+    assert!(err.contains("not awaiting_review"), "{err}");
+    Ok(())
+}
+
+/// `not_before`: accepted at once, claimed only from its time. `after`: claimed only once every
+/// plan named completed; a plan after a failed one fails, naming it.
+#[tokio::test(flavor = "multi_thread")]
+async fn not_before_and_after_hold_plans_until_their_time_and_their_plans() -> anyhow::Result<()> {
+    let mut pool = Pool::start()?;
+    pool.add_worker(&pool.machine("a", 2))?;
+    let when = in_secs(6);
+    let later = doc("later")
+        .prompts(&["Task marker later-T1."])
+        .options(json!({"not_before": when}));
+    pool.submit(&later.json()).await?;
+    let first = doc("first").prompts(&[
+        "Task marker first-T1. [[standin:sleep 1000]]",
+        "Task marker first-T2. [[standin:sleep 1000]]",
+    ]);
+    pool.submit(&first.json()).await?;
+    let second = doc("second")
+        .prompts(&["Task marker second-T1."])
+        .options(json!({"after": ["first"]}));
+    pool.submit(&second.json()).await?;
+    pool.submit(
+        &doc("broken")
+            .prompts(&["Fails. [[standin:fail 400]]"])
+            .json(),
+    )
+    .await?;
+    let blocked = doc("blocked")
+        .prompts(&["Task marker blocked-T1."])
+        .options(json!({"after": ["first", "broken"]}));
+    pool.submit(&blocked.json()).await?;
+
+    pool.wait_state("second", &["completed"], Duration::from_secs(90))
+        .await?;
+    let first_events = pool.events("first").await?;
+    let first_done = at(of_kind(&first_events, EventKind::PlanCompleted)[0]);
+    let second_events = pool.events("second").await?;
+    let second_start = at(of_kind(&second_events, EventKind::TaskStarted)[0]);
+    assert!(
+        second_start >= first_done,
+        "second ran after first completed"
+    );
+
+    pool.wait_state("blocked", &["failed"], Duration::from_secs(60))
+        .await?;
+    let why = pool
+        .plan_field("blocked", "last_error")
+        .await?
+        .unwrap_or_default();
+    assert!(
+        why.contains("plan broken") && why.contains("failed"),
+        "{why}"
+    );
+    let blocked_events = pool.events("blocked").await?;
+    assert!(of_kind(&blocked_events, EventKind::TaskStarted).is_empty());
+    assert_eq!(of_kind(&blocked_events, EventKind::PlanFailed).len(), 1);
+
+    pool.wait_state("later", &["completed"], Duration::from_secs(60))
+        .await?;
+    let events = pool.events("later").await?;
+    let not_before = humantime::parse_rfc3339_weak(&when)?;
+    assert!(
+        at(of_kind(&events, EventKind::PlanAccepted)[0]) < not_before,
+        "accepted at once"
+    );
+    assert!(
+        at(of_kind(&events, EventKind::TaskStarted)[0]) >= not_before,
+        "claimed only from its time"
+    );
+
+    // Each new option, wrong, is refused naming its field.
+    for (doc, field) in [
+        (
+            r#"{"tasks":[{"prompt":"x"}],"options":{"priority":"urgent"}}"#,
+            "options.priority",
+        ),
+        (
+            r#"{"tasks":[{"prompt":"x"}],"options":{"not_before":"tomorrow"}}"#,
+            "options.not_before",
+        ),
+        (
+            r#"{"plan_id":"me","tasks":[{"prompt":"x"}],"options":{"after":["me"]}}"#,
+            "options.after[0]",
+        ),
+        (
+            r#"{"tasks":[{"prompt":"x","review":"yes"}]}"#,
+            "tasks[0].review",
+        ),
+    ] {
+        let out = baton(&pool.redis, &["enqueue", "-"], Some(doc))?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{doc}: {err}");
+        assert!(err.contains(field), "{doc}: {err}");
+    }
+    Ok(())
+}
+
+/// Every new state (paused, awaiting review, waiting for its time) survives a Redis restart
+/// from its AOF and the kill -9 of the worker; a new worker carries each to the end.
+#[tokio::test(flavor = "multi_thread")]
+async fn new_states_survive_a_worker_kill_and_a_redis_restart() -> anyhow::Result<()> {
+    let redis = Redis::start_with(&["--appendonly", "yes", "--appendfsync", "always"])?;
+    let mut pool = Pool::start_with_redis(redis)?;
+    pool.add_worker(&pool.machine("a", 2))?;
+    pool.submit(&marked_plan("stilled", 2)).await?;
+    pool.wait_state("stilled", &["queued", "running"], Duration::from_secs(10))
+        .await?;
+    run(&pool, &["pause", "stilled"])?;
+    let gated = doc("gated")
+        .reviewed_task("t1", "Task marker gated-T1.")
+        .task("t2", "Task marker gated-T2.");
+    pool.submit(&gated.json()).await?;
+    pool.wait_state("gated", &["awaiting_review"], Duration::from_secs(60))
+        .await?;
+    let timed = doc("timed")
+        .prompts(&["Task marker timed-T1."])
+        .options(json!({"not_before": in_secs(10)}));
+    pool.submit(&timed.json()).await?;
+    pool.wait_state("timed", &["queued"], Duration::from_secs(10))
+        .await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    pool.redis.restart()?;
+    pool.workers[0].proc.signal(libc::SIGKILL);
+    pool.add_worker(&pool.machine("b", 2))?;
+    let stilled = pool.plan_field("stilled", "state").await?;
+    assert_eq!(stilled.as_deref(), Some("paused"));
+    let gated_state = pool.plan_field("gated", "state").await?;
+    assert_eq!(gated_state.as_deref(), Some("awaiting_review"));
+    run(&pool, &["resume", "stilled"])?;
+    run(&pool, &["approve", "gated"])?;
+    for p in ["stilled", "gated", "timed"] {
+        pool.wait_state(p, &["completed"], Duration::from_secs(90))
+            .await?;
+    }
+    assert_eq!(done(&pool, "stilled").await?, 2);
+    assert_eq!(done(&pool, "gated").await?, 2);
+    Ok(())
+}

@@ -464,7 +464,8 @@ async fn retry_and_cancel_keep_to_the_plans_state_and_retention() -> anyhow::Res
         s.call(&retry).await?,
         ActionReply::Applied {
             schedule: true,
-            priority: baton_core::Priority::Normal
+            priority: baton_core::Priority::Normal,
+            completed: false,
         }
     );
     assert_eq!(

@@ -4,7 +4,7 @@
 -- KEYS: 1 plan, 2 tasks, 3 events, 4 ingested
 -- ARGV: 1 tag, 2 now, 3 review_approved event JSON, 4 channel, 5 default event cap,
 --       6 default retention secs, 7 note ('' = none), 8 plan_completed event JSON
--- Returns: {'ok', schedule(0|1), priority}, {'duplicate', schedule(0|1), priority}, or
+-- Returns: {'ok', schedule(0|1), priority, 1 when this completed the plan}, {'duplicate', schedule(0|1), priority}, or
 --          {'err', state ('' when there is no such plan)}
 local function runnable(s) return s == 'queued' or s == 'running' end
 local prio = redis.call('HGET', KEYS[1], 'priority') or ''
@@ -25,7 +25,7 @@ if redis.call('LLEN', KEYS[2]) == 0 then
   redis.call('HSET', KEYS[1], 'state', 'completed', 'updated_at', ARGV[2])
   redis.call('HINCRBY', KEYS[1], 'stat:plans_completed', 1)
   emit(KEYS[1], KEYS[3], ARGV[8], ARGV[4], cap)
-  return {'ok', 0, prio}
+  return {'ok', 0, prio, 1}
 end
 redis.call('HSET', KEYS[1], 'state', 'queued', 'updated_at', ARGV[2])
 local schedule = 0

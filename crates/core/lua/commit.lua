@@ -13,8 +13,8 @@
 --       20 review_requested event JSON ('' = the task asks for no review; else the plan waits
 --       in awaiting_review and the lease is given back), 21.. pairs of plan counter name, increment
 -- Returns: {'fenced'}, {'mismatch'} (the head task is not the one run),
---          {'done', completed 0|1} (nothing left, or the plan waits for review: the lease is
---          given back),
+--          {'done', completed 0|1} (nothing left: the lease is given back), {'review'} (the
+--          plan waits for a reviewer: the lease is given back),
 --          {'idle', left} (tasks left but the plan stopped meanwhile, e.g. cancelled), or
 --          {'ok', left, next task JSON, session JSON, plan fields the holder reads (options, cost_usd, workspace, session_id) as a flat list...}
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'fenced'} end
@@ -55,7 +55,7 @@ if ARGV[20] ~= '' and (st == 'running' or st == 'queued') then
   emit(KEYS[2], KEYS[6], ARGV[20], ARGV[7], ARGV[12])
   redis.call('DEL', KEYS[1])
   redis.call('HSET', KEYS[2], 'scheduled', 0)
-  return {'done', 0}
+  return {'review'}
 end
 if left == 0 then
   local completed = 0

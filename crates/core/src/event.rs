@@ -47,6 +47,8 @@ closed_enum! {
         ReviewApproved = "review_approved",
         /// The reviewer rejected the task (`baton reject`); it runs again with the note.
         ReviewRejected = "review_rejected",
+        /// A webhook delivery was given up or refused (the plan goes on regardless).
+        WebhookFailed = "webhook_failed",
     }
 }
 

@@ -78,6 +78,65 @@ pub struct PlanOptions {
     /// this plan fails with that reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<Vec<PlanId>>,
+    /// A webhook: the worker that produces one of `events` POSTs it to `url`, signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<Notify>,
+}
+
+/// Plan option `notify`: where a plan's important events are POSTed (as the JSON published on
+/// the channel, signed with HMAC-SHA256 by the worker's `BATON_WEBHOOK_SECRET`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Notify {
+    /// An `http` or `https` URL; its host must be on the delivering worker's `--webhook-allow`.
+    pub url: String,
+    /// Which events: any of [`Notify::EVENTS`].
+    pub events: Vec<crate::event::EventKind>,
+}
+
+impl Notify {
+    /// The events a webhook can ask for: those a worker produces that end a plan or wait for
+    /// a person.
+    pub const EVENTS: &'static [crate::event::EventKind] = &[
+        crate::event::EventKind::PlanCompleted,
+        crate::event::EventKind::PlanFailed,
+        crate::event::EventKind::PlanBudgetExhausted,
+        crate::event::EventKind::ReviewRequested,
+    ];
+
+    /// Checks the URL and the events; the problem names the sub-field.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        let url = url::Url::parse(&self.url).map_err(|e| ("url", format!("is not a URL: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err((
+                "url",
+                format!("uses {:?}; only http and https are delivered", url.scheme()),
+            ));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(("url", "has no host".into()));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err((
+                "url",
+                "carries credentials; the worker signs each delivery with its BATON_WEBHOOK_SECRET instead".into(),
+            ));
+        }
+        if self.url.len() > 2000 {
+            return Err(("url", "is longer than 2000 characters".into()));
+        }
+        if self.events.is_empty() {
+            return Err(("events", "is empty; name the events to deliver".into()));
+        }
+        if let Some(e) = self.events.iter().find(|e| !Self::EVENTS.contains(e)) {
+            let known: Vec<&str> = Self::EVENTS.iter().map(|e| e.as_str()).collect();
+            return Err((
+                "events",
+                format!("{e} cannot be delivered; known: {}", known.join(", ")),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Most plans one plan may wait for.

@@ -134,13 +134,13 @@ impl Hold<'_> {
             // What this commit sent of the transcript: the whole pack, or the turn's chunk.
             succeeded = succeeded.with("transcript_bytes", p.blob.len());
         }
-        let mut completed = self.report.plan_event(EventKind::PlanCompleted);
+        let mut completed_event = self.report.plan_event(EventKind::PlanCompleted);
         if let Some(c) = &checkpoint {
             succeeded = succeeded.with("commit", c.commit.as_str()).with(
                 "diffstat",
                 serde_json::to_value(c.diffstat).expect("diffstats serialize"),
             );
-            completed = completed.with("commit", c.commit.as_str());
+            completed_event = completed_event.with("commit", c.commit.as_str());
         }
         if let Some(t) = git_time {
             // What git cost this task: the workspace made the checkpoint's files before the
@@ -164,7 +164,7 @@ impl Hold<'_> {
             result: &result,
             session: &record,
             succeeded: &succeeded,
-            completed: &completed,
+            completed: &completed_event,
             review: review.as_ref(),
             transcript: match &pack {
                 None => TranscriptWrite::Nothing,
@@ -180,7 +180,18 @@ impl Hold<'_> {
         let end = match reply {
             Some(CommitReply::Next { head, .. }) => TaskEnd::Next(head),
             // The script counted a completed plan in the plan's own counters.
-            Some(CommitReply::Done { .. }) => TaskEnd::Done,
+            Some(CommitReply::Done { completed }) => {
+                if completed {
+                    self.notify(&completed_event);
+                }
+                TaskEnd::Done
+            }
+            Some(CommitReply::Review) => {
+                if let Some(e) = &review {
+                    self.notify(e);
+                }
+                TaskEnd::Done
+            }
             Some(CommitReply::Stopped { .. }) => TaskEnd::Stopped,
             Some(CommitReply::Fenced) => return TaskEnd::Interrupted(Interruption::LeaseLost),
             Some(CommitReply::Mismatch) => {

@@ -110,10 +110,41 @@ pub struct Config {
     /// Serve Prometheus metrics at http://<addr>/metrics (e.g. 0.0.0.0:9464). Off unless set.
     #[arg(long, env = "BATON_METRICS_ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Hosts plans' webhooks (options.notify.url) may reach, comma-separated: host names or IP
+    /// addresses, or `*.example.com` for the subdomains of example.com. Empty (the default): no
+    /// webhook is delivered, so a document cannot make workers call internal addresses.
+    /// Deliveries are signed with the BATON_WEBHOOK_SECRET variable, which must then be set.
+    #[arg(long, env = "BATON_WEBHOOK_ALLOW", value_delimiter = ',')]
+    pub webhook_allow: Vec<String>,
+    /// How long a webhook delivery is retried, with backoff, before it is given up (then the
+    /// plan gets a `webhook_failed` event).
+    #[arg(long, env = "BATON_WEBHOOK_RETRY_FOR", default_value = "2m", value_parser = humantime::parse_duration)]
+    pub webhook_retry_for: Duration,
+    /// The webhooks' signing secret: read from BATON_WEBHOOK_SECRET only (a flag would show
+    /// in the process list).
+    #[arg(skip = std::env::var("BATON_WEBHOOK_SECRET").ok().filter(|s| !s.is_empty()).map(Secret))]
+    pub webhook_secret: Option<Secret>,
     /// For benchmarks of the queue only: `instant` answers every task in-process at once,
     /// `spawn:<program>` runs <program> per task instead of the CLI.
     #[arg(long, env = "BATON_EXECUTOR", default_value = "claude")]
     pub executor: Executor,
+}
+
+/// A secret setting: its `Debug` does not show it.
+#[derive(Clone)]
+pub struct Secret(pub String);
+
+impl Secret {
+    /// The secret itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
 }
 
 fn parse_prefix(s: &str) -> Result<String, String> {
@@ -166,6 +197,13 @@ impl Config {
                 humantime::format_duration(self.heartbeat()),
             ));
         }
+        if !self.webhook_allow.is_empty() && self.webhook_secret.is_none() {
+            return Err(
+                "--webhook-allow names hosts, but BATON_WEBHOOK_SECRET is not set: every \
+                 webhook delivery is signed with it"
+                    .into(),
+            );
+        }
         Ok(())
     }
 
@@ -190,9 +228,14 @@ impl Config {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    /// Parses a command line of the worker.
+    pub(crate) fn parse(args: &[&str]) -> Result<Config, clap::Error> {
+        Config::try_parse_from(std::iter::once("baton-worker").chain(args.iter().copied()))
+    }
 
     #[test]
     fn the_command_line_is_consistent() {
@@ -202,9 +245,6 @@ mod tests {
     /// Command lines and what they come to (the environment is not read for the flags given).
     #[test]
     fn command_lines_parse_to_their_settings_or_name_the_problem() {
-        let parse = |args: &[&str]| {
-            Config::try_parse_from(std::iter::once("baton-worker").chain(args.iter().copied()))
-        };
         let c = parse(&["--redis-url", "redis://r:1", "--concurrency", "8"]).unwrap();
         assert_eq!(
             (c.redis.redis_url.as_str(), c.concurrency),
@@ -227,6 +267,10 @@ mod tests {
             e.contains("--dead-after (12s)") && e.contains("--lease (30s)"),
             "{e}"
         );
+        let mut c = parse(&["--webhook-allow", "a.example,*.b.example"]).unwrap();
+        assert_eq!(c.webhook_allow, ["a.example", "*.b.example"]);
+        c.webhook_secret = None;
+        assert!(c.check().unwrap_err().contains("BATON_WEBHOOK_SECRET"));
         assert!(parse(&["--lease", "30s", "--dead-after", "40s"])
             .unwrap()
             .check()

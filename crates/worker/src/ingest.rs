@@ -177,6 +177,8 @@ impl Ingestion<'_> {
         let abort = &self.pool.shutdown.abort;
         let store = &self.pool.store;
         let note = req.note.as_deref();
+        // Sent by an approval of a plan's last task.
+        let completed = Event::new(EventKind::PlanCompleted, Some(plan)).worker(worker);
         let applied = match req.action {
             PlanAction::Retry => {
                 let event = Event::new(EventKind::PlanAccepted, Some(plan))
@@ -204,7 +206,6 @@ impl Ingestion<'_> {
                 if let Some(n) = note {
                     event = event.with("note", n);
                 }
-                let completed = Event::new(EventKind::PlanCompleted, Some(plan)).worker(worker);
                 let call = Approve {
                     plan,
                     tag,
@@ -238,7 +239,14 @@ impl Ingestion<'_> {
         };
         match applied {
             None => {}
-            Some(ActionReply::Applied { schedule, priority }) => {
+            Some(ActionReply::Applied {
+                schedule,
+                priority,
+                completed: plan_completed,
+            }) => {
+                if plan_completed {
+                    self.notify_completed(plan, &completed).await;
+                }
                 let mut counts = Counts::default();
                 if req.action == PlanAction::Retry {
                     counts.add(Counter::PlansRetried, 1);
@@ -255,6 +263,20 @@ impl Ingestion<'_> {
                 self.reject(taken, "action", &problem).await;
             }
         }
+    }
+
+    /// An approval completed the plan: its webhook hears of it from this worker.
+    async fn notify_completed(&self, plan: &PlanId, event: &Event) {
+        let pool = self.pool;
+        let options = pool.store.plan_options(plan).await.ok().flatten();
+        let notify = options.and_then(|o| o.notify);
+        pool.webhooks.send(
+            notify.as_ref(),
+            event,
+            &pool.store,
+            &pool.id,
+            &pool.shutdown.abort,
+        );
     }
 
     /// Drops the document from the ingesting list, schedules the plan, adds the counts.

@@ -46,6 +46,7 @@ mod session;
 mod stop;
 mod store;
 mod transcript;
+mod webhook;
 mod workspace;
 
 use std::sync::Arc;
@@ -147,6 +148,7 @@ pub async fn run(config: Config, host: &str, shutdown: Shutdown) -> Result<(), S
     let store = Store::new(&connector, env);
     let tasks = TaskTracker::new();
     let metrics = Arc::new(metrics::Metrics::new(&engine::Engine::new(&config).mode()));
+    let webhooks = Arc::new(webhook::Webhooks::new(&config));
     let pool = Arc::new(Pool {
         id: WorkerId::for_this_process(host),
         cfg: config,
@@ -159,6 +161,7 @@ pub async fn run(config: Config, host: &str, shutdown: Shutdown) -> Result<(), S
         closing: Closing::new(tasks.clone()),
         transcripts: pool::KnownTranscripts::default(),
         user_paused: std::sync::atomic::AtomicBool::new(false),
+        webhooks,
     });
     info!(worker = %pool.id, concurrency = pool.cfg.concurrency, "worker starting");
     let metrics_stop = CancellationToken::new();

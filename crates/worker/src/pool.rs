@@ -37,6 +37,8 @@ pub(crate) struct Pool {
     /// A user paused the pool (`baton pause --all`), as the last heartbeat found: holds leave
     /// their plan after the task running now.
     pub(crate) user_paused: std::sync::atomic::AtomicBool,
+    /// Delivers plans' webhooks.
+    pub(crate) webhooks: std::sync::Arc<crate::webhook::Webhooks>,
 }
 
 /// What this worker last committed of the transcripts of plans it held, so that its next hold

@@ -78,7 +78,7 @@ impl Hold<'_> {
         };
         let abort = &self.pool.shutdown.abort;
         match redis_retry("stop plan", abort, || self.pool.store.call(&call)).await {
-            Some(FailReply::Failed) => {}
+            Some(FailReply::Failed) => self.notify(&plan_event),
             Some(FailReply::Fenced) => return TaskEnd::Interrupted(Interruption::LeaseLost),
             None => return TaskEnd::Interrupted(Interruption::Stopped),
         }

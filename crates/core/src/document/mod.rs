@@ -451,6 +451,11 @@ fn check_options(o: &PlanOptions) -> Result<(), ValidationError> {
             }
         }
     }
+    if let Some(n) = &o.notify {
+        n.check().map_err(|(field, problem)| {
+            ValidationError::new(format!("options.notify.{field}"), problem)
+        })?;
+    }
     if let Some(t) = o.session_ttl_secs {
         if t == 0 || t > MAX_SESSION_TTL_SECS {
             return Err(ValidationError::new(

@@ -105,10 +105,12 @@ impl ScriptCall for PoolPause<'_> {
 /// The reply of an action applied by ingest (retry, resume, approve, reject).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ActionReply {
-    /// Applied; `schedule`: the plan must go on the ready list for its priority.
+    /// Applied; `schedule`: the plan must go on the ready list for its priority;
+    /// `completed`: this completed the plan (an approval of its last task).
     Applied {
         schedule: bool,
         priority: Priority,
+        completed: bool,
     },
     /// This document was applied before; `schedule` as for a re-ingested plan document.
     Duplicate {
@@ -260,7 +262,11 @@ impl FromRedisValue for ActionReply {
         let schedule = w.num(1) == 1;
         let priority = w.text(2).parse().unwrap_or_default();
         match w.text(0).as_str() {
-            "ok" => Ok(Self::Applied { schedule, priority }),
+            "ok" => Ok(Self::Applied {
+                schedule,
+                priority,
+                completed: w.num(3) == 1,
+            }),
             "duplicate" => Ok(Self::Duplicate { schedule, priority }),
             "err" => Ok(Self::Refused(refused(&w))),
             _ => Err(w.unexpected("action")),

@@ -260,6 +260,7 @@ mod tests {
             "append",
             "none",
             "later",
+            "review",
             // Lua's type names.
             "string",
             "number",

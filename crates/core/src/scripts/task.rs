@@ -105,10 +105,12 @@ impl<'a> TranscriptWrite<'a> {
 pub enum CommitReply {
     /// Tasks are left; here is the next one (the lease is still ours).
     Next { left: u64, head: Box<Head> },
-    /// No task is left, or the plan waits for a review: the lease was given back.
-    /// `completed` when this commit completed the plan (it was running; a cancelled plan is
-    /// not completed).
+    /// No task is left: the lease was given back. `completed` when this commit completed the
+    /// plan (it was running; a cancelled plan is not completed).
     Done { completed: bool },
+    /// The task asked for a review: the plan waits in `awaiting_review`, the lease was given
+    /// back.
+    Review,
     /// Tasks are left but the plan stopped meanwhile (cancelled): release it.
     Stopped { left: u64 },
     /// The lease is not ours: nothing was written.
@@ -175,6 +177,7 @@ impl FromRedisValue for CommitReply {
             "done" => Ok(Self::Done {
                 completed: w.num(1) == 1,
             }),
+            "review" => Ok(Self::Review),
             "idle" => Ok(Self::Stopped { left: w.num(1) }),
             "fenced" => Ok(Self::Fenced),
             "mismatch" => Ok(Self::Mismatch),

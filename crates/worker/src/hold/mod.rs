@@ -11,6 +11,7 @@
 
 pub(crate) mod lease;
 
+use baton_core::plan::Notify;
 use baton_core::records::SessionRecord;
 use baton_core::scripts::hold::{
     Acquire, AcquireReply, Head, LockValue, Release, Released, Unclaim,
@@ -48,6 +49,8 @@ pub(crate) struct Hold<'p> {
     pub(crate) transcript: Option<Committed>,
     /// The plan's priority, as its head last said: the ready list it goes back to.
     pub(crate) priority: Priority,
+    /// The plan's webhook, as its head last said.
+    pub(crate) notify: Option<Notify>,
 }
 
 /// The plan keys' retention TTLs are reset once per hold (by its first start and its first
@@ -175,6 +178,7 @@ pub(crate) async fn run(pool: &Pool, plan: PlanId) {
         tree_at: None,
         transcript,
         priority: head.plan.priority.unwrap_or_default(),
+        notify: head.plan.options.as_ref().and_then(|o| o.notify.clone()),
     };
     let leave = {
         let work = async {
@@ -201,6 +205,18 @@ pub(crate) async fn run(pool: &Pool, plan: PlanId) {
 }
 
 impl Hold<'_> {
+    /// Sends `event` to the plan's webhook, if it asks for it (in the background).
+    pub(crate) fn notify(&self, event: &baton_core::Event) {
+        let pool = self.pool;
+        pool.webhooks.send(
+            self.notify.as_ref(),
+            event,
+            &pool.store,
+            &pool.id,
+            &pool.shutdown.abort,
+        );
+    }
+
     async fn run_tasks(&mut self, mut head: Box<Head>) -> Leave {
         let mut ran = 0u32;
         loop {
@@ -208,6 +224,7 @@ impl Hold<'_> {
             if let TaskEnd::Next(next) = &end {
                 ran += 1;
                 self.priority = next.plan.priority.unwrap_or_default();
+                self.notify = next.plan.options.as_ref().and_then(|o| o.notify.clone());
             }
             // A user's pause of the pool is a drain of every hold: the plan goes first in line.
             let draining = self.pool.shutdown.drain.is_cancelled()

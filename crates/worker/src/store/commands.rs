@@ -99,6 +99,21 @@ impl Store {
         Ok(s.and_then(|s| s.parse().ok()))
     }
 
+    /// A plan's options (`None`: none, or no such plan).
+    pub(crate) async fn plan_options(
+        &self,
+        plan: &PlanId,
+    ) -> Result<Option<baton_core::PlanOptions>, StoreError> {
+        let s: Option<String> = self
+            .conn()
+            .hget(
+                self.env.keys.plan(plan),
+                baton_core::PlanField::Options.as_str(),
+            )
+            .await?;
+        Ok(s.and_then(|s| serde_json::from_str(&s).ok()))
+    }
+
     /// Forgets the plans a plan waits for, once all of them completed.
     pub(crate) async fn clear_dependencies(&self, plan: &PlanId) -> Result<(), StoreError> {
         let _: i64 = self

@@ -1,0 +1,258 @@
+//! Webhooks (plan option `notify`): the worker that produces one of the events a plan asks for
+//! POSTs it to the plan's URL, as the JSON published on the channel, signed with HMAC-SHA256
+//! over the body (`X-Baton-Signature: sha256=<hex>`, key: the worker's `BATON_WEBHOOK_SECRET`).
+//!
+//! A delivery runs in the background and never blocks or fails the plan. It is retried with
+//! backoff (`backon`) for `--webhook-retry-for`; a delivery given up, or refused because the
+//! URL's host is not on the worker's `--webhook-allow` list (empty by default, so a document
+//! cannot make workers call internal addresses), is a `webhook_failed` event of the plan.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use baton_core::plan::Notify;
+use baton_core::scripts::task::Emit;
+use baton_core::{Event, EventKind, PlanId, WorkerId};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::config::Secret;
+use crate::store::Store;
+use crate::Config;
+
+/// Limit on one delivery attempt (connect, send, answer).
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The signature header.
+pub(crate) const SIGNATURE_HEADER: &str = "X-Baton-Signature";
+
+/// The worker's webhook sender: its HTTP client, allow list, secret and retry bound.
+pub(crate) struct Webhooks {
+    client: reqwest::Client,
+    allow: Vec<String>,
+    secret: Option<Secret>,
+    retry_for: Duration,
+}
+
+/// Why a delivery was not made.
+#[derive(Debug, thiserror::Error)]
+enum Undelivered {
+    #[error("host {0:?} is not on this worker's --webhook-allow list")]
+    NotAllowed(String),
+    #[error("no BATON_WEBHOOK_SECRET on this worker to sign with")]
+    NoSecret,
+    #[error("the URL does not parse: {0}")]
+    BadUrl(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl Webhooks {
+    /// The sender the worker's settings describe.
+    pub(crate) fn new(cfg: &Config) -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(ATTEMPT_TIMEOUT)
+            .user_agent(concat!("baton-worker/", env!("CARGO_PKG_VERSION")))
+            // A redirect could lead anywhere, past the allow list.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default();
+        Self {
+            client,
+            allow: cfg
+                .webhook_allow
+                .iter()
+                .map(|h| h.trim().to_ascii_lowercase())
+                .filter(|h| !h.is_empty())
+                .collect(),
+            secret: cfg.webhook_secret.clone(),
+            retry_for: cfg.webhook_retry_for,
+        }
+    }
+
+    /// Whether `host` is on the allow list: an exact name or address, or `*.domain` for the
+    /// domain's subdomains.
+    fn allowed(&self, host: &str) -> bool {
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        self.allow.iter().any(|a| match a.strip_prefix("*.") {
+            Some(domain) => host.ends_with(&format!(".{domain}")),
+            None => *a == host,
+        })
+    }
+
+    /// Sends `event` to the plan's webhook if `notify` asks for its kind, in the background.
+    pub(crate) fn send(
+        self: &Arc<Self>,
+        notify: Option<&Notify>,
+        event: &Event,
+        store: &Store,
+        worker: &WorkerId,
+        abort: &CancellationToken,
+    ) {
+        let Some(notify) = notify.filter(|n| n.events.contains(&event.kind)) else {
+            return;
+        };
+        let Some(plan) = event.plan_id.clone() else {
+            return;
+        };
+        let (me, url, body) = (self.clone(), notify.url.clone(), event.to_json());
+        let (store, worker, abort, kind) =
+            (store.clone(), worker.clone(), abort.clone(), event.kind);
+        tokio::spawn(async move {
+            let outcome = tokio::select! {
+                _ = abort.cancelled() => return,
+                r = me.deliver(&url, body) => r,
+            };
+            match outcome {
+                Ok(attempts) => debug!(plan = %plan, %kind, attempts, "webhook delivered"),
+                Err((why, attempts)) => {
+                    warn!(plan = %plan, %kind, error = %why, "webhook not delivered");
+                    failed(&store, &plan, &worker, kind, &url, &why, attempts).await;
+                }
+            }
+        });
+    }
+
+    /// POSTs `body` until a 2xx answer, with backoff, for at most `retry_for`. Returns the
+    /// attempts made.
+    async fn deliver(&self, url: &str, body: String) -> Result<u32, (Undelivered, u32)> {
+        let parsed =
+            reqwest::Url::parse(url).map_err(|e| (Undelivered::BadUrl(e.to_string()), 0))?;
+        let host = parsed.host_str().unwrap_or_default().to_owned();
+        if !self.allowed(&host) {
+            return Err((Undelivered::NotAllowed(host), 0));
+        }
+        let Some(secret) = &self.secret else {
+            return Err((Undelivered::NoSecret, 0));
+        };
+        let signature = sign(secret.expose(), body.as_bytes());
+        let attempts = std::sync::atomic::AtomicU32::new(0);
+        let attempt = || async {
+            attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let answer = self
+                .client
+                .post(parsed.clone())
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header(SIGNATURE_HEADER, &signature)
+                .body(body.clone())
+                .send()
+                .await
+                .map_err(|e| Undelivered::Failed(e.without_url().to_string()))?;
+            let status = answer.status();
+            if status.is_success() {
+                Ok(())
+            } else {
+                Err(Undelivered::Failed(format!(
+                    "the receiver answered {status}"
+                )))
+            }
+        };
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(500))
+            .with_max_delay(Duration::from_secs(30))
+            .with_jitter()
+            .with_total_delay(Some(self.retry_for))
+            .without_max_times();
+        let result = attempt.retry(backoff).await;
+        let n = attempts.load(std::sync::atomic::Ordering::Relaxed);
+        result.map(|()| n).map_err(|e| (e, n))
+    }
+}
+
+/// `sha256=<hex of HMAC-SHA256(secret, body)>`: what a receiver recomputes to trust a delivery.
+pub(crate) fn sign(secret: &str, body: &[u8]) -> String {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any size");
+    mac.update(body);
+    let digest = mac.finalize().into_bytes();
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256={hex}")
+}
+
+/// The URL as an event may show it: no query or fragment (they may carry tokens).
+fn redacted(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            u.set_query(None);
+            u.set_fragment(None);
+            u.to_string()
+        }
+        Err(_) => "(not a URL)".into(),
+    }
+}
+
+/// Records a delivery given up as the plan's `webhook_failed` event.
+async fn failed(
+    store: &Store,
+    plan: &PlanId,
+    worker: &WorkerId,
+    kind: EventKind,
+    url: &str,
+    why: &Undelivered,
+    attempts: u32,
+) {
+    let event = Event::new(EventKind::WebhookFailed, Some(plan))
+        .worker(worker)
+        .with("event", kind.as_str())
+        .with("url", redacted(url))
+        .with("reason", why.to_string())
+        .with("attempts", attempts);
+    let call = Emit {
+        plan,
+        event: &event,
+    };
+    if let Err(e) = store.call(&call).await {
+        warn!(plan = %plan, error = %e, "could not record a failed webhook");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_are_hmac_sha256_in_hex() {
+        // RFC 4231, test case 2.
+        assert_eq!(
+            sign("Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn only_listed_hosts_are_called() {
+        let mut cfg = crate::config::tests::parse(&[]).unwrap();
+        cfg.webhook_allow = vec![
+            "hooks.example.com".into(),
+            "*.corp.example".into(),
+            "127.0.0.1".into(),
+        ];
+        let w = Webhooks::new(&cfg);
+        assert!(w.allowed("hooks.example.com"));
+        assert!(w.allowed("HOOKS.example.com"));
+        assert!(w.allowed("ci.corp.example"));
+        assert!(w.allowed("127.0.0.1"));
+        assert!(!w.allowed("corp.example"));
+        assert!(!w.allowed("evil.example.com"));
+        assert!(!w.allowed("localhost"));
+        assert!(!w.allowed("169.254.169.254"));
+        let none = Webhooks::new(&crate::config::tests::parse(&[]).unwrap());
+        assert!(
+            !none.allowed("hooks.example.com"),
+            "nothing is allowed by default"
+        );
+    }
+
+    #[test]
+    fn event_urls_lose_their_query() {
+        assert_eq!(
+            redacted("https://h.example/x?token=s3cret#f"),
+            "https://h.example/x"
+        );
+    }
+}

@@ -23,4 +23,4 @@ BATON_SESSION_MODE=cold cargo test --workspace --test e2e "$@" -- \
   --skip foundation::enqueue_refuses --skip faults::hostile_documents --skip dashboard:: \
   --skip operate:: --skip clients:: --skip deploy:: --skip scale:: \
   --skip reliability::watch_of_every_plan --skip controls::high --skip controls::pausing \
-  --skip controls::not_before --skip controls::new_states
+  --skip controls::not_before --skip controls::new_states --skip controls::webhooks

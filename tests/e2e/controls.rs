@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, ensure, Context};
 use baton_core::{Event, EventKind};
+use baton_tests::webhook;
 use baton_tests::*;
 use serde_json::json;
 
@@ -576,5 +577,186 @@ async fn new_states_survive_a_worker_kill_and_a_redis_restart() -> anyhow::Resul
     }
     assert_eq!(done(&pool, "stilled").await?, 2);
     assert_eq!(done(&pool, "gated").await?, 2);
+    Ok(())
+}
+
+/// The HMAC-SHA256 signature header a receiver checks: `sha256=<hex>`.
+fn signature(secret: &str, body: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key");
+    mac.update(body.as_bytes());
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
+}
+
+/// Waits until `receiver` has `n` deliveries.
+async fn wait_deliveries(
+    receiver: &webhook::Receiver,
+    n: usize,
+    within: Duration,
+) -> anyhow::Result<Vec<webhook::Delivery>> {
+    let deadline = Instant::now() + within;
+    loop {
+        let got = receiver.deliveries();
+        if got.len() >= n {
+            return Ok(got);
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "{} of {n} deliveries within {within:?}",
+            got.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Webhooks: a plan's review request, completion and failure reach a local receiver, each
+/// signed with the worker's secret; a host not on the worker's allow list is never contacted
+/// (the plan gets `webhook_failed` instead); a receiver that keeps failing is retried for a
+/// bounded time after the plan has already completed.
+#[tokio::test(flavor = "multi_thread")]
+async fn webhooks_are_signed_refused_hosts_never_called_and_failures_never_delay_a_plan(
+) -> anyhow::Result<()> {
+    const SECRET: &str = "s3cret-for-tests";
+    let good = webhook::Receiver::start(200).await?;
+    let failing = webhook::Receiver::start(500).await?;
+    let elsewhere = webhook::Receiver::start(200).await?;
+    let mut pool = Pool::start()?;
+    let mut m = pool.machine("a", 2);
+    m.env.push(("BATON_WEBHOOK_SECRET".into(), SECRET.into()));
+    m.extra.extend([
+        "--webhook-allow".into(),
+        "127.0.0.1,*.example.com".into(),
+        "--webhook-retry-for".into(),
+        "3s".into(),
+    ]);
+    pool.add_worker(&m)?;
+
+    let hooked = doc("hooked")
+        .reviewed_task("t1", "Task marker hooked-T1.")
+        .task("t2", "Task marker hooked-T2.")
+        .options(json!({"notify": {"url": good.url("/hook?token=abc"),
+                                   "events": ["review_requested", "plan_completed"]}}));
+    pool.submit(&hooked.json()).await?;
+    let refused_host = doc("elsewhere")
+        .prompts(&["Task marker elsewhere-T1."])
+        .options(
+            json!({"notify": {"url": format!("http://localhost:{}/x", elsewhere.port),
+                                   "events": ["plan_completed"]}}),
+        );
+    pool.submit(&refused_host.json()).await?;
+    let slow_receiver = doc("unheard")
+        .prompts(&["Task marker unheard-T1.", "Task marker unheard-T2."])
+        .options(json!({"notify": {"url": failing.url("/"), "events": ["plan_completed"]}}));
+    pool.submit(&slow_receiver.json()).await?;
+    let broken = doc("broken")
+        .prompts(&["Fails. [[standin:fail 400]]"])
+        .options(json!({"notify": {"url": good.url("/failed"), "events": ["plan_failed"]}}));
+    pool.submit(&broken.json()).await?;
+
+    pool.wait_state("hooked", &["awaiting_review"], Duration::from_secs(60))
+        .await?;
+    let got = wait_deliveries(&good, 1, Duration::from_secs(20)).await?;
+    run(&pool, &["approve", "hooked"])?;
+    pool.wait_state("hooked", &["completed"], Duration::from_secs(60))
+        .await?;
+    pool.wait_state("broken", &["failed"], Duration::from_secs(60))
+        .await?;
+    let got = if got.len() >= 3 {
+        got
+    } else {
+        wait_deliveries(&good, 3, Duration::from_secs(20)).await?
+    };
+    let mut kinds = Vec::new();
+    for d in &got {
+        assert_eq!(
+            d.header("x-baton-signature"),
+            Some(signature(SECRET, &d.body).as_str()),
+            "signed with the worker's secret: {d:?}"
+        );
+        assert_eq!(d.header("content-type"), Some("application/json"));
+        let ev: Event = serde_json::from_str(&d.body)?;
+        kinds.push((
+            ev.plan_id.map(|p| p.to_string()).unwrap_or_default(),
+            ev.kind,
+            d.path.clone(),
+        ));
+    }
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [
+            ("broken".into(), EventKind::PlanFailed, "/failed".into()),
+            (
+                "hooked".into(),
+                EventKind::PlanCompleted,
+                "/hook?token=abc".into()
+            ),
+            (
+                "hooked".into(),
+                EventKind::ReviewRequested,
+                "/hook?token=abc".into()
+            ),
+        ]
+    );
+
+    pool.wait_state("elsewhere", &["completed"], Duration::from_secs(60))
+        .await?;
+    let events = wait_events(
+        &pool,
+        "elsewhere",
+        EventKind::WebhookFailed,
+        1,
+        Duration::from_secs(10),
+    )
+    .await?;
+    let why = of_kind(&events, EventKind::WebhookFailed)[0]
+        .field_str("reason")
+        .unwrap_or_default()
+        .to_owned();
+    assert!(why.contains("--webhook-allow"), "{why}");
+    assert!(
+        elsewhere.deliveries().is_empty(),
+        "a refused host is never contacted"
+    );
+
+    pool.wait_state("unheard", &["completed"], Duration::from_secs(60))
+        .await?;
+    let events = wait_events(
+        &pool,
+        "unheard",
+        EventKind::WebhookFailed,
+        1,
+        Duration::from_secs(20),
+    )
+    .await?;
+    let completed = at(of_kind(&events, EventKind::PlanCompleted)[0]);
+    let gave_up = of_kind(&events, EventKind::WebhookFailed)[0];
+    assert!(
+        at(gave_up).duration_since(completed)? >= Duration::from_secs(2),
+        "the plan completed while the delivery was still retried"
+    );
+    let attempts = failing.deliveries().len();
+    assert!(attempts >= 2, "retried with backoff: {attempts} attempts");
+    assert_eq!(
+        gave_up.fields.get("attempts").and_then(|a| a.as_u64()),
+        Some(attempts as u64)
+    );
+    assert_eq!(gave_up.field_str("url"), Some(failing.url("/").as_str()));
+
+    // A worker told to call hosts but given no secret refuses to start, naming both.
+    let mut unsigned = pool.machine("b", 1);
+    unsigned
+        .extra
+        .extend(["--webhook-allow".into(), "127.0.0.1".into()]);
+    let mut w = Worker::start(&pool.redis, &pool.standin, &unsigned)?;
+    let status = w.proc.wait_exit(Duration::from_secs(10)).context("exits")?;
+    assert_eq!(status.code(), Some(2));
+    assert!(w.log().contains("BATON_WEBHOOK_SECRET"), "{}", w.log());
     Ok(())
 }

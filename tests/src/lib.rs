@@ -13,6 +13,7 @@
 //! - [`git`]: local bare repositories standing in for remotes.
 //! - [`faults`]: the fault suite's scenarios.
 //! - [`tls`]: certificates for the TLS tests.
+//! - [`webhook`]: a local receiver for plans' webhooks.
 //!
 //! The binaries come from the workspace build (`cargo build --workspace` runs before the tests);
 //! the Claude CLI from `$BATON_CLAUDE_BIN` or `<repo>/.tools/node_modules/.bin/claude`, where the
@@ -27,6 +28,7 @@ pub mod proc;
 pub mod redis_server;
 pub mod standin;
 pub mod tls;
+pub mod webhook;
 
 pub use docs::{doc, marked_plan, Doc};
 pub use git::BareRepo;

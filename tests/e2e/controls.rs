@@ -760,3 +760,126 @@ async fn webhooks_are_signed_refused_hosts_never_called_and_failures_never_delay
     assert!(w.log().contains("BATON_WEBHOOK_SECRET"), "{}", w.log());
     Ok(())
 }
+
+/// The CLI's own controls, per plan: each reaches the real CLI as its flag (and the CLI acts on
+/// them: the effort is in its API request, max_turns stops a task that needs more turns, and
+/// a worker's own MCP servers and user settings are shut out). A task's `json_schema`: a
+/// matching structured answer is kept as `structured`; a wrong one is retried once with the
+/// problem in the prompt, then fails the task.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_clis_own_controls_reach_it_and_structured_answers_are_checked() -> anyhow::Result<()> {
+    let mut pool = Pool::start()?;
+    let cli = CountingCli::new(pool.dir.path())?;
+    let mut m = pool.machine("a", 2);
+    m.claude_bin = cli.bin.clone();
+    pool.add_worker(&m)?;
+    let controlled = doc("controlled")
+        .prompts(&["Task marker controlled-T1."])
+        .options(json!({
+            "max_turns": 5, "fallback_model": "haiku", "effort": "high",
+            "disallowed_tools": ["Bash"], "mcp_config": {"mcpServers": {}},
+            "agents": {"reviewer": {"description": "Reviews code", "prompt": "You review code."}}
+        }));
+    pool.submit(&controlled.json()).await?;
+    let short = doc("short")
+        .prompts(&["Two files.\nFile: a.txt\n```\na\n```\nFile: b.txt\n```\nb\n```\n"])
+        .options(json!({"max_turns": 1}));
+    pool.submit(&short.json()).await?;
+    let schema =
+        json!({"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]});
+    let structured = |plan: &str, prompt: &str| {
+        json!({"plan_id": plan, "tasks": [{"id": "t1", "prompt": prompt, "json_schema": schema}]})
+            .to_string()
+    };
+    pool.submit(&structured(
+        "answer",
+        "Name one. [[standin:structured {\"name\":\"Ada\"}]]",
+    ))
+    .await?;
+    pool.submit(&structured(
+        "second-try",
+        "Name two. [[standin:structured-once {\"name\":5}]] [[standin:structured {\"name\":\"Bo\"}]]",
+    ))
+    .await?;
+    pool.submit(&structured(
+        "refused",
+        "Name three. [[standin:structured {\"name\":7}]]",
+    ))
+    .await?;
+
+    pool.wait_state("controlled", &["completed"], Duration::from_secs(60))
+        .await?;
+    let args = cli.starts().join("\n");
+    for flag in [
+        "--max-turns=5",
+        "--fallback-model=haiku",
+        "--effort=high",
+        "--disallowed-tools=Bash",
+        r#"--mcp-config={"mcpServers":{}}"#,
+        "--strict-mcp-config",
+        r#"--agents={"reviewer":{"description":"Reviews code","prompt":"You review code."}}"#,
+        "--setting-sources=project",
+    ] {
+        assert!(args.contains(flag), "{flag} not passed: {args}");
+    }
+    let requests = pool.standin.requests()?;
+    let req = first_request_with(&requests, "controlled-T1").context("the request")?;
+    assert_eq!(
+        req["output_config"]["effort"], "high",
+        "the CLI used the effort"
+    );
+
+    pool.wait_state("short", &["failed"], Duration::from_secs(60))
+        .await?;
+    let why = pool
+        .plan_field("short", "last_error")
+        .await?
+        .unwrap_or_default();
+    assert!(why.contains("max_turns"), "{why}");
+    let events = pool.events("short").await?;
+    assert_eq!(
+        of_kind(&events, EventKind::TaskStarted).len(),
+        1,
+        "a task stopped at max_turns is not retried"
+    );
+
+    pool.wait_state("answer", &["completed"], Duration::from_secs(60))
+        .await?;
+    let results = pool.results("answer").await?;
+    assert_eq!(results[0].structured, Some(json!({"name": "Ada"})));
+    let events = pool.events("answer").await?;
+    let ok = of_kind(&events, EventKind::TaskSucceeded)[0];
+    assert_eq!(ok.fields.get("structured"), Some(&json!({"name": "Ada"})));
+
+    pool.wait_state("second-try", &["completed"], Duration::from_secs(90))
+        .await?;
+    let results = pool.results("second-try").await?;
+    assert_eq!(results[0].structured, Some(json!({"name": "Bo"})));
+    assert_eq!(
+        results[0].attempts, 2,
+        "the refused answer was retried once"
+    );
+    let requests = pool.standin.requests()?;
+    let last = requests
+        .iter()
+        .filter_map(|r| prompts_of(r).last().cloned())
+        .find(|p| p.contains("Name two") && p.contains("was refused"))
+        .context("the retry's request")?;
+    // The CLI refuses a tool call that does not match the schema, so the model's wrong answer
+    // never became a structured answer: the retry says so.
+    assert!(
+        last.contains("Name two") && last.contains("no structured answer"),
+        "{last}"
+    );
+
+    pool.wait_state("refused", &["failed"], Duration::from_secs(90))
+        .await?;
+    let why = pool
+        .plan_field("refused", "last_error")
+        .await?
+        .unwrap_or_default();
+    assert!(why.contains("refused twice"), "{why}");
+    let events = pool.events("refused").await?;
+    assert_eq!(of_kind(&events, EventKind::TaskStarted).len(), 2);
+    Ok(())
+}

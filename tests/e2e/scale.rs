@@ -282,6 +282,7 @@ async fn a_commit_lost_in_a_failover_runs_its_task_again() -> anyhow::Result<()>
         recoveries: 0,
         review: false,
         rework: 0,
+        json_schema: None,
     })?;
     let stored: baton_core::records::TaskResult = serde_json::from_str(&result)?;
     assert_eq!(stored.task_id.as_str(), "t1");

@@ -70,6 +70,7 @@ impl Scripts {
                 kind: None,
                 prompt: format!("prompt {k}"),
                 review: false,
+                json_schema: None,
             })
             .collect();
         let tasks_json = serde_json::to_string(&tasks)?;
@@ -128,6 +129,7 @@ impl Scripts {
             finished_at: baton_core::time::now_rfc3339(),
             commit: None,
             diffstat: None,
+            structured: None,
         };
         let record = SessionRecord {
             session_id: session,

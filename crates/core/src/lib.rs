@@ -31,6 +31,7 @@ pub mod plan_hash;
 pub mod records;
 pub mod repo;
 pub mod scripts;
+pub mod structured;
 pub mod time;
 pub mod transcript;
 pub mod vocab;

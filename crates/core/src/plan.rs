@@ -81,7 +81,43 @@ pub struct PlanOptions {
     /// A webhook: the worker that produces one of `events` POSTs it to `url`, signed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<Notify>,
+    /// The CLI's `--max-turns`: model turns (tool round trips) one task may take.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_turns: Option<u32>,
+    /// The CLI's `--fallback-model`: models to use while the main one is overloaded
+    /// (comma-separated, in order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_model: Option<String>,
+    /// The CLI's `--effort`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effort: Option<Effort>,
+    /// MCP servers for the plan (the CLI's `--mcp-config`, an object with `mcpServers`),
+    /// passed with `--strict-mcp-config` so that a worker's own MCP servers never reach a plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp_config: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Custom subagents (the CLI's `--agents`): name -> {description, prompt, ...}.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agents: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Tools the model may not use (the CLI's `--disallowed-tools`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disallowed_tools: Option<Vec<String>>,
 }
+
+crate::vocab::closed_enum! {
+    /// The CLI's `--effort` levels.
+    pub enum Effort ("effort level") {
+        Low = "low",
+        Medium = "medium",
+        High = "high",
+        Xhigh = "xhigh",
+        Max = "max",
+    }
+}
+
+/// Most turns a plan may allow a task.
+pub const MAX_TURNS: u32 = 1000;
+/// Largest `mcp_config` or `agents` object, as JSON.
+pub const MAX_CLI_OBJECT_BYTES: usize = 64 * 1024;
 
 /// Plan option `notify`: where a plan's important events are POSTed (as the JSON published on
 /// the channel, signed with HMAC-SHA256 by the worker's `BATON_WEBHOOK_SECRET`).
@@ -235,4 +271,9 @@ pub struct TaskSpec {
     /// After this task commits, the plan waits for a reviewer (`baton approve` / `reject`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub review: bool,
+    /// The task's answer must match this JSON Schema (see `structured`), kept as JSON text:
+    /// the scripts pass it through untouched (Lua's cjson would turn an empty array into an
+    /// object).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json_schema: Option<String>,
 }

@@ -25,6 +25,9 @@ pub struct StoredTask {
     /// How many times a reviewer rejected this task: a rework's prompt is the reviewer's note.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub rework: u64,
+    /// The JSON Schema the task's structured answer must match, as JSON text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json_schema: Option<String>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -59,6 +62,9 @@ pub struct TaskResult {
     /// What the task's commit changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diffstat: Option<DiffStat>,
+    /// The task's structured answer (a task with a `json_schema`), checked against it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub structured: Option<serde_json::Value>,
 }
 
 /// What a commit changed, as `git diff --numstat` counts it.

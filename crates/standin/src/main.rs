@@ -14,6 +14,8 @@
 //!   error (every time, or for the first N requests carrying this prompt).
 //! - `[[standin:limit SECS]]`: the first request with this prompt gets a 429 with rate-limit
 //!   headers saying the limit resets in SECS seconds.
+//! - `[[standin:structured JSON]]` (or `structured-once`: the first time only): when the request
+//!   offers the CLI's `StructuredOutput` tool, call it with JSON as the answer.
 //! - `[[standin:sleep MS]]`: wait before answering. `[[standin:hang]]`: start the stream and
 //!   never finish it (`after_writes=N`: only once N files were written this turn; `times=N`:
 //!   only the first N times). `[[standin:cut]]`: start the stream and drop the connection.

@@ -16,6 +16,8 @@ pub(crate) struct Turn {
     pub(crate) prompts: Vec<String>,
     /// Tool results since the newest prompt (how many files were written this turn).
     tool_results_since_prompt: usize,
+    /// The request offers the CLI's `StructuredOutput` tool (a run with `--json-schema`).
+    offers_structured: bool,
 }
 
 fn prompt_texts(content: &Value) -> (Vec<String>, usize) {
@@ -62,11 +64,23 @@ pub(crate) fn read_turn(body: &Value) -> Turn {
             since = results;
         }
     }
+    let offers_structured = body
+        .get("tools")
+        .and_then(Value::as_array)
+        .is_some_and(|tools| {
+            tools
+                .iter()
+                .any(|t| t.get("name").and_then(Value::as_str) == Some(STRUCTURED_TOOL))
+        });
     Turn {
         prompts,
         tool_results_since_prompt: since,
+        offers_structured,
     }
 }
+
+/// The tool the CLI offers the model for a structured answer when run with `--json-schema`.
+const STRUCTURED_TOOL: &str = "StructuredOutput";
 
 /// `File: path` lines each followed by a fenced block, in order.
 fn files_in(prompt: &str) -> Vec<(String, String)> {
@@ -119,10 +133,17 @@ fn reads_in(prompt: &str) -> Vec<String> {
 /// A `[[standin:NAME ARGS]]` directive's arguments, if the prompt has it.
 fn directive<'a>(prompt: &'a str, name: &str) -> Option<&'a str> {
     let open = format!("[[standin:{name}");
-    let i = prompt.find(&open)?;
-    let rest = &prompt[i + open.len()..];
-    let end = rest.find("]]")?;
-    Some(rest[..end].trim())
+    let mut from = 0;
+    while let Some(i) = prompt[from..].find(&open) {
+        let rest = &prompt[from + i + open.len()..];
+        // The whole name: `structured` is not `structured-once`.
+        if rest.starts_with(|c: char| c.is_whitespace() || c == ']') {
+            let end = rest.find("]]")?;
+            return Some(rest[..end].trim());
+        }
+        from += i + open.len();
+    }
+    None
 }
 
 /// A note baton puts before a task's prompt when the session moved to another working directory
@@ -232,6 +253,36 @@ pub(crate) fn decide(
             sleep,
         );
     }
+    // A structured answer, after the reads and writes: `[[standin:structured JSON]]`, or
+    // `[[standin:structured-once JSON]]` for the first request that asks (a wrong answer to
+    // be refused, say), then `structured`.
+    if turn.offers_structured && step == reads.len() + files.len() {
+        let chosen = match directive(prompt, "structured-once") {
+            Some(args) => {
+                let seen = shared
+                    .fail_counts
+                    .entry(format!("structured-once\u{0}{args}"))
+                    .or_default();
+                *seen += 1;
+                if *seen == 1 {
+                    Some(args)
+                } else {
+                    directive(prompt, "structured")
+                }
+            }
+            None => directive(prompt, "structured"),
+        };
+        if let Some(input) = chosen.and_then(|a| serde_json::from_str::<Value>(a).ok()) {
+            return (
+                Reply::Tool {
+                    name: STRUCTURED_TOOL,
+                    input,
+                },
+                ending,
+                sleep,
+            );
+        }
+    }
     if directive(prompt, "brief").is_some() {
         // A short closing answer, the same size at every turn (for measuring growth).
         let names: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
@@ -290,6 +341,7 @@ mod tests {
         let turn = |n| Turn {
             prompts: vec![p.into()],
             tool_results_since_prompt: n,
+            offers_structured: false,
         };
         let names: Vec<String> = (0..4)
             .map(|n| match decide(&mut shared, &turn(n), p, None).0 {

@@ -67,6 +67,9 @@ pub(crate) enum AttemptError {
     Claude(#[from] ClaudeError),
     #[error(transparent)]
     Git(#[from] GitError),
+    /// The task's structured answer is missing or does not match its `json_schema`.
+    #[error("{0}")]
+    Structured(String),
 }
 
 impl AttemptError {
@@ -74,8 +77,17 @@ impl AttemptError {
         match self {
             Self::Claude(e) => e.decision(),
             Self::Git(e) => e.decision(),
+            // Retried once with the problem in the prompt (see `attempt`), then failed.
+            Self::Structured(_) => Decision::Retry,
         }
     }
+}
+
+/// What the retry of a task whose structured answer did not do is told, after its prompt.
+fn structured_note(problem: &str) -> String {
+    format!(
+        "[baton] Your previous answer to this task was refused: {problem}. Answer again, and give the answer with the StructuredOutput tool, matching its schema."
+    )
 }
 
 /// How one attempt ended without a run.
@@ -138,6 +150,8 @@ impl Hold<'_> {
         let mut forced: Option<FallbackReason> = None;
         let mut delays = backoff(cfg.retry_base_delay, cfg.retry_max_delay);
         let mut attempt = 0u32;
+        // Set after a refused structured answer: the retry's prompt says why (once).
+        let mut structured_retry: Option<String> = None;
         loop {
             attempt += 1;
             let budget_left = options.max_budget_usd.map(|max| max - spent);
@@ -147,8 +161,17 @@ impl Hold<'_> {
                     return AttemptEnd::Stop(Stop::BudgetSpent { detail });
                 }
             }
+            let note = structured_retry.as_deref().map(structured_note);
             let e = match self
-                .once(head, cwd, &options, attempt, forced, budget_left)
+                .once(
+                    head,
+                    cwd,
+                    &options,
+                    attempt,
+                    forced,
+                    budget_left,
+                    note.as_deref(),
+                )
                 .await
             {
                 Ok(run) => return AttemptEnd::Succeeded(run),
@@ -156,6 +179,18 @@ impl Hold<'_> {
                 Err(Failed::Error(e)) => e,
             };
             let reason = e.to_string();
+            if let AttemptError::Structured(problem) = &e {
+                // A second refused answer fails the task: the model was told what was wrong.
+                if structured_retry.is_some() {
+                    self.pool.metrics.task(TaskOutcome::failed);
+                    failures.push(format!("attempt {attempt}: {reason}"));
+                    return AttemptEnd::Stop(Stop::Failed {
+                        reason: format!("the structured answer was refused twice: {problem}"),
+                        attempts: failures,
+                    });
+                }
+                structured_retry = Some(problem.clone());
+            }
             let decision = e.decision();
             if decision != Decision::Interrupted {
                 self.pool.metrics.task(TaskOutcome::failed);
@@ -219,6 +254,7 @@ impl Hold<'_> {
         attempt: u32,
         forced: Option<FallbackReason>,
         budget_left: Option<f64>,
+        note: Option<&str>,
     ) -> Result<Box<Run>, Failed> {
         let cfg = &self.pool.cfg;
         let task = &head.task;
@@ -239,7 +275,7 @@ impl Hold<'_> {
         };
         let checkout_time = checkout_started.elapsed();
         let known = self.transcript.take();
-        let Some(start) = session::prepare(
+        let Some(mut start) = session::prepare(
             self.pool,
             &self.plan,
             head,
@@ -252,6 +288,9 @@ impl Hold<'_> {
         else {
             return Err(Failed::Interrupted(self.lease.interruption()));
         };
+        if let Some(n) = note {
+            start.prompt = format!("{}\n\n{n}", start.prompt);
+        }
         // Known until this attempt commits: a retry cuts a failed attempt's partial turn off
         // instead of fetching the whole transcript again.
         self.transcript.clone_from(&start.committed);
@@ -270,6 +309,7 @@ impl Hold<'_> {
             config_dir: &self.pool.config_dir,
             session: start.arg,
             options,
+            json_schema: task.json_schema.as_deref(),
             budget_left_usd: budget_left,
             prompt: &start.prompt,
             timeout: cfg.task_timeout,
@@ -289,6 +329,18 @@ impl Hold<'_> {
             return Err(Failed::Interrupted(Interruption::LeaseLost));
         }
         let out = outcome?;
+        if let Some(schema) = &task.json_schema {
+            let checked = serde_json::from_str(schema)
+                .map_err(|e| format!("the task's schema does not parse: {e}"))
+                .and_then(|schema| {
+                    baton_core::structured::check_answer(&schema, out.structured.as_ref())
+                });
+            if let Err(problem) = checked {
+                // The turn will not be committed: a warm process that holds it must not go on.
+                self.engine.discard().await;
+                return Err(AttemptError::Structured(problem).into());
+            }
+        }
         let checkpoint_started = Instant::now();
         let checkpoint = match &checkout {
             None => None,

@@ -80,6 +80,7 @@ impl Hold<'_> {
             finished_at: now.clone(),
             commit: checkpoint.as_ref().map(|c| c.commit.clone()),
             diffstat: checkpoint.as_ref().map(|c| c.diffstat),
+            structured: out.structured.clone(),
         };
         let previous = start.previous();
         let record = SessionRecord {
@@ -130,6 +131,9 @@ impl Hold<'_> {
             .with("run_started_ms", epoch_ms(started_at))
             .with("result_at_ms", epoch_ms(out.result_at))
             .with("run_ended_ms", epoch_ms(ended_at));
+        if let Some(v) = &out.structured {
+            succeeded = succeeded.with("structured", v.clone());
+        }
         if let Some(p) = &pack {
             // What this commit sent of the transcript: the whole pack, or the turn's chunk.
             succeeded = succeeded.with("transcript_bytes", p.blob.len());

@@ -151,6 +151,7 @@ pub(crate) async fn run_without_cli(
         context_tokens: 0,
         files: Vec::new(),
         result_at: SystemTime::now(),
+        structured: None,
     })
 }
 

@@ -69,6 +69,7 @@ mod tests {
             finished_at: String::new(),
             commit: Some("0123abcd".into()),
             diffstat: None,
+            structured: None,
         };
         let p = prompt_with_recap("session expired", &[r], "now test it");
         assert!(p.contains("make x.py") && p.contains("x.py") && p.contains("[...]"));

@@ -214,6 +214,47 @@ fn controls_in_documents_are_checked_and_named() {
         field(r#"{"tasks":[{"prompt":"x","review":"yes"}]}"#),
         "tasks[0].review"
     );
+    assert_eq!(
+        field(r#"{"tasks":[{"prompt":"x","json_schema":{"type":12}}]}"#),
+        "tasks[0].json_schema"
+    );
+    assert_eq!(
+        field(r#"{"tasks":[{"prompt":"x","json_schema":"s"}]}"#),
+        "tasks[0].json_schema"
+    );
+    for (opts, at) in [
+        (r#"{"max_turns":0}"#, "options.max_turns"),
+        (r#"{"max_turns":"many"}"#, "options.max_turns"),
+        (r#"{"effort":"extreme"}"#, "options.effort"),
+        (
+            r#"{"fallback_model":"sonnet,-x"}"#,
+            "options.fallback_model",
+        ),
+        (
+            r#"{"disallowed_tools":["--all"]}"#,
+            "options.disallowed_tools[0]",
+        ),
+        (
+            r#"{"mcp_config":{"servers":{}}}"#,
+            "options.mcp_config.mcpServers",
+        ),
+        (
+            r#"{"mcp_config":{"mcpServers":{},"x":1}}"#,
+            "options.mcp_config.x",
+        ),
+        (r#"{"mcp_config":"file.json"}"#, "options.mcp_config"),
+        (
+            r#"{"agents":{"bad name":{"description":"d","prompt":"p"}}}"#,
+            "options.agents.bad name",
+        ),
+        (
+            r#"{"agents":{"rev":{"description":"d"}}}"#,
+            "options.agents.rev.prompt",
+        ),
+    ] {
+        let d = format!(r#"{{{task},"options":{opts}}}"#);
+        assert_eq!(field(&d), at, "{opts}");
+    }
     let doc = r#"{"tasks":[{"prompt":"x","review":true}],"options":{"priority":"high","not_before":"2026-12-01T08:00:00Z","after":["b"]}}"#;
     let ok = Document::parse(doc.as_bytes()).unwrap();
     let Document::Plan(sub) = ok else { panic!() };

@@ -27,6 +27,8 @@ pub(crate) enum ClaudeError {
     SessionMismatch { expected: String, got: String },
     #[error("the CLI stopped at the budget left for the plan: {0}")]
     BudgetSpent(String),
+    #[error("the task took more turns than the plan's max_turns allows: {0}")]
+    MaxTurns(String),
     #[error("the run ended with {subtype}: {message}")]
     Unsuccessful { subtype: String, message: String },
     #[error("the CLI ran past the task timeout of {0:?}")]
@@ -56,6 +58,8 @@ impl ClaudeError {
             Self::NoConversation(_) => Decision::NewSession(FallbackReason::NotFound),
             Self::SessionMismatch { .. } => Decision::NewSession(FallbackReason::SessionMismatch),
             Self::BudgetSpent(_) => Decision::BudgetSpent,
+            // The same task under the same limit stops at the same place.
+            Self::MaxTurns(_) => Decision::Fail,
             Self::Unsuccessful { .. } => Decision::Retry,
             // A CLI that cannot be started will not start on the next attempt either.
             Self::Spawn { .. } => Decision::Fail,
@@ -106,11 +110,12 @@ mod tests {
             ),
             (
                 ClaudeError::Unsuccessful {
-                    subtype: "error_max_turns".into(),
+                    subtype: "error_during_execution".into(),
                     message: String::new(),
                 },
                 Decision::Retry,
             ),
+            (ClaudeError::MaxTurns("3".into()), Decision::Fail),
             (
                 ClaudeError::Spawn {
                     bin: "claude".into(),

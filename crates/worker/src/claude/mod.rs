@@ -53,6 +53,8 @@ pub(crate) struct Invocation<'a> {
     pub(crate) config_dir: &'a Path,
     pub(crate) session: SessionArg,
     pub(crate) options: &'a PlanOptions,
+    /// The task's JSON Schema (`--json-schema`), as JSON text.
+    pub(crate) json_schema: Option<&'a str>,
     /// What is left of the plan's budget, passed as `--max-budget-usd`.
     pub(crate) budget_left_usd: Option<f64>,
     pub(crate) prompt: &'a str,
@@ -90,4 +92,6 @@ pub(crate) struct Outcome {
     pub(crate) files: Vec<String>,
     /// When the `result` line was read.
     pub(crate) result_at: SystemTime,
+    /// The structured answer (`structured_output`, a run with `--json-schema`).
+    pub(crate) structured: Option<serde_json::Value>,
 }

@@ -49,6 +49,10 @@ fn command(inv: &Invocation<'_>, warm: bool) -> Command {
     if let Some(b) = inv.budget_left_usd {
         cmd.arg(format!("--max-budget-usd={b:.4}"));
     }
+    cli_controls(&mut cmd, inv.options);
+    if let Some(schema) = inv.json_schema {
+        cmd.arg(format!("--json-schema={schema}"));
+    }
     for (name, _) in std::env::vars_os() {
         if name.to_str().is_some_and(scrubbed) {
             cmd.env_remove(&name);
@@ -64,6 +68,42 @@ fn command(inv: &Invocation<'_>, warm: bool) -> Command {
         .process_group(0)
         .kill_on_drop(true);
     cmd
+}
+
+/// The settings the CLI loads: the project's own (`.claude/settings.json` in the workspace,
+/// which the plan's repository carries), never a machine's user or local settings, so two
+/// workers with different local Claude settings run a plan alike.
+pub(crate) const SETTING_SOURCES: &str = "project";
+
+/// The plan's own CLI controls (validated at ingest), and the setting sources.
+fn cli_controls(cmd: &mut Command, o: &baton_core::PlanOptions) {
+    cmd.arg(format!("--setting-sources={SETTING_SOURCES}"));
+    if let Some(t) = o.max_turns {
+        cmd.arg(format!("--max-turns={t}"));
+    }
+    if let Some(f) = &o.fallback_model {
+        cmd.arg(format!("--fallback-model={f}"));
+    }
+    if let Some(e) = o.effort {
+        cmd.arg(format!("--effort={e}"));
+    }
+    for t in o.disallowed_tools.iter().flatten() {
+        cmd.arg(format!("--disallowed-tools={t}"));
+    }
+    // MCP servers come from the plan only: the worker's own configuration never leaks in.
+    let mcp = o.mcp_config.clone().unwrap_or_else(|| {
+        let mut empty = serde_json::Map::new();
+        empty.insert(
+            "mcpServers".into(),
+            serde_json::Value::Object(Default::default()),
+        );
+        empty
+    });
+    cmd.arg(format!("--mcp-config={}", serde_json::Value::Object(mcp)))
+        .arg("--strict-mcp-config");
+    if let Some(a) = &o.agents {
+        cmd.arg(format!("--agents={}", serde_json::Value::Object(a.clone())));
+    }
 }
 
 /// Starts the CLI for `inv` (`warm`: reading stream-json messages on stdin).

@@ -21,6 +21,8 @@ const STARTUP_ALLOWANCE: Duration = Duration::from_secs(30);
 
 /// The `subtype` of a result the CLI stopped at `--max-budget-usd`.
 const BUDGET_SUBTYPE: &str = "error_max_budget_usd";
+/// The `subtype` of a result the CLI stopped at `--max-turns`.
+const MAX_TURNS_SUBTYPE: &str = "error_max_turns";
 
 /// Reads stream lines into `reader` under the invocation's limits: until the end of the stream,
 /// or (with `until_result`) until a `result` line. `Ok(true)` when a result line was read.
@@ -250,6 +252,7 @@ impl StreamReader {
             context_tokens: self.context_tokens,
             files: self.files,
             result_at: self.result_at.unwrap_or_else(SystemTime::now),
+            structured: r.get("structured_output").filter(|v| !v.is_null()).cloned(),
         })
     }
 }
@@ -275,6 +278,17 @@ fn failure(r: &Value, subtype: String, text: String, stderr: String) -> ClaudeEr
     let message = if text.is_empty() { stderr } else { text };
     if subtype == BUDGET_SUBTYPE {
         return ClaudeError::BudgetSpent(message);
+    }
+    if subtype == MAX_TURNS_SUBTYPE {
+        let turns = r
+            .get("num_turns")
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        return ClaudeError::MaxTurns(if message.is_empty() {
+            format!("stopped after {turns} turns")
+        } else {
+            message
+        });
     }
     ClaudeError::Unsuccessful { subtype, message }
 }

@@ -169,11 +169,12 @@ impl WarmSession {
 /// else needs another process.
 fn fingerprint(inv: &Invocation<'_>) -> String {
     format!(
-        "{}\n{}\n{}\n{}",
+        "{}\n{}\n{}\n{}\n{}",
         inv.bin.display(),
         inv.cwd.display(),
         inv.config_dir.display(),
-        serde_json::to_string(inv.options).unwrap_or_default()
+        serde_json::to_string(inv.options).unwrap_or_default(),
+        inv.json_schema.unwrap_or_default()
     )
 }
 

@@ -83,6 +83,18 @@ impl AttemptError {
     }
 }
 
+/// What sets one attempt apart from the others of its task.
+struct ThisAttempt<'a> {
+    /// 1-based.
+    attempt: u32,
+    /// Start a new session for this reason.
+    forced: Option<FallbackReason>,
+    /// What is left of the plan's budget.
+    budget_left: Option<f64>,
+    /// Said after the task's prompt (why the last answer was refused).
+    note: Option<&'a str>,
+}
+
 /// What the retry of a task whose structured answer did not do is told, after its prompt.
 fn structured_note(problem: &str) -> String {
     format!(
@@ -162,18 +174,13 @@ impl Hold<'_> {
                 }
             }
             let note = structured_retry.as_deref().map(structured_note);
-            let e = match self
-                .once(
-                    head,
-                    cwd,
-                    &options,
-                    attempt,
-                    forced,
-                    budget_left,
-                    note.as_deref(),
-                )
-                .await
-            {
+            let this = ThisAttempt {
+                attempt,
+                forced,
+                budget_left,
+                note: note.as_deref(),
+            };
+            let e = match self.once(head, cwd, &options, this).await {
                 Ok(run) => return AttemptEnd::Succeeded(run),
                 Err(Failed::Interrupted(why)) => return AttemptEnd::Interrupted(why),
                 Err(Failed::Error(e)) => e,
@@ -251,11 +258,14 @@ impl Hold<'_> {
         head: &Head,
         cwd: &Path,
         options: &PlanOptions,
-        attempt: u32,
-        forced: Option<FallbackReason>,
-        budget_left: Option<f64>,
-        note: Option<&str>,
+        this: ThisAttempt<'_>,
     ) -> Result<Box<Run>, Failed> {
+        let ThisAttempt {
+            attempt,
+            forced,
+            budget_left,
+            note,
+        } = this;
         let cfg = &self.pool.cfg;
         let task = &head.task;
         let stop = self.lease.stop();

@@ -463,10 +463,10 @@ fn check_cli_object(
             ));
         }
         for part in ["description", "prompt"] {
-            if !agent
+            if agent
                 .get(part)
                 .and_then(serde_json::Value::as_str)
-                .is_some_and(|s| !s.trim().is_empty())
+                .is_none_or(|s| s.trim().is_empty())
             {
                 return Err(ValidationError::new(
                     format!("{at}.{part}"),

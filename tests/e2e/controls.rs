@@ -883,3 +883,34 @@ async fn the_clis_own_controls_reach_it_and_structured_answers_are_checked() -> 
     assert_eq!(of_kind(&events, EventKind::TaskStarted).len(), 2);
     Ok(())
 }
+
+/// A worker refuses a CLI older than the oldest baton was tested with, naming both versions,
+/// and logs the version of one it accepts.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_refuses_a_cli_older_than_it_was_tested_with() -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut pool = Pool::start()?;
+    let old = pool.dir.path().join("old-claude");
+    std::fs::write(&old, "#!/bin/sh\necho '2.0.1 (Claude Code)'\n")?;
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o755))?;
+    let mut m = pool.machine("old", 1);
+    m.claude_bin = old;
+    let mut w = Worker::start(&pool.redis, &pool.standin, &m)?;
+    let status = w.proc.wait_exit(Duration::from_secs(30)).context("exits")?;
+    assert!(!status.success());
+    let log = w.log();
+    assert!(
+        log.contains("version 2.0.1") && log.contains("2.1.331"),
+        "{log}"
+    );
+    pool.add_worker(&pool.machine("current", 1))?;
+    pool.submit(&marked_plan("runs", 1)).await?;
+    pool.wait_state("runs", &["completed"], Duration::from_secs(60))
+        .await?;
+    let log = pool.workers[0].log();
+    assert!(
+        log.contains("claude CLI") && log.contains("version="),
+        "{log}"
+    );
+    Ok(())
+}

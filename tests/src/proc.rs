@@ -133,8 +133,9 @@ impl CountingCli {
         use std::os::unix::fs::PermissionsExt;
         let bin = dir.join("claude-counting");
         let log = dir.join("claude-starts.log");
+        // The worker's start-up version check is not a start of the CLI for a task.
         let script = format!(
-            "#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+            "#!/bin/sh\n[ \"$1\" = --version ] || echo \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
             log.display(),
             claude_bin().display()
         );

@@ -89,6 +89,8 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the claude CLI is version {found}; baton was tested with {oldest} and newer: install a newer CLI (the README says how)")]
+    CliTooOld { found: String, oldest: String },
     #[error("claude config dir {path} is unusable")]
     ConfigDir {
         path: String,
@@ -143,6 +145,14 @@ pub async fn run(config: Config, host: &str, shutdown: Shutdown) -> Result<(), S
         event_cap: config.event_cap,
         retention_secs: config.retention_secs(),
     };
+    if config.executor == Executor::Claude {
+        claude::version::check(&config.claude_bin)
+            .await
+            .map_err(|(found, oldest)| StartError::CliTooOld {
+                found: found.to_string(),
+                oldest: oldest.to_string(),
+            })?;
+    }
     let connector = baton_connect::Connector::new(&config.redis).map_err(StartError::Redis)?;
     info!(redis = %connector.target(), "redis");
     let store = Store::new(&connector, env);

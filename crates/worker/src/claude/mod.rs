@@ -15,6 +15,7 @@ mod cold;
 mod error;
 mod process;
 mod stream;
+pub(crate) mod version;
 mod warm;
 
 use std::path::Path;

@@ -5,7 +5,7 @@
 #   - the Claude Code CLI, pinned: npm package, into .tools/ (ignored by git)
 #   - redis-py and ioredis, pinned, for the example clients: into .tools/python, .tools/node
 
-CLAUDE_CLI_VERSION="2.1.331"
+CLAUDE_CLI_VERSION="2.1.332"
 # Client libraries the examples in examples/ use; the tests run those examples with them.
 PY_REDIS_VERSION="5.2.1"
 IOREDIS_VERSION="5.9.3"

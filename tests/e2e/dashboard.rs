@@ -227,3 +227,107 @@ fn post_form(base: &str, path: &str, body: &str) -> anyhow::Result<String> {
     s.read_to_string(&mut out)?;
     Ok(out)
 }
+
+/// GETs a page and returns the raw response.
+fn get_page(base: &str, path: &str) -> anyhow::Result<String> {
+    use std::io::{Read, Write};
+    let host = base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(host)?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+/// The plan page steers a plan with the token: pause and resume it, and review a task (reject
+/// with a note, then approve); each button shows only in the state it applies to.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dashboard_pauses_resumes_and_reviews_plans() -> anyhow::Result<()> {
+    let mut pool = Pool::start()?;
+    pool.add_worker(&pool.machine("a", 1))?;
+    let (_dash, url) = pool.start_dashboard(Some(TOKEN))?;
+    let d = doc("gate")
+        .reviewed_task("t1", "Task marker gate-T1.")
+        .task("t2", "Task marker gate-T2. [[standin:sleep 1500]]")
+        .task("t3", "Task marker gate-T3.");
+    pool.submit(&d.json()).await?;
+    pool.wait_state("gate", &["awaiting_review"], Duration::from_secs(60))
+        .await?;
+    let page = get_page(&url, "/plans/gate")?;
+    assert!(
+        page.contains("waits for a review") && page.contains("/plans/gate/approve"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("/plans/gate/pause"),
+        "no pause button while awaiting review"
+    );
+
+    let refused = post_form(&url, "/plans/gate/reject", "token=wrong&note=x")?;
+    assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
+    let empty = post_form(&url, "/plans/gate/reject", &format!("token={TOKEN}&note="))?;
+    assert!(
+        empty.starts_with("HTTP/1.1 4"),
+        "a rejection needs a note: {empty}"
+    );
+    let done = post_form(
+        &url,
+        "/plans/gate/reject",
+        &format!("token={TOKEN}&note=Task+marker+gate-T1b.+Try+again."),
+    )?;
+    assert!(done.starts_with("HTTP/1.1 303"), "{done}");
+    wait_until(
+        "the rework asks for a review",
+        Duration::from_secs(60),
+        || async {
+            let events = pool.events("gate").await.unwrap_or_default();
+            events
+                .iter()
+                .filter(|e| e.kind == EventKind::ReviewRequested)
+                .count()
+                == 2
+        },
+    )
+    .await?;
+    pool.wait_state("gate", &["awaiting_review"], Duration::from_secs(10))
+        .await?;
+    let done = post_form(
+        &url,
+        "/plans/gate/approve",
+        &format!("token={TOKEN}&note=Fine."),
+    )?;
+    assert!(done.starts_with("HTTP/1.1 303"), "{done}");
+    wait_until("task 2 starts", Duration::from_secs(60), || async {
+        let events = pool.events("gate").await.unwrap_or_default();
+        events.iter().any(|e| {
+            e.kind == EventKind::TaskStarted
+                && e.task_id.as_ref().is_some_and(|t| t.as_str() == "t2")
+        })
+    })
+    .await?;
+    let page = get_page(&url, "/plans/gate")?;
+    assert!(
+        page.contains("/plans/gate/pause"),
+        "a running plan can be paused"
+    );
+    let done = post_form(&url, "/plans/gate/pause", &format!("token={TOKEN}"))?;
+    assert!(done.starts_with("HTTP/1.1 303"), "{done}");
+    pool.wait_state("gate", &["paused"], Duration::from_secs(5))
+        .await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        pool.plan_field("gate", "done").await?.as_deref(),
+        Some("2"),
+        "task 2 finished, task 3 waits"
+    );
+    let page = get_page(&url, "/plans/gate")?;
+    assert!(page.contains("/plans/gate/resume"), "{page}");
+    let done = post_form(&url, "/plans/gate/resume", &format!("token={TOKEN}"))?;
+    assert!(done.starts_with("HTTP/1.1 303"), "{done}");
+    pool.wait_state("gate", &["completed"], Duration::from_secs(60))
+        .await?;
+    Ok(())
+}

@@ -167,6 +167,13 @@ impl PlanHash {
         }
     }
 
+    /// The id of the task a plan awaiting review waits on.
+    pub fn review_task_id(&self) -> Option<String> {
+        let raw = self.review_task.as_deref()?;
+        let task: crate::records::StoredTask = serde_json::from_str(raw).ok()?;
+        Some(task.id.to_string())
+    }
+
     /// True when the hash had no fields at all (no such plan, or past its retention).
     pub fn is_missing(&self) -> bool {
         *self == Self::default()

@@ -209,6 +209,20 @@ async fn act(
     crate::enqueue::submit(ctx, p, doc.into_bytes(), wait, json).await
 }
 
+/// Submits `action` after the same check (the dashboard's buttons).
+pub(crate) async fn request(
+    conn: &mut SharedConn,
+    keys: &Keys,
+    action: &ActionRequest,
+    state: PlanState,
+) -> Result<(), Failure> {
+    baton_core::Document::parse(action.to_json().as_bytes())
+        .map_err(|e| Failure::BadInput(e.to_string()))?;
+    check_state(conn, keys, &action.plan_id, state, action.action).await?;
+    let _: i64 = conn.lpush(keys.submit(), action.to_json()).await?;
+    Ok(())
+}
+
 async fn check_state(
     conn: &mut SharedConn,
     keys: &Keys,

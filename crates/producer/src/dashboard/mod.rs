@@ -109,6 +109,7 @@ impl Dashboard {
             .route("/plans/{id}/tasks", get(plan_tasks))
             .route("/plans/{id}/retry", post(retry))
             .route("/plans/{id}/cancel", post(cancel))
+            .route("/plans/{id}/{control}", post(control))
             .route("/dead", get(dead))
             .route("/dead/{id}/requeue", post(requeue))
             .route("/events", get(events_stream))
@@ -230,6 +231,10 @@ fn done_banner(d: &Done) -> Option<&'static str> {
         Some("retry") => Some("Retry submitted: a worker puts the plan back in service."),
         Some("cancel") => Some("Plan cancelled."),
         Some("requeue") => Some("Document resubmitted."),
+        Some("pause") => Some("Plan paused: the task running now finishes, then nothing runs."),
+        Some("resume") => Some("Resume submitted: a worker puts the plan back in line."),
+        Some("approve") => Some("Approval submitted: the plan goes on."),
+        Some("reject") => Some("Rejection submitted: the task runs again with your note."),
         _ => None,
     }
 }
@@ -337,6 +342,8 @@ async fn events_stream(State(app): State<Shared>, Query(q): Query<EventsQuery>) 
 #[derive(Deserialize)]
 struct TokenForm {
     token: Option<String>,
+    /// A reviewer's note (approve, reject).
+    note: Option<String>,
 }
 
 /// The page refusing an action, unless actions are enabled and the form has the right token.
@@ -425,6 +432,49 @@ async fn cancel(
     let reason = "cancelled from the dashboard";
     match crate::cancel::cancel(&mut app.conn.clone(), &app.ctx.env, &plan, reason).await {
         Ok(()) => Redirect::to(&format!("/plans/{plan}?done=cancel")).into_response(),
+        Err(f) => action_failed(&app, f),
+    }
+}
+
+/// Pause, resume, approve, reject.
+async fn control(
+    State(app): State<Shared>,
+    Path((id, control)): Path<(String, String)>,
+    Form(f): Form<TokenForm>,
+) -> Response {
+    use baton_core::{ActionRequest, PlanAction, PlanState};
+    let plan = match acted_on_plan(&app, &f, &id) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let mut conn = app.conn.clone();
+    let note = f.note.clone().filter(|n| !n.trim().is_empty());
+    let done = match control.as_str() {
+        "pause" => {
+            let reason = "paused from the dashboard";
+            crate::control::pause(&mut conn, &app.ctx.env, &plan, reason, false).await
+        }
+        "resume" | "approve" | "reject" => {
+            let (action, state) = match control.as_str() {
+                "resume" => (PlanAction::Resume, PlanState::Paused),
+                "approve" => (PlanAction::Approve, PlanState::AwaitingReview),
+                _ => (PlanAction::Reject, PlanState::AwaitingReview),
+            };
+            let mut request = ActionRequest::new(plan.clone(), action);
+            request.note = note;
+            crate::control::request(&mut conn, &app.ctx.keys, &request, state).await
+        }
+        _ => {
+            return failed(
+                &app,
+                StatusCode::NOT_FOUND,
+                "No such action",
+                "The dashboard knows retry, cancel, pause, resume, approve and reject.",
+            )
+        }
+    };
+    match done {
+        Ok(()) => Redirect::to(&format!("/plans/{plan}?done={control}")).into_response(),
         Err(f) => action_failed(&app, f),
     }
 }

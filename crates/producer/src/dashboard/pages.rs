@@ -251,10 +251,36 @@ pub(super) fn plan_page(id: &str, d: &PlanDetail, actions: Actions, flash: Optio
                 }
             }
             " "
+            @if matches!(h.state, Some(PlanState::Queued | PlanState::Running)) {
+                form.inline method="post" action=(format!("/plans/{id}/pause")) {
+                    (token_field(actions)) " " (action_button("pause", actions))
+                }
+            }
+            @if h.state == Some(PlanState::Paused) {
+                form.inline method="post" action=(format!("/plans/{id}/resume")) {
+                    (token_field(actions)) " " (action_button("resume", actions))
+                }
+            }
+            " "
             @if !ended {
                 form.inline method="post" action=(format!("/plans/{id}/cancel")) {
                     (token_field(actions)) " " (action_button("cancel", actions))
                 }
+            }
+        }
+        @if h.state == Some(PlanState::AwaitingReview) {
+            h2 { "Review" }
+            p {
+                "Task " span.mono { (h.review_task_id().unwrap_or_default()) }
+                " waits for a review: approve it (the note, if any, comes first in the next task's prompt), or reject it (the task runs again, with the note as its prompt)."
+            }
+            form method="post" action=(format!("/plans/{id}/approve")) {
+                input type="text" name="note" placeholder="note (optional)" size="50";
+                " " (token_field(actions)) " " (action_button("approve", actions))
+            }
+            form method="post" action=(format!("/plans/{id}/reject")) {
+                input type="text" name="note" placeholder="what to change (required)" size="50";
+                " " (token_field(actions)) " " (action_button("reject", actions))
             }
         }
         h2 { "Tasks" }

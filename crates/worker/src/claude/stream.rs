@@ -404,7 +404,8 @@ mod tests {
                 ],
                 "",
                 "",
-                Decision::Retry,
+                // The plan's max_turns would stop the task at the same place again.
+                Decision::Fail,
             ),
             (&["not json at all"], "signal: 9", "", Decision::Retry),
         ];

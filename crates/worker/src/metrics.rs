@@ -129,6 +129,7 @@ pub(crate) struct Metrics {
     lease_lost: Counter,
     api_retries: Family<StatusLabels, Counter>,
     rate_limit_paused: Gauge,
+    pool_paused: Gauge,
 }
 
 impl Metrics {
@@ -148,6 +149,7 @@ impl Metrics {
         let lease_lost = Counter::default();
         let api_retries = Family::<StatusLabels, Counter>::default();
         let rate_limit_paused = Gauge::default();
+        let pool_paused = Gauge::default();
         let info = Family::<InfoLabels, Gauge>::default();
         info.get_or_create(&InfoLabels {
             version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -204,6 +206,11 @@ impl Metrics {
             "1 while the pool is paused for a rate limit",
             rate_limit_paused.clone(),
         );
+        r.register(
+            "pool_paused",
+            "1 while a user has paused the pool (baton pause --all)",
+            pool_paused.clone(),
+        );
         r.register("worker_info", "The worker's version and session mode", info);
         Self {
             registry: r,
@@ -219,6 +226,7 @@ impl Metrics {
             lease_lost,
             api_retries,
             rate_limit_paused,
+            pool_paused,
         }
     }
 
@@ -301,7 +309,8 @@ impl Metrics {
                 }
                 self.queue_oldest_age
                     .set(q.oldest_ready_wait.map_or(0.0, |d| d.as_secs_f64()));
-                self.rate_limit_paused.set(i64::from(q.paused));
+                self.rate_limit_paused.set(i64::from(q.rate_limited));
+                self.pool_paused.set(i64::from(q.user_paused));
             }
             Err(e) => warn!(error = %e, "could not read the queue depths for the metrics"),
         }

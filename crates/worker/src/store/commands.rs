@@ -24,7 +24,10 @@ pub(crate) struct QueueDepths {
     pub(crate) dead: u64,
     /// How long the plan next in line has waited (since its plan was last updated).
     pub(crate) oldest_ready_wait: Option<Duration>,
-    pub(crate) paused: bool,
+    /// Paused until a rate limit resets.
+    pub(crate) rate_limited: bool,
+    /// Paused by a user until `baton resume --all`.
+    pub(crate) user_paused: bool,
 }
 
 /// A plan's committed transcript: the base pack and the chunks committed after it.
@@ -372,7 +375,8 @@ impl Store {
             ready,
             dead,
             oldest_ready_wait,
-            paused: pause > 0 || pause == -1,
+            rate_limited: pause > 0,
+            user_paused: pause == -1,
         })
     }
 

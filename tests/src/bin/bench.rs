@@ -760,7 +760,7 @@ impl Bench {
                 detail.join(", ")
             );
         }
-        println!("\n(claim → commit: BLMOVE from the ready list and the PTTL pipelined with it, acquire, start, commit; inside a hold, start and commit only. Everything: also ingest, hand-back, heartbeats and idle polls, everything but the benchmark's own submits and polls.)");
+        println!("\n(claim → commit: BLPOP of the wake token and claim.lua pipelined with it, acquire, start, commit; inside a hold, start and commit only. Everything: also ingest, hand-back, heartbeats and idle polls, everything but the benchmark's own submits and polls.)");
         self.target(
             "Redis commands per task, claim → commit",
             "≤ 8",

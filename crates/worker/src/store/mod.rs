@@ -20,7 +20,7 @@ use redis::FromRedisValue;
 /// A Redis command or script that failed.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum StoreError {
-    #[error("redis command failed")]
+    #[error("redis command failed: {0}")]
     Redis(#[from] redis::RedisError),
     /// A script answered something its reply type does not read: a bug or a foreign script
     /// under baton's name, which waiting will not fix.

@@ -626,6 +626,7 @@ async fn webhooks_are_signed_refused_hosts_never_called_and_failures_never_delay
     let good = webhook::Receiver::start(200).await?;
     let failing = webhook::Receiver::start(500).await?;
     let elsewhere = webhook::Receiver::start(200).await?;
+    let gone = webhook::Receiver::start(410).await?;
     let mut pool = Pool::start()?;
     let mut m = pool.machine("a", 2);
     m.env.push(("BATON_WEBHOOK_SECRET".into(), SECRET.into()));
@@ -658,6 +659,10 @@ async fn webhooks_are_signed_refused_hosts_never_called_and_failures_never_delay
         .prompts(&["Fails. [[standin:fail 400]]"])
         .options(json!({"notify": {"url": good.url("/failed"), "events": ["plan_failed"]}}));
     pool.submit(&broken.json()).await?;
+    let refusing = doc("refusing")
+        .prompts(&["Task marker refusing-T1."])
+        .options(json!({"notify": {"url": gone.url("/"), "events": ["plan_completed"]}}));
+    pool.submit(&refusing.json()).await?;
 
     pool.wait_state("hooked", &["awaiting_review"], Duration::from_secs(60))
         .await?;
@@ -748,6 +753,22 @@ async fn webhooks_are_signed_refused_hosts_never_called_and_failures_never_delay
         Some(attempts as u64)
     );
     assert_eq!(gave_up.field_str("url"), Some(failing.url("/").as_str()));
+
+    // A receiver that refuses the body (410) is not asked again.
+    let events = wait_events(
+        &pool,
+        "refusing",
+        EventKind::WebhookFailed,
+        1,
+        Duration::from_secs(30),
+    )
+    .await?;
+    let failed = of_kind(&events, EventKind::WebhookFailed)[0];
+    assert!(failed
+        .field_str("reason")
+        .unwrap_or_default()
+        .contains("410"));
+    assert_eq!(gone.deliveries().len(), 1, "a 4xx answer is not retried");
 
     // A worker told to call hosts but given no secret refuses to start, naming both.
     let mut unsigned = pool.machine("b", 1);

@@ -3,7 +3,8 @@
 //! over the body (`X-Baton-Signature: sha256=<hex>`, key: the worker's `BATON_WEBHOOK_SECRET`).
 //!
 //! A delivery runs in the background and never blocks or fails the plan. It is retried with
-//! backoff (`backon`) for `--webhook-retry-for`; a delivery given up, or refused because the
+//! backoff (`backon`) for `--webhook-retry-for` (a 4xx answer other than 408 and 429 is not
+//! retried: the receiver refused that body); a delivery given up, or refused because the
 //! URL's host is not on the worker's `--webhook-allow` list (empty by default, so a document
 //! cannot make workers call internal addresses), is a `webhook_failed` event of the plan.
 
@@ -47,6 +48,10 @@ enum Undelivered {
     BadUrl(String),
     #[error("{0}")]
     Failed(String),
+    /// The receiver refused the delivery itself (a 4xx other than 408 and 429): sending the
+    /// same body again would be refused again.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl Webhooks {
@@ -144,12 +149,12 @@ impl Webhooks {
                 .await
                 .map_err(|e| Undelivered::Failed(e.without_url().to_string()))?;
             let status = answer.status();
-            if status.is_success() {
-                Ok(())
-            } else {
-                Err(Undelivered::Failed(format!(
-                    "the receiver answered {status}"
-                )))
+            let why = format!("the receiver answered {status}");
+            match status.as_u16() {
+                200..=299 => Ok(()),
+                408 | 429 => Err(Undelivered::Failed(why)),
+                400..=499 => Err(Undelivered::Refused(why)),
+                _ => Err(Undelivered::Failed(why)),
             }
         };
         let backoff = ExponentialBuilder::default()
@@ -158,7 +163,10 @@ impl Webhooks {
             .with_jitter()
             .with_total_delay(Some(self.retry_for))
             .without_max_times();
-        let result = attempt.retry(backoff).await;
+        let result = attempt
+            .retry(backoff)
+            .when(|e| matches!(e, Undelivered::Failed(_)))
+            .await;
         let n = attempts.load(std::sync::atomic::Ordering::Relaxed);
         result.map(|()| n).map_err(|e| (e, n))
     }

@@ -629,3 +629,82 @@ async fn the_pools_counters_take_each_plans_totals_once() -> anyhow::Result<()> 
     assert!((cost - 1.0).abs() < 1e-9, "{stats:?}");
     Ok(())
 }
+
+/// Pause, resume, approve and reject each apply only in the state they are for, once per
+/// document, and name the state that refuses them.
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_controls_keep_to_the_plans_state() -> anyhow::Result<()> {
+    use baton_core::scripts::control::{Approve, Pause, Reject, Resume};
+    let mut s = Scripts::start().await?;
+    let p: PlanId = "steered".parse()?;
+    let ev = Event::new(EventKind::PlanPaused, Some(&p));
+    let pause = Pause {
+        plan: &p,
+        reason: "lunch",
+        now: false,
+        event: &ev,
+    };
+    assert_eq!(s.call(&pause).await?, ControlReply::Refused(Refused(None)));
+    s.ingest(&p, &uuid::Uuid::new_v4().to_string(), 1, 2)
+        .await?;
+    let tag = uuid::Uuid::new_v4().to_string();
+    let resume = Resume {
+        plan: &p,
+        tag: &tag,
+        event: &ev,
+        session_ttl_secs: 60,
+    };
+    assert_eq!(
+        s.call(&resume).await?,
+        ActionReply::Refused(Refused(Some(PlanState::Queued))),
+        "only a paused plan resumes"
+    );
+    assert_eq!(s.call(&pause).await?, ControlReply::Applied);
+    assert_eq!(
+        s.call(&pause).await?,
+        ControlReply::Refused(Refused(Some(PlanState::Paused)))
+    );
+    // A paused plan is not handed out.
+    let lock = LockValue::new(&s.worker);
+    assert_eq!(
+        s.acquire(&p, &lock, Duration::from_secs(30)).await?,
+        AcquireReply::Idle
+    );
+    let applied = ActionReply::Applied {
+        schedule: true,
+        priority: baton_core::Priority::Normal,
+        completed: false,
+    };
+    assert_eq!(s.call(&resume).await?, applied);
+    assert!(matches!(
+        s.call(&resume).await?,
+        ActionReply::Duplicate { .. }
+    ));
+    assert_eq!(s.state(&p).await?.as_deref(), Some("queued"));
+
+    let other = uuid::Uuid::new_v4().to_string();
+    let done = Event::new(EventKind::PlanCompleted, Some(&p));
+    let approve = Approve {
+        plan: &p,
+        tag: &other,
+        note: None,
+        event: &ev,
+        completed: &done,
+    };
+    assert_eq!(
+        s.call(&approve).await?,
+        ActionReply::Refused(Refused(Some(PlanState::Queued))),
+        "nothing awaits review"
+    );
+    let reject = Reject {
+        plan: &p,
+        tag: &other,
+        note: "again",
+        event: &ev,
+    };
+    assert_eq!(
+        s.call(&reject).await?,
+        ActionReply::Refused(Refused(Some(PlanState::Queued)))
+    );
+    Ok(())
+}

@@ -79,10 +79,7 @@ if st == 'completed' then
   redis.call('HSET', KEYS[1], 'state', st)
 end
 local schedule = 0
-if runnable(st) and redis.call('HGET', KEYS[1], 'scheduled') ~= '1' then
-  redis.call('HSET', KEYS[1], 'scheduled', 1)
-  schedule = 1
-end
+if runnable(st) then schedule = take_scheduling(KEYS[1]) end
 local ev = string.sub(ARGV[9], 1, -2) .. ',"status":"' .. status .. '","first_task_index":' .. first ..
   ',"tasks":' .. #tasks .. ',"state":"' .. st .. '"}'
 emit(KEYS[1], KEYS[5], ev, ARGV[10], ARGV[11])

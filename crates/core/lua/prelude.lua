@@ -94,3 +94,24 @@ local function schedule(high, normal, low, wake, prio, plan, where)
   else return end
   if redis.call('LLEN', wake) == 0 then redis.call('LPUSH', wake, 1) end
 end
+-- action_refused(plan_key, ingested_key, tag, want): the reply of an action document (retry,
+-- resume, approve, reject) that must not be applied: {'duplicate', schedule, priority} when
+-- this document was applied before, {'err', state} when the plan is not in state `want`
+-- ('' when there is no such plan). nil: go ahead.
+local function action_refused(plan_key, ingested_key, tag, want)
+  local st = redis.call('HGET', plan_key, 'state')
+  if redis.call('SISMEMBER', ingested_key, tag) == 1 then
+    local runs = (st == 'queued' or st == 'running') and 1 or 0
+    return {'duplicate', runs, redis.call('HGET', plan_key, 'priority') or ''}
+  end
+  if not st then return {'err', ''} end
+  if st ~= want then return {'err', st} end
+  return nil
+end
+-- take_scheduling(plan_key): 1 when the plan was on no ready list and now must be put on one
+-- (marked scheduled), 0 when it already is.
+local function take_scheduling(plan_key)
+  if redis.call('HGET', plan_key, 'scheduled') == '1' then return 0 end
+  redis.call('HSET', plan_key, 'scheduled', 1)
+  return 1
+end

@@ -8,17 +8,11 @@
 --       6 default retention secs, 7 note
 -- Returns: {'ok', schedule(0|1), priority}, {'duplicate', schedule(0|1), priority}, or
 --          {'err', state ('' when there is no such plan)}
-local function runnable(s) return s == 'queued' or s == 'running' end
+local refused = action_refused(KEYS[1], KEYS[4], ARGV[1], 'awaiting_review')
+if refused then return refused end
 local prio = redis.call('HGET', KEYS[1], 'priority') or ''
-if redis.call('SISMEMBER', KEYS[4], ARGV[1]) == 1 then
-  local st = redis.call('HGET', KEYS[1], 'state') or ''
-  return {'duplicate', runnable(st) and 1 or 0, prio}
-end
-local st = redis.call('HGET', KEYS[1], 'state')
-if not st then return {'err', ''} end
-if st ~= 'awaiting_review' then return {'err', st} end
 local v = redis.call('HMGET', KEYS[1], 'review_task', 'review_base')
-if not v[1] then return {'err', st} end
+if not v[1] then return {'err', 'awaiting_review'} end
 local retention, cap = plan_limits(KEYS[1], ARGV[6], ARGV[5])
 redis.call('SADD', KEYS[4], ARGV[1])
 local t = cjson.decode(v[1])
@@ -36,9 +30,5 @@ redis.call('HINCRBY', KEYS[1], 'done', -1)
 redis.call('HSET', KEYS[1], 'state', 'queued', 'updated_at', ARGV[2])
 emit(KEYS[1], KEYS[3], ARGV[3], ARGV[4], cap)
 keep_for(retention, KEYS[1], KEYS[2], KEYS[3], KEYS[4])
-local schedule = 0
-if redis.call('HGET', KEYS[1], 'scheduled') ~= '1' then
-  redis.call('HSET', KEYS[1], 'scheduled', 1)
-  schedule = 1
-end
+local schedule = take_scheduling(KEYS[1])
 return {'ok', schedule, prio}

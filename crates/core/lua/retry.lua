@@ -7,15 +7,9 @@
 --       5 default event cap, 6 default retention secs
 -- Returns: {'ok', schedule(0|1), priority}, {'duplicate', schedule(0|1), priority} (this
 --          document was applied before), or {'err', state ('' when there is no such plan)}
-local function runnable(s) return s == 'queued' or s == 'running' end
+local refused = action_refused(KEYS[1], KEYS[4], ARGV[1], 'failed')
+if refused then return refused end
 local prio = redis.call('HGET', KEYS[1], 'priority') or ''
-if redis.call('SISMEMBER', KEYS[4], ARGV[1]) == 1 then
-  local st = redis.call('HGET', KEYS[1], 'state') or ''
-  return {'duplicate', runnable(st) and 1 or 0, prio}
-end
-local st = redis.call('HGET', KEYS[1], 'state')
-if not st then return {'err', ''} end
-if st ~= 'failed' then return {'err', st} end
 local retention, cap = plan_limits(KEYS[1], ARGV[6], ARGV[5])
 redis.call('SADD', KEYS[4], ARGV[1])
 local head = redis.call('LINDEX', KEYS[2], 0)
@@ -29,11 +23,7 @@ t.recoveries = 0
 redis.call('LSET', KEYS[2], 0, cjson.encode(t))
 redis.call('HSET', KEYS[1], 'state', 'queued', 'updated_at', ARGV[2])
 redis.call('HDEL', KEYS[1], 'last_error')
-local schedule = 0
-if redis.call('HGET', KEYS[1], 'scheduled') ~= '1' then
-  redis.call('HSET', KEYS[1], 'scheduled', 1)
-  schedule = 1
-end
+local schedule = take_scheduling(KEYS[1])
 emit(KEYS[1], KEYS[3], ARGV[3], ARGV[4], cap)
 keep_for(retention, KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 return {'ok', schedule, prio}

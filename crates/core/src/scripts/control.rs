@@ -5,7 +5,7 @@
 //! applied once per document (its tag), and keeps the retention and event cap the plan was
 //! created with.
 
-use redis::{FromRedisValue, ParsingError, ScriptInvocation, Value};
+use redis::{FromRedisValue, ParsingError, Script, ScriptInvocation, Value};
 
 use super::{Env, ScriptCall, Words, APPROVE, CANCEL, PAUSE, POOL_PAUSE, REJECT, RESUME, RETRY};
 use crate::event::Event;
@@ -134,19 +134,7 @@ impl ScriptCall for Retry<'_> {
     type Reply = ActionReply;
 
     fn invocation(&self, env: &Env) -> ScriptInvocation<'static> {
-        let k = &env.keys;
-        let mut inv = RETRY.prepare_invoke();
-        inv.key(k.plan(self.plan))
-            .key(k.tasks(self.plan))
-            .key(k.events(self.plan))
-            .key(k.ingested(self.plan))
-            .arg(self.tag)
-            .arg(crate::time::now_rfc3339())
-            .arg(self.event.to_json())
-            .arg(k.channel())
-            .arg(env.event_cap)
-            .arg(env.retention_secs);
-        inv
+        action_invocation(&RETRY, env, self.plan, self.tag, self.event)
     }
 }
 
@@ -201,19 +189,8 @@ impl ScriptCall for Approve<'_> {
     type Reply = ActionReply;
 
     fn invocation(&self, env: &Env) -> ScriptInvocation<'static> {
-        let k = &env.keys;
-        let mut inv = APPROVE.prepare_invoke();
-        inv.key(k.plan(self.plan))
-            .key(k.tasks(self.plan))
-            .key(k.events(self.plan))
-            .key(k.ingested(self.plan))
-            .arg(self.tag)
-            .arg(crate::time::now_rfc3339())
-            .arg(self.event.to_json())
-            .arg(k.channel())
-            .arg(env.event_cap)
-            .arg(env.retention_secs)
-            .arg(self.note.unwrap_or(""))
+        let mut inv = action_invocation(&APPROVE, env, self.plan, self.tag, self.event);
+        inv.arg(self.note.unwrap_or(""))
             .arg(self.completed.to_json());
         inv
     }
@@ -235,21 +212,34 @@ impl ScriptCall for Reject<'_> {
     type Reply = ActionReply;
 
     fn invocation(&self, env: &Env) -> ScriptInvocation<'static> {
-        let k = &env.keys;
-        let mut inv = REJECT.prepare_invoke();
-        inv.key(k.plan(self.plan))
-            .key(k.tasks(self.plan))
-            .key(k.events(self.plan))
-            .key(k.ingested(self.plan))
-            .arg(self.tag)
-            .arg(crate::time::now_rfc3339())
-            .arg(self.event.to_json())
-            .arg(k.channel())
-            .arg(env.event_cap)
-            .arg(env.retention_secs)
-            .arg(self.note);
+        let mut inv = action_invocation(&REJECT, env, self.plan, self.tag, self.event);
+        inv.arg(self.note);
         inv
     }
+}
+
+/// What `retry.lua`, `approve.lua` and `reject.lua` take first. KEYS: plan, tasks, events,
+/// ingested. ARGV: tag, now, event JSON, channel, default event cap, default retention.
+fn action_invocation(
+    script: &'static Script,
+    env: &Env,
+    plan: &PlanId,
+    tag: &str,
+    event: &Event,
+) -> ScriptInvocation<'static> {
+    let k = &env.keys;
+    let mut inv = script.prepare_invoke();
+    inv.key(k.plan(plan))
+        .key(k.tasks(plan))
+        .key(k.events(plan))
+        .key(k.ingested(plan))
+        .arg(tag)
+        .arg(crate::time::now_rfc3339())
+        .arg(event.to_json())
+        .arg(k.channel())
+        .arg(env.event_cap)
+        .arg(env.retention_secs);
+    inv
 }
 
 fn refused(w: &Words) -> Refused {

@@ -125,6 +125,11 @@ async fn a_paused_plan_runs_nothing_while_others_run_and_resumes_in_order() -> a
     assert_eq!(paused.len(), 1);
     assert_eq!(paused[0].field_str("reason"), Some("lunch"));
 
+    let status = run(&pool, &["status", "held"])?;
+    assert!(
+        status.contains("state      paused") && status.contains("paused     lunch"),
+        "{status}"
+    );
     let err = refused(&pool, &["resume", "other"])?;
     assert!(err.contains("other is completed, not paused"), "{err}");
     let err = refused(&pool, &["pause", "other"])?;
@@ -363,6 +368,8 @@ async fn a_review_gate_waits_and_a_rejection_reruns_the_task_from_its_files() ->
         "the plan waits for the reviewer"
     );
     assert_eq!(done(&pool, "rev").await?, 1);
+    let status = run(&pool, &["status", "rev"])?;
+    assert!(status.contains("review     task draft waits"), "{status}");
 
     let note = "Step REV-1b: the name is wrong.\nFile: better.txt\n```\nsecond try\n```\n";
     run(&pool, &["reject", "rev", "--note", note])?;

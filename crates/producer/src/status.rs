@@ -76,6 +76,11 @@ impl Status {
                 })),
                 "results": results, "pending": pending, "stats": plan.stats,
                 "pool_paused": pause,
+                "priority": plan.priority.unwrap_or_default(),
+                "pause_reason": plan.pause_reason,
+                "review_task": plan.review_task_id(),
+                "not_before_ms": plan.not_before_ms,
+                "after": plan.after,
             });
             println!(
                 "{}",
@@ -85,6 +90,25 @@ impl Status {
         }
         println!("plan       {p}");
         println!("state      {state}");
+        if let Some(why) = &plan.pause_reason {
+            println!("paused     {why} (`baton resume {p}`)");
+        }
+        if let Some(t) = plan.review_task_id() {
+            println!(
+                "review     task {t} waits: `baton approve {p}` or `baton reject {p} --note ...`"
+            );
+        }
+        if let Some(prio) = plan.priority {
+            println!("priority   {prio}");
+        }
+        if let Some(ms) = plan.not_before_ms {
+            let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+            println!("not before {}", humantime::format_rfc3339_seconds(at));
+        }
+        if !plan.after.is_empty() {
+            let names: Vec<&str> = plan.after.iter().map(|p| p.as_str()).collect();
+            println!("after      {} (to complete first)", names.join(", "));
+        }
         println!("workspace  {workspace}");
         if let Some(r) = &plan.repo {
             let at = plan

@@ -340,7 +340,9 @@ async fn a_review_gate_waits_and_a_rejection_reruns_the_task_from_its_files() ->
         &pool.dir.path().join("remote.git"),
         &[("README.md", "hi\n")],
     )?;
-    pool.add_worker(&pool.separate_machine("a", 1))?;
+    let mut m = pool.separate_machine("a", 1);
+    m.extra.extend(["--session-ttl".into(), "120".into()]);
+    pool.add_worker(&m)?;
     let d = doc("rev")
         .reviewed_task(
             "draft",
@@ -370,9 +372,35 @@ async fn a_review_gate_waits_and_a_rejection_reruns_the_task_from_its_files() ->
     assert_eq!(done(&pool, "rev").await?, 1);
     let status = run(&pool, &["status", "rev"])?;
     assert!(status.contains("review     task draft waits"), "{status}");
+    // The conversation outlives the session TTL while a person reviews.
+    let session_ttl = |pool: &Pool| -> anyhow::Result<i64> {
+        let out = redis_server::redis_cli(
+            pool.redis.port,
+            &["TTL", &pool.keys.session(&"rev".parse()?)],
+        )?;
+        Ok(out.trim().parse()?)
+    };
+    let waiting_ttl = session_ttl(&pool)?;
+    assert!(
+        waiting_ttl > 120,
+        "kept as long as the plan: {waiting_ttl} s"
+    );
 
-    let note = "Step REV-1b: the name is wrong.\nFile: better.txt\n```\nsecond try\n```\n";
+    let note = "Step REV-1b: the name is wrong. [[standin:sleep 2000]]\nFile: better.txt\n```\nsecond try\n```\n";
     run(&pool, &["reject", "rev", "--note", note])?;
+    wait_events(
+        &pool,
+        "rev",
+        EventKind::ReviewRejected,
+        1,
+        Duration::from_secs(30),
+    )
+    .await?;
+    let after_ttl = session_ttl(&pool)?;
+    assert!(
+        (1..=120).contains(&after_ttl),
+        "the session TTL starts again: {after_ttl} s"
+    );
     wait_events(
         &pool,
         "rev",

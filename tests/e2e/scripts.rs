@@ -690,6 +690,7 @@ async fn plan_controls_keep_to_the_plans_state() -> anyhow::Result<()> {
         note: None,
         event: &ev,
         completed: &done,
+        session_ttl_secs: 60,
     };
     assert_eq!(
         s.call(&approve).await?,
@@ -701,6 +702,7 @@ async fn plan_controls_keep_to_the_plans_state() -> anyhow::Result<()> {
         tag: &other,
         note: "again",
         event: &ev,
+        session_ttl_secs: 60,
     };
     assert_eq!(
         s.call(&reject).await?,

@@ -53,6 +53,12 @@ if ARGV[20] ~= '' and (st == 'running' or st == 'queued') then
   redis.call('HSET', KEYS[2], 'state', 'awaiting_review', 'review_task', ARGV[2],
     'review_base', before)
   emit(KEYS[2], KEYS[6], ARGV[20], ARGV[7], ARGV[12])
+  -- A reviewer may take longer than a session's TTL: the conversation (which the rework, or
+  -- the next task, continues) is kept as long as the plan while it waits.
+  local keep = redis.call('HGET', KEYS[2], 'retention_secs')
+  if keep then
+    for _, k in ipairs({KEYS[5], KEYS[7], KEYS[10]}) do redis.call('EXPIRE', k, keep) end
+  end
   redis.call('DEL', KEYS[1])
   redis.call('HSET', KEYS[2], 'scheduled', 0)
   return {'review'}

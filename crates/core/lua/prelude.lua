@@ -115,3 +115,17 @@ local function take_scheduling(plan_key)
   redis.call('HSET', plan_key, 'scheduled', 1)
   return 1
 end
+-- restart_session_ttl(plan_key, default, keys...): (re)starts the TTL of the plan's session
+-- keys that still exist with the plan's own session TTL (options.session_ttl_secs), else
+-- `default` (the pool's).
+local function restart_session_ttl(plan_key, default, ...)
+  local ttl = tonumber(default)
+  local opts = redis.call('HGET', plan_key, 'options')
+  if opts then
+    local o = cjson.decode(opts)
+    if type(o.session_ttl_secs) == 'number' then ttl = o.session_ttl_secs end
+  end
+  for _, k in ipairs({...}) do
+    if redis.call('EXISTS', k) == 1 then redis.call('EXPIRE', k, ttl) end
+  end
+end

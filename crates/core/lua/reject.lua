@@ -3,9 +3,10 @@
 -- before the rejected run (the branch's rejected commit is replaced by the next push); the
 -- conversation keeps the rejected turn, so the model knows what was wrong. The rework is
 -- reviewed again. Applied by a worker's ingest from an action document, once per document.
--- KEYS: 1 plan, 2 tasks, 3 events, 4 ingested
+-- The session's TTL starts again (it was kept as long as the plan while the review waited).
+-- KEYS: 1 plan, 2 tasks, 3 events, 4 ingested, 5 session, 6 transcript, 7 transcript chunks
 -- ARGV: 1 tag, 2 now, 3 review_rejected event JSON, 4 channel, 5 default event cap,
---       6 default retention secs, 7 note
+--       6 default retention secs, 7 note, 8 default session TTL secs
 -- Returns: {'ok', schedule(0|1), priority}, {'duplicate', schedule(0|1), priority}, or
 --          {'err', state ('' when there is no such plan)}
 local refused = action_refused(KEYS[1], KEYS[4], ARGV[1], 'awaiting_review')
@@ -26,6 +27,7 @@ else
   redis.call('HDEL', KEYS[1], 'checkpoint')
 end
 redis.call('HDEL', KEYS[1], 'review_task', 'review_base')
+restart_session_ttl(KEYS[1], ARGV[8], KEYS[5], KEYS[6], KEYS[7])
 redis.call('HINCRBY', KEYS[1], 'done', -1)
 redis.call('HSET', KEYS[1], 'state', 'queued', 'updated_at', ARGV[2])
 emit(KEYS[1], KEYS[3], ARGV[3], ARGV[4], cap)

@@ -14,15 +14,7 @@ local retention, cap = plan_limits(KEYS[1], ARGV[6], ARGV[5])
 redis.call('SADD', KEYS[3], ARGV[1])
 redis.call('HSET', KEYS[1], 'state', 'queued', 'updated_at', ARGV[2])
 redis.call('HDEL', KEYS[1], 'pause_now', 'pause_reason')
-local ttl = tonumber(ARGV[7])
-local opts = redis.call('HGET', KEYS[1], 'options')
-if opts then
-  local o = cjson.decode(opts)
-  if type(o.session_ttl_secs) == 'number' then ttl = o.session_ttl_secs end
-end
-for i = 4, 6 do
-  if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('EXPIRE', KEYS[i], ttl) end
-end
+restart_session_ttl(KEYS[1], ARGV[7], KEYS[4], KEYS[5], KEYS[6])
 local schedule = take_scheduling(KEYS[1])
 emit(KEYS[1], KEYS[2], ARGV[3], ARGV[4], cap)
 keep_for(retention, KEYS[1], KEYS[2], KEYS[3])

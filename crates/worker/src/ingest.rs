@@ -212,6 +212,7 @@ impl Ingestion<'_> {
                     note,
                     event: &event,
                     completed: &completed,
+                    session_ttl_secs: self.pool.cfg.session_ttl.as_secs(),
                 };
                 redis_retry("approve", abort, || store.call(&call)).await
             }
@@ -225,6 +226,7 @@ impl Ingestion<'_> {
                     tag,
                     note,
                     event: &event,
+                    session_ttl_secs: self.pool.cfg.session_ttl.as_secs(),
                 };
                 redis_retry("reject", abort, || store.call(&call)).await
             }

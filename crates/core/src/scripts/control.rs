@@ -183,6 +183,8 @@ pub struct Approve<'a> {
     pub event: &'a Event,
     /// `plan_completed`, sent when no task is left.
     pub completed: &'a Event,
+    /// The pool's `--session-ttl`, for a plan without its own.
+    pub session_ttl_secs: u64,
 }
 
 impl ScriptCall for Approve<'_> {
@@ -190,8 +192,10 @@ impl ScriptCall for Approve<'_> {
 
     fn invocation(&self, env: &Env) -> ScriptInvocation<'static> {
         let mut inv = action_invocation(&APPROVE, env, self.plan, self.tag, self.event);
+        session_keys(&mut inv, env, self.plan);
         inv.arg(self.note.unwrap_or(""))
-            .arg(self.completed.to_json());
+            .arg(self.completed.to_json())
+            .arg(self.session_ttl_secs);
         inv
     }
 }
@@ -206,6 +210,8 @@ pub struct Reject<'a> {
     pub note: &'a str,
     /// `review_rejected`.
     pub event: &'a Event,
+    /// The pool's `--session-ttl`, for a plan without its own.
+    pub session_ttl_secs: u64,
 }
 
 impl ScriptCall for Reject<'_> {
@@ -213,7 +219,8 @@ impl ScriptCall for Reject<'_> {
 
     fn invocation(&self, env: &Env) -> ScriptInvocation<'static> {
         let mut inv = action_invocation(&REJECT, env, self.plan, self.tag, self.event);
-        inv.arg(self.note);
+        session_keys(&mut inv, env, self.plan);
+        inv.arg(self.note).arg(self.session_ttl_secs);
         inv
     }
 }
@@ -240,6 +247,13 @@ fn action_invocation(
         .arg(env.event_cap)
         .arg(env.retention_secs);
     inv
+}
+
+/// The plan's session keys (record, transcript base, chunks), for scripts that restart their TTL.
+fn session_keys(inv: &mut ScriptInvocation<'static>, env: &Env, plan: &PlanId) {
+    inv.key(env.keys.session(plan))
+        .key(env.keys.transcript(plan))
+        .key(env.keys.transcript_chunks(plan));
 }
 
 fn refused(w: &Words) -> Refused {

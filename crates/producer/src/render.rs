@@ -63,6 +63,20 @@ pub(crate) fn human(e: &Event) -> String {
             " attempt {}",
             f("attempt").and_then(Value::as_u64).unwrap_or(1)
         ),
+        EventKind::ReviewRequested => format!(
+            ": `baton approve {plan}` or `baton reject {plan} --note ...`: {}",
+            short(e.field_str("result").unwrap_or(""), 160)
+        ),
+        EventKind::ReviewApproved | EventKind::ReviewRejected => e
+            .field_str("note")
+            .map(|n| format!(": {}", short(n, 200)))
+            .unwrap_or_default(),
+        EventKind::WebhookFailed => format!(
+            " {} to {}: {}",
+            e.field_str("event").unwrap_or(""),
+            e.field_str("url").unwrap_or(""),
+            short(e.field_str("reason").unwrap_or(""), 200)
+        ),
         _ => match (e.field_str("reason"), e.field_str("session_id")) {
             (Some(r), _) => format!(": {}", short(r, 200)),
             (None, Some(s)) => format!(" session {s}"),

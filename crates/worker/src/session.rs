@@ -259,6 +259,37 @@ async fn with_recap(
 mod tests {
     use super::*;
 
+    /// After a review the model is told what the reviewer said, and where the task begins.
+    #[test]
+    fn reviews_reach_the_prompt() {
+        let task = |rework| StoredTask {
+            id: "schema".parse().unwrap(),
+            index: 0,
+            kind: None,
+            prompt: "Split the tables.".into(),
+            recoveries: 0,
+            review: true,
+            rework,
+            json_schema: None,
+        };
+        assert_eq!(reviewed_prompt(&task(0), None), "Split the tables.");
+        let rework = reviewed_prompt(&task(1), Some("ignored: a rework has its own note"));
+        assert!(
+            rework.contains("rejected your last result for task schema"),
+            "{rework}"
+        );
+        assert!(
+            rework.ends_with("Their note:\n\nSplit the tables."),
+            "{rework}"
+        );
+        let next = reviewed_prompt(&task(0), Some("Use UUIDs."));
+        let (note, prompt) = (
+            next.find("Use UUIDs.").unwrap(),
+            next.find("Split").unwrap(),
+        );
+        assert!(note < prompt, "{next}");
+    }
+
     fn record(context_tokens: u64, digest: &str) -> SessionRecord {
         SessionRecord {
             session_id: ClaudeSessionId::generate(),

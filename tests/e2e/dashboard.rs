@@ -317,7 +317,16 @@ async fn the_dashboard_pauses_resumes_and_reviews_plans() -> anyhow::Result<()> 
     assert!(done.starts_with("HTTP/1.1 303"), "{done}");
     pool.wait_state("gate", &["paused"], Duration::from_secs(5))
         .await?;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    wait_until("task 2 commits", Duration::from_secs(60), || async {
+        pool.plan_field("gate", "done")
+            .await
+            .ok()
+            .flatten()
+            .as_deref()
+            == Some("2")
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         pool.plan_field("gate", "done").await?.as_deref(),
         Some("2"),

@@ -607,12 +607,28 @@ async fn new_states_survive_a_worker_kill_and_a_redis_restart() -> anyhow::Resul
     assert_eq!(gated_state.as_deref(), Some("awaiting_review"));
     run(&pool, &["resume", "stilled"])?;
     run(&pool, &["approve", "gated"])?;
-    for p in ["stilled", "gated", "timed"] {
+    // A plan whose last task is reviewed completes with the approval.
+    let last = doc("last").reviewed_task("t1", "Task marker last-T1.");
+    pool.submit(&last.json()).await?;
+    pool.wait_state("last", &["awaiting_review"], Duration::from_secs(60))
+        .await?;
+    run(&pool, &["approve", "last"])?;
+    for p in ["stilled", "gated", "timed", "last"] {
         pool.wait_state(p, &["completed"], Duration::from_secs(90))
             .await?;
     }
     assert_eq!(done(&pool, "stilled").await?, 2);
     assert_eq!(done(&pool, "gated").await?, 2);
+    // The pool's counters take every completion, the approved one's too.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while pool.stat("plans_completed").await? != 4 {
+        ensure!(
+            Instant::now() < deadline,
+            "plans_completed = {}",
+            pool.stat("plans_completed").await?
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     Ok(())
 }
 

@@ -267,9 +267,23 @@ impl Ingestion<'_> {
         }
     }
 
-    /// An approval completed the plan: its webhook hears of it from this worker.
+    /// An approval completed the plan: the pool's counters take the plan's totals (its
+    /// `plans_completed` among them; no hold hands this plan back), and its webhook hears of it
+    /// from this worker.
     async fn notify_completed(&self, plan: &PlanId, event: &Event) {
         let pool = self.pool;
+        let abort = &pool.shutdown.abort;
+        if let Some(totals) = redis_retry("read the plan's counters", abort, || {
+            pool.store.plan_totals(plan)
+        })
+        .await
+        {
+            let tally = baton_core::scripts::pool::Tally {
+                plan,
+                totals: &totals,
+            };
+            let _ = redis_retry("tally", abort, || pool.store.call(&tally)).await;
+        }
         let options = pool.store.plan_options(plan).await.ok().flatten();
         let notify = options.and_then(|o| o.notify);
         pool.webhooks.send(

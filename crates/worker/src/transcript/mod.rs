@@ -1,0 +1,266 @@
+//! Moving a Claude conversation between machines.
+//!
+//! The CLI keeps a session as `<config>/projects/<encoded cwd>/<id>.jsonl`, plus a folder
+//! `<id>/` when it has subagent transcripts or saved tool results. The committed transcript in
+//! Redis is the truth, a local copy only a cache (formats in `baton_core::transcript`). A
+//! session's first commit packs both whole; each later commit of the same session sends a chunk
+//! with only what its turn added (the file's new bytes and the folder's new or changed files),
+//! so a task's cost does not grow with its plan. The worker knows what was committed
+//! ([`Committed`]: the file's length, a running SHA-256 over it, its last bytes and the folder's
+//! stamps) and checks the local file still starts with it before it sends only the rest.
+//!
+//! Before a resume the worker checks the local file is the committed one (cheaply, against what
+//! its hold committed last; else by its digest) and otherwise restores base and chunks, which
+//! also discards the partial turn a failed attempt may have left. It keeps exactly one copy of a
+//! session per config dir, since the CLI reports a duplicated id as not found.
+
+mod pack;
+mod restore;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use baton_core::ClaudeSessionId;
+use sha2::{Digest, Sha256};
+
+/// A transcript operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum TranscriptError {
+    #[error("no transcript file at {0}")]
+    Missing(PathBuf),
+    #[error("transcript blob is unreadable")]
+    Corrupt(#[source] std::io::Error),
+    #[error("restored transcript has digest {got}, the session record says {expected}")]
+    DigestMismatch { expected: String, got: String },
+    #[error("transcript file operation failed on {path}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TranscriptError + '_ {
+    move |source| TranscriptError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// The CLI's folder name for a working directory: every character that is not an ASCII letter
+/// or digit becomes `-`.
+pub(crate) fn project_dir_name(cwd: &Path) -> String {
+    cwd.to_string_lossy()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect()
+}
+
+/// Where one session's files live in one config dir.
+#[derive(Debug, Clone)]
+pub(crate) struct SessionFiles {
+    projects: PathBuf,
+    dir: PathBuf,
+    id: ClaudeSessionId,
+}
+
+impl SessionFiles {
+    /// The files of session `id` run in `cwd` (canonical) under `config_dir`.
+    pub(crate) fn new(config_dir: &Path, cwd: &Path, id: ClaudeSessionId) -> Self {
+        let projects = config_dir.join("projects");
+        Self {
+            dir: projects.join(project_dir_name(cwd)),
+            projects,
+            id,
+        }
+    }
+
+    /// The transcript file.
+    pub(crate) fn jsonl(&self) -> PathBuf {
+        self.dir.join(format!("{}.jsonl", self.id))
+    }
+
+    fn folder(&self) -> PathBuf {
+        self.dir.join(self.id.to_string())
+    }
+
+    /// The folder's regular files (relative paths) with their sizes and modification times.
+    fn folder_stamps(&self) -> Result<BTreeMap<PathBuf, FileStamp>, TranscriptError> {
+        let root = self.folder();
+        let mut out = BTreeMap::new();
+        let mut pending = vec![root.clone()];
+        while let Some(dir) = pending.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let meta = entry.metadata().map_err(io_err(&path))?;
+                if meta.is_dir() {
+                    pending.push(path);
+                } else if meta.is_file() {
+                    let rel = path.strip_prefix(&root).unwrap_or(&path).to_owned();
+                    out.insert(
+                        rel,
+                        FileStamp {
+                            len: meta.len(),
+                            modified: meta.modified().ok(),
+                        },
+                    );
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// What committing `bytes` (the whole file) and the folder as it is now leaves committed.
+    fn state_of(&self, bytes: &[u8]) -> Result<Committed, TranscriptError> {
+        let mut hasher = Sha256::new();
+        hasher.update(bytes);
+        Ok(Committed {
+            session: self.id,
+            len: bytes.len() as u64,
+            hasher,
+            tail: bytes[bytes.len().saturating_sub(TAIL)..].to_vec(),
+            folder: self.folder_stamps()?,
+        })
+    }
+
+    /// The local copy's state (reads and hashes the whole file), `None` when there is none.
+    pub(crate) fn state(&self) -> Option<Committed> {
+        let bytes = std::fs::read(self.jsonl()).ok()?;
+        self.state_of(&bytes).ok()
+    }
+
+    /// Makes the local copy exactly `committed` again when it still starts with it (checked
+    /// without reading the whole file): cuts off what was written after the commit (a warm CLI
+    /// writes a last record on its way out; a failed attempt leaves a partial turn) and removes
+    /// folder files added since. False, touching nothing, when the copy is not `committed` plus
+    /// more.
+    pub(crate) fn rewind_to(&self, committed: &Committed) -> bool {
+        if committed.session != self.id {
+            return false;
+        }
+        let jsonl = self.jsonl();
+        let Ok(mut f) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&jsonl)
+        else {
+            return false;
+        };
+        let tail_start = committed.len - committed.tail.len() as u64;
+        let mut tail = vec![0; committed.tail.len()];
+        let starts_with = f
+            .seek(SeekFrom::Start(tail_start))
+            .and_then(|_| f.read_exact(&mut tail))
+            .is_ok()
+            && tail == committed.tail;
+        let Ok(stamps) = self.folder_stamps() else {
+            return false;
+        };
+        let kept = committed
+            .folder
+            .iter()
+            .all(|(rel, stamp)| stamps.get(rel) == Some(stamp));
+        if !starts_with || !kept || f.set_len(committed.len).is_err() {
+            return false;
+        }
+        let folder = self.folder();
+        for rel in stamps
+            .keys()
+            .filter(|rel| !committed.folder.contains_key(*rel))
+        {
+            if std::fs::remove_file(folder.join(rel)).is_err() {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// True when the local copy is still exactly `committed` (checked without reading the
+    /// whole file: its length, its last bytes and the folder's stamps).
+    #[cfg(test)]
+    pub(crate) fn is_at(&self, committed: &Committed) -> bool {
+        if committed.session != self.id {
+            return false;
+        }
+        let Ok(mut f) = std::fs::File::open(self.jsonl()) else {
+            return false;
+        };
+        let tail_start = committed.len - committed.tail.len() as u64;
+        let mut rest = Vec::new();
+        let read = f
+            .seek(SeekFrom::Start(tail_start))
+            .and_then(|_| f.read_to_end(&mut rest));
+        read.is_ok()
+            && rest == committed.tail
+            && self.folder_stamps().is_ok_and(|s| s == committed.folder)
+    }
+
+    /// Removes this session's files from every project folder of the config dir.
+    pub(crate) fn remove_everywhere(&self) -> Result<(), TranscriptError> {
+        let Ok(dirs) = std::fs::read_dir(&self.projects) else {
+            return Ok(());
+        };
+        for d in dirs.flatten() {
+            let p = d.path();
+            let file = p.join(format!("{}.jsonl", self.id));
+            if file.exists() {
+                std::fs::remove_file(&file).map_err(io_err(&file))?;
+            }
+            let folder = p.join(self.id.to_string());
+            if folder.is_dir() {
+                std::fs::remove_dir_all(&folder).map_err(io_err(&folder))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// SHA-256 as lowercase hex.
+pub(crate) fn hex_sha256(bytes: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(bytes))
+}
+
+/// Bytes of the committed file kept to check that the local file still starts with it.
+const TAIL: usize = 4096;
+
+/// A file of the session's folder as committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileStamp {
+    len: u64,
+    modified: Option<SystemTime>,
+}
+
+/// What is committed of one session's transcript, as far as this worker knows: enough to send
+/// only what a turn adds, and to tell cheaply whether the local copy is still exactly it.
+#[derive(Debug, Clone)]
+pub(crate) struct Committed {
+    session: ClaudeSessionId,
+    /// The transcript file's committed length.
+    len: u64,
+    /// SHA-256 over those bytes, not yet finished (more bytes extend it).
+    hasher: Sha256,
+    /// The last (up to) [`TAIL`] of those bytes.
+    tail: Vec<u8>,
+    /// The folder's files as committed.
+    folder: BTreeMap<PathBuf, FileStamp>,
+}
+
+impl Committed {
+    /// SHA-256 (hex) of the committed transcript file.
+    pub(crate) fn digest(&self) -> String {
+        format!("{:x}", self.hasher.clone().finalize())
+    }
+
+    /// The session it belongs to.
+    pub(crate) fn session(&self) -> ClaudeSessionId {
+        self.session
+    }
+}
+
+#[cfg(test)]
+mod tests;

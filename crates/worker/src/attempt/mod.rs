@@ -6,21 +6,26 @@
 //! stop of the plan. A task gets `--max-attempts` attempts; starting over in a new session
 //! because the old one is gone does not use one up (once per task).
 
+mod checkpoint;
+mod policy;
+
+pub(crate) use policy::{after_failure, AfterFailure};
+
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
-use baton_core::scripts::hold::{Head, Renew, Renewal};
+use baton_core::scripts::hold::Head;
 use baton_core::scripts::task::{Compact, CompactReply};
 use baton_core::{FallbackReason, PlanOptions};
 use tracing::{debug, warn};
 
 use crate::claude::{ClaudeError, Invocation, Outcome};
 use crate::decision::Decision;
-use crate::git::{Checkout, Checkpoint, CommitInfo, Committed, GitError};
+use crate::git::{Checkpoint, CommitInfo, GitError};
 use crate::hold::lease::Interruption;
 use crate::hold::Hold;
 use crate::metrics::TaskOutcome;
-use crate::reconnect::{backoff, redis_retry};
+use crate::reconnect::backoff;
 use crate::session::{self, SessionStart};
 use crate::stop::Stop;
 use crate::transcript::SessionFiles;
@@ -111,42 +116,6 @@ enum Failed {
 impl<E: Into<AttemptError>> From<E> for Failed {
     fn from(e: E) -> Self {
         Self::Error(e.into())
-    }
-}
-
-/// What to do after a failed attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum AfterFailure {
-    /// Start over at once in a new session (not counted as an attempt).
-    NewSession(FallbackReason),
-    /// Wait, then make the next attempt.
-    Backoff,
-    /// That was the last attempt: the task failed for good.
-    OutOfAttempts,
-    /// Stop the plan with this failure.
-    Fail,
-    /// The plan's budget is spent.
-    BudgetSpent,
-    Interrupted,
-}
-
-/// The policy: `attempt` (1-based) of `max_attempts` failed with `decision`; `new_session_tried`
-/// when this task already started over in a new session.
-pub(crate) fn after_failure(
-    decision: Decision,
-    attempt: u32,
-    max_attempts: u32,
-    new_session_tried: bool,
-) -> AfterFailure {
-    match decision {
-        Decision::Interrupted => AfterFailure::Interrupted,
-        Decision::BudgetSpent => AfterFailure::BudgetSpent,
-        Decision::Fail => AfterFailure::Fail,
-        Decision::NewSession(reason) if !new_session_tried => AfterFailure::NewSession(reason),
-        Decision::NewSession(_) | Decision::Retry if attempt >= max_attempts => {
-            AfterFailure::OutOfAttempts
-        }
-        Decision::NewSession(_) | Decision::Retry => AfterFailure::Backoff,
     }
 }
 
@@ -393,54 +362,6 @@ impl Hold<'_> {
         }))
     }
 
-    /// Commits the task's files and pushes them. Right before each push the worker proves it
-    /// still holds the plan (a renewal that succeeds shows the lease was held without a break,
-    /// so no other holder can have recorded a commit since): a stale holder pushes nothing. The
-    /// push expects the branch at the recorded checkpoint; when it is not there (an unrecorded
-    /// commit of this plan, or no branch yet), the branch is read, checked, and the push made
-    /// again with that expectation, after another lease check.
-    async fn checkpoint(&self, co: &Checkout, info: &CommitInfo<'_>) -> Result<Checkpoint, Failed> {
-        let git = &self.pool.git;
-        let checkpoint = match git.commit(co, info).await? {
-            Committed::Unchanged(checkpoint) => return Ok(checkpoint),
-            Committed::ToPush(checkpoint) => checkpoint,
-        };
-        self.still_holding().await?;
-        match git
-            .push_checkpoint(co, &checkpoint, co.expected_tip())
-            .await
-        {
-            Ok(()) => return Ok(checkpoint),
-            Err(GitError::PushRefused { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
-        let tip = git.replaceable_tip(co).await?;
-        self.still_holding().await?;
-        git.push_checkpoint(co, &checkpoint, tip.as_deref()).await?;
-        Ok(checkpoint)
-    }
-
-    /// Renews the lease now: `Ok` when this worker still holds the plan.
-    async fn still_holding(&self) -> Result<(), Failed> {
-        let renew = Renew {
-            plan: &self.plan,
-            lock: &self.lease.value,
-            lease: self.pool.cfg.lease,
-        };
-        let renewed = redis_retry("check the lease before a push", self.lease.stop(), || {
-            self.pool.store.call(&renew)
-        })
-        .await;
-        match renewed {
-            None => Err(Failed::Interrupted(self.lease.interruption())),
-            Some(Renewal::Lost) => {
-                self.lease.mark_lost();
-                Err(Failed::Interrupted(Interruption::LeaseLost))
-            }
-            Some(Renewal::Renewed | Renewal::StopTask) => Ok(()),
-        }
-    }
-
     /// After a restore from a base pack and chunks, stores the transcript as one pack again
     /// (fenced; skipped if a chunk was added meanwhile). The restore paid for reading it all;
     /// the next restore reads one pack. A failure is logged and changes nothing.
@@ -465,45 +386,6 @@ impl Hold<'_> {
             }
             Ok(reply) => debug!(plan = %self.plan, ?reply, "transcript not compacted"),
             Err(e) => warn!(plan = %self.plan, error = %e, "could not compact the transcript"),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The retry policy for every decision, at the first and the last attempt.
-    #[test]
-    fn failures_are_retried_as_their_decision_says() {
-        let gone = Decision::NewSession(FallbackReason::NotFound);
-        let cases = [
-            (Decision::Retry, 1, false, AfterFailure::Backoff),
-            (Decision::Retry, 4, false, AfterFailure::OutOfAttempts),
-            (
-                gone,
-                1,
-                false,
-                AfterFailure::NewSession(FallbackReason::NotFound),
-            ),
-            (
-                gone,
-                4,
-                false,
-                AfterFailure::NewSession(FallbackReason::NotFound),
-            ),
-            (gone, 1, true, AfterFailure::Backoff),
-            (gone, 4, true, AfterFailure::OutOfAttempts),
-            (Decision::Fail, 1, false, AfterFailure::Fail),
-            (Decision::BudgetSpent, 1, false, AfterFailure::BudgetSpent),
-            (Decision::Interrupted, 4, true, AfterFailure::Interrupted),
-        ];
-        for (decision, attempt, tried, want) in cases {
-            assert_eq!(
-                after_failure(decision, attempt, 4, tried),
-                want,
-                "{decision:?} at attempt {attempt} (new session tried: {tried})"
-            );
         }
     }
 }

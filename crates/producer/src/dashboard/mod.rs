@@ -10,6 +10,7 @@
 //! Read-only unless started with `--allow-actions`; then every action (retry, cancel, requeue a
 //! dead letter) also needs the token in `BATON_DASHBOARD_TOKEN`. Binds to loopback by default.
 
+mod actions;
 mod assets;
 mod conversation;
 mod data;
@@ -20,10 +21,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use baton_connect::SharedConn;
@@ -33,6 +34,7 @@ use serde::Deserialize;
 use tokio::sync::broadcast;
 
 use crate::{Ctx, Failure};
+use actions::done_banner;
 use pages::Actions;
 
 /// Most plans the plans page lists.
@@ -107,11 +109,9 @@ impl Dashboard {
             .route("/fragments/plans", get(plans_fragment))
             .route("/plans/{id}", get(plan))
             .route("/plans/{id}/tasks", get(plan_tasks))
-            .route("/plans/{id}/retry", post(retry))
-            .route("/plans/{id}/cancel", post(cancel))
-            .route("/plans/{id}/{control}", post(control))
+            .route("/plans/{id}/{action}", post(actions::plan_action))
             .route("/dead", get(dead))
-            .route("/dead/{id}/requeue", post(requeue))
+            .route("/dead/{id}/requeue", post(actions::requeue))
             .route("/events", get(events_stream))
             .route(
                 "/assets/style.css",
@@ -225,20 +225,6 @@ struct Done {
     done: Option<String>,
 }
 
-/// The banner after an action (from a fixed set: nothing from the query string is shown).
-fn done_banner(d: &Done) -> Option<&'static str> {
-    match d.done.as_deref() {
-        Some("retry") => Some("Retry submitted: a worker puts the plan back in service."),
-        Some("cancel") => Some("Plan cancelled."),
-        Some("requeue") => Some("Document resubmitted."),
-        Some("pause") => Some("Plan paused: the task running now finishes, then nothing runs."),
-        Some("resume") => Some("Resume submitted: a worker puts the plan back in line."),
-        Some("approve") => Some("Approval submitted: the plan goes on."),
-        Some("reject") => Some("Rejection submitted: the task runs again with your note."),
-        _ => None,
-    }
-}
-
 async fn load_plan(app: &App, id: &str) -> Result<(PlanId, data::PlanDetail), Response> {
     let Ok(plan) = id.parse::<PlanId>() else {
         return Err(failed(
@@ -337,179 +323,4 @@ async fn events_stream(State(app): State<Shared>, Query(q): Query<EventsQuery>) 
     Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response()
-}
-
-#[derive(Deserialize)]
-struct TokenForm {
-    token: Option<String>,
-    /// A reviewer's note (approve, reject).
-    note: Option<String>,
-}
-
-/// The page refusing an action, unless actions are enabled and the form has the right token.
-fn refusal(app: &App, form: &TokenForm) -> Option<Response> {
-    let Some(expected) = &app.token else {
-        return Some(failed(
-            app,
-            StatusCode::FORBIDDEN,
-            "Read-only",
-            "This dashboard was started without --allow-actions.",
-        ));
-    };
-    let given = form.token.as_deref().unwrap_or("");
-    (!same_secret(given.as_bytes(), expected.as_bytes())).then(|| {
-        failed(
-            app,
-            StatusCode::FORBIDDEN,
-            "Refused",
-            "Refused: the token is missing or wrong.",
-        )
-    })
-}
-
-/// Compares secrets in time independent of where they differ.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-fn action_failed(app: &App, f: Failure) -> Response {
-    match f {
-        Failure::BadInput(m) | Failure::PlanFailed(m) => {
-            failed(app, StatusCode::BAD_REQUEST, "Not done", &m)
-        }
-        Failure::Other(e) => failed(
-            app,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Not done",
-            &format!("{e:#}"),
-        ),
-    }
-}
-
-/// The plan an action names, once the token is checked; the refusal page otherwise.
-#[expect(
-    clippy::result_large_err,
-    reason = "the error is the page to send, built at most once per request"
-)]
-fn acted_on_plan(app: &App, form: &TokenForm, id: &str) -> Result<PlanId, Response> {
-    if let Some(r) = refusal(app, form) {
-        return Err(r);
-    }
-    id.parse::<PlanId>().map_err(|_| {
-        failed(
-            app,
-            StatusCode::NOT_FOUND,
-            "No such plan",
-            "That is not a plan id.",
-        )
-    })
-}
-
-async fn retry(
-    State(app): State<Shared>,
-    Path(id): Path<String>,
-    Form(f): Form<TokenForm>,
-) -> Response {
-    let plan = match acted_on_plan(&app, &f, &id) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    match crate::retry::request(&mut app.conn.clone(), &app.ctx.keys, &plan).await {
-        Ok(()) => Redirect::to(&format!("/plans/{plan}?done=retry")).into_response(),
-        Err(f) => action_failed(&app, f),
-    }
-}
-
-async fn cancel(
-    State(app): State<Shared>,
-    Path(id): Path<String>,
-    Form(f): Form<TokenForm>,
-) -> Response {
-    let plan = match acted_on_plan(&app, &f, &id) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let reason = "cancelled from the dashboard";
-    match crate::cancel::cancel(&mut app.conn.clone(), &app.ctx.env, &plan, reason).await {
-        Ok(()) => Redirect::to(&format!("/plans/{plan}?done=cancel")).into_response(),
-        Err(f) => action_failed(&app, f),
-    }
-}
-
-/// Pause, resume, approve, reject.
-async fn control(
-    State(app): State<Shared>,
-    Path((id, control)): Path<(String, String)>,
-    Form(f): Form<TokenForm>,
-) -> Response {
-    use baton_core::{ActionRequest, PlanAction, PlanState};
-    let plan = match acted_on_plan(&app, &f, &id) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let mut conn = app.conn.clone();
-    let note = f.note.clone().filter(|n| !n.trim().is_empty());
-    let done = match control.as_str() {
-        "pause" => {
-            let reason = "paused from the dashboard";
-            crate::control::pause(&mut conn, &app.ctx.env, &plan, reason, false).await
-        }
-        "resume" | "approve" | "reject" => {
-            let (action, state) = match control.as_str() {
-                "resume" => (PlanAction::Resume, PlanState::Paused),
-                "approve" => (PlanAction::Approve, PlanState::AwaitingReview),
-                _ => (PlanAction::Reject, PlanState::AwaitingReview),
-            };
-            let mut request = ActionRequest::new(plan.clone(), action);
-            request.note = note;
-            crate::control::request(&mut conn, &app.ctx.keys, &request, state).await
-        }
-        _ => {
-            return failed(
-                &app,
-                StatusCode::NOT_FOUND,
-                "No such action",
-                "The dashboard knows retry, cancel, pause, resume, approve and reject.",
-            )
-        }
-    };
-    match done {
-        Ok(()) => Redirect::to(&format!("/plans/{plan}?done={control}")).into_response(),
-        Err(f) => action_failed(&app, f),
-    }
-}
-
-async fn requeue(
-    State(app): State<Shared>,
-    Path(id): Path<String>,
-    Form(f): Form<TokenForm>,
-) -> Response {
-    if let Some(r) = refusal(&app, &f) {
-        return r;
-    }
-    let Ok(letter) = id.parse::<uuid::Uuid>() else {
-        return failed(
-            &app,
-            StatusCode::NOT_FOUND,
-            "No such dead letter",
-            "That is not a dead-letter id.",
-        );
-    };
-    match crate::dead::requeue(&mut app.conn.clone(), &app.ctx.keys, letter).await {
-        Ok(()) => Redirect::to("/dead?done=requeue").into_response(),
-        Err(f) => action_failed(&app, f),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn secrets_compare_whole() {
-        assert!(same_secret(b"abc", b"abc"));
-        assert!(!same_secret(b"abc", b"abd"));
-        assert!(!same_secret(b"ab", b"abc"));
-        assert!(!same_secret(b"", b"abc"));
-    }
 }

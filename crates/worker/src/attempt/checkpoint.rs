@@ -16,7 +16,11 @@ impl Hold<'_> {
     /// push expects the branch at the recorded checkpoint; when it is not there (an unrecorded
     /// commit of this plan, or no branch yet), the branch is read, checked, and the push made
     /// again with that expectation, after another lease check.
-    pub(super) async fn checkpoint(&self, co: &Checkout, info: &CommitInfo<'_>) -> Result<Checkpoint, Failed> {
+    pub(super) async fn checkpoint(
+        &self,
+        co: &Checkout,
+        info: &CommitInfo<'_>,
+    ) -> Result<Checkpoint, Failed> {
         let git = &self.pool.git;
         let checkpoint = match git.commit(co, info).await? {
             Committed::Unchanged(checkpoint) => return Ok(checkpoint),

@@ -89,7 +89,6 @@ impl SessionFiles {
             },
         })
     }
-
 }
 
 /// What a commit sends of the transcript, and what is committed once it lands.
@@ -118,4 +117,3 @@ fn compressed(plain: Vec<u8>) -> std::io::Result<Vec<u8>> {
     gz.write_all(&plain)?;
     gz.finish()
 }
-

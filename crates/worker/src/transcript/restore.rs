@@ -85,5 +85,4 @@ impl SessionFiles {
         }
         Ok(())
     }
-
 }

@@ -1,8 +1,8 @@
 //! The transcript's packs, chunks and restores, on real files.
 
 use super::*;
-use std::io::Write;
 use baton_core::transcript::GZIP_MAGIC;
+use std::io::Write;
 
 fn tmp() -> PathBuf {
     let d = std::env::temp_dir().join(format!("baton-transcript-{}", uuid::Uuid::new_v4()));
@@ -91,8 +91,7 @@ fn later_commits_send_only_what_their_turn_added() {
         b"saved output"
     );
     assert_eq!(restored.digest(), committed.digest());
-    let assembled =
-        baton_core::transcript::assemble_jsonl(&first.blob, &chunks, src.id).unwrap();
+    let assembled = baton_core::transcript::assemble_jsonl(&first.blob, &chunks, src.id).unwrap();
     assert_eq!(assembled.unwrap(), whole);
 
     // A chunk out of order, or a missing one, is refused rather than mis-assembled.

@@ -337,10 +337,7 @@ async fn high_plans_are_claimed_first_and_low_ones_still_get_their_turn() -> any
 async fn a_review_gate_waits_and_a_rejection_reruns_the_task_from_its_files() -> anyhow::Result<()>
 {
     let mut pool = Pool::start()?;
-    let remote = BareRepo::create(
-        &pool.dir.path().join("remote.git"),
-        &[("README.md", "hi\n")],
-    )?;
+    let remote = BareRepo::in_folder(pool.dir.path())?;
     let mut m = pool.separate_machine("a", 1);
     m.extra.extend(["--session-ttl".into(), "120".into()]);
     pool.add_worker(&m)?;

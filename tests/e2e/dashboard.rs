@@ -158,16 +158,7 @@ async fn the_dashboard_shows_the_pool_live_and_acts_only_with_the_token() -> any
     b.client.goto(&format!("{url}/dead")).await?;
     browser.screenshot("dashboard-dead").await?;
     // A wrong token is refused and nothing happens.
-    b.client
-        .find(Locator::Css(&format!("{row} input[name=token]")))
-        .await?
-        .send_keys("not-the-token")
-        .await?;
-    b.client
-        .find(Locator::Css(&format!("{row} button")))
-        .await?
-        .click()
-        .await?;
+    press_with_token(b, &row, "not-the-token").await?;
     wait_until(
         "the wrong token refused",
         Duration::from_secs(10),
@@ -178,16 +169,7 @@ async fn the_dashboard_shows_the_pool_live_and_acts_only_with_the_token() -> any
     assert_eq!(still, 1);
     // The right one requeues it; the plan then runs.
     b.client.goto(&format!("{url}/dead")).await?;
-    b.client
-        .find(Locator::Css(&format!("{row} input[name=token]")))
-        .await?
-        .send_keys(TOKEN)
-        .await?;
-    b.client
-        .find(Locator::Css(&format!("{row} button")))
-        .await?
-        .click()
-        .await?;
+    press_with_token(b, &row, TOKEN).await?;
     wait_until("the requeue confirmed", Duration::from_secs(10), || async {
         b.text()
             .await
@@ -210,6 +192,21 @@ async fn the_dashboard_shows_the_pool_live_and_acts_only_with_the_token() -> any
     let refused = post_form(&ro_url, "/plans/watched/cancel", &format!("token={TOKEN}"))?;
     assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
     browser.close().await?;
+    Ok(())
+}
+
+/// Types `token` into the form of `row` and presses its button, as an operator would.
+async fn press_with_token(b: &Browser, row: &str, token: &str) -> anyhow::Result<()> {
+    b.client
+        .find(Locator::Css(&format!("{row} input[name=token]")))
+        .await?
+        .send_keys(token)
+        .await?;
+    b.client
+        .find(Locator::Css(&format!("{row} button")))
+        .await?
+        .click()
+        .await?;
     Ok(())
 }
 

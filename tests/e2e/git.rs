@@ -34,10 +34,7 @@ async fn plans_carry_their_files_between_machines_on_their_branch() -> anyhow::R
     const PLANS: usize = 6;
     const TASKS: usize = 4;
     let mut pool = Pool::start()?;
-    let remote = BareRepo::create(
-        &pool.dir.path().join("remote.git"),
-        &[("README.md", "hi\n")],
-    )?;
+    let remote = BareRepo::in_folder(pool.dir.path())?;
     let plans: Vec<String> = (0..PLANS).map(|i| format!("gp{i}")).collect();
     let ia = pool.add_worker(&pool.separate_machine("a", 2))?;
     for p in &plans {
@@ -185,10 +182,7 @@ fn reads_of(reads: &[(String, bool, String)], name: &str) -> Vec<bool> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_retry_starts_from_the_checkpoint_files_not_the_failed_attempts() -> anyhow::Result<()> {
     let mut pool = Pool::start()?;
-    let remote = BareRepo::create(
-        &pool.dir.path().join("remote.git"),
-        &[("README.md", "hi\n")],
-    )?;
+    let remote = BareRepo::in_folder(pool.dir.path())?;
     let mut a = pool.separate_machine("a", 1);
     a.extra.extend(["--silence-timeout".into(), "3s".into()]);
     pool.add_worker(&a)?;
@@ -221,10 +215,7 @@ async fn a_retry_starts_from_the_checkpoint_files_not_the_failed_attempts() -> a
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_worker_leaves_nothing_on_the_branch() -> anyhow::Result<()> {
     let mut pool = Pool::start()?;
-    let remote = BareRepo::create(
-        &pool.dir.path().join("remote.git"),
-        &[("README.md", "hi\n")],
-    )?;
+    let remote = BareRepo::in_folder(pool.dir.path())?;
     let a = pool.separate_machine("a", 1);
     let ia = pool.add_worker(&a)?;
     let second = "Second.\nRead: partial.txt\nFile: partial.txt\n```\nwritten before the crash\n```\n[[standin:hang after_writes=2 times=1]]";
@@ -266,10 +257,7 @@ async fn a_killed_worker_leaves_nothing_on_the_branch() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stale_holder_reaches_neither_the_branch_nor_redis() -> anyhow::Result<()> {
     let mut pool = Pool::start()?;
-    let remote = BareRepo::create(
-        &pool.dir.path().join("remote.git"),
-        &[("README.md", "hi\n")],
-    )?;
+    let remote = BareRepo::in_folder(pool.dir.path())?;
     let ia = pool.add_worker(&pool.separate_machine("a", 1))?;
     let first = format!("{}[[standin:sleep 3000]]", reading_task("stale", 1));
     let d = doc("stale")
@@ -325,10 +313,7 @@ async fn a_stale_holder_reaches_neither_the_branch_nor_redis() -> anyhow::Result
 #[tokio::test(flavor = "multi_thread")]
 async fn follow_ups_continue_the_branch_and_base_picks_the_start() -> anyhow::Result<()> {
     let mut pool = Pool::start()?;
-    let remote = BareRepo::create(
-        &pool.dir.path().join("remote.git"),
-        &[("README.md", "hi\n")],
-    )?;
+    let remote = BareRepo::in_folder(pool.dir.path())?;
     let feature = remote.commit_on(
         "feature",
         &[("feature.txt", "from the feature branch\n")],
@@ -376,10 +361,7 @@ async fn follow_ups_continue_the_branch_and_base_picks_the_start() -> anyhow::Re
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_repositories_are_refused_or_fail_with_their_reason() -> anyhow::Result<()> {
     let mut pool = Pool::start()?;
-    let remote = BareRepo::create(
-        &pool.dir.path().join("remote.git"),
-        &[("README.md", "hi\n")],
-    )?;
+    let remote = BareRepo::in_folder(pool.dir.path())?;
     let mut a = pool.separate_machine("a", 1);
     a.extra.extend(["--max-attempts".into(), "2".into()]);
     pool.add_worker(&a)?;
@@ -474,10 +456,7 @@ async fn bad_repositories_are_refused_or_fail_with_their_reason() -> anyhow::Res
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unrecorded_commit_is_replaced_and_a_foreign_one_is_kept() -> anyhow::Result<()> {
     let mut pool = Pool::start()?;
-    let remote = BareRepo::create(
-        &pool.dir.path().join("remote.git"),
-        &[("README.md", "hi\n")],
-    )?;
+    let remote = BareRepo::in_folder(pool.dir.path())?;
     let mut a = pool.separate_machine("a", 1);
     a.extra.extend(["--max-attempts".into(), "1".into()]);
     pool.add_worker(&a)?;

@@ -45,6 +45,11 @@ impl BareRepo {
         Ok(repo)
     }
 
+    /// The remote of a test's pool: `remote.git` in the pool's folder, a README on `main`.
+    pub fn in_folder(dir: &Path) -> Result<Self> {
+        Self::create(&dir.join("remote.git"), &[("README.md", "hi\n")])
+    }
+
     /// The URL a plan names.
     pub fn url(&self) -> String {
         self.path.display().to_string()

@@ -12,6 +12,9 @@ pub(crate) enum Decision {
     NewSession(FallbackReason),
     /// The CLI stopped at what was left of the plan's budget: the plan is spent.
     BudgetSpent,
+    /// The run's answer was refused (a structured answer that does not match the task's
+    /// schema): run the task once more at once, told why; refused again, the task fails.
+    AnswerAgain,
     /// Will not succeed by trying again: stop the plan.
     Fail,
     /// The run was stopped from outside (lease lost, shutdown, cancel): leave the task as it is.

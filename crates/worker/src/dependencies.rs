@@ -59,14 +59,18 @@ impl Hold<'_> {
     /// Checks the plans `head`'s plan waits for. `None`: go on with the hold; else how to leave.
     pub(crate) async fn wait_for_dependencies(&mut self, head: &Head) -> Option<Leave> {
         let stop = self.lease.stop().clone();
-        let mut states = Vec::with_capacity(head.plan.after.len());
-        for dep in &head.plan.after {
+        // Each plan is in a slot of its own: one read each, all sent at once.
+        let reads = head.plan.after.iter().map(|dep| async {
             let state = redis_retry("read a dependency's state", &stop, || {
                 self.pool.store.plan_state(dep)
             })
             .await?;
-            states.push((dep.clone(), state));
-        }
+            Some((dep.clone(), state))
+        });
+        let states: Vec<_> = futures_util::future::join_all(reads)
+            .await
+            .into_iter()
+            .collect::<Option<_>>()?;
         match judge(&states) {
             Dependencies::Met => {
                 let _ = redis_retry("clear dependencies", &stop, || {

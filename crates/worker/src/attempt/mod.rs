@@ -9,7 +9,7 @@
 mod checkpoint;
 mod policy;
 
-pub(crate) use policy::{after_failure, AfterFailure};
+pub(crate) use policy::{after_failure, AfterFailure, Tried};
 
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
@@ -82,8 +82,7 @@ impl AttemptError {
         match self {
             Self::Claude(e) => e.decision(),
             Self::Git(e) => e.decision(),
-            // Retried once with the problem in the prompt (see `attempt`), then failed.
-            Self::Structured(_) => Decision::Retry,
+            Self::Structured(_) => Decision::AnswerAgain,
         }
     }
 }
@@ -155,18 +154,6 @@ impl Hold<'_> {
                 Err(Failed::Error(e)) => e,
             };
             let reason = e.to_string();
-            if let AttemptError::Structured(problem) = &e {
-                // A second refused answer fails the task: the model was told what was wrong.
-                if structured_retry.is_some() {
-                    self.pool.metrics.task(TaskOutcome::failed);
-                    failures.push(format!("attempt {attempt}: {reason}"));
-                    return AttemptEnd::Stop(Stop::Failed {
-                        reason: format!("the structured answer was refused twice: {problem}"),
-                        attempts: failures,
-                    });
-                }
-                structured_retry = Some(problem.clone());
-            }
             let decision = e.decision();
             if decision != Decision::Interrupted {
                 self.pool.metrics.task(TaskOutcome::failed);
@@ -175,8 +162,15 @@ impl Hold<'_> {
                 warn!(plan = %self.plan, task = %task.id, attempt, error = %reason, "task attempt failed");
                 failures.push(format!("attempt {attempt}: {reason}"));
             }
-            let next = after_failure(decision, attempt, cfg.max_attempts, forced.is_some());
-            if matches!(next, AfterFailure::NewSession(_) | AfterFailure::Backoff) {
+            let tried = Tried {
+                new_session: forced.is_some(),
+                answer_again: structured_retry.is_some(),
+            };
+            let next = after_failure(decision, attempt, cfg.max_attempts, tried);
+            if matches!(
+                next,
+                AfterFailure::NewSession(_) | AfterFailure::Backoff | AfterFailure::AnswerAgain
+            ) {
                 self.pool.metrics.task(TaskOutcome::retried);
             }
             match next {
@@ -195,6 +189,17 @@ impl Hold<'_> {
                     if let Err(why) = self.lease.sleep(delay).await {
                         return AttemptEnd::Interrupted(why);
                     }
+                }
+                AfterFailure::AnswerAgain => {
+                    // Waiting changes nothing: the model is told at once what was wrong.
+                    self.report.retrying(task, attempt + 1, &reason, None).await;
+                    structured_retry = Some(reason);
+                }
+                AfterFailure::RefusedTwice => {
+                    return AttemptEnd::Stop(Stop::Failed {
+                        reason: format!("the structured answer was refused twice: {reason}"),
+                        attempts: failures,
+                    });
                 }
                 AfterFailure::OutOfAttempts => {
                     let reason = format!("failed after {} attempts", cfg.max_attempts);

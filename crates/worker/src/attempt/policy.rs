@@ -1,6 +1,6 @@
 //! The retry policy: what a failed attempt leads to, from the error's own decision, the attempt
-//! number and whether the task already started over in a new session. A pure function, tested
-//! for every decision.
+//! number and what the task already tried (a new session, a second answer). A pure function,
+//! tested for every decision.
 
 use baton_core::FallbackReason;
 
@@ -13,6 +13,10 @@ pub(crate) enum AfterFailure {
     NewSession(FallbackReason),
     /// Wait, then make the next attempt.
     Backoff,
+    /// Make the next attempt at once, telling the model why its answer was refused.
+    AnswerAgain,
+    /// The answer was refused a second time: the task failed for good.
+    RefusedTwice,
     /// That was the last attempt: the task failed for good.
     OutOfAttempts,
     /// Stop the plan with this failure.
@@ -22,22 +26,34 @@ pub(crate) enum AfterFailure {
     Interrupted,
 }
 
-/// The policy: `attempt` (1-based) of `max_attempts` failed with `decision`; `new_session_tried`
-/// when this task already started over in a new session.
+/// What a task already tried, each at most once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Tried {
+    /// Started over in a new session.
+    pub(crate) new_session: bool,
+    /// Answered again after a refused answer.
+    pub(crate) answer_again: bool,
+}
+
+/// The policy: `attempt` (1-based) of `max_attempts` failed with `decision`, after `tried`.
 pub(crate) fn after_failure(
     decision: Decision,
     attempt: u32,
     max_attempts: u32,
-    new_session_tried: bool,
+    tried: Tried,
 ) -> AfterFailure {
     match decision {
         Decision::Interrupted => AfterFailure::Interrupted,
         Decision::BudgetSpent => AfterFailure::BudgetSpent,
         Decision::Fail => AfterFailure::Fail,
-        Decision::NewSession(reason) if !new_session_tried => AfterFailure::NewSession(reason),
-        Decision::NewSession(_) | Decision::Retry if attempt >= max_attempts => {
+        Decision::AnswerAgain if tried.answer_again => AfterFailure::RefusedTwice,
+        Decision::NewSession(reason) if !tried.new_session => AfterFailure::NewSession(reason),
+        Decision::NewSession(_) | Decision::Retry | Decision::AnswerAgain
+            if attempt >= max_attempts =>
+        {
             AfterFailure::OutOfAttempts
         }
+        Decision::AnswerAgain => AfterFailure::AnswerAgain,
         Decision::NewSession(_) | Decision::Retry => AfterFailure::Backoff,
     }
 }
@@ -71,12 +87,34 @@ mod tests {
             (Decision::BudgetSpent, 1, false, AfterFailure::BudgetSpent),
             (Decision::Interrupted, 4, true, AfterFailure::Interrupted),
         ];
-        for (decision, attempt, tried, want) in cases {
+        for (decision, attempt, new_session, want) in cases {
+            let tried = Tried {
+                new_session,
+                answer_again: false,
+            };
             assert_eq!(
                 after_failure(decision, attempt, 4, tried),
                 want,
-                "{decision:?} at attempt {attempt} (new session tried: {tried})"
+                "{decision:?} at attempt {attempt} ({tried:?})"
             );
         }
+        // A refused answer: answered again once, at once; refused again, the task failed.
+        let answered = Tried {
+            new_session: false,
+            answer_again: true,
+        };
+        let again = Decision::AnswerAgain;
+        assert_eq!(
+            after_failure(again, 1, 4, Tried::default()),
+            AfterFailure::AnswerAgain
+        );
+        assert_eq!(
+            after_failure(again, 2, 4, answered),
+            AfterFailure::RefusedTwice
+        );
+        assert_eq!(
+            after_failure(again, 4, 4, Tried::default()),
+            AfterFailure::OutOfAttempts
+        );
     }
 }

@@ -123,7 +123,7 @@ impl Resume {
             return Ok(());
         };
         let action = ActionRequest::new(p.clone(), PlanAction::Resume);
-        act(ctx, action, PlanState::Paused, self.wait, self.json).await?;
+        act(ctx, action, self.wait, self.json).await?;
         if !self.wait {
             println!("resume of plan {p} submitted; a worker puts it back in line");
         }
@@ -153,7 +153,7 @@ impl Approve {
         let p = &self.plan;
         let mut action = ActionRequest::new(p.clone(), PlanAction::Approve);
         action.note = self.note;
-        act(ctx, action, PlanState::AwaitingReview, self.wait, self.json).await?;
+        act(ctx, action, self.wait, self.json).await?;
         if !self.wait {
             println!("approval of plan {p} submitted");
         }
@@ -184,7 +184,7 @@ impl Reject {
         let p = &self.plan;
         let mut action = ActionRequest::new(p.clone(), PlanAction::Reject);
         action.note = Some(self.note);
-        act(ctx, action, PlanState::AwaitingReview, self.wait, self.json).await?;
+        act(ctx, action, self.wait, self.json).await?;
         if !self.wait {
             println!("rejection of plan {p} submitted; the task runs again with your note");
         }
@@ -192,20 +192,17 @@ impl Reject {
     }
 }
 
-/// Checks the plan is in `state` (a worker checks again when it applies the action), then
-/// submits the action document.
-async fn act(
+/// Checks the plan is in the state the action applies to (a worker checks again when it
+/// applies it), then submits the action document; with `wait`, follows the plan.
+pub(crate) async fn act(
     ctx: &Ctx,
     action: ActionRequest,
-    state: PlanState,
     wait: bool,
     json: bool,
 ) -> Result<(), Failure> {
-    let doc = action.to_json();
-    // The document's own checks (a note's size, say), before anything is sent.
-    baton_core::Document::parse(doc.as_bytes()).map_err(|e| Failure::BadInput(e.to_string()))?;
+    let doc = checked(&action)?;
     let p = &action.plan_id;
-    check_state(&mut ctx.conn().await?, &ctx.keys, p, state, action.action).await?;
+    check_state(&mut ctx.conn().await?, &ctx.keys, p, action.action).await?;
     crate::enqueue::submit(ctx, p, doc.into_bytes(), wait, json).await
 }
 
@@ -214,30 +211,31 @@ pub(crate) async fn request(
     conn: &mut SharedConn,
     keys: &Keys,
     action: &ActionRequest,
-    state: PlanState,
 ) -> Result<(), Failure> {
-    baton_core::Document::parse(action.to_json().as_bytes())
-        .map_err(|e| Failure::BadInput(e.to_string()))?;
-    check_state(conn, keys, &action.plan_id, state, action.action).await?;
-    let _: i64 = conn.lpush(keys.submit(), action.to_json()).await?;
+    let doc = checked(action)?;
+    check_state(conn, keys, &action.plan_id, action.action).await?;
+    let _: i64 = conn.lpush(keys.submit(), doc).await?;
     Ok(())
+}
+
+/// The action's document, after the checks a worker makes of it (a note's size, say).
+fn checked(action: &ActionRequest) -> Result<String, Failure> {
+    let doc = action.to_json();
+    baton_core::Document::parse(doc.as_bytes()).map_err(|e| Failure::BadInput(e.to_string()))?;
+    Ok(doc)
 }
 
 async fn check_state(
     conn: &mut SharedConn,
     keys: &Keys,
     p: &PlanId,
-    want: PlanState,
     action: PlanAction,
 ) -> Result<(), Failure> {
     let state: Option<String> = conn.hget(keys.plan(p), PlanField::State.as_str()).await?;
-    match state.as_deref().map(str::parse::<PlanState>) {
-        None => Err(no_plan(p)),
-        Some(Ok(s)) if s == want => Ok(()),
-        Some(Ok(s)) => Err(Failure::BadInput(format!(
-            "plan {p} is {s}, not {want}; {action} applies only to a {want} plan"
-        ))),
-        Some(Err(e)) => Err(Failure::Other(anyhow::anyhow!("plan {p}: {e}"))),
+    match state.as_deref().map(str::parse::<PlanState>).transpose() {
+        Ok(Some(s)) if s == action.applies_to() => Ok(()),
+        Ok(state) => Err(Failure::BadInput(action.refusal(p, state))),
+        Err(e) => Err(Failure::Other(anyhow::anyhow!("plan {p}: {e}"))),
     }
 }
 

@@ -5,9 +5,7 @@
 //! ingest. (Done here, the state change and the scheduling would be two steps in two hash
 //! slots, and a crash between them would leave the plan queued but on no list.)
 
-use baton_connect::SharedConn;
-use baton_core::{ActionRequest, Keys, PlanAction, PlanField, PlanId, PlanState};
-use redis::AsyncCommands;
+use baton_core::{ActionRequest, PlanAction, PlanId};
 
 use crate::{Ctx, Failure};
 
@@ -30,49 +28,11 @@ pub(crate) struct Retry {
 impl Retry {
     pub(crate) async fn run(self, ctx: &Ctx) -> Result<(), Failure> {
         let p = &self.plan;
-        check_failed(&mut ctx.conn().await?, &ctx.keys, p).await?;
-        let doc = retry_document(p);
-        crate::enqueue::submit(ctx, p, doc.into_bytes(), self.wait, self.json).await?;
+        let action = ActionRequest::new(p.clone(), PlanAction::Retry);
+        crate::control::act(ctx, action, self.wait, self.json).await?;
         if !self.wait {
             println!("retry of plan {p} submitted; a worker puts it back in service");
         }
         Ok(())
     }
-}
-
-/// Submits a retry of `plan` (the dashboard's button; `baton retry` without `--wait`).
-pub(crate) async fn request(
-    conn: &mut SharedConn,
-    keys: &Keys,
-    plan: &PlanId,
-) -> Result<(), Failure> {
-    check_failed(conn, keys, plan).await?;
-    let _: i64 = conn.lpush(keys.submit(), retry_document(plan)).await?;
-    Ok(())
-}
-
-fn retry_document(plan: &PlanId) -> String {
-    ActionRequest::new(plan.clone(), PlanAction::Retry).to_json()
-}
-
-/// Refuses at once a retry that is plainly wrong (the worker checks again when it applies it).
-async fn check_failed(conn: &mut SharedConn, keys: &Keys, p: &PlanId) -> Result<(), Failure> {
-    {
-        let state: Option<String> = conn.hget(keys.plan(p), PlanField::State.as_str()).await?;
-        match state.as_deref().map(str::parse::<PlanState>) {
-            None => {
-                return Err(Failure::BadInput(format!(
-                    "no plan {p} (never submitted, or past its retention)"
-                )))
-            }
-            Some(Ok(PlanState::Failed)) => {}
-            Some(Ok(s)) => {
-                return Err(Failure::BadInput(format!(
-                    "plan {p} is {s}, not failed; only a failed plan can be retried"
-                )))
-            }
-            Some(Err(e)) => return Err(Failure::Other(anyhow::anyhow!("plan {p}: {e}"))),
-        }
-    }
-    Ok(())
 }

@@ -15,8 +15,8 @@ use baton_core::scripts::control::{ActionReply, Approve, Refused, Reject, Resume
 use baton_core::scripts::ingest::{FinishIngest, Ingest, IngestReply, IngestStatus};
 use baton_core::scripts::{split_tagged, INGEST_TAG_PREFIX};
 use baton_core::{
-    ActionRequest, Counter, Counts, Document, Event, EventKind, PlanAction, PlanId, PlanState,
-    Priority, Requeue, Submission,
+    ActionRequest, Counter, Counts, Document, Event, EventKind, PlanAction, PlanId, Priority,
+    Requeue, Submission,
 };
 use tracing::{debug, warn};
 
@@ -261,7 +261,7 @@ impl Ingestion<'_> {
                     .await;
             }
             Some(ActionReply::Refused(Refused(state))) => {
-                let problem = refusal(req.action, plan, state);
+                let problem = req.action.refusal(plan, state);
                 self.reject(taken, "action", &problem).await;
             }
         }
@@ -340,29 +340,6 @@ impl Ingestion<'_> {
                 .reject(&self.pool.id, &taken.entry, &letter, &event)
         })
         .await;
-    }
-}
-
-/// Why a plan in `state` (`None`: no such plan) refuses `action`, for the dead letter.
-fn refusal(action: PlanAction, plan: &PlanId, state: Option<PlanState>) -> String {
-    let Some(s) = state else {
-        return format!("names no plan ({plan} was never submitted, or is past its retention)");
-    };
-    match action {
-        PlanAction::Retry => {
-            format!("plan {plan} is {s}, not failed; only a failed plan can be retried")
-        }
-        PlanAction::Resume => {
-            format!("plan {plan} is {s}, not paused; only a paused plan can be resumed")
-        }
-        PlanAction::Approve | PlanAction::Reject => format!(
-            "plan {plan} is {s}, not awaiting_review; only a plan waiting for a review can be {}",
-            if action == PlanAction::Approve {
-                "approved"
-            } else {
-                "rejected"
-            }
-        ),
     }
 }
 

@@ -71,6 +71,34 @@ closed_enum! {
     }
 }
 
+impl PlanAction {
+    /// The state a plan must be in for this action.
+    pub fn applies_to(self) -> crate::vocab::PlanState {
+        use crate::vocab::PlanState;
+        match self {
+            Self::Retry => PlanState::Failed,
+            Self::Resume => PlanState::Paused,
+            Self::Approve | Self::Reject => PlanState::AwaitingReview,
+        }
+    }
+
+    /// Why plan `plan` in `state` (`None`: there is no such plan) refuses this action: what
+    /// `baton` says at once, and a worker's dead letter says if the state changed meanwhile.
+    pub fn refusal(self, plan: &PlanId, state: Option<crate::vocab::PlanState>) -> String {
+        let Some(s) = state else {
+            return format!("no plan {plan} (never submitted, or past its retention)");
+        };
+        let done = match self {
+            Self::Retry => "retried",
+            Self::Resume => "resumed",
+            Self::Approve => "approved",
+            Self::Reject => "rejected",
+        };
+        let want = self.applies_to();
+        format!("plan {plan} is {s}, not {want}; only a plan that is {want} can be {done}")
+    }
+}
+
 /// An action on an existing plan.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ActionRequest {

@@ -263,3 +263,17 @@ fn controls_in_documents_are_checked_and_named() {
     assert_eq!(o.priority, Some(crate::vocab::Priority::High));
     assert_eq!(o.not_before_ms(), Some(1_796_112_000_000));
 }
+
+#[test]
+fn an_action_names_the_state_it_wants_and_why_a_plan_refuses_it() {
+    use crate::vocab::PlanState;
+    let p: PlanId = "p".parse().unwrap();
+    assert_eq!(PlanAction::Retry.applies_to(), PlanState::Failed);
+    assert_eq!(PlanAction::Resume.applies_to(), PlanState::Paused);
+    assert_eq!(PlanAction::Reject.applies_to(), PlanState::AwaitingReview);
+    assert_eq!(
+        PlanAction::Resume.refusal(&p, Some(PlanState::Completed)),
+        "plan p is completed, not paused; only a plan that is paused can be resumed"
+    );
+    assert!(PlanAction::Approve.refusal(&p, None).starts_with("no plan p"));
+}

@@ -5,7 +5,7 @@
 use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use baton_core::{ActionRequest, PlanAction, PlanId, PlanState};
+use baton_core::{ActionRequest, PlanAction, PlanId};
 use serde::Deserialize;
 
 use super::{failed, App, Done, Shared};
@@ -103,13 +103,7 @@ pub(super) async fn plan_action(
     };
     let mut conn = app.conn.clone();
     let (env, keys) = (&app.ctx.env, &app.ctx.keys);
-    let submit = |action: PlanAction, state: PlanState| {
-        let mut request = ActionRequest::new(plan.clone(), action);
-        request.note = f.note.clone().filter(|n| !n.trim().is_empty());
-        (request, state)
-    };
     let done = match action.as_str() {
-        "retry" => crate::retry::request(&mut conn, keys, &plan).await,
         "cancel" => {
             let reason = "cancelled from the dashboard";
             crate::cancel::cancel(&mut conn, env, &plan, reason).await
@@ -118,22 +112,22 @@ pub(super) async fn plan_action(
             let reason = "paused from the dashboard";
             crate::control::pause(&mut conn, env, &plan, reason, false).await
         }
-        "resume" | "approve" | "reject" => {
-            let (request, state) = match action.as_str() {
-                "resume" => submit(PlanAction::Resume, PlanState::Paused),
-                "approve" => submit(PlanAction::Approve, PlanState::AwaitingReview),
-                _ => submit(PlanAction::Reject, PlanState::AwaitingReview),
-            };
-            crate::control::request(&mut conn, keys, &request, state).await
-        }
-        _ => {
-            return failed(
-                &app,
-                StatusCode::NOT_FOUND,
-                "No such action",
-                "The dashboard knows retry, cancel, pause, resume, approve and reject.",
-            )
-        }
+        // retry, resume, approve, reject: the action documents, named as in the document.
+        name => match name.parse::<PlanAction>() {
+            Ok(a) => {
+                let mut request = ActionRequest::new(plan.clone(), a);
+                request.note = f.note.clone().filter(|n| !n.trim().is_empty());
+                crate::control::request(&mut conn, keys, &request).await
+            }
+            Err(_) => {
+                return failed(
+                    &app,
+                    StatusCode::NOT_FOUND,
+                    "No such action",
+                    "The dashboard knows retry, cancel, pause, resume, approve and reject.",
+                )
+            }
+        },
     };
     match done {
         Ok(()) => Redirect::to(&format!("/plans/{plan}?done={action}")).into_response(),

@@ -275,5 +275,7 @@ fn an_action_names_the_state_it_wants_and_why_a_plan_refuses_it() {
         PlanAction::Resume.refusal(&p, Some(PlanState::Completed)),
         "plan p is completed, not paused; only a plan that is paused can be resumed"
     );
-    assert!(PlanAction::Approve.refusal(&p, None).starts_with("no plan p"));
+    assert!(PlanAction::Approve
+        .refusal(&p, None)
+        .starts_with("no plan p"));
 }

@@ -124,6 +124,35 @@ pub struct Config {
     /// in the process list).
     #[arg(skip = std::env::var("BATON_WEBHOOK_SECRET").ok().filter(|s| !s.is_empty()).map(Secret))]
     pub webhook_secret: Option<Secret>,
+    /// The box around every CLI run (docs: README, Trust). `auto` (the default) and `on` run
+    /// each CLI, with everything it starts, in a bubblewrap sandbox that sees the plan's
+    /// workspace and the model and nothing else; the worker refuses to start where the sandbox
+    /// cannot, saying why. `off` runs plans with the worker's own access (logged as a warning,
+    /// shown in `baton_info` and the dashboard).
+    #[arg(long, env = "BATON_SANDBOX", default_value = "auto")]
+    pub sandbox: crate::sandbox::SandboxMode,
+    /// The bubblewrap executable the sandbox uses.
+    #[arg(long, env = "BATON_SANDBOX_BWRAP", default_value = "bwrap")]
+    pub sandbox_bwrap: PathBuf,
+    /// Hosts a sandboxed run may reach besides the model (through the worker's CONNECT proxy:
+    /// HTTPS, or any TCP protocol tunnelled), comma-separated: names, IP addresses, or
+    /// `*.example.com` for its subdomains. Empty (the default): the model only. A plan can name
+    /// hosts (its MCP servers' URLs) only from this list.
+    #[arg(long, env = "BATON_SANDBOX_ALLOW_HOST", value_delimiter = ',')]
+    pub sandbox_allow_host: Vec<String>,
+    /// Extra folders every box may read (toolchains, a shared read-only cache), comma-separated.
+    /// The CLI's own folder is always readable.
+    #[arg(long, env = "BATON_SANDBOX_READ", value_delimiter = ',')]
+    pub sandbox_read: Vec<PathBuf>,
+    /// Extra folders every box may write, comma-separated: shared by all plans, so only for
+    /// caches that hold nothing secret (a package cache). None by default.
+    #[arg(long, env = "BATON_SANDBOX_WRITE", value_delimiter = ',')]
+    pub sandbox_write: Vec<PathBuf>,
+    /// Let a plan's repository configure the CLI: its `.claude/settings.json` (hooks, env,
+    /// permissions) is read as project settings. Off by default: a repository is data, and its
+    /// settings are ignored. Even when on, they run inside the box.
+    #[arg(long, env = "BATON_TRUST_REPO_SETTINGS")]
+    pub trust_repo_settings: bool,
     /// For benchmarks of the queue only: `instant` answers every task in-process at once,
     /// `spawn:<program>` runs <program> per task instead of the CLI.
     #[arg(long, env = "BATON_EXECUTOR", default_value = "claude")]
@@ -219,6 +248,11 @@ impl Config {
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("/root"));
         home.join(".claude")
+    }
+
+    /// Whether CLI runs are boxed (`--sandbox auto` or `on`).
+    pub fn sandbox_on(&self) -> bool {
+        self.sandbox != crate::sandbox::SandboxMode::Off
     }
 
     /// The retention in whole seconds, as the scripts take it.

@@ -17,6 +17,9 @@
 //! - `liveness`: heartbeat and the reaper of silent workers; `metrics`: Prometheus metrics and
 //!   their endpoint (`--metrics-addr`).
 //! - `claude`: the CLI itself (process, stream, cold runs, warm sessions, errors).
+//! - [`sandbox`]: the bubblewrap box every CLI run lives in, and its in-box relay; `gateway`:
+//!   the model gateway (hold tokens, the real credentials, the boxes' CONNECT proxy); `hosts`:
+//!   operators' host allow lists.
 //! - `store`: Redis connections, script calls, plain commands; `reconnect`: riding out outages.
 //! - `git`: plans with a repository: mirrors, checkouts, checkpoint commits and pushes.
 //! - `transcript`, `recap`, `workspace`: files on disk.
@@ -33,8 +36,10 @@ mod decision;
 mod dependencies;
 mod engine;
 mod executor;
+mod gateway;
 mod git;
 mod hold;
+mod hosts;
 mod ingest;
 mod liveness;
 mod metrics;
@@ -42,6 +47,7 @@ mod pool;
 mod recap;
 mod reconnect;
 mod report;
+pub mod sandbox;
 mod session;
 mod stop;
 mod store;
@@ -91,6 +97,10 @@ pub enum StartError {
     },
     #[error("the claude CLI is version {found}; baton was tested with {oldest} and newer: install a newer CLI (the README says how)")]
     CliTooOld { found: String, oldest: String },
+    #[error(transparent)]
+    Sandbox(#[from] sandbox::SandboxError),
+    #[error(transparent)]
+    Gateway(#[from] gateway::GatewayError),
     #[error("claude config dir {path} is unusable")]
     ConfigDir {
         path: String,
@@ -153,6 +163,25 @@ pub async fn run(config: Config, host: &str, shutdown: Shutdown) -> Result<(), S
                 oldest: oldest.to_string(),
             })?;
     }
+    let gateway = gateway::Gateway::start(hosts::HostList::new(&config.sandbox_allow_host)).await?;
+    let sandbox = if config.executor == Executor::Claude {
+        sandbox::Sandbox::probe(
+            config.sandbox,
+            &config.sandbox_bwrap,
+            &config.claude_bin,
+            gateway.socket(),
+            &config.sandbox_read,
+            &config.sandbox_write,
+        )
+        .await?
+    } else {
+        None
+    };
+    match &sandbox {
+        Some(s) => info!(read = ?s.read_paths(), allow_hosts = ?config.sandbox_allow_host, "sandbox on: every CLI run is boxed (bubblewrap)"),
+        None if config.executor == Executor::Claude => warn!("sandbox OFF (--sandbox off): plans run with this worker's own access to its disk and network; run only trusted plans"),
+        None => {}
+    }
     let connector = baton_connect::Connector::new(&config.redis).map_err(StartError::Redis)?;
     info!(redis = %connector.target(), "redis");
     let store = Store::new(&connector, env);
@@ -172,6 +201,8 @@ pub async fn run(config: Config, host: &str, shutdown: Shutdown) -> Result<(), S
         transcripts: pool::KnownTranscripts::default(),
         user_paused: std::sync::atomic::AtomicBool::new(false),
         webhooks,
+        sandbox,
+        gateway,
     });
     info!(worker = %pool.id, concurrency = pool.cfg.concurrency, "worker starting");
     let metrics_stop = CancellationToken::new();

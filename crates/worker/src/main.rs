@@ -26,8 +26,27 @@ async fn signal_stream(
     })
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<std::process::ExitCode> {
+    // Inside a box this executable is the relay (or the start-up probe), not a worker.
+    let mut args = std::env::args_os().skip(1);
+    match args.next() {
+        Some(a) if a == baton_worker::sandbox::RELAY_ARG => {
+            return Ok(baton_worker::sandbox::relay::main(args.collect()));
+        }
+        Some(a) if a == baton_worker::sandbox::PROBE_ARG => {
+            return Ok(std::process::ExitCode::SUCCESS);
+        }
+        _ => {}
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(worker())
+        .map(|()| std::process::ExitCode::SUCCESS)
+}
+
+async fn worker() -> anyhow::Result<()> {
     init_logging("info");
     let config = Config::parse();
     if let Err(problem) = config.check() {

@@ -39,6 +39,11 @@ pub(crate) struct Pool {
     pub(crate) user_paused: std::sync::atomic::AtomicBool,
     /// Delivers plans' webhooks.
     pub(crate) webhooks: std::sync::Arc<crate::webhook::Webhooks>,
+    /// The box every CLI run is started in; `None` with `--sandbox off` (or a benchmark
+    /// executor, which starts no CLI).
+    pub(crate) sandbox: Option<crate::sandbox::Sandbox>,
+    /// The model gateway: holds' tokens, the real credentials, the boxes' proxy.
+    pub(crate) gateway: crate::gateway::Gateway,
 }
 
 /// What this worker last committed of the transcripts of plans it held, so that its next hold

@@ -298,6 +298,12 @@ impl Hold<'_> {
             prompt: &start.prompt,
             timeout: cfg.task_timeout,
             silence_timeout: cfg.silence_timeout,
+            reach: crate::claude::Reach {
+                sandbox: self.pool.sandbox.as_ref(),
+                loopback_url: self.pool.gateway.loopback_url(),
+                token: self.grant.token(),
+                trust_repo_settings: cfg.trust_repo_settings,
+            },
         };
         let continues = start.continues(self.last_commit.as_ref());
         let started = Instant::now();

@@ -61,6 +61,21 @@ pub(crate) struct Invocation<'a> {
     pub(crate) prompt: &'a str,
     pub(crate) timeout: Duration,
     pub(crate) silence_timeout: Duration,
+    /// How the run reaches the model, and the box it runs in.
+    pub(crate) reach: Reach<'a>,
+}
+
+/// How a CLI run reaches the model: the worker's gateway with the hold's token, from inside
+/// the worker's box (or, with `--sandbox off`, through the gateway's loopback port).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Reach<'a> {
+    pub(crate) sandbox: Option<&'a crate::sandbox::Sandbox>,
+    /// The gateway's base URL for a run without a box.
+    pub(crate) loopback_url: &'a str,
+    /// The hold's gateway token: the CLI's API key.
+    pub(crate) token: &'a str,
+    /// `--trust-repo-settings`.
+    pub(crate) trust_repo_settings: bool,
 }
 
 /// Something seen on the stream while the task runs.

@@ -1,8 +1,10 @@
 //! Starting and stopping the CLI process: its command line (the plan's options on every run,
-//! since a resumed run restores none of them), a scrubbed environment, its own process group
+//! since a resumed run restores none of them), a clean environment, the box around it
+//! (`sandbox`), its own process group
 //! (so the helpers it starts are stopped with it), and a terminate that gives it a grace period
 //! before SIGKILL.
 
+use std::ffi::OsString;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -10,58 +12,94 @@ use tokio::io::AsyncReadExt;
 use tokio::process::{Child, ChildStderr, Command};
 
 use super::{ClaudeError, Invocation, SessionArg};
+use crate::sandbox::{BoxedRun, BOX_HOME, BOX_PATH, BOX_PORT};
+use crate::transcript::SessionFiles;
 
 /// How long a CLI gets between SIGTERM and SIGKILL.
 const TERMINATE_GRACE: Duration = Duration::from_secs(3);
 
-/// Environment variables the child must not inherit: they would make the CLI believe it runs
-/// inside another Claude Code session, or change its behaviour behind baton's back.
-fn scrubbed(name: &str) -> bool {
-    name == "CLAUDECODE" || name.starts_with("CLAUDE_CODE_")
-}
-
-/// The command for `inv`; `warm`: reading stream-json messages on stdin.
-fn command(inv: &Invocation<'_>, warm: bool) -> Command {
-    let mut cmd = Command::new(inv.bin);
-    cmd.arg("-p");
-    if warm {
-        cmd.arg("--input-format=stream-json");
-    }
-    cmd.arg("--output-format=stream-json")
-        .arg("--verbose")
-        .arg(format!(
-            "--permission-mode={}",
-            inv.options.permission_mode.unwrap_or_default().as_cli_arg()
-        ));
-    match inv.session {
-        SessionArg::New(id) => cmd.arg(format!("--session-id={id}")),
-        SessionArg::Resume(id) => cmd.arg(format!("--resume={id}")),
+/// The environment of a CLI run, whole: the child inherits nothing of the worker's (no
+/// `BATON_*`, no Redis URL, no webhook or dashboard secret, no API key). The CLI gets the
+/// gateway as its endpoint and the hold's token as its key; in a box, HOME and PATH of the box,
+/// and the gateway as the proxy for the operator's allowed hosts.
+pub(super) fn child_env(inv: &Invocation<'_>, boxed: bool) -> Vec<(String, String)> {
+    let worker = |k: &str| std::env::var(k).unwrap_or_default();
+    let (path, home, base_url) = if boxed {
+        (
+            BOX_PATH.to_owned(),
+            BOX_HOME.to_owned(),
+            format!("http://localhost:{BOX_PORT}"),
+        )
+    } else {
+        (
+            worker("PATH"),
+            worker("HOME"),
+            inv.reach.loopback_url.to_owned(),
+        )
     };
-    if let Some(m) = &inv.options.model {
-        cmd.arg(format!("--model={m}"));
-    }
-    for t in inv.options.allowed_tools.iter().flatten() {
-        cmd.arg(format!("--allowed-tools={t}"));
-    }
-    if let Some(s) = &inv.options.append_system_prompt {
-        cmd.arg(format!("--append-system-prompt={s}"));
-    }
-    if let Some(b) = inv.budget_left_usd {
-        cmd.arg(format!("--max-budget-usd={b:.4}"));
-    }
-    cli_controls(&mut cmd, inv.options);
-    if let Some(schema) = inv.json_schema {
-        cmd.arg(format!("--json-schema={schema}"));
-    }
-    for (name, _) in std::env::vars_os() {
-        if name.to_str().is_some_and(scrubbed) {
-            cmd.env_remove(&name);
+    let mut env = vec![
+        ("PATH".to_owned(), path),
+        ("HOME".to_owned(), home),
+        ("LANG".to_owned(), "C.UTF-8".to_owned()),
+        (
+            "CLAUDE_CONFIG_DIR".to_owned(),
+            inv.config_dir.display().to_string(),
+        ),
+        ("ANTHROPIC_BASE_URL".to_owned(), base_url),
+        ("ANTHROPIC_API_KEY".to_owned(), inv.reach.token.to_owned()),
+        (
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC".to_owned(),
+            "1".to_owned(),
+        ),
+        ("DISABLE_AUTOUPDATER".to_owned(), "1".to_owned()),
+    ];
+    if boxed {
+        env.push(("TMPDIR".to_owned(), "/tmp".to_owned()));
+        // Tools reach allowed hosts through the gateway's CONNECT proxy; the model's base URL
+        // (localhost) goes direct to the relay.
+        let proxy = format!("http://127.0.0.1:{BOX_PORT}");
+        for k in [
+            "HTTPS_PROXY",
+            "https_proxy",
+            "HTTP_PROXY",
+            "http_proxy",
+            "ALL_PROXY",
+        ] {
+            env.push((k.to_owned(), proxy.clone()));
+        }
+        for k in ["NO_PROXY", "no_proxy"] {
+            env.push((k.to_owned(), "localhost".to_owned()));
         }
     }
-    cmd.env("CLAUDE_CONFIG_DIR", inv.config_dir)
-        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-        .env("DISABLE_AUTOUPDATER", "1")
-        .current_dir(inv.cwd)
+    env
+}
+
+/// The command for `inv`; `warm`: reading stream-json messages on stdin. In a box when the
+/// worker has one.
+fn command(inv: &Invocation<'_>, warm: bool) -> Command {
+    let args = cli_args(inv, warm);
+    let mut cmd = match inv.reach.sandbox {
+        Some(sandbox) => {
+            let env = child_env(inv, true);
+            let project_dir = SessionFiles::new(inv.config_dir, inv.cwd, inv.session.id()).dir();
+            // The box binds it: it must exist (a first task's session has no folder yet).
+            let _ = std::fs::create_dir_all(&project_dir);
+            sandbox.command(&BoxedRun {
+                cwd: inv.cwd,
+                config_dir: inv.config_dir,
+                project_dir: &project_dir,
+                program: sandbox.cli(),
+                args: &args,
+                env: &env,
+            })
+        }
+        None => {
+            let mut cmd = Command::new(inv.bin);
+            cmd.args(&args).env_clear().envs(child_env(inv, false));
+            cmd
+        }
+    };
+    cmd.current_dir(inv.cwd)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -70,25 +108,72 @@ fn command(inv: &Invocation<'_>, warm: bool) -> Command {
     cmd
 }
 
-/// The settings the CLI loads: the project's own (`.claude/settings.json` in the workspace,
-/// which the plan's repository carries), never a machine's user or local settings, so two
-/// workers with different local Claude settings run a plan alike.
-pub(crate) const SETTING_SOURCES: &str = "project";
+/// The CLI's arguments for `inv`: the plan's options on every run (a resumed run restores none).
+fn cli_args(inv: &Invocation<'_>, warm: bool) -> Vec<OsString> {
+    let mut a: Vec<OsString> = vec!["-p".into()];
+    if warm {
+        a.push("--input-format=stream-json".into());
+    }
+    a.push("--output-format=stream-json".into());
+    a.push("--verbose".into());
+    a.push(
+        format!(
+            "--permission-mode={}",
+            inv.options.permission_mode.unwrap_or_default().as_cli_arg()
+        )
+        .into(),
+    );
+    a.push(match inv.session {
+        SessionArg::New(id) => format!("--session-id={id}").into(),
+        SessionArg::Resume(id) => format!("--resume={id}").into(),
+    });
+    if let Some(m) = &inv.options.model {
+        a.push(format!("--model={m}").into());
+    }
+    for t in inv.options.allowed_tools.iter().flatten() {
+        a.push(format!("--allowed-tools={t}").into());
+    }
+    if let Some(s) = &inv.options.append_system_prompt {
+        a.push(format!("--append-system-prompt={s}").into());
+    }
+    if let Some(b) = inv.budget_left_usd {
+        a.push(format!("--max-budget-usd={b:.4}").into());
+    }
+    cli_controls(&mut a, inv.options, inv.reach.trust_repo_settings);
+    if let Some(schema) = inv.json_schema {
+        a.push(format!("--json-schema={schema}").into());
+    }
+    a
+}
+
+/// The settings the CLI loads. None by default: a plan's repository is data, so its
+/// `.claude/settings.json` (hooks, env, permissions) does not configure the CLI, and neither do
+/// the worker's own user settings (two workers run a plan alike). With
+/// `--trust-repo-settings`, the project's (the repository's) own, still inside the box.
+/// (`--setting-sources=` with nothing loads no source: checked on the pinned CLI, whose
+/// repository hooks run under `project` and not under an empty list.)
+pub(crate) fn setting_sources(trust_repo_settings: bool) -> &'static str {
+    if trust_repo_settings {
+        "project"
+    } else {
+        ""
+    }
+}
 
 /// The plan's own CLI controls (validated at ingest), and the setting sources.
-fn cli_controls(cmd: &mut Command, o: &baton_core::PlanOptions) {
-    cmd.arg(format!("--setting-sources={SETTING_SOURCES}"));
+fn cli_controls(a: &mut Vec<OsString>, o: &baton_core::PlanOptions, trust_repo_settings: bool) {
+    a.push(format!("--setting-sources={}", setting_sources(trust_repo_settings)).into());
     if let Some(t) = o.max_turns {
-        cmd.arg(format!("--max-turns={t}"));
+        a.push(format!("--max-turns={t}").into());
     }
     if let Some(f) = &o.fallback_model {
-        cmd.arg(format!("--fallback-model={f}"));
+        a.push(format!("--fallback-model={f}").into());
     }
     if let Some(e) = o.effort {
-        cmd.arg(format!("--effort={e}"));
+        a.push(format!("--effort={e}").into());
     }
     for t in o.disallowed_tools.iter().flatten() {
-        cmd.arg(format!("--disallowed-tools={t}"));
+        a.push(format!("--disallowed-tools={t}").into());
     }
     // MCP servers come from the plan only: the worker's own configuration never leaks in.
     let mcp = o.mcp_config.clone().unwrap_or_else(|| {
@@ -99,10 +184,10 @@ fn cli_controls(cmd: &mut Command, o: &baton_core::PlanOptions) {
         );
         empty
     });
-    cmd.arg(format!("--mcp-config={}", serde_json::Value::Object(mcp)))
-        .arg("--strict-mcp-config");
-    if let Some(a) = &o.agents {
-        cmd.arg(format!("--agents={}", serde_json::Value::Object(a.clone())));
+    a.push(format!("--mcp-config={}", serde_json::Value::Object(mcp)).into());
+    a.push("--strict-mcp-config".into());
+    if let Some(agents) = &o.agents {
+        a.push(format!("--agents={}", serde_json::Value::Object(agents.clone())).into());
     }
 }
 

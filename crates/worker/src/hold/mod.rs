@@ -51,6 +51,9 @@ pub(crate) struct Hold<'p> {
     pub(crate) priority: Priority,
     /// The plan's webhook, as its head last said.
     pub(crate) notify: Option<Notify>,
+    /// The hold's token at the model gateway: what its CLI runs present instead of the API
+    /// key. Revoked when the hold ends.
+    pub(crate) grant: crate::gateway::Grant,
 }
 
 /// The plan keys' retention TTLs are reset once per hold (by its first start and its first
@@ -179,6 +182,7 @@ pub(crate) async fn run(pool: &Pool, plan: PlanId) {
         transcript,
         priority: head.plan.priority.unwrap_or_default(),
         notify: head.plan.options.as_ref().and_then(|o| o.notify.clone()),
+        grant: pool.gateway.grant(),
     };
     let leave = {
         let work = async {

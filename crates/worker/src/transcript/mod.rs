@@ -77,6 +77,11 @@ impl SessionFiles {
         }
     }
 
+    /// The session's project folder (the CLI's folder for the working directory).
+    pub(crate) fn dir(&self) -> PathBuf {
+        self.dir.clone()
+    }
+
     /// The transcript file.
     pub(crate) fn jsonl(&self) -> PathBuf {
         self.dir.join(format!("{}.jsonl", self.id))

@@ -1,0 +1,460 @@
+//! The model gateway: the only way a CLI run reaches the model, and the reason the API key
+//! never enters a box.
+//!
+//! Each hold gets a [`Grant`]: a random token good while the hold lasts. The CLI is given the
+//! token as its `ANTHROPIC_API_KEY` and the gateway as its `ANTHROPIC_BASE_URL`. The gateway
+//! checks the token, puts the worker's real credentials in its place (`ANTHROPIC_API_KEY` as
+//! `x-api-key`, or `ANTHROPIC_AUTH_TOKEN` as a bearer token, from the worker's environment),
+//! and forwards the request to the real endpoint (the worker's `ANTHROPIC_BASE_URL`, else
+//! Anthropic's), streaming the answer back as it comes: TLS to the endpoint, server-sent
+//! events and the CLI's own retries are untouched. On the way it counts each grant's requests
+//! and tokens (from the stream's `message_start` and `message_delta` usage).
+//!
+//! Two doors: a unix socket, which boxes reach through their relay (`sandbox::relay`), and a
+//! loopback TCP port for CLIs run without a box (`--sandbox off`). Through the socket the
+//! gateway is also the boxes' HTTP CONNECT proxy, to the hosts of `--sandbox-allow-host` only.
+
+mod usage;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use http_body_util::{combinators::BoxBody, BodyExt, Full, Limited, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::hosts::HostList;
+pub(crate) use usage::Usage;
+
+/// The endpoint used when the worker's environment names none.
+const DEFAULT_UPSTREAM: &str = "https://api.anthropic.com";
+/// Largest request body forwarded (a long conversation with tool results is a few MiB).
+const MAX_REQUEST: usize = 64 << 20;
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("the model gateway cannot listen on {what}")]
+    Listen {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The worker's real credentials, as the endpoint takes them.
+#[derive(Clone)]
+enum Credential {
+    ApiKey(String),
+    Bearer(String),
+    None,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::ApiKey(_) => "ApiKey(..)",
+            Self::Bearer(_) => "Bearer(..)",
+            Self::None => "None",
+        })
+    }
+}
+
+/// What every connection shares.
+struct Shared {
+    grants: Mutex<HashMap<String, Arc<Usage>>>,
+    upstream: String,
+    credential: Credential,
+    client: reqwest::Client,
+    allow: HostList,
+}
+
+/// The running gateway; stopped (and its socket removed) on drop.
+pub(crate) struct Gateway {
+    shared: Arc<Shared>,
+    socket_dir: PathBuf,
+    socket: PathBuf,
+    /// `http://127.0.0.1:<port>`: the door for CLIs without a box.
+    loopback: String,
+    stop: CancellationToken,
+}
+
+/// Which door a request came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Door {
+    /// The unix socket: a box's relay.
+    Boxed,
+    /// Loopback TCP: a CLI without a box.
+    Loopback,
+}
+
+impl Gateway {
+    /// Starts the gateway: the upstream and credentials from the worker's environment, boxes'
+    /// CONNECT proxy to `allow`.
+    ///
+    /// # Errors
+    /// [`GatewayError::Listen`].
+    pub(crate) async fn start(allow: HostList) -> Result<Self, GatewayError> {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let credential = match (env("ANTHROPIC_API_KEY"), env("ANTHROPIC_AUTH_TOKEN")) {
+            (Some(k), _) => Credential::ApiKey(k),
+            (None, Some(t)) => Credential::Bearer(t),
+            (None, None) => Credential::None,
+        };
+        if matches!(credential, Credential::None) {
+            warn!("neither ANTHROPIC_API_KEY nor ANTHROPIC_AUTH_TOKEN is set: the model gateway forwards requests without credentials");
+        }
+        let upstream = env("ANTHROPIC_BASE_URL")
+            .unwrap_or_else(|| DEFAULT_UPSTREAM.to_owned())
+            .trim_end_matches('/')
+            .to_owned();
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("baton-gateway/", env!("CARGO_PKG_VERSION")))
+            // The CLI's requests go where the operator said, nowhere a redirect points.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| GatewayError::Listen {
+                what: "an HTTP client".into(),
+                source: std::io::Error::other(e),
+            })?;
+        let shared = Arc::new(Shared {
+            grants: Mutex::new(HashMap::new()),
+            upstream,
+            credential,
+            client,
+            allow,
+        });
+        let socket_dir =
+            std::env::temp_dir().join(format!("baton-gw-{}", uuid::Uuid::new_v4().simple()));
+        let listen_err = |what: &Path| {
+            let what = what.display().to_string();
+            move |source| GatewayError::Listen { what, source }
+        };
+        std::fs::create_dir(&socket_dir).map_err(listen_err(&socket_dir))?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&socket_dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(listen_err(&socket_dir))?;
+        }
+        let socket = socket_dir.join("gateway.sock");
+        let unix = UnixListener::bind(&socket).map_err(listen_err(&socket))?;
+        let tcp = TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .map_err(listen_err(Path::new("127.0.0.1:0")))?;
+        let tcp_addr = tcp
+            .local_addr()
+            .map_err(listen_err(Path::new("127.0.0.1:0")))?;
+        let stop = CancellationToken::new();
+        tokio::spawn(accept_unix(unix, shared.clone(), stop.clone()));
+        tokio::spawn(accept_tcp(tcp, shared.clone(), stop.clone()));
+        debug!(socket = %socket.display(), tcp = %tcp_addr, upstream = %shared.upstream, "model gateway listening");
+        Ok(Self {
+            shared,
+            socket_dir,
+            socket,
+            loopback: format!("http://{tcp_addr}"),
+            stop,
+        })
+    }
+
+    /// A new token for one hold.
+    pub(crate) fn grant(&self) -> Grant {
+        let token = format!(
+            "baton-gw-{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let usage = Arc::new(Usage::default());
+        self.shared
+            .grants
+            .lock()
+            .expect("grants lock is never held across an await")
+            .insert(token.clone(), usage.clone());
+        Grant {
+            token,
+            usage,
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// The unix socket boxes reach.
+    pub(crate) fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// The base URL for a CLI run without a box.
+    pub(crate) fn loopback_url(&self) -> &str {
+        &self.loopback
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        let _ = std::fs::remove_dir_all(&self.socket_dir);
+    }
+}
+
+/// A hold's token; revoked when dropped (the hold ended).
+pub(crate) struct Grant {
+    token: String,
+    usage: Arc<Usage>,
+    shared: Arc<Shared>,
+}
+
+impl Grant {
+    /// The token the CLI presents as its API key.
+    pub(crate) fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// What the hold's CLI runs have used so far.
+    pub(crate) fn usage(&self) -> &Usage {
+        &self.usage
+    }
+}
+
+impl Drop for Grant {
+    fn drop(&mut self) {
+        if let Ok(mut g) = self.shared.grants.lock() {
+            g.remove(&self.token);
+        }
+    }
+}
+
+impl std::fmt::Debug for Grant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Grant(..)")
+    }
+}
+
+async fn accept_unix(listener: UnixListener, shared: Arc<Shared>, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            conn = listener.accept() => match conn {
+                Ok((io, _)) => { tokio::spawn(serve(io, shared.clone(), Door::Boxed)); }
+                Err(e) => warn!(error = %e, "model gateway: accept failed"),
+            },
+        }
+    }
+}
+
+async fn accept_tcp(listener: TcpListener, shared: Arc<Shared>, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            conn = listener.accept() => match conn {
+                Ok((io, _)) => { tokio::spawn(serve(io, shared.clone(), Door::Loopback)); }
+                Err(e) => warn!(error = %e, "model gateway: accept failed"),
+            },
+        }
+    }
+}
+
+async fn serve<I>(io: I, shared: Arc<Shared>, door: Door)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| handle(req, shared.clone(), door));
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades()
+        .await;
+}
+
+type Body = BoxBody<Bytes, std::io::Error>;
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never: Infallible| match never {})
+        .boxed()
+}
+
+/// An error answer in the API's own shape, so the CLI reports it as it would the endpoint's.
+fn api_error(status: StatusCode, kind: &str, message: &str) -> Response<Body> {
+    let body = serde_json::json!({
+        "type": "error",
+        "error": {"type": kind, "message": format!("baton gateway: {message}")},
+    });
+    let mut r = Response::new(full(body.to_string()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    shared: Arc<Shared>,
+    door: Door,
+) -> Result<Response<Body>, Infallible> {
+    if req.method() == Method::CONNECT {
+        return Ok(match door {
+            Door::Boxed => connect(req, &shared),
+            Door::Loopback => api_error(
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                "CONNECT is for sandboxed runs only",
+            ),
+        });
+    }
+    let usage = presented_token(&req).and_then(|t| {
+        shared
+            .grants
+            .lock()
+            .expect("grants lock is never held across an await")
+            .get(t)
+            .cloned()
+    });
+    let Some(usage) = usage else {
+        return Ok(api_error(
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            "no valid hold token (a token is good while its hold lasts)",
+        ));
+    };
+    Ok(forward(req, &shared, usage).await)
+}
+
+/// The token a request presents: `x-api-key`, or `Authorization: Bearer`.
+fn presented_token(req: &Request<Incoming>) -> Option<&str> {
+    let h = req.headers();
+    if let Some(k) = h.get("x-api-key").and_then(|v| v.to_str().ok()) {
+        return Some(k);
+    }
+    h.get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
+/// Headers that belong to one hop (or carry the token) and are not forwarded.
+fn dropped_header(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "host"
+            | "x-api-key"
+            | "authorization"
+            | "content-length"
+            | "connection"
+            | "keep-alive"
+            | "proxy-authorization"
+            | "proxy-connection"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+    )
+}
+
+async fn forward(req: Request<Incoming>, shared: &Shared, usage: Arc<Usage>) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, MAX_REQUEST).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return api_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request_too_large",
+                "request body unreadable or over 64 MiB",
+            )
+        }
+    };
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut rb = shared
+        .client
+        .request(parts.method, format!("{}{path}", shared.upstream));
+    for (name, value) in &parts.headers {
+        if !dropped_header(name) {
+            rb = rb.header(name, value);
+        }
+    }
+    rb = match &shared.credential {
+        Credential::ApiKey(k) => rb.header("x-api-key", k),
+        Credential::Bearer(t) => rb.bearer_auth(t),
+        Credential::None => rb,
+    };
+    usage.request();
+    let resp = match rb.body(body).send().await {
+        Ok(r) => r,
+        Err(e) => {
+            warn!(error = %e, "model gateway: the endpoint is unreachable");
+            return api_error(
+                StatusCode::BAD_GATEWAY,
+                "api_error",
+                "the model endpoint is unreachable",
+            );
+        }
+    };
+    let mut out = Response::builder().status(resp.status());
+    for (name, value) in resp.headers() {
+        if !dropped_header(name) {
+            out = out.header(name, value);
+        }
+    }
+    let mut counter = usage::StreamCounter::new(usage);
+    let stream = resp
+        .bytes_stream()
+        .map_err(std::io::Error::other)
+        .map_ok(move |chunk| {
+            counter.feed(&chunk);
+            Frame::data(chunk)
+        });
+    out.body(BodyExt::boxed(StreamBody::new(stream)))
+        .unwrap_or_else(|_| {
+            api_error(
+                StatusCode::BAD_GATEWAY,
+                "api_error",
+                "the endpoint's answer could not be passed on",
+            )
+        })
+}
+
+/// A box's CONNECT: a tunnel to an allowed host, refused for any other.
+fn connect(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
+    let Some(authority) = req.uri().authority().cloned() else {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "CONNECT needs host:port",
+        );
+    };
+    let host = authority.host().to_owned();
+    if !shared.allow.allows(&host) {
+        debug!(host = %host, "sandbox proxy: host refused");
+        return api_error(
+            StatusCode::FORBIDDEN,
+            "permission_error",
+            &format!("{host} is not on the worker's --sandbox-allow-host list"),
+        );
+    }
+    let port = authority.port_u16().unwrap_or(443);
+    tokio::spawn(async move {
+        let Ok(upgraded) = hyper::upgrade::on(req).await else {
+            return;
+        };
+        let target = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        match tokio::net::TcpStream::connect((target.as_str(), port)).await {
+            Ok(mut remote) => {
+                let mut local = TokioIo::new(upgraded);
+                let _ = tokio::io::copy_bidirectional(&mut local, &mut remote).await;
+            }
+            Err(e) => debug!(host = %host, error = %e, "sandbox proxy: connect failed"),
+        }
+    });
+    Response::new(full(Bytes::new()))
+}

@@ -1,0 +1,409 @@
+//! The box every CLI run lives in: bubblewrap (`bwrap`) driven directly, on by default.
+//!
+//! A plan document, and everything it names (its repository's settings, its MCP servers, its
+//! tool grants), is untrusted. Inside the box a CLI run, with everything it starts (tools,
+//! Bash, hooks, MCP servers), sees:
+//! - the plan's workspace, read-write, at its real path (transcripts record the cwd);
+//! - the CLI's config dir as an empty private folder, with only this workspace's project folder
+//!   (where the session's transcript lives) bound in read-write: no other plan's transcript;
+//! - `/usr` (the system's programs and libraries) and a few named files of `/etc`, read-only;
+//!   the CLI's own folder and this worker's executable (the in-box relay), read-only; the
+//!   operator's `--sandbox-read` / `--sandbox-write` paths;
+//! - a private `/tmp`, `/proc` of its own pid namespace, a minimal `/dev`, and a HOME in `/tmp`;
+//! - no network but its own loopback, where the relay (`relay`) forwards one port to the
+//!   worker's model gateway over a unix socket bound in: the model, and through the gateway's
+//!   CONNECT proxy the hosts of `--sandbox-allow-host`, nothing else;
+//! - a clean environment (`--clearenv`): nothing of the worker's (no `BATON_*`, no Redis URL,
+//!   no API key: the gateway holds it).
+//!
+//! Nothing else of the worker's disk is there: no other workspace, no `--state-dir`, no HOME,
+//! no ssh keys, no worker config. All namespaces are unshared (user, pid, net, ipc, uts,
+//! cgroup), every capability is dropped, the box gets a session of its own (no terminal
+//! injection) and dies with the worker.
+//!
+//! # Layout
+//! - this module: [`SandboxMode`], the probe at start-up ([`Sandbox::probe`]) and the command
+//!   line of a boxed run ([`Sandbox::command`]).
+//! - `relay`: the program the box starts first (this same executable, [`RELAY_ARG`]): it
+//!   listens on the box's loopback, forwards to the gateway's socket and runs the CLI.
+
+pub mod relay;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+/// The first argument that makes `baton-worker` the in-box relay instead of a worker.
+pub const RELAY_ARG: &str = "__baton-box-relay";
+/// The first argument that makes `baton-worker` exit 0 at once: the start-up probe's program.
+pub const PROBE_ARG: &str = "__baton-box-probe";
+/// The port the relay listens on inside the box (the box has a loopback of its own).
+pub(crate) const BOX_PORT: u16 = 41_001;
+/// Where the gateway's socket appears inside the box.
+const BOX_SOCKET: &str = "/run/baton/gateway.sock";
+/// HOME inside the box: on its private `/tmp`.
+pub(crate) const BOX_HOME: &str = "/tmp/home";
+/// PATH inside the box.
+pub(crate) const BOX_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+/// Files of `/etc` the box may read: names, users, certificates, the loader's cache. Not
+/// `/etc` itself (shadow, the worker's own configuration, credentials of other programs).
+const ETC_FILES: &[&str] = &[
+    "/etc/hosts",
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/nsswitch.conf",
+    "/etc/localtime",
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/alternatives",
+    "/etc/ssl",
+    "/etc/ca-certificates",
+    "/etc/os-release",
+    "/etc/mime.types",
+];
+
+/// `--sandbox`: whether CLI runs are boxed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum SandboxMode {
+    /// The best sandbox this machine has (today: bubblewrap); the worker refuses to start
+    /// where none can start, saying why and how to fix it.
+    #[default]
+    Auto,
+    /// bubblewrap, required: like `auto`, but names the backend.
+    On,
+    /// No box: plans run with the worker's own access to the disk and the network. Only when
+    /// asked for by name; logged as a warning and shown in `baton_info` and the dashboard.
+    Off,
+}
+
+impl std::fmt::Display for SandboxMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Auto => "auto",
+            Self::On => "on",
+            Self::Off => "off",
+        })
+    }
+}
+
+/// Why the sandbox cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error(
+        "the sandbox needs bubblewrap, and {bwrap} could not be run: install it (Debian/Ubuntu: \
+         apt-get install bubblewrap; Fedora: dnf install bubblewrap), point --sandbox-bwrap at \
+         it, or run plans unconfined with --sandbox off"
+    )]
+    Missing {
+        bwrap: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "the sandbox cannot start here: bubblewrap said {said:?}. It needs user namespaces (or \
+         root) and mount, pid and network namespaces: on a host, allow unprivileged user \
+         namespaces (sysctl kernel.unprivileged_userns_clone=1, or on Ubuntu \
+         kernel.apparmor_restrict_unprivileged_userns=0); in a container, run it with a \
+         seccomp and AppArmor profile that allow unshare and mount (Kubernetes: see \
+         deploy/kubernetes, the worker's securityContext), or run plans unconfined with \
+         --sandbox off"
+    )]
+    CannotStart { said: String },
+    #[error("the sandbox's paths are unusable: {path}")]
+    Path {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The box's settings, checked once at start-up.
+#[derive(Debug, Clone)]
+pub(crate) struct Sandbox {
+    bwrap: PathBuf,
+    /// This executable (the relay inside the box), canonical.
+    relay: PathBuf,
+    /// The CLI's real executable (links followed), run by the relay.
+    cli: PathBuf,
+    /// The gateway's unix socket on the worker's side.
+    socket: PathBuf,
+    /// Folders bound read-only besides the system's: the CLI's own, `--sandbox-read`.
+    read: Vec<PathBuf>,
+    /// `--sandbox-write`: folders every plan's box may write (shared caches).
+    write: Vec<PathBuf>,
+}
+
+/// What one boxed run needs besides the sandbox's settings.
+pub(crate) struct BoxedRun<'a> {
+    /// The plan's workspace (canonical).
+    pub(crate) cwd: &'a Path,
+    /// The CLI config dir's path (the box sees an empty one there).
+    pub(crate) config_dir: &'a Path,
+    /// The session's project folder inside it (bound read-write).
+    pub(crate) project_dir: &'a Path,
+    /// The program and its arguments.
+    pub(crate) program: &'a Path,
+    pub(crate) args: &'a [OsString],
+    /// The environment, whole: nothing else is set inside.
+    pub(crate) env: &'a [(String, String)],
+}
+
+impl Sandbox {
+    /// The sandbox for `mode` (`None` for `off`), after a probe that starts a real box with
+    /// the settings every run will have: a machine that cannot run it is refused here, once,
+    /// with the reason, not at every task.
+    ///
+    /// # Errors
+    /// [`SandboxError`]: bubblewrap missing, or unable to start a box here.
+    pub(crate) async fn probe(
+        mode: SandboxMode,
+        bwrap: &Path,
+        cli: &Path,
+        socket: &Path,
+        read: &[PathBuf],
+        write: &[PathBuf],
+    ) -> Result<Option<Self>, SandboxError> {
+        if mode == SandboxMode::Off {
+            return Ok(None);
+        }
+        let path_err = |path: &Path| {
+            let path = path.display().to_string();
+            move |source| SandboxError::Path { path, source }
+        };
+        let relay = std::env::current_exe()
+            .and_then(|p| p.canonicalize())
+            .map_err(path_err(Path::new("the worker's own executable")))?;
+        let cli = cli_path(cli).map_err(path_err(cli))?;
+        let mut folders = vec![cli
+            .parent()
+            .map_or_else(|| PathBuf::from("/"), Path::to_owned)];
+        for p in read {
+            folders.push(p.canonicalize().map_err(path_err(p))?);
+        }
+        let mut writable = Vec::new();
+        for p in write {
+            writable.push(p.canonicalize().map_err(path_err(p))?);
+        }
+        let sandbox = Self {
+            bwrap: bwrap.to_owned(),
+            relay,
+            cli,
+            socket: socket.to_owned(),
+            read: folders,
+            write: writable,
+        };
+        let probe_dir = std::env::temp_dir().join(format!("baton-probe-{}", std::process::id()));
+        std::fs::create_dir_all(&probe_dir).map_err(path_err(&probe_dir))?;
+        let args = [OsString::from(PROBE_ARG)];
+        let relay = sandbox.relay.clone();
+        let run = BoxedRun {
+            cwd: &probe_dir,
+            config_dir: &probe_dir,
+            project_dir: &probe_dir,
+            program: &relay,
+            args: &args,
+            env: &[],
+        };
+        let mut cmd = tokio::process::Command::new(&sandbox.bwrap);
+        cmd.args(sandbox.bwrap_args(&run, false))
+            .env_clear()
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        let out = cmd.output().await;
+        let _ = std::fs::remove_dir_all(&probe_dir);
+        let out = out.map_err(|source| SandboxError::Missing {
+            bwrap: bwrap.display().to_string(),
+            source,
+        })?;
+        if !out.status.success() {
+            let said = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+            return Err(SandboxError::CannotStart {
+                said: if said.is_empty() {
+                    out.status.to_string()
+                } else {
+                    said
+                },
+            });
+        }
+        Ok(Some(sandbox))
+    }
+
+    /// The command that runs `run` in a box: bubblewrap, then the relay, then the program.
+    pub(crate) fn command(&self, run: &BoxedRun<'_>) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(&self.bwrap);
+        cmd.args(self.bwrap_args(run, true));
+        // bubblewrap itself gets nothing of the worker's environment either.
+        cmd.env_clear();
+        cmd
+    }
+
+    /// bubblewrap's arguments for `run`; `relayed`: the relay starts first and runs the program.
+    fn bwrap_args(&self, run: &BoxedRun<'_>, relayed: bool) -> Vec<OsString> {
+        let mut a: Vec<OsString> = Vec::with_capacity(96);
+        let mut push = |parts: &[&dyn AsRef<std::ffi::OsStr>]| {
+            a.extend(parts.iter().map(|p| p.as_ref().to_owned()));
+        };
+        // A user namespace of its own even as root, and none nested inside it (where the
+        // box could regain capabilities); every capability dropped.
+        push(&[
+            &"--die-with-parent",
+            &"--new-session",
+            &"--unshare-all",
+            &"--unshare-user",
+            &"--disable-userns",
+            &"--cap-drop",
+            &"ALL",
+            &"--ro-bind",
+            &"/usr",
+            &"/usr",
+        ]);
+        // Merged-/usr systems keep /bin, /lib, ... as links into /usr; others as folders.
+        for top in ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"] {
+            match std::fs::read_link(top) {
+                Ok(target) => push(&[&"--symlink", &target, &top]),
+                Err(_) if Path::new(top).is_dir() => push(&[&"--ro-bind", &top, &top]),
+                Err(_) => {}
+            }
+        }
+        for f in ETC_FILES {
+            push(&[&"--ro-bind-try", f, f]);
+        }
+        push(&[
+            &"--proc", &"/proc", &"--dev", &"/dev", &"--tmpfs", &"/tmp", &"--dir", &BOX_HOME,
+        ]);
+        for r in &self.read {
+            push(&[&"--ro-bind", r, r]);
+        }
+        push(&[&"--ro-bind", &self.relay, &self.relay]);
+        // The config dir is empty and private; only this session's project folder is shared.
+        push(&[
+            &"--tmpfs",
+            &run.config_dir,
+            &"--bind",
+            &run.project_dir,
+            &run.project_dir,
+        ]);
+        for w in &self.write {
+            push(&[&"--bind", w, w]);
+        }
+        push(&[&"--bind", &run.cwd, &run.cwd, &"--chdir", &run.cwd]);
+        if relayed {
+            push(&[&"--ro-bind", &self.socket, &BOX_SOCKET]);
+        }
+        push(&[&"--clearenv"]);
+        for (k, v) in run.env {
+            push(&[&"--setenv", k, v]);
+        }
+        push(&[&"--"]);
+        if relayed {
+            push(&[
+                &self.relay,
+                &RELAY_ARG,
+                &BOX_PORT.to_string(),
+                &BOX_SOCKET,
+                &run.program,
+            ]);
+        } else {
+            push(&[&run.program]);
+        }
+        for arg in run.args {
+            push(&[arg]);
+        }
+        a
+    }
+
+    /// Folders every box reads, for the logs.
+    pub(crate) fn read_paths(&self) -> &[PathBuf] {
+        &self.read
+    }
+
+    /// The CLI executable the box runs.
+    pub(crate) fn cli(&self) -> &Path {
+        &self.cli
+    }
+}
+
+/// The CLI's real executable (`claude` on PATH, or a path; links followed).
+fn cli_path(cli: &Path) -> std::io::Result<PathBuf> {
+    let found = if cli.components().count() > 1 {
+        cli.to_owned()
+    } else {
+        which(cli).ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{} is not on PATH", cli.display()),
+            )
+        })?
+    };
+    found.canonicalize()
+}
+
+/// `name` looked up on the worker's PATH.
+pub(crate) fn which(name: &Path) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sandbox() -> Sandbox {
+        Sandbox {
+            bwrap: "bwrap".into(),
+            relay: "/opt/baton/baton-worker".into(),
+            cli: "/opt/claude/claude".into(),
+            socket: "/var/run/gw.sock".into(),
+            read: vec!["/opt/claude".into()],
+            write: vec![],
+        }
+    }
+
+    #[test]
+    fn a_boxed_run_sees_its_workspace_and_project_folder_and_no_worker_environment() {
+        let env = vec![("HOME".to_owned(), BOX_HOME.to_owned())];
+        let args = [OsString::from("-p")];
+        let run = BoxedRun {
+            cwd: Path::new("/srv/ws/p1"),
+            config_dir: Path::new("/root/.claude"),
+            project_dir: Path::new("/root/.claude/projects/-srv-ws-p1"),
+            program: Path::new("/opt/claude/claude"),
+            args: &args,
+            env: &env,
+        };
+        let a: Vec<String> = sandbox()
+            .bwrap_args(&run, true)
+            .into_iter()
+            .map(|s| s.into_string().unwrap())
+            .collect();
+        let joined = a.join(" ");
+        for must in [
+            "--unshare-all",
+            "--cap-drop ALL",
+            "--die-with-parent",
+            "--new-session",
+            "--clearenv",
+            "--tmpfs /tmp",
+            "--tmpfs /root/.claude --bind /root/.claude/projects/-srv-ws-p1 /root/.claude/projects/-srv-ws-p1",
+            "--bind /srv/ws/p1 /srv/ws/p1 --chdir /srv/ws/p1",
+            "--ro-bind /var/run/gw.sock /run/baton/gateway.sock",
+            "--setenv HOME /tmp/home",
+            "-- /opt/baton/baton-worker __baton-box-relay 41001 /run/baton/gateway.sock /opt/claude/claude -p",
+        ] {
+            assert!(joined.contains(must), "{must:?} missing from {joined}");
+        }
+        // Nothing is bound from the workspace root, the state dir or HOME.
+        assert!(!joined.contains("/srv/ws "), "{joined}");
+        assert!(!a.iter().any(|x| x == "/etc"), "{joined}");
+        // The config dir's tmpfs comes before the project folder's bind (later mounts win).
+        let tmpfs = a.iter().position(|x| x == "/root/.claude").unwrap();
+        let bind = a
+            .iter()
+            .position(|x| x == "/root/.claude/projects/-srv-ws-p1")
+            .unwrap();
+        assert!(tmpfs < bind);
+    }
+}

@@ -73,6 +73,11 @@ impl Standin {
         )?)?)
     }
 
+    /// The `x-api-key` each messages request arrived with, oldest first.
+    pub fn keys(&self) -> Result<Vec<String>> {
+        Ok(serde_json::from_str(&self.http("GET", "/_keys", "")?)?)
+    }
+
     /// Every `Read` the CLI answered: (path, found, content), oldest first.
     pub fn reads(&self) -> Result<Vec<(String, bool, String)>> {
         let all: Vec<Value> = serde_json::from_str(&self.http("GET", "/_reads", "")?)?;

@@ -24,7 +24,7 @@
 //!
 //! `POST /_control` sets pool-wide faults (`{"fail_status":529,"for_secs":20}`,
 //! `{"fail_status":401,"match":"plan-x"}`, `{"clear":true}`); `GET /_requests` returns every
-//! request body served, `DELETE /_requests` forgets them; `GET /_reads` returns each `Read` the
+//! request body served, `DELETE /_requests` forgets them; `GET /_keys` the `x-api-key` of each messages request; `GET /_reads` returns each `Read` the
 //! CLI answered: `{"path", "found", "content"}`. The address is printed on stdout as
 //! `BATON_STANDIN_ADDR=127.0.0.1:PORT`.
 //!
@@ -83,6 +83,8 @@ pub(crate) struct Shared {
     /// Each `Read` the CLI answered (path, found, content), once per tool use.
     reads: Vec<Value>,
     read_ids: HashSet<String>,
+    /// The `x-api-key` of every messages request, in order: what reached the endpoint.
+    keys: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -108,6 +110,7 @@ async fn main() -> anyhow::Result<()> {
         .route("/v1/messages/count_tokens", post(count_tokens))
         .route("/_requests", get(list_requests).delete(clear_requests))
         .route("/_reads", get(list_reads))
+        .route("/_keys", get(list_keys))
         .route("/_control", post(control))
         .fallback(fallback)
         .layer(DefaultBodyLimit::disable())
@@ -136,6 +139,11 @@ async fn count_tokens(body: Bytes) -> Json<Value> {
 async fn list_requests(State(st): State<AppState>) -> Json<Value> {
     let shared = st.shared.lock().expect("lock poisoned only by a panic");
     Json(Value::Array(shared.requests.clone()))
+}
+
+async fn list_keys(State(st): State<AppState>) -> Json<Value> {
+    let shared = st.shared.lock().expect("lock poisoned only by a panic");
+    Json(json!(shared.keys))
 }
 
 async fn list_reads(State(st): State<AppState>) -> Json<Value> {
@@ -179,7 +187,16 @@ async fn control(State(st): State<AppState>, Json(body): Json<Value>) -> StatusC
     StatusCode::NO_CONTENT
 }
 
-async fn messages(State(st): State<AppState>, body: Bytes) -> Response {
+async fn messages(
+    State(st): State<AppState>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Response {
+    let key = headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     let raw = String::from_utf8_lossy(&body).into_owned();
     let Ok(req) = serde_json::from_slice::<Value>(&body) else {
         return error_response(400, "request body is not JSON");
@@ -197,6 +214,7 @@ async fn messages(State(st): State<AppState>, body: Bytes) -> Response {
         let mut shared = st.shared.lock().expect("lock poisoned only by a panic");
         record_reads(&mut shared, &req);
         shared.requests.push(req.clone());
+        shared.keys.push(key);
         let now = Instant::now();
         shared.faults.retain(|f| f.until.is_none_or(|u| u > now));
         let fault = shared

@@ -16,16 +16,33 @@ pub(crate) struct Turn {
     pub(crate) prompts: Vec<String>,
     /// Tool results since the newest prompt (how many files were written this turn).
     tool_results_since_prompt: usize,
+    /// The text of each tool result since the newest prompt, in order (reads, then commands,
+    /// then writes): what the commands printed, as the CLI sent it back.
+    result_texts: Vec<String>,
     /// The request offers the CLI's `StructuredOutput` tool (a run with `--json-schema`).
     offers_structured: bool,
 }
 
-fn prompt_texts(content: &Value) -> (Vec<String>, usize) {
+/// A tool result's text: a string, or its text blocks joined.
+fn result_text(block: &Value) -> String {
+    match block.get("content") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
+
+fn prompt_texts(content: &Value) -> (Vec<String>, usize, Vec<String>) {
     match content {
-        Value::String(s) => (vec![s.clone()], 0),
+        Value::String(s) => (vec![s.clone()], 0, Vec::new()),
         Value::Array(blocks) => {
             let mut texts = Vec::new();
             let mut results = 0;
+            let mut outputs = Vec::new();
             for b in blocks {
                 match b.get("type").and_then(Value::as_str) {
                     Some("text") => {
@@ -34,19 +51,23 @@ fn prompt_texts(content: &Value) -> (Vec<String>, usize) {
                             texts.push(t.to_owned());
                         }
                     }
-                    Some("tool_result") => results += 1,
+                    Some("tool_result") => {
+                        results += 1;
+                        outputs.push(result_text(b));
+                    }
                     _ => {}
                 }
             }
-            (texts, results)
+            (texts, results, outputs)
         }
-        _ => (Vec::new(), 0),
+        _ => (Vec::new(), 0, Vec::new()),
     }
 }
 
 pub(crate) fn read_turn(body: &Value) -> Turn {
     let mut prompts = Vec::new();
     let mut since = 0;
+    let mut outputs: Vec<String> = Vec::new();
     for m in body
         .get("messages")
         .and_then(Value::as_array)
@@ -56,12 +77,14 @@ pub(crate) fn read_turn(body: &Value) -> Turn {
         if m.get("role").and_then(Value::as_str) != Some("user") {
             continue;
         }
-        let (texts, results) = prompt_texts(m.get("content").unwrap_or(&Value::Null));
+        let (texts, results, out) = prompt_texts(m.get("content").unwrap_or(&Value::Null));
         if texts.is_empty() {
             since += results;
+            outputs.extend(out);
         } else {
             prompts.extend(texts);
             since = results;
+            outputs = out;
         }
     }
     let offers_structured = body
@@ -75,6 +98,7 @@ pub(crate) fn read_turn(body: &Value) -> Turn {
     Turn {
         prompts,
         tool_results_since_prompt: since,
+        result_texts: outputs,
         offers_structured,
     }
 }
@@ -127,6 +151,16 @@ fn reads_in(prompt: &str) -> Vec<String> {
         .filter_map(|l| l.trim().strip_prefix("Read:"))
         .map(|p| p.trim().trim_matches('`').to_owned())
         .filter(|p| !p.is_empty())
+        .collect()
+}
+
+/// `Bash: command` lines, in order: shell commands the model runs with the CLI's Bash tool.
+fn commands_in(prompt: &str) -> Vec<String> {
+    prompt
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("Bash:"))
+        .map(|c| c.trim().to_owned())
+        .filter(|c| !c.is_empty())
         .collect()
 }
 
@@ -224,8 +258,10 @@ pub(crate) fn decide(
     } else {
         Ending::Normal
     };
-    // One tool use per request: the reads first, then the writes, then the closing text.
+    // One tool use per request: the reads first, then the commands, then the writes, then the
+    // closing text.
     let reads = reads_in(prompt);
+    let commands = commands_in(prompt);
     let files = files_in(prompt);
     // Paths go to the CLI as the prompt gives them: it resolves a relative one against its own
     // working directory (what the request says of that directory can be stale right after a
@@ -242,7 +278,19 @@ pub(crate) fn decide(
             sleep,
         );
     }
-    if let Some((path, content)) = files.get(step - reads.len()) {
+    if let Some(command) = step.checked_sub(reads.len()).and_then(|i| commands.get(i)) {
+        let input = json!({"command": command, "description": "run a command"});
+        return (
+            Reply::Tool {
+                name: "Bash",
+                input,
+            },
+            ending,
+            sleep,
+        );
+    }
+    let done = reads.len() + commands.len();
+    if let Some((path, content)) = step.checked_sub(done).and_then(|i| files.get(i)) {
         let input = json!({"file_path": path, "content": content});
         return (
             Reply::Tool {
@@ -256,7 +304,7 @@ pub(crate) fn decide(
     // A structured answer, after the reads and writes: `[[standin:structured JSON]]`, or
     // `[[standin:structured-once JSON]]` for the first request that asks (a wrong answer to
     // be refused, say), then `structured`.
-    if turn.offers_structured && step == reads.len() + files.len() {
+    if turn.offers_structured && step == done + files.len() {
         let chosen = match directive(prompt, "structured-once") {
             Some(args) => {
                 let seen = shared
@@ -292,11 +340,12 @@ pub(crate) fn decide(
             sleep,
         );
     }
-    (Reply::Text(report(turn, &files)), ending, sleep)
+    let ran = reads.len()..reads.len() + commands.len();
+    (Reply::Text(report(turn, &files, ran)), ending, sleep)
 }
 
 /// The default answer: what the conversation held, so context can be checked from outside.
-fn report(turn: &Turn, files: &[(String, String)]) -> String {
+fn report(turn: &Turn, files: &[(String, String)], commands: std::ops::Range<usize>) -> String {
     let n = turn.prompts.len();
     let mut s = format!("[standin] This conversation holds {n} prompt(s).");
     for (i, p) in turn.prompts.iter().enumerate() {
@@ -312,6 +361,11 @@ fn report(turn: &Turn, files: &[(String, String)]) -> String {
     if !files.is_empty() {
         let names: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
         let _ = write!(s, " Wrote {}.", names.join(", "));
+    }
+    // What each command printed (the tool results after the reads), so a test can see what a
+    // shell in the CLI's environment saw.
+    for out in turn.result_texts.get(commands).into_iter().flatten() {
+        let _ = write!(s, "\n[bash output] {out}");
     }
     s
 }

@@ -11,6 +11,7 @@ set -euo pipefail
 cd "$BATON_ROOT"
 ensure_redis
 ensure_git
+ensure_bwrap
 ensure_claude
 ensure_chromium
 echo "==> cargo build --release --workspace --bins" >&2

@@ -10,6 +10,7 @@ set -euo pipefail
 cd "$BATON_ROOT"
 ensure_redis
 ensure_git
+ensure_bwrap
 if command -v claude >/dev/null && [ -n "${ANTHROPIC_API_KEY:-}" ]; then
   export BATON_CLAUDE_BIN="$(command -v claude)"
 else

@@ -1,6 +1,6 @@
 # Sourced by test.sh, demo.sh and bench.sh: installs what baton's tests and demo need and does
 # not find. Everything goes through the ordinary package clients; nothing is downloaded by hand.
-#   - redis-server, openssl and git: Debian packages (apt-get)
+#   - redis-server, openssl, git and bubblewrap (the workers' sandbox): Debian packages (apt-get)
 #   - chromium and chromium-driver (the tests' browser): Debian packages (apt-get)
 #   - the Claude Code CLI, pinned: npm package, into .tools/ (ignored by git)
 #   - redis-py and ioredis, pinned, for the example clients: into .tools/python, .tools/node
@@ -35,6 +35,13 @@ ensure_redis() {
   # openssl makes the TLS tests' certificates (Sentinels run as `redis-server --sentinel`).
   if ! command -v openssl >/dev/null; then
     apt_install openssl
+  fi
+}
+
+# bubblewrap: the sandbox every CLI run of a worker lives in (on by default).
+ensure_bwrap() {
+  if ! command -v bwrap >/dev/null; then
+    apt_install bubblewrap
   fi
 }
 

@@ -10,6 +10,7 @@ set -euo pipefail
 cd "$BATON_ROOT"
 ensure_redis
 ensure_git
+ensure_bwrap
 ensure_chromium
 ensure_claude
 ensure_client_libs

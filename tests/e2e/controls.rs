@@ -847,6 +847,7 @@ async fn the_clis_own_controls_reach_it_and_structured_answers_are_checked() -> 
     let cli = CountingCli::new(pool.dir.path())?;
     let mut m = pool.machine("a", 2);
     m.claude_bin = cli.bin.clone();
+    m.extra.extend(cli.sandbox_flags());
     pool.add_worker(&m)?;
     let controlled = doc("controlled")
         .prompts(&["Task marker controlled-T1."])
@@ -893,7 +894,7 @@ async fn the_clis_own_controls_reach_it_and_structured_answers_are_checked() -> 
         r#"--mcp-config={"mcpServers":{}}"#,
         "--strict-mcp-config",
         r#"--agents={"reviewer":{"description":"Reviews code","prompt":"You review code."}}"#,
-        "--setting-sources=project",
+        "--setting-sources= ",
     ] {
         assert!(args.contains(flag), "{flag} not passed: {args}");
     }

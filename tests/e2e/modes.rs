@@ -16,6 +16,7 @@ async fn run_plan_in(mode: &str) -> anyhow::Result<(usize, usize)> {
     let cli = CountingCli::new(pool.dir.path())?;
     let mut opts = pool.machine("a", 1);
     opts.claude_bin = cli.bin.clone();
+    opts.extra.extend(cli.sandbox_flags());
     opts.extra.extend(["--session-mode".into(), mode.into()]);
     pool.add_worker(&opts)?;
     let plan = format!("modes-{mode}");
@@ -135,6 +136,7 @@ async fn a_warm_session_hands_over_between_machines_at_every_hold() -> anyhow::R
     for m in ["a", "b"] {
         let mut opts = pool.machine(m, 1);
         opts.claude_bin = cli.bin.clone();
+        opts.extra.extend(cli.sandbox_flags());
         opts.extra.extend([
             "--session-mode".into(),
             "warm".into(),

@@ -128,11 +128,14 @@ pub struct CountingCli {
 }
 
 impl CountingCli {
-    /// Writes the wrapper into `dir`.
+    /// Writes the wrapper into a folder of its own in `dir`.
     pub fn new(dir: &Path) -> Result<Self> {
         use std::os::unix::fs::PermissionsExt;
-        let bin = dir.join("claude-counting");
-        let log = dir.join("claude-starts.log");
+        let folder = dir.join("counting-cli");
+        let starts = folder.join("starts");
+        std::fs::create_dir_all(&starts)?;
+        let bin = folder.join("claude-counting");
+        let log = starts.join("claude-starts.log");
         // The worker's start-up version check is not a start of the CLI for a task.
         let script = format!(
             "#!/bin/sh\n[ \"$1\" = --version ] || echo \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
@@ -142,6 +145,30 @@ impl CountingCli {
         std::fs::write(&bin, script)?;
         std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755))?;
         Ok(Self { bin, log })
+    }
+
+    /// The worker flags a sandboxed worker needs to run the wrapper: the real CLI's folder to
+    /// read, the log's folder to write (the wrapper's own folder is the CLI's, readable anyway).
+    pub fn sandbox_flags(&self) -> Vec<String> {
+        let real = claude_bin();
+        let real = real.canonicalize().unwrap_or(real);
+        let tools = real
+            .ancestors()
+            .find(|p| p.ends_with("node_modules"))
+            .map_or_else(
+                || claude_bin().parent().expect("a folder").to_owned(),
+                Path::to_owned,
+            );
+        vec![
+            "--sandbox-read".into(),
+            tools.display().to_string(),
+            "--sandbox-write".into(),
+            self.log
+                .parent()
+                .expect("the log has a folder")
+                .display()
+                .to_string(),
+        ]
     }
 
     /// The argument lines of every start so far.

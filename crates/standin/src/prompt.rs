@@ -388,6 +388,38 @@ mod tests {
     }
 
     #[test]
+    fn commands_come_after_reads_and_before_writes_and_their_output_is_reported() {
+        let p = "Read: a.txt\nBash: env | sort\nBash: id\nFile: b.txt\n```\nb\n```\n";
+        assert_eq!(commands_in(p), ["env | sort", "id"]);
+        let mut shared = Shared::default();
+        let turn = |n, texts: &[&str]| Turn {
+            prompts: vec![p.into()],
+            tool_results_since_prompt: n,
+            result_texts: texts.iter().map(|t| (*t).to_owned()).collect(),
+            offers_structured: false,
+        };
+        let tool = |t: &Turn, shared: &mut Shared| match decide(shared, t, p, None).0 {
+            Reply::Tool { name, input } => {
+                format!("{name} {}", input["command"].as_str().unwrap_or(""))
+            }
+            Reply::Text(s) => s,
+            _ => "other".into(),
+        };
+        assert_eq!(tool(&turn(0, &[]), &mut shared), "Read ");
+        assert_eq!(tool(&turn(1, &["a"]), &mut shared), "Bash env | sort");
+        assert_eq!(tool(&turn(2, &["a", "HOME=/x"]), &mut shared), "Bash id");
+        assert_eq!(
+            tool(&turn(3, &["a", "HOME=/x", "uid=0"]), &mut shared),
+            "Write "
+        );
+        let end = tool(&turn(4, &["a", "HOME=/x", "uid=0", "ok"]), &mut shared);
+        assert!(
+            end.ends_with("\n[bash output] HOME=/x\n[bash output] uid=0"),
+            "{end}"
+        );
+    }
+
+    #[test]
     fn reads_come_before_writes() {
         let p = "Read: one.txt\nRead: `two.txt`\nFile: three.txt\n```\n3\n```\n";
         assert_eq!(reads_in(p), ["one.txt", "two.txt"]);
@@ -395,6 +427,7 @@ mod tests {
         let turn = |n| Turn {
             prompts: vec![p.into()],
             tool_results_since_prompt: n,
+            result_texts: Vec::new(),
             offers_structured: false,
         };
         let names: Vec<String> = (0..4)

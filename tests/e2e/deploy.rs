@@ -219,3 +219,63 @@ fn kubernetes_worker_exposes_metrics_with_scrape_annotations() -> Result<()> {
     }
     Ok(())
 }
+
+/// The deploy files run workers with the sandbox on and give the box what it needs: bubblewrap
+/// in the image, and a runtime that lets it make namespaces and mount a /proc of its own.
+#[test]
+fn deploy_files_run_workers_in_the_sandbox() -> Result<()> {
+    let dockerfile = std::fs::read_to_string(repo_root().join("deploy/Dockerfile"))?;
+    ensure!(
+        dockerfile.contains("bubblewrap"),
+        "the image installs bubblewrap"
+    );
+    let compose = load("docker-compose.yml")?.remove(0);
+    let worker = &compose["services"]["worker"];
+    ensure!(
+        worker["environment"]["BATON_SANDBOX"].as_str() != Some("off"),
+        "compose turns the sandbox off"
+    );
+    let opts: Vec<&str> = worker["security_opt"]
+        .as_vec()
+        .context("compose worker security_opt")?
+        .iter()
+        .filter_map(Yaml::as_str)
+        .collect();
+    for needed in [
+        "seccomp=unconfined",
+        "apparmor=unconfined",
+        "systempaths=unconfined",
+    ] {
+        ensure!(opts.contains(&needed), "compose worker lacks {needed}");
+    }
+    let docs = load("k8s/worker.yaml")?;
+    let pod = &docs
+        .iter()
+        .find(|d| d["kind"].as_str() == Some("Deployment"))
+        .context("worker.yaml has a Deployment")?["spec"]["template"]["spec"];
+    ensure!(
+        pod["hostUsers"].as_bool() == Some(false),
+        "pod user namespace"
+    );
+    let container = &pod["containers"][0];
+    let sc = &container["securityContext"];
+    ensure!(sc["procMount"].as_str() == Some("Unmasked"), "procMount");
+    ensure!(
+        sc["seccompProfile"]["type"].as_str() == Some("Unconfined"),
+        "seccomp"
+    );
+    ensure!(
+        sc["appArmorProfile"]["type"].as_str() == Some("Unconfined"),
+        "apparmor"
+    );
+    ensure!(
+        pod["securityContext"]["runAsNonRoot"].as_bool() == Some(true),
+        "still non-root"
+    );
+    let sandbox_off =
+        container["env"].as_vec().context("env")?.iter().any(|e| {
+            e["name"].as_str() == Some("BATON_SANDBOX") && e["value"].as_str() == Some("off")
+        });
+    ensure!(!sandbox_off, "the Kubernetes worker turns the sandbox off");
+    Ok(())
+}

@@ -228,6 +228,23 @@ async fn a_killed_worker_leaves_nothing_on_the_branch() -> anyhow::Result<()> {
         Duration::from_secs(60),
     )
     .await?;
+    // Kill only once the stand-in holds the request it hangs (the third of the task: prompt,
+    // Read's result, Write's result): killed earlier, the retry would be the one it hangs.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while pool
+        .standin
+        .requests()?
+        .iter()
+        .filter(|r| r.to_string().contains("written before the crash"))
+        .count()
+        < 3
+    {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the CLI never sent the request the stand-in hangs"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     pool.workers[ia].proc.signal(libc::SIGKILL);
     pool.add_worker(&pool.separate_machine("b", 1))?;
     pool.wait_state("crash", &["completed"], Duration::from_secs(120))

@@ -186,7 +186,10 @@ pub async fn run(config: Config, host: &str, shutdown: Shutdown) -> Result<(), S
     info!(redis = %connector.target(), "redis");
     let store = Store::new(&connector, env);
     let tasks = TaskTracker::new();
-    let metrics = Arc::new(metrics::Metrics::new(&engine::Engine::new(&config).mode()));
+    let metrics = Arc::new(metrics::Metrics::new(
+        &engine::Engine::new(&config).mode(),
+        sandbox.is_some(),
+    ));
     let webhooks = Arc::new(webhook::Webhooks::new(&config));
     let pool = Arc::new(Pool {
         id: WorkerId::for_this_process(host),

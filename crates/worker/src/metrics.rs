@@ -111,6 +111,8 @@ struct StatusLabels {
 struct InfoLabels {
     version: String,
     mode: String,
+    /// `boxed` (the sandbox is on) or `unconfined` (`--sandbox off`, or a benchmark executor).
+    sandbox: String,
 }
 
 /// Every metric of one worker.
@@ -133,8 +135,8 @@ pub(crate) struct Metrics {
 }
 
 impl Metrics {
-    /// The metrics of a worker running tasks in `mode`.
-    pub(crate) fn new(mode: &str) -> Self {
+    /// The metrics of a worker running tasks in `mode`, boxed or not.
+    pub(crate) fn new(mode: &str, boxed: bool) -> Self {
         let tasks = Family::<OutcomeLabels, Counter>::default();
         let task_duration = Family::<ModeLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(DURATION_BUCKETS)
@@ -154,6 +156,7 @@ impl Metrics {
         info.get_or_create(&InfoLabels {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             mode: mode.to_owned(),
+            sandbox: if boxed { "boxed" } else { "unconfined" }.to_owned(),
         })
         .set(1);
 
@@ -211,7 +214,11 @@ impl Metrics {
             "1 while a user has paused the pool (baton pause --all)",
             pool_paused.clone(),
         );
-        r.register("worker_info", "The worker's version and session mode", info);
+        r.register(
+            "worker_info",
+            "The worker's version, session mode and sandbox (boxed or unconfined)",
+            info,
+        );
         Self {
             registry: r,
             tasks,
@@ -367,7 +374,7 @@ mod tests {
 
     #[test]
     fn the_exposition_names_every_metric_with_bounded_labels() {
-        let m = Metrics::new("warm");
+        let m = Metrics::new("warm", true);
         m.committed(0.5, 10, 3);
         m.task(TaskOutcome::retried);
         m.fallback(FallbackReason::Expired);
@@ -383,6 +390,7 @@ mod tests {
             "baton_tokens_total{kind=\"input\"} 10",
             "baton_claude_api_retries_total{status=\"529\"} 1",
             "baton_worker_info{version=",
+            "sandbox=\"boxed\"",
             "baton_task_duration_seconds_bucket{le=\"5.0\",mode=\"warm\"} 1",
         ] {
             assert!(text.contains(line), "{line} in\n{text}");

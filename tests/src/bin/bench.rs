@@ -33,6 +33,8 @@ mod git;
 mod growth;
 #[path = "bench/recovery.rs"]
 mod recovery;
+#[path = "bench/sandbox.rs"]
+mod sandbox;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -922,7 +924,10 @@ async fn main() -> Result<()> {
     if run("growth") {
         bench.growth().await?;
     }
-    println!("\n## Targets (issues #6, #11, #12 and #13)\n");
+    if run("sandbox") {
+        bench.sandbox().await?;
+    }
+    println!("\n## Targets (issues #6, #11, #12, #13 and #18)\n");
     println!("| what | target | measured | met |");
     println!("|---|---|---|---|");
     for t in &bench.targets {

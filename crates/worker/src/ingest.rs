@@ -20,6 +20,7 @@ use baton_core::{
 };
 use tracing::{debug, warn};
 
+use crate::grants::Allowed;
 use crate::pool::Pool;
 use crate::reconnect::{redis_retry, BlockingPop, PopFrom};
 use crate::workspace;
@@ -109,6 +110,12 @@ impl Ingestion<'_> {
         if let Some(ws) = &sub.workspace {
             if let Err(e) = workspace::check(&self.pool.workspace_root, ws) {
                 return self.reject(taken, "workspace", &e.to_string()).await;
+            }
+        }
+        // What the document's own checks could not see: this worker's sandbox and allow lists.
+        if let Some(o) = &sub.options {
+            if let Err(v) = Allowed::new(&self.pool.cfg).check(o) {
+                return self.reject(taken, &v.field, &v.problem).await;
             }
         }
         let tasks_json = serde_json::to_string(&sub.tasks).expect("tasks serialize");

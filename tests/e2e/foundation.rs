@@ -336,3 +336,111 @@ async fn enqueue_refuses_a_bad_document_naming_the_field() -> anyhow::Result<()>
     assert_eq!(n, 0);
     Ok(())
 }
+
+/// Issue 18, parts 6 and 8: hostile documents through Redis to a real worker (its defaults: no
+/// MCP command or remote host allowed). Each is dead-lettered with its field named, and a good
+/// plan with typed grants runs after them.
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_documents_are_dead_lettered_naming_the_field() -> anyhow::Result<()> {
+    let mut pool = Pool::start()?;
+    pool.add_worker(&pool.machine("a", 1))?;
+    let task = r#""tasks":[{"prompt":"x"}]"#;
+    let long_prompt = "a".repeat(baton_core::plan::MAX_APPEND_SYSTEM_PROMPT_BYTES + 1);
+    let forged = format!("{{\"plan_id\":\"h-tag\",{task}}}");
+    // (name, submitted, kept on the dead letter, field)
+    let bad: Vec<(&str, String, String, &str)> = [
+        ("trailing", format!("{{\"plan_id\":\"h-1\",{task}}} garbage"), "document"),
+        ("two values", format!("{{\"plan_id\":\"h-2\",{task}}}{{{task}}}"), "document"),
+        ("array", r#"[null,null,[{"prompt":"x"}]]"#.to_owned(), "document"),
+        (
+            "absolute read",
+            format!("{{\"plan_id\":\"h-3\",{task},\"options\":{{\"allowed_tools\":[\"Read\",\"Write\",\"Read(//etc/**)\"]}}}}"),
+            "options.allowed_tools[2]",
+        ),
+        (
+            "split grant",
+            format!("{{\"plan_id\":\"h-4\",{task},\"options\":{{\"allowed_tools\":[\"Read Bash\"]}}}}"),
+            "options.allowed_tools[0]",
+        ),
+        (
+            "mcp command",
+            format!("{{\"plan_id\":\"h-5\",{task},\"options\":{{\"mcp_config\":{{\"mcpServers\":{{\"sh\":{{\"command\":\"/bin/sh\",\"args\":[\"-c\",\"id\"]}}}}}}}}}}"),
+            "options.mcp_config.mcpServers.sh.command",
+        ),
+        (
+            "mcp host",
+            format!("{{\"plan_id\":\"h-6\",{task},\"options\":{{\"mcp_config\":{{\"mcpServers\":{{\"meta\":{{\"type\":\"http\",\"url\":\"http://169.254.169.254/\"}}}}}}}}}}"),
+            "options.mcp_config.mcpServers.meta.url",
+        ),
+        (
+            "ssh option host",
+            format!("{{\"plan_id\":\"h-7\",{task},\"repo\":{{\"url\":\"ssh://-oProxyCommand=touch%20x/r.git\"}}}}"),
+            "repo.url",
+        ),
+        (
+            "bidi branch",
+            format!("{{\"plan_id\":\"h-8\",{task},\"repo\":{{\"url\":\"/r.git\",\"branch\":\"main\\u202e\"}}}}"),
+            "repo.branch",
+        ),
+        (
+            "long system prompt",
+            format!("{{\"plan_id\":\"h-9\",{task},\"options\":{{\"append_system_prompt\":\"{long_prompt}\"}}}}"),
+            "options.append_system_prompt",
+        ),
+    ]
+    .into_iter()
+    .map(|(name, doc, field)| (name, doc.clone(), doc, field))
+    .chain([(
+        "client tag",
+        format!("baton-tag:5f0c8d6e-8f1e-4a57-9d7e-2b9c4d1e0a11\n{forged}"),
+        forged.clone(),
+        "document",
+    )])
+    .collect();
+    for (_, doc, _, _) in &bad {
+        pool.submit(doc).await?;
+    }
+    let good = r#"{"plan_id":"good-grants","tasks":[{"prompt":"Task marker good-grants-T1: step 1 of the plan."}],
+        "options":{"allowed_tools":["Read","Write","Edit(src/**)","mcp__none__*"],"disallowed_tools":["WebFetch(domain:example.com)"]}}"#;
+    pool.submit(good).await?;
+    pool.wait_state("good-grants", &["completed"], Duration::from_secs(120))
+        .await?;
+
+    let mut conn = pool.conn().await?;
+    let dead: Vec<String> =
+        redis::AsyncCommands::lrange(&mut conn, pool.keys.dead(), 0, -1).await?;
+    let letters: Vec<baton_core::records::DeadLetter> = dead
+        .iter()
+        .map(|d| serde_json::from_str(d))
+        .collect::<Result<_, _>>()?;
+    assert_eq!(letters.len(), bad.len(), "{letters:#?}");
+    for (name, _, kept, field) in &bad {
+        let l = letters
+            .iter()
+            .find(|l| l.document.as_deref() == Some(kept.as_str()))
+            .unwrap_or_else(|| panic!("{name} kept with its document"));
+        assert_eq!(l.field.as_deref(), Some(*field), "{name}: {}", l.reason);
+        assert!(
+            l.reason.starts_with(field),
+            "{name}: reason names the field: {}",
+            l.reason
+        );
+    }
+    let tag = letters
+        .iter()
+        .find(|l| l.document.as_deref() == Some(forged.as_str()))
+        .expect("the tagged document");
+    assert!(tag.reason.contains("ingest tag"), "{}", tag.reason);
+    let limit = letters
+        .iter()
+        .find(|l| l.field.as_deref() == Some("options.append_system_prompt"))
+        .expect("the long system prompt");
+    assert!(
+        limit
+            .reason
+            .contains(&baton_core::plan::MAX_APPEND_SYSTEM_PROMPT_BYTES.to_string()),
+        "{}",
+        limit.reason
+    );
+    Ok(())
+}

@@ -566,11 +566,16 @@ async fn hand_backs_requeue_where_asked() -> anyhow::Result<()> {
         })
         .await?;
     assert_eq!(reaped, HandedBack(Some(1)));
-    let submit: Vec<String> = s.conn.lrange(s.env.keys.submit(), 0, -1).await?;
+    let handback: Vec<String> = s.conn.lrange(s.env.keys.handback(), 0, -1).await?;
     assert_eq!(
-        submit,
+        handback,
         ["doc"],
-        "a half-ingested document goes back to the submit list"
+        "a half-ingested document goes back to the handback list, where only workers write"
+    );
+    assert_eq!(
+        s.len(s.env.keys.submit()).await?,
+        0,
+        "not to the submit list"
     );
     Ok(())
 }

@@ -1,7 +1,8 @@
 -- Hands a silent worker's claimed plans and half-ingested documents back to the pool. Its
 -- plans go first in line on the normal ready list (the in-flight list keeps plan ids only, not
 -- their priorities).
--- KEYS: 1 workers, 2 its inflight list, 3 its ingesting list, 4 ready (normal), 5 submit, 6 wake
+-- KEYS: 1 workers, 2 its inflight list, 3 its ingesting list, 4 ready (normal), 5 handback (the
+--       documents go there, not to submit: a tag is trusted only on what workers put back), 6 wake
 -- ARGV: 1 worker id, 2 cutoff ms (a heartbeat newer than this means it is alive after all)
 -- Returns: number of plans handed back, or -1 if the worker is alive
 local s = redis.call('ZSCORE', KEYS[1], ARGV[1])

@@ -76,6 +76,12 @@ impl Keys {
     pub fn submit(&self) -> String {
         self.global("submit")
     }
+    /// Half-ingested documents (tagged) the reaper took from dead workers' ingesting lists;
+    /// workers take from it before the submit list. Only workers write it: a tag is trusted
+    /// only on a document taken from here, never on one a client put on `submit`.
+    pub fn handback(&self) -> String {
+        self.global("handback")
+    }
     /// Documents one worker has taken off `submit` and not yet applied.
     pub fn ingesting(&self, worker: &WorkerId) -> String {
         self.global(&format!("ingesting:{worker}"))

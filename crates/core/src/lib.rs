@@ -4,6 +4,7 @@
 //! - [`ids`]: validated identifiers (`PlanId`, `TaskId`, `ClaudeSessionId`, `WorkerId`).
 //! - [`plan`]: the parts of a plan (options, workspace, tasks) and their limits.
 //! - [`document`]: the documents clients submit (plans and actions) and their validation.
+//! - [`grants`]: what a plan may let the model use: typed tool grants and MCP servers.
 //! - [`vocab`]: the closed vocabulary: plan states, fallback reasons, requeue positions,
 //!   dead-letter kinds.
 //! - [`counters`]: every counter's name, and increments gathered for one script call.
@@ -24,6 +25,7 @@
 pub mod counters;
 pub mod document;
 pub mod event;
+pub mod grants;
 pub mod ids;
 pub mod keys;
 pub mod plan;
@@ -39,6 +41,7 @@ pub mod vocab;
 pub use counters::{Counter, Counts, PlanTotals};
 pub use document::{ActionRequest, Document, PlanAction, Submission, ValidationError};
 pub use event::{Event, EventKind};
+pub use grants::{McpServer, ToolGrant};
 pub use ids::{ClaudeSessionId, IdError, PlanId, TaskId, WorkerId};
 pub use keys::Keys;
 pub use plan::{PermissionMode, PlanOptions, TaskSpec, Workspace};

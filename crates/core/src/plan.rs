@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::grants::ToolGrant;
 use crate::ids::{PlanId, TaskId};
 
 /// Largest document accepted, in bytes.
@@ -14,6 +15,13 @@ pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
 pub const MAX_PROMPT_BYTES: usize = 256 * 1024;
 /// Most tasks in one document.
 pub const MAX_TASKS_PER_DOCUMENT: usize = 1000;
+/// Linux's limit on one command-line argument (`MAX_ARG_STRLEN`, 32 pages), in bytes with its
+/// terminating NUL.
+pub const MAX_ARG_STRLEN: usize = 131_072;
+/// Largest `options.append_system_prompt`, in bytes: what fits in the one argument
+/// `--append-system-prompt=<text>` (with its NUL) the CLI is given.
+pub const MAX_APPEND_SYSTEM_PROMPT_BYTES: usize =
+    MAX_ARG_STRLEN - "--append-system-prompt=".len() - 1;
 /// Longest workspace path accepted.
 pub const MAX_WORKSPACE_LEN: usize = 200;
 /// Longest session TTL accepted (30 days).
@@ -58,8 +66,10 @@ pub struct PlanOptions {
     pub model: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permission_mode: Option<PermissionMode>,
+    /// Tools the model may use without asking (the CLI's `--allowed-tools`), typed: see
+    /// [`ToolGrant`] for the shapes and what a grant may name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub allowed_tools: Option<Vec<String>>,
+    pub allowed_tools: Option<Vec<ToolGrant>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub append_system_prompt: Option<String>,
     /// Budget for the whole plan, in US dollars.
@@ -98,9 +108,9 @@ pub struct PlanOptions {
     /// Custom subagents (the CLI's `--agents`): name -> {description, prompt, ...}.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agents: Option<serde_json::Map<String, serde_json::Value>>,
-    /// Tools the model may not use (the CLI's `--disallowed-tools`).
+    /// Tools the model may not use (the CLI's `--disallowed-tools`), in the same shapes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disallowed_tools: Option<Vec<String>>,
+    pub disallowed_tools: Option<Vec<ToolGrant>>,
 }
 
 crate::vocab::closed_enum! {

@@ -149,7 +149,7 @@ fn check_url(s: &str) -> Result<(), String> {
             if host.is_empty() || !plain(host) || !plain(user) {
                 return Err(format!("is not a valid user@host:path address; {ALLOWED}"));
             }
-            Ok(())
+            check_ssh_names(user, host)
         }
         _ => Err(format!(
             "is a relative path, which would depend on the worker's working directory; {ALLOWED}"
@@ -172,6 +172,8 @@ fn check_scheme_url(scheme: &str, rest: &str) -> Result<(), String> {
                     "carries a password; use ssh keys in the worker's own setup instead".into(),
                 );
             }
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            check_ssh_names(userinfo.unwrap_or(""), host)?;
         }
         "http" | "https" | "git" => {
             if userinfo.is_some() {
@@ -193,6 +195,52 @@ fn check_scheme_url(scheme: &str, rest: &str) -> Result<(), String> {
         return Err("names no host".into());
     }
     Ok(())
+}
+
+/// An ssh address's user and host: neither may start with `-`, which ssh would read as an
+/// option (`-oProxyCommand=...` runs a command).
+fn check_ssh_names(user: &str, host: &str) -> Result<(), String> {
+    if host.starts_with('-') || host.starts_with("[-") {
+        return Err(format!(
+            "has the host {host:?}, which starts with '-' and ssh would read as an option"
+        ));
+    }
+    if user.starts_with('-') {
+        return Err(format!(
+            "has the user {user:?}, which starts with '-' and ssh would read as an option"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `c` is a Unicode format character (general category Cf): invisible characters that
+/// reorder or hide text (bidirectional overrides, zero-width spaces), so a ref name holding one
+/// reads as another. The ranges of Unicode 15.1.
+pub fn is_format_char(c: char) -> bool {
+    matches!(
+        u32::from(c),
+        0x00AD
+            | 0x0600..=0x0605
+            | 0x061C
+            | 0x06DD
+            | 0x070F
+            | 0x0890..=0x0891
+            | 0x08E2
+            | 0x180E
+            | 0x200B..=0x200F
+            | 0x202A..=0x202E
+            | 0x2060..=0x2064
+            | 0x2066..=0x206F
+            | 0xFEFF
+            | 0xFFF9..=0xFFFB
+            | 0x110BD
+            | 0x110CD
+            | 0x13430..=0x1343F
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0001
+            | 0xE0020..=0xE007F
+    )
 }
 
 /// Masks credentials in any text that may hold URLs (git's error messages, for instance):
@@ -290,6 +338,12 @@ fn check_ref(s: &str) -> Result<(), String> {
     {
         return Err(format!("contains {c:?}, which git refuses in a ref name"));
     }
+    if let Some(c) = s.chars().find(|c| is_format_char(*c)) {
+        return Err(format!(
+            "contains the invisible format character U+{:04X}, which makes the name read as another",
+            u32::from(c)
+        ));
+    }
     if s.contains("..") || s.contains("@{") || s.contains("//") {
         return Err("contains '..', '@{' or '//', which git refuses in a ref name".into());
     }
@@ -338,6 +392,11 @@ mod tests {
             ("ftp://example.com/x", "unsupported scheme"),
             ("", "empty"),
             ("/path with space", "whitespace"),
+            ("ssh://-oProxyCommand=x/app.git", "option"),
+            ("ssh://-oProxyCommand=x@example.com/app.git", "option"),
+            ("ssh://git@-oProxyCommand=x/app.git", "option"),
+            ("git@-oProxyCommand:app.git", "option"),
+            ("-oProxyCommand@h:app.git", "option"),
         ] {
             let e = bad.parse::<RepoUrl>().unwrap_err();
             assert!(e.contains(why), "{bad}: {e}");
@@ -366,6 +425,16 @@ mod tests {
         ] {
             assert!(bad.parse::<GitRef>().is_err(), "{bad:?}");
         }
+        for c in [
+            '\u{200B}', '\u{200F}', '\u{202E}', '\u{2066}', '\u{2069}', '\u{FEFF}', '\u{AD}',
+        ] {
+            let e = format!("main{c}x").parse::<GitRef>().unwrap_err();
+            assert!(e.contains("invisible format character"), "{c:?}: {e}");
+        }
+        assert!(
+            "caf\u{e9}".parse::<GitRef>().is_ok(),
+            "other Unicode is git's business"
+        );
         let p: PlanId = "x.lock".parse().unwrap();
         assert!(RepoSpec::default_branch(&p)
             .unwrap_err()

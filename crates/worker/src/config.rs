@@ -116,6 +116,16 @@ pub struct Config {
     /// Deliveries are signed with the BATON_WEBHOOK_SECRET variable, which must then be set.
     #[arg(long, env = "BATON_WEBHOOK_ALLOW", value_delimiter = ',')]
     pub webhook_allow: Vec<String>,
+    /// Commands a plan's MCP servers may start (options.mcp_config: a server with `command`),
+    /// by exact name: `--allow-mcp-command npx` lets a plan start `npx`, not `/usr/bin/npx` or
+    /// `./npx` (the name is looked up on the worker's PATH); a server's `args` are data.
+    /// Repeatable, or comma-separated. Empty (the default): no plan may start an MCP server.
+    #[arg(
+        long = "allow-mcp-command",
+        env = "BATON_ALLOW_MCP_COMMAND",
+        value_delimiter = ','
+    )]
+    pub allow_mcp_command: Vec<String>,
     /// How long a webhook delivery is retried, with backoff, before it is given up (then the
     /// plan gets a `webhook_failed` event).
     #[arg(long, env = "BATON_WEBHOOK_RETRY_FOR", default_value = "2m", value_parser = humantime::parse_duration)]
@@ -136,8 +146,9 @@ pub struct Config {
     pub sandbox_bwrap: PathBuf,
     /// Hosts a sandboxed run may reach besides the model (through the worker's CONNECT proxy:
     /// HTTPS, or any TCP protocol tunnelled), comma-separated: names, IP addresses, or
-    /// `*.example.com` for its subdomains. Empty (the default): the model only. A plan can name
-    /// hosts (its MCP servers' URLs) only from this list.
+    /// `*.example.com` for its subdomains (the same entries as --webhook-allow). Empty (the
+    /// default): the model only. A plan's remote MCP servers (`type` http or sse) may be only
+    /// at these hosts. Repeatable, or comma-separated.
     #[arg(long, env = "BATON_SANDBOX_ALLOW_HOST", value_delimiter = ',')]
     pub sandbox_allow_host: Vec<String>,
     /// Extra folders every box may read (toolchains, a shared read-only cache), comma-separated.
@@ -250,7 +261,8 @@ impl Config {
         home.join(".claude")
     }
 
-    /// Whether CLI runs are boxed (`--sandbox auto` or `on`).
+    /// Whether CLI runs are boxed (`--sandbox auto` or `on`): only then may a plan grant
+    /// `Bash`.
     pub fn sandbox_on(&self) -> bool {
         self.sandbox != crate::sandbox::SandboxMode::Off
     }
@@ -301,6 +313,19 @@ pub(crate) mod tests {
             e.contains("--dead-after (12s)") && e.contains("--lease (30s)"),
             "{e}"
         );
+        let c = parse(&[
+            "--allow-mcp-command",
+            "npx,uvx",
+            "--allow-mcp-command",
+            "mcp-git",
+            "--sandbox-allow-host",
+            "mcp.example.com,*.corp.example",
+        ])
+        .unwrap();
+        assert_eq!(c.allow_mcp_command, ["npx", "uvx", "mcp-git"]);
+        assert_eq!(c.sandbox_allow_host, ["mcp.example.com", "*.corp.example"]);
+        let d = parse(&[]).unwrap();
+        assert!(d.allow_mcp_command.is_empty() && d.sandbox_allow_host.is_empty());
         let mut c = parse(&["--webhook-allow", "a.example,*.b.example"]).unwrap();
         assert_eq!(c.webhook_allow, ["a.example", "*.b.example"]);
         c.webhook_secret = None;

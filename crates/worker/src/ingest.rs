@@ -6,6 +6,11 @@
 //! fresh id in place. The plan's script records applied tags, so if this worker dies at any
 //! point and a reaper hands the (tagged) document back, it is applied exactly once. A document
 //! with no `plan_id` gets the tag as its plan id, for the same reason.
+//!
+//! The reaper hands documents back on a list of their own (`handback`), which workers take
+//! from first; only there is a tag trusted. A client's document that starts with a tag (a copy
+//! of a tagged entry, or an invented one) is dead-lettered with the reason: trusted, it could
+//! pass for a document already applied and be dropped as a repeat, unapplied and unrecorded.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +25,7 @@ use baton_core::{
 };
 use tracing::{debug, warn};
 
+use crate::grants::Allowed;
 use crate::pool::Pool;
 use crate::reconnect::{redis_retry, BlockingPop, PopFrom};
 use crate::workspace;
@@ -47,7 +53,9 @@ pub(crate) async fn run(pool: Arc<Pool>) {
     let mut takes = BlockingPop::new(&pool.store, &pool.id, PopFrom::Submit, SUBMIT_BLOCK);
     while let Some(popped) = takes.next(&pool.shutdown.drain).await {
         if let Some(entry) = popped.entry {
-            Ingestion { pool: &pool }.one(entry).await;
+            Ingestion { pool: &pool }
+                .one(entry, popped.handed_back)
+                .await;
         }
     }
 }
@@ -65,8 +73,51 @@ struct Taken {
     doc: Vec<u8>,
 }
 
+/// What an entry taken for ingest is, by where it came from and whether it carries a tag.
+#[derive(Debug, PartialEq, Eq)]
+enum Origin<'e> {
+    /// A document as a client sent it: tag it.
+    Fresh,
+    /// A document the reaper handed back with the tag a worker gave it: ingest it again under
+    /// that tag (applied once, whatever happened before).
+    Retake { tag: &'e str, doc: &'e [u8] },
+    /// A client's entry that starts like a tagged one: refused (`doc` is what follows the tag
+    /// line, kept on the dead letter).
+    ClientTagged { doc: &'e [u8] },
+}
+
+fn origin(entry: &[u8], handed_back: bool) -> Origin<'_> {
+    if let (Some(tag), doc) = split_tagged(entry) {
+        if handed_back {
+            return Origin::Retake { tag, doc };
+        }
+        return Origin::ClientTagged { doc };
+    }
+    if entry.starts_with(INGEST_TAG_PREFIX.as_bytes()) {
+        let doc = entry
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(&entry[..0], |nl| &entry[nl + 1..]);
+        return Origin::ClientTagged { doc };
+    }
+    Origin::Fresh
+}
+
 impl Ingestion<'_> {
-    async fn one(&self, entry: Vec<u8>) {
+    async fn one(&self, entry: Vec<u8>, handed_back: bool) {
+        if let Origin::ClientTagged { doc } = origin(&entry, handed_back) {
+            let taken = Taken {
+                doc: doc.to_vec(),
+                tag: String::new(),
+                entry,
+            };
+            let problem = format!(
+                "starts with baton's ingest tag ({INGEST_TAG_PREFIX}...), which only workers \
+                 write; it is not applied, so that a copied or invented tag cannot pass it off \
+                 as a document already ingested. Submit the JSON document alone"
+            );
+            return self.reject(&taken, "document", &problem).await;
+        }
         let Some(taken) = self.tag(entry).await else {
             return;
         };
@@ -77,7 +128,8 @@ impl Ingestion<'_> {
         }
     }
 
-    /// Tags a document taken for the first time (in place, in the ingesting list).
+    /// Tags a document taken for the first time (in place, in the ingesting list); a document
+    /// handed back keeps its tag.
     async fn tag(&self, entry: Vec<u8>) -> Option<Taken> {
         if let (Some(tag), doc) = split_tagged(&entry) {
             let (tag, doc) = (tag.to_owned(), doc.to_vec());
@@ -109,6 +161,12 @@ impl Ingestion<'_> {
         if let Some(ws) = &sub.workspace {
             if let Err(e) = workspace::check(&self.pool.workspace_root, ws) {
                 return self.reject(taken, "workspace", &e.to_string()).await;
+            }
+        }
+        // What the document's own checks could not see: this worker's sandbox and allow lists.
+        if let Some(o) = &sub.options {
+            if let Err(v) = Allowed::new(&self.pool.cfg).check(o) {
+                return self.reject(taken, &v.field, &v.problem).await;
             }
         }
         let tasks_json = serde_json::to_string(&sub.tasks).expect("tasks serialize");
@@ -346,6 +404,34 @@ impl Ingestion<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tag_is_trusted_only_on_a_handed_back_entry() {
+        let tagged = b"baton-tag:5f0c8d6e-8f1e-4a57-9d7e-2b9c4d1e0a11\n{\"tasks\":[]}";
+        assert_eq!(
+            origin(tagged, true),
+            Origin::Retake {
+                tag: "5f0c8d6e-8f1e-4a57-9d7e-2b9c4d1e0a11",
+                doc: b"{\"tasks\":[]}"
+            }
+        );
+        assert_eq!(
+            origin(tagged, false),
+            Origin::ClientTagged {
+                doc: b"{\"tasks\":[]}"
+            }
+        );
+        assert_eq!(
+            origin(b"baton-tag:not-a-uuid\n{}", false),
+            Origin::ClientTagged { doc: b"{}" }
+        );
+        assert_eq!(origin(b"{\"tasks\":[]}", false), Origin::Fresh);
+        assert_eq!(
+            origin(b"{\"tasks\":[]}", true),
+            Origin::Fresh,
+            "handed back before it was tagged"
+        );
+    }
 
     #[test]
     fn dead_letters_keep_valid_sized_documents_whole_and_cut_oversized_ones() {

@@ -6,7 +6,9 @@
 //! The modules follow a plan's way through the worker (docs/ARCHITECTURE.md has the map):
 //! - [`config`]: the settings ([`Config`]), parsed from flags and `BATON_*` variables.
 //! - `pool`: what every loop shares (id, settings, store, shutdown, tracked tasks).
-//! - `ingest`: submit list → validated plan or action, or a dead letter.
+//! - `ingest`: submit list → validated plan or action, or a dead letter; `grants`: the checks
+//!   of a plan's tool grants and MCP servers against this worker's settings; `hosts`: host
+//!   allow lists (webhooks, remote MCP servers).
 //! - `claim`: a slot's loop: claim a plan, hold it, claim the next.
 //! - `hold`: one held plan (`Hold`): lease, tasks in order, leaving; `hold::lease`.
 //! - `attempt`: a task's attempts and the retry policy; `session`: which session an attempt
@@ -38,6 +40,7 @@ mod engine;
 mod executor;
 mod gateway;
 mod git;
+mod grants;
 mod hold;
 mod hosts;
 mod ingest;

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::config::Secret;
+use crate::hosts::HostList;
 use crate::store::Store;
 use crate::Config;
 
@@ -32,7 +33,7 @@ pub(crate) const SIGNATURE_HEADER: &str = "X-Baton-Signature";
 /// The worker's webhook sender: its HTTP client, allow list, secret and retry bound.
 pub(crate) struct Webhooks {
     client: reqwest::Client,
-    allow: Vec<String>,
+    allow: HostList,
     secret: Option<Secret>,
     retry_for: Duration,
 }
@@ -66,28 +67,15 @@ impl Webhooks {
             .unwrap_or_default();
         Self {
             client,
-            allow: cfg
-                .webhook_allow
-                .iter()
-                .map(|h| h.trim().to_ascii_lowercase())
-                .filter(|h| !h.is_empty())
-                .collect(),
+            allow: HostList::new(&cfg.webhook_allow),
             secret: cfg.webhook_secret.clone(),
             retry_for: cfg.webhook_retry_for,
         }
     }
 
-    /// Whether `host` is on the allow list: an exact name or address, or `*.domain` for the
-    /// domain's subdomains.
+    /// Whether `host` is on the `--webhook-allow` list.
     fn allowed(&self, host: &str) -> bool {
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_ascii_lowercase();
-        self.allow.iter().any(|a| match a.strip_prefix("*.") {
-            Some(domain) => host.ends_with(&format!(".{domain}")),
-            None => *a == host,
-        })
+        self.allow.allows(host)
     }
 
     /// Sends `event` to the plan's webhook if `notify` asks for its kind, in the background.

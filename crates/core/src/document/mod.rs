@@ -135,8 +135,9 @@ impl Document {
                 format!("is not valid UTF-8 (at byte {})", e.valid_up_to()),
             )
         })?;
+        check_shape(text)?;
         let de = &mut serde_json::Deserializer::from_str(text);
-        let doc: RawDocument = serde_path_to_error::deserialize(de).map_err(|e| {
+        let doc: RawDocument = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
             let field = if path == "." {
@@ -150,6 +151,10 @@ impl Document {
                 inner.to_string()
             };
             ValidationError::new(field, problem)
+        })?;
+        // `check_shape` refused trailing data already; this keeps the parse honest on its own.
+        de.end().map_err(|e| {
+            ValidationError::new("document", format!("has data after the JSON value: {e}"))
         })?;
         match &doc.action {
             Some(action) => check_action(action, &doc).map(Self::Action),
@@ -259,6 +264,51 @@ impl Submission {
             options: doc.options,
         })
     }
+}
+
+/// The document's outline, before its fields are read: exactly one JSON value (nothing after
+/// it but whitespace), an object, and objects where the document has objects. serde would
+/// read a struct from an array of its fields in order (`[null, null, [...]]`), a second way to
+/// write a document that no client means and no reader of the dead-letter list expects.
+fn check_shape(text: &str) -> Result<(), ValidationError> {
+    use serde_json::Value;
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        let problem = if e.is_syntax() && e.to_string().starts_with("trailing characters") {
+            format!("has data after the JSON value; a document is one JSON object ({e})")
+        } else {
+            format!("is not valid JSON: {e}")
+        };
+        ValidationError::new("document", problem)
+    })?;
+    let object = |v: Option<&Value>, field: &str| match v {
+        None | Some(Value::Null | Value::Object(_)) => Ok(()),
+        Some(Value::Array(_)) => Err(ValidationError::new(
+            field,
+            "is a JSON array; write it as an object with named fields",
+        )),
+        // Other types: serde's message names the type and the field.
+        Some(_) => Ok(()),
+    };
+    if !value.is_object() {
+        let what = match &value {
+            Value::Array(_) => {
+                "a JSON array; a document is a JSON object with named fields ({\"tasks\": [...]})"
+            }
+            _ => "not a JSON object; a document is a JSON object ({\"tasks\": [...]})",
+        };
+        return Err(ValidationError::new("document", format!("is {what}")));
+    }
+    object(value.get("repo"), "repo")?;
+    object(value.get("options"), "options")?;
+    if let Some(o) = value.get("options") {
+        object(o.get("notify"), "options.notify")?;
+    }
+    if let Some(Value::Array(tasks)) = value.get("tasks") {
+        for (i, t) in tasks.iter().enumerate() {
+            object(Some(t), &format!("tasks[{i}]"))?;
+        }
+    }
+    Ok(())
 }
 
 fn check_repo(raw: RawRepo) -> Result<RepoRequest, ValidationError> {

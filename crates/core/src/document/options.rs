@@ -15,18 +15,6 @@ fn is_model_name(m: &str) -> bool {
             .any(|c| c.is_whitespace() || c.is_control() || c == ','))
 }
 
-fn check_tools(field: &str, tools: Option<&Vec<String>>) -> Result<(), ValidationError> {
-    for (i, t) in tools.into_iter().flatten().enumerate() {
-        if t.is_empty() || t.len() > 200 || t.starts_with('-') || t.chars().any(char::is_control) {
-            return Err(ValidationError::new(
-                format!("options.{field}[{i}]"),
-                "must be a tool name or rule (1-200 characters, not starting with '-')",
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// `mcp_config` and `agents`: JSON objects the CLI reads, bounded in size.
 fn check_cli_object(
     field: &str,
@@ -61,6 +49,9 @@ fn check_cli_object(
                 "is not known; only mcpServers is",
             ));
         }
+        // The shape of each server; whether this worker may start or call it is the worker's
+        // check, at ingest.
+        crate::grants::McpServer::all(v).map_err(|(f, p)| ValidationError::new(f, p))?;
         return Ok(());
     }
     for (name, agent) in v {
@@ -115,12 +106,23 @@ pub(super) fn check_options(o: &PlanOptions) -> Result<(), ValidationError> {
             ));
         }
     }
-    check_tools("allowed_tools", o.allowed_tools.as_ref())?;
-    check_tools("disallowed_tools", o.disallowed_tools.as_ref())?;
+    // allowed_tools and disallowed_tools are typed (`ToolGrant`): serde has checked them.
     check_cli_object("mcp_config", o.mcp_config.as_ref())?;
     check_cli_object("agents", o.agents.as_ref())?;
     if let Some(s) = &o.append_system_prompt {
         check_prompt(s).map_err(|p| ValidationError::new("options.append_system_prompt", p))?;
+        if s.len() > crate::plan::MAX_APPEND_SYSTEM_PROMPT_BYTES {
+            return Err(ValidationError::new(
+                "options.append_system_prompt",
+                format!(
+                    "is {} bytes; the limit is {} (it is passed as one command-line argument, \
+                     and Linux caps an argument at {} bytes)",
+                    s.len(),
+                    crate::plan::MAX_APPEND_SYSTEM_PROMPT_BYTES,
+                    crate::plan::MAX_ARG_STRLEN
+                ),
+            ));
+        }
     }
     if let Some(b) = o.max_budget_usd {
         if !(b.is_finite() && b > 0.0) {

@@ -129,6 +129,122 @@ fn each_bad_document_names_its_field() {
             "repo.token",
             "unknown field",
         ),
+        // One JSON object, nothing after it, no positional forms.
+        (
+            r#"{"tasks":[{"prompt":"a"}]} garbage"#,
+            "document",
+            "data after the JSON value",
+        ),
+        (
+            r#"{"tasks":[{"prompt":"a"}]}{"tasks":[{"prompt":"b"}]}"#,
+            "document",
+            "data after the JSON value",
+        ),
+        (
+            r#"[null, null, [{"prompt":"a"}]]"#,
+            "document",
+            "JSON array",
+        ),
+        (r#""tasks""#, "document", "not a JSON object"),
+        (r#"{"tasks":[[null, null, "a"]]}"#, "tasks[0]", "JSON array"),
+        (
+            r#"{"tasks":[{"prompt":"a"}],"options":[null, null, ["Bash"]]}"#,
+            "options",
+            "JSON array",
+        ),
+        (
+            r#"{"tasks":[{"prompt":"a"}],"repo":["/r.git"]}"#,
+            "repo",
+            "JSON array",
+        ),
+        (
+            r#"{"tasks":[{"prompt":"a"}],"options":{"notify":["https://h/x",["plan_failed"]]}}"#,
+            "options.notify",
+            "JSON array",
+        ),
+        // Typed tool grants.
+        (
+            r#"{"tasks":[{"prompt":"a"}],"options":{"allowed_tools":["Read","Write","Read(/etc/**)"]}}"#,
+            "options.allowed_tools[2]",
+            "absolute path",
+        ),
+        (
+            r#"{"tasks":[{"prompt":"a"}],"options":{"allowed_tools":["Edit(//etc/passwd)"]}}"#,
+            "options.allowed_tools[0]",
+            "absolute path",
+        ),
+        (
+            r#"{"tasks":[{"prompt":"a"}],"options":{"allowed_tools":["Read(~/.ssh/*)"]}}"#,
+            "options.allowed_tools[0]",
+            "home folder",
+        ),
+        (
+            r#"{"tasks":[{"prompt":"a"}],"options":{"allowed_tools":["Read(src/../../x)"]}}"#,
+            "options.allowed_tools[0]",
+            "'..'",
+        ),
+        (
+            r#"{"tasks":[{"prompt":"a"}],"options":{"allowed_tools":["Read","Read Bash"]}}"#,
+            "options.allowed_tools[1]",
+            "not a tool name",
+        ),
+        (
+            r#"{"tasks":[{"prompt":"a"}],"options":{"allowed_tools":["Read(x) Bash(y)"]}}"#,
+            "options.allowed_tools[0]",
+            "inside its rule",
+        ),
+        (
+            r#"{"tasks":[{"prompt":"a"}],"options":{"allowed_tools":["Frobnicate"]}}"#,
+            "options.allowed_tools[0]",
+            "unknown tool",
+        ),
+        (
+            r#"{"tasks":[{"prompt":"a"}],"options":{"disallowed_tools":["Bash","WebFetch(x)"]}}"#,
+            "options.disallowed_tools[1]",
+            "domain:<host>",
+        ),
+        // MCP servers, by shape (whether a worker allows them is its own check).
+        (
+            r#"{"tasks":[{"prompt":"a"}],"options":{"mcp_config":{"mcpServers":{"s":{"args":["x"]}}}}}"#,
+            "options.mcp_config.mcpServers.s.command",
+            "missing",
+        ),
+        (
+            r#"{"tasks":[{"prompt":"a"}],"options":{"mcp_config":{"mcpServers":{"s":{"type":"ws","url":"ws://h"}}}}}"#,
+            "options.mcp_config.mcpServers.s.type",
+            "known",
+        ),
+        (
+            r#"{"tasks":[{"prompt":"a"}],"options":{"mcp_config":{"mcpServers":{"s":{"command":"npx","env":{"PATH":"."}}}}}}"#,
+            "options.mcp_config.mcpServers.s.env.PATH",
+            "may not set",
+        ),
+        (
+            r#"{"tasks":[{"prompt":"a"}],"options":{"mcp_config":{"mcpServers":{"bad name":{"command":"x"}}}}}"#,
+            "options.mcp_config.mcpServers.bad name",
+            "server name",
+        ),
+        // ssh would read a leading '-' as an option; invisible characters in ref names.
+        (
+            r#"{"tasks":[{"prompt":"a"}],"repo":{"url":"ssh://-oProxyCommand=x/r.git"}}"#,
+            "repo.url",
+            "option",
+        ),
+        (
+            r#"{"tasks":[{"prompt":"a"}],"repo":{"url":"git@-oProxyCommand:r.git"}}"#,
+            "repo.url",
+            "option",
+        ),
+        (
+            r#"{"tasks":[{"prompt":"a"}],"repo":{"url":"/r.git","branch":"main\u202e"}}"#,
+            "repo.branch",
+            "U+202E",
+        ),
+        (
+            r#"{"tasks":[{"prompt":"a"}],"repo":{"url":"/r.git","base":"v1\u200b"}}"#,
+            "repo.base",
+            "U+200B",
+        ),
     ];
     for (doc, field, problem) in cases {
         let e = err(doc);
@@ -149,6 +265,49 @@ fn size_and_encoding_limits_hold() {
         "a".repeat(MAX_PROMPT_BYTES + 1)
     );
     assert_eq!(err(&big).field, "tasks[0].prompt");
+}
+
+#[test]
+fn append_system_prompt_fits_in_one_argument() {
+    use crate::plan::{MAX_APPEND_SYSTEM_PROMPT_BYTES, MAX_ARG_STRLEN};
+    let doc = |n: usize| {
+        format!(
+            r#"{{"tasks":[{{"prompt":"a"}}],"options":{{"append_system_prompt":"{}"}}}}"#,
+            "a".repeat(n)
+        )
+    };
+    assert_eq!(
+        format!(
+            "--append-system-prompt={}",
+            "a".repeat(MAX_APPEND_SYSTEM_PROMPT_BYTES)
+        )
+        .len()
+            + 1,
+        MAX_ARG_STRLEN,
+        "the longest one accepted is exactly one argument, with its NUL"
+    );
+    assert!(Document::parse(doc(MAX_APPEND_SYSTEM_PROMPT_BYTES).as_bytes()).is_ok());
+    let e = err(&doc(MAX_APPEND_SYSTEM_PROMPT_BYTES + 1));
+    assert_eq!(e.field, "options.append_system_prompt");
+    assert!(
+        e.problem
+            .contains(&format!("the limit is {MAX_APPEND_SYSTEM_PROMPT_BYTES}")),
+        "{e}"
+    );
+}
+
+#[test]
+fn trailing_whitespace_is_fine_and_grants_keep_their_text() {
+    let s = plan(
+        br#"{"tasks":[{"prompt":"a"}],"options":{"allowed_tools":["Bash(npm test:*)","Read(./src/**)","mcp__gh__issues"]}}
+  "#,
+    );
+    let tools = s.options.unwrap().allowed_tools.unwrap();
+    let texts: Vec<&str> = tools.iter().map(|t| t.as_str()).collect();
+    assert_eq!(
+        texts,
+        ["Bash(npm test:*)", "Read(./src/**)", "mcp__gh__issues"]
+    );
 }
 
 #[test]

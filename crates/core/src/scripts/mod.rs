@@ -194,7 +194,10 @@ pub(crate) fn text(v: &Value) -> String {
 
 /// Prefix of a document that a worker has taken for ingest: `baton-tag:<uuid>\n<document>`.
 /// The tag makes ingest idempotent when a crashed worker's document is ingested again; it can
-/// never start a JSON document, so a tagged entry and a raw one cannot be confused.
+/// never start a JSON document, so a tagged entry and a raw one cannot be confused. Workers
+/// trust a tag only on an entry the reaper handed back (`Keys::handback`): one a client puts
+/// on the submit list is dead-lettered, since a copied or invented tag could otherwise make
+/// ingest take a new document for one already applied and drop it.
 pub const INGEST_TAG_PREFIX: &str = "baton-tag:";
 
 /// Splits an ingest entry into its tag (if it has one) and the document.

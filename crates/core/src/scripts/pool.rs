@@ -82,7 +82,7 @@ impl ScriptCall for ReapWorker<'_> {
             .key(k.inflight(self.worker))
             .key(k.ingesting(self.worker))
             .key(k.ready())
-            .key(k.submit())
+            .key(k.handback())
             .key(k.wake())
             .arg(self.worker.as_str())
             .arg(self.cutoff_ms);

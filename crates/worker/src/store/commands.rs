@@ -45,6 +45,9 @@ pub(crate) struct Popped {
     /// How long the pool stays paused (`Duration::MAX`: until a user resumes it), as a claim
     /// found it.
     pub(crate) paused: Option<Duration>,
+    /// The entry came from the handback list (the reaper put it there, tagged or not), not
+    /// from a client.
+    pub(crate) handed_back: bool,
 }
 
 impl Store {
@@ -75,11 +78,13 @@ impl Store {
         };
         Ok(match reply {
             ClaimReply::Claimed(id) => Popped {
+                handed_back: false,
                 entry: Some(id),
                 paused: None,
             },
             // Paused until a user resumes it: look again after the longest nap.
             ClaimReply::Paused(left) => Popped {
+                handed_back: false,
                 entry: None,
                 paused: Some(left.unwrap_or(Duration::MAX)),
             },
@@ -129,7 +134,8 @@ impl Store {
         Ok(())
     }
 
-    /// Takes a submitted document: `BLMOVE submit ingesting:<worker>`.
+    /// Takes a document: one handed back by the reaper first (`LMOVE handback
+    /// ingesting:<worker>`), else a submitted one (`BLMOVE submit ingesting:<worker>`).
     pub(crate) async fn blocking_take_submission(
         &self,
         conn: &mut Conn,
@@ -137,6 +143,20 @@ impl Store {
         block: Duration,
     ) -> Result<Popped, StoreError> {
         let k = &self.env.keys;
+        let handed: Option<Vec<u8>> = redis::cmd("LMOVE")
+            .arg(k.handback())
+            .arg(k.ingesting(worker))
+            .arg("RIGHT")
+            .arg("LEFT")
+            .query_async(conn)
+            .await?;
+        if handed.is_some() {
+            return Ok(Popped {
+                entry: handed,
+                paused: None,
+                handed_back: true,
+            });
+        }
         let entry: Option<Vec<u8>> = redis::cmd("BLMOVE")
             .arg(k.submit())
             .arg(k.ingesting(worker))
@@ -148,6 +168,7 @@ impl Store {
         Ok(Popped {
             entry,
             paused: None,
+            handed_back: false,
         })
     }
 

@@ -49,13 +49,51 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TranscriptError + '_ {
     }
 }
 
-/// The CLI's folder name for a working directory: every character that is not an ASCII letter
-/// or digit becomes `-`.
+/// Longest project folder name the CLI writes before it cuts the name and adds a hash.
+const MAX_PROJECT_DIR_NAME: usize = 200;
+
+/// The CLI's folder name for a working directory (2.1.332, `J$` in its bundle): every UTF-16
+/// unit of the path that is not an ASCII letter or digit becomes `-` (JavaScript's
+/// `replace(/[^a-zA-Z0-9]/g, "-")`, so a character outside the BMP becomes two); a name longer
+/// than 200 is cut to 200 and followed by `-` and the path's Java-style string hash
+/// (`h = 31 * h + unit`, 32-bit), absolute, in base 36.
 pub(crate) fn project_dir_name(cwd: &Path) -> String {
-    cwd.to_string_lossy()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect()
+    let path = cwd.to_string_lossy();
+    let units: Vec<u16> = path.encode_utf16().collect();
+    let name: String = units
+        .iter()
+        .map(|&u| match u8::try_from(u) {
+            Ok(b) if b.is_ascii_alphanumeric() => char::from(b),
+            _ => '-',
+        })
+        .collect();
+    if name.len() <= MAX_PROJECT_DIR_NAME {
+        return name;
+    }
+    let hash = units
+        .iter()
+        .fold(0i32, |h, &u| h.wrapping_mul(31).wrapping_add(i32::from(u)));
+    format!(
+        "{}-{}",
+        &name[..MAX_PROJECT_DIR_NAME],
+        base36(i64::from(hash).unsigned_abs())
+    )
+}
+
+/// `n.toString(36)`.
+fn base36(mut n: u64) -> String {
+    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        // `n % 36` is below 36, so the index is in range.
+        out.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// Where one session's files live in one config dir.

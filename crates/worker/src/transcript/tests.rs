@@ -156,6 +156,45 @@ fn project_dir_names_match_the_cli() {
         project_dir_name(Path::new("/srv/My_proj.v2/sub dir")),
         "-srv-My-proj-v2-sub-dir"
     );
+    // A character outside the BMP is two UTF-16 units, so two dashes, as in JavaScript.
+    assert_eq!(
+        project_dir_name(Path::new("/w/\u{1F600}/aaaaaaaaaa")),
+        "-w----aaaaaaaaaa"
+    );
+}
+
+/// Past 200 characters the CLI cuts the name and adds the path's hash. The expected names were
+/// computed with the CLI's own function (`J$` and `Nle`, copied from the 2.1.332 bundle, run
+/// in node); the last is the folder the real 2.1.332 CLI created, run against the stand-in in
+/// that directory.
+#[test]
+fn long_project_dir_names_are_cut_and_hashed_like_the_cli() {
+    let deep = format!("/work/workspaces/{}plan-1", "deep/".repeat(40));
+    let name = project_dir_name(Path::new(&deep));
+    assert_eq!(
+        name,
+        format!("-work-workspaces-{}dee-7pwu6p", "deep-".repeat(36))
+    );
+    assert_eq!(name.len(), 200 + "-7pwu6p".len());
+    let wide = format!("/w/{}\u{e9}", "x".repeat(250));
+    assert_eq!(
+        project_dir_name(Path::new(&wide)),
+        format!("-w-{}-3le2rm", "x".repeat(197))
+    );
+    let seen = format!("/tmp/h1cli/work/workspaces/{}plan-1", "deep/".repeat(40));
+    assert_eq!(
+        project_dir_name(Path::new(&seen)),
+        format!(
+            "-tmp-h1cli-work-workspaces-{}dee-n9tpdr",
+            "deep-".repeat(34)
+        )
+    );
+    let exactly = format!("/{}", "a".repeat(199));
+    assert_eq!(
+        project_dir_name(Path::new(&exactly)).len(),
+        200,
+        "200 is not cut"
+    );
 }
 
 #[test]

@@ -52,6 +52,14 @@ impl Allowed {
                     "grants running commands, which this worker allows only with its sandbox on",
                 ));
             }
+            // `auto` lets the CLI's own classifier approve commands that no grant names.
+            if o.permission_mode == Some(baton_core::PermissionMode::Auto) {
+                return Err(ValidationError::new(
+                    "options.permission_mode",
+                    "auto approves commands no grant names, which this worker allows only with \
+                     its sandbox on",
+                ));
+            }
         }
         let Some(config) = &o.mcp_config else {
             return Ok(());
@@ -101,6 +109,14 @@ mod tests {
             mcp_commands: vec!["npx".into(), "sh".into()],
             hosts: HostList::new(&["mcp.example.com", "*.corp.example"]),
         }
+    }
+
+    #[test]
+    fn auto_permissions_need_the_sandbox() {
+        let o = options(r#"{"permission_mode":"auto"}"#);
+        assert!(allowed(true).check(&o).is_ok());
+        let e = allowed(false).check(&o).unwrap_err();
+        assert_eq!(e.field, "options.permission_mode");
     }
 
     #[test]

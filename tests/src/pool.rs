@@ -185,6 +185,15 @@ impl Pool {
     /// Starts `baton dashboard` on a free loopback port; with `token`, actions are enabled and
     /// need it. Returns the process and the base URL.
     pub fn start_dashboard(&self, token: Option<&str>) -> Result<(Proc, String)> {
+        self.start_dashboard_with(token, &[])
+    }
+
+    /// [`Pool::start_dashboard`] with more flags for `baton dashboard`.
+    pub fn start_dashboard_with(
+        &self,
+        token: Option<&str>,
+        extra: &[&str],
+    ) -> Result<(Proc, String)> {
         let port = crate::proc::free_port();
         let mut cmd = Command::new(bin("baton"));
         cmd.arg("--redis-url")
@@ -192,6 +201,7 @@ impl Pool {
             .arg("dashboard")
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         if let Some(t) = token {

@@ -9,6 +9,7 @@ mod deploy;
 mod faults;
 mod foundation;
 mod git;
+mod isolation;
 mod modes;
 mod operate;
 mod reliability;

@@ -327,6 +327,33 @@ impl Pool {
             .collect::<Result<_, _>>()?)
     }
 
+    /// Waits for the dead letter of a document naming `plan` (the first found); fails with the
+    /// workers' logs otherwise.
+    pub async fn wait_dead_letter(
+        &self,
+        plan: &str,
+        within: Duration,
+    ) -> Result<baton_core::records::DeadLetter> {
+        let deadline = Instant::now() + within;
+        let mut c = self.conn().await?;
+        loop {
+            let dead: Vec<String> =
+                redis::AsyncCommands::lrange(&mut c, self.keys.dead(), 0, -1).await?;
+            let found = dead
+                .iter()
+                .filter_map(|d| serde_json::from_str::<baton_core::records::DeadLetter>(d).ok())
+                .find(|l| l.plan_id.as_ref().is_some_and(|p| p.as_str() == plan));
+            if let Some(l) = found {
+                return Ok(l);
+            }
+            if Instant::now() > deadline {
+                let tail = self.log_tail();
+                bail!("no dead letter for {plan} within {within:?}; worker logs:\n{tail}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Pool-wide counter.
     pub async fn stat(&self, name: &str) -> Result<i64> {
         let mut c = self.conn().await?;

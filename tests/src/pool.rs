@@ -162,6 +162,11 @@ impl Pool {
                 .unwrap_or_else(|_| "info,baton_worker=debug".into()),
             redis_url: None,
             extra: vec![
+                // Where the tests keep their bare remotes, and nothing else of the pool's.
+                "--repo-allow-path".into(),
+                crate::git::remotes_dir(self.dir.path())
+                    .display()
+                    .to_string(),
                 "--lease".into(),
                 "6s".into(),
                 "--dead-after".into(),

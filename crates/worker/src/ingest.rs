@@ -122,6 +122,11 @@ impl Ingestion<'_> {
             Ok(r) => r,
             Err(problem) => return self.reject(taken, "repo.branch", &problem).await,
         };
+        if let Some(r) = &repo {
+            if let Err(problem) = self.pool.git.check_url(&r.url) {
+                return self.reject(taken, "repo.url", &problem).await;
+            }
+        }
         // Last of the checks: once claimed, the workspace is the plan's until it expires.
         let claim = ClaimWorkspace {
             plan: &plan,

@@ -47,8 +47,12 @@ else
   echo "model: baton's local stand-in at $ANTHROPIC_BASE_URL (set ANTHROPIC_API_KEY to use the real model)" >&2
 fi
 
-# The remote: a local bare repository with one commit, as a hosted repository would be.
-REMOTE="$DEMO/remote.git"
+# The remote: a local bare repository with one commit, as a hosted repository would be. It
+# lives in a folder of its own, the one folder the workers allow local repositories in
+# (--repo-allow-path; by default a worker refuses every local path).
+REMOTES="$DEMO/remotes"
+REMOTE="$REMOTES/remote.git"
+mkdir -p "$REMOTES"
 git init -q --bare --initial-branch=main "$REMOTE"
 git clone -q "$REMOTE" "$DEMO/seed" 2>/dev/null
 printf '# todo\nA tiny todo app, written by a baton plan.\n' >"$DEMO/seed/README.md"
@@ -67,7 +71,7 @@ json.dump(plan, sys.stdout)
 for w in 1 2; do
   "$BIN/baton-worker" --workspace-root "$DEMO/machine-$w/workspaces" --state-dir "$DEMO/machine-$w/state" \
     --claude-bin "$BATON_CLAUDE_BIN" --claude-config-dir "$DEMO/machine-$w/claude" --concurrency 1 \
-    --max-tasks-per-hold 1 >"$DEMO/worker-$w.log" 2>&1 &
+    --max-tasks-per-hold 1 --repo-allow-path "$REMOTES" >"$DEMO/worker-$w.log" 2>&1 &
   pids+=($!)
 done
 echo "two workers started, as two machines (logs in $DEMO)" >&2

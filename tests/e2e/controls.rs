@@ -629,20 +629,6 @@ async fn new_states_survive_a_worker_kill_and_a_redis_restart() -> anyhow::Resul
     Ok(())
 }
 
-/// The HMAC-SHA256 signature header a receiver checks: `sha256=<hex>`.
-fn signature(secret: &str, body: &str) -> String {
-    use hmac::{Hmac, Mac};
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key");
-    mac.update(body.as_bytes());
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256={hex}")
-}
-
 /// Waits until `receiver` has `n` deliveries.
 async fn wait_deliveries(
     receiver: &webhook::Receiver,
@@ -676,6 +662,7 @@ async fn webhooks_are_signed_refused_hosts_never_called_and_failures_never_delay
     let failing = webhook::Receiver::start(500).await?;
     let elsewhere = webhook::Receiver::start(200).await?;
     let gone = webhook::Receiver::start(410).await?;
+    let redirecting = webhook::Receiver::start(302).await?;
     let mut pool = Pool::start()?;
     let mut m = pool.machine("a", 2);
     m.env.push(("BATON_WEBHOOK_SECRET".into(), SECRET.into()));
@@ -712,6 +699,10 @@ async fn webhooks_are_signed_refused_hosts_never_called_and_failures_never_delay
         .prompts(&["Task marker refusing-T1."])
         .options(json!({"notify": {"url": gone.url("/"), "events": ["plan_completed"]}}));
     pool.submit(&refusing.json()).await?;
+    let redirected = doc("redirected")
+        .prompts(&["Task marker redirected-T1."])
+        .options(json!({"notify": {"url": redirecting.url("/"), "events": ["plan_completed"]}}));
+    pool.submit(&redirected.json()).await?;
 
     pool.wait_state("hooked", &["awaiting_review"], Duration::from_secs(60))
         .await?;
@@ -728,10 +719,19 @@ async fn webhooks_are_signed_refused_hosts_never_called_and_failures_never_delay
     };
     let mut kinds = Vec::new();
     for d in &got {
-        assert_eq!(
-            d.header("x-baton-signature"),
-            Some(signature(SECRET, &d.body).as_str()),
-            "signed with the worker's secret: {d:?}"
+        d.verify(SECRET).map_err(|e| {
+            anyhow::anyhow!("signed with the worker's secret, just now: {e}: {d:?}")
+        })?;
+        // The signature covers the timestamp: the same body under another time is refused.
+        let mut replayed = d.clone();
+        for (name, value) in &mut replayed.headers {
+            if name == "x-baton-timestamp" {
+                *value = (value.parse::<u64>()? - 1).to_string();
+            }
+        }
+        assert!(
+            replayed.verify(SECRET).is_err(),
+            "a changed timestamp breaks the signature"
         );
         assert_eq!(d.header("content-type"), Some("application/json"));
         let ev: Event = serde_json::from_str(&d.body)?;
@@ -823,6 +823,26 @@ async fn webhooks_are_signed_refused_hosts_never_called_and_failures_never_delay
         .unwrap_or_default()
         .contains("410"));
     assert_eq!(gone.deliveries().len(), 1, "a 4xx answer is not retried");
+
+    // A redirect is a permanent failure: not followed, not asked again, and the event says why.
+    let events = wait_events(
+        &pool,
+        "redirected",
+        EventKind::WebhookFailed,
+        1,
+        Duration::from_secs(30),
+    )
+    .await?;
+    let why = of_kind(&events, EventKind::WebhookFailed)[0]
+        .field_str("reason")
+        .unwrap_or_default()
+        .to_owned();
+    assert!(why.contains("302") && why.contains("redirect"), "{why}");
+    assert_eq!(
+        redirecting.deliveries().len(),
+        1,
+        "a 3xx answer is not retried"
+    );
 
     // A worker told to call hosts but given no secret refuses to start, naming both.
     let mut unsigned = pool.machine("b", 1);

@@ -71,6 +71,20 @@ async fn the_dashboard_shows_the_pool_live_and_acts_only_with_the_token() -> any
         text.contains("First, the greeting."),
         "the conversation shows task 1's prompt: {text}"
     );
+    // Under the dashboard's Content-Security-Policy ('self' only) its stylesheet applies (the
+    // script runs too: the page goes live below).
+    let styled = b
+        .client
+        .execute(
+            "return getComputedStyle(document.querySelector('header')).display === 'flex';",
+            vec![],
+        )
+        .await?;
+    assert_eq!(
+        styled,
+        serde_json::Value::Bool(true),
+        "the stylesheet applies"
+    );
     browser.screenshot("dashboard-plan-running").await?;
     // No reload from here on: the page follows the plan by itself.
     wait_until(
@@ -210,33 +224,170 @@ async fn press_with_token(b: &Browser, row: &str, token: &str) -> anyhow::Result
     Ok(())
 }
 
-/// POSTs a form and returns the raw response's status line and head.
+/// POSTs a form, as the dashboard's own page would (its `Origin`), and returns the raw response.
 fn post_form(base: &str, path: &str, body: &str) -> anyhow::Result<String> {
-    use std::io::{Read, Write};
+    post_form_from(base, path, body, &[&format!("Origin: {base}")])
+}
+
+/// POSTs a form with the given extra header lines and returns the raw response.
+fn post_form_from(base: &str, path: &str, body: &str, headers: &[&str]) -> anyhow::Result<String> {
     let host = base.trim_start_matches("http://");
-    let mut s = std::net::TcpStream::connect(host)?;
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+    let mut head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
         body.len()
-    )?;
+    );
+    for h in headers {
+        head.push_str(h);
+        head.push_str("\r\n");
+    }
+    raw_request(base, &format!("{head}Connection: close\r\n\r\n{body}"))
+}
+
+/// GETs a page and returns the raw response.
+fn get_page(base: &str, path: &str) -> anyhow::Result<String> {
+    let host = base.trim_start_matches("http://");
+    get_page_as(base, path, host)
+}
+
+/// GETs a page with `Host: host` (whatever the address connected to) and returns the raw
+/// response.
+fn get_page_as(base: &str, path: &str, host: &str) -> anyhow::Result<String> {
+    raw_request(
+        base,
+        &format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+    )
+}
+
+/// Sends `request` as it is to the dashboard at `base` and returns the raw response.
+fn raw_request(base: &str, request: &str) -> anyhow::Result<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(base.trim_start_matches("http://"))?;
+    s.write_all(request.as_bytes())?;
     let mut out = String::new();
     s.read_to_string(&mut out)?;
     Ok(out)
 }
 
-/// GETs a page and returns the raw response.
-fn get_page(base: &str, path: &str) -> anyhow::Result<String> {
-    use std::io::{Read, Write};
-    let host = base.trim_start_matches("http://");
-    let mut s = std::net::TcpStream::connect(host)?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+/// A response's header, by name (case-insensitive), from a raw response.
+fn header_of<'r>(response: &'r str, name: &str) -> Option<&'r str> {
+    let head = response.split("\r\n\r\n").next()?;
+    head.lines().skip(1).find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// Every answer carries the security headers, whatever its status.
+fn assert_security_headers(response: &str) {
+    let csp = header_of(response, "content-security-policy").unwrap_or_default();
+    assert!(
+        csp.contains("default-src 'self'")
+            && csp.contains("frame-ancestors 'none'")
+            && !csp.contains("unsafe-inline"),
+        "{response}"
+    );
+    assert_eq!(
+        header_of(response, "x-content-type-options"),
+        Some("nosniff")
+    );
+    assert_eq!(header_of(response, "x-frame-options"), Some("DENY"));
+    assert_eq!(header_of(response, "referrer-policy"), Some("same-origin"));
+}
+
+/// A page of another site cannot use the dashboard: a request naming a host the dashboard does
+/// not answer to (a DNS-rebinding page reaching it through its loopback binding) gets 421; an
+/// action without the dashboard's own `Origin` (another site's form, or none) gets 403 even
+/// with the right token, and the plan is unchanged; `--dashboard-host` adds a name. Every
+/// answer carries the security headers.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dashboard_answers_only_its_own_hosts_and_acts_only_for_its_own_pages(
+) -> anyhow::Result<()> {
+    let mut pool = Pool::start()?;
+    pool.add_worker(&pool.machine("a", 1))?;
+    let (_dash, url) = pool.start_dashboard(Some(TOKEN))?;
+    let port = url.rsplit(':').next().unwrap_or_default().to_owned();
+    pool.submit(
+        &doc("guarded")
+            .reviewed_task("t1", "Task marker guarded-T1.")
+            .json(),
+    )
+    .await?;
+    pool.wait_state("guarded", &["awaiting_review"], Duration::from_secs(60))
+        .await?;
+
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("[::1]:{port}"),
+    ] {
+        let page = get_page_as(&url, "/plans/guarded", &host)?;
+        assert!(page.starts_with("HTTP/1.1 200"), "{host}: {page}");
+        assert_security_headers(&page);
+    }
+    for host in [
+        format!("rebound.evil.example:{port}"),
+        "rebound.evil.example".to_owned(),
+        format!("127.0.0.1:{}", port.parse::<u16>()? + 1),
+    ] {
+        for path in ["/", "/plans/guarded", "/events", "/assets/live.js"] {
+            let page = get_page_as(&url, path, &host)?;
+            assert!(page.starts_with("HTTP/1.1 421"), "{host}{path}: {page}");
+            assert!(
+                !page.contains("guarded"),
+                "nothing of the pool is shown: {page}"
+            );
+            assert_security_headers(&page);
+        }
+    }
+
+    let cancel = format!("token={TOKEN}");
+    for headers in [
+        &["Origin: http://evil.example"][..],
+        &["Origin: null"],
+        &[&format!("Origin: http://evil.example:{port}")],
+        &["Referer: http://evil.example/page"],
+        &[],
+    ] {
+        let refused = post_form_from(&url, "/plans/guarded/cancel", &cancel, headers)?;
+        assert!(
+            refused.starts_with("HTTP/1.1 403"),
+            "{headers:?}: {refused}"
+        );
+        assert_security_headers(&refused);
+    }
+    let foreign_host = raw_request(
+        &url,
+        &format!(
+            "POST /plans/guarded/cancel HTTP/1.1\r\nHost: evil.example\r\nOrigin: http://evil.example\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{cancel}",
+            cancel.len()
+        ),
     )?;
-    let mut out = String::new();
-    s.read_to_string(&mut out)?;
-    Ok(out)
+    assert!(foreign_host.starts_with("HTTP/1.1 421"), "{foreign_host}");
+    assert_eq!(
+        pool.plan_field("guarded", "state").await?.as_deref(),
+        Some("awaiting_review"),
+        "no refused action changed the plan"
+    );
+    // A Referer of the dashboard's own page is enough when the browser sends no Origin.
+    let done = post_form_from(
+        &url,
+        "/plans/guarded/cancel",
+        &cancel,
+        &[&format!("Referer: {url}/plans/guarded")],
+    )?;
+    assert!(done.starts_with("HTTP/1.1 303"), "{done}");
+    assert_security_headers(&done);
+    pool.wait_state("guarded", &["cancelled"], Duration::from_secs(5))
+        .await?;
+
+    // A name given with --dashboard-host is accepted, for pages and actions' origins.
+    let (_named, named_url) =
+        pool.start_dashboard_with(None, &["--dashboard-host", "dash.example.com"])?;
+    let page = get_page_as(&named_url, "/", "dash.example.com")?;
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    let page = get_page_as(&named_url, "/", "other.example.com")?;
+    assert!(page.starts_with("HTTP/1.1 421"), "{page}");
+    Ok(())
 }
 
 /// The plan page steers a plan with the token: pause and resume it, and review a task (reject

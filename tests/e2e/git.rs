@@ -398,7 +398,7 @@ async fn bad_repositories_are_refused_or_fail_with_their_reason() -> anyhow::Res
             .json(),
     )
     .await?;
-    let missing = pool.dir.path().join("no-such-remote.git");
+    let missing = baton_tests::git::remotes_dir(pool.dir.path()).join("no-such-remote.git");
     pool.submit(
         &doc("gone")
             .prompts(&["x"])

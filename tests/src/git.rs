@@ -28,6 +28,12 @@ pub fn git(dir: &Path, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// The folder of a pool's bare remotes, `<pool dir>/remotes`: the one folder its workers allow
+/// local repositories in (`--repo-allow-path`), apart from their workspaces and state dirs.
+pub fn remotes_dir(pool_dir: &Path) -> PathBuf {
+    pool_dir.join("remotes")
+}
+
 /// A bare repository on the local disk, used as a remote.
 pub struct BareRepo {
     pub path: PathBuf,
@@ -45,9 +51,13 @@ impl BareRepo {
         Ok(repo)
     }
 
-    /// The remote of a test's pool: `remote.git` in the pool's folder, a README on `main`.
+    /// The remote of a test's pool: `remotes/remote.git` in the pool's folder (see
+    /// [`remotes_dir`]), a README on `main`.
     pub fn in_folder(dir: &Path) -> Result<Self> {
-        Self::create(&dir.join("remote.git"), &[("README.md", "hi\n")])
+        Self::create(
+            &remotes_dir(dir).join("remote.git"),
+            &[("README.md", "hi\n")],
+        )
     }
 
     /// The URL a plan names.

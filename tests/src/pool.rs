@@ -162,6 +162,11 @@ impl Pool {
                 .unwrap_or_else(|_| "info,baton_worker=debug".into()),
             redis_url: None,
             extra: vec![
+                // Where the tests keep their bare remotes, and nothing else of the pool's.
+                "--repo-allow-path".into(),
+                crate::git::remotes_dir(self.dir.path())
+                    .display()
+                    .to_string(),
                 "--lease".into(),
                 "6s".into(),
                 "--dead-after".into(),
@@ -185,6 +190,15 @@ impl Pool {
     /// Starts `baton dashboard` on a free loopback port; with `token`, actions are enabled and
     /// need it. Returns the process and the base URL.
     pub fn start_dashboard(&self, token: Option<&str>) -> Result<(Proc, String)> {
+        self.start_dashboard_with(token, &[])
+    }
+
+    /// [`Pool::start_dashboard`] with more flags for `baton dashboard`.
+    pub fn start_dashboard_with(
+        &self,
+        token: Option<&str>,
+        extra: &[&str],
+    ) -> Result<(Proc, String)> {
         let port = crate::proc::free_port();
         let mut cmd = Command::new(bin("baton"));
         cmd.arg("--redis-url")
@@ -192,6 +206,7 @@ impl Pool {
             .arg("dashboard")
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         if let Some(t) = token {
@@ -315,6 +330,33 @@ impl Pool {
             .iter()
             .map(|r| serde_json::from_str(r))
             .collect::<Result<_, _>>()?)
+    }
+
+    /// Waits for the dead letter of a document naming `plan` (the first found); fails with the
+    /// workers' logs otherwise.
+    pub async fn wait_dead_letter(
+        &self,
+        plan: &str,
+        within: Duration,
+    ) -> Result<baton_core::records::DeadLetter> {
+        let deadline = Instant::now() + within;
+        let mut c = self.conn().await?;
+        loop {
+            let dead: Vec<String> =
+                redis::AsyncCommands::lrange(&mut c, self.keys.dead(), 0, -1).await?;
+            let found = dead
+                .iter()
+                .filter_map(|d| serde_json::from_str::<baton_core::records::DeadLetter>(d).ok())
+                .find(|l| l.plan_id.as_ref().is_some_and(|p| p.as_str() == plan));
+            if let Some(l) = found {
+                return Ok(l);
+            }
+            if Instant::now() > deadline {
+                let tail = self.log_tail();
+                bail!("no dead letter for {plan} within {within:?}; worker logs:\n{tail}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Pool-wide counter.

@@ -1,9 +1,11 @@
 //! A local HTTP server that receives webhooks: it records each request (headers and body) and
 //! answers every one with the status it was started with. Plain HTTP/1.1 over a loopback
-//! socket, one request per connection, as much as a webhook receiver needs.
+//! socket, one request per connection, as much as a webhook receiver needs. [`Delivery::verify`]
+//! checks a delivery the way the README tells a receiver to: the signature over
+//! `"<timestamp>.<body>"`, and a timestamp no older than [`REPLAY_WINDOW`].
 
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -19,7 +21,62 @@ pub struct Delivery {
     pub at: Instant,
 }
 
+/// How old a delivery's timestamp may be before a receiver refuses it as a replay (the README's
+/// advice).
+pub const REPLAY_WINDOW: Duration = Duration::from_secs(300);
+
+/// `sha256=<hex of HMAC-SHA256(secret, "<timestamp>.<body>")>`.
+pub fn signature(secret: &str, timestamp: &str, body: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key");
+    mac.update(format!("{timestamp}.{body}").as_bytes());
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
+}
+
 impl Delivery {
+    /// Checks the delivery as a receiver should: a timestamp within [`REPLAY_WINDOW`] of now,
+    /// and a signature (compared in constant time) over the timestamp and the body.
+    ///
+    /// # Errors
+    /// What is wrong with it.
+    pub fn verify(&self, secret: &str) -> Result<(), String> {
+        let ts = self
+            .header("x-baton-timestamp")
+            .ok_or("no X-Baton-Timestamp header")?;
+        let secs: u64 = ts
+            .parse()
+            .map_err(|_| format!("X-Baton-Timestamp {ts:?} is not unix seconds"))?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs();
+        if now.abs_diff(secs) > REPLAY_WINDOW.as_secs() {
+            return Err(format!(
+                "timestamp {secs} is more than {REPLAY_WINDOW:?} from now ({now}): a replay?"
+            ));
+        }
+        let given = self
+            .header("x-baton-signature")
+            .ok_or("no X-Baton-Signature header")?;
+        let want = signature(secret, ts, &self.body);
+        let same = given.len() == want.len()
+            && given
+                .bytes()
+                .zip(want.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        if !same {
+            return Err(format!("signature {given} is not {want}"));
+        }
+        Ok(())
+    }
+
     /// A header's value.
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();

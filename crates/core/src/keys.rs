@@ -17,6 +17,9 @@
 //! | `{p}:pause` | string: why the pool stopped claiming, with a TTL until the reset | workers | at the reset |
 //! | `{p}:stats_seen` | hash: plan id → the plan's counter totals already in `{p}:stats` (JSON) | workers | entries pruned with the plan index |
 //! | `{p}:plans` | sorted set: every plan id → when it was last submitted to or handed back (ms) | workers | entries pruned by workers once the plan has expired |
+//! | `{p}:workspaces` | hash: workspace path → the plan holding it | workers (`claim_workspace.lua` at ingest) | entries released by `prune_index.lua` once the plan has expired |
+//! | `{p}:workspace_paths` | sorted set: every held workspace path, score 0 (`ZRANGEBYLEX` finds those below a folder) | workers | with `{p}:workspaces` |
+//! | `{p}:plan_workspaces` | hash: plan id → the workspace path it holds (to release it) | workers | with `{p}:workspaces` |
 //! | `{p}:minute:<m>` | hash: pool counters added during minute `m` (since the epoch) | workers | 2 hours |
 //! | `p:{P}:plan` | hash: plan metadata and counters | workers | retention after last use |
 //! | `p:{P}:tasks` | list of pending tasks (JSON), first = next | workers | retention |
@@ -145,6 +148,20 @@ impl Keys {
     pub fn plans(&self) -> String {
         self.global("plans")
     }
+    /// Which plan holds each workspace (path → plan id): a workspace belongs to one live plan,
+    /// claimed at ingest before the plan is written, released when the plan expires.
+    pub fn workspace_owners(&self) -> String {
+        self.global("workspaces")
+    }
+    /// Every held workspace path (a sorted set, all scores 0), so a claim finds the paths
+    /// inside a folder with `ZRANGEBYLEX`.
+    pub fn workspace_paths(&self) -> String {
+        self.global("workspace_paths")
+    }
+    /// The workspace each plan holds (plan id → path), so an expired plan's claim is released.
+    pub fn plan_workspaces(&self) -> String {
+        self.global("plan_workspaces")
+    }
     /// The pool counters added during minute `minute` since the epoch (the dashboard's
     /// timeline).
     pub fn minute(&self, minute: u64) -> String {
@@ -214,5 +231,6 @@ mod tests {
         assert_eq!(k.lock(&p), "baton:{p1}:lock");
         assert_eq!(k.channel(), "baton:events");
         assert_eq!(Keys::new("x").ready(), "{x}:ready");
+        assert_eq!(k.workspace_owners(), "{baton}:workspaces");
     }
 }

@@ -83,6 +83,18 @@ impl RepoUrl {
     pub fn redacted(&self) -> String {
         redact(&self.0)
     }
+
+    /// The folder this URL names on the worker's own disk, when it names one: an absolute path,
+    /// or the path of a `file:///path` URL (as written: whether a worker allows it is the
+    /// worker's decision, `--repo-allow-path`). `None` for a network URL.
+    pub fn local_path(&self) -> Option<&str> {
+        let s = self.0.as_str();
+        if s.starts_with('/') {
+            return Some(s);
+        }
+        let (scheme, rest) = s.split_once("://")?;
+        scheme.eq_ignore_ascii_case("file").then_some(rest)
+    }
 }
 
 impl std::str::FromStr for RepoUrl {
@@ -363,6 +375,30 @@ fn check_ref(s: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn local_paths_are_told_from_network_urls() {
+        let local = |u: &str| {
+            u.parse::<RepoUrl>()
+                .unwrap()
+                .local_path()
+                .map(str::to_owned)
+        };
+        assert_eq!(local("/srv/git/a.git").as_deref(), Some("/srv/git/a.git"));
+        assert_eq!(
+            local("file:///srv/git/a.git").as_deref(),
+            Some("/srv/git/a.git")
+        );
+        assert_eq!(local("FILE:///x").as_deref(), Some("/x"));
+        for network in [
+            "https://github.com/a/b.git",
+            "ssh://git@host/a.git",
+            "git@github.com:a/b.git",
+            "git://host/a.git",
+        ] {
+            assert_eq!(local(network), None, "{network}");
+        }
+    }
 
     #[test]
     fn urls_a_worker_may_reach_are_accepted_and_unsafe_ones_refused() {

@@ -97,6 +97,17 @@ pub struct Config {
     /// mirror per URL) and each plan's git dir. Keep it outside the workspace root.
     #[arg(long, env = "BATON_STATE_DIR", default_value = "./baton-state")]
     pub state_dir: PathBuf,
+    /// Folders under which a plan's `repo.url` may be a local path (an absolute path or
+    /// file://), repeatable (the environment variable takes them comma-separated). Default:
+    /// none, so every local-path repository is refused and git runs with file:// off. Never
+    /// inside the workspace root or the state dir, whatever this says.
+    #[arg(
+        long = "repo-allow-path",
+        env = "BATON_REPO_ALLOW_PATH",
+        value_delimiter = ',',
+        value_name = "PREFIX"
+    )]
+    pub repo_allow_paths: Vec<PathBuf>,
     /// The git executable (plans with a `repo`).
     #[arg(long, env = "BATON_GIT_BIN", default_value = "git")]
     pub git_bin: PathBuf,
@@ -213,6 +224,26 @@ fn parse_positive_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
+/// `path` made absolute (against the working directory) with its longest existing part
+/// canonicalized and the rest appended as written: where it is, or would be once created.
+pub(crate) fn resolve_path(path: &std::path::Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let mut existing = absolute.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(real) = existing.canonicalize() {
+            return rest.iter().rev().fold(real, |p, part| p.join(part));
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_owned());
+                existing = parent;
+            }
+            _ => return absolute,
+        }
+    }
+}
+
 /// How often a worker records its heartbeat (and looks for dead workers).
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
 
@@ -236,6 +267,32 @@ impl Config {
                 humantime::format_duration(self.lease),
                 humantime::format_duration(self.heartbeat()),
             ));
+        }
+        // What the model writes lands in the workspace root: the worker's own folders may not
+        // be in it (a task could rewrite the git dirs baton runs, or the CLI's settings), nor
+        // may they hold it.
+        let root = resolve_path(&self.workspace_root);
+        for (flag, dir) in [
+            ("--state-dir", resolve_path(&self.state_dir)),
+            (
+                "--claude-config-dir",
+                resolve_path(&self.resolved_claude_config_dir()),
+            ),
+        ] {
+            if dir.starts_with(&root) {
+                return Err(format!(
+                    "{flag} ({}) is inside --workspace-root ({}): what plans write there could                      change the worker's own files; keep them apart",
+                    dir.display(),
+                    root.display()
+                ));
+            }
+            if root.starts_with(&dir) {
+                return Err(format!(
+                    "--workspace-root ({}) is inside {flag} ({}): what plans write there could                      change the worker's own files; keep them apart",
+                    root.display(),
+                    dir.display()
+                ));
+            }
         }
         if !self.webhook_allow.is_empty() && self.webhook_secret.is_none() {
             return Err(
@@ -334,6 +391,48 @@ pub(crate) mod tests {
             .unwrap()
             .check()
             .is_ok());
+        let v = parse(&["--repo-allow-path", "/srv/git,/opt/repos"]).unwrap();
+        assert_eq!(
+            v.repo_allow_paths,
+            [PathBuf::from("/srv/git"), PathBuf::from("/opt/repos")]
+        );
+        for (args, says) in [
+            (
+                &["--workspace-root", "/w", "--state-dir", "/w/state"][..],
+                "--state-dir (/w/state) is inside --workspace-root",
+            ),
+            (
+                &["--workspace-root", "/w/ws", "--state-dir", "/w"],
+                "--workspace-root (/w/ws) is inside --state-dir",
+            ),
+            (
+                &[
+                    "--workspace-root",
+                    "/w",
+                    "--claude-config-dir",
+                    "/w/a/.claude",
+                ],
+                "--claude-config-dir (/w/a/.claude) is inside",
+            ),
+            (
+                &["--workspace-root", "/c/ws", "--claude-config-dir", "/c"],
+                "is inside --claude-config-dir",
+            ),
+        ] {
+            let e = parse(args).unwrap().check().unwrap_err();
+            assert!(e.contains(says), "{args:?}: {e}");
+        }
+        assert!(parse(&[
+            "--workspace-root",
+            "/w/ws",
+            "--state-dir",
+            "/w/state",
+            "--claude-config-dir",
+            "/w/claude"
+        ])
+        .unwrap()
+        .check()
+        .is_ok());
         for (bad, flag) in [
             (&["--concurrency", "0"][..], "--concurrency"),
             (&["--dead-after", "0s"], "--dead-after"),

@@ -17,7 +17,9 @@ use std::time::Duration;
 
 use baton_core::records::DeadLetter;
 use baton_core::scripts::control::{ActionReply, Approve, Refused, Reject, Resume, Retry};
-use baton_core::scripts::ingest::{FinishIngest, Ingest, IngestReply, IngestStatus};
+use baton_core::scripts::ingest::{
+    ClaimWorkspace, FinishIngest, Ingest, IngestReply, IngestStatus, WorkspaceClaim,
+};
 use baton_core::scripts::{split_tagged, INGEST_TAG_PREFIX};
 use baton_core::{
     ActionRequest, Counter, Counts, Document, Event, EventKind, PlanAction, PlanId, Priority,
@@ -178,6 +180,32 @@ impl Ingestion<'_> {
             Ok(r) => r,
             Err(problem) => return self.reject(taken, "repo.branch", &problem).await,
         };
+        if let Some(r) = &repo {
+            if let Err(problem) = self.pool.git.check_url(&r.url) {
+                return self.reject(taken, "repo.url", &problem).await;
+            }
+        }
+        // Last of the checks: once claimed, the workspace is the plan's until it expires.
+        let claim = ClaimWorkspace {
+            plan: &plan,
+            workspace: sub.workspace.as_ref(),
+        };
+        let claimed = redis_retry("claim the workspace", &self.pool.shutdown.abort, || {
+            self.pool.store.call(&claim)
+        })
+        .await;
+        match claimed {
+            None => return,
+            Some(WorkspaceClaim::Claimed(_)) => {}
+            Some(conflict) => {
+                let wanted = sub
+                    .workspace
+                    .as_ref()
+                    .map_or_else(|| plan.to_string(), |w| w.as_str().to_owned());
+                let problem = conflict.problem(&plan, &wanted).unwrap_or_default();
+                return self.reject(taken, "workspace", &problem).await;
+            }
+        }
         let accepted = Event::new(EventKind::PlanAccepted, Some(&plan)).worker(&self.pool.id);
         let call = Ingest {
             plan: &plan,

@@ -147,11 +147,13 @@ pub async fn run(config: Config, host: &str, shutdown: Shutdown) -> Result<(), S
         .git_author
         .parse()
         .expect("checked when the settings were parsed");
+    let local_repos = git::LocalRepos::new(&config.repo_allow_paths, &workspace_root, &state_dir);
     let git = git::Git::new(
         config.git_bin.clone(),
         config.git_timeout,
         author,
         &state_dir,
+        local_repos,
     );
     let env = Env {
         keys: Keys::new(&config.prefix),

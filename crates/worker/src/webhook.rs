@@ -1,10 +1,15 @@
 //! Webhooks (plan option `notify`): the worker that produces one of the events a plan asks for
 //! POSTs it to the plan's URL, as the JSON published on the channel, signed with HMAC-SHA256
-//! over the body (`X-Baton-Signature: sha256=<hex>`, key: the worker's `BATON_WEBHOOK_SECRET`).
+//! over `"<timestamp>.<body>"` (`X-Baton-Timestamp: <unix seconds>`, `X-Baton-Signature:
+//! sha256=<hex>`, key: the worker's `BATON_WEBHOOK_SECRET`; Stripe's scheme). The timestamp is
+//! signed with the body, so a receiver that refuses old timestamps (the README suggests five
+//! minutes) cannot be made to accept a recorded delivery again later.
 //!
 //! A delivery runs in the background and never blocks or fails the plan. It is retried with
 //! backoff (`backon`) for `--webhook-retry-for` (a 4xx answer other than 408 and 429 is not
-//! retried: the receiver refused that body); a delivery given up, or refused because the
+//! retried: the receiver refused that body; nor is a 3xx: redirects are never followed, since
+//! one could lead past the allow list, and asking again gets the same redirect); a delivery
+//! given up, or refused because the
 //! URL's host is not on the worker's `--webhook-allow` list (empty by default, so a document
 //! cannot make workers call internal addresses), is a `webhook_failed` event of the plan.
 
@@ -29,6 +34,8 @@ use crate::Config;
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The signature header.
 pub(crate) const SIGNATURE_HEADER: &str = "X-Baton-Signature";
+/// The header carrying the time a delivery was signed (unix seconds), covered by the signature.
+pub(crate) const TIMESTAMP_HEADER: &str = "X-Baton-Timestamp";
 
 /// The worker's webhook sender: its HTTP client, allow list, secret and retry bound.
 pub(crate) struct Webhooks {
@@ -49,8 +56,8 @@ enum Undelivered {
     BadUrl(String),
     #[error("{0}")]
     Failed(String),
-    /// The receiver refused the delivery itself (a 4xx other than 408 and 429): sending the
-    /// same body again would be refused again.
+    /// The receiver refused the delivery itself (a 4xx other than 408 and 429), or answered
+    /// with a redirect (3xx, never followed): sending the same body again gets the same answer.
     #[error("{0}")]
     Refused(String),
 }
@@ -123,14 +130,17 @@ impl Webhooks {
         let Some(secret) = &self.secret else {
             return Err((Undelivered::NoSecret, 0));
         };
-        let signature = sign(secret.expose(), body.as_bytes());
         let attempts = std::sync::atomic::AtomicU32::new(0);
         let attempt = || async {
             attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            // Signed afresh per attempt: a retry minutes later must not look like a replay.
+            let timestamp = baton_core::time::now_millis() / 1000;
+            let signature = sign(secret.expose(), timestamp, body.as_bytes());
             let answer = self
                 .client
                 .post(parsed.clone())
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header(TIMESTAMP_HEADER, timestamp.to_string())
                 .header(SIGNATURE_HEADER, &signature)
                 .body(body.clone())
                 .send()
@@ -140,6 +150,9 @@ impl Webhooks {
             let why = format!("the receiver answered {status}");
             match status.as_u16() {
                 200..=299 => Ok(()),
+                300..=399 => Err(Undelivered::Refused(format!(
+                    "{why}, a redirect, which is never followed (it could lead past the allow list)"
+                ))),
                 408 | 429 => Err(Undelivered::Failed(why)),
                 400..=499 => Err(Undelivered::Refused(why)),
                 _ => Err(Undelivered::Failed(why)),
@@ -160,10 +173,13 @@ impl Webhooks {
     }
 }
 
-/// `sha256=<hex of HMAC-SHA256(secret, body)>`: what a receiver recomputes to trust a delivery.
-pub(crate) fn sign(secret: &str, body: &[u8]) -> String {
+/// `sha256=<hex of HMAC-SHA256(secret, "<timestamp>.<body>")>`: what a receiver recomputes
+/// (from the `X-Baton-Timestamp` header and the body) to trust a delivery.
+pub(crate) fn sign(secret: &str, timestamp: u64, body: &[u8]) -> String {
     let mut mac =
         Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any size");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
     mac.update(body);
     let digest = mac.finalize().into_bytes();
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
@@ -212,12 +228,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn signatures_are_hmac_sha256_in_hex() {
-        // RFC 4231, test case 2.
+    fn signatures_are_hmac_sha256_in_hex_over_the_timestamp_and_the_body() {
+        // RFC 4231, test case 2: the signed text is "<timestamp>.<body>".
+        let body = r#"{"kind":"plan_completed"}"#;
         assert_eq!(
-            sign("Jefe", b"what do ya want for nothing?"),
+            sign("Jefe", 1_700_000_000, body.as_bytes()),
+            sign_text("Jefe", &format!("1700000000.{body}"))
+        );
+        assert_eq!(
+            sign_text("Jefe", "what do ya want for nothing?"),
             "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+        assert_ne!(
+            sign("Jefe", 1_700_000_000, b"{}"),
+            sign("Jefe", 1_700_000_001, b"{}"),
+            "the timestamp is signed"
+        );
+    }
+
+    /// HMAC-SHA256 of a whole text, as `sha256=<hex>`.
+    fn sign_text(secret: &str, text: &str) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(text.as_bytes());
+        let hex: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("sha256={hex}")
     }
 
     #[test]

@@ -2,10 +2,13 @@
 //! document dropped from the worker's ingesting list and the plan scheduled
 //! (`finish_ingest.lua`, pool slot). Two scripts, because no script spans both slots; the
 //! document stays in the ingesting list until the second, and the first is idempotent per tag.
+//! Before both, a plan document's workspace is claimed for its plan (`claim_workspace.lua`, pool
+//! slot): a workspace another live plan holds, contains or lies in is refused before the plan is
+//! written. Claiming again is a no-op, so a document handed back after a crash claims nothing new.
 
 use redis::{FromRedisValue, ParsingError, ScriptInvocation, Value};
 
-use super::{Env, ScriptCall, Words, FINISH_INGEST, INGEST};
+use super::{Env, ScriptCall, Words, CLAIM_WORKSPACE, FINISH_INGEST, INGEST};
 use crate::counters::Counts;
 use crate::event::Event;
 use crate::ids::{PlanId, WorkerId};
@@ -31,6 +34,75 @@ pub struct Ingest<'a> {
     pub repo: Option<&'a RepoSpec>,
     /// The options' `not_before`, in ms since the epoch.
     pub not_before_ms: Option<u64>,
+}
+
+/// `claim_workspace.lua`: claims the workspace a plan document names (or the plan's own, when it
+/// names none) for its plan.
+#[derive(Debug)]
+pub struct ClaimWorkspace<'a> {
+    pub plan: &'a PlanId,
+    /// The workspace the document named, if any.
+    pub workspace: Option<&'a Workspace>,
+}
+
+/// The reply of `claim_workspace.lua`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkspaceClaim {
+    /// The plan holds this workspace (claimed now, or before).
+    Claimed(String),
+    /// The path `path`, held by the live plan `by`, is the workspace, contains it or lies in it;
+    /// or (`by` is the plan itself) the plan already holds another workspace.
+    Conflict { by: String, path: String },
+}
+
+impl WorkspaceClaim {
+    /// Why the document is refused, for the dead letter's `workspace` field; `None` if claimed.
+    pub fn problem(&self, plan: &PlanId, wanted: &str) -> Option<String> {
+        let Self::Conflict { by, path } = self else {
+            return None;
+        };
+        Some(if by == plan.as_str() {
+            format!("differs from the existing plan's workspace \"{path}\"")
+        } else if path == wanted {
+            format!("\"{wanted}\" is the workspace of plan {by}, which still exists; a workspace belongs to one plan until that plan expires")
+        } else if wanted.starts_with(&format!("{path}/")) {
+            format!("\"{wanted}\" is inside \"{path}\", the workspace of plan {by}, which still exists; plans' workspaces may not nest")
+        } else {
+            format!("\"{wanted}\" contains \"{path}\", the workspace of plan {by}, which still exists; plans' workspaces may not nest")
+        })
+    }
+}
+
+impl ScriptCall for ClaimWorkspace<'_> {
+    type Reply = WorkspaceClaim;
+
+    fn invocation(&self, env: &Env) -> ScriptInvocation<'static> {
+        let k = &env.keys;
+        let mut inv = CLAIM_WORKSPACE.prepare_invoke();
+        inv.key(k.workspace_owners())
+            .key(k.workspace_paths())
+            .key(k.plan_workspaces())
+            .key(k.plans())
+            .arg(self.workspace.map(Workspace::as_str).unwrap_or(""))
+            .arg(self.plan.as_str())
+            .arg(Workspace::for_plan(self.plan).as_str())
+            .arg(crate::time::now_millis());
+        inv
+    }
+}
+
+impl FromRedisValue for WorkspaceClaim {
+    fn from_redis_value(v: Value) -> Result<Self, ParsingError> {
+        let w = Words::of(v)?;
+        match w.text(0).as_str() {
+            "ok" => Ok(Self::Claimed(w.text(1))),
+            "err" => Ok(Self::Conflict {
+                by: w.text(1),
+                path: w.text(2),
+            }),
+            _ => Err(w.unexpected("claim_workspace")),
+        }
+    }
 }
 
 closed_enum! {

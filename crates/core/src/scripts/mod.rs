@@ -105,8 +105,10 @@ scripts! {
     BEAT = "beat.lua", prelude = false;
     /// Brings the pool's counters up to a plan's totals (pool slot).
     TALLY = "tally.lua", prelude = true;
-    /// Drops expired plans from the plan index (pool slot).
+    /// Drops expired plans from the plan index, releasing their workspaces (pool slot).
     PRUNE_INDEX = "prune_index.lua", prelude = false;
+    /// Claims a plan's workspace at ingest, refusing one another live plan holds (pool slot).
+    CLAIM_WORKSPACE = "claim_workspace.lua", prelude = false;
 }
 
 /// What every script call needs besides its own arguments: the key layout and the pool's

@@ -97,7 +97,8 @@ impl FromRedisValue for HandedBack {
 }
 
 /// `prune_index.lua`: drops plans found expired from the plan index, each only if its score is
-/// still the one read with it (a plan submitted again in between stays).
+/// still the one read with it (a plan submitted again in between stays), and releases the
+/// workspaces they held.
 #[derive(Debug)]
 pub struct PruneIndex<'a> {
     /// (plan id as stored, score as read).
@@ -110,7 +111,12 @@ impl ScriptCall for PruneIndex<'_> {
 
     fn invocation(&self, env: &Env) -> ScriptInvocation<'static> {
         let mut inv = PRUNE_INDEX.prepare_invoke();
-        inv.key(env.keys.plans()).key(env.keys.stats_seen());
+        let k = &env.keys;
+        inv.key(k.plans())
+            .key(k.stats_seen())
+            .key(k.workspace_owners())
+            .key(k.workspace_paths())
+            .key(k.plan_workspaces());
         for (member, score) in self.expired {
             inv.arg(member).arg(score);
         }

@@ -1,5 +1,6 @@
 //! The dashboard's stylesheet and script, served from the binary (the dashboard works offline:
-//! no CDN, no build step).
+//! no CDN, no build step). They are files, never inline, so the Content-Security-Policy can
+//! allow `'self'` alone (see `guard`); keep pages free of `style=` and `on...=` attributes too.
 
 /// `/assets/style.css`.
 pub(super) const STYLE: &str = r#"
@@ -39,8 +40,7 @@ ul.events { list-style: none; padding: 0; margin: 0; max-height: 320px; overflow
 ul.events li { padding: 4px 10px; border-bottom: 1px solid var(--line); font-size: 12px; }
 form.inline { display: inline; } button { font: inherit; padding: 3px 10px; border-radius: 6px; border: 1px solid #d0d5dd; background: #fff; cursor: pointer; }
 button:disabled { cursor: not-allowed; color: var(--muted); } input[type=password] { font: inherit; padding: 2px 6px; width: 120px; }
-.progress { display: inline-block; width: 120px; height: 8px; background: #f2f4f7; border-radius: 4px; overflow: hidden; vertical-align: middle; }
-.progress span { display: block; height: 100%; background: var(--ok); }
+progress { width: 120px; height: 8px; vertical-align: middle; accent-color: var(--ok); }
 svg.chart { background: #fff; border: 1px solid var(--line); border-radius: 8px; }
 "#;
 

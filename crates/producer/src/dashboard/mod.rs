@@ -5,15 +5,19 @@
 //!
 //! # Layout
 //! - `data`: what each page reads from Redis; `conversation`: a transcript as a chat;
-//! - `pages`: the HTML; `assets`: the stylesheet and script.
+//! - `pages`: the HTML; `assets`: the stylesheet and script; `actions`: the buttons;
+//! - `guard`: the `Host` and `Origin` checks and the security headers every answer carries.
 //!
 //! Read-only unless started with `--allow-actions`; then every action (retry, cancel, requeue a
-//! dead letter) also needs the token in `BATON_DASHBOARD_TOKEN`. Binds to loopback by default.
+//! dead letter) also needs the token in `BATON_DASHBOARD_TOKEN`, and must come from one of the
+//! dashboard's own pages (`Origin`). Binds to loopback by default, and answers only to its own
+//! host names (`Host`), so a DNS-rebinding page cannot read it through that binding.
 
 mod actions;
 mod assets;
 mod conversation;
 mod data;
+mod guard;
 mod pages;
 
 use std::convert::Infallible;
@@ -54,6 +58,18 @@ pub(crate) struct Dashboard {
     /// token set in BATON_DASHBOARD_TOKEN.
     #[arg(long)]
     allow_actions: bool,
+    /// Another host name the dashboard answers to (repeatable; the environment variable takes
+    /// them comma-separated), e.g. the name a reverse proxy forwards with. A name without a port
+    /// matches with or without the listen port. Requests naming any other host get 421.
+    /// Default: none; the listen address, and `localhost`, `127.0.0.1` and `[::1]` at its port
+    /// when it is loopback or every address, are always accepted.
+    #[arg(
+        long = "dashboard-host",
+        env = "BATON_DASHBOARD_HOST",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
+    dashboard_hosts: Vec<String>,
 }
 
 struct App {
@@ -128,6 +144,9 @@ impl Dashboard {
         let addr = listener
             .local_addr()
             .map_err(|e| Failure::Other(e.into()))?;
+        // The port really bound (`--listen` may ask for port 0).
+        let hosts = Arc::new(guard::Hosts::new(addr, &self.dashboard_hosts));
+        let router = router.layer(axum::middleware::from_fn_with_state(hosts, guard::guard));
         eprintln!("dashboard at http://{addr}/");
         axum::serve(listener, router)
             .with_graceful_shutdown(async {

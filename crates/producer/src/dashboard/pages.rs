@@ -225,7 +225,7 @@ pub(super) fn plan_page(id: &str, d: &PlanDetail, actions: Actions, flash: Optio
         h1 { "Plan " (id) " " (state_badge(state)) }
         table {
             tr { th { "progress" } td {
-                span.progress { span style=(format!("width:{pct:.0}%")) {} }
+                progress value=(format!("{pct:.0}")) max="100" { (format!("{pct:.0}%")) }
                 " " (d.results.len()) "/" (total) " tasks"
             } }
             tr { th { "cost" } td { (money(h.cost_usd)) } }

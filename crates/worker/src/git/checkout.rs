@@ -92,6 +92,12 @@ impl Git {
         checkpoint: Option<&str>,
         tree_at: Option<&str>,
     ) -> Result<Checkout, GitError> {
+        // Checked at ingest too, but maybe by a worker that allows more.
+        self.check_url(&spec.url)
+            .map_err(|problem| GitError::Refused {
+                url: spec.url.redacted(),
+                problem,
+            })?;
         let mirror = self.mirror(&spec.url).await?;
         let git_dir = self.plan_git_dir(plan, &mirror).await?;
         let dirs = (Some(git_dir.as_path()), Some(work_tree));
@@ -291,22 +297,15 @@ impl Git {
         let refname = format!("refs/heads/{branch}");
         let refspec = format!("{commit}:{refname}");
         let lease = format!("--force-with-lease={refname}:{}", lease.unwrap_or(""));
-        let out = self
-            .output(
-                "push",
-                Some(git_dir),
-                None,
-                [
-                    "push",
-                    "--quiet",
-                    "--porcelain",
-                    &lease,
-                    "--",
-                    url.as_str(),
-                    &refspec,
-                ],
-            )
-            .await?;
+        let mut args = vec![
+            "push".to_owned(),
+            "--quiet".into(),
+            "--porcelain".into(),
+            lease,
+        ];
+        args.extend(self.remote_program(url, "receive-pack"));
+        args.extend(["--".into(), url.as_str().into(), refspec]);
+        let out = self.output("push", Some(git_dir), None, args).await?;
         if out.status.success() {
             return Ok(());
         }

@@ -41,24 +41,21 @@ impl Git {
     pub(super) async fn fetch(&self, url: &RepoUrl, mirror: &Path) -> Result<(), GitError> {
         let lock = self.fetch_lock(mirror);
         let _one_at_a_time = lock.lock().await;
-        let out = self
-            .output(
-                "fetch",
-                Some(mirror),
-                None,
-                [
-                    "fetch",
-                    "--quiet",
-                    "--prune",
-                    "--force",
-                    "--no-write-fetch-head",
-                    "--",
-                    url.as_str(),
-                    "+refs/heads/*:refs/heads/*",
-                    "+refs/tags/*:refs/tags/*",
-                ],
-            )
-            .await?;
+        let mut args = vec![
+            "fetch".to_owned(),
+            "--quiet".into(),
+            "--prune".into(),
+            "--force".into(),
+            "--no-write-fetch-head".into(),
+        ];
+        args.extend(self.remote_program(url, "upload-pack"));
+        args.extend([
+            "--".into(),
+            url.as_str().into(),
+            "+refs/heads/*:refs/heads/*".into(),
+            "+refs/tags/*:refs/tags/*".into(),
+        ]);
+        let out = self.output("fetch", Some(mirror), None, args).await?;
         if out.status.success() {
             return Ok(());
         }
@@ -125,14 +122,10 @@ impl Git {
 
     /// The branch the remote's `HEAD` points to (`refs/heads/<name>`).
     async fn default_branch(&self, url: &RepoUrl) -> Result<String, GitError> {
-        let out = self
-            .output(
-                "ls-remote",
-                None,
-                None,
-                ["ls-remote", "--symref", "--", url.as_str(), "HEAD"],
-            )
-            .await?;
+        let mut args = vec!["ls-remote".to_owned(), "--symref".into()];
+        args.extend(self.remote_program(url, "upload-pack"));
+        args.extend(["--".into(), url.as_str().into(), "HEAD".into()]);
+        let out = self.output("ls-remote", None, None, args).await?;
         let text = String::from_utf8_lossy(&out.stdout);
         if !out.status.success() {
             let detail = super::stderr_of(&out);
@@ -157,14 +150,10 @@ impl Git {
         branch: &GitRef,
     ) -> Result<Option<String>, GitError> {
         let refname = format!("refs/heads/{branch}");
-        let out = self
-            .output(
-                "ls-remote",
-                None,
-                None,
-                ["ls-remote", "--", url.as_str(), &refname],
-            )
-            .await?;
+        let mut args = vec!["ls-remote".to_owned()];
+        args.extend(self.remote_program(url, "upload-pack"));
+        args.extend(["--".into(), url.as_str().into(), refname.clone()]);
+        let out = self.output("ls-remote", None, None, args).await?;
         if !out.status.success() {
             return Err(GitError::Unreachable {
                 url: url.redacted(),

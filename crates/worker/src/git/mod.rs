@@ -6,14 +6,20 @@
 //! - this module: running git safely ([`Git`]) and what can go wrong ([`GitError`]);
 //! - `mirror`: a bare mirror per repository URL under `--state-dir`, fetched incrementally;
 //! - `checkout`: a plan's work tree (its workspace) with its git dir kept outside it, reset to
-//!   the checkpoint before every attempt, committed and pushed after a success.
+//!   the checkpoint before every attempt, committed and pushed after a success;
+//! - `local`: which local-path repositories a plan may name (`--repo-allow-path`).
 //!
 //! git runs with `GIT_TERMINAL_PROMPT=0` (never waits for a password), hooks and fsmonitor off,
-//! the `ext`/`fd` transports refused, a timeout on every call, in a process group of its own that
-//! is killed when the call times out. The plan's git dir is never inside the workspace, so what
-//! the model writes there cannot configure or hook the git baton runs.
+//! the `ext`/`fd` transports refused (and `file` too unless a local folder is allowed), a timeout
+//! on every call, in a process group of its own that is killed when the call times out. The
+//! plan's git dir is never inside the workspace, so what the model writes there cannot configure
+//! or hook the git baton runs. A local remote's own `receive-pack`/`upload-pack` do not see
+//! settings given with `-c` (git clears them for the other repository), so for a local URL those
+//! programs are named with the safe settings on their own command line: the remote's hooks and
+//! `core.alternateRefsCommand` never run.
 
 mod checkout;
+mod local;
 mod mirror;
 
 use std::collections::HashMap;
@@ -28,6 +34,7 @@ use baton_core::repo::redact;
 use crate::decision::Decision;
 
 pub(crate) use checkout::{Checkout, Checkpoint, CommitInfo, Committed};
+pub(crate) use local::LocalRepos;
 
 /// Settings every git call is made with, forced on the command line whatever the worker's
 /// global config says: no hooks (the model can write files; it must not run code through
@@ -43,6 +50,15 @@ const SAFE_CONFIG: &[&str] = &[
     "tag.gpgSign=false",
     "advice.detachedHead=false",
     "init.defaultBranch=main",
+];
+
+/// What a local remote's own git programs run with (`--receive-pack`, `--upload-pack`): that
+/// git clears `-c` settings for the other repository, so it would read the remote's config and
+/// run its hooks and `core.alternateRefsCommand` (`true`: none, so no `.have` lines either).
+const REMOTE_SAFE_CONFIG: &[&str] = &[
+    "core.hooksPath=/dev/null",
+    "core.alternateRefsCommand=true",
+    "core.fsmonitor=false",
 ];
 
 /// A git operation that failed, with what it means for the attempt.
@@ -66,6 +82,8 @@ pub(crate) enum GitError {
     Timeout { what: String, timeout: Duration },
     #[error("git {what} failed: {detail}")]
     Failed { what: String, detail: String },
+    #[error("repo.url {url} {problem}")]
+    Refused { url: String, problem: String },
     #[error("cannot run git ({bin})")]
     Spawn {
         bin: String,
@@ -95,6 +113,7 @@ impl GitError {
             Self::UnknownBase { .. }
             | Self::CheckpointGone { .. }
             | Self::BranchMoved { .. }
+            | Self::Refused { .. }
             | Self::Spawn { .. } => Decision::Fail,
         }
     }
@@ -141,11 +160,20 @@ pub(crate) struct Git {
     /// One fetch at a time per mirror (concurrent fetches into one repository fight over its
     /// ref locks).
     fetch_locks: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
+    /// The local repositories plans may name.
+    local: LocalRepos,
 }
 
 impl Git {
-    /// Git for a worker whose state lives in `state_dir`.
-    pub(crate) fn new(bin: PathBuf, timeout: Duration, author: Author, state_dir: &Path) -> Self {
+    /// Git for a worker whose state lives in `state_dir`, accepting the local repositories
+    /// `local` allows.
+    pub(crate) fn new(
+        bin: PathBuf,
+        timeout: Duration,
+        author: Author,
+        state_dir: &Path,
+        local: LocalRepos,
+    ) -> Self {
         Self {
             bin,
             timeout,
@@ -153,7 +181,27 @@ impl Git {
             mirrors: state_dir.join("repos"),
             checkouts: state_dir.join("checkouts"),
             fetch_locks: Mutex::new(HashMap::new()),
+            local,
         }
+    }
+
+    /// Why a plan may not use `url` on this worker, if it may not (a local path outside the
+    /// allowed folders, or inside the worker's own).
+    pub(crate) fn check_url(&self, url: &baton_core::RepoUrl) -> Result<(), String> {
+        self.local.check(url)
+    }
+
+    /// `--receive-pack=…`/`--upload-pack=…` (`program`) for a local `url`: the remote's git
+    /// program with the safe settings on its command line. Nothing for a network URL (the other
+    /// side is another machine's git, and a host may accept only the plain command).
+    fn remote_program(&self, url: &baton_core::RepoUrl, program: &str) -> Option<String> {
+        url.local_path()?;
+        let bin = self.bin.display().to_string().replace('\'', "'\\''");
+        let config: String = REMOTE_SAFE_CONFIG
+            .iter()
+            .map(|c| format!(" -c {c}"))
+            .collect();
+        Some(format!("--{program}='{bin}'{config} {program}"))
     }
 
     fn fetch_lock(&self, mirror: &Path) -> Arc<tokio::sync::Mutex<()>> {
@@ -201,6 +249,13 @@ impl Git {
         for c in SAFE_CONFIG {
             cmd.arg("-c").arg(c);
         }
+        // The local transport only when a folder is allowed (a submodule or a redirect cannot
+        // bring a file:// remote in otherwise); `user`: not for a submodule either.
+        cmd.arg("-c").arg(if self.local.any() {
+            "protocol.file.allow=user"
+        } else {
+            "protocol.file.allow=never"
+        });
         if let Some(d) = git_dir {
             cmd.arg("--git-dir").arg(d);
         }

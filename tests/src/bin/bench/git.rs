@@ -111,8 +111,10 @@ impl Bench {
         const TASKS: usize = 40;
         println!("\n## Git workspaces: a plan's code on a branch (real CLI, warm mode, local bare remote)\n");
         let mut pool = Pool::start()?;
-        let remote =
-            BareRepo::create(&pool.dir.path().join("small.git"), &[("README.md", "hi\n")])?;
+        let remote = BareRepo::create(
+            &baton_tests::git::remotes_dir(pool.dir.path()).join("small.git"),
+            &[("README.md", "hi\n")],
+        )?;
         let mut opts = pool.separate_machine("a", 1);
         opts.log_filter = "warn".into();
         pool.add_worker(&opts)?;
@@ -170,7 +172,7 @@ impl Bench {
 
         // Handoff: a plan moves to a worker with an empty cache, then to one a task behind.
         let mut pool = Pool::start()?;
-        let big = pool.dir.path().join("big.git");
+        let big = baton_tests::git::remotes_dir(pool.dir.path()).join("big.git");
         big_repository(&big, 3000)?;
         let size = repo_size_mib(&big);
         let machine = |pool: &Pool, name: &str| {

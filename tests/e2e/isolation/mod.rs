@@ -1,0 +1,6 @@
+//! Plan isolation, tried as an attacker would (README, Trust): what a plan's CLI run can reach
+//! from inside its box (`sandbox`), and what a plan owns or names (`ownership`: its workspace,
+//! its repository's URL, the worker's own folders).
+
+mod ownership;
+mod sandbox;

@@ -36,6 +36,7 @@ impl Hold<'_> {
         let Run {
             start,
             out,
+            gateway,
             attempts,
             started,
             started_at,
@@ -130,7 +131,12 @@ impl Hold<'_> {
             // event's arrival.
             .with("run_started_ms", epoch_ms(started_at))
             .with("result_at_ms", epoch_ms(out.result_at))
-            .with("run_ended_ms", epoch_ms(ended_at));
+            .with("run_ended_ms", epoch_ms(ended_at))
+            // What the model gateway forwarded for the attempt, counted by the gateway itself
+            // (the CLI's requests, and any a tool in the box made with the hold's token).
+            .with("gateway_requests", gateway.requests)
+            .with("gateway_input_tokens", gateway.input_tokens)
+            .with("gateway_output_tokens", gateway.output_tokens);
         if let Some(v) = &out.structured {
             succeeded = succeeded.with("structured", v.clone());
         }

@@ -22,7 +22,12 @@ pub(crate) enum Stop {
         attempts: Vec<String>,
     },
     /// The plan's budget is spent: `plan_budget_exhausted` with reason `budget`.
-    BudgetSpent { detail: String },
+    BudgetSpent {
+        detail: String,
+        /// Who stopped it: `worker` (nothing was left before the task), `cli` (the CLI's own
+        /// `--max-budget-usd`), `gateway` (the model gateway, mid-task).
+        stopped_by: &'static str,
+    },
     /// The plan cannot run: a plan it runs after failed (`plan_failed` only; no task ran).
     Blocked { reason: String },
 }
@@ -60,12 +65,13 @@ impl Hold<'_> {
                     .plan_event(EventKind::PlanFailed)
                     .with("reason", reason.as_str()),
             ),
-            Stop::BudgetSpent { detail } => (
+            Stop::BudgetSpent { detail, stopped_by } => (
                 detail,
                 None,
                 self.report
                     .event(EventKind::PlanBudgetExhausted, task)
                     .with("reason", "budget")
+                    .with("stopped_by", *stopped_by)
                     .with("detail", detail.as_str()),
             ),
         };
@@ -99,7 +105,7 @@ impl Hold<'_> {
                 self.report.count(&[(Counter::PlansFailed, 1)]).await;
                 warn!(plan = %self.plan, reason, "plan failed");
             }
-            Stop::BudgetSpent { detail } => {
+            Stop::BudgetSpent { detail, .. } => {
                 self.report
                     .count(&[(Counter::PlansBudgetExhausted, 1)])
                     .await;

@@ -35,6 +35,8 @@ use crate::transcript::SessionFiles;
 pub(crate) struct Run {
     pub(crate) start: SessionStart,
     pub(crate) out: Outcome,
+    /// What the attempt's CLI run asked of the model gateway.
+    pub(crate) gateway: crate::gateway::Used,
     /// The attempt that succeeded (1-based).
     pub(crate) attempts: u32,
     pub(crate) started: Instant,
@@ -138,7 +140,10 @@ impl Hold<'_> {
             if let (Some(max), Some(left)) = (options.max_budget_usd, budget_left) {
                 if left <= 0.0 {
                     let detail = format!("budget of ${max:.4} spent (${spent:.4} used)");
-                    return AttemptEnd::Stop(Stop::BudgetSpent { detail });
+                    return AttemptEnd::Stop(Stop::BudgetSpent {
+                        detail,
+                        stopped_by: "worker",
+                    });
                 }
             }
             let note = structured_retry.as_deref().map(structured_note);
@@ -217,7 +222,13 @@ impl Hold<'_> {
                 AfterFailure::BudgetSpent => {
                     let max = options.max_budget_usd.unwrap_or(0.0);
                     let detail = format!("budget of ${max:.4} spent: {reason}");
-                    return AttemptEnd::Stop(Stop::BudgetSpent { detail });
+                    let stopped_by =
+                        if matches!(e, AttemptError::Claude(ClaudeError::GatewayBudget(_))) {
+                            "gateway"
+                        } else {
+                            "cli"
+                        };
+                    return AttemptEnd::Stop(Stop::BudgetSpent { detail, stopped_by });
                 }
                 AfterFailure::Interrupted => {
                     return AttemptEnd::Interrupted(self.lease.interruption())
@@ -306,6 +317,10 @@ impl Hold<'_> {
             },
         };
         let continues = start.continues(self.last_commit.as_ref());
+        // The gateway keeps the budget left for this attempt, mid-task.
+        let meter = self.grant.usage();
+        meter.attempt_starts(budget_left);
+        let used_before = meter.so_far();
         let started = Instant::now();
         let started_at = SystemTime::now();
         let (progress, progress_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -318,7 +333,18 @@ impl Hold<'_> {
         if self.lease.is_lost() {
             return Err(Failed::Interrupted(Interruption::LeaseLost));
         }
+        let used = meter.so_far().since(used_before);
+        if meter.stopped() {
+            // Whatever the CLI made of the refusal, the turn will not be committed.
+            self.engine.discard().await;
+            let why = format!(
+                "it refused the task's request {} at the plan's budget",
+                used.requests + 1
+            );
+            return Err(AttemptError::Claude(ClaudeError::GatewayBudget(why)).into());
+        }
         let out = outcome?;
+        meter.learn(out.cost_usd, used.points);
         if let Some(schema) = &task.json_schema {
             let checked = serde_json::from_str(schema)
                 .map_err(|e| format!("the task's schema does not parse: {e}"))
@@ -364,6 +390,7 @@ impl Hold<'_> {
         Ok(Box::new(Run {
             start,
             out,
+            gateway: used,
             attempts: attempt,
             started,
             started_at,

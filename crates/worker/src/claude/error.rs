@@ -27,6 +27,10 @@ pub(crate) enum ClaudeError {
     SessionMismatch { expected: String, got: String },
     #[error("the CLI stopped at the budget left for the plan: {0}")]
     BudgetSpent(String),
+    /// The model gateway refused the attempt's next request: the plan's budget was spent
+    /// mid-task (by the CLI, or by a tool using the hold's token).
+    #[error("the model gateway stopped the task mid-way: {0}")]
+    GatewayBudget(String),
     #[error("the task took more turns than the plan's max_turns allows: {0}")]
     MaxTurns(String),
     #[error("the run ended with {subtype}: {message}")]
@@ -57,7 +61,7 @@ impl ClaudeError {
             Self::Api { .. } => Decision::Retry,
             Self::NoConversation(_) => Decision::NewSession(FallbackReason::NotFound),
             Self::SessionMismatch { .. } => Decision::NewSession(FallbackReason::SessionMismatch),
-            Self::BudgetSpent(_) => Decision::BudgetSpent,
+            Self::BudgetSpent(_) | Self::GatewayBudget(_) => Decision::BudgetSpent,
             // The same task under the same limit stops at the same place.
             Self::MaxTurns(_) => Decision::Fail,
             Self::Unsuccessful { .. } => Decision::Retry,
@@ -106,6 +110,10 @@ mod tests {
             ),
             (
                 ClaudeError::BudgetSpent("spent".into()),
+                Decision::BudgetSpent,
+            ),
+            (
+                ClaudeError::GatewayBudget("spent".into()),
                 Decision::BudgetSpent,
             ),
             (

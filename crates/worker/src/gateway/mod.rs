@@ -34,10 +34,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::hosts::HostList;
-pub(crate) use usage::Usage;
+pub(crate) use usage::{Usage, Used};
 
 /// The endpoint used when the worker's environment names none.
 const DEFAULT_UPSTREAM: &str = "https://api.anthropic.com";
+/// What a request refused for the plan's budget is answered with (the CLI shows it as an API
+/// error; the attempt reads the grant's own flag, not this text).
+const BUDGET_REFUSAL: &str = "the plan's budget is spent";
 /// Largest request body forwarded (a long conversation with tool results is a few MiB).
 const MAX_REQUEST: usize = 64 << 20;
 
@@ -385,6 +388,14 @@ async fn forward(req: Request<Incoming>, shared: &Shared, usage: Arc<Usage>) -> 
         Credential::Bearer(t) => rb.bearer_auth(t),
         Credential::None => rb,
     };
+    if let Some(why) = usage.over_budget() {
+        debug!(why = %why, "model gateway: a request refused for the plan's budget");
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            &format!("{BUDGET_REFUSAL}: {why}"),
+        );
+    }
     usage.request();
     let resp = match rb.body(body).send().await {
         Ok(r) => r,

@@ -125,6 +125,19 @@ async fn the_dashboard_shows_the_pool_live_and_acts_only_with_the_token() -> any
         text.contains("live workers") && text.contains("resume success rate"),
         "{text}"
     );
+    // The worker says how it runs plans: warm, in its box.
+    let row = b
+        .client
+        .find(Locator::XPath(
+            "//h2[.='Workers']/following-sibling::table[1]//tr[2]",
+        ))
+        .await?
+        .text()
+        .await?;
+    assert!(
+        row.contains("boxed"),
+        "the worker row shows its sandbox: {row}"
+    );
     assert_eq!(
         b.client
             .find_all(Locator::Css("svg.chart rect"))

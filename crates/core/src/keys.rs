@@ -127,6 +127,12 @@ impl Keys {
     pub fn workers(&self) -> String {
         self.global("workers")
     }
+    /// Hash: worker id -> what the worker said of itself at start-up, as JSON (`version`,
+    /// `mode`, `sandbox`: `boxed` or `unconfined`), for the dashboard. Written by the worker,
+    /// removed with its heartbeat by `reap_worker.lua`.
+    pub fn worker_info(&self) -> String {
+        self.global("worker_info")
+    }
     /// Rejected documents and failed tasks, kept for inspection and requeue.
     pub fn dead(&self) -> String {
         self.global("dead")

@@ -38,7 +38,7 @@ mod decision;
 mod dependencies;
 mod engine;
 mod executor;
-mod gateway;
+pub mod gateway;
 mod git;
 mod grants;
 mod hold;
@@ -168,7 +168,8 @@ pub async fn run(config: Config, host: &str, shutdown: Shutdown) -> Result<(), S
                 oldest: oldest.to_string(),
             })?;
     }
-    let gateway = gateway::Gateway::start(hosts::HostList::new(&config.sandbox_allow_host)).await?;
+    let gateway =
+        gateway::Gateway::start(gateway::Upstream::from_env(), &config.sandbox_allow_host).await?;
     let sandbox = if config.executor == Executor::Claude {
         sandbox::Sandbox::probe(
             config.sandbox,

@@ -20,6 +20,16 @@ use crate::store::StoreError;
 /// workers the beat finds silent. Heartbeats carry the Redis server's clock, so workers' clocks
 /// may differ. After an outage of its own connection, a worker waits `--dead-after` before it
 /// reaps: the others were cut off too and need a beat to show they are alive.
+/// What the worker says of itself in `worker_info` (the dashboard shows it).
+fn self_description(pool: &Pool) -> String {
+    serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "mode": crate::engine::Engine::new(&pool.cfg).mode(),
+        "sandbox": if pool.sandbox.is_some() { "boxed" } else { "unconfined" },
+    })
+    .to_string()
+}
+
 pub(crate) async fn run(pool: Arc<Pool>, stop: CancellationToken) {
     let every = pool.cfg.heartbeat();
     let dead_after_ms = u64::try_from(pool.cfg.dead_after.as_millis()).unwrap_or(u64::MAX);
@@ -32,6 +42,9 @@ pub(crate) async fn run(pool: Arc<Pool>, stop: CancellationToken) {
     );
     let mut index_cursor = 0;
     let mut beats: u64 = 0;
+    // Whether `worker_info` holds what this worker says of itself (written again after every
+    // outage: a reaper may have removed it meanwhile).
+    let mut announced = false;
     loop {
         let beat = pool
             .store
@@ -46,8 +59,16 @@ pub(crate) async fn run(pool: Arc<Pool>, stop: CancellationToken) {
                     .store(silent.user_paused, std::sync::atomic::Ordering::Relaxed);
                 let since = *connected_since.get_or_insert_with(|| {
                     info!("heartbeat: redis is back");
+                    announced = false;
                     Instant::now()
                 });
+                if !announced {
+                    announced = pool
+                        .store
+                        .announce(&pool.id, &self_description(&pool))
+                        .await
+                        .is_ok();
+                }
                 // Reaping needs a view of the others as long as --dead-after.
                 let settled = since.elapsed() >= pool.cfg.dead_after;
                 let reaped = if settled {

@@ -84,6 +84,7 @@ impl ScriptCall for ReapWorker<'_> {
             .key(k.ready())
             .key(k.handback())
             .key(k.wake())
+            .key(k.worker_info())
             .arg(self.worker.as_str())
             .arg(self.cutoff_ms);
         inv

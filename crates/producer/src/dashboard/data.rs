@@ -18,6 +18,10 @@ pub(super) struct WorkerRow {
     pub(super) heartbeat_ago_ms: u64,
     /// Plans in its in-flight list.
     pub(super) holding: u64,
+    /// What the worker said of itself at start-up (`worker_info`): its session mode, and
+    /// whether its CLI runs are `boxed` or `unconfined` (`--sandbox off`).
+    pub(super) mode: Option<String>,
+    pub(super) sandbox: Option<String>,
 }
 
 /// One minute of pool counters.
@@ -63,10 +67,11 @@ type OverviewReply = (
     HashMap<String, String>,
     Option<String>,
     (u64, u64),
+    HashMap<String, String>,
 );
 
 pub(super) async fn overview(conn: &mut SharedConn, keys: &Keys) -> redis::RedisResult<Overview> {
-    let (submit, ready, dead, workers, stats, pause, time): OverviewReply = redis::pipe()
+    let (submit, ready, dead, workers, stats, pause, time, info): OverviewReply = redis::pipe()
         .llen(keys.submit())
         .llen(keys.ready())
         .llen(keys.dead())
@@ -74,6 +79,7 @@ pub(super) async fn overview(conn: &mut SharedConn, keys: &Keys) -> redis::Redis
         .hgetall(keys.stats())
         .get(keys.pause())
         .cmd("TIME")
+        .hgetall(keys.worker_info())
         .query_async(conn)
         .await?;
     // Heartbeats carry the server's clock.
@@ -108,10 +114,19 @@ pub(super) async fn overview(conn: &mut SharedConn, keys: &Keys) -> redis::Redis
     let workers = workers
         .iter()
         .zip(held)
-        .map(|((id, beat), held)| WorkerRow {
-            id: id.clone(),
-            heartbeat_ago_ms: now.saturating_sub(*beat),
-            holding: redis::from_redis_value_ref(held).unwrap_or(0),
+        .map(|((id, beat), held)| {
+            let said: serde_json::Value = info
+                .get(id)
+                .and_then(|j| serde_json::from_str(j).ok())
+                .unwrap_or_default();
+            let field = |k: &str| said.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+            WorkerRow {
+                id: id.clone(),
+                heartbeat_ago_ms: now.saturating_sub(*beat),
+                holding: redis::from_redis_value_ref(held).unwrap_or(0),
+                mode: field("mode"),
+                sandbox: field("sandbox"),
+            }
         })
         .collect();
     let minutes = minutes

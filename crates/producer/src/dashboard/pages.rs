@@ -114,15 +114,21 @@ pub(super) fn overview_fragment(o: &Overview) -> Markup {
         }
         h2 { "Workers" }
         table {
-            tr { th { "worker" } th.num { "heartbeat" } th.num { "plans held" } }
+            tr { th { "worker" } th.num { "heartbeat" } th.num { "plans held" } th { "mode" } th { "sandbox" } }
             @for w in &o.workers {
                 tr {
                     td.mono { (w.id) }
                     td.num { (format!("{:.1} s ago", w.heartbeat_ago_ms as f64 / 1000.0)) }
                     td.num { (w.holding) }
+                    td { (w.mode.as_deref().unwrap_or("?")) }
+                    @match w.sandbox.as_deref() {
+                        Some("boxed") => td { "boxed" },
+                        Some(other) => td { span.state.failed title="--sandbox off: this worker runs plans with its own access to its disk and network" { (other) } },
+                        None => td.muted { "?" },
+                    }
                 }
             }
-            @if o.workers.is_empty() { tr { td colspan="3" .muted { "no live worker" } } }
+            @if o.workers.is_empty() { tr { td colspan="5" .muted { "no live worker" } } }
         }
     }
 }

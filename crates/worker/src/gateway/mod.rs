@@ -13,6 +13,8 @@
 //! Two doors: a unix socket, which boxes reach through their relay (`sandbox::relay`), and a
 //! loopback TCP port for CLIs run without a box (`--sandbox off`). Through the socket the
 //! gateway is also the boxes' HTTP CONNECT proxy, to the hosts of `--sandbox-allow-host` only.
+//!
+//! Public for the benchmark, which measures what it adds to a request.
 
 mod usage;
 
@@ -55,6 +57,42 @@ pub enum GatewayError {
     },
 }
 
+/// Where the gateway forwards to, and with which credentials.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    base_url: String,
+    credential: Credential,
+}
+
+impl Upstream {
+    /// The worker's: `ANTHROPIC_BASE_URL` (else Anthropic's API), with `ANTHROPIC_API_KEY` (as
+    /// `x-api-key`) or `ANTHROPIC_AUTH_TOKEN` (as a bearer token).
+    pub fn from_env() -> Self {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let credential = match (env("ANTHROPIC_API_KEY"), env("ANTHROPIC_AUTH_TOKEN")) {
+            (Some(k), _) => Credential::ApiKey(k),
+            (None, Some(t)) => Credential::Bearer(t),
+            (None, None) => Credential::None,
+        };
+        Self::new(
+            env("ANTHROPIC_BASE_URL").unwrap_or_else(|| DEFAULT_UPSTREAM.to_owned()),
+            credential,
+        )
+    }
+
+    /// `base_url` with an API key (benchmarks and tests).
+    pub fn with_api_key(base_url: &str, key: &str) -> Self {
+        Self::new(base_url.to_owned(), Credential::ApiKey(key.to_owned()))
+    }
+
+    fn new(base_url: String, credential: Credential) -> Self {
+        Self {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            credential,
+        }
+    }
+}
+
 /// The worker's real credentials, as the endpoint takes them.
 #[derive(Clone)]
 enum Credential {
@@ -83,7 +121,7 @@ struct Shared {
 }
 
 /// The running gateway; stopped (and its socket removed) on drop.
-pub(crate) struct Gateway {
+pub struct Gateway {
     shared: Arc<Shared>,
     socket_dir: PathBuf,
     socket: PathBuf,
@@ -102,25 +140,23 @@ enum Door {
 }
 
 impl Gateway {
-    /// Starts the gateway: the upstream and credentials from the worker's environment, boxes'
-    /// CONNECT proxy to `allow`.
+    /// Starts the gateway in front of `upstream`; boxes' CONNECT proxy reaches the hosts of
+    /// `allow` (the `--sandbox-allow-host` entries).
     ///
     /// # Errors
     /// [`GatewayError::Listen`].
-    pub(crate) async fn start(allow: HostList) -> Result<Self, GatewayError> {
-        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let credential = match (env("ANTHROPIC_API_KEY"), env("ANTHROPIC_AUTH_TOKEN")) {
-            (Some(k), _) => Credential::ApiKey(k),
-            (None, Some(t)) => Credential::Bearer(t),
-            (None, None) => Credential::None,
-        };
+    pub async fn start<S: AsRef<str>>(
+        upstream: Upstream,
+        allow: &[S],
+    ) -> Result<Self, GatewayError> {
+        let Upstream {
+            base_url: upstream,
+            credential,
+        } = upstream;
         if matches!(credential, Credential::None) {
             warn!("neither ANTHROPIC_API_KEY nor ANTHROPIC_AUTH_TOKEN is set: the model gateway forwards requests without credentials");
         }
-        let upstream = env("ANTHROPIC_BASE_URL")
-            .unwrap_or_else(|| DEFAULT_UPSTREAM.to_owned())
-            .trim_end_matches('/')
-            .to_owned();
+        let allow = HostList::new(allow);
         let client = reqwest::Client::builder()
             .user_agent(concat!("baton-gateway/", env!("CARGO_PKG_VERSION")))
             // The CLI's requests go where the operator said, nowhere a redirect points.
@@ -171,7 +207,7 @@ impl Gateway {
     }
 
     /// A new token for one hold.
-    pub(crate) fn grant(&self) -> Grant {
+    pub fn grant(&self) -> Grant {
         let token = format!(
             "baton-gw-{}{}",
             uuid::Uuid::new_v4().simple(),
@@ -196,7 +232,7 @@ impl Gateway {
     }
 
     /// The base URL for a CLI run without a box.
-    pub(crate) fn loopback_url(&self) -> &str {
+    pub fn loopback_url(&self) -> &str {
         &self.loopback
     }
 }
@@ -209,7 +245,7 @@ impl Drop for Gateway {
 }
 
 /// A hold's token; revoked when dropped (the hold ended).
-pub(crate) struct Grant {
+pub struct Grant {
     token: String,
     usage: Arc<Usage>,
     shared: Arc<Shared>,
@@ -217,7 +253,7 @@ pub(crate) struct Grant {
 
 impl Grant {
     /// The token the CLI presents as its API key.
-    pub(crate) fn token(&self) -> &str {
+    pub fn token(&self) -> &str {
         &self.token
     }
 

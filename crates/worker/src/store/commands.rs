@@ -276,6 +276,17 @@ impl Store {
 
     /// Pauses claiming pool-wide for `for_ms`. `true` when this call started the pause (an
     /// existing pause is left as it is).
+    /// Records what this worker says of itself (`worker_info`), for the dashboard.
+    pub(crate) async fn announce(&self, worker: &WorkerId, info: &str) -> Result<(), StoreError> {
+        let _: i64 = redis::cmd("HSET")
+            .arg(self.env.keys.worker_info())
+            .arg(worker.as_str())
+            .arg(info)
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
     pub(crate) async fn pause(&self, reason: &str, for_ms: u64) -> Result<bool, StoreError> {
         let set: Option<String> = redis::cmd("SET")
             .arg(self.env.keys.pause())

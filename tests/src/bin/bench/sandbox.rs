@@ -4,7 +4,8 @@
 //! worker's own stamps (`run_started_ms` → `run_ended_ms` in `task_succeeded`). In cold mode
 //! every task is a CLI start (the box is made each time); in warm mode the first task of a hold
 //! starts the process (in its box) and the later ones are turns of it, which cross the relay
-//! and the gateway.
+//! and the gateway. Both arms go through the model gateway (it is always there), so its own cost
+//! is measured apart: the same requests to the stand-in directly and through a gateway.
 
 use std::time::Duration;
 
@@ -44,6 +45,55 @@ async fn cli_times(pool: &mut Pool, name: &str, args: &[&str]) -> Result<Vec<f64
     }
     pool.workers[w].stop(Duration::from_secs(20));
     Ok(times)
+}
+
+/// Times `n` requests like the CLI's (a 100 KB body, a streamed answer) to the stand-in, in
+/// turn directly and through a model gateway in this process; returns the medians (ms).
+async fn gateway_cost(pool: &Pool, n: usize) -> Result<(f64, f64)> {
+    use baton_worker::gateway::{Gateway, Upstream};
+    let gateway = Gateway::start(
+        Upstream::with_api_key(&pool.standin.base_url(), "bench-key"),
+        &[] as &[&str],
+    )
+    .await?;
+    let grant = gateway.grant();
+    let client = reqwest::Client::new();
+    let body = json!({
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 64,
+        "stream": true,
+        "messages": [{"role": "user", "content": format!("Gateway probe. [[standin:brief]] {}", "x".repeat(100_000))}],
+    })
+    .to_string();
+    let (mut direct, mut through) = (Vec::new(), Vec::new());
+    for i in 0..n * 2 {
+        let (base, key, into) = if i % 2 == 0 {
+            (pool.standin.base_url(), "bench-key", &mut direct)
+        } else {
+            (
+                gateway.loopback_url().to_owned(),
+                grant.token(),
+                &mut through,
+            )
+        };
+        let t = std::time::Instant::now();
+        let resp = client
+            .post(format!("{base}/v1/messages"))
+            .header("x-api-key", key)
+            .header("content-type", "application/json")
+            .header("anthropic-version", "2023-06-01")
+            .body(body.clone())
+            .send()
+            .await?;
+        anyhow::ensure!(
+            resp.status().is_success(),
+            "probe answered {}",
+            resp.status()
+        );
+        let _ = resp.bytes().await?;
+        into.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    Ok((median(&mut direct), median(&mut through)))
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -92,10 +142,20 @@ impl Bench {
                 row[0], row[1], row[2], row[3]
             );
         }
-        let cold = median(&mut cold_on) - median(&mut cold_off);
-        let warm = median(&mut warm_on) - median(&mut warm_off);
+        let boxed_cold = median(&mut cold_on) - median(&mut cold_off);
+        let (direct, through) = gateway_cost(&pool, 200).await?;
+        let per_request = through - direct;
         println!(
-            "\nAdded by the box and the gateway (median of all rounds, boxed minus off): {cold:.1} ms per cold start, {warm:.2} ms per warm turn. Ratios in this run: cold {:.3}x, warm {:.3}x.",
+            "\nThe model gateway alone (both arms above go through it): 200 requests like the CLI's (100 KB, streamed answer), alternating, to the stand-in directly {direct:.2} ms and through the gateway {through:.2} ms (median): {per_request:.2} ms per request, {:.3}x.",
+            through / direct
+        );
+        // Each task here is one model request: the box (its start, in cold mode; its relay) and
+        // the gateway's forwarding.
+        let cold = boxed_cold + per_request;
+        let warm = median(&mut warm_on) - median(&mut warm_off) + per_request;
+        println!(
+            "\nAdded per task (median of all rounds): per cold start the box {boxed_cold:.1} ms (boxed minus off) plus the gateway {per_request:.2} ms = {cold:.1} ms; per warm turn (one model request) the box's relay {:.2} ms plus the gateway {per_request:.2} ms = {warm:.2} ms. Ratios of the runs in this table: cold {:.3}x, warm {:.3}x.",
+            median(&mut warm_on) - median(&mut warm_off),
             median(&mut cold_on) / median(&mut cold_off),
             median(&mut warm_on) / median(&mut warm_off)
         );

@@ -88,6 +88,15 @@ impl Engine {
         }
     }
 
+    /// Holds a warm process's box still (see `sandbox::freeze`) while the returned value lives;
+    /// `None` when no process outlives its task (cold: the box ended with the CLI).
+    pub(crate) fn freeze(&self) -> Option<crate::sandbox::freeze::Frozen> {
+        match self {
+            Self::Warm(Some(w)) => w.freeze(),
+            _ => None,
+        }
+    }
+
     /// Drops what a warm process holds of an attempt that will not be committed (a successful
     /// turn whose files could not be pushed): the next attempt starts a new process.
     pub(crate) async fn discard(&mut self) {

@@ -437,3 +437,147 @@ async fn the_gateway_stops_a_task_that_spends_past_the_budget() -> anyhow::Resul
     );
     Ok(())
 }
+
+/// The session's project folder is writable from the box, and the worker packs it from outside:
+/// links planted there (to a worker file that exists outside the box) are never followed, so
+/// nothing of the worker's disk travels in the transcript to the next task's box.
+#[tokio::test(flavor = "multi_thread")]
+async fn links_planted_in_the_transcript_folder_carry_nothing_out() -> anyhow::Result<()> {
+    let mut pool = Pool::start()?;
+    let m = pool.machine("a", 1);
+    let planted = plant(&pool, &m)?;
+    pool.add_worker(&m)?;
+    let secret = &planted.files[1]; // in the worker's state dir
+    let session = "$CLAUDE_CONFIG_DIR/projects/*/$CLAUDE_CODE_SESSION_ID";
+    let plant_links = format!(
+        "Bash: d=$(echo {session}) && mkdir -p $d/tool-results && ln -sf {s} $d/tool-results/leak.txt && ln -sfn {dir} $d/dir-leak && echo LINKED\n",
+        s = secret.display(),
+        dir = secret.parent().expect("a folder").display(),
+    );
+    let look = format!(
+        "Bash: cat {session}/tool-results/leak.txt {session}/dir-leak/* 2>&1; grep -r {SECRET} $CLAUDE_CONFIG_DIR 2>&1; echo LOOKED\n"
+    );
+    // The links are planted on machine a; the next task runs on machine b, which restores the
+    // conversation from what a committed.
+    let d = doc("hostile-links")
+        .options(json!({"allowed_tools": ["Bash"]}))
+        .prompts(&[&plant_links]);
+    pool.submit(&d.json()).await?;
+    pool.wait_state("hostile-links", &["completed"], Duration::from_secs(120))
+        .await?;
+    pool.workers[0].stop(Duration::from_secs(30));
+    pool.add_worker(&pool.machine("b", 1))?;
+    let follow_up = doc("hostile-links")
+        .options(json!({"allowed_tools": ["Bash"]}))
+        .task("t2", &look);
+    pool.submit(&follow_up.json()).await?;
+    pool.wait_done("hostile-links", 2, Duration::from_secs(120))
+        .await?;
+    let results = pool.results("hostile-links").await?;
+    let all: String = results.iter().map(|r| r.result.clone()).collect();
+    assert!(all.contains("LINKED"), "the links were planted: {all}");
+    assert!(all.contains("LOOKED"), "the second task looked: {all}");
+    let requests = serde_json::to_string(&pool.standin.requests()?)?;
+    for value in &planted.values {
+        assert!(
+            !all.contains(value.as_str()),
+            "a worker file travelled in the transcript: {all}"
+        );
+        assert!(
+            !requests.contains(value.as_str()),
+            "{value} reached the model"
+        );
+    }
+    Ok(())
+}
+
+/// A repository the model makes inside the workspace, with a clean filter in its own config:
+/// the worker's git (outside the box) never enters it, so the filter never runs as the worker
+/// (where it would see the real key and every BATON_* variable). Its files are committed as
+/// plain files.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_repository_made_in_the_workspace_runs_nothing_outside_the_box() -> anyhow::Result<()> {
+    let mut pool = Pool::start()?;
+    let remote = BareRepo::create(
+        &baton_tests::git::remotes_dir(pool.dir.path()).join("nested.git"),
+        &[("README.md", "hi\n")],
+    )?;
+    let mut m = pool.machine("a", 1);
+    let planted = plant(&pool, &m)?;
+    m.env.extend(planted.env.clone());
+    pool.add_worker(&m)?;
+    let marker = pool.dir.path().join("FILTER-RAN-OUTSIDE");
+    let setup = format!(
+        "mkdir -p sub && (cd sub && git init -q && git config filter.x.clean \"sh -c 'env > {m}; cat'\" && echo '* filter=x' > .gitattributes && echo data > f && git -c filter.x.clean=cat add . && git -c filter.x.clean=cat -c user.email=a@b -c user.name=a commit -qm n) && echo MADE",
+        m = marker.display()
+    );
+    let d = doc("nested-repo")
+        .options(json!({"allowed_tools": ["Bash"]}))
+        .repo(json!({"url": remote.url()}))
+        .prompts(&[
+            &format!("Bash: {setup}\n"),
+            "Bash: echo more >> sub/f && date > stamp && echo CHANGED\n",
+            "Bash: echo again >> sub/f && echo CHANGED-AGAIN\n",
+        ]);
+    pool.submit(&d.json()).await?;
+    let state = pool
+        .wait_state(
+            "nested-repo",
+            &["completed", "failed"],
+            Duration::from_secs(120),
+        )
+        .await?;
+    assert!(
+        !marker.exists(),
+        "the inner repository's filter ran outside the box"
+    );
+    assert_eq!(state, "completed", "{}", pool.log_tail());
+    let results = pool.results("nested-repo").await?;
+    assert!(results[0].result.contains("MADE"), "{}", results[0].result);
+    let files = remote.files("baton/nested-repo")?;
+    assert!(
+        files.iter().any(|f| f == "sub/f"),
+        "sub's files are plain files: {files:?}"
+    );
+    assert!(!files.iter().any(|f| f.contains(".git/")), "{files:?}");
+    assert_eq!(
+        remote.show("baton/nested-repo", "sub/f").as_deref(),
+        Some("data\nmore\nagain\n")
+    );
+    Ok(())
+}
+
+/// A host on `--sandbox-allow-host` is reached through the gateway's proxy (the box's
+/// `HTTPS_PROXY`); a name that resolves to this machine is not, even when listed.
+#[tokio::test(flavor = "multi_thread")]
+async fn allowed_hosts_are_reached_through_the_proxy_and_nothing_else() -> anyhow::Result<()> {
+    let mut pool = Pool::start()?;
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut s in listener.incoming().flatten().take(4) {
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"HTTP/1.0 200 OK\r\ncontent-length: 18\r\n\r\nHELLO-FROM-ALLOWED");
+        }
+    });
+    let mut m = pool.machine("a", 1);
+    m.extra
+        .extend(["--sandbox-allow-host".into(), "127.0.0.1,localhost".into()]);
+    pool.add_worker(&m)?;
+    let prompt = format!(
+        "Bash: curl -sS -m 5 -p -x $HTTPS_PROXY http://127.0.0.1:{port}/ 2>&1; echo\nBash: curl -sS -m 5 -p -x $HTTPS_PROXY http://localhost:{port}/ 2>&1 || echo NAME-REFUSED\n"
+    );
+    let d = doc("allowed-host")
+        .options(json!({"allowed_tools": ["Bash"]}))
+        .prompts(&[&prompt]);
+    pool.submit(&d.json()).await?;
+    pool.wait_state("allowed-host", &["completed"], Duration::from_secs(120))
+        .await?;
+    let result = pool.results("allowed-host").await?[0].result.clone();
+    let outs = bash_outputs(&result);
+    assert!(outs[0].contains("HELLO-FROM-ALLOWED"), "{result}");
+    assert!(!outs[1].contains("HELLO-FROM-ALLOWED"), "{result}");
+    Ok(())
+}

@@ -22,7 +22,11 @@ impl Hold<'_> {
         info: &CommitInfo<'_>,
     ) -> Result<Checkpoint, Failed> {
         let git = &self.pool.git;
-        let checkpoint = match git.commit(co, info).await? {
+        // Nothing in a warm box may change the workspace while git reads it.
+        let frozen = self.engine.freeze();
+        let committed = git.commit(co, info).await;
+        drop(frozen);
+        let checkpoint = match committed? {
             Committed::Unchanged(checkpoint) => return Ok(checkpoint),
             Committed::ToPush(checkpoint) => checkpoint,
         };

@@ -158,6 +158,12 @@ impl WarmSession {
         }
     }
 
+    /// Holds every process of this CLI's box (or, unboxed, of its process tree) still until
+    /// the returned value is dropped: the CLI itself, and whatever its tools left running.
+    pub(crate) fn freeze(&self) -> Option<crate::sandbox::freeze::Frozen> {
+        self.child.id().map(crate::sandbox::freeze::freeze)
+    }
+
     /// Stops the process at once (a failed or interrupted turn): its process group gets
     /// SIGTERM, then SIGKILL. Returns when it is gone, so nothing it does outlives the lease.
     pub(crate) async fn abort(mut self) {
@@ -178,11 +184,30 @@ fn fingerprint(inv: &Invocation<'_>) -> String {
     )
 }
 
+/// How much of the transcript's end is searched for the turn's last message.
+const TRANSCRIPT_TAIL: u64 = 4 << 20;
+
+/// The last [`TRANSCRIPT_TAIL`] bytes of the transcript, read through `open_inside`: the file
+/// is writable from the box, and a link there (to `/dev/zero`, a FIFO, a worker file) must
+/// neither be read nor hang the worker.
+fn transcript_tail(path: &Path) -> Option<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let dir = path.parent()?;
+    let mut f =
+        crate::transcript::open_inside(path, dir, std::fs::OpenOptions::new().read(true)).ok()?;
+    let len = f.metadata().ok()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(TRANSCRIPT_TAIL)))
+        .ok()?;
+    let mut bytes = Vec::new();
+    f.take(TRANSCRIPT_TAIL).read_to_end(&mut bytes).ok()?;
+    Some(bytes)
+}
+
 /// Waits until the transcript file holds `uuid` (the turn's last assistant message).
 async fn wait_for_transcript(path: &Path, uuid: &str, within: Duration) -> Result<(), ClaudeError> {
     let deadline = Instant::now() + within;
     loop {
-        if let Ok(bytes) = tokio::fs::read(path).await {
+        if let Some(bytes) = transcript_tail(path) {
             if contains_bytes(&bytes, uuid.as_bytes()) {
                 return Ok(());
             }

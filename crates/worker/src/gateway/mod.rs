@@ -379,17 +379,31 @@ fn presented_token(req: &Request<Incoming>) -> Option<&str> {
         .and_then(|v| v.strip_prefix("Bearer "))
 }
 
-/// Headers that belong to one hop (or carry the token) and are not forwarded.
+/// The requests a hold's token is good for: the model, and counting tokens for it. Not the
+/// rest of the API the operator's key reaches (files, batches, admin), and no path that names
+/// another one (`..`, `//`, encoded forms): the path must be one of these exactly.
+fn allowed_request(method: &Method, path: &str) -> bool {
+    method == Method::POST && matches!(path, "/v1/messages" | "/v1/messages/count_tokens")
+}
+
+/// Request headers passed on to the endpoint: what the API reads, nothing a client could use
+/// to steer a proxy or the endpoint's routing (`x-forwarded-*`, `host`), and no encoding the
+/// gateway could not read to count usage.
+fn forwarded_request_header(name: &HeaderName) -> bool {
+    let n = name.as_str();
+    matches!(n, "content-type" | "accept" | "user-agent" | "x-app")
+        || n.starts_with("anthropic-")
+        || n.starts_with("x-stainless-")
+        || n.starts_with("x-claude-")
+}
+
+/// Answer headers that belong to one hop and are not passed back.
 fn dropped_header(name: &HeaderName) -> bool {
     matches!(
         name.as_str(),
-        "host"
-            | "x-api-key"
-            | "authorization"
-            | "content-length"
+        "content-length"
             | "connection"
             | "keep-alive"
-            | "proxy-authorization"
             | "proxy-connection"
             | "te"
             | "trailer"
@@ -400,6 +414,14 @@ fn dropped_header(name: &HeaderName) -> bool {
 
 async fn forward(req: Request<Incoming>, shared: &Shared, usage: Arc<Usage>) -> Response<Body> {
     let (parts, body) = req.into_parts();
+    if !allowed_request(&parts.method, parts.uri.path()) {
+        debug!(method = %parts.method, path = parts.uri.path(), "model gateway: request refused");
+        return api_error(
+            StatusCode::NOT_FOUND,
+            "not_found_error",
+            "a hold's token is good for POST /v1/messages and /v1/messages/count_tokens only",
+        );
+    }
     let body = match Limited::new(body, MAX_REQUEST).collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => {
@@ -415,7 +437,7 @@ async fn forward(req: Request<Incoming>, shared: &Shared, usage: Arc<Usage>) -> 
         .client
         .request(parts.method, format!("{}{path}", shared.upstream));
     for (name, value) in &parts.headers {
-        if !dropped_header(name) {
+        if forwarded_request_header(name) {
             rb = rb.header(name, value);
         }
     }
@@ -468,6 +490,16 @@ async fn forward(req: Request<Incoming>, shared: &Shared, usage: Arc<Usage>) -> 
         })
 }
 
+/// Loopback, link-local or unspecified: places a name on the allow list must not lead to.
+fn inward(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v) => v.is_loopback() || v.is_link_local() || v.is_unspecified(),
+        std::net::IpAddr::V6(v) => {
+            v.is_loopback() || v.is_unspecified() || (v.segments()[0] & 0xffc0) == 0xfe80
+        }
+    }
+}
+
 /// A box's CONNECT: a tunnel to an allowed host, refused for any other.
 fn connect(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
     let Some(authority) = req.uri().authority().cloned() else {
@@ -495,7 +527,20 @@ fn connect(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_owned();
-        match tokio::net::TcpStream::connect((target.as_str(), port)).await {
+        // A name on the list that resolves to this machine or a link-local address (the
+        // worker's own services, a cloud's metadata address) is not followed there: only an
+        // address written on the list itself reaches such a place.
+        let literal = target.parse::<std::net::IpAddr>().is_ok();
+        let addrs: Vec<std::net::SocketAddr> =
+            match tokio::net::lookup_host((target.as_str(), port)).await {
+                Ok(a) => a.filter(|a| literal || !inward(a.ip())).collect(),
+                Err(_) => Vec::new(),
+            };
+        if addrs.is_empty() {
+            debug!(host = %host, "sandbox proxy: no address it may connect to");
+            return;
+        }
+        match tokio::net::TcpStream::connect(&addrs[..]).await {
             Ok(mut remote) => {
                 let mut local = TokioIo::new(upgraded);
                 let _ = tokio::io::copy_bidirectional(&mut local, &mut remote).await;
@@ -504,4 +549,47 @@ fn connect(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
         }
     });
     Response::new(full(Bytes::new()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_reaches_the_model_and_nothing_else_of_the_api() {
+        assert!(allowed_request(&Method::POST, "/v1/messages"));
+        assert!(allowed_request(&Method::POST, "/v1/messages/count_tokens"));
+        for (m, p) in [
+            (Method::GET, "/v1/messages"),
+            (Method::POST, "/v1/files"),
+            (Method::POST, "/v1/messages/batches"),
+            (Method::POST, "/v1/../admin"),
+            (Method::POST, "//evil.example/v1/messages"),
+            (Method::POST, "/v1/messages/../files"),
+            (Method::POST, "/v1/%6dessages"),
+        ] {
+            assert!(!allowed_request(&m, p), "{m} {p}");
+        }
+        for h in [
+            "anthropic-version",
+            "anthropic-beta",
+            "content-type",
+            "x-stainless-os",
+        ] {
+            assert!(forwarded_request_header(&HeaderName::from_static(h)), "{h}");
+        }
+        for h in [
+            "x-forwarded-host",
+            "host",
+            "accept-encoding",
+            "x-api-key",
+            "authorization",
+            "cookie",
+        ] {
+            assert!(
+                !forwarded_request_header(&HeaderName::from_static(h)),
+                "{h}"
+            );
+        }
+    }
 }

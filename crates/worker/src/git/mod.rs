@@ -50,6 +50,44 @@ const SAFE_CONFIG: &[&str] = &[
     "tag.gpgSign=false",
     "advice.detachedHead=false",
     "init.defaultBranch=main",
+    // A repository the model made inside the workspace is never entered: git would read its
+    // config (filters, textconv, fsmonitor) and run what it names, outside the box.
+    "submodule.recurse=false",
+    "diff.ignoreSubmodules=all",
+    "status.submoduleSummary=false",
+    "fetch.recurseSubmodules=false",
+    "push.recurseSubmodules=no",
+];
+
+/// What git keeps of the worker's environment: what finding and reaching remotes needs (PATH,
+/// HOME for the operator's ssh keys and git config, an ssh agent, proxies, CA files), nothing
+/// else. No `BATON_*`, no Redis URL, no API key: a program git starts never sees them.
+const GIT_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LANG",
+    "TZ",
+    "TMPDIR",
+    "SSH_AUTH_SOCK",
+    "GIT_SSH_COMMAND",
+    "GIT_SSH",
+    "GIT_ASKPASS",
+    "SSH_ASKPASS",
+    "GIT_CONFIG_GLOBAL",
+    "GIT_CONFIG_NOSYSTEM",
+    "XDG_CONFIG_HOME",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "GIT_SSL_CAINFO",
+    "GIT_SSL_CAPATH",
 ];
 
 /// What a local remote's own git programs run with (`--receive-pack`, `--upload-pack`): that
@@ -263,6 +301,12 @@ impl Git {
             cmd.arg("--work-tree").arg(w);
         }
         cmd.args(args)
+            .env_clear()
+            .envs(
+                GIT_ENV
+                    .iter()
+                    .filter_map(|k| std::env::var_os(k).map(|v| (k, v))),
+            )
             .env("GIT_TERMINAL_PROMPT", "0")
             .env("GIT_AUTHOR_NAME", &self.author.name)
             .env("GIT_AUTHOR_EMAIL", &self.author.email)

@@ -24,9 +24,11 @@
 //! # Layout
 //! - this module: [`SandboxMode`], the probe at start-up ([`Sandbox::probe`]) and the command
 //!   line of a boxed run ([`Sandbox::command`]).
+//! - `freeze`: a box held still while the worker's git works on its workspace.
 //! - `relay`: the program the box starts first (this same executable, [`RELAY_ARG`]): it
 //!   listens on the box's loopback, forwards to the gateway's socket and runs the CLI.
 
+pub(crate) mod freeze;
 pub mod relay;
 
 use std::ffi::OsString;

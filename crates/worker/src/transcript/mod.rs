@@ -42,6 +42,48 @@ pub(crate) enum TranscriptError {
     },
 }
 
+/// Opens a file of the session for the worker, never through a link: the project folder is
+/// writable from inside the box, so a command there could swap the transcript (or a file of the
+/// session's folder) for a link to a worker file, which the worker would then pack into Redis
+/// and restore into the box at the next task. The last component is opened with `O_NOFOLLOW`,
+/// the opened file must be a regular file, and its real path (the kernel's, from
+/// `/proc/self/fd`) must be inside `inside` (a linked folder on the way is refused too).
+pub(crate) fn open_inside(
+    path: &Path,
+    inside: &Path,
+    options: &mut std::fs::OpenOptions,
+) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::io::AsRawFd;
+    // O_NONBLOCK: a FIFO planted there must not hang the worker on open (it is then refused as
+    // not a regular file); it changes nothing for a regular file.
+    let f = options
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    let refused = |why: &str| {
+        std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!("{}: {why}", path.display()),
+        )
+    };
+    if !f.metadata()?.is_file() {
+        return Err(refused("not a regular file"));
+    }
+    let real = std::fs::read_link(format!("/proc/self/fd/{}", f.as_raw_fd()))?;
+    let root = inside.canonicalize()?;
+    if !real.starts_with(&root) {
+        return Err(refused("leads out of the session's project folder"));
+    }
+    Ok(f)
+}
+
+/// Reads a session file whole, through [`open_inside`].
+fn read_inside(path: &Path, inside: &Path) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    open_inside(path, inside, std::fs::OpenOptions::new().read(true))?.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TranscriptError + '_ {
     move |source| TranscriptError::Io {
         path: path.to_owned(),
@@ -129,10 +171,19 @@ impl SessionFiles {
         self.dir.join(self.id.to_string())
     }
 
+    /// True when the session's folder is a real folder (not a link, which could lead anywhere).
+    fn folder_is_real(&self) -> bool {
+        std::fs::symlink_metadata(self.folder()).is_ok_and(|m| m.file_type().is_dir())
+    }
+
     /// The folder's regular files (relative paths) with their sizes and modification times.
+    /// None when the folder is missing or is a link (never followed).
     fn folder_stamps(&self) -> Result<BTreeMap<PathBuf, FileStamp>, TranscriptError> {
         let root = self.folder();
         let mut out = BTreeMap::new();
+        if !self.folder_is_real() {
+            return Ok(out);
+        }
         let mut pending = vec![root.clone()];
         while let Some(dir) = pending.pop() {
             let Ok(entries) = std::fs::read_dir(&dir) else {
@@ -173,7 +224,7 @@ impl SessionFiles {
 
     /// The local copy's state (reads and hashes the whole file), `None` when there is none.
     pub(crate) fn state(&self) -> Option<Committed> {
-        let bytes = std::fs::read(self.jsonl()).ok()?;
+        let bytes = read_inside(&self.jsonl(), &self.dir).ok()?;
         self.state_of(&bytes).ok()
     }
 
@@ -187,11 +238,11 @@ impl SessionFiles {
             return false;
         }
         let jsonl = self.jsonl();
-        let Ok(mut f) = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&jsonl)
-        else {
+        let Ok(mut f) = open_inside(
+            &jsonl,
+            &self.dir,
+            std::fs::OpenOptions::new().read(true).write(true),
+        ) else {
             return false;
         };
         let tail_start = committed.len - committed.tail.len() as u64;
@@ -208,7 +259,9 @@ impl SessionFiles {
             .folder
             .iter()
             .all(|(rel, stamp)| stamps.get(rel) == Some(stamp));
-        if !starts_with || !kept || f.set_len(committed.len).is_err() {
+        // A link where the folder should be: restore instead (it removes the link).
+        let linked = std::fs::symlink_metadata(self.folder()).is_ok() && !self.folder_is_real();
+        if !starts_with || !kept || linked || f.set_len(committed.len).is_err() {
             return false;
         }
         let folder = self.folder();
@@ -230,7 +283,11 @@ impl SessionFiles {
         if committed.session != self.id {
             return false;
         }
-        let Ok(mut f) = std::fs::File::open(self.jsonl()) else {
+        let Ok(mut f) = open_inside(
+            &self.jsonl(),
+            &self.dir,
+            std::fs::OpenOptions::new().read(true),
+        ) else {
             return false;
         };
         let tail_start = committed.len - committed.tail.len() as u64;

@@ -9,24 +9,40 @@ use sha2::Digest;
 
 use std::path::Path;
 
-use super::{io_err, Committed, SessionFiles, TranscriptError, TAIL};
+use super::{io_err, open_inside, read_inside, Committed, SessionFiles, TranscriptError, TAIL};
 
 impl SessionFiles {
+    /// Adds the folder's file `rel` to `tar`, opened through `open_inside`.
+    fn append_folder_file(
+        &self,
+        tar: &mut tar::Builder<Vec<u8>>,
+        rel: &Path,
+    ) -> Result<(), TranscriptError> {
+        let path = self.folder().join(rel);
+        // Checked against the project folder, never against the folder being read (which could
+        // be a link itself).
+        let mut file = open_inside(&path, &self.dir, std::fs::OpenOptions::new().read(true))
+            .map_err(io_err(&path))?;
+        tar.append_file(Path::new(&self.id.to_string()).join(rel), &mut file)
+            .map_err(io_err(&path))
+    }
+
     /// Packs the transcript file and the session's folder whole.
     ///
     /// # Errors
     /// The transcript file is missing or unreadable.
     pub(crate) fn pack(&self) -> Result<Pack, TranscriptError> {
         let jsonl = self.jsonl();
-        let bytes = std::fs::read(&jsonl).map_err(|_| TranscriptError::Missing(jsonl.clone()))?;
+        let bytes =
+            read_inside(&jsonl, &self.dir).map_err(|_| TranscriptError::Missing(jsonl.clone()))?;
         let committed = self.state_of(&bytes)?;
         let mut tar = tar::Builder::new(Vec::with_capacity(bytes.len() + 2048));
         let name = format!("{}.jsonl", self.id);
         append_bytes(&mut tar, &name, &bytes).map_err(io_err(&jsonl))?;
-        let folder = self.folder();
-        if folder.is_dir() {
-            tar.append_dir_all(self.id.to_string(), &folder)
-                .map_err(io_err(&folder))?;
+        // The folder's regular files only (links are neither followed nor kept), each opened
+        // through `open_inside`.
+        for rel in committed.folder.keys() {
+            self.append_folder_file(&mut tar, rel)?;
         }
         let plain = tar.into_inner().map_err(io_err(&jsonl))?;
         Ok(Pack {
@@ -47,8 +63,8 @@ impl SessionFiles {
         if committed.session != self.id {
             return self.pack();
         }
-        let mut f =
-            std::fs::File::open(&jsonl).map_err(|_| TranscriptError::Missing(jsonl.clone()))?;
+        let mut f = open_inside(&jsonl, &self.dir, std::fs::OpenOptions::new().read(true))
+            .map_err(|_| TranscriptError::Missing(jsonl.clone()))?;
         let tail_start = committed.len - committed.tail.len() as u64;
         let mut rest = Vec::new();
         f.seek(SeekFrom::Start(tail_start))
@@ -65,12 +81,9 @@ impl SessionFiles {
         let mut tar = tar::Builder::new(Vec::with_capacity(added.len() + 1024));
         append_bytes(&mut tar, &append_entry_name(self.id, committed.len), added)
             .map_err(io_err(&jsonl))?;
-        let folder = self.folder();
         for (rel, stamp) in &stamps {
             if committed.folder.get(rel) != Some(stamp) {
-                let path = folder.join(rel);
-                tar.append_path_with_name(&path, Path::new(&self.id.to_string()).join(rel))
-                    .map_err(io_err(&path))?;
+                self.append_folder_file(&mut tar, rel)?;
             }
         }
         let plain = tar.into_inner().map_err(io_err(&jsonl))?;

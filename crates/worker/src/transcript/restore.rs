@@ -52,10 +52,9 @@ impl SessionFiles {
             let name = path.to_string_lossy().into_owned();
             if let Some(offset) = append_offset(&name, self.id).filter(|_| chunk) {
                 let jsonl = self.jsonl();
-                let mut file = std::fs::OpenOptions::new()
-                    .append(true)
-                    .open(&jsonl)
-                    .map_err(io_err(&jsonl))?;
+                let mut file =
+                    super::open_inside(&jsonl, &self.dir, std::fs::OpenOptions::new().append(true))
+                        .map_err(io_err(&jsonl))?;
                 let len = file.metadata().map_err(io_err(&jsonl))?.len();
                 if len != offset {
                     return Err(TranscriptError::Corrupt(std::io::Error::other(format!(

@@ -241,3 +241,88 @@ fn pack_then_restore_elsewhere_round_trips_and_keeps_one_copy() {
         Err(TranscriptError::DigestMismatch { .. })
     ));
 }
+
+/// The project folder is writable from inside the box: links planted there never make the
+/// worker pack a file from outside it, in a whole pack or in a chunk.
+#[test]
+fn links_in_the_project_folder_are_never_followed() {
+    let outside = tmp().join("worker-secret.txt");
+    std::fs::write(&outside, "planted-secret\n").unwrap();
+    let src = session("/work/ws/linked", b"{\"line\":1}\n");
+    let folder = src.jsonl().with_extension("");
+    std::fs::create_dir_all(folder.join("tool-results")).unwrap();
+    std::fs::write(folder.join("tool-results/ok.txt"), "kept\n").unwrap();
+    std::os::unix::fs::symlink(&outside, folder.join("tool-results/leak.txt")).unwrap();
+    std::os::unix::fs::symlink(outside.parent().unwrap(), folder.join("dir-leak")).unwrap();
+    let pack = src.pack().unwrap();
+    let dst = SessionFiles::new(&tmp(), Path::new("/work/ws/linked"), src.id);
+    dst.restore(&pack.blob, &[], &pack.committed.digest())
+        .unwrap();
+    let restored = dst.jsonl().with_extension("");
+    assert_eq!(
+        std::fs::read_to_string(restored.join("tool-results/ok.txt")).unwrap(),
+        "kept\n"
+    );
+    assert!(!restored.join("tool-results/leak.txt").exists());
+    assert!(!restored.join("dir-leak").exists());
+
+    // A chunk: a link added since the commit is not sent either.
+    std::os::unix::fs::symlink(&outside, folder.join("tool-results/later.txt")).unwrap();
+    append(&src, b"{\"line\":2}\n");
+    let chunk = src.pack_since(&pack.committed).unwrap();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&chunk.blob[..]));
+    let names: Vec<String> = match archive.entries() {
+        Ok(entries) => entries
+            .flatten()
+            .map(|e| e.path().unwrap().display().to_string())
+            .collect(),
+        // Small chunks are not compressed.
+        Err(_) => tar::Archive::new(&chunk.blob[..])
+            .entries()
+            .unwrap()
+            .flatten()
+            .map(|e| e.path().unwrap().display().to_string())
+            .collect(),
+    };
+    assert!(!names.iter().any(|n| n.contains("later")), "{names:?}");
+
+    // The transcript itself swapped for a link: refused, not read.
+    std::fs::remove_file(src.jsonl()).unwrap();
+    std::os::unix::fs::symlink(&outside, src.jsonl()).unwrap();
+    assert!(src.pack().is_err());
+    assert!(src.state().is_none());
+    assert!(!src.rewind_to(&pack.committed));
+    assert_eq!(
+        std::fs::read_to_string(&outside).unwrap(),
+        "planted-secret\n"
+    );
+}
+
+/// The session's folder itself swapped for a link to a folder of the worker's: nothing in it is
+/// packed, and a rewind does not delete there (it leaves the link for a restore to remove).
+#[test]
+fn a_linked_session_folder_is_neither_packed_nor_rewound_into() {
+    let outside = tmp();
+    std::fs::write(outside.join("key.txt"), "planted-secret\n").unwrap();
+    let src = session("/work/ws/folder-link", b"{\"line\":1}\n");
+    let committed = src.pack().unwrap().committed;
+    let folder = src.jsonl().with_extension("");
+    std::os::unix::fs::symlink(&outside, &folder).unwrap();
+    let pack = src.pack().unwrap();
+    let dst = SessionFiles::new(&tmp(), Path::new("/work/ws/folder-link"), src.id);
+    dst.restore(&pack.blob, &[], &pack.committed.digest())
+        .unwrap();
+    assert!(!dst.jsonl().with_extension("").join("key.txt").exists());
+    assert!(!src.rewind_to(&committed));
+    assert!(
+        outside.join("key.txt").exists(),
+        "nothing deleted through the link"
+    );
+    src.restore(&pack.blob, &[], &pack.committed.digest())
+        .unwrap();
+    assert!(
+        std::fs::symlink_metadata(&folder).is_err() || src.folder_is_real(),
+        "the restore removed the link"
+    );
+    assert!(outside.join("key.txt").exists());
+}

@@ -161,6 +161,7 @@ impl Gateway {
             .user_agent(concat!("baton-gateway/", env!("CARGO_PKG_VERSION")))
             // The CLI's requests go where the operator said, nowhere a redirect points.
             .redirect(reqwest::redirect::Policy::none())
+            .tcp_nodelay(true)
             .build()
             .map_err(|e| GatewayError::Listen {
                 what: "an HTTP client".into(),
@@ -294,7 +295,12 @@ async fn accept_tcp(listener: TcpListener, shared: Arc<Shared>, stop: Cancellati
         tokio::select! {
             () = stop.cancelled() => return,
             conn = listener.accept() => match conn {
-                Ok((io, _)) => { tokio::spawn(serve(io, shared.clone(), Door::Loopback)); }
+                Ok((io, _)) => {
+                    // Answers go out in several writes (headers, then events): without this,
+                    // Nagle's algorithm and the peer's delayed ACK hold each back ~40 ms.
+                    let _ = io.set_nodelay(true);
+                    tokio::spawn(serve(io, shared.clone(), Door::Loopback));
+                }
                 Err(e) => warn!(error = %e, "model gateway: accept failed"),
             },
         }
@@ -542,6 +548,7 @@ fn connect(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
         }
         match tokio::net::TcpStream::connect(&addrs[..]).await {
             Ok(mut remote) => {
+                let _ = remote.set_nodelay(true);
                 let mut local = TokioIo::new(upgraded);
                 let _ = tokio::io::copy_bidirectional(&mut local, &mut remote).await;
             }

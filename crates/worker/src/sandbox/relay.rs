@@ -52,6 +52,9 @@ async fn relay(port: u16, socket: OsString, program: OsString, args: Vec<OsStrin
     // The accept loop ends with the process: the box ends when the program does.
     tokio::spawn(async move {
         while let Ok((mut tcp, _)) = listener.accept().await {
+            // Small writes (a request's headers, then its body) must not wait ~40 ms for the
+            // peer's delayed ACK.
+            let _ = tcp.set_nodelay(true);
             let socket = socket.clone();
             tokio::spawn(async move {
                 if let Ok(mut unix) = UnixStream::connect(&socket).await {

@@ -122,6 +122,12 @@ async fn main() -> anyhow::Result<()> {
     println!("BATON_STANDIN_ADDR={addr}");
     use std::io::Write as _;
     std::io::stdout().flush()?;
+    // Answers stream as many small writes (one per event): like a real endpoint, send each at
+    // once rather than let Nagle's algorithm wait for the client's delayed ACK (~40 ms).
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app).await?;
     Ok(())
 }

@@ -4,7 +4,7 @@
 # real CLI, queue-only throughput, scale, and Redis commands per task, all in one run, and
 # prints the tables of docs/BENCHMARKS.md. Starts its own redis-server and model stand-in.
 # Arguments go to the benchmark: `--only <section>` (latency, overhead, throughput, queue, git,
-# scale, commands, dashboard, recovery, growth), `--warm-plans N` / `--cold-plans N` (CLI throughput sizes; defaults 20 and 8),
+# scale, commands, dashboard, recovery, growth, sandbox), `--warm-plans N` / `--cold-plans N` (CLI throughput sizes; defaults 20 and 8),
 # `--full` (the issue's 200 plans in both modes: about half an hour on 2 cores).
 set -euo pipefail
 . "$(dirname "$0")/setup.sh"

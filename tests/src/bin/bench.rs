@@ -18,7 +18,9 @@
 //! - recovery: kill -9 of the worker holding a plan → the plan running on another worker, with
 //!   the default lease and dead-after (`bench/recovery.rs`);
 //! - growth: a 200-task plan whose transcript grows by 16 KiB files: baton's own time and the
-//!   bytes sent to Redis per task, first tasks against last (`bench/growth.rs`).
+//!   bytes sent to Redis per task, first tasks against last (`bench/growth.rs`);
+//! - sandbox: what the box and the model gateway add to a cold start and a warm turn
+//!   (`bench/sandbox.rs`).
 //!
 //! `--only <section>` runs one section; `--warm-plans N` / `--cold-plans N` size the CLI
 //! throughput runs (defaults 20 and 8 plans of 10 tasks keep the whole benchmark under 10

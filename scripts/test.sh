@@ -22,6 +22,6 @@ echo "==> end-to-end tests again, workers in cold session mode (where the mode m
 BATON_SESSION_MODE=cold cargo test --workspace --test e2e "$@" -- \
   --skip scripts:: --skip modes:: --skip foundation::malformed_documents \
   --skip foundation::enqueue_refuses --skip faults::hostile_documents --skip dashboard:: \
-  --skip operate:: --skip clients:: --skip deploy:: --skip scale:: \
+  --skip operate:: --skip clients:: --skip deploy:: --skip scale:: --skip isolation::ownership \
   --skip reliability::watch_of_every_plan --skip controls::high --skip controls::pausing \
   --skip controls::not_before --skip controls::new_states --skip controls::webhooks

@@ -90,9 +90,9 @@ impl Engine {
 
     /// Holds a warm process's box still (see `sandbox::freeze`) while the returned value lives;
     /// `None` when no process outlives its task (cold: the box ended with the CLI).
-    pub(crate) fn freeze(&self) -> Option<crate::sandbox::freeze::Frozen> {
+    pub(crate) async fn freeze(&self) -> Option<crate::sandbox::freeze::Frozen> {
         match self {
-            Self::Warm(Some(w)) => w.freeze(),
+            Self::Warm(Some(w)) => w.freeze().await,
             _ => None,
         }
     }

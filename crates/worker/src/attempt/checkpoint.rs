@@ -23,7 +23,7 @@ impl Hold<'_> {
     ) -> Result<Checkpoint, Failed> {
         let git = &self.pool.git;
         // Nothing in a warm box may change the workspace while git reads it.
-        let frozen = self.engine.freeze();
+        let frozen = self.engine.freeze().await;
         let committed = git.commit(co, info).await;
         drop(frozen);
         let checkpoint = match committed? {

@@ -160,8 +160,12 @@ impl WarmSession {
 
     /// Holds every process of this CLI's box (or, unboxed, of its process tree) still until
     /// the returned value is dropped: the CLI itself, and whatever its tools left running.
-    pub(crate) fn freeze(&self) -> Option<crate::sandbox::freeze::Frozen> {
-        self.child.id().map(crate::sandbox::freeze::freeze)
+    pub(crate) async fn freeze(&self) -> Option<crate::sandbox::freeze::Frozen> {
+        let root = self.child.id()?;
+        // It waits (briefly) for each stop to land: not on the runtime's threads.
+        tokio::task::spawn_blocking(move || crate::sandbox::freeze::freeze(root))
+            .await
+            .ok()
     }
 
     /// Stops the process at once (a failed or interrupted turn): its process group gets

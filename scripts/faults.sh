@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$BATON_ROOT"
 ensure_redis
 ensure_git
+ensure_bwrap
 ensure_claude
 cargo build --workspace --bins --quiet
 exec "$BATON_ROOT/target/debug/fault-suite" "$@"

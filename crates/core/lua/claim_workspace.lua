@@ -34,6 +34,13 @@ local inside = redis.call('ZRANGEBYLEX', KEYS[2], '[' .. ws .. '/', '(' .. ws ..
 if #inside > 0 then
   return {'err', redis.call('HGET', KEYS[1], inside[1]) or '', inside[1]}
 end
+-- Another path with the same transcript folder.
+local folder = '~' .. string.gsub(ws, '[^%w]', '-')
+local sharer = redis.call('HGET', KEYS[1], folder)
+if sharer and sharer ~= plan then
+  return {'err', sharer, redis.call('HGET', KEYS[3], sharer) or folder}
+end
+redis.call('HSET', KEYS[1], folder, plan)
 redis.call('HSET', KEYS[1], ws, plan)
 redis.call('ZADD', KEYS[2], 0, ws)
 redis.call('HSET', KEYS[3], plan, ws)

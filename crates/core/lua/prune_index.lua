@@ -17,6 +17,11 @@ for i = 1, #ARGV, 2 do
         redis.call('HDEL', KEYS[3], ws)
         redis.call('ZREM', KEYS[4], ws)
       end
+      -- The claim on the CLI's folder name for it (see claim_workspace.lua).
+      local folder = '~' .. string.gsub(ws, '[^%w]', '-')
+      if redis.call('HGET', KEYS[3], folder) == plan then
+        redis.call('HDEL', KEYS[3], folder)
+      end
       redis.call('HDEL', KEYS[5], plan)
     end
   end

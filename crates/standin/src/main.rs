@@ -279,15 +279,7 @@ fn record_reads(shared: &mut Shared, req: &Value) {
         if !shared.read_ids.insert(id.to_owned()) {
             continue;
         }
-        let content = match b.get("content") {
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Array(parts)) => parts
-                .iter()
-                .filter_map(|p| p.get("text").and_then(Value::as_str))
-                .collect::<Vec<_>>()
-                .join("\n"),
-            _ => String::new(),
-        };
+        let content = prompt::result_text(b);
         let found = !b.get("is_error").and_then(Value::as_bool).unwrap_or(false);
         shared
             .reads

@@ -24,7 +24,7 @@ pub(crate) struct Turn {
 }
 
 /// A tool result's text: a string, or its text blocks joined.
-fn result_text(block: &Value) -> String {
+pub(crate) fn result_text(block: &Value) -> String {
     match block.get("content") {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Array(parts)) => parts

@@ -281,17 +281,47 @@ impl Config {
         ] {
             if dir.starts_with(&root) {
                 return Err(format!(
-                    "{flag} ({}) is inside --workspace-root ({}): what plans write there could                      change the worker's own files; keep them apart",
+                    "{flag} ({}) is inside --workspace-root ({}): what plans write there could \
+                     change the worker's own files; keep them apart",
                     dir.display(),
                     root.display()
                 ));
             }
             if root.starts_with(&dir) {
                 return Err(format!(
-                    "--workspace-root ({}) is inside {flag} ({}): what plans write there could                      change the worker's own files; keep them apart",
+                    "--workspace-root ({}) is inside {flag} ({}): what plans write there could \
+                     change the worker's own files; keep them apart",
                     root.display(),
                     dir.display()
                 ));
+            }
+        }
+        // A folder shared into every box may not hold the workspace root, the state dir or the
+        // config dir (every plan's workspace, git dirs, transcripts), nor lie inside them.
+        let own = [
+            ("--workspace-root", root.clone()),
+            ("--state-dir", resolve_path(&self.state_dir)),
+            (
+                "--claude-config-dir",
+                resolve_path(&self.resolved_claude_config_dir()),
+            ),
+        ];
+        for (flag, shared) in self
+            .sandbox_read
+            .iter()
+            .map(|p| ("--sandbox-read", p))
+            .chain(self.sandbox_write.iter().map(|p| ("--sandbox-write", p)))
+        {
+            let shared = resolve_path(shared);
+            for (name, dir) in &own {
+                if dir.starts_with(&shared) || shared.starts_with(dir) {
+                    return Err(format!(
+                        "{flag} ({}) and {name} ({}) overlap: every plan's box would see the \
+                         worker's own files",
+                        shared.display(),
+                        dir.display()
+                    ));
+                }
             }
         }
         if !self.webhook_allow.is_empty() && self.webhook_secret.is_none() {

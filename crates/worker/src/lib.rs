@@ -100,6 +100,8 @@ pub enum StartError {
     },
     #[error("the claude CLI is version {found}; baton was tested with {oldest} and newer: install a newer CLI (the README says how)")]
     CliTooOld { found: String, oldest: String },
+    #[error("the worker has no model credential: set ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN); its model gateway puts it in place of each hold's token, and the CLI never sees it (a Claude Code login kept in a config dir is not used)")]
+    NoCredential,
     #[error(transparent)]
     Sandbox(#[from] sandbox::SandboxError),
     #[error(transparent)]
@@ -168,8 +170,11 @@ pub async fn run(config: Config, host: &str, shutdown: Shutdown) -> Result<(), S
                 oldest: oldest.to_string(),
             })?;
     }
-    let gateway =
-        gateway::Gateway::start(gateway::Upstream::from_env(), &config.sandbox_allow_host).await?;
+    let upstream = gateway::Upstream::from_env();
+    if config.executor == Executor::Claude && !upstream.has_credential() {
+        return Err(StartError::NoCredential);
+    }
+    let gateway = gateway::Gateway::start(upstream, &config.sandbox_allow_host).await?;
     let sandbox = if config.executor == Executor::Claude {
         sandbox::Sandbox::probe(
             config.sandbox,

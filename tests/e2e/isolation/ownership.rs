@@ -33,6 +33,17 @@ async fn a_workspace_belongs_to_one_live_plan_until_it_expires() -> anyhow::Resu
         ("same", Some("shared/app"), "is the workspace of plan owner"),
         ("inside", Some("shared/app/sub"), "is inside \"shared/app\""),
         ("parent", Some("shared"), "contains \"shared/app\""),
+        // The CLI names both transcript folders `<root>-shared-app`.
+        (
+            "punctuated",
+            Some("shared_app"),
+            "share the CLI's transcript folder",
+        ),
+        (
+            "dotted",
+            Some("shared.app"),
+            "share the CLI's transcript folder",
+        ),
     ] {
         let mut d = doc(plan).prompts(&["Never runs."]);
         if let Some(ws) = ws {

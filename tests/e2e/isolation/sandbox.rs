@@ -78,6 +78,13 @@ async fn a_plan_with_bash_reads_no_secret_and_reaches_nothing_outside_its_worksp
     pool.add_worker(&m)?;
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let open_port = listener.local_addr()?.port();
+    let answering = listener.try_clone()?;
+    std::thread::spawn(move || {
+        use std::io::Write;
+        for mut s in answering.incoming().flatten().take(4) {
+            let _ = s.write_all(b"HTTP/1.0 200 OK\r\ncontent-length: 5\r\n\r\nHELLO");
+        }
+    });
     let outside = pool.dir.path().join("written-from-the-box");
     let standin_port = pool
         .standin
@@ -104,7 +111,7 @@ async fn a_plan_with_bash_reads_no_secret_and_reaches_nothing_outside_its_worksp
             "timeout 3 bash -c 'echo hi > /dev/tcp/127.0.0.1/{standin_port}' 2>&1 && echo REACHED-ENDPOINT || echo NO-ENDPOINT"
         ),
         format!(
-            "curl -sS -m 3 http://127.0.0.1:{open_port}/ 2>&1; curl -sS -m 3 -p -x http://127.0.0.1:41001 http://127.0.0.1:{open_port}/ 2>&1 || echo NO-PROXY-WAY"
+            "curl -sS -m 3 --noproxy '*' http://127.0.0.1:{open_port}/ 2>&1; curl -sS -m 3 -p -x http://127.0.0.1:41001 http://127.0.0.1:{open_port}/ 2>&1 || echo NO-PROXY-WAY"
         ),
         "echo inside > made-inside.txt && echo WROTE-INSIDE".to_owned(),
     ]);
@@ -151,9 +158,11 @@ async fn a_plan_with_bash_reads_no_secret_and_reaches_nothing_outside_its_worksp
     assert!(!outside.exists(), "the box wrote outside its workspace");
     assert!(result.contains("NO-REDIS"), "{result}");
     assert!(result.contains("NO-ENDPOINT"), "{result}");
+    let curl = &outs[6 + planted.files.len()];
     assert!(
-        result.contains("NO-PROXY-WAY") || result.contains("403"),
-        "{result}"
+        !curl.contains("HELLO")
+            && (curl.contains("NO-PROXY-WAY") || curl.contains("CONNECT tunnel failed")),
+        "the open loopback port was reached: {curl}"
     );
     assert!(result.contains("WROTE-INSIDE"), "{result}");
     let inside = pool
@@ -205,13 +214,12 @@ async fn read_and_write_grants_stay_in_the_workspace() -> anyhow::Result<()> {
         .options(json!({"allowed_tools": ["Read", "Write", "Edit"]}))
         .prompts(&[&prompt]);
     pool.submit(&d.json()).await?;
-    pool.wait_state(
-        "hostile-files",
-        &["completed", "failed"],
-        Duration::from_secs(120),
-    )
-    .await?;
+    pool.wait_state("hostile-files", &["completed"], Duration::from_secs(120))
+        .await?;
     assert!(!outside.exists(), "Write reached the worker's disk");
+    let reads = pool.standin.reads()?;
+    assert_eq!(reads.len(), 2, "both reads were tried: {reads:?}");
+    assert!(reads.iter().all(|(_, found, _)| !found), "{reads:?}");
     assert_eq!(
         std::fs::read_to_string(other)?,
         planted.values[planted.env.len() + 3],
@@ -450,7 +458,7 @@ async fn links_planted_in_the_transcript_folder_carry_nothing_out() -> anyhow::R
     let secret = &planted.files[1]; // in the worker's state dir
     let session = "$CLAUDE_CONFIG_DIR/projects/*/$CLAUDE_CODE_SESSION_ID";
     let plant_links = format!(
-        "Bash: d=$(echo {session}) && mkdir -p $d/tool-results && ln -sf {s} $d/tool-results/leak.txt && ln -sfn {dir} $d/dir-leak && echo LINKED\n",
+        "Bash: d=$(ls -d $CLAUDE_CONFIG_DIR/projects/*/ | head -1)$CLAUDE_CODE_SESSION_ID && mkdir -p $d/tool-results && ln -sf {s} $d/tool-results/leak.txt && ln -sfn {dir} $d/dir-leak && echo LINKED\n",
         s = secret.display(),
         dir = secret.parent().expect("a folder").display(),
     );
@@ -465,6 +473,20 @@ async fn links_planted_in_the_transcript_folder_carry_nothing_out() -> anyhow::R
     pool.submit(&d.json()).await?;
     pool.wait_state("hostile-links", &["completed"], Duration::from_secs(120))
         .await?;
+    // The links really are in the session's folder on machine a (the folder that is packed).
+    let session = pool.results("hostile-links").await?[0]
+        .session_id
+        .to_string();
+    let projects = m.config_dir.join("projects");
+    let linked = std::fs::read_dir(&projects)?
+        .flatten()
+        .map(|d| d.path().join(&session).join("tool-results/leak.txt"))
+        .any(|p| std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink()));
+    assert!(
+        linked,
+        "no link in {session}'s folder under {}",
+        projects.display()
+    );
     pool.workers[0].stop(Duration::from_secs(30));
     pool.add_worker(&pool.machine("b", 1))?;
     let follow_up = doc("hostile-links")

@@ -67,8 +67,10 @@ impl WorkspaceClaim {
             format!("\"{wanted}\" is the workspace of plan {by}, which still exists; a workspace belongs to one plan until that plan expires")
         } else if wanted.starts_with(&format!("{path}/")) {
             format!("\"{wanted}\" is inside \"{path}\", the workspace of plan {by}, which still exists; plans' workspaces may not nest")
-        } else {
+        } else if path.starts_with(&format!("{wanted}/")) {
             format!("\"{wanted}\" contains \"{path}\", the workspace of plan {by}, which still exists; plans' workspaces may not nest")
+        } else {
+            format!("\"{wanted}\" and \"{path}\", the workspace of plan {by}, which still exists, share the CLI's transcript folder (it makes every character that is not a letter or digit '-'): choose a name that differs in a letter or digit")
         })
     }
 }

@@ -334,12 +334,16 @@ impl Hold<'_> {
             return Err(Failed::Interrupted(Interruption::LeaseLost));
         }
         let used = meter.so_far().since(used_before);
-        if meter.stopped() {
+        // A stop (cancel, pause --now, shutdown) says why the run ended, whatever the gateway did.
+        if meter.stopped() && !stop.is_cancelled() {
             // Whatever the CLI made of the refusal, the turn will not be committed.
             self.engine.discard().await;
             let why = format!(
-                "it refused the task's request {} at the plan's budget",
-                used.requests + 1
+                "it refused the task's request {}: {}",
+                used.requests + 1,
+                meter
+                    .refusal()
+                    .unwrap_or_else(|| "the plan's budget was spent".into())
             );
             return Err(AttemptError::Claude(ClaudeError::GatewayBudget(why)).into());
         }

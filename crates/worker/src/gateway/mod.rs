@@ -80,6 +80,11 @@ impl Upstream {
         )
     }
 
+    /// True when it has a credential to put in place of the holds' tokens.
+    pub fn has_credential(&self) -> bool {
+        !matches!(self.credential, Credential::None)
+    }
+
     /// `base_url` with an API key (benchmarks and tests).
     pub fn with_api_key(base_url: &str, key: &str) -> Self {
         Self::new(base_url.to_owned(), Credential::ApiKey(key.to_owned()))
@@ -500,9 +505,10 @@ async fn forward(req: Request<Incoming>, shared: &Shared, usage: Arc<Usage>) -> 
 fn inward(ip: std::net::IpAddr) -> bool {
     match ip {
         std::net::IpAddr::V4(v) => v.is_loopback() || v.is_link_local() || v.is_unspecified(),
-        std::net::IpAddr::V6(v) => {
-            v.is_loopback() || v.is_unspecified() || (v.segments()[0] & 0xffc0) == 0xfe80
-        }
+        std::net::IpAddr::V6(v) => match v.to_ipv4_mapped() {
+            Some(v4) => inward(std::net::IpAddr::V4(v4)),
+            None => v.is_loopback() || v.is_unspecified() || (v.segments()[0] & 0xffc0) == 0xfe80,
+        },
     }
 }
 

@@ -27,6 +27,8 @@ pub(crate) struct Usage {
     points: AtomicU64,
     budget: Mutex<Budget>,
     stopped: AtomicBool,
+    /// Why the last request was refused for the budget (what was spent, what was left).
+    refusal: Mutex<Option<String>>,
 }
 
 /// What the gateway knows of the plan's budget.
@@ -67,6 +69,9 @@ impl Usage {
     /// An attempt starts with `left_usd` of the plan's budget left (`None`: no budget).
     pub(crate) fn attempt_starts(&self, left_usd: Option<f64>) {
         self.stopped.store(false, Ordering::Relaxed);
+        if let Ok(mut r) = self.refusal.lock() {
+            *r = None;
+        }
         let points = self.points.load(Ordering::Relaxed);
         if let Ok(mut b) = self.budget.lock() {
             b.left_usd = left_usd;
@@ -102,9 +107,18 @@ impl Usage {
             return None;
         }
         self.stopped.store(true, Ordering::Relaxed);
-        Some(format!(
+        let why = format!(
             "about ${spent:.4} spent in this task, ${left:.4} was left of the plan's budget"
-        ))
+        );
+        if let Ok(mut r) = self.refusal.lock() {
+            *r = Some(why.clone());
+        }
+        Some(why)
+    }
+
+    /// Why the gateway refused the running attempt's request, if it did.
+    pub(crate) fn refusal(&self) -> Option<String> {
+        self.refusal.lock().ok()?.clone()
     }
 
     /// True when the gateway refused a request of the running attempt for its budget.

@@ -186,10 +186,18 @@ impl Git {
         info: &CommitInfo<'_>,
     ) -> Result<Committed, GitError> {
         let dirs = (Some(co.git_dir.as_path()), Some(co.work_tree.as_path()));
-        let removed = remove_nested_repositories(&co.work_tree).map_err(|e| GitError::Failed {
-            what: "removing nested repositories".into(),
-            detail: e.to_string(),
-        })?;
+        let tree = co.work_tree.clone();
+        // A walk of the whole work tree: not on the runtime's threads.
+        let removed = tokio::task::spawn_blocking(move || remove_nested_repositories(&tree))
+            .await
+            .map_err(|e| GitError::Failed {
+                what: "removing nested repositories".into(),
+                detail: e.to_string(),
+            })?
+            .map_err(|e| GitError::Failed {
+                what: "removing nested repositories".into(),
+                detail: e.to_string(),
+            })?;
         if removed > 0 {
             tracing::warn!(plan = %info.plan, removed, "removed the .git of repositories the task made inside its workspace; their files are committed as plain files");
         }
@@ -418,11 +426,17 @@ fn remove_nested_repositories(work_tree: &Path) -> std::io::Result<usize> {
     let mut removed = 0;
     let mut pending = vec![work_tree.to_owned()];
     while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir)? {
-            let entry = entry?;
+        // A folder git could not read either is left alone (git add warns about it).
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let Ok(entry) = entry else { continue };
             let path = entry.path();
             // `file_type` does not follow links: a link is neither walked nor removed here.
-            let kind = entry.file_type()?;
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
             if entry.file_name() == ".git" {
                 if dir == work_tree {
                     continue;

@@ -19,7 +19,9 @@ pub(crate) struct Frozen(Vec<i32>);
 /// Stops every descendant of `root` (the box's bubblewrap process, which itself keeps running:
 /// it only waits).
 pub(crate) fn freeze(root: u32) -> Frozen {
-    let mut stopped: Vec<i32> = Vec::new();
+    // Held from the first stop on: whatever happens after it (a panic included), dropping it
+    // lets every stopped process go on.
+    let mut stopped = Frozen(Vec::new());
     let mut seen: BTreeSet<i32> = BTreeSet::new();
     for _ in 0..ROUNDS {
         let found: Vec<i32> = descendants(root)
@@ -32,7 +34,7 @@ pub(crate) fn freeze(root: u32) -> Frozen {
         for pid in &found {
             signal(*pid, libc::SIGSTOP);
             seen.insert(*pid);
-            stopped.push(*pid);
+            stopped.0.push(*pid);
         }
         // A stop is delivered soon, not at once: wait (briefly) until each one has taken it,
         // so that the next round finds every child they could still have made.
@@ -41,7 +43,7 @@ pub(crate) fn freeze(root: u32) -> Frozen {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
     }
-    Frozen(stopped)
+    stopped
 }
 
 /// How long a round waits for its processes to have stopped.
@@ -94,8 +96,8 @@ fn descendants(root: u32) -> Vec<i32> {
 )]
 fn signal(pid: i32, sig: i32) {
     // SAFETY: kill(2) touches no memory of ours. The pids are descendants of a child this
-    // worker has not reaped, read just now; one that exited meanwhile is simply not signalled
-    // (pids are not reused while the box's pid namespace holds them).
+    // worker has not reaped, read just now; one that exited meanwhile gets a signal that goes
+    // nowhere, or (if its pid was reused within these milliseconds) a stop and a continue.
     unsafe {
         libc::kill(pid, sig);
     }

@@ -36,8 +36,11 @@ use std::path::{Path, PathBuf};
 
 /// The first argument that makes `baton-worker` the in-box relay instead of a worker.
 pub const RELAY_ARG: &str = "__baton-box-relay";
-/// The first argument that makes `baton-worker` exit 0 at once: the start-up probe's program.
+/// The first argument that makes `baton-worker` exit 0 at once (kept for checking a box by
+/// hand: `bwrap ... baton-worker __baton-box-probe`).
 pub const PROBE_ARG: &str = "__baton-box-probe";
+/// How long the start-up probe may take.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// The port the relay listens on inside the box (the box has a loopback of its own).
 pub(crate) const BOX_PORT: u16 = 41_001;
 /// Where the gateway's socket appears inside the box.
@@ -194,25 +197,39 @@ impl Sandbox {
             read: folders,
             write: writable,
         };
-        let probe_dir = std::env::temp_dir().join(format!("baton-probe-{}", std::process::id()));
+        let probe_dir =
+            std::env::temp_dir().join(format!("baton-probe-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&probe_dir).map_err(path_err(&probe_dir))?;
-        let args = [OsString::from(PROBE_ARG)];
-        let relay = sandbox.relay.clone();
+        // The CLI itself, relayed, as every run will be: a CLI the box cannot see or start
+        // (a node script whose node is outside the box, say) is refused here, not at each task.
+        let args = [OsString::from("--version")];
+        let cli = sandbox.cli.clone();
+        let env = [
+            ("PATH".to_owned(), BOX_PATH.to_owned()),
+            ("HOME".to_owned(), BOX_HOME.to_owned()),
+        ];
         let run = BoxedRun {
             cwd: &probe_dir,
             config_dir: &probe_dir,
             project_dir: &probe_dir,
-            program: &relay,
+            program: &cli,
             args: &args,
-            env: &[],
+            env: &env,
         };
-        let mut cmd = tokio::process::Command::new(&sandbox.bwrap);
-        cmd.args(sandbox.bwrap_args(&run, false))
-            .env_clear()
-            .stdin(std::process::Stdio::null())
+        let mut cmd = sandbox.command(&run);
+        cmd.stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped());
-        let out = cmd.output().await;
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        let out = match tokio::time::timeout(PROBE_TIMEOUT, cmd.output()).await {
+            Ok(out) => out,
+            Err(_) => {
+                let _ = std::fs::remove_dir_all(&probe_dir);
+                return Err(SandboxError::CannotStart {
+                    said: format!("no answer within {PROBE_TIMEOUT:?}"),
+                });
+            }
+        };
         let _ = std::fs::remove_dir_all(&probe_dir);
         let out = out.map_err(|source| SandboxError::Missing {
             bwrap: bwrap.display().to_string(),
@@ -234,14 +251,14 @@ impl Sandbox {
     /// The command that runs `run` in a box: bubblewrap, then the relay, then the program.
     pub(crate) fn command(&self, run: &BoxedRun<'_>) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(&self.bwrap);
-        cmd.args(self.bwrap_args(run, true));
+        cmd.args(self.bwrap_args(run));
         // bubblewrap itself gets nothing of the worker's environment either.
         cmd.env_clear();
         cmd
     }
 
-    /// bubblewrap's arguments for `run`; `relayed`: the relay starts first and runs the program.
-    fn bwrap_args(&self, run: &BoxedRun<'_>, relayed: bool) -> Vec<OsString> {
+    /// bubblewrap's arguments for `run`: the relay starts first and runs the program.
+    fn bwrap_args(&self, run: &BoxedRun<'_>) -> Vec<OsString> {
         let mut a: Vec<OsString> = Vec::with_capacity(96);
         let mut push = |parts: &[&dyn AsRef<std::ffi::OsStr>]| {
             a.extend(parts.iter().map(|p| p.as_ref().to_owned()));
@@ -274,9 +291,6 @@ impl Sandbox {
         push(&[
             &"--proc", &"/proc", &"--dev", &"/dev", &"--tmpfs", &"/tmp", &"--dir", &BOX_HOME,
         ]);
-        for r in &self.read {
-            push(&[&"--ro-bind", r, r]);
-        }
         push(&[&"--ro-bind", &self.relay, &self.relay]);
         // The config dir is empty and private; only this session's project folder is shared.
         push(&[
@@ -286,29 +300,28 @@ impl Sandbox {
             &run.project_dir,
             &run.project_dir,
         ]);
+        // After the config dir's tmpfs: a CLI installed under the config dir stays visible.
+        for r in &self.read {
+            push(&[&"--ro-bind", r, r]);
+        }
         for w in &self.write {
             push(&[&"--bind", w, w]);
         }
         push(&[&"--bind", &run.cwd, &run.cwd, &"--chdir", &run.cwd]);
-        if relayed {
-            push(&[&"--ro-bind", &self.socket, &BOX_SOCKET]);
-        }
+        push(&[&"--ro-bind", &self.socket, &BOX_SOCKET]);
         push(&[&"--clearenv"]);
         for (k, v) in run.env {
             push(&[&"--setenv", k, v]);
         }
-        push(&[&"--"]);
-        if relayed {
-            push(&[
-                &self.relay,
-                &RELAY_ARG,
-                &BOX_PORT.to_string(),
-                &BOX_SOCKET,
-                &run.program,
-            ]);
-        } else {
-            push(&[&run.program]);
-        }
+        // The relay first: it runs the program.
+        push(&[
+            &"--",
+            &self.relay,
+            &RELAY_ARG,
+            &BOX_PORT.to_string(),
+            &BOX_SOCKET,
+            &run.program,
+        ]);
         for arg in run.args {
             push(&[arg]);
         }
@@ -377,7 +390,7 @@ mod tests {
             env: &env,
         };
         let a: Vec<String> = sandbox()
-            .bwrap_args(&run, true)
+            .bwrap_args(&run)
             .into_iter()
             .map(|s| s.into_string().unwrap())
             .collect();

@@ -603,3 +603,59 @@ async fn allowed_hosts_are_reached_through_the_proxy_and_nothing_else() -> anyho
     assert!(!outs[1].contains("HELLO-FROM-ALLOWED"), "{result}");
     Ok(())
 }
+
+/// A pool whose workers differ: a plan granting Bash, accepted by a boxed worker, is refused by
+/// an unsandboxed one when that one claims it (the plan fails naming the grant), never run
+/// there.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_refuses_grants_it_does_not_allow_even_when_another_accepted_them(
+) -> anyhow::Result<()> {
+    let mut pool = Pool::start()?;
+    let out = baton(&pool.redis, &["pause", "--all", "--reason", "test"], None)?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    pool.add_worker(&pool.machine("boxed", 1))?;
+    let marker = pool.dir.path().join("ran-unboxed");
+    let d = doc("mixed-pool")
+        .options(json!({"allowed_tools": ["Bash"]}))
+        .prompts(&[&format!("Bash: touch {}\n", marker.display())]);
+    pool.submit(&d.json()).await?;
+    pool.wait_state("mixed-pool", &["queued"], Duration::from_secs(30))
+        .await?;
+    pool.workers[0].stop(Duration::from_secs(30));
+    let mut unboxed = pool.machine("unboxed", 1);
+    unboxed.extra.extend(["--sandbox".into(), "off".into()]);
+    pool.add_worker(&unboxed)?;
+    let out = baton(&pool.redis, &["resume", "--all"], None)?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    pool.wait_state("mixed-pool", &["failed"], Duration::from_secs(60))
+        .await?;
+    assert!(
+        !marker.exists(),
+        "the Bash grant ran on the unsandboxed worker"
+    );
+    let failed = pool
+        .events("mixed-pool")
+        .await?
+        .into_iter()
+        .find(|e| e.kind == baton_core::EventKind::TaskFailed)
+        .expect("task_failed");
+    let reason = failed
+        .fields
+        .get("reason")
+        .and_then(|r| r.as_str())
+        .unwrap_or("");
+    assert!(
+        reason.contains("options.allowed_tools[0]") && reason.contains("sandbox"),
+        "{:?}",
+        failed.fields
+    );
+    Ok(())
+}

@@ -77,6 +77,10 @@ pub(crate) enum AttemptError {
     /// The task's structured answer is missing or does not match its `json_schema`.
     #[error("{0}")]
     Structured(String),
+    /// This worker does not allow what the plan grants (it was accepted by a worker that does:
+    /// a pool whose workers differ in `--sandbox` or `--allow-mcp-command`).
+    #[error("this worker refuses the plan's {field}: {problem}")]
+    NotAllowedHere { field: String, problem: String },
 }
 
 impl AttemptError {
@@ -85,6 +89,7 @@ impl AttemptError {
             Self::Claude(e) => e.decision(),
             Self::Git(e) => e.decision(),
             Self::Structured(_) => Decision::AnswerAgain,
+            Self::NotAllowedHere { .. } => Decision::Fail,
         }
     }
 }
@@ -254,6 +259,15 @@ impl Hold<'_> {
         let cfg = &self.pool.cfg;
         let task = &head.task;
         let stop = self.lease.stop();
+        // Every worker checks the grants against its own settings before it runs them: the
+        // worker that accepted the plan may allow more than this one.
+        if let Err(e) = crate::grants::Allowed::new(cfg).check(options) {
+            return Err(AttemptError::NotAllowedHere {
+                field: e.field,
+                problem: e.problem,
+            }
+            .into());
+        }
         // Files rewind with the conversation: every attempt starts from the checkpoint's files.
         let checkout_started = Instant::now();
         let tree_at = self.tree_at.take();

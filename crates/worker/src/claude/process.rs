@@ -231,9 +231,21 @@ fn signal_group(child: &Child, signal: i32) {
     }
 }
 
-/// Stops the child: SIGTERM to its group, a short grace, then SIGKILL.
+/// Stops the child: SIGTERM to its group, a short grace, then SIGKILL. A box's processes are in a
+/// session of their own: they get the SIGTERM directly (bubblewrap itself would die of it at once
+/// and take them down with SIGKILL, no grace).
 pub(super) async fn terminate(child: &mut Child) {
-    signal_group(child, libc::SIGTERM);
+    let boxed = child.id().is_some_and(|pid| {
+        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "bwrap")
+    });
+    if boxed {
+        // Not bubblewrap itself: it waits for the box and ends when the box has.
+        if let Some(pid) = child.id() {
+            crate::sandbox::freeze::signal_tree(pid, libc::SIGTERM);
+        }
+    } else {
+        signal_group(child, libc::SIGTERM);
+    }
     if tokio::time::timeout(TERMINATE_GRACE, child.wait())
         .await
         .is_err()

@@ -65,6 +65,14 @@ impl Drop for Frozen {
     }
 }
 
+/// Sends `sig` to every descendant of `root`: how a box's CLI (in a session of its own, out of
+/// reach of a signal to the worker's child's process group) gets its SIGTERM and its grace.
+pub(crate) fn signal_tree(root: u32, sig: i32) {
+    for pid in descendants(root) {
+        signal(pid, sig);
+    }
+}
+
 /// Every descendant of `root`, parents before children.
 fn descendants(root: u32) -> Vec<i32> {
     let mut out = Vec::new();

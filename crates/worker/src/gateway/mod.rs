@@ -15,7 +15,15 @@
 //! gateway is also the boxes' HTTP CONNECT proxy, to the hosts of `--sandbox-allow-host` only.
 //!
 //! Public for the benchmark, which measures what it adds to a request.
+//!
+//! # Layout
+//! - this module: the gateway, its doors, grants and the worker's upstream.
+//! - `forward`: a model request passed on (paths, headers, credential, budget, usage).
+//! - `proxy`: the boxes' CONNECT tunnels.
+//! - `usage`: what each grant used, and the budget it is held to.
 
+mod forward;
+mod proxy;
 mod usage;
 
 use std::collections::HashMap;
@@ -24,10 +32,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use futures_util::TryStreamExt;
-use http_body_util::{combinators::BoxBody, BodyExt, Full, Limited, StreamBody};
-use hyper::body::{Frame, Incoming};
-use hyper::header::{HeaderName, HeaderValue};
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::HeaderValue;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -353,7 +360,7 @@ async fn handle(
 ) -> Result<Response<Body>, Infallible> {
     if req.method() == Method::CONNECT {
         return Ok(match door {
-            Door::Boxed => connect(req, &shared),
+            Door::Boxed => proxy::connect(req, &shared),
             Door::Loopback => api_error(
                 StatusCode::FORBIDDEN,
                 "permission_error",
@@ -376,7 +383,7 @@ async fn handle(
             "no valid hold token (a token is good while its hold lasts)",
         ));
     };
-    Ok(forward(req, &shared, usage).await)
+    Ok(forward::forward(req, &shared, usage).await)
 }
 
 /// The token a request presents: `x-api-key`, or `Authorization: Bearer`.
@@ -388,221 +395,4 @@ fn presented_token(req: &Request<Incoming>) -> Option<&str> {
     h.get(hyper::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-}
-
-/// The requests a hold's token is good for: the model, and counting tokens for it. Not the
-/// rest of the API the operator's key reaches (files, batches, admin), and no path that names
-/// another one (`..`, `//`, encoded forms): the path must be one of these exactly.
-fn allowed_request(method: &Method, path: &str) -> bool {
-    method == Method::POST && matches!(path, "/v1/messages" | "/v1/messages/count_tokens")
-}
-
-/// Request headers passed on to the endpoint: what the API reads, nothing a client could use
-/// to steer a proxy or the endpoint's routing (`x-forwarded-*`, `host`), and no encoding the
-/// gateway could not read to count usage.
-fn forwarded_request_header(name: &HeaderName) -> bool {
-    let n = name.as_str();
-    matches!(n, "content-type" | "accept" | "user-agent" | "x-app")
-        || n.starts_with("anthropic-")
-        || n.starts_with("x-stainless-")
-        || n.starts_with("x-claude-")
-}
-
-/// Answer headers that belong to one hop and are not passed back.
-fn dropped_header(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "content-length"
-            | "connection"
-            | "keep-alive"
-            | "proxy-connection"
-            | "te"
-            | "trailer"
-            | "transfer-encoding"
-            | "upgrade"
-    )
-}
-
-async fn forward(req: Request<Incoming>, shared: &Shared, usage: Arc<Usage>) -> Response<Body> {
-    let (parts, body) = req.into_parts();
-    if !allowed_request(&parts.method, parts.uri.path()) {
-        debug!(method = %parts.method, path = parts.uri.path(), "model gateway: request refused");
-        return api_error(
-            StatusCode::NOT_FOUND,
-            "not_found_error",
-            "a hold's token is good for POST /v1/messages and /v1/messages/count_tokens only",
-        );
-    }
-    let body = match Limited::new(body, MAX_REQUEST).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => {
-            return api_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "request_too_large",
-                "request body unreadable or over 64 MiB",
-            )
-        }
-    };
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut rb = shared
-        .client
-        .request(parts.method, format!("{}{path}", shared.upstream));
-    for (name, value) in &parts.headers {
-        if forwarded_request_header(name) {
-            rb = rb.header(name, value);
-        }
-    }
-    rb = match &shared.credential {
-        Credential::ApiKey(k) => rb.header("x-api-key", k),
-        Credential::Bearer(t) => rb.bearer_auth(t),
-        Credential::None => rb,
-    };
-    if let Some(why) = usage.over_budget() {
-        debug!(why = %why, "model gateway: a request refused for the plan's budget");
-        return api_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            &format!("{BUDGET_REFUSAL}: {why}"),
-        );
-    }
-    usage.request();
-    let resp = match rb.body(body).send().await {
-        Ok(r) => r,
-        Err(e) => {
-            warn!(error = %e, "model gateway: the endpoint is unreachable");
-            return api_error(
-                StatusCode::BAD_GATEWAY,
-                "api_error",
-                "the model endpoint is unreachable",
-            );
-        }
-    };
-    let mut out = Response::builder().status(resp.status());
-    for (name, value) in resp.headers() {
-        if !dropped_header(name) {
-            out = out.header(name, value);
-        }
-    }
-    let mut counter = usage::StreamCounter::new(usage);
-    let stream = resp
-        .bytes_stream()
-        .map_err(std::io::Error::other)
-        .map_ok(move |chunk| {
-            counter.feed(&chunk);
-            Frame::data(chunk)
-        });
-    out.body(BodyExt::boxed(StreamBody::new(stream)))
-        .unwrap_or_else(|_| {
-            api_error(
-                StatusCode::BAD_GATEWAY,
-                "api_error",
-                "the endpoint's answer could not be passed on",
-            )
-        })
-}
-
-/// Loopback, link-local or unspecified: places a name on the allow list must not lead to.
-fn inward(ip: std::net::IpAddr) -> bool {
-    match ip {
-        std::net::IpAddr::V4(v) => v.is_loopback() || v.is_link_local() || v.is_unspecified(),
-        std::net::IpAddr::V6(v) => match v.to_ipv4_mapped() {
-            Some(v4) => inward(std::net::IpAddr::V4(v4)),
-            None => v.is_loopback() || v.is_unspecified() || (v.segments()[0] & 0xffc0) == 0xfe80,
-        },
-    }
-}
-
-/// A box's CONNECT: a tunnel to an allowed host, refused for any other.
-fn connect(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
-    let Some(authority) = req.uri().authority().cloned() else {
-        return api_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            "CONNECT needs host:port",
-        );
-    };
-    let host = authority.host().to_owned();
-    if !shared.allow.allows(&host) {
-        debug!(host = %host, "sandbox proxy: host refused");
-        return api_error(
-            StatusCode::FORBIDDEN,
-            "permission_error",
-            &format!("{host} is not on the worker's --sandbox-allow-host list"),
-        );
-    }
-    let port = authority.port_u16().unwrap_or(443);
-    tokio::spawn(async move {
-        let Ok(upgraded) = hyper::upgrade::on(req).await else {
-            return;
-        };
-        let target = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
-        // A name on the list that resolves to this machine or a link-local address (the
-        // worker's own services, a cloud's metadata address) is not followed there: only an
-        // address written on the list itself reaches such a place.
-        let literal = target.parse::<std::net::IpAddr>().is_ok();
-        let addrs: Vec<std::net::SocketAddr> =
-            match tokio::net::lookup_host((target.as_str(), port)).await {
-                Ok(a) => a.filter(|a| literal || !inward(a.ip())).collect(),
-                Err(_) => Vec::new(),
-            };
-        if addrs.is_empty() {
-            debug!(host = %host, "sandbox proxy: no address it may connect to");
-            return;
-        }
-        match tokio::net::TcpStream::connect(&addrs[..]).await {
-            Ok(mut remote) => {
-                let _ = remote.set_nodelay(true);
-                let mut local = TokioIo::new(upgraded);
-                let _ = tokio::io::copy_bidirectional(&mut local, &mut remote).await;
-            }
-            Err(e) => debug!(host = %host, error = %e, "sandbox proxy: connect failed"),
-        }
-    });
-    Response::new(full(Bytes::new()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_token_reaches_the_model_and_nothing_else_of_the_api() {
-        assert!(allowed_request(&Method::POST, "/v1/messages"));
-        assert!(allowed_request(&Method::POST, "/v1/messages/count_tokens"));
-        for (m, p) in [
-            (Method::GET, "/v1/messages"),
-            (Method::POST, "/v1/files"),
-            (Method::POST, "/v1/messages/batches"),
-            (Method::POST, "/v1/../admin"),
-            (Method::POST, "//evil.example/v1/messages"),
-            (Method::POST, "/v1/messages/../files"),
-            (Method::POST, "/v1/%6dessages"),
-        ] {
-            assert!(!allowed_request(&m, p), "{m} {p}");
-        }
-        for h in [
-            "anthropic-version",
-            "anthropic-beta",
-            "content-type",
-            "x-stainless-os",
-        ] {
-            assert!(forwarded_request_header(&HeaderName::from_static(h)), "{h}");
-        }
-        for h in [
-            "x-forwarded-host",
-            "host",
-            "accept-encoding",
-            "x-api-key",
-            "authorization",
-            "cookie",
-        ] {
-            assert!(
-                !forwarded_request_header(&HeaderName::from_static(h)),
-                "{h}"
-            );
-        }
-    }
 }

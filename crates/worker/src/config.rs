@@ -149,7 +149,7 @@ pub struct Config {
     /// each CLI, with everything it starts, in a bubblewrap sandbox that sees the plan's
     /// workspace and the model and nothing else; the worker refuses to start where the sandbox
     /// cannot, saying why. `off` runs plans with the worker's own access (logged as a warning,
-    /// shown in `baton_info` and the dashboard).
+    /// shown in the `baton_worker_info` metric and the dashboard).
     #[arg(long, env = "BATON_SANDBOX", default_value = "auto")]
     pub sandbox: crate::sandbox::SandboxMode,
     /// The bubblewrap executable the sandbox uses.

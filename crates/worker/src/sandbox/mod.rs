@@ -77,7 +77,7 @@ pub enum SandboxMode {
     /// bubblewrap, required: like `auto`, but names the backend.
     On,
     /// No box: plans run with the worker's own access to the disk and the network. Only when
-    /// asked for by name; logged as a warning and shown in `baton_info` and the dashboard.
+    /// asked for by name; logged as a warning and shown in the `baton_worker_info` metric and the dashboard.
     Off,
 }
 

@@ -162,24 +162,9 @@ async fn the_dashboard_shows_the_pool_live_and_acts_only_with_the_token() -> any
             .json(),
     )
     .await?;
-    let mut conn = pool.conn().await?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let letter = loop {
-        let dead: Vec<String> =
-            redis::AsyncCommands::lrange(&mut conn, pool.keys.dead(), 0, -1).await?;
-        let found = dead
-            .iter()
-            .filter_map(|d| serde_json::from_str::<baton_core::records::DeadLetter>(d).ok())
-            .find(|l| l.plan_id.as_ref().is_some_and(|p| p.as_str() == "linked"));
-        if let Some(l) = found {
-            break l;
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "the document was not dead-lettered"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let letter = pool
+        .wait_dead_letter("linked", Duration::from_secs(30))
+        .await?;
     std::fs::remove_file(&link)?;
     let row = format!("#dead-{}", letter.id);
     b.client.goto(&format!("{url}/dead")).await?;
@@ -192,7 +177,7 @@ async fn the_dashboard_shows_the_pool_live_and_acts_only_with_the_token() -> any
         || async { b.text().await.is_ok_and(|t| t.contains("Refused")) },
     )
     .await?;
-    let still: i64 = redis::AsyncCommands::llen(&mut conn, pool.keys.dead()).await?;
+    let still = pool.dead_letters().await?.len();
     assert_eq!(still, 1);
     // The right one requeues it; the plan then runs.
     b.client.goto(&format!("{url}/dead")).await?;

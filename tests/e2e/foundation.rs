@@ -276,13 +276,7 @@ async fn malformed_documents_are_dead_lettered_and_the_pool_keeps_serving() -> a
     pool.wait_state("good-after-bad", &["completed"], Duration::from_secs(120))
         .await?;
 
-    let mut conn = pool.conn().await?;
-    let dead: Vec<String> =
-        redis::AsyncCommands::lrange(&mut conn, pool.keys.dead(), 0, -1).await?;
-    let letters: Vec<baton_core::records::DeadLetter> = dead
-        .iter()
-        .map(|d| serde_json::from_str(d))
-        .collect::<Result<_, _>>()?;
+    let letters = pool.dead_letters().await?;
     assert_eq!(letters.len(), bad.len(), "{letters:#?}");
     for (name, (doc, field)) in &bad {
         let l = letters
@@ -406,13 +400,7 @@ async fn hostile_documents_are_dead_lettered_naming_the_field() -> anyhow::Resul
     pool.wait_state("good-grants", &["completed"], Duration::from_secs(120))
         .await?;
 
-    let mut conn = pool.conn().await?;
-    let dead: Vec<String> =
-        redis::AsyncCommands::lrange(&mut conn, pool.keys.dead(), 0, -1).await?;
-    let letters: Vec<baton_core::records::DeadLetter> = dead
-        .iter()
-        .map(|d| serde_json::from_str(d))
-        .collect::<Result<_, _>>()?;
+    let letters = pool.dead_letters().await?;
     assert_eq!(letters.len(), bad.len(), "{letters:#?}");
     for (name, _, kept, field) in &bad {
         let l = letters

@@ -415,13 +415,7 @@ async fn bad_repositories_are_refused_or_fail_with_their_reason() -> anyhow::Res
     pool.wait_state("gone", &["failed"], Duration::from_secs(60))
         .await?;
 
-    let mut conn = pool.conn().await?;
-    let dead: Vec<String> =
-        redis::AsyncCommands::lrange(&mut conn, pool.keys.dead(), 0, -1).await?;
-    let letters: Vec<baton_core::records::DeadLetter> = dead
-        .iter()
-        .map(|d| serde_json::from_str(d))
-        .collect::<Result<_, _>>()?;
+    let letters = pool.dead_letters().await?;
     for plan in ["u1", "u2", "u3", "u4"] {
         let l = letters
             .iter()

@@ -334,6 +334,17 @@ impl Pool {
 
     /// Waits for the dead letter of a document naming `plan` (the first found); fails with the
     /// workers' logs otherwise.
+    /// Every dead letter, newest first (a letter that does not parse is an error: the format
+    /// is baton's own).
+    pub async fn dead_letters(&self) -> Result<Vec<baton_core::records::DeadLetter>> {
+        let mut c = self.conn().await?;
+        let dead: Vec<String> =
+            redis::AsyncCommands::lrange(&mut c, self.keys.dead(), 0, -1).await?;
+        dead.iter()
+            .map(|d| serde_json::from_str(d).map_err(Into::into))
+            .collect()
+    }
+
     pub async fn wait_dead_letter(
         &self,
         plan: &str,

@@ -8,6 +8,7 @@
 //! - `checkout`: a plan's work tree (its workspace) with its git dir kept outside it, reset to
 //!   the checkpoint before every attempt, committed and pushed after a success;
 //! - `local`: which local-path repositories a plan may name (`--repo-allow-path`).
+//! - `nested`: repositories a task made inside its workspace, neutralised before a checkpoint.
 //!
 //! git runs with `GIT_TERMINAL_PROMPT=0` (never waits for a password), hooks and fsmonitor off,
 //! the `ext`/`fd` transports refused (and `file` too unless a local folder is allowed), a timeout
@@ -21,6 +22,7 @@
 mod checkout;
 mod local;
 mod mirror;
+mod nested;
 
 use std::collections::HashMap;
 use std::ffi::OsStr;

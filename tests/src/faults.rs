@@ -293,7 +293,7 @@ async fn recovery_time(
     for plan in held {
         let restarted = pool.events(plan).await?.into_iter().find_map(|e| {
             let at = humantime::parse_rfc3339(&e.at).ok()?;
-            (e.kind == baton_core::EventKind::TaskStarted && at > killed_at)
+            (e.kind() == baton_core::EventKind::TaskStarted && at > killed_at)
                 .then(|| at.duration_since(killed_at).unwrap_or_default())
         });
         // A plan that never ran again shows up as lost or wrongly ended in the row itself.

@@ -3,7 +3,8 @@
 -- KEYS: 1 plan, 2 tasks, 3 task_ids, 4 ingested, 5 events
 -- ARGV: 1 tag, 2 plan_id, 3 workspace given ('' = none), 4 default workspace,
 --       5 options JSON ('' = none), 6 tasks JSON array [{id, type?, prompt}], 7 now,
---       8 retention secs, 9 accepted-event JSON (task fields are added here), 10 channel, 11 event cap,
+--       8 retention secs, 9 plan_accepted JSON (with `tasks`; the script sets `status`,
+--       `first_task_index` and `state`), 10 channel, 11 event cap,
 --       12 repo JSON ('' = none; a follow-up may omit it, and may not change or add it),
 --       13 the options' not_before in ms ('' = none)
 -- The options' priority, not_before and after are copied into the plan's own fields (the
@@ -80,8 +81,7 @@ if st == 'completed' then
 end
 local schedule = 0
 if runnable(st) then schedule = take_scheduling(KEYS[1]) end
-local ev = string.sub(ARGV[9], 1, -2) .. ',"status":"' .. status .. '","first_task_index":' .. first ..
-  ',"tasks":' .. #tasks .. ',"state":"' .. st .. '"}'
-emit(KEYS[1], KEYS[5], ev, ARGV[10], ARGV[11])
+emit_with(KEYS[1], KEYS[5], ARGV[9], {status = status, first_task_index = first, state = st},
+  ARGV[10], ARGV[11])
 keep_for(ARGV[8], KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
 return {'ok', status, first, #tasks, schedule, st, redis.call('HGET', KEYS[1], 'priority') or ''}

@@ -10,6 +10,14 @@ local function emit(plan_key, events_key, ev, channel, cap)
   redis.call('PUBLISH', channel, full)
   return seq
 end
+-- emit_with(plan_key, events_key, event_json, facts, channel, cap): emits the event Rust built
+-- with the facts only this script knows (a table of the event's own fields, named by the typed
+-- event in baton-core) set on it, encoded by cjson rather than by hand.
+local function emit_with(plan_key, events_key, ev, facts, channel, cap)
+  local e = cjson.decode(ev)
+  for k, v in pairs(facts) do e[k] = v end
+  return emit(plan_key, events_key, cjson.encode(e), channel, cap)
+end
 -- keep_for(secs, keys...): (re)sets the retention TTL; secs '0' leaves the TTLs as they are
 -- (a holder refreshes them on its first commit of a hold, not on every task).
 local function keep_for(secs, ...)

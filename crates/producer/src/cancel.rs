@@ -3,7 +3,8 @@
 use baton_connect::SharedConn;
 use baton_core::scripts::control::{Cancel as CancelScript, ControlReply, Refused};
 use baton_core::scripts::{Env, ScriptCall};
-use baton_core::{Event, EventKind, PlanId};
+use baton_core::event::{EventBody, PlanStopped};
+use baton_core::{Event, PlanId};
 
 use crate::{Ctx, Failure};
 
@@ -34,7 +35,12 @@ pub(crate) async fn cancel(
     p: &PlanId,
     reason: &str,
 ) -> Result<(), Failure> {
-    let event = Event::new(EventKind::PlanCancelled, Some(p)).with("reason", reason);
+    let event = Event::new(
+        Some(p),
+        EventBody::PlanCancelled(PlanStopped {
+            reason: reason.to_owned(),
+        }),
+    );
     let call = CancelScript {
         plan: p,
         reason,

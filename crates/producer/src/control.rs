@@ -8,7 +8,8 @@
 use baton_connect::SharedConn;
 use baton_core::scripts::control::{ControlReply, Pause as PauseScript, PoolPause, Refused};
 use baton_core::scripts::{Env, ScriptCall};
-use baton_core::{ActionRequest, Event, EventKind, Keys, PlanAction, PlanField, PlanId, PlanState};
+use baton_core::event::{Actor, PlanPaused, PoolPaused, PoolResumed};
+use baton_core::{ActionRequest, Event, Keys, PlanAction, PlanField, PlanId, PlanState};
 use redis::AsyncCommands;
 
 use crate::{Ctx, Failure};
@@ -37,9 +38,15 @@ impl Pause {
     pub(crate) async fn run(self, ctx: &Ctx) -> Result<(), Failure> {
         let mut conn = ctx.conn().await?;
         let Some(p) = &self.plan else {
-            let event = Event::new(EventKind::PoolPaused, None)
-                .with("reason", self.reason.as_str())
-                .with("by", "user");
+            let event = Event::new(
+                None,
+                PoolPaused {
+                    reason: self.reason.clone(),
+                    retry_after_ms: None,
+                    until_ms: None,
+                    by: Some(Actor::User),
+                },
+            );
             let call = PoolPause {
                 pause: true,
                 reason: &self.reason,
@@ -67,9 +74,13 @@ pub(crate) async fn pause(
     reason: &str,
     now: bool,
 ) -> Result<(), Failure> {
-    let event = Event::new(EventKind::PlanPaused, Some(p))
-        .with("reason", reason)
-        .with("now", now);
+    let event = Event::new(
+        Some(p),
+        PlanPaused {
+            reason: reason.to_owned(),
+            now,
+        },
+    );
     let call = PauseScript {
         plan: p,
         reason,
@@ -108,7 +119,7 @@ impl Resume {
     pub(crate) async fn run(self, ctx: &Ctx) -> Result<(), Failure> {
         let Some(p) = &self.plan else {
             let mut conn = ctx.conn().await?;
-            let event = Event::new(EventKind::PoolResumed, None).with("by", "user");
+            let event = Event::new(None, PoolResumed { by: Actor::User });
             let call = PoolPause {
                 pause: false,
                 reason: "",

@@ -6,7 +6,8 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use baton_core::{Event, EventKind};
+use baton_core::event::EventBody;
+use baton_core::Event;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// The bar and what it counts.
@@ -47,26 +48,21 @@ impl Progress {
     /// Takes one event of the plan into account, and prints its line above the bar.
     pub(crate) fn event(&mut self, ev: &Event, line: &str) {
         let task = ev.task_id.as_ref().map_or("", |t| t.as_str());
-        match ev.kind {
-            EventKind::PlanAccepted => {
-                let n = |k: &str| ev.fields.get(k).and_then(serde_json::Value::as_u64);
-                if let (Some(first), Some(tasks)) = (n("first_task_index"), n("tasks")) {
+        match &ev.body {
+            EventBody::PlanAccepted(a) => {
+                if let (Some(first), Some(tasks)) = (a.first_task_index, a.tasks) {
                     let len = self.bar.length().unwrap_or(0).max(first + tasks);
                     self.bar.set_length(len);
                 }
             }
-            EventKind::TaskStarted => self.describe(&format!("task {task} running")),
-            EventKind::TaskSucceeded => {
-                self.cost += ev
-                    .fields
-                    .get("cost_usd")
-                    .and_then(serde_json::Value::as_f64)
-                    .unwrap_or(0.0);
+            EventBody::TaskStarted(_) => self.describe(&format!("task {task} running")),
+            EventBody::TaskSucceeded(s) => {
+                self.cost += s.cost_usd;
                 self.bar.inc(1);
                 self.describe(&format!("task {task} done"));
             }
-            EventKind::TaskRetrying => self.describe(&format!("task {task} retrying")),
-            k if k.ends_plan() => self.describe(k.as_str()),
+            EventBody::TaskRetrying(_) => self.describe(&format!("task {task} retrying")),
+            b if b.kind().ends_plan() => self.describe(b.kind().as_str()),
             _ => {}
         }
         self.bar.println(line);

@@ -2,7 +2,8 @@
 
 use std::io::Write;
 
-use baton_core::{Event, EventKind};
+use baton_core::event::{EventBody, ReviewApproved, ReviewRejected, TaskProgress};
+use baton_core::Event;
 
 /// Prints one line to stdout. `false` when stdout is closed (e.g. piped into `head`): the
 /// caller then stops quietly, as command-line tools do.
@@ -10,7 +11,6 @@ pub(crate) fn out(line: &str) -> bool {
     let mut o = std::io::stdout().lock();
     writeln!(o, "{line}").and_then(|()| o.flush()).is_ok()
 }
-use serde_json::Value;
 
 /// `s` on one line, cut to `n` characters.
 pub(crate) fn short(s: &str, n: usize) -> String {
@@ -30,58 +30,38 @@ pub(crate) fn human(e: &Event) -> String {
         (Some(i), Some(id)) => format!(" task {} ({})", i + 1, short(id.as_str(), 12)),
         _ => String::new(),
     };
-    let f = |k: &str| e.fields.get(k);
-    let detail = match e.kind {
-        EventKind::TaskSucceeded => {
-            let cost = f("cost_usd").and_then(Value::as_f64).unwrap_or(0.0);
-            let ms = f("duration_ms").and_then(Value::as_u64).unwrap_or(0);
-            format!(
-                " ${cost:.4} {:.1}s: {}",
-                ms as f64 / 1000.0,
-                short(e.field_str("result").unwrap_or(""), 160)
-            )
-        }
-        EventKind::TaskProgress => match (e.field_str("tool"), e.field_str("file_path")) {
-            (Some(t), Some(p)) => format!(" {t} {p}"),
-            (Some(t), None) => format!(" {t}"),
-            _ if f("api_retry").is_some() => format!(
-                " API {} retry (CLI attempt {})",
-                f("status")
-                    .and_then(Value::as_u64)
-                    .map(|s| s.to_string())
-                    .unwrap_or_default(),
-                f("cli_attempt").and_then(Value::as_u64).unwrap_or(0)
-            ),
-            _ => String::new(),
+    let detail = match &e.body {
+        EventBody::TaskSucceeded(s) => format!(
+            " ${:.4} {:.1}s: {}",
+            s.cost_usd,
+            s.duration_ms as f64 / 1000.0,
+            short(&s.result, 160)
+        ),
+        EventBody::TaskProgress(TaskProgress::ToolUse(t)) => match &t.file_path {
+            Some(p) => format!(" {} {p}", t.tool),
+            None => format!(" {}", t.tool),
         },
-        EventKind::PlanAccepted => format!(
-            " {} {} task(s)",
-            e.field_str("status").unwrap_or(""),
-            f("tasks").and_then(Value::as_u64).unwrap_or(0)
+        EventBody::TaskProgress(TaskProgress::ApiRetry(r)) => format!(
+            " API {} retry (CLI attempt {})",
+            r.status.map(|s| s.to_string()).unwrap_or_default(),
+            r.cli_attempt
         ),
-        EventKind::TaskStarted => format!(
-            " attempt {}",
-            f("attempt").and_then(Value::as_u64).unwrap_or(1)
-        ),
-        EventKind::ReviewRequested => format!(
+        EventBody::PlanAccepted(a) => format!(" {} {} task(s)", a.status, a.tasks.unwrap_or(0)),
+        EventBody::TaskStarted(s) => format!(" attempt {}", s.attempt),
+        EventBody::ReviewRequested(r) => format!(
             ": `baton approve {plan}` or `baton reject {plan} --note ...`: {}",
-            short(e.field_str("result").unwrap_or(""), 160)
+            short(&r.result, 160)
         ),
-        EventKind::ReviewApproved | EventKind::ReviewRejected => e
-            .field_str("note")
-            .map(|n| format!(": {}", short(n, 200)))
-            .unwrap_or_default(),
-        EventKind::WebhookFailed => format!(
-            " {} to {}: {}",
-            e.field_str("event").unwrap_or(""),
-            e.field_str("url").unwrap_or(""),
-            short(e.field_str("reason").unwrap_or(""), 200)
-        ),
-        _ => match (e.field_str("reason"), e.field_str("session_id")) {
+        EventBody::ReviewApproved(ReviewApproved { note: Some(n) })
+        | EventBody::ReviewRejected(ReviewRejected { note: n }) => format!(": {}", short(n, 200)),
+        EventBody::WebhookFailed(w) => {
+            format!(" {} to {}: {}", w.event, w.url, short(&w.reason, 200))
+        }
+        body => match (body.reason(), body.session_id()) {
             (Some(r), _) => format!(": {}", short(r, 200)),
             (None, Some(s)) => format!(" session {s}"),
             _ => String::new(),
         },
     };
-    format!("{time} {plan}{task} {}{detail}", e.kind)
+    format!("{time} {plan}{task} {}{detail}", e.kind())
 }

@@ -14,7 +14,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use baton_core::records::DeadLetter;
-use baton_core::{DeadLetterKind, Event, EventKind, PlanField, PlanId, PlanState};
+use baton_core::event::{EventBody, SubmissionRejected};
+use baton_core::{DeadLetterKind, Event, PlanField, PlanId, PlanState};
 use futures_util::StreamExt;
 use redis::AsyncCommands;
 
@@ -124,8 +125,8 @@ impl Cursor {
                     *next = seq + 1;
                 }
                 _ => {
-                    if let Some(letter) = ev.field_str("dead_letter_id") {
-                        if !self.rejections.insert(letter.to_owned()) {
+                    if let EventBody::SubmissionRejected(r) = &ev.body {
+                        if !self.rejections.insert(r.dead_letter_id.clone()) {
                             return None;
                         }
                     }
@@ -146,10 +147,10 @@ impl Cursor {
         if !self.until_end {
             return None;
         }
-        match ev.kind {
-            EventKind::PlanCompleted => Some(Ok(())),
+        match &ev.body {
+            EventBody::PlanCompleted(_) => Some(Ok(())),
             // The plan waits for a person: a wait for its end would not end by itself.
-            EventKind::ReviewRequested => {
+            EventBody::ReviewRequested(_) => {
                 if let Some(p) = &ev.plan_id {
                     eprintln!(
                         "plan {p} awaits review of task {}: `baton approve {p}` or `baton reject {p} --note ...`",
@@ -158,16 +159,16 @@ impl Cursor {
                 }
                 Some(Ok(()))
             }
-            k if k.ends_plan() => Some(Err(Failure::PlanFailed(format!(
+            b if b.kind().ends_plan() => Some(Err(Failure::PlanFailed(format!(
                 "{}: {}",
-                k,
-                ev.field_str("reason").unwrap_or("see `baton status`")
+                b.kind(),
+                b.reason().unwrap_or("see `baton status`")
             )))),
-            EventKind::SubmissionRejected => Some(Err(Failure::PlanFailed(format!(
+            EventBody::SubmissionRejected(r) => Some(Err(Failure::PlanFailed(format!(
                 "document rejected: {}",
-                ev.field_str("reason").unwrap_or("")
+                r.reason
             )))),
-            EventKind::PlanAccepted if ev.field_str("state") == Some(PlanState::Failed.as_str()) => Some(Err(Failure::PlanFailed(
+            EventBody::PlanAccepted(a) if a.state == Some(PlanState::Failed) => Some(Err(Failure::PlanFailed(
                 "tasks were added, but the plan is stopped on a failed task (see `baton status`)".into(),
             ))),
             _ => None,
@@ -262,12 +263,14 @@ impl Cursor {
             if letter.kind != DeadLetterKind::Submission || letter.at < from {
                 continue;
             }
-            let mut ev = Event::new(EventKind::SubmissionRejected, letter.plan_id.as_ref())
-                .with("reason", letter.reason.as_str())
-                .with("dead_letter_id", letter.id.to_string());
-            if let Some(field) = &letter.field {
-                ev = ev.with("field", field.as_str());
-            }
+            let mut ev = Event::new(
+                letter.plan_id.as_ref(),
+                SubmissionRejected {
+                    reason: letter.reason.clone(),
+                    field: letter.field.clone(),
+                    dead_letter_id: letter.id.to_string(),
+                },
+            );
             ev.at.clone_from(&letter.at);
             let raw = ev.to_json();
             backlog.push((ev, raw));

@@ -9,7 +9,8 @@ use std::time::SystemTime;
 use baton_core::records::{SessionRecord, TaskResult};
 use baton_core::scripts::hold::Head;
 use baton_core::scripts::task::{Commit, CommitReply, TranscriptWrite};
-use baton_core::{Counter, Counts, EventKind};
+use baton_core::event::{PlanCompleted, ReviewRequested, TaskSucceeded};
+use baton_core::{Counter, Counts};
 use tracing::{debug, warn};
 
 use crate::attempt::Run;
@@ -102,63 +103,53 @@ impl Hold<'_> {
         };
         // A task that asks for a review: the plan waits for `baton approve` / `baton reject`.
         let review = task.review.then(|| {
-            let mut e = self
-                .report
-                .event(EventKind::ReviewRequested, task)
-                .with("result", out.result.as_str())
-                .with("rework", task.rework);
-            if let Some(c) = &checkpoint {
-                e = e.with("commit", c.commit.as_str()).with(
-                    "diffstat",
-                    serde_json::to_value(c.diffstat).expect("diffstats serialize"),
-                );
-            }
-            e
+            self.report.event(
+                ReviewRequested {
+                    result: out.result.clone(),
+                    rework: task.rework,
+                    commit: checkpoint.as_ref().map(|c| c.commit.clone()),
+                    diffstat: checkpoint.as_ref().map(|c| c.diffstat),
+                },
+                task,
+            )
         });
-        let mut succeeded = self
-            .report
-            .event(EventKind::TaskSucceeded, task)
-            .with("result", out.result)
-            .with("session_id", sid.to_string())
-            .with("cost_usd", out.cost_usd)
-            .with("input_tokens", out.input_tokens)
-            .with("output_tokens", out.output_tokens)
-            .with("duration_ms", result.duration_ms)
-            .with("files", out.files)
-            .with("attempts", attempts)
-            // When the run was started, when its result arrived and when it was over (ms since
-            // the epoch): what the queue adds around a task can be measured from these and the
-            // event's arrival.
-            .with("run_started_ms", epoch_ms(started_at))
-            .with("result_at_ms", epoch_ms(out.result_at))
-            .with("run_ended_ms", epoch_ms(ended_at))
-            // What the model gateway forwarded for the attempt, counted by the gateway itself
-            // (the CLI's requests, and any a tool in the box made with the hold's token).
-            .with("gateway_requests", gateway.requests)
-            .with("gateway_input_tokens", gateway.input_tokens)
-            .with("gateway_output_tokens", gateway.output_tokens);
-        if let Some(v) = &out.structured {
-            succeeded = succeeded.with("structured", v.clone());
-        }
-        if let Some(p) = &pack {
-            // What this commit sent of the transcript: the whole pack, or the turn's chunk.
-            succeeded = succeeded.with("transcript_bytes", p.blob.len());
-        }
-        let mut completed_event = self.report.plan_event(EventKind::PlanCompleted);
-        if let Some(c) = &checkpoint {
-            succeeded = succeeded.with("commit", c.commit.as_str()).with(
-                "diffstat",
-                serde_json::to_value(c.diffstat).expect("diffstats serialize"),
-            );
-            completed_event = completed_event.with("commit", c.commit.as_str());
-        }
-        if let Some(t) = git_time {
-            // What git cost this task: the workspace made the checkpoint's files before the
-            // run, and the commit and push after it.
-            succeeded = succeeded
-                .with("checkout_ms", t.checkout.as_secs_f64() * 1000.0)
-                .with("checkpoint_ms", t.checkpoint.as_secs_f64() * 1000.0);
-        }
+        let succeeded = self.report.event(
+            TaskSucceeded {
+                result: out.result,
+                session_id: sid,
+                cost_usd: out.cost_usd,
+                input_tokens: out.input_tokens,
+                output_tokens: out.output_tokens,
+                duration_ms: result.duration_ms,
+                files: out.files,
+                attempts,
+                // When the run was started, when its result arrived and when it was over (ms
+                // since the epoch): what the queue adds around a task can be measured from
+                // these and the event's arrival.
+                run_started_ms: epoch_ms(started_at),
+                result_at_ms: epoch_ms(out.result_at),
+                run_ended_ms: epoch_ms(ended_at),
+                // What the model gateway forwarded for the attempt, counted by the gateway
+                // itself (the CLI's requests, and any a tool in the box made with the hold's
+                // token).
+                gateway_requests: gateway.requests,
+                gateway_input_tokens: gateway.input_tokens,
+                gateway_output_tokens: gateway.output_tokens,
+                structured: out.structured.clone(),
+                // What this commit sent of the transcript: the whole pack, or the turn's chunk.
+                transcript_bytes: pack.as_ref().map(|p| p.blob.len() as u64),
+                commit: checkpoint.as_ref().map(|c| c.commit.clone()),
+                diffstat: checkpoint.as_ref().map(|c| c.diffstat),
+                // What git cost this task: the workspace made the checkpoint's files before the
+                // run, and the commit and push after it.
+                checkout_ms: git_time.map(|t| t.checkout.as_secs_f64() * 1000.0),
+                checkpoint_ms: git_time.map(|t| t.checkpoint.as_secs_f64() * 1000.0),
+            },
+            task,
+        );
+        let completed_event = self.report.plan_event(PlanCompleted {
+            commit: checkpoint.as_ref().map(|c| c.commit.clone()),
+        });
         let mut counts = Counts::default();
         counts
             .add(Counter::TasksSucceeded, 1)

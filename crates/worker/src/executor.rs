@@ -56,36 +56,8 @@ impl fmt::Display for Executor {
     }
 }
 
-/// How the CLI process relates to tasks.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum SessionMode {
-    /// One CLI process per held plan, fed each task as a stream-json message.
-    #[default]
-    Warm,
-    /// One `claude -p --resume` process per task.
-    Cold,
-}
-
-impl FromStr for SessionMode {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "warm" => Ok(Self::Warm),
-            "cold" => Ok(Self::Cold),
-            _ => Err(format!("unknown session mode {s:?}: expected warm or cold")),
-        }
-    }
-}
-
-impl fmt::Display for SessionMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Warm => "warm",
-            Self::Cold => "cold",
-        })
-    }
-}
+/// How the CLI process relates to tasks (named in baton-core: `task_started` carries it).
+pub use baton_core::event::SessionMode;
 
 /// Runs a task with a benchmark executor: spawns the program if there is one, then appends a
 /// line to the session's transcript (creating it for a new session), as the CLI would.

@@ -15,6 +15,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use baton_core::event::{
+    AcceptStatus, Bare, EventBody, PlanAccepted, PlanCompleted, ReviewApproved, ReviewRejected,
+    SubmissionRejected,
+};
 use baton_core::records::DeadLetter;
 use baton_core::scripts::control::{ActionReply, Approve, Refused, Reject, Resume, Retry};
 use baton_core::scripts::ingest::{
@@ -22,7 +26,7 @@ use baton_core::scripts::ingest::{
 };
 use baton_core::scripts::{split_tagged, INGEST_TAG_PREFIX};
 use baton_core::{
-    ActionRequest, Counter, Counts, Document, Event, EventKind, PlanAction, PlanId, Priority,
+    ActionRequest, Counter, Counts, Document, Event, PlanAction, PlanId, Priority,
     Requeue, Submission,
 };
 use tracing::{debug, warn};
@@ -206,7 +210,18 @@ impl Ingestion<'_> {
                 return self.reject(taken, "workspace", &problem).await;
             }
         }
-        let accepted = Event::new(EventKind::PlanAccepted, Some(&plan)).worker(&self.pool.id);
+        // The script sets what only it knows: created or appended, the first task's index, and
+        // the plan's state after the document.
+        let accepted = Event::new(
+            Some(&plan),
+            PlanAccepted {
+                status: AcceptStatus::Created,
+                tasks: Some(sub.tasks.len() as u64),
+                first_task_index: None,
+                state: None,
+            },
+        )
+        .worker(&self.pool.id);
         let call = Ingest {
             plan: &plan,
             tag: &taken.tag,
@@ -264,12 +279,19 @@ impl Ingestion<'_> {
         let store = &self.pool.store;
         let note = req.note.as_deref();
         // Sent by an approval of a plan's last task.
-        let completed = Event::new(EventKind::PlanCompleted, Some(plan)).worker(worker);
+        let completed = Event::new(Some(plan), PlanCompleted::default()).worker(worker);
         let applied = match req.action {
             PlanAction::Retry => {
-                let event = Event::new(EventKind::PlanAccepted, Some(plan))
-                    .worker(worker)
-                    .with("status", "retried");
+                let event = Event::new(
+                    Some(plan),
+                    PlanAccepted {
+                        status: AcceptStatus::Retried,
+                        tasks: None,
+                        first_task_index: None,
+                        state: None,
+                    },
+                )
+                .worker(worker);
                 let call = Retry {
                     plan,
                     tag,
@@ -278,7 +300,7 @@ impl Ingestion<'_> {
                 redis_retry("retry", abort, || store.call(&call)).await
             }
             PlanAction::Resume => {
-                let event = Event::new(EventKind::PlanResumed, Some(plan)).worker(worker);
+                let event = Event::new(Some(plan), EventBody::PlanResumed(Bare {})).worker(worker);
                 let call = Resume {
                     plan,
                     tag,
@@ -288,10 +310,13 @@ impl Ingestion<'_> {
                 redis_retry("resume", abort, || store.call(&call)).await
             }
             PlanAction::Approve => {
-                let mut event = Event::new(EventKind::ReviewApproved, Some(plan)).worker(worker);
-                if let Some(n) = note {
-                    event = event.with("note", n);
-                }
+                let event = Event::new(
+                    Some(plan),
+                    ReviewApproved {
+                        note: note.map(str::to_owned),
+                    },
+                )
+                .worker(worker);
                 let call = Approve {
                     plan,
                     tag,
@@ -304,9 +329,13 @@ impl Ingestion<'_> {
             }
             PlanAction::Reject => {
                 let note = note.unwrap_or_default();
-                let event = Event::new(EventKind::ReviewRejected, Some(plan))
-                    .worker(worker)
-                    .with("note", note);
+                let event = Event::new(
+                    Some(plan),
+                    ReviewRejected {
+                        note: note.to_owned(),
+                    },
+                )
+                .worker(worker);
                 let call = Reject {
                     plan,
                     tag,
@@ -414,11 +443,15 @@ impl Ingestion<'_> {
             .and_then(|v| v.get("plan_id")?.as_str()?.parse::<PlanId>().ok());
         let letter =
             DeadLetter::submission(plan_id.clone(), field, &reason, kept_document(&taken.doc));
-        let event = Event::new(EventKind::SubmissionRejected, plan_id.as_ref())
-            .worker(&self.pool.id)
-            .with("reason", reason.as_str())
-            .with("field", field)
-            .with("dead_letter_id", letter.id.to_string());
+        let event = Event::new(
+            plan_id.as_ref(),
+            SubmissionRejected {
+                reason: reason.clone(),
+                field: Some(field.to_owned()),
+                dead_letter_id: letter.id.to_string(),
+            },
+        )
+        .worker(&self.pool.id);
         warn!(reason = %reason, dead_letter = %letter.id, "document rejected");
         let _ = redis_retry("reject", &self.pool.shutdown.abort, || {
             self.pool

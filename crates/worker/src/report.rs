@@ -9,7 +9,11 @@ use std::time::{Duration, Instant};
 use baton_core::records::StoredTask;
 use baton_core::scripts::pool::Tally;
 use baton_core::scripts::task::{Emit, Start};
-use baton_core::{Counter, Counts, Event, EventKind, PlanId};
+use baton_core::event::{
+    ApiRetry, EventBody, PoolPaused, SessionFallback, SessionMode, SessionNote, TaskProgress,
+    TaskRetrying, TaskStarted, ToolUse,
+};
+use baton_core::{Counter, Counts, Event, PlanId, WorkerId};
 use tokio::sync::mpsc;
 use tracing::warn;
 
@@ -87,13 +91,13 @@ impl<'p> Reporter<'p> {
     }
 
     /// An event of this plan, by this worker.
-    pub(crate) fn plan_event(&self, kind: EventKind) -> Event {
-        Event::new(kind, Some(&self.plan)).worker(&self.pool.id)
+    pub(crate) fn plan_event(&self, body: impl Into<EventBody>) -> Event {
+        Event::new(Some(&self.plan), body).worker(&self.pool.id)
     }
 
     /// An event of `task`.
-    pub(crate) fn event(&self, kind: EventKind, task: &StoredTask) -> Event {
-        self.plan_event(kind).task(&task.id, task.index)
+    pub(crate) fn event(&self, body: impl Into<EventBody>, task: &StoredTask) -> Event {
+        self.plan_event(body).task(&task.id, task.index)
     }
 
     /// Stores and publishes an event; a failure is logged, not fatal (the committed state is
@@ -104,7 +108,7 @@ impl<'p> Reporter<'p> {
             event: &event,
         };
         if let Err(e) = self.pool.store.call(&call).await {
-            warn!(plan = %self.plan, kind = %event.kind, error = %e, "could not publish event");
+            warn!(plan = %self.plan, kind = %event.kind(), error = %e, "could not publish event");
         }
     }
 
@@ -123,28 +127,38 @@ impl<'p> Reporter<'p> {
         task: &StoredTask,
         start: &SessionStart,
         attempt: u32,
-        mode: String,
+        mode: SessionMode,
         refresh_ttls: bool,
     ) {
-        let sid = start.arg.id().to_string();
-        let mut events = vec![self
-            .event(EventKind::TaskStarted, task)
-            .with("attempt", attempt)
-            .with("session_id", sid.clone())
-            .with("mode", mode)];
+        let session_id = start.arg.id();
+        let mut events = vec![self.event(
+            TaskStarted {
+                attempt,
+                session_id,
+                mode,
+            },
+            task,
+        )];
         let mut counts = Counts::default();
-        let session_event = |kind| self.event(kind, task).with("session_id", sid.clone());
+        let note = |from_worker: Option<&WorkerId>| SessionNote {
+            session_id,
+            from_worker: from_worker.cloned(),
+        };
         match &start.how {
             How::First => {
                 self.pool.metrics.session(SessionEvent::created);
-                events.push(session_event(EventKind::SessionCreated));
+                events.push(self.event(EventBody::SessionCreated(note(None)), task));
                 counts.add(Counter::SessionsCreated, 1);
             }
             How::Fallback(reason) => {
                 self.pool.metrics.fallback(*reason);
-                events.push(
-                    session_event(EventKind::SessionFallback).with("reason", reason.as_str()),
-                );
+                events.push(self.event(
+                    SessionFallback {
+                        session_id,
+                        reason: *reason,
+                    },
+                    task,
+                ));
                 counts
                     .add(Counter::SessionsCreated, 1)
                     .add(Counter::fallback(*reason), 1)
@@ -152,7 +166,7 @@ impl<'p> Reporter<'p> {
             }
             How::Rotated => {
                 self.pool.metrics.session(SessionEvent::rotated);
-                events.push(session_event(EventKind::SessionRotated));
+                events.push(self.event(EventBody::SessionRotated(note(None)), task));
                 counts
                     .add(Counter::SessionsCreated, 1)
                     .add(Counter::Rotations, 1);
@@ -164,12 +178,13 @@ impl<'p> Reporter<'p> {
                 } else {
                     SessionEvent::resumed
                 });
-                let kind = if handoff {
-                    EventKind::SessionHandoff
+                let from = note(Some(&prev.last_worker));
+                let body = if handoff {
+                    EventBody::SessionHandoff(from)
                 } else {
-                    EventKind::SessionResumed
+                    EventBody::SessionResumed(from)
                 };
-                events.push(session_event(kind).with("from_worker", prev.last_worker.as_str()));
+                events.push(self.event(body, task));
                 counts.add(Counter::ResumesAttempted, 1);
                 if handoff {
                     counts.add(Counter::Handoffs, 1);
@@ -199,10 +214,14 @@ impl<'p> Reporter<'p> {
     ) {
         let delay_ms = backoff.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         self.emit(
-            self.event(EventKind::TaskRetrying, task)
-                .with("attempt", next_attempt)
-                .with("reason", reason)
-                .with("delay_ms", delay_ms),
+            self.event(
+                TaskRetrying {
+                    attempt: next_attempt,
+                    reason: reason.to_owned(),
+                    delay_ms,
+                },
+                task,
+            ),
         )
         .await;
         if backoff.is_some() {
@@ -244,15 +263,8 @@ impl<'p> Reporter<'p> {
     }
 
     async fn progress(&self, task: &StoredTask, p: Progress) {
-        let ev = self.event(EventKind::TaskProgress, task);
-        let ev = match p {
-            Progress::ToolUse { tool, file_path } => {
-                let ev = ev.with("tool", tool);
-                match file_path {
-                    Some(f) => ev.with("file_path", f),
-                    None => ev,
-                }
-            }
+        let body = match p {
+            Progress::ToolUse { tool, file_path } => TaskProgress::ToolUse(ToolUse { tool, file_path }),
             Progress::ApiRetry {
                 status,
                 attempt,
@@ -262,13 +274,15 @@ impl<'p> Reporter<'p> {
                 if status == Some(429) && delay_ms >= RATE_LIMIT_PAUSE_MIN_MS {
                     self.pause_pool(task, delay_ms).await;
                 }
-                ev.with("api_retry", true)
-                    .with("status", status.map(u64::from))
-                    .with("cli_attempt", attempt)
-                    .with("delay_ms", delay_ms)
+                TaskProgress::ApiRetry(ApiRetry {
+                    api_retry: true,
+                    status,
+                    cli_attempt: attempt,
+                    delay_ms,
+                })
             }
         };
-        self.emit(ev).await;
+        self.emit(self.event(body, task)).await;
     }
 
     /// A rate limit with a reset time: the CLI waits it out itself; the rest of the pool stops
@@ -283,11 +297,15 @@ impl<'p> Reporter<'p> {
         match self.pool.store.pause(&reason, delay_ms).await {
             Ok(true) => {
                 warn!(plan = %self.plan, delay_ms, "rate limited: pausing the pool");
-                let ev = self
-                    .event(EventKind::PoolPaused, task)
-                    .with("reason", reason)
-                    .with("retry_after_ms", delay_ms)
-                    .with("until_ms", until);
+                let ev = self.event(
+                    PoolPaused {
+                        reason,
+                        retry_after_ms: Some(delay_ms),
+                        until_ms: Some(until),
+                        by: None,
+                    },
+                    task,
+                );
                 self.emit(ev).await;
                 self.count(&[(Counter::PoolPauses, 1)]).await;
             }

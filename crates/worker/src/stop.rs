@@ -4,7 +4,8 @@
 
 use baton_core::records::{DeadLetter, StoredTask};
 use baton_core::scripts::task::{Fail, FailReply};
-use baton_core::{Counter, EventKind};
+use baton_core::event::{EventBody, PlanBudgetExhausted, PlanStopped, StoppedBy, TaskFailed};
+use baton_core::Counter;
 use tracing::warn;
 
 use crate::hold::lease::Interruption;
@@ -26,7 +27,7 @@ pub(crate) enum Stop {
         detail: String,
         /// Who stopped it: `worker` (nothing was left before the task), `cli` (the CLI's own
         /// `--max-budget-usd`), `gateway` (the model gateway, mid-task).
-        stopped_by: &'static str,
+        stopped_by: StoppedBy,
     },
     /// The plan cannot run: a plan it runs after failed (`plan_failed` only; no task ran).
     Blocked { reason: String },
@@ -48,31 +49,35 @@ impl Hold<'_> {
         let (reason, task_event, plan_event) = match &stop {
             Stop::Failed { reason, attempts } => (
                 reason,
-                Some(
-                    self.report
-                        .event(EventKind::TaskFailed, task)
-                        .with("reason", reason.as_str())
-                        .with("attempts", attempts.clone()),
+                Some(self.report.event(
+                    TaskFailed {
+                        reason: reason.clone(),
+                        attempts: attempts.clone(),
+                    },
+                    task,
+                )),
+                self.report.event(
+                    EventBody::PlanFailed(PlanStopped {
+                        reason: reason.clone(),
+                    }),
+                    task,
                 ),
-                self.report
-                    .event(EventKind::PlanFailed, task)
-                    .with("reason", reason.as_str()),
             ),
             Stop::Blocked { reason } => (
                 reason,
                 None,
                 self.report
-                    .plan_event(EventKind::PlanFailed)
-                    .with("reason", reason.as_str()),
+                    .plan_event(EventBody::PlanFailed(PlanStopped {
+                        reason: reason.clone(),
+                    })),
             ),
             Stop::BudgetSpent { detail, stopped_by } => (
                 detail,
                 None,
-                self.report
-                    .event(EventKind::PlanBudgetExhausted, task)
-                    .with("reason", "budget")
-                    .with("stopped_by", *stopped_by)
-                    .with("detail", detail.as_str()),
+                self.report.event(
+                    PlanBudgetExhausted::new(detail.as_str(), *stopped_by),
+                    task,
+                ),
             ),
         };
         let call = Fail {

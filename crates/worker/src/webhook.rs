@@ -19,6 +19,7 @@ use std::time::Duration;
 use backon::{ExponentialBuilder, Retryable};
 use baton_core::plan::Notify;
 use baton_core::scripts::task::Emit;
+use baton_core::event::WebhookFailed;
 use baton_core::{Event, EventKind, PlanId, WorkerId};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -94,7 +95,7 @@ impl Webhooks {
         worker: &WorkerId,
         abort: &CancellationToken,
     ) {
-        let Some(notify) = notify.filter(|n| n.events.contains(&event.kind)) else {
+        let Some(notify) = notify.filter(|n| n.events.contains(&event.kind())) else {
             return;
         };
         let Some(plan) = event.plan_id.clone() else {
@@ -102,7 +103,7 @@ impl Webhooks {
         };
         let (me, url, body) = (self.clone(), notify.url.clone(), event.to_json());
         let (store, worker, abort, kind) =
-            (store.clone(), worker.clone(), abort.clone(), event.kind);
+            (store.clone(), worker.clone(), abort.clone(), event.kind());
         tokio::spawn(async move {
             let outcome = tokio::select! {
                 _ = abort.cancelled() => return,
@@ -208,12 +209,16 @@ async fn failed(
     why: &Undelivered,
     attempts: u32,
 ) {
-    let event = Event::new(EventKind::WebhookFailed, Some(plan))
-        .worker(worker)
-        .with("event", kind.as_str())
-        .with("url", redacted(url))
-        .with("reason", why.to_string())
-        .with("attempts", attempts);
+    let event = Event::new(
+        Some(plan),
+        WebhookFailed {
+            event: kind,
+            url: redacted(url),
+            reason: why.to_string(),
+            attempts,
+        },
+    )
+    .worker(worker);
     let call = Emit {
         plan,
         event: &event,

@@ -2,7 +2,8 @@
 //! interpolates: a prompt holding `<script>` shows as text). Parts a page keeps current are
 //! rendered by their own functions, served again as fragments when events arrive.
 
-use baton_core::{Counter, EventKind, PlanState};
+use baton_core::event::EventBody;
+use baton_core::{Counter, PlanState};
 use maud::{html, Markup, DOCTYPE};
 
 use super::conversation::{describe, turns, Turn};
@@ -295,9 +296,9 @@ pub(super) fn plan_page(id: &str, d: &PlanDetail, actions: Actions, flash: Optio
         ul #events .events {
             @for e in d.events.iter().rev().take(200) {
                 li {
-                    (e.at.get(11..19).unwrap_or(&e.at)) " " (e.kind)
+                    (e.at.get(11..19).unwrap_or(&e.at)) " " (e.kind())
                     @if let Some(t) = &e.task_id { " task " (t) }
-                    @if let Some(r) = e.field_str("reason") { " " (r) }
+                    @if let Some(r) = e.body.reason() { " " (r) }
                 }
             }
         }
@@ -361,8 +362,10 @@ fn conversation(d: &PlanDetail) -> Markup {
         .iter()
         .filter(|e| {
             matches!(
-                e.kind,
-                EventKind::SessionCreated | EventKind::SessionFallback | EventKind::SessionRotated
+                e.body,
+                EventBody::SessionCreated(_)
+                    | EventBody::SessionFallback(_)
+                    | EventBody::SessionRotated(_)
             )
         })
         .collect();
@@ -380,12 +383,12 @@ fn conversation(d: &PlanDetail) -> Markup {
             @for e in &changes {
                 div.turn.marker {
                     span.who { "session" }
-                    @match e.kind {
-                        EventKind::SessionFallback => {
+                    @match &e.body {
+                        EventBody::SessionFallback(f) => {
                             "Task " (e.task_index.map_or(0, |i| i + 1)) ": the previous conversation could not be resumed ("
-                            (e.field_str("reason").unwrap_or("")) "); a new session began with a recap."
+                            (f.reason) "); a new session began with a recap."
                         }
-                        EventKind::SessionRotated => {
+                        EventBody::SessionRotated(_) => {
                             "Task " (e.task_index.map_or(0, |i| i + 1)) ": the conversation grew past the context limit; a new session began with a recap."
                         }
                         _ => { "Task " (e.task_index.map_or(0, |i| i + 1)) ": the conversation began." }

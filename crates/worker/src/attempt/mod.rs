@@ -11,6 +11,7 @@ mod policy;
 
 pub(crate) use policy::{after_failure, AfterFailure, Tried};
 
+use baton_core::event::StoppedBy;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -147,7 +148,7 @@ impl Hold<'_> {
                     let detail = format!("budget of ${max:.4} spent (${spent:.4} used)");
                     return AttemptEnd::Stop(Stop::BudgetSpent {
                         detail,
-                        stopped_by: "worker",
+                        stopped_by: StoppedBy::Worker,
                     });
                 }
             }
@@ -229,9 +230,9 @@ impl Hold<'_> {
                     let detail = format!("budget of ${max:.4} spent: {reason}");
                     let stopped_by =
                         if matches!(e, AttemptError::Claude(ClaudeError::GatewayBudget(_))) {
-                            "gateway"
+                            StoppedBy::Gateway
                         } else {
-                            "cli"
+                            StoppedBy::Cli
                         };
                     return AttemptEnd::Stop(Stop::BudgetSpent { detail, stopped_by });
                 }
@@ -309,7 +310,7 @@ impl Hold<'_> {
         let refresh = self.ttls.first_start();
         let mode = self.engine.mode();
         self.report
-            .started(task, &start, attempt, mode.clone(), refresh)
+            .started(task, &start, attempt, mode, refresh)
             .await;
 
         let inv = Invocation {
@@ -343,7 +344,7 @@ impl Hold<'_> {
             .run(&inv, continues, cfg.warm_idle_timeout, &progress, stop);
         let outcome = self.report.forward_progress(task, progress_rx, run).await;
         let ended_at = SystemTime::now();
-        self.pool.metrics.task_duration(&mode, started.elapsed());
+        self.pool.metrics.task_duration(mode.as_str(), started.elapsed());
         if self.lease.is_lost() {
             return Err(Failed::Interrupted(Interruption::LeaseLost));
         }

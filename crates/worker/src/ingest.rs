@@ -26,8 +26,8 @@ use baton_core::scripts::ingest::{
 };
 use baton_core::scripts::{split_tagged, INGEST_TAG_PREFIX};
 use baton_core::{
-    ActionRequest, Counter, Counts, Document, Event, PlanAction, PlanId, Priority,
-    Requeue, Submission,
+    ActionRequest, Counter, Counts, Document, Event, PlanAction, PlanId, Priority, Requeue,
+    Submission,
 };
 use tracing::{debug, warn};
 
@@ -401,13 +401,8 @@ impl Ingestion<'_> {
         }
         let options = pool.store.plan_options(plan).await.ok().flatten();
         let notify = options.and_then(|o| o.notify);
-        pool.webhooks.send(
-            notify.as_ref(),
-            event,
-            &pool.store,
-            &pool.id,
-            &pool.shutdown.abort,
-        );
+        pool.webhooks
+            .send(notify.as_ref(), event, &pool.store, &pool.id);
     }
 
     /// Drops the document from the ingesting list, schedules the plan, adds the counts.

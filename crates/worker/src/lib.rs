@@ -32,10 +32,8 @@
 mod attempt;
 mod claim;
 mod claude;
-mod commit;
 pub mod config;
 mod decision;
-mod dependencies;
 mod engine;
 mod executor;
 pub mod gateway;
@@ -44,15 +42,14 @@ mod grants;
 mod hold;
 mod hosts;
 mod ingest;
+mod lease;
 mod liveness;
 mod metrics;
 mod pool;
 mod recap;
 mod reconnect;
-mod report;
 pub mod sandbox;
 mod session;
-mod stop;
 mod store;
 mod transcript;
 mod webhook;
@@ -128,33 +125,120 @@ pub struct Shutdown {
 /// # Errors
 /// Only start-up problems; Redis outages are ridden out.
 pub async fn run(config: Config, host: &str, shutdown: Shutdown) -> Result<(), StartError> {
-    let root_error = |source| StartError::WorkspaceRoot {
-        path: config.workspace_root.display().to_string(),
-        source,
-    };
-    std::fs::create_dir_all(&config.workspace_root).map_err(root_error)?;
-    let workspace_root = config.workspace_root.canonicalize().map_err(root_error)?;
-    let config_dir = config.resolved_claude_config_dir();
-    std::fs::create_dir_all(&config_dir).map_err(|source| StartError::ConfigDir {
-        path: config_dir.display().to_string(),
-        source,
-    })?;
-    let state_dir = std::fs::create_dir_all(&config.state_dir)
-        .and_then(|()| config.state_dir.canonicalize())
-        .map_err(|source| StartError::StateDir {
-            path: config.state_dir.display().to_string(),
+    let make_engine = engine::configured(&config);
+    run_with(config, host, shutdown, make_engine).await
+}
+
+/// [`run`], with each hold's engine made by `make_engine` (the test harness's scripted one).
+pub(crate) async fn run_with(
+    config: Config,
+    host: &str,
+    shutdown: Shutdown,
+    make_engine: engine::MakeEngine,
+) -> Result<(), StartError> {
+    let tasks = TaskTracker::new();
+    let pool = Arc::new(start(config, host, shutdown, make_engine, &tasks).await?);
+    serve(pool, tasks).await
+}
+
+/// The folders a worker works in, made and canonical.
+struct Dirs {
+    workspace_root: std::path::PathBuf,
+    config_dir: std::path::PathBuf,
+    state_dir: std::path::PathBuf,
+}
+
+impl Dirs {
+    fn prepare(config: &Config) -> Result<Self, StartError> {
+        let root_error = |source| StartError::WorkspaceRoot {
+            path: config.workspace_root.display().to_string(),
+            source,
+        };
+        std::fs::create_dir_all(&config.workspace_root).map_err(root_error)?;
+        let workspace_root = config.workspace_root.canonicalize().map_err(root_error)?;
+        let config_dir = config.resolved_claude_config_dir();
+        std::fs::create_dir_all(&config_dir).map_err(|source| StartError::ConfigDir {
+            path: config_dir.display().to_string(),
             source,
         })?;
+        let state_dir = std::fs::create_dir_all(&config.state_dir)
+            .and_then(|()| config.state_dir.canonicalize())
+            .map_err(|source| StartError::StateDir {
+                path: config.state_dir.display().to_string(),
+                source,
+            })?;
+        Ok(Self {
+            workspace_root,
+            config_dir,
+            state_dir,
+        })
+    }
+}
+
+/// The CLI is recent enough, and the worker has a model credential (the CLI executor only).
+async fn check_cli(config: &Config, upstream: &gateway::Upstream) -> Result<(), StartError> {
+    if config.executor != Executor::Claude {
+        return Ok(());
+    }
+    claude::version::check(&config.claude_bin)
+        .await
+        .map_err(|(found, oldest)| StartError::CliTooOld {
+            found: found.to_string(),
+            oldest: oldest.to_string(),
+        })?;
+    if !upstream.has_credential() {
+        return Err(StartError::NoCredential);
+    }
+    Ok(())
+}
+
+/// The box every CLI run starts in (none for a benchmark executor, or with `--sandbox off`).
+async fn probe_sandbox(
+    config: &Config,
+    gateway: &gateway::Gateway,
+) -> Result<Option<sandbox::Sandbox>, StartError> {
+    if config.executor != Executor::Claude {
+        return Ok(None);
+    }
+    let sandbox = sandbox::Sandbox::probe(
+        config.sandbox,
+        &config.sandbox_bwrap,
+        &config.claude_bin,
+        gateway.socket(),
+        &config.sandbox_read,
+        &config.sandbox_write,
+    )
+    .await?;
+    match &sandbox {
+        Some(s) => info!(read = ?s.read_paths(), allow_hosts = ?config.sandbox_allow_host, "sandbox on: every CLI run is boxed (bubblewrap)"),
+        None => warn!("sandbox OFF (--sandbox off): plans run with this worker's own access to its disk and network; run only trusted plans"),
+    }
+    Ok(sandbox)
+}
+
+/// Builds and checks what every loop of the worker shares.
+async fn start(
+    config: Config,
+    host: &str,
+    shutdown: Shutdown,
+    make_engine: engine::MakeEngine,
+    tasks: &TaskTracker,
+) -> Result<Pool, StartError> {
+    let dirs = Dirs::prepare(&config)?;
     let author = config
         .git_author
         .parse()
         .expect("checked when the settings were parsed");
-    let local_repos = git::LocalRepos::new(&config.repo_allow_paths, &workspace_root, &state_dir);
+    let local_repos = git::LocalRepos::new(
+        &config.repo_allow_paths,
+        &dirs.workspace_root,
+        &dirs.state_dir,
+    );
     let git = git::Git::new(
         config.git_bin.clone(),
         config.git_timeout,
         author,
-        &state_dir,
+        &dirs.state_dir,
         local_repos,
     );
     let env = Env {
@@ -162,54 +246,26 @@ pub async fn run(config: Config, host: &str, shutdown: Shutdown) -> Result<(), S
         event_cap: config.event_cap,
         retention_secs: config.retention_secs(),
     };
-    if config.executor == Executor::Claude {
-        claude::version::check(&config.claude_bin)
-            .await
-            .map_err(|(found, oldest)| StartError::CliTooOld {
-                found: found.to_string(),
-                oldest: oldest.to_string(),
-            })?;
-    }
     let upstream = gateway::Upstream::from_env();
-    if config.executor == Executor::Claude && !upstream.has_credential() {
-        return Err(StartError::NoCredential);
-    }
+    check_cli(&config, &upstream).await?;
     let gateway = gateway::Gateway::start(upstream, &config.sandbox_allow_host).await?;
-    let sandbox = if config.executor == Executor::Claude {
-        sandbox::Sandbox::probe(
-            config.sandbox,
-            &config.sandbox_bwrap,
-            &config.claude_bin,
-            gateway.socket(),
-            &config.sandbox_read,
-            &config.sandbox_write,
-        )
-        .await?
-    } else {
-        None
-    };
-    match &sandbox {
-        Some(s) => info!(read = ?s.read_paths(), allow_hosts = ?config.sandbox_allow_host, "sandbox on: every CLI run is boxed (bubblewrap)"),
-        None if config.executor == Executor::Claude => warn!("sandbox OFF (--sandbox off): plans run with this worker's own access to its disk and network; run only trusted plans"),
-        None => {}
-    }
+    let sandbox = probe_sandbox(&config, &gateway).await?;
     let connector = baton_connect::Connector::new(&config.redis).map_err(StartError::Redis)?;
     info!(redis = %connector.target(), "redis");
     let store = Store::new(&connector, env);
-    let tasks = TaskTracker::new();
     let metrics = Arc::new(metrics::Metrics::new(
-        engine::Engine::new(&config).mode().as_str(),
+        engine::mode_of(&config).as_str(),
         sandbox.is_some(),
     ));
     let webhooks = Arc::new(webhook::Webhooks::new(&config));
-    let pool = Arc::new(Pool {
+    Ok(Pool {
         id: WorkerId::for_this_process(host),
         cfg: config,
         store,
-        workspace_root,
-        config_dir,
+        workspace_root: dirs.workspace_root,
+        config_dir: dirs.config_dir,
         git,
-        metrics: metrics.clone(),
+        metrics,
         shutdown,
         closing: Closing::new(tasks.clone()),
         transcripts: pool::KnownTranscripts::default(),
@@ -217,14 +273,24 @@ pub async fn run(config: Config, host: &str, shutdown: Shutdown) -> Result<(), S
         webhooks,
         sandbox,
         gateway,
-    });
+        make_engine,
+    })
+}
+
+/// Runs the pool's loops until drained, then hands back what is left.
+async fn serve(pool: Arc<Pool>, tasks: TaskTracker) -> Result<(), StartError> {
     info!(worker = %pool.id, concurrency = pool.cfg.concurrency, "worker starting");
     let metrics_stop = CancellationToken::new();
     let metrics_server = match pool.cfg.metrics_addr {
         Some(addr) => Some(
-            metrics::serve(addr, metrics, pool.store.clone(), metrics_stop.clone())
-                .await
-                .map_err(|source| StartError::MetricsAddr { addr, source })?,
+            metrics::serve(
+                addr,
+                pool.metrics.clone(),
+                pool.store.clone(),
+                metrics_stop.clone(),
+            )
+            .await
+            .map_err(|source| StartError::MetricsAddr { addr, source })?,
         ),
         None => None,
     };
@@ -242,6 +308,8 @@ pub async fn run(config: Config, host: &str, shutdown: Shutdown) -> Result<(), S
     // background are tracked too. Wait for all of them.
     tasks.close();
     tasks.wait().await;
+    // Webhook deliveries under way get a bounded grace; the rest are recorded as failed.
+    pool.webhooks.finish().await;
     liveness_stop.cancel();
     if let Err(e) = liveness.await {
         warn!(error = %e, "the heartbeat loop ended abnormally");

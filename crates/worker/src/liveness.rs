@@ -24,7 +24,7 @@ use crate::store::StoreError;
 fn self_description(pool: &Pool) -> String {
     serde_json::json!({
         "version": env!("CARGO_PKG_VERSION"),
-        "mode": crate::engine::Engine::new(&pool.cfg).mode(),
+        "mode": crate::engine::mode_of(&pool.cfg),
         "sandbox": if pool.sandbox.is_some() { "boxed" } else { "unconfined" },
     })
     .to_string()
@@ -129,7 +129,7 @@ pub(crate) async fn reap(pool: &Pool, worker: &WorkerId, cutoff: u64) -> Result<
     let other = *worker != pool.id;
     for plan in pool.store.inflight(worker).await? {
         // What the dead holder counted but had not brought into the pool's counters yet.
-        crate::report::transfer(pool, &plan).await?;
+        crate::hold::transfer(pool, &plan).await?;
         let Recoveries(recoveries) = pool
             .store
             .call(&ReapLock {

@@ -44,6 +44,8 @@ pub(crate) struct Pool {
     pub(crate) sandbox: Option<crate::sandbox::Sandbox>,
     /// The model gateway: holds' tokens, the real credentials, the boxes' proxy.
     pub(crate) gateway: crate::gateway::Gateway,
+    /// Makes each hold's engine (the configured one; the test harness's scripted one).
+    pub(crate) make_engine: crate::engine::MakeEngine,
 }
 
 /// What this worker last committed of the transcripts of plans it held, so that its next hold

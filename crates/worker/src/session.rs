@@ -106,18 +106,31 @@ impl SessionStart {
     }
 }
 
+/// What an attempt asks [`prepare`] for: the head task, its workspace, a new session the last
+/// try forced, and what this worker knows is committed of the transcript.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ask<'a> {
+    pub(crate) head: &'a Head,
+    pub(crate) cwd: &'a Path,
+    pub(crate) forced: Option<FallbackReason>,
+    pub(crate) known: Option<&'a Committed>,
+}
+
 /// Decides how the head task's next attempt starts and prepares it: restores the committed
 /// transcript when the local copy differs, and writes the recap of a new session. `None` when
 /// `stop` was cancelled while Redis was away.
 pub(crate) async fn prepare(
     pool: &Pool,
     plan: &PlanId,
-    head: &Head,
-    cwd: &Path,
-    forced: Option<FallbackReason>,
-    known: Option<&Committed>,
+    ask: Ask<'_>,
     stop: &CancellationToken,
 ) -> Option<SessionStart> {
+    let Ask {
+        head,
+        cwd,
+        forced,
+        known,
+    } = ask;
     let task = &head.task;
     let (mut committed, mut restored_chunks) = (None, 0);
     let how = match choose(
@@ -230,7 +243,7 @@ async fn local_copy(
         match files.restore(&stored.base, &stored.chunks, &record.transcript_sha256) {
             Ok(state) => (LocalCopy::Restored, Some(state), stored.chunks.len() as u64),
             Err(e) => {
-                warn!(plan = %plan, error = %e, "committed transcript unusable");
+                warn!(error = %e, "committed transcript unusable");
                 let _ = files.remove_everywhere();
                 (LocalCopy::Corrupt, None, 0)
             }

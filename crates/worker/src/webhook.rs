@@ -5,7 +5,10 @@
 //! signed with the body, so a receiver that refuses old timestamps (the README suggests five
 //! minutes) cannot be made to accept a recorded delivery again later.
 //!
-//! A delivery runs in the background and never blocks or fails the plan. It is retried with
+//! A delivery runs in the background and never blocks or fails the plan; it is tracked, so a
+//! worker that shuts down gives the deliveries under way a bounded grace ([`Webhooks::finish`])
+//! and records each one still undelivered after it as `webhook_failed` ("the worker shut
+//! down"), never dropping one silently. It is retried with
 //! backoff (`backon`) for `--webhook-retry-for` (a 4xx answer other than 408 and 429 is not
 //! retried: the receiver refused that body; nor is a 3xx: redirects are never followed, since
 //! one could lead past the allow list, and asking again gets the same redirect); a delivery
@@ -17,13 +20,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
+use baton_core::event::WebhookFailed;
 use baton_core::plan::Notify;
 use baton_core::scripts::task::Emit;
-use baton_core::event::WebhookFailed;
 use baton_core::{Event, EventKind, PlanId, WorkerId};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
 use crate::config::Secret;
@@ -35,6 +41,10 @@ use crate::Config;
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The signature header.
 pub(crate) const SIGNATURE_HEADER: &str = "X-Baton-Signature";
+/// How long deliveries under way may go on once the worker has stopped everything else.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How long recording the deliveries given up at shutdown may take (Redis may be away).
+const RECORD_WAIT: Duration = Duration::from_secs(5);
 /// The header carrying the time a delivery was signed (unix seconds), covered by the signature.
 pub(crate) const TIMESTAMP_HEADER: &str = "X-Baton-Timestamp";
 
@@ -44,6 +54,10 @@ pub(crate) struct Webhooks {
     allow: HostList,
     secret: Option<Secret>,
     retry_for: Duration,
+    /// Every delivery under way; the worker waits for them at shutdown ([`Webhooks::finish`]).
+    deliveries: TaskTracker,
+    /// Cancelled once the shutdown grace is over: deliveries still under way give up.
+    give_up: CancellationToken,
 }
 
 /// Why a delivery was not made.
@@ -61,6 +75,9 @@ enum Undelivered {
     /// with a redirect (3xx, never followed): sending the same body again gets the same answer.
     #[error("{0}")]
     Refused(String),
+    /// The worker shut down before the delivery could be made.
+    #[error("the worker shut down before the delivery was made")]
+    ShutDown,
 }
 
 impl Webhooks {
@@ -78,6 +95,8 @@ impl Webhooks {
             allow: HostList::new(&cfg.webhook_allow),
             secret: cfg.webhook_secret.clone(),
             retry_for: cfg.webhook_retry_for,
+            deliveries: TaskTracker::new(),
+            give_up: CancellationToken::new(),
         }
     }
 
@@ -86,14 +105,14 @@ impl Webhooks {
         self.allow.allows(host)
     }
 
-    /// Sends `event` to the plan's webhook if `notify` asks for its kind, in the background.
+    /// Sends `event` to the plan's webhook if `notify` asks for its kind, in the background
+    /// (tracked: see [`Webhooks::finish`]).
     pub(crate) fn send(
         self: &Arc<Self>,
         notify: Option<&Notify>,
         event: &Event,
         store: &Store,
         worker: &WorkerId,
-        abort: &CancellationToken,
     ) {
         let Some(notify) = notify.filter(|n| n.events.contains(&event.kind())) else {
             return;
@@ -102,16 +121,17 @@ impl Webhooks {
             return;
         };
         let (me, url, body) = (self.clone(), notify.url.clone(), event.to_json());
-        let (store, worker, abort, kind) =
-            (store.clone(), worker.clone(), abort.clone(), event.kind());
-        tokio::spawn(async move {
+        let (store, worker, kind) = (store.clone(), worker.clone(), event.kind());
+        self.deliveries.spawn(async move {
+            let attempts = AtomicU32::new(0);
             let outcome = tokio::select! {
-                _ = abort.cancelled() => return,
-                r = me.deliver(&url, body) => r,
+                () = me.give_up.cancelled() => Err(Undelivered::ShutDown),
+                r = me.deliver(&url, body, &attempts) => r,
             };
+            let attempts = attempts.load(Ordering::Relaxed);
             match outcome {
-                Ok(attempts) => debug!(plan = %plan, %kind, attempts, "webhook delivered"),
-                Err((why, attempts)) => {
+                Ok(()) => debug!(plan = %plan, %kind, attempts, "webhook delivered"),
+                Err(why) => {
                     warn!(plan = %plan, %kind, error = %why, "webhook not delivered");
                     failed(&store, &plan, &worker, kind, &url, &why, attempts).await;
                 }
@@ -119,21 +139,43 @@ impl Webhooks {
         });
     }
 
-    /// POSTs `body` until a 2xx answer, with backoff, for at most `retry_for`. Returns the
-    /// attempts made.
-    async fn deliver(&self, url: &str, body: String) -> Result<u32, (Undelivered, u32)> {
-        let parsed =
-            reqwest::Url::parse(url).map_err(|e| (Undelivered::BadUrl(e.to_string()), 0))?;
+    /// At shutdown, once nothing can start a delivery any more: waits for the deliveries under
+    /// way for a bounded grace, then makes the rest give up (each recorded as `webhook_failed`).
+    pub(crate) async fn finish(&self) {
+        self.deliveries.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.deliveries.wait())
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        self.give_up.cancel();
+        if tokio::time::timeout(RECORD_WAIT, self.deliveries.wait())
+            .await
+            .is_err()
+        {
+            warn!("could not record every webhook given up at shutdown (redis away?)");
+        }
+    }
+
+    /// POSTs `body` until a 2xx answer, with backoff, for at most `retry_for`, counting the
+    /// attempts made in `attempts`.
+    async fn deliver(
+        &self,
+        url: &str,
+        body: String,
+        attempts: &AtomicU32,
+    ) -> Result<(), Undelivered> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| Undelivered::BadUrl(e.to_string()))?;
         let host = parsed.host_str().unwrap_or_default().to_owned();
         if !self.allowed(&host) {
-            return Err((Undelivered::NotAllowed(host), 0));
+            return Err(Undelivered::NotAllowed(host));
         }
         let Some(secret) = &self.secret else {
-            return Err((Undelivered::NoSecret, 0));
+            return Err(Undelivered::NoSecret);
         };
-        let attempts = std::sync::atomic::AtomicU32::new(0);
         let attempt = || async {
-            attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            attempts.fetch_add(1, Ordering::Relaxed);
             // Signed afresh per attempt: a retry minutes later must not look like a replay.
             let timestamp = baton_core::time::now_millis() / 1000;
             let signature = sign(secret.expose(), timestamp, body.as_bytes());
@@ -165,12 +207,10 @@ impl Webhooks {
             .with_jitter()
             .with_total_delay(Some(self.retry_for))
             .without_max_times();
-        let result = attempt
+        attempt
             .retry(backoff)
             .when(|e| matches!(e, Undelivered::Failed(_)))
-            .await;
-        let n = attempts.load(std::sync::atomic::Ordering::Relaxed);
-        result.map(|()| n).map_err(|e| (e, n))
+            .await
     }
 }
 

@@ -16,6 +16,7 @@
 
 mod pack;
 mod restore;
+pub(crate) use pack::Pack;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};

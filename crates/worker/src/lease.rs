@@ -1,10 +1,13 @@
 //! A hold's lease on its plan: the token-fenced lock `p:{P}:lock`, renewed every third of the
 //! lease while the hold lives, and the two signals a hold reads from it: the lease was lost
 //! (another worker may hold the plan; write nothing more), or the running task must stop
-//! (lost, shutdown, or the plan was cancelled).
+//! (lost, shutdown, or the plan was cancelled). The hold keeps it; an attempt reads its signals
+//! and proves it before a push. Times are tokio's, so a test under a paused clock drives it.
 
 use std::convert::Infallible;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use baton_core::scripts::hold::{LockValue, Renew, Renewal};
 use baton_core::PlanId;
@@ -95,12 +98,12 @@ impl Lease {
         };
         loop {
             tokio::select! {
-                () = tokio::time::sleep_until(expires.into()) => break,
+                () = tokio::time::sleep_until(expires) => break,
                 () = tokio::time::sleep(every) => {}
             }
             let sent = Instant::now();
             let reply = tokio::select! {
-                () = tokio::time::sleep_until(expires.into()) => break,
+                () = tokio::time::sleep_until(expires) => break,
                 reply = pool.store.call(&renew) => reply,
             };
             match reply {

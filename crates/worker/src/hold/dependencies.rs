@@ -13,16 +13,16 @@ use baton_core::scripts::hold::Head;
 use baton_core::{PlanId, PlanState};
 use tracing::debug;
 
-use crate::hold::{next_move, Hold, Leave, NextMove};
+use super::stop::Halt;
+use super::{next_move, Hold, Leave, NextMove};
 use crate::reconnect::redis_retry;
-use crate::stop::Stop;
 
 /// How long a plan whose dependencies are still running waits before it is claimed again.
-pub(crate) const DEPENDENCY_POLL: Duration = Duration::from_secs(2);
+const DEPENDENCY_POLL: Duration = Duration::from_secs(2);
 
 /// Where the plans a plan waits for stand.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Dependencies {
+enum Dependencies {
     /// All completed.
     Met,
     /// Some are still to complete.
@@ -32,7 +32,7 @@ pub(crate) enum Dependencies {
 }
 
 /// Judges the states of the plans waited for (`None`: no such plan).
-pub(crate) fn judge(states: &[(PlanId, Option<PlanState>)]) -> Dependencies {
+fn judge(states: &[(PlanId, Option<PlanState>)]) -> Dependencies {
     let mut waiting = false;
     for (plan, state) in states {
         match state {
@@ -57,7 +57,7 @@ pub(crate) fn judge(states: &[(PlanId, Option<PlanState>)]) -> Dependencies {
 
 impl Hold<'_> {
     /// Checks the plans `head`'s plan waits for. `None`: go on with the hold; else how to leave.
-    pub(crate) async fn wait_for_dependencies(&mut self, head: &Head) -> Option<Leave> {
+    pub(super) async fn wait_for_dependencies(&mut self, head: &Head) -> Option<Leave> {
         let stop = self.lease.stop().clone();
         // Each plan is in a slot of its own: one read each, all sent at once.
         let reads = head.plan.after.iter().map(|dep| async {
@@ -80,11 +80,11 @@ impl Hold<'_> {
                 None
             }
             Dependencies::Waiting => {
-                debug!(plan = %self.plan, "waiting for the plans it runs after");
+                debug!("waiting for the plans it runs after");
                 Some(Leave::Later(DEPENDENCY_POLL))
             }
             Dependencies::Broken(reason) => {
-                let end = self.stop_plan(&head.task, Stop::Blocked { reason }).await;
+                let end = self.stop_plan(&head.task, Halt::Blocked(reason)).await;
                 match next_move(end, 0, u32::MAX, false) {
                     NextMove::Leave(leave) => Some(leave),
                     NextMove::Run(_) => unreachable!("a stopped plan runs nothing"),

@@ -1,26 +1,31 @@
-//! What a hold tells the world: events (stored in the plan's list and published) and counters.
+//! What a hold tells the world: events (stored in the plan's list and published), counters and
+//! metrics, from the executor events and outcomes of its attempts ([`Reporter::dispatch`],
+//! [`Reporter::outcome`]), and the pool's pause on a rate limit.
 //! The plan's own counters are kept exact by the scripts that do the work; the pool-wide ones
 //! follow them by transfer (`baton_core::counters`): the plan's totals go to the pool with the
 //! hand-back, or once counts are a second old ([`PoolTally`]): a trip less per task, at the
 //! price of `baton stats` lagging by up to a second, and exact whatever crashes.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use baton_core::records::StoredTask;
-use baton_core::scripts::pool::Tally;
-use baton_core::scripts::task::{Emit, Start};
+use tokio::time::Instant;
+
 use baton_core::event::{
     ApiRetry, EventBody, PoolPaused, SessionFallback, SessionMode, SessionNote, TaskProgress,
     TaskRetrying, TaskStarted, ToolUse,
 };
+use baton_core::records::StoredTask;
+use baton_core::scripts::pool::Tally;
+use baton_core::scripts::task::{Emit, Start};
 use baton_core::{Counter, Counts, Event, PlanId, WorkerId};
-use tokio::sync::mpsc;
 use tracing::warn;
 
+use super::next::TtlRefresh;
+use crate::attempt::{ExecutorEvent, Outcome, SessionStarted};
 use crate::claude::Progress;
-use crate::metrics::SessionEvent;
+use crate::metrics::{SessionEvent, TaskOutcome};
 use crate::pool::Pool;
-use crate::session::{How, SessionStart};
+use crate::session::How;
 use crate::store::StoreError;
 
 /// A CLI retry announced for a 429 this far off (or more) is a rate limit with a reset time,
@@ -78,7 +83,7 @@ pub(crate) async fn transfer(pool: &Pool, plan: &PlanId) -> Result<(), StoreErro
 pub(crate) struct Reporter<'p> {
     pool: &'p Pool,
     plan: PlanId,
-    pub(crate) tally: PoolTally,
+    tally: PoolTally,
 }
 
 impl<'p> Reporter<'p> {
@@ -88,6 +93,48 @@ impl<'p> Reporter<'p> {
             plan,
             tally: PoolTally::default(),
         }
+    }
+
+    /// Tells the world what an attempt did: the one place executor events become events,
+    /// counters and metrics.
+    pub(crate) async fn dispatch(
+        &self,
+        task: &StoredTask,
+        e: ExecutorEvent,
+        ttls: &mut TtlRefresh,
+    ) {
+        match e {
+            ExecutorEvent::Started {
+                attempt,
+                session,
+                mode,
+            } => {
+                self.started(task, &session, attempt, mode, ttls.first_start())
+                    .await;
+            }
+            ExecutorEvent::Progress(p) => self.progress(task, p).await,
+            ExecutorEvent::RunEnded { mode, took } => {
+                self.pool.metrics.task_duration(mode.as_str(), took);
+            }
+        }
+    }
+
+    /// Counts what a try came to (the worker's task metrics).
+    pub(crate) fn outcome(&self, outcome: &Outcome) {
+        let metrics = &self.pool.metrics;
+        match outcome {
+            Outcome::Retry { .. } => {
+                metrics.task(TaskOutcome::failed);
+                metrics.task(TaskOutcome::retried);
+            }
+            Outcome::Stop { failed: true, .. } => metrics.task(TaskOutcome::failed),
+            Outcome::Commit(_) | Outcome::Stop { .. } | Outcome::Interrupted(_) => {}
+        }
+    }
+
+    /// The plan is being handed back with its totals: nothing is pending for the pool.
+    pub(crate) fn handed_back(&self) {
+        self.tally.clear();
     }
 
     /// An event of this plan, by this worker.
@@ -108,29 +155,29 @@ impl<'p> Reporter<'p> {
             event: &event,
         };
         if let Err(e) = self.pool.store.call(&call).await {
-            warn!(plan = %self.plan, kind = %event.kind(), error = %e, "could not publish event");
+            warn!(kind = %event.kind(), error = %e, "could not publish event");
         }
     }
 
     /// Adds to the plan's counters now (the pool's follow with the next transfer).
     pub(crate) async fn count(&self, counters: &[(Counter, i64)]) {
         if let Err(e) = self.pool.store.count(&self.plan, counters).await {
-            warn!(plan = %self.plan, error = %e, "could not update counters");
+            warn!(error = %e, "could not update counters");
         }
         self.tally.mark();
     }
 
     /// Announces an attempt in one trip: `task_started`, then how its session starts, and the
     /// plan's counters of it (the pool's go to the tally).
-    pub(crate) async fn started(
-        &mut self,
+    async fn started(
+        &self,
         task: &StoredTask,
-        start: &SessionStart,
+        start: &SessionStarted,
         attempt: u32,
         mode: SessionMode,
         refresh_ttls: bool,
     ) {
-        let session_id = start.arg.id();
+        let session_id = start.id;
         let mut events = vec![self.event(
             TaskStarted {
                 attempt,
@@ -198,7 +245,7 @@ impl<'p> Reporter<'p> {
             refresh_ttls,
         };
         if let Err(e) = self.pool.store.call(&call).await {
-            warn!(plan = %self.plan, error = %e, "could not publish the start of a task");
+            warn!(error = %e, "could not publish the start of a task");
         }
         self.tally.mark();
     }
@@ -213,16 +260,14 @@ impl<'p> Reporter<'p> {
         backoff: Option<Duration>,
     ) {
         let delay_ms = backoff.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        self.emit(
-            self.event(
-                TaskRetrying {
-                    attempt: next_attempt,
-                    reason: reason.to_owned(),
-                    delay_ms,
-                },
-                task,
-            ),
-        )
+        self.emit(self.event(
+            TaskRetrying {
+                attempt: next_attempt,
+                reason: reason.to_owned(),
+                delay_ms,
+            },
+            task,
+        ))
         .await;
         if backoff.is_some() {
             self.count(&[(Counter::TaskRetries, 1)]).await;
@@ -238,33 +283,15 @@ impl<'p> Reporter<'p> {
         }
         if let Err(e) = transfer(self.pool, &self.plan).await {
             // The next transfer (the hand-back at the latest) carries them.
-            warn!(plan = %self.plan, error = %e, "could not update the pool's counters");
+            warn!(error = %e, "could not update the pool's counters");
         }
-    }
-
-    /// Awaits `run` while publishing the progress it sends on `progress` as it happens.
-    pub(crate) async fn forward_progress<T>(
-        &self,
-        task: &StoredTask,
-        mut progress: mpsc::UnboundedReceiver<Progress>,
-        run: impl std::future::Future<Output = T>,
-    ) -> T {
-        tokio::pin!(run);
-        let result = loop {
-            tokio::select! {
-                r = &mut run => break r,
-                Some(p) = progress.recv() => self.progress(task, p).await,
-            }
-        };
-        while let Ok(p) = progress.try_recv() {
-            self.progress(task, p).await;
-        }
-        result
     }
 
     async fn progress(&self, task: &StoredTask, p: Progress) {
         let body = match p {
-            Progress::ToolUse { tool, file_path } => TaskProgress::ToolUse(ToolUse { tool, file_path }),
+            Progress::ToolUse { tool, file_path } => {
+                TaskProgress::ToolUse(ToolUse { tool, file_path })
+            }
             Progress::ApiRetry {
                 status,
                 attempt,
@@ -296,7 +323,7 @@ impl<'p> Reporter<'p> {
         );
         match self.pool.store.pause(&reason, delay_ms).await {
             Ok(true) => {
-                warn!(plan = %self.plan, delay_ms, "rate limited: pausing the pool");
+                warn!(delay_ms, "rate limited: pausing the pool");
                 let ev = self.event(
                     PoolPaused {
                         reason,

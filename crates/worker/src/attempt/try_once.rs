@@ -1,0 +1,256 @@
+//! One try of a task: grants checked, files reset to the checkpoint, session prepared, the
+//! engine run (its progress relayed to the hold as it comes), the answer checked, the files
+//! committed and pushed.
+
+use std::path::Path;
+use std::time::{Instant, SystemTime};
+
+use baton_core::scripts::task::{Compact, CompactReply};
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use super::{
+    checkpoint, Attempt, AttemptError, Context, ExecutorEvent, Failed, GitTime, Run, SessionStarted,
+};
+use crate::claude::{ClaudeError, Invocation, Outcome, Progress};
+use crate::engine::Engine;
+use crate::git::{Checkout, CommitInfo};
+use crate::lease::Interruption;
+use crate::session::{self, SessionStart};
+use crate::transcript::SessionFiles;
+
+/// What the retry of a task whose structured answer did not do is told, after its prompt.
+fn structured_note(problem: &str) -> String {
+    format!(
+        "[baton] Your previous answer to this task was refused: {problem}. Answer again, and give the answer with the StructuredOutput tool, matching its schema."
+    )
+}
+
+impl Attempt<'_> {
+    /// Try `attempt`: files, session, run, checkpoint.
+    pub(super) async fn try_once(
+        &mut self,
+        ctx: &Context<'_>,
+        engine: &mut dyn Engine,
+        events: &mpsc::UnboundedSender<ExecutorEvent>,
+        attempt: u32,
+        budget_left: Option<f64>,
+    ) -> Result<Box<Run>, Failed> {
+        let cfg = &ctx.pool.cfg;
+        // Every worker checks the grants against its own settings before it runs them: the
+        // worker that accepted the plan may allow more than this one.
+        if let Err(e) = crate::grants::Allowed::new(cfg).check(&self.options) {
+            return Err(AttemptError::NotAllowedHere {
+                field: e.field,
+                problem: e.problem,
+            }
+            .into());
+        }
+        // Files rewind with the conversation: every attempt starts from the checkpoint's files.
+        let checkout_started = Instant::now();
+        let checkout = self.checkout(ctx).await?;
+        let checkout_time = checkout_started.elapsed();
+        let start = self.session(ctx).await?;
+        let mode = engine.mode();
+        let session = SessionStarted {
+            id: start.arg.id(),
+            how: start.how.clone(),
+        };
+        let _ = events.send(ExecutorEvent::Started {
+            attempt,
+            session,
+            mode,
+        });
+        let inv = Invocation {
+            bin: &cfg.claude_bin,
+            cwd: self.cwd,
+            config_dir: &ctx.pool.config_dir,
+            session: start.arg,
+            options: &self.options,
+            json_schema: self.head.task.json_schema.as_deref(),
+            budget_left_usd: budget_left,
+            prompt: &start.prompt,
+            timeout: cfg.task_timeout,
+            silence_timeout: cfg.silence_timeout,
+            reach: crate::claude::Reach {
+                sandbox: ctx.pool.sandbox.as_ref(),
+                loopback_url: ctx.pool.gateway.loopback_url(),
+                token: ctx.grant.token(),
+                trust_repo_settings: cfg.trust_repo_settings,
+            },
+        };
+        let continues = start.continues(self.base.last_commit.as_ref());
+        // The gateway keeps the budget left for this attempt, mid-task.
+        let meter = ctx.grant.usage();
+        meter.attempt_starts(budget_left);
+        let used_before = meter.so_far();
+        let started = Instant::now();
+        let started_at = SystemTime::now();
+        let stop = ctx.lease.stop();
+        let (progress, progress_rx) = mpsc::unbounded_channel();
+        let run = engine.run(&inv, continues, &progress, stop);
+        let outcome = relay_progress(events, progress_rx, run).await;
+        let ended_at = SystemTime::now();
+        let took = started.elapsed();
+        let _ = events.send(ExecutorEvent::RunEnded { mode, took });
+        if ctx.lease.is_lost() {
+            return Err(Failed::Interrupted(Interruption::LeaseLost));
+        }
+        let used = meter.so_far().since(used_before);
+        // A stop (cancel, pause --now, shutdown) says why the run ended, whatever the gateway did.
+        if meter.stopped() && !stop.is_cancelled() {
+            // Whatever the CLI made of the refusal, the turn will not be committed.
+            engine.discard().await;
+            let why = format!(
+                "it refused the task's request {}: {}",
+                used.requests + 1,
+                meter
+                    .refusal()
+                    .unwrap_or_else(|| "the plan's budget was spent".into())
+            );
+            return Err(AttemptError::Claude(ClaudeError::GatewayBudget(why)).into());
+        }
+        let out = outcome?;
+        meter.learn(out.cost_usd, used.points);
+        if let Err(problem) = self.check_answer(&out) {
+            // The turn will not be committed: a warm process that holds it must not go on.
+            engine.discard().await;
+            return Err(AttemptError::Structured(problem).into());
+        }
+        let checkpoint_started = Instant::now();
+        let checkpoint = match &checkout {
+            None => None,
+            Some(co) => {
+                let info = CommitInfo {
+                    plan: ctx.plan,
+                    task_id: self.head.task.id.as_str(),
+                    task_index: self.head.task.index,
+                    prompt: &self.head.task.prompt,
+                    session_id: &start.arg.id().to_string(),
+                    cost_usd: out.cost_usd,
+                };
+                match checkpoint::commit_and_push(ctx, &*engine, co, &info).await {
+                    Ok(c) => Some(c),
+                    Err(failed) => {
+                        // The turn will not be committed: a warm process that holds it must
+                        // not go on with it.
+                        engine.discard().await;
+                        return Err(failed);
+                    }
+                }
+            }
+        };
+        let git_time = checkout.is_some().then(|| GitTime {
+            checkout: checkout_time,
+            checkpoint: checkpoint_started.elapsed(),
+        });
+        Ok(Box::new(Run {
+            start,
+            out,
+            gateway: used,
+            attempts: attempt,
+            started,
+            started_at,
+            ended_at,
+            checkpoint,
+            git_time,
+        }))
+    }
+
+    /// The workspace made the checkpoint's files (a plan with a repository).
+    async fn checkout(&mut self, ctx: &Context<'_>) -> Result<Option<Checkout>, Failed> {
+        let tree_at = self.base.tree_at.take();
+        let Some(spec) = &self.head.plan.repo else {
+            return Ok(None);
+        };
+        let checkpoint = self.head.plan.checkpoint.as_deref();
+        let co = ctx
+            .pool
+            .git
+            .checkout(ctx.plan, spec, self.cwd, checkpoint, tree_at.as_deref());
+        Ok(Some(co.await?))
+    }
+
+    /// The try's session, prepared (and its transcript compacted after a restore from chunks).
+    async fn session(&mut self, ctx: &Context<'_>) -> Result<SessionStart, Failed> {
+        let known = self.base.transcript.take();
+        let ask = session::Ask {
+            head: self.head,
+            cwd: self.cwd,
+            forced: self.forced,
+            known: known.as_ref(),
+        };
+        let Some(mut start) = session::prepare(ctx.pool, ctx.plan, ask, ctx.lease.stop()).await
+        else {
+            return Err(Failed::Interrupted(ctx.lease.interruption()));
+        };
+        if let Some(problem) = &self.refused {
+            start.prompt = format!("{}\n\n{}", start.prompt, structured_note(problem));
+        }
+        // Known until this attempt commits: a retry cuts a failed attempt's partial turn off
+        // instead of fetching the whole transcript again.
+        self.base.transcript.clone_from(&start.committed);
+        if start.restored_chunks > 0 {
+            compact_transcript(ctx, &start, self.cwd).await;
+        }
+        Ok(start)
+    }
+
+    /// Checks the task's structured answer against its schema (a task with `json_schema`).
+    fn check_answer(&self, out: &Outcome) -> Result<(), String> {
+        let Some(schema) = &self.head.task.json_schema else {
+            return Ok(());
+        };
+        serde_json::from_str(schema)
+            .map_err(|e| format!("the task's schema does not parse: {e}"))
+            .and_then(|schema| {
+                baton_core::structured::check_answer(&schema, out.structured.as_ref())
+            })
+    }
+}
+
+/// Awaits `run` while relaying the progress it sends on `progress` to `events` as it comes.
+async fn relay_progress<T>(
+    events: &mpsc::UnboundedSender<ExecutorEvent>,
+    mut progress: mpsc::UnboundedReceiver<Progress>,
+    run: impl std::future::Future<Output = T>,
+) -> T {
+    tokio::pin!(run);
+    let result = loop {
+        tokio::select! {
+            r = &mut run => break r,
+            Some(p) = progress.recv() => { let _ = events.send(ExecutorEvent::Progress(p)); }
+        }
+    };
+    while let Ok(p) = progress.try_recv() {
+        let _ = events.send(ExecutorEvent::Progress(p));
+    }
+    result
+}
+
+/// After a restore from a base pack and chunks, stores the transcript as one pack again
+/// (fenced; skipped if a chunk was added meanwhile). The restore paid for reading it all;
+/// the next restore reads one pack. A failure is logged and changes nothing.
+async fn compact_transcript(ctx: &Context<'_>, start: &SessionStart, cwd: &Path) {
+    let files = SessionFiles::new(&ctx.pool.config_dir, cwd, start.arg.id());
+    let pack = match files.pack() {
+        Ok(p) => p,
+        Err(e) => {
+            warn!(error = %e, "could not pack the transcript to compact it");
+            return;
+        }
+    };
+    let call = Compact {
+        plan: ctx.plan,
+        lock: &ctx.lease.value,
+        pack: &pack.blob,
+        chunks: start.restored_chunks,
+    };
+    match ctx.pool.store.call(&call).await {
+        Ok(CompactReply::Compacted) => {
+            debug!(chunks = start.restored_chunks, "transcript compacted");
+        }
+        Ok(reply) => debug!(?reply, "transcript not compacted"),
+        Err(e) => warn!(error = %e, "could not compact the transcript"),
+    }
+}

@@ -1,0 +1,246 @@
+//! A successful run committed: the transcript packed, the result, session record and events
+//! written in one fenced script (`commit.lua`) that also returns the next task or gives the
+//! lease back. A result finished while Redis was away is committed when it returns, unless the
+//! lease ran out meanwhile (then the fence refuses it and the task runs again).
+
+use std::path::Path;
+use std::time::SystemTime;
+
+use baton_core::event::{PlanCompleted, ReviewRequested, TaskSucceeded};
+use baton_core::records::{SessionRecord, TaskResult};
+use baton_core::scripts::hold::Head;
+use baton_core::scripts::task::{Commit, CommitReply, TranscriptWrite};
+use baton_core::{Counter, Counts, Event};
+use tracing::{debug, warn};
+
+use super::{Hold, TaskEnd};
+use crate::attempt::{Base, Run};
+use crate::lease::Interruption;
+use crate::reconnect::redis_retry;
+use crate::transcript::{Pack, SessionFiles};
+
+/// Milliseconds since the epoch, with microseconds.
+fn epoch_ms(t: SystemTime) -> f64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .unwrap_or(0.0)
+}
+
+/// A count as a counter increment (token counts are far below `i64::MAX`).
+fn increment(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// The events a commit writes (and may send to the plan's webhook).
+struct Events {
+    succeeded: Event,
+    completed: Event,
+    /// A task that asks for a review: the plan waits for `baton approve` / `baton reject`.
+    review: Option<Event>,
+}
+
+impl Hold<'_> {
+    /// Commits the run of the head task; returns what the next task starts from (`base`, the
+    /// attempts' own, unless the commit went through).
+    pub(super) async fn commit(
+        &mut self,
+        head: &Head,
+        cwd: &Path,
+        run: Box<Run>,
+        base: Base,
+    ) -> (TaskEnd, Base) {
+        let files = SessionFiles::new(&self.pool.config_dir, cwd, run.start.arg.id());
+        // Only what the turn added, when what was committed before is known.
+        let packed = match &run.start.committed {
+            Some(before) => files.pack_since(before),
+            None => files.pack(),
+        };
+        let pack = packed
+            .inspect_err(|e| {
+                // The CLI said success but left no transcript: commit the result anyway; the
+                // next task falls back to a recap.
+                warn!(error = %e, "no transcript to commit");
+            })
+            .ok();
+        let (result, record) = self.records(head, cwd, &run, pack.as_ref());
+        let events = self.events(head, &run, &result, pack.as_ref());
+        let mut counts = Counts::default();
+        counts
+            .add(Counter::TasksSucceeded, 1)
+            .add(Counter::InputTokens, increment(result.input_tokens))
+            .add(Counter::OutputTokens, increment(result.output_tokens));
+        if run.start.previous().is_some() {
+            counts.add(Counter::ResumesSucceeded, 1);
+        }
+        let call = Commit {
+            plan: &self.plan,
+            lock: &self.lease.value,
+            head_raw: &head.raw,
+            result: &result,
+            session: &record,
+            succeeded: &events.succeeded,
+            completed: &events.completed,
+            review: events.review.as_ref(),
+            transcript: match &pack {
+                None => TranscriptWrite::Nothing,
+                Some(p) if p.append => TranscriptWrite::Append(&p.blob),
+                Some(p) => TranscriptWrite::Full(&p.blob),
+            },
+            plan_counts: &counts,
+            checkpoint: result.commit.as_deref(),
+            refresh_ttls: self.ttls.first_commit(),
+        };
+        let stop = self.lease.stop();
+        let reply = redis_retry("commit", stop, || self.pool.store.call(&call)).await;
+        let Some(end) = self.after_commit(reply, &events) else {
+            return (TaskEnd::Interrupted(self.lease.interruption()), base);
+        };
+        debug!(index = head.task.index, "task committed");
+        let metrics = &self.pool.metrics;
+        metrics.committed(result.cost_usd, result.input_tokens, result.output_tokens);
+        self.report.committed().await;
+        let next = Base {
+            tree_at: result.commit,
+            transcript: pack.map(|p| p.committed),
+            last_commit: Some(record),
+        };
+        (end, next)
+    }
+
+    /// What the commit's reply means for the hold, and the webhooks it sends; `None` when it
+    /// did not go through (the lease's state says why).
+    fn after_commit(&self, reply: Option<CommitReply>, events: &Events) -> Option<TaskEnd> {
+        Some(match reply? {
+            CommitReply::Next { head, .. } => TaskEnd::Next(head),
+            // The script counted a completed plan in the plan's own counters.
+            CommitReply::Done { completed } => {
+                if completed {
+                    self.notify(&events.completed);
+                }
+                TaskEnd::Done
+            }
+            CommitReply::Review => {
+                if let Some(e) = &events.review {
+                    self.notify(e);
+                }
+                TaskEnd::Done
+            }
+            CommitReply::Stopped { .. } => TaskEnd::Stopped,
+            CommitReply::Fenced => TaskEnd::Interrupted(Interruption::LeaseLost),
+            CommitReply::Mismatch => {
+                // The lease is ours (the fence passed), but the plan's head is not the task we
+                // ran: an earlier commit was lost (a Redis failover can lose the last writes it
+                // acknowledged). Give the plan back to the front: its head task runs again from
+                // the transcript Redis has.
+                warn!(
+                    "the plan's next task is not the one run (a commit lost in a failover?); \
+                     handing the plan back to run it again"
+                );
+                TaskEnd::Interrupted(Interruption::Stopped)
+            }
+        })
+    }
+
+    /// The task's result and the session record the commit stores.
+    fn records(
+        &self,
+        head: &Head,
+        cwd: &Path,
+        run: &Run,
+        pack: Option<&Pack>,
+    ) -> (TaskResult, SessionRecord) {
+        let (task, out, sid) = (&head.task, &run.out, run.start.arg.id());
+        let now = baton_core::time::now_rfc3339();
+        let result = TaskResult {
+            task_id: task.id.clone(),
+            task_index: task.index,
+            kind: task.kind.clone(),
+            prompt: task.prompt.clone(),
+            result: out.result.clone(),
+            session_id: sid,
+            worker: self.pool.id.clone(),
+            attempts: run.attempts,
+            cost_usd: out.cost_usd,
+            input_tokens: out.input_tokens,
+            output_tokens: out.output_tokens,
+            duration_ms: u64::try_from(run.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            files: out.files.clone(),
+            finished_at: now.clone(),
+            commit: run.checkpoint.as_ref().map(|c| c.commit.clone()),
+            diffstat: run.checkpoint.as_ref().map(|c| c.diffstat),
+            structured: out.structured.clone(),
+        };
+        let previous = run.start.previous();
+        let record = SessionRecord {
+            session_id: sid,
+            created_at: previous.map_or_else(|| now.clone(), |p| p.created_at.clone()),
+            last_used_at: now,
+            last_worker: self.pool.id.clone(),
+            tasks: previous.map_or(0, |p| p.tasks) + 1,
+            context_tokens: out.context_tokens,
+            transcript_sha256: pack.map(|p| p.committed.digest()).unwrap_or_default(),
+            cwd: cwd.display().to_string(),
+            ttl_secs: head
+                .plan
+                .options_or_default()
+                .session_ttl_secs
+                .unwrap_or(self.pool.cfg.session_ttl.as_secs())
+                .max(1),
+        };
+        (result, record)
+    }
+
+    /// The events of the commit.
+    fn events(&self, head: &Head, run: &Run, result: &TaskResult, pack: Option<&Pack>) -> Events {
+        let (task, out) = (&head.task, &run.out);
+        let review = task.review.then(|| {
+            self.report.event(
+                ReviewRequested {
+                    result: out.result.clone(),
+                    rework: task.rework,
+                    commit: result.commit.clone(),
+                    diffstat: result.diffstat,
+                },
+                task,
+            )
+        });
+        let git_time = run.git_time;
+        let succeeded = TaskSucceeded {
+            result: out.result.clone(),
+            session_id: result.session_id,
+            cost_usd: out.cost_usd,
+            input_tokens: out.input_tokens,
+            output_tokens: out.output_tokens,
+            duration_ms: result.duration_ms,
+            files: out.files.clone(),
+            attempts: run.attempts,
+            // When the run was started, when its result arrived and when it was over (ms since
+            // the epoch): what the queue adds around a task can be measured from these and the
+            // event's arrival.
+            run_started_ms: epoch_ms(run.started_at),
+            result_at_ms: epoch_ms(out.result_at),
+            run_ended_ms: epoch_ms(run.ended_at),
+            // What the model gateway forwarded for the attempt, counted by the gateway itself
+            // (the CLI's requests, and any a tool in the box made with the hold's token).
+            gateway_requests: run.gateway.requests,
+            gateway_input_tokens: run.gateway.input_tokens,
+            gateway_output_tokens: run.gateway.output_tokens,
+            structured: out.structured.clone(),
+            // What this commit sent of the transcript: the whole pack, or the turn's chunk.
+            transcript_bytes: pack.map(|p| p.blob.len() as u64),
+            commit: result.commit.clone(),
+            diffstat: result.diffstat,
+            // What git cost this task: the workspace made the checkpoint's files before the
+            // run, and the commit and push after it.
+            checkout_ms: git_time.map(|t| t.checkout.as_secs_f64() * 1000.0),
+            checkpoint_ms: git_time.map(|t| t.checkpoint.as_secs_f64() * 1000.0),
+        };
+        Events {
+            succeeded: self.report.event(succeeded, task),
+            completed: self.report.plan_event(PlanCompleted {
+                commit: result.commit.clone(),
+            }),
+            review,
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! What a hold does after a task ([`next_move`]): run the next one, or leave and how. A pure
+//! function, tested for every way a task ends.
+
+use std::time::Duration;
+
+use baton_core::scripts::hold::Head;
+use baton_core::Requeue;
+
+use crate::lease::Interruption;
+
+/// What one task came to.
+#[derive(Debug)]
+pub(crate) enum TaskEnd {
+    /// Committed; the commit brought the next task along (the lease is still ours).
+    Next(Box<Head>),
+    /// Committed, and nothing is left: the commit gave the lease back.
+    Done,
+    /// The plan stopped (failed, budget spent, cancelled): it waits for someone to act.
+    Stopped,
+    /// No outcome: the lease was lost, or the task was stopped.
+    Interrupted(Interruption),
+}
+
+/// How a hold ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Leave {
+    /// Give the lease back; if tasks are left, requeue the plan here.
+    Release(Requeue),
+    /// The last commit gave the lease back already: only the claim remains.
+    Released,
+    /// The lease is gone: write nothing of the plan, hand it back to the front.
+    LeaseLost,
+    /// Give the lease back and claim the plan again after this long (it waits for other plans).
+    Later(Duration),
+}
+
+/// What a hold does after a task.
+#[derive(Debug)]
+pub(crate) enum NextMove {
+    Run(Box<Head>),
+    Leave(Leave),
+}
+
+/// After a task: run the next one, or leave and how. `ran`: tasks committed in this hold;
+/// `draining`: the worker is shutting down.
+pub(crate) fn next_move(end: TaskEnd, ran: u32, max_per_hold: u32, draining: bool) -> NextMove {
+    match end {
+        // A draining worker finishes what runs and hands the rest to the front of the line.
+        TaskEnd::Next(_) if draining => NextMove::Leave(Leave::Release(Requeue::Front)),
+        // Fairness: other plans get a turn; this one waits at the back.
+        TaskEnd::Next(_) if ran >= max_per_hold => NextMove::Leave(Leave::Release(Requeue::Back)),
+        TaskEnd::Next(head) => NextMove::Run(head),
+        TaskEnd::Done => NextMove::Leave(Leave::Released),
+        TaskEnd::Stopped => NextMove::Leave(Leave::Release(Requeue::Back)),
+        TaskEnd::Interrupted(Interruption::LeaseLost) => NextMove::Leave(Leave::LeaseLost),
+        TaskEnd::Interrupted(Interruption::Stopped) => {
+            NextMove::Leave(Leave::Release(Requeue::Front))
+        }
+    }
+}
+
+/// The plan keys' retention TTLs are reset once per hold (by its first start and its first
+/// commit), not on every task.
+#[derive(Debug, Default)]
+pub(crate) struct TtlRefresh {
+    started: bool,
+    committed: bool,
+}
+
+impl TtlRefresh {
+    /// True the first time only.
+    pub(crate) fn first_start(&mut self) -> bool {
+        !std::mem::replace(&mut self.started, true)
+    }
+
+    /// True the first time only.
+    pub(crate) fn first_commit(&mut self) -> bool {
+        !std::mem::replace(&mut self.committed, true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head() -> Box<Head> {
+        let raw = r#"{"id":"t1","index":0,"prompt":"p"}"#;
+        Box::new(Head {
+            task: serde_json::from_str(raw).unwrap(),
+            raw: raw.into(),
+            session: None,
+            plan: baton_core::PlanHash::default(),
+        })
+    }
+
+    fn leave(end: TaskEnd, ran: u32, draining: bool) -> Option<Leave> {
+        match next_move(end, ran, 3, draining) {
+            NextMove::Run(_) => None,
+            NextMove::Leave(l) => Some(l),
+        }
+    }
+
+    /// How a hold leaves after each way a task can end.
+    #[test]
+    fn a_hold_leaves_its_plan_as_the_task_says() {
+        assert_eq!(leave(TaskEnd::Next(head()), 1, false), None, "keep going");
+        assert_eq!(
+            leave(TaskEnd::Next(head()), 3, false),
+            Some(Leave::Release(Requeue::Back)),
+            "fairness bound reached"
+        );
+        assert_eq!(
+            leave(TaskEnd::Next(head()), 1, true),
+            Some(Leave::Release(Requeue::Front)),
+            "draining"
+        );
+        assert_eq!(leave(TaskEnd::Done, 1, false), Some(Leave::Released));
+        assert_eq!(leave(TaskEnd::Done, 1, true), Some(Leave::Released));
+        assert_eq!(
+            leave(TaskEnd::Stopped, 0, false),
+            Some(Leave::Release(Requeue::Back))
+        );
+        assert_eq!(
+            leave(TaskEnd::Interrupted(Interruption::LeaseLost), 0, false),
+            Some(Leave::LeaseLost)
+        );
+        assert_eq!(
+            leave(TaskEnd::Interrupted(Interruption::Stopped), 0, true),
+            Some(Leave::Release(Requeue::Front))
+        );
+    }
+
+    #[test]
+    fn retention_is_refreshed_once_per_hold() {
+        let mut t = TtlRefresh::default();
+        assert!(t.first_start() && !t.first_start());
+        assert!(t.first_commit() && !t.first_commit());
+    }
+}

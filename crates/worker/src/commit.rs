@@ -6,10 +6,10 @@
 use std::path::Path;
 use std::time::SystemTime;
 
+use baton_core::event::{PlanCompleted, ReviewRequested, TaskSucceeded};
 use baton_core::records::{SessionRecord, TaskResult};
 use baton_core::scripts::hold::Head;
 use baton_core::scripts::task::{Commit, CommitReply, TranscriptWrite};
-use baton_core::event::{PlanCompleted, ReviewRequested, TaskSucceeded};
 use baton_core::{Counter, Counts};
 use tracing::{debug, warn};
 

@@ -26,8 +26,8 @@ use baton_core::scripts::ingest::{
 };
 use baton_core::scripts::{split_tagged, INGEST_TAG_PREFIX};
 use baton_core::{
-    ActionRequest, Counter, Counts, Document, Event, PlanAction, PlanId, Priority,
-    Requeue, Submission,
+    ActionRequest, Counter, Counts, Document, Event, PlanAction, PlanId, Priority, Requeue,
+    Submission,
 };
 use tracing::{debug, warn};
 

@@ -6,13 +6,13 @@
 
 use std::time::{Duration, Instant};
 
-use baton_core::records::StoredTask;
-use baton_core::scripts::pool::Tally;
-use baton_core::scripts::task::{Emit, Start};
 use baton_core::event::{
     ApiRetry, EventBody, PoolPaused, SessionFallback, SessionMode, SessionNote, TaskProgress,
     TaskRetrying, TaskStarted, ToolUse,
 };
+use baton_core::records::StoredTask;
+use baton_core::scripts::pool::Tally;
+use baton_core::scripts::task::{Emit, Start};
 use baton_core::{Counter, Counts, Event, PlanId, WorkerId};
 use tokio::sync::mpsc;
 use tracing::warn;
@@ -213,16 +213,14 @@ impl<'p> Reporter<'p> {
         backoff: Option<Duration>,
     ) {
         let delay_ms = backoff.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        self.emit(
-            self.event(
-                TaskRetrying {
-                    attempt: next_attempt,
-                    reason: reason.to_owned(),
-                    delay_ms,
-                },
-                task,
-            ),
-        )
+        self.emit(self.event(
+            TaskRetrying {
+                attempt: next_attempt,
+                reason: reason.to_owned(),
+                delay_ms,
+            },
+            task,
+        ))
         .await;
         if backoff.is_some() {
             self.count(&[(Counter::TaskRetries, 1)]).await;
@@ -264,7 +262,9 @@ impl<'p> Reporter<'p> {
 
     async fn progress(&self, task: &StoredTask, p: Progress) {
         let body = match p {
-            Progress::ToolUse { tool, file_path } => TaskProgress::ToolUse(ToolUse { tool, file_path }),
+            Progress::ToolUse { tool, file_path } => {
+                TaskProgress::ToolUse(ToolUse { tool, file_path })
+            }
             Progress::ApiRetry {
                 status,
                 attempt,

@@ -2,9 +2,9 @@
 //! that failed for good (dead-lettered with each attempt's reason), or a spent budget. Written
 //! in one fenced script (`fail.lua`) with the plan's events.
 
+use baton_core::event::{EventBody, PlanBudgetExhausted, PlanStopped, StoppedBy, TaskFailed};
 use baton_core::records::{DeadLetter, StoredTask};
 use baton_core::scripts::task::{Fail, FailReply};
-use baton_core::event::{EventBody, PlanBudgetExhausted, PlanStopped, StoppedBy, TaskFailed};
 use baton_core::Counter;
 use tracing::warn;
 
@@ -66,18 +66,15 @@ impl Hold<'_> {
             Stop::Blocked { reason } => (
                 reason,
                 None,
-                self.report
-                    .plan_event(EventBody::PlanFailed(PlanStopped {
-                        reason: reason.clone(),
-                    })),
+                self.report.plan_event(EventBody::PlanFailed(PlanStopped {
+                    reason: reason.clone(),
+                })),
             ),
             Stop::BudgetSpent { detail, stopped_by } => (
                 detail,
                 None,
-                self.report.event(
-                    PlanBudgetExhausted::new(detail.as_str(), *stopped_by),
-                    task,
-                ),
+                self.report
+                    .event(PlanBudgetExhausted::new(detail.as_str(), *stopped_by), task),
             ),
         };
         let call = Fail {

@@ -17,9 +17,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
+use baton_core::event::WebhookFailed;
 use baton_core::plan::Notify;
 use baton_core::scripts::task::Emit;
-use baton_core::event::WebhookFailed;
 use baton_core::{Event, EventKind, PlanId, WorkerId};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;

@@ -36,7 +36,7 @@ fn refused(pool: &Pool, args: &[&str]) -> anyhow::Result<String> {
 }
 
 fn of_kind(events: &[Event], kind: EventKind) -> Vec<&Event> {
-    events.iter().filter(|e| e.kind == kind).collect()
+    events.iter().filter(|e| e.kind() == kind).collect()
 }
 
 /// Waits until the plan has stored `n` events of `kind`.
@@ -123,7 +123,7 @@ async fn a_paused_plan_runs_nothing_while_others_run_and_resumes_in_order() -> a
     assert_eq!(of_kind(&events, EventKind::TaskStarted).len(), 1);
     let paused = of_kind(&events, EventKind::PlanPaused);
     assert_eq!(paused.len(), 1);
-    assert_eq!(paused[0].field_str("reason"), Some("lunch"));
+    assert_eq!(body!(paused[0], PlanPaused).reason, "lunch");
 
     let status = run(&pool, &["status", "held"])?;
     assert!(
@@ -358,8 +358,9 @@ async fn a_review_gate_waits_and_a_rejection_reruns_the_task_from_its_files() ->
     let asked = of_kind(&events, EventKind::ReviewRequested);
     assert_eq!(asked.len(), 1);
     let head = remote.rev("baton/rev").context("the branch")?;
-    assert_eq!(asked[0].field_str("commit"), Some(head.as_str()));
-    assert!(asked[0].field_str("result").is_some());
+    let asked_body = body!(asked[0], ReviewRequested);
+    assert_eq!(asked_body.commit.as_deref(), Some(head.as_str()));
+    assert!(!asked_body.result.is_empty());
     assert_eq!(asked[0].task_id.as_ref().map(|t| t.as_str()), Some("draft"));
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
@@ -466,7 +467,7 @@ async fn a_review_gate_waits_and_a_rejection_reruns_the_task_from_its_files() ->
     assert_eq!(of_kind(&events, EventKind::ReviewRejected).len(), 1);
     let approved = of_kind(&events, EventKind::ReviewApproved);
     assert_eq!(
-        approved[0].field_str("note"),
+        body!(approved[0], ReviewApproved).note.as_deref(),
         Some("NOTE-LGTM keep it small")
     );
     let err = refused(&pool, &["approve", "rev"])?;
@@ -734,10 +735,13 @@ async fn webhooks_are_signed_refused_hosts_never_called_and_failures_never_delay
             "a changed timestamp breaks the signature"
         );
         assert_eq!(d.header("content-type"), Some("application/json"));
-        let ev: Event = serde_json::from_str(&d.body)?;
+        let ev = pool::strict_event(&d.body)?;
         kinds.push((
-            ev.plan_id.map(|p| p.to_string()).unwrap_or_default(),
-            ev.kind,
+            ev.plan_id
+                .as_ref()
+                .map(|p| p.to_string())
+                .unwrap_or_default(),
+            ev.kind(),
             d.path.clone(),
         ));
     }
@@ -769,10 +773,7 @@ async fn webhooks_are_signed_refused_hosts_never_called_and_failures_never_delay
         Duration::from_secs(10),
     )
     .await?;
-    let why = of_kind(&events, EventKind::WebhookFailed)[0]
-        .field_str("reason")
-        .unwrap_or_default()
-        .to_owned();
+    let why = &body!(of_kind(&events, EventKind::WebhookFailed)[0], WebhookFailed).reason;
     assert!(why.contains("--webhook-allow"), "{why}");
     assert!(
         elsewhere.deliveries().is_empty(),
@@ -803,10 +804,10 @@ async fn webhooks_are_signed_refused_hosts_never_called_and_failures_never_delay
         "the retries were spread out after the plan completed: {span:?}"
     );
     assert_eq!(
-        gave_up.fields.get("attempts").and_then(|a| a.as_u64()),
-        Some(attempts as u64)
+        u64::from(body!(gave_up, WebhookFailed).attempts),
+        attempts as u64
     );
-    assert_eq!(gave_up.field_str("url"), Some(failing.url("/").as_str()));
+    assert_eq!(body!(gave_up, WebhookFailed).url, failing.url("/"));
 
     // A receiver that refuses the body (410) is not asked again.
     let events = wait_events(
@@ -818,10 +819,7 @@ async fn webhooks_are_signed_refused_hosts_never_called_and_failures_never_delay
     )
     .await?;
     let failed = of_kind(&events, EventKind::WebhookFailed)[0];
-    assert!(failed
-        .field_str("reason")
-        .unwrap_or_default()
-        .contains("410"));
+    assert!(body!(failed, WebhookFailed).reason.contains("410"));
     assert_eq!(gone.deliveries().len(), 1, "a 4xx answer is not retried");
 
     // A redirect is a permanent failure: not followed, not asked again, and the event says why.
@@ -833,10 +831,7 @@ async fn webhooks_are_signed_refused_hosts_never_called_and_failures_never_delay
         Duration::from_secs(30),
     )
     .await?;
-    let why = of_kind(&events, EventKind::WebhookFailed)[0]
-        .field_str("reason")
-        .unwrap_or_default()
-        .to_owned();
+    let why = &body!(of_kind(&events, EventKind::WebhookFailed)[0], WebhookFailed).reason;
     assert!(why.contains("302") && why.contains("redirect"), "{why}");
     assert_eq!(
         redirecting.deliveries().len(),
@@ -945,7 +940,10 @@ async fn the_clis_own_controls_reach_it_and_structured_answers_are_checked() -> 
     assert_eq!(results[0].structured, Some(json!({"name": "Ada"})));
     let events = pool.events("answer").await?;
     let ok = of_kind(&events, EventKind::TaskSucceeded)[0];
-    assert_eq!(ok.fields.get("structured"), Some(&json!({"name": "Ada"})));
+    assert_eq!(
+        body!(ok, TaskSucceeded).structured,
+        Some(json!({"name": "Ada"}))
+    );
 
     pool.wait_state("second-try", &["completed"], Duration::from_secs(90))
         .await?;

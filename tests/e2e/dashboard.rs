@@ -59,7 +59,7 @@ async fn the_dashboard_shows_the_pool_live_and_acts_only_with_the_token() -> any
     wait_until("task 2 started", Duration::from_secs(60), || async {
         pool.events("watched").await.is_ok_and(|evs| {
             evs.iter()
-                .any(|e| e.kind == EventKind::TaskStarted && e.task_index == Some(1))
+                .any(|e| e.kind() == EventKind::TaskStarted && e.task_index == Some(1))
         })
     })
     .await?;
@@ -432,7 +432,7 @@ async fn the_dashboard_pauses_resumes_and_reviews_plans() -> anyhow::Result<()> 
             let events = pool.events("gate").await.unwrap_or_default();
             events
                 .iter()
-                .filter(|e| e.kind == EventKind::ReviewRequested)
+                .filter(|e| e.kind() == EventKind::ReviewRequested)
                 .count()
                 == 2
         },
@@ -449,7 +449,7 @@ async fn the_dashboard_pauses_resumes_and_reviews_plans() -> anyhow::Result<()> 
     wait_until("task 2 starts", Duration::from_secs(60), || async {
         let events = pool.events("gate").await.unwrap_or_default();
         events.iter().any(|e| {
-            e.kind == EventKind::TaskStarted
+            e.kind() == EventKind::TaskStarted
                 && e.task_id.as_ref().is_some_and(|t| t.as_str() == "t2")
         })
     })

@@ -50,8 +50,8 @@ pub(crate) async fn load_case(
         let msg = tokio::time::timeout_at(deadline, stream.next())
             .await?
             .expect("channel open");
-        let ev: Event = serde_json::from_str(&msg.get_payload::<String>()?)?;
-        if ev.kind == EventKind::PlanCompleted {
+        let ev = pool::strict_event(&msg.get_payload::<String>()?)?;
+        if ev.kind() == EventKind::PlanCompleted {
             done += 1;
             if done >= PLANS / 4 {
                 if let Some(fault) = midway.take() {
@@ -104,7 +104,7 @@ pub(crate) async fn load_case(
         let evs = &seen[p];
         let order: Vec<u64> = evs
             .iter()
-            .filter(|e| e.kind == EventKind::TaskSucceeded)
+            .filter(|e| e.kind() == EventKind::TaskSucceeded)
             .filter_map(|e| e.task_index)
             .collect();
         assert_eq!(
@@ -114,7 +114,7 @@ pub(crate) async fn load_case(
         );
         let started: Vec<u64> = evs
             .iter()
-            .filter(|e| e.kind == EventKind::TaskStarted)
+            .filter(|e| e.kind() == EventKind::TaskStarted)
             .filter_map(|e| e.task_index)
             .collect();
         assert!(
@@ -126,7 +126,7 @@ pub(crate) async fn load_case(
             seqs.windows(2).all(|w| w[0] < w[1]),
             "seq of {p} increases: {seqs:?}"
         );
-        assert_eq!(evs.last().map(|e| e.kind), Some(EventKind::PlanCompleted));
+        assert_eq!(evs.last().map(|e| e.kind()), Some(EventKind::PlanCompleted));
     }
     // All three workers took part.
     let workers: std::collections::HashSet<String> = plans
@@ -296,9 +296,10 @@ async fn malformed_documents_are_dead_lettered_and_the_pool_keeps_serving() -> a
         let msg = tokio::time::timeout(Duration::from_secs(5), stream.next())
             .await?
             .expect("open");
-        let ev: Event = serde_json::from_str(&msg.get_payload::<String>()?)?;
-        if ev.kind == EventKind::SubmissionRejected {
-            assert!(ev.field_str("dead_letter_id").is_some() && ev.field_str("reason").is_some());
+        let ev = pool::strict_event(&msg.get_payload::<String>()?)?;
+        if ev.kind() == EventKind::SubmissionRejected {
+            let r = body!(ev, SubmissionRejected);
+            assert!(!r.dead_letter_id.is_empty() && !r.reason.is_empty());
             rejected += 1;
         }
     }

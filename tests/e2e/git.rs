@@ -126,21 +126,20 @@ async fn plans_carry_their_files_between_machines_on_their_branch() -> anyhow::R
         let events = pool.events(p).await?;
         let succeeded: Vec<&baton_core::Event> = events
             .iter()
-            .filter(|e| e.kind == EventKind::TaskSucceeded)
+            .filter(|e| e.kind() == EventKind::TaskSucceeded)
             .collect();
-        assert!(
-            succeeded
-                .iter()
-                .all(|e| e.fields["diffstat"]["files"] == 1
-                    && e.fields["diffstat"]["insertions"] == 1)
-        );
+        assert!(!succeeded.is_empty(), "{p}: no task_succeeded events");
+        for e in &succeeded {
+            let d = body!(e, TaskSucceeded).diffstat.expect("a diffstat");
+            assert_eq!((d.files, d.insertions), (1, 1), "{p}: {d:?}");
+        }
         let done = events
             .iter()
             .rev()
-            .find(|e| e.kind == EventKind::PlanCompleted)
+            .find(|e| e.kind() == EventKind::PlanCompleted)
             .expect("completed");
         assert_eq!(
-            done.field_str("commit"),
+            body!(done, PlanCompleted).commit.as_deref(),
             log.last().map(|(s, ..)| s.as_str())
         );
     }
@@ -286,7 +285,7 @@ async fn a_stale_holder_reaches_neither_the_branch_nor_redis() -> anyhow::Result
         .events("stale")
         .await?
         .iter()
-        .any(|e| e.kind == EventKind::TaskStarted)
+        .any(|e| e.kind() == EventKind::TaskStarted)
     {
         anyhow::ensure!(tokio::time::Instant::now() < deadline, "never started");
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -450,12 +449,10 @@ async fn bad_repositories_are_refused_or_fail_with_their_reason() -> anyhow::Res
         .events("gone")
         .await?
         .into_iter()
-        .find(|e| e.kind == EventKind::TaskRetrying)
+        .find(|e| e.kind() == EventKind::TaskRetrying)
         .expect("the unreachable remote was retried");
     assert!(
-        retried
-            .field_str("reason")
-            .is_some_and(|r| r.contains("cannot reach")),
+        body!(retried, TaskRetrying).reason.contains("cannot reach"),
         "{retried:?}"
     );
     Ok(())

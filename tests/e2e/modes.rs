@@ -73,23 +73,24 @@ async fn run_plan_in(mode: &str) -> anyhow::Result<(usize, usize)> {
     let events = pool.events(&plan).await?;
     let started: Vec<_> = events
         .iter()
-        .filter(|e| e.kind == EventKind::TaskStarted)
+        .filter(|e| e.kind() == EventKind::TaskStarted)
         .collect();
     assert_eq!(started.len(), 4);
-    assert!(started.iter().all(|e| e.field_str("mode") == Some(mode)));
-    assert!(
-        events
-            .iter()
-            .filter(|e| e.kind == EventKind::TaskSucceeded)
-            .all(|e| {
-                let t = |k: &str| e.fields.get(k).and_then(serde_json::Value::as_f64);
-                matches!(
-                    (t("run_started_ms"), t("result_at_ms"), t("run_ended_ms")),
-                    (Some(a), Some(b), Some(c)) if a <= b && b <= c
-                )
-            }),
-        "task_succeeded carries the run's timing"
-    );
+    for e in &started {
+        assert_eq!(body!(e, TaskStarted).mode.as_str(), mode);
+    }
+    let succeeded: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind() == EventKind::TaskSucceeded)
+        .collect();
+    assert_eq!(succeeded.len(), 4, "one task_succeeded per task");
+    for e in succeeded {
+        let s = body!(e, TaskSucceeded);
+        assert!(
+            s.run_started_ms <= s.result_at_ms && s.result_at_ms <= s.run_ended_ms,
+            "task_succeeded carries the run's timing: {s:?}"
+        );
+    }
 
     // A follow-up after the plan was released resumes the same conversation.
     let follow = json!({"plan_id": plan, "tasks": [{"id": "t5", "prompt": format!("Task marker {plan}-T5: one more.")}]});

@@ -21,7 +21,7 @@ async fn wait_event(
             .events(plan)
             .await?
             .into_iter()
-            .find(|e| e.kind == kind)
+            .find(|e| e.kind() == kind)
         {
             return Ok(e);
         }
@@ -53,7 +53,7 @@ async fn a_rate_limit_pauses_the_whole_pool_until_its_reset() -> anyhow::Result<
         Duration::from_secs(60),
     )
     .await?;
-    let until = paused.fields["until_ms"].as_u64().expect("until_ms");
+    let until = body!(paused, PoolPaused).until_ms.expect("until_ms");
     pool.submit(&doc("waiting").prompts(&["Wait your turn."]).json())
         .await?;
     let out = baton(&pool.redis, &["status", "limited", "--json"], None)?;
@@ -72,7 +72,7 @@ async fn a_rate_limit_pauses_the_whole_pool_until_its_reset() -> anyhow::Result<
         .events("waiting")
         .await?
         .into_iter()
-        .find(|e| e.kind == EventKind::TaskStarted)
+        .find(|e| e.kind() == EventKind::TaskStarted)
         .expect("started");
     let started_ms = u64::try_from(
         humantime::parse_rfc3339(&started.at)?
@@ -123,7 +123,7 @@ async fn sigterm_finishes_the_running_task_and_hands_back_the_rest() -> anyhow::
         .events("drain")
         .await?
         .iter()
-        .filter(|e| e.kind == EventKind::TaskStarted && e.task_index == Some(0))
+        .filter(|e| e.kind() == EventKind::TaskStarted && e.task_index == Some(0))
         .count();
     assert_eq!(
         starts, 1,
@@ -434,7 +434,7 @@ async fn retry_resumes_a_failed_plan_and_cancel_stops_a_running_one() -> anyhow:
         Duration::from_secs(5),
     )
     .await?;
-    assert_eq!(ev.field_str("reason"), Some("changed my mind"));
+    assert_eq!(body!(ev, PlanCancelled).reason, "changed my mind");
     Ok(())
 }
 
@@ -471,7 +471,7 @@ async fn a_poison_task_is_dead_lettered_instead_of_killing_the_pool() -> anyhow:
         .events("poison")
         .await?
         .iter()
-        .filter(|e| e.kind == EventKind::TaskStarted)
+        .filter(|e| e.kind() == EventKind::TaskStarted)
         .count()
         < 2
     {
@@ -490,7 +490,7 @@ async fn a_poison_task_is_dead_lettered_instead_of_killing_the_pool() -> anyhow:
         pool.events("poison")
             .await?
             .iter()
-            .filter(|e| e.kind == EventKind::TaskStarted)
+            .filter(|e| e.kind() == EventKind::TaskStarted)
             .count(),
         2,
         "not run a third time"

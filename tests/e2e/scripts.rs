@@ -5,6 +5,9 @@
 use std::time::Duration;
 
 use baton_connect::Conn;
+use baton_core::event::{
+    AcceptStatus, EventBody, PlanAccepted, PlanCompleted, PlanPaused, PlanStopped, TaskSucceeded,
+};
 use baton_core::records::{SessionRecord, TaskResult};
 use baton_core::scripts::control::{ActionReply, Cancel, ControlReply, Refused, Retry};
 use baton_core::scripts::hold::{
@@ -15,8 +18,8 @@ use baton_core::scripts::pool::{HandedBack, PruneIndex, ReapLock, ReapWorker, Re
 use baton_core::scripts::task::{Commit, CommitReply, Fail, FailReply, TranscriptWrite};
 use baton_core::scripts::{Env, ScriptCall};
 use baton_core::{
-    ClaudeSessionId, Counts, Event, EventKind, Keys, PlanId, PlanState, PlanTotals, RepoSpec,
-    Requeue, TaskSpec, WorkerId,
+    ClaudeSessionId, Counts, Event, Keys, PlanId, PlanState, PlanTotals, RepoSpec, Requeue,
+    TaskSpec, WorkerId,
 };
 use baton_tests::Redis;
 use redis::AsyncCommands;
@@ -74,7 +77,7 @@ impl Scripts {
             })
             .collect();
         let tasks_json = serde_json::to_string(&tasks)?;
-        let accepted = Event::new(EventKind::PlanAccepted, Some(plan));
+        let accepted = Event::new(Some(plan), accepted(AcceptStatus::Created));
         self.call(&Ingest {
             plan,
             tag,
@@ -142,8 +145,8 @@ impl Scripts {
             cwd: String::new(),
             ttl_secs: 60,
         };
-        let succeeded = Event::new(EventKind::TaskSucceeded, Some(plan));
-        let completed = Event::new(EventKind::PlanCompleted, Some(plan));
+        let succeeded = Event::new(Some(plan), succeeded(result.session_id));
+        let completed = Event::new(Some(plan), PlanCompleted::default());
         self.call(&Commit {
             plan,
             lock,
@@ -168,6 +171,49 @@ impl Scripts {
     async fn len(&mut self, key: String) -> anyhow::Result<i64> {
         Ok(self.conn.llen(key).await?)
     }
+}
+
+/// A `plan_accepted` as a script call carries it (the script adds what only it knows).
+fn accepted(status: AcceptStatus) -> PlanAccepted {
+    PlanAccepted {
+        status,
+        tasks: None,
+        first_task_index: None,
+        state: None,
+    }
+}
+
+/// A `task_succeeded` of `session` (the scripts store it as it is).
+fn succeeded(session_id: ClaudeSessionId) -> TaskSucceeded {
+    TaskSucceeded {
+        result: "done".into(),
+        session_id,
+        cost_usd: 0.01,
+        input_tokens: 10,
+        output_tokens: 5,
+        duration_ms: 1,
+        files: Vec::new(),
+        attempts: 1,
+        run_started_ms: 0.0,
+        result_at_ms: 0.0,
+        run_ended_ms: 0.0,
+        gateway_requests: 0,
+        gateway_input_tokens: 0,
+        gateway_output_tokens: 0,
+        structured: None,
+        transcript_bytes: None,
+        commit: None,
+        diffstat: None,
+        checkout_ms: None,
+        checkpoint_ms: None,
+    }
+}
+
+/// A `plan_failed` for `reason`.
+fn failed(reason: &str) -> EventBody {
+    EventBody::PlanFailed(PlanStopped {
+        reason: reason.into(),
+    })
 }
 
 fn acquired(reply: AcquireReply) -> Box<Head> {
@@ -323,7 +369,7 @@ async fn a_stale_lease_token_writes_nothing() -> anyhow::Result<()> {
     acquired(s.acquire(&p, &current, Duration::from_secs(30)).await?);
 
     assert_eq!(s.commit(&p, &stale, &head).await?, CommitReply::Fenced);
-    let ev = Event::new(EventKind::PlanFailed, Some(&p));
+    let ev = Event::new(Some(&p), failed("x"));
     let fail = Fail {
         plan: &p,
         lock: &stale,
@@ -415,7 +461,7 @@ async fn retry_and_cancel_keep_to_the_plans_state_and_retention() -> anyhow::Res
     let mut s = Scripts::start().await?;
     s.env.retention_secs = 1000;
     let p: PlanId = "again".parse()?;
-    let ev = Event::new(EventKind::PlanAccepted, Some(&p)).with("status", "retried");
+    let ev = Event::new(Some(&p), accepted(AcceptStatus::Retried));
     let tag = uuid::Uuid::new_v4().to_string();
     let retry = Retry {
         plan: &p,
@@ -447,7 +493,7 @@ async fn retry_and_cancel_keep_to_the_plans_state_and_retention() -> anyhow::Res
     );
     let lock = LockValue::new(&s.worker);
     acquired(s.acquire(&p, &lock, Duration::from_secs(30)).await?);
-    let failed = Event::new(EventKind::PlanFailed, Some(&p));
+    let failed = Event::new(Some(&p), failed("boom"));
     let fail = Fail {
         plan: &p,
         lock: &lock,
@@ -484,7 +530,12 @@ async fn retry_and_cancel_keep_to_the_plans_state_and_retention() -> anyhow::Res
 
     // A client cancels with the default limits; the plan keeps its own 1000 s.
     let client = Env::new(Keys::default());
-    let cancelled = Event::new(EventKind::PlanCancelled, Some(&p));
+    let cancelled = Event::new(
+        Some(&p),
+        EventBody::PlanCancelled(PlanStopped {
+            reason: "enough".into(),
+        }),
+    );
     let cancel = Cancel {
         plan: &p,
         reason: "enough",
@@ -642,7 +693,13 @@ async fn plan_controls_keep_to_the_plans_state() -> anyhow::Result<()> {
     use baton_core::scripts::control::{Approve, Pause, Reject, Resume};
     let mut s = Scripts::start().await?;
     let p: PlanId = "steered".parse()?;
-    let ev = Event::new(EventKind::PlanPaused, Some(&p));
+    let ev = Event::new(
+        Some(&p),
+        PlanPaused {
+            reason: "lunch".into(),
+            now: false,
+        },
+    );
     let pause = Pause {
         plan: &p,
         reason: "lunch",
@@ -688,7 +745,7 @@ async fn plan_controls_keep_to_the_plans_state() -> anyhow::Result<()> {
     assert_eq!(s.state(&p).await?.as_deref(), Some("queued"));
 
     let other = uuid::Uuid::new_v4().to_string();
-    let done = Event::new(EventKind::PlanCompleted, Some(&p));
+    let done = Event::new(Some(&p), PlanCompleted::default());
     let approve = Approve {
         plan: &p,
         tag: &other,

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use baton_core::EventKind;
+use baton_core::{EventKind, FallbackReason};
 use baton_tests::*;
 use redis::AsyncCommands;
 use serde_json::{json, Value};
@@ -78,7 +78,7 @@ async fn a_plan_alternating_between_two_machines_keeps_one_conversation() -> any
     assert_eq!(
         events
             .iter()
-            .filter(|e| e.kind == EventKind::SessionHandoff)
+            .filter(|e| e.kind() == EventKind::SessionHandoff)
             .count(),
         3
     );
@@ -188,9 +188,9 @@ async fn an_expired_session_falls_back_to_a_recap() -> anyhow::Result<()> {
         .events("idle")
         .await?
         .into_iter()
-        .find(|e| e.kind == EventKind::SessionFallback)
+        .find(|e| e.kind() == EventKind::SessionFallback)
         .expect("fallback event");
-    assert_eq!(ev.field_str("reason"), Some("expired"));
+    assert_eq!(body!(ev, SessionFallback).reason, FallbackReason::Expired);
     assert_eq!(pool.stat("fallbacks_expired").await?, 1);
     Ok(())
 }
@@ -236,9 +236,9 @@ async fn a_lost_or_corrupt_transcript_falls_back_with_its_reason() -> anyhow::Re
             .events(plan)
             .await?
             .into_iter()
-            .find(|e| e.kind == EventKind::SessionFallback)
+            .find(|e| e.kind() == EventKind::SessionFallback)
             .expect("fallback event");
-        assert_eq!(ev.field_str("reason"), Some(reason), "{plan}");
+        assert_eq!(body!(ev, SessionFallback).reason.as_str(), reason, "{plan}");
         assert_eq!(pool.stat(&format!("fallbacks_{reason}")).await?, 1);
     }
     Ok(())
@@ -306,7 +306,7 @@ async fn a_session_past_the_context_threshold_rotates_with_a_recap() -> anyhow::
         .events("rotate")
         .await?
         .iter()
-        .any(|e| e.kind == EventKind::SessionRotated));
+        .any(|e| e.kind() == EventKind::SessionRotated));
     assert_eq!(pool.stat("rotations").await?, 1);
     Ok(())
 }
@@ -357,7 +357,7 @@ async fn a_retry_resumes_from_the_committed_turn_not_the_partial_one() -> anyhow
         .events("partial")
         .await?
         .iter()
-        .any(|e| e.kind == EventKind::TaskRetrying));
+        .any(|e| e.kind() == EventKind::TaskRetrying));
     Ok(())
 }
 
@@ -417,9 +417,9 @@ async fn a_plan_stops_when_its_budget_is_spent() -> anyhow::Result<()> {
         .events("spent")
         .await?
         .into_iter()
-        .find(|e| e.kind == EventKind::PlanBudgetExhausted)
+        .find(|e| e.kind() == EventKind::PlanBudgetExhausted)
         .expect("budget event");
-    assert_eq!(ev.field_str("reason"), Some("budget"));
+    assert_eq!(body!(ev, PlanBudgetExhausted).reason, "budget");
     assert_eq!(ev.task_index, Some(2));
     let out = baton(&pool.redis, &["status", "spent", "--json"], None)?;
     let status: Value = serde_json::from_slice(&out.stdout)?;
@@ -449,8 +449,8 @@ async fn later_commits_send_only_their_turn_and_a_handoff_compacts() -> anyhow::
         .events("chunks")
         .await?
         .iter()
-        .filter(|e| e.kind == EventKind::TaskSucceeded)
-        .filter_map(|e| e.fields.get("transcript_bytes").and_then(Value::as_u64))
+        .filter(|e| e.kind() == EventKind::TaskSucceeded)
+        .filter_map(|e| body!(e, TaskSucceeded).transcript_bytes)
         .collect();
     assert_eq!(sent.len(), 4, "every commit says what it sent: {sent:?}");
     let plan: baton_core::PlanId = "chunks".parse()?;

@@ -36,3 +36,19 @@ pub use pool::{baton, baton_at, Pool, Worker, WorkerOpts};
 pub use proc::{bin, claude_bin, free_port, repo_root, CountingCli, Proc, TempDir};
 pub use redis_server::Redis;
 pub use standin::{first_request_with, prompts_of, Standin};
+
+/// The body of `event` as the variant `Kind` of [`baton_core::event::EventBody`], or a panic
+/// naming the kind it was: `let s = body!(ev, TaskSucceeded);`.
+#[macro_export]
+macro_rules! body {
+    ($event:expr, $kind:ident) => {
+        match &$event.body {
+            ::baton_core::event::EventBody::$kind(b) => b,
+            other => panic!(
+                "expected a {} event, got {}",
+                stringify!($kind),
+                other.kind()
+            ),
+        }
+    };
+}

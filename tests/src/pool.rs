@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use baton_core::{Event, Keys};
 
 use crate::proc::{bin, claude_bin, Proc, TempDir};
@@ -315,10 +315,7 @@ impl Pool {
         let mut c = self.conn().await?;
         let raw: Vec<String> =
             redis::AsyncCommands::lrange(&mut c, self.keys.events(&plan.parse()?), 0, -1).await?;
-        Ok(raw
-            .iter()
-            .map(|r| serde_json::from_str(r))
-            .collect::<Result<_, _>>()?)
+        raw.iter().map(|r| strict_event(r)).collect()
     }
 
     /// The plan's committed results.
@@ -376,4 +373,18 @@ impl Pool {
         let v: Option<i64> = redis::AsyncCommands::hget(&mut c, self.keys.stats(), name).await?;
         Ok(v.unwrap_or(0))
     }
+}
+
+/// An event as stored or published, parsed into its typed form, which must say all it said:
+/// the typed event serializes back to the same JSON (a field the worker writes under a name the
+/// typed event does not know, or a value of another type, fails here).
+pub fn strict_event(raw: &str) -> Result<Event> {
+    let ev: Event = serde_json::from_str(raw).with_context(|| format!("event {raw}"))?;
+    let written: serde_json::Value = serde_json::from_str(raw)?;
+    ensure!(
+        ev.to_value() == written,
+        "the typed event does not say all the stored one did:\n stored {written}\n typed  {}",
+        ev.to_json()
+    );
+    Ok(ev)
 }

@@ -1,9 +1,9 @@
 //! `baton cancel PLAN`: end a plan.
 
 use baton_connect::SharedConn;
+use baton_core::event::{EventBody, PlanStopped};
 use baton_core::scripts::control::{Cancel as CancelScript, ControlReply, Refused};
 use baton_core::scripts::{Env, ScriptCall};
-use baton_core::event::{EventBody, PlanStopped};
 use baton_core::{Event, PlanId};
 
 use crate::{Ctx, Failure};

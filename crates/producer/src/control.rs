@@ -6,9 +6,9 @@
 //! `retry.rs`). `--all` pauses the pool itself: no worker claims anything until `resume --all`.
 
 use baton_connect::SharedConn;
+use baton_core::event::{Actor, PlanPaused, PoolPaused, PoolResumed};
 use baton_core::scripts::control::{ControlReply, Pause as PauseScript, PoolPause, Refused};
 use baton_core::scripts::{Env, ScriptCall};
-use baton_core::event::{Actor, PlanPaused, PoolPaused, PoolResumed};
 use baton_core::{ActionRequest, Event, Keys, PlanAction, PlanField, PlanId, PlanState};
 use redis::AsyncCommands;
 

@@ -13,8 +13,8 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use baton_core::records::DeadLetter;
 use baton_core::event::{EventBody, SubmissionRejected};
+use baton_core::records::DeadLetter;
 use baton_core::{DeadLetterKind, Event, PlanField, PlanId, PlanState};
 use futures_util::StreamExt;
 use redis::AsyncCommands;

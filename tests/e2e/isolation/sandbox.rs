@@ -7,6 +7,7 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use baton_core::event::StoppedBy;
 use baton_tests::*;
 use serde_json::json;
 
@@ -410,29 +411,19 @@ async fn the_gateway_stops_a_task_that_spends_past_the_budget() -> anyhow::Resul
     let events = pool.events("budget-gw").await?;
     let first = events
         .iter()
-        .find(|e| e.kind == baton_core::EventKind::TaskSucceeded)
+        .find(|e| e.kind() == baton_core::EventKind::TaskSucceeded)
         .expect("the first task succeeded");
     assert!(
-        first.fields["gateway_requests"].as_u64() >= Some(1),
-        "the gateway counted the first task's requests: {:?}",
-        first.fields
+        body!(first, TaskSucceeded).gateway_requests >= 1,
+        "the gateway counted the first task's requests: {first:?}"
     );
     let exhausted = events
         .iter()
-        .find(|e| e.kind == baton_core::EventKind::PlanBudgetExhausted)
+        .find(|e| e.kind() == baton_core::EventKind::PlanBudgetExhausted)
         .expect("a plan_budget_exhausted event");
-    assert_eq!(
-        exhausted.fields["stopped_by"], "gateway",
-        "{:?}",
-        exhausted.fields
-    );
-    assert!(
-        exhausted.fields["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("gateway")),
-        "{:?}",
-        exhausted.fields
-    );
+    let spent = body!(exhausted, PlanBudgetExhausted);
+    assert_eq!(spent.stopped_by, StoppedBy::Gateway, "{spent:?}");
+    assert!(spent.detail.contains("gateway"), "{spent:?}");
     let probes = pool
         .standin
         .requests()?
@@ -645,17 +636,12 @@ async fn a_worker_refuses_grants_it_does_not_allow_even_when_another_accepted_th
         .events("mixed-pool")
         .await?
         .into_iter()
-        .find(|e| e.kind == baton_core::EventKind::TaskFailed)
+        .find(|e| e.kind() == baton_core::EventKind::TaskFailed)
         .expect("task_failed");
-    let reason = failed
-        .fields
-        .get("reason")
-        .and_then(|r| r.as_str())
-        .unwrap_or("");
+    let reason = &body!(failed, TaskFailed).reason;
     assert!(
         reason.contains("options.allowed_tools[0]") && reason.contains("sandbox"),
-        "{:?}",
-        failed.fields
+        "{reason}"
     );
     Ok(())
 }

@@ -44,6 +44,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
+use baton_core::event::EventBody;
 use baton_core::{Event, EventKind};
 use baton_tests::*;
 use futures_util::StreamExt;
@@ -171,11 +172,11 @@ async fn wait_event(
             bail!("event subscription closed")
         };
         if ev.plan_id.as_ref().map(baton_core::PlanId::as_str) == Some(plan) {
-            if kinds.contains(&ev.kind) {
+            if kinds.contains(&ev.kind()) {
                 return Ok((at, ev));
             }
-            if ev.kind == EventKind::PlanFailed {
-                bail!("plan {plan} failed: {:?}", ev.fields);
+            if ev.kind() == EventKind::PlanFailed {
+                bail!("plan {plan} failed: {:?}", ev.body.reason());
             }
         }
     }
@@ -346,14 +347,15 @@ async fn baton_plan(
             Duration::from_secs(300),
         )
         .await?;
-        if ev.kind == EventKind::PlanCompleted {
+        if ev.kind() == EventKind::PlanCompleted {
             let took = started.elapsed();
             let own = (at - submitted - cli_ms).max(0.0);
             pool.workers[w].stop(Duration::from_secs(20));
             return Ok((took, Duration::from_secs_f64(own / 1000.0)));
         }
-        let f = |k: &str| ev.fields.get(k).and_then(Value::as_f64).unwrap_or(0.0);
-        cli_ms += f("run_ended_ms") - f("run_started_ms");
+        if let EventBody::TaskSucceeded(s) = &ev.body {
+            cli_ms += s.run_ended_ms - s.run_started_ms;
+        }
     }
 }
 
@@ -459,10 +461,12 @@ impl Bench {
                     Duration::from_secs(60),
                 )
                 .await?;
-                let f = |k: &str| ev.fields.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
-                to_start.push(f("run_started_ms") - submitted);
-                to_event.push(arrived - f("result_at_ms"));
-                own.push(arrived - f("run_ended_ms"));
+                let EventBody::TaskSucceeded(s) = &ev.body else {
+                    bail!("waited for task_succeeded, got {}", ev.kind());
+                };
+                to_start.push(s.run_started_ms - submitted);
+                to_event.push(arrived - s.result_at_ms);
+                own.push(arrived - s.run_ended_ms);
             }
             for v in [&mut to_start, &mut to_event, &mut own] {
                 v.sort_by(f64::total_cmp);

@@ -260,4 +260,3 @@ into_body! {
     ReviewRejected => ReviewRejected,
     WebhookFailed => WebhookFailed,
 }
-

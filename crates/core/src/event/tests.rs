@@ -11,12 +11,15 @@ use super::*;
 const EXAMPLES: &str = include_str!("examples.jsonl");
 
 fn examples() -> impl Iterator<Item = (Value, Event)> {
-    EXAMPLES.lines().filter(|l| !l.trim().is_empty()).map(|line| {
-        let raw: Value = serde_json::from_str(line).unwrap();
-        let typed: Event = serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("example does not parse ({e}): {line}"));
-        (raw, typed)
-    })
+    EXAMPLES
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let raw: Value = serde_json::from_str(line).unwrap();
+            let typed: Event = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("example does not parse ({e}): {line}"));
+            (raw, typed)
+        })
 }
 
 #[test]
@@ -31,7 +34,10 @@ fn every_example_round_trips_field_for_field() {
         );
         seen += 1;
     }
-    assert!(seen >= EventKind::ALL.len(), "examples.jsonl holds {seen} lines");
+    assert!(
+        seen >= EventKind::ALL.len(),
+        "examples.jsonl holds {seen} lines"
+    );
 }
 
 #[test]

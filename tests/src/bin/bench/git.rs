@@ -9,9 +9,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use baton_core::EventKind;
+use baton_core::event::EventBody;
 use baton_tests::*;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::{percentile, Bench};
 
@@ -24,14 +24,13 @@ fn writing_task(plan: &str, k: usize) -> String {
 async fn git_times(pool: &Pool, plan: &str) -> Result<Vec<(u64, f64, f64)>> {
     let mut out = Vec::new();
     for e in pool.events(plan).await? {
-        if e.kind != EventKind::TaskSucceeded {
+        let EventBody::TaskSucceeded(s) = &e.body else {
             continue;
-        }
-        let f = |k: &str| e.fields.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
+        };
         out.push((
             e.task_index.unwrap_or(0),
-            f("checkout_ms"),
-            f("checkpoint_ms"),
+            s.checkout_ms.unwrap_or(f64::NAN),
+            s.checkpoint_ms.unwrap_or(f64::NAN),
         ));
     }
     Ok(out)

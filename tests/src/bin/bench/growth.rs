@@ -8,9 +8,9 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use baton_core::event::EventBody;
 use baton_core::EventKind;
 use baton_tests::*;
-use serde_json::Value;
 
 use super::{subscribe, wait_event, worker_opts, Bench};
 
@@ -112,26 +112,14 @@ impl Bench {
             )
             .await?;
             let after = net_input_bytes(&mut conn).await?;
-            let run_ended = ev
-                .fields
-                .get("run_ended_ms")
-                .and_then(Value::as_f64)
-                .unwrap_or(f64::NAN);
-            own_ms.push(arrived - run_ended);
-            sent.push(
-                ev.fields
-                    .get("transcript_bytes")
-                    .and_then(Value::as_f64)
-                    .unwrap_or(f64::NAN),
-            );
+            let EventBody::TaskSucceeded(s) = &ev.body else {
+                anyhow::bail!("waited for task_succeeded, got {}", ev.kind());
+            };
+            own_ms.push(arrived - s.run_ended_ms);
+            sent.push(s.transcript_bytes.map_or(f64::NAN, |b| b as f64));
             bytes.push((after - before) as f64);
             before = after;
-            let session = ev
-                .fields
-                .get("session_id")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let size = transcript_size(session);
+            let size = transcript_size(&s.session_id.to_string());
             grown.push(size.saturating_sub(size_before.unwrap_or(size)) as f64);
             size_before = Some(size);
         }

@@ -37,11 +37,12 @@ async fn cli_times(pool: &mut Pool, name: &str, args: &[&str]) -> Result<Vec<f64
             Duration::from_secs(300),
         )
         .await?;
-        if ev.kind == EventKind::PlanCompleted {
+        if ev.kind() == EventKind::PlanCompleted {
             break;
         }
-        let f = |k: &str| ev.fields.get(k).and_then(Value::as_f64).unwrap_or(0.0);
-        times.push(f("run_ended_ms") - f("run_started_ms"));
+        if let baton_core::event::EventBody::TaskSucceeded(s) = &ev.body {
+            times.push(s.run_ended_ms - s.run_started_ms);
+        }
     }
     pool.workers[w].stop(Duration::from_secs(20));
     Ok(times)

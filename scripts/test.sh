@@ -3,8 +3,9 @@
 # processes, workers and model stand-in, and run the real Claude CLI. Installs redis-server and
 # the pinned CLI first if they are missing. The end-to-end tests whose outcome the session mode
 # can change run twice: with workers in warm session mode (the default) and in cold mode (the
-# script-level tests, the ingest-only tests and `modes::`, which sets each worker's mode itself,
-# run once). Extra arguments go to `cargo test` (e.g. a filter).
+# script-level tests, the ingest-only tests, the in-process `harness::` tests (scripted engines,
+# no CLI) and `modes::`, which sets each worker's mode itself, run once). Extra arguments go to
+# `cargo test` (e.g. a filter).
 set -euo pipefail
 . "$(dirname "$0")/setup.sh"
 cd "$BATON_ROOT"
@@ -20,7 +21,7 @@ echo "==> cargo test --workspace (workers in warm session mode)" >&2
 BATON_SESSION_MODE=warm cargo test --workspace "$@"
 echo "==> end-to-end tests again, workers in cold session mode (where the mode matters)" >&2
 BATON_SESSION_MODE=cold cargo test --workspace --test e2e "$@" -- \
-  --skip scripts:: --skip modes:: --skip foundation::malformed_documents \
+  --skip scripts:: --skip harness:: --skip modes:: --skip foundation::malformed_documents \
   --skip foundation::enqueue_refuses --skip faults::hostile_documents --skip dashboard:: \
   --skip operate:: --skip clients:: --skip deploy:: --skip scale:: --skip isolation::ownership \
   --skip reliability::watch_of_every_plan --skip controls::high --skip controls::pausing \

@@ -1,6 +1,7 @@
 //! End-to-end tests: real redis-server, real baton workers, the real Claude CLI against the
 //! model stand-in; and the scripts on their own against a real redis-server (`scripts`). One
-//! test binary (link time dominates on small machines), one module per area.
+//! test binary (link time dominates on small machines), one module per area; `harness` runs
+//! one worker in-process with scripted engines for the worker's own behaviours.
 
 mod clients;
 mod controls;
@@ -9,6 +10,7 @@ mod deploy;
 mod faults;
 mod foundation;
 mod git;
+mod harness;
 mod isolation;
 mod modes;
 mod operate;

@@ -7,6 +7,7 @@
 //! - [`proc`]: binaries, the pinned CLI, ports, temporary folders, child processes.
 //! - [`redis_server`]: a real `redis-server` per test.
 //! - [`standin`]: the model stand-in and the prompts its requests carried.
+//! - [`inproc`]: one worker run in-process with scripted engines (`baton_worker::testing`).
 //! - [`pool`]: a pool of workers on separate "machines" against one Redis and stand-in.
 //! - [`browser`]: headless Chromium over WebDriver, for the dashboard.
 //! - [`docs`]: plan and action documents.
@@ -23,6 +24,7 @@ pub mod browser;
 pub mod docs;
 pub mod faults;
 pub mod git;
+pub mod inproc;
 pub mod pool;
 pub mod proc;
 pub mod redis_server;

@@ -112,13 +112,13 @@ impl Lease {
                     // Still ours: stop the running task; the plan is not requeued (its state
                     // is `cancelled` or `paused`), and the lease is released as usual.
                     if !self.stop.is_cancelled() {
-                        info!(plan = %plan, "plan cancelled or paused now; stopping its task");
+                        info!("plan cancelled or paused now; stopping its task");
                     }
                     self.stop.cancel();
                     expires = sent + lease;
                 }
                 Ok(Renewal::Lost) => break,
-                Err(e) => warn!(plan = %plan, error = %e, "lease renewal failed"),
+                Err(e) => warn!(error = %e, "lease renewal failed"),
             }
         }
         self.lost.cancel();

@@ -51,6 +51,8 @@ mod reconnect;
 pub mod sandbox;
 mod session;
 mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod transcript;
 mod webhook;
 mod workspace;

@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, warn};
+use tracing::{debug, info_span, warn, Instrument};
 
 use crate::config::Secret;
 use crate::hosts::HostList;
@@ -122,7 +122,8 @@ impl Webhooks {
         };
         let (me, url, body) = (self.clone(), notify.url.clone(), event.to_json());
         let (store, worker, kind) = (store.clone(), worker.clone(), event.kind());
-        self.deliveries.spawn(async move {
+        let span = info_span!("webhook", plan = %plan, %kind);
+        let delivery = async move {
             let attempts = AtomicU32::new(0);
             let outcome = tokio::select! {
                 () = me.give_up.cancelled() => Err(Undelivered::ShutDown),
@@ -130,13 +131,14 @@ impl Webhooks {
             };
             let attempts = attempts.load(Ordering::Relaxed);
             match outcome {
-                Ok(()) => debug!(plan = %plan, %kind, attempts, "webhook delivered"),
+                Ok(()) => debug!(attempts, "webhook delivered"),
                 Err(why) => {
-                    warn!(plan = %plan, %kind, error = %why, "webhook not delivered");
+                    warn!(error = %why, "webhook not delivered");
                     failed(&store, &plan, &worker, kind, &url, &why, attempts).await;
                 }
             }
-        });
+        };
+        self.deliveries.spawn(delivery.instrument(span));
     }
 
     /// At shutdown, once nothing can start a delivery any more: waits for the deliveries under
@@ -264,7 +266,7 @@ async fn failed(
         event: &event,
     };
     if let Err(e) = store.call(&call).await {
-        warn!(plan = %plan, error = %e, "could not record a failed webhook");
+        warn!(error = %e, "could not record a failed webhook");
     }
 }
 

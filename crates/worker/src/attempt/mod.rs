@@ -209,7 +209,7 @@ pub(crate) struct Attempt<'t> {
     /// Set after a refused structured answer: the retry's prompt says why (once).
     refused: Option<String>,
     failures: Vec<AttemptFailure>,
-    delays: Box<dyn Iterator<Item = Duration> + Send>,
+    delays: Box<dyn Iterator<Item = Duration> + Send + Sync>,
     retry_max_delay: Duration,
     base: Base,
 }

@@ -14,7 +14,8 @@ use super::{
 };
 use crate::claude::{ClaudeError, Invocation, Outcome, Progress};
 use crate::engine::Engine;
-use crate::git::{Checkout, CommitInfo};
+use crate::gateway::Used;
+use crate::git::{Checkout, Checkpoint, CommitInfo};
 use crate::lease::Interruption;
 use crate::session::{self, SessionStart};
 use crate::transcript::SessionFiles;
@@ -36,10 +37,9 @@ impl Attempt<'_> {
         attempt: u32,
         budget_left: Option<f64>,
     ) -> Result<Box<Run>, Failed> {
-        let cfg = &ctx.pool.cfg;
         // Every worker checks the grants against its own settings before it runs them: the
         // worker that accepted the plan may allow more than this one.
-        if let Err(e) = crate::grants::Allowed::new(cfg).check(&self.options) {
+        if let Err(e) = crate::grants::Allowed::new(&ctx.pool.cfg).check(&self.options) {
             return Err(AttemptError::NotAllowedHere {
                 field: e.field,
                 problem: e.problem,
@@ -61,34 +61,15 @@ impl Attempt<'_> {
             session,
             mode,
         });
-        let inv = Invocation {
-            bin: &cfg.claude_bin,
-            cwd: self.cwd,
-            config_dir: &ctx.pool.config_dir,
-            session: start.arg,
-            options: &self.options,
-            json_schema: self.head.task.json_schema.as_deref(),
-            budget_left_usd: budget_left,
-            prompt: &start.prompt,
-            timeout: cfg.task_timeout,
-            silence_timeout: cfg.silence_timeout,
-            reach: crate::claude::Reach {
-                sandbox: ctx.pool.sandbox.as_ref(),
-                loopback_url: ctx.pool.gateway.loopback_url(),
-                token: ctx.grant.token(),
-                trust_repo_settings: cfg.trust_repo_settings,
-            },
-        };
+        let inv = self.invocation(ctx, &start, budget_left);
         let continues = start.continues(self.base.last_commit.as_ref());
         // The gateway keeps the budget left for this attempt, mid-task.
         let meter = ctx.grant.usage();
         meter.attempt_starts(budget_left);
         let used_before = meter.so_far();
-        let started = Instant::now();
-        let started_at = SystemTime::now();
-        let stop = ctx.lease.stop();
+        let (started, started_at) = (Instant::now(), SystemTime::now());
         let (progress, progress_rx) = mpsc::unbounded_channel();
-        let run = engine.run(&inv, continues, &progress, stop);
+        let run = engine.run(&inv, continues, &progress, ctx.lease.stop());
         let outcome = relay_progress(events, progress_rx, run).await;
         let ended_at = SystemTime::now();
         let took = started.elapsed();
@@ -97,48 +78,11 @@ impl Attempt<'_> {
             return Err(Failed::Interrupted(Interruption::LeaseLost));
         }
         let used = meter.so_far().since(used_before);
-        // A stop (cancel, pause --now, shutdown) says why the run ended, whatever the gateway did.
-        if meter.stopped() && !stop.is_cancelled() {
-            // Whatever the CLI made of the refusal, the turn will not be committed.
-            engine.discard().await;
-            let why = format!(
-                "it refused the task's request {}: {}",
-                used.requests + 1,
-                meter
-                    .refusal()
-                    .unwrap_or_else(|| "the plan's budget was spent".into())
-            );
-            return Err(AttemptError::Claude(ClaudeError::GatewayBudget(why)).into());
-        }
-        let out = outcome?;
-        meter.learn(out.cost_usd, used.points);
-        if let Err(problem) = self.check_answer(&out) {
-            // The turn will not be committed: a warm process that holds it must not go on.
-            engine.discard().await;
-            return Err(AttemptError::Structured(problem).into());
-        }
+        let out = self.judge(ctx, engine, used, outcome).await?;
         let checkpoint_started = Instant::now();
         let checkpoint = match &checkout {
             None => None,
-            Some(co) => {
-                let info = CommitInfo {
-                    plan: ctx.plan,
-                    task_id: self.head.task.id.as_str(),
-                    task_index: self.head.task.index,
-                    prompt: &self.head.task.prompt,
-                    session_id: &start.arg.id().to_string(),
-                    cost_usd: out.cost_usd,
-                };
-                match checkpoint::commit_and_push(ctx, &*engine, co, &info).await {
-                    Ok(c) => Some(c),
-                    Err(failed) => {
-                        // The turn will not be committed: a warm process that holds it must
-                        // not go on with it.
-                        engine.discard().await;
-                        return Err(failed);
-                    }
-                }
-            }
+            Some(co) => Some(self.checkpoint(ctx, engine, co, &start, &out).await?),
         };
         let git_time = checkout.is_some().then(|| GitTime {
             checkout: checkout_time,
@@ -155,6 +99,91 @@ impl Attempt<'_> {
             checkpoint,
             git_time,
         }))
+    }
+
+    /// The CLI run of this try.
+    fn invocation<'a>(
+        &'a self,
+        ctx: &'a Context<'_>,
+        start: &'a SessionStart,
+        budget_left: Option<f64>,
+    ) -> Invocation<'a> {
+        let cfg = &ctx.pool.cfg;
+        Invocation {
+            bin: &cfg.claude_bin,
+            cwd: self.cwd,
+            config_dir: &ctx.pool.config_dir,
+            session: start.arg,
+            options: &self.options,
+            json_schema: self.head.task.json_schema.as_deref(),
+            budget_left_usd: budget_left,
+            prompt: &start.prompt,
+            timeout: cfg.task_timeout,
+            silence_timeout: cfg.silence_timeout,
+            reach: crate::claude::Reach {
+                sandbox: ctx.pool.sandbox.as_ref(),
+                loopback_url: ctx.pool.gateway.loopback_url(),
+                token: ctx.grant.token(),
+                trust_repo_settings: cfg.trust_repo_settings,
+            },
+        }
+    }
+
+    /// What the run came to: the gateway's stop, the CLI's own failure, a refused structured
+    /// answer, or an answer to commit. A turn that will not be committed is discarded (a warm
+    /// process that holds it must not go on with it).
+    async fn judge(
+        &self,
+        ctx: &Context<'_>,
+        engine: &mut dyn Engine,
+        used: Used,
+        outcome: Result<Outcome, ClaudeError>,
+    ) -> Result<Outcome, Failed> {
+        let meter = ctx.grant.usage();
+        // A stop (cancel, pause --now, shutdown) says why the run ended, whatever the gateway did.
+        if meter.stopped() && !ctx.lease.stop().is_cancelled() {
+            engine.discard().await;
+            let why = format!(
+                "it refused the task's request {}: {}",
+                used.requests + 1,
+                meter
+                    .refusal()
+                    .unwrap_or_else(|| "the plan's budget was spent".into())
+            );
+            return Err(AttemptError::Claude(ClaudeError::GatewayBudget(why)).into());
+        }
+        let out = outcome?;
+        meter.learn(out.cost_usd, used.points);
+        if let Err(problem) = self.check_answer(&out) {
+            engine.discard().await;
+            return Err(AttemptError::Structured(problem).into());
+        }
+        Ok(out)
+    }
+
+    /// The task's files committed and pushed (a plan with a repository); a turn whose files
+    /// could not be pushed is discarded.
+    async fn checkpoint(
+        &self,
+        ctx: &Context<'_>,
+        engine: &mut dyn Engine,
+        co: &Checkout,
+        start: &SessionStart,
+        out: &Outcome,
+    ) -> Result<Checkpoint, Failed> {
+        let info = CommitInfo {
+            plan: ctx.plan,
+            task_id: self.head.task.id.as_str(),
+            task_index: self.head.task.index,
+            prompt: &self.head.task.prompt,
+            session_id: &start.arg.id().to_string(),
+            cost_usd: out.cost_usd,
+        };
+        let pushed = checkpoint::commit_and_push(ctx, &*engine, co, &info).await;
+        if pushed.is_err() {
+            engine.discard().await;
+        }
+        pushed
     }
 
     /// The workspace made the checkpoint's files (a plan with a repository).

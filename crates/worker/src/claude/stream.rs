@@ -5,12 +5,13 @@
 //! (the final result decides), as an unknown command is in mini-redis.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use baton_core::ClaudeSessionId;
 use serde_json::Value;
 use tokio::io::{AsyncBufRead, Lines};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{ClaudeError, Invocation, Outcome, Progress};
@@ -294,123 +295,5 @@ fn failure(r: &Value, subtype: String, text: String, stderr: String) -> ClaudeEr
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::decision::Decision;
-    use baton_core::FallbackReason;
-
-    fn reader() -> (
-        StreamReader,
-        mpsc::UnboundedSender<Progress>,
-        mpsc::UnboundedReceiver<Progress>,
-    ) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let id: ClaudeSessionId = "6bbba7b0-f321-478c-b8a3-4f20b5839a74".parse().unwrap();
-        (StreamReader::new(Path::new("/w/p"), id), tx, rx)
-    }
-
-    #[test]
-    fn success_needs_subtype_success_and_no_error() {
-        let (mut r, tx, mut rx) = reader();
-        r.line(r#"{"type":"system","subtype":"init","session_id":"6bbba7b0-f321-478c-b8a3-4f20b5839a74"}"#, &tx);
-        r.line(r#"{"type":"assistant","message":{"content":[{"type":"tool_use","name":"Write","input":{"file_path":"/w/p/a.py"}}],"usage":{"input_tokens":10,"output_tokens":5}}}"#, &tx);
-        r.line(r#"{"type":"result","subtype":"success","is_error":false,"result":"done","session_id":"6bbba7b0-f321-478c-b8a3-4f20b5839a74","total_cost_usd":0.1,"usage":{"input_tokens":7,"output_tokens":3}}"#, &tx);
-        assert_eq!(
-            rx.try_recv().unwrap(),
-            Progress::ToolUse {
-                tool: "Write".into(),
-                file_path: Some("a.py".into())
-            }
-        );
-        let o = r.finish("exit status: 0".into(), String::new()).unwrap();
-        assert_eq!(
-            (o.result.as_str(), o.files.len(), o.context_tokens),
-            ("done", 1, 15)
-        );
-    }
-
-    /// What each way a stream can end is classified as.
-    #[test]
-    fn streams_are_classified_by_how_they_end() {
-        let finish = |lines: &[&str], status: &str, stderr: &str| {
-            let (mut r, tx, _rx) = reader();
-            for l in lines {
-                if let Some(stop) = r.line(l, &tx) {
-                    return stop.decision();
-                }
-            }
-            r.finish(status.into(), stderr.into())
-                .unwrap_err()
-                .decision()
-        };
-        let cases: &[(&[&str], &str, &str, Decision)] = &[
-            (
-                &[
-                    r#"{"type":"result","subtype":"success","is_error":true,"api_error_status":529,"result":"API Error: overloaded"}"#,
-                ],
-                "",
-                "",
-                Decision::Retry,
-            ),
-            (
-                &[
-                    r#"{"type":"result","subtype":"success","is_error":true,"api_error_status":400,"result":"API Error: bad"}"#,
-                ],
-                "",
-                "",
-                Decision::Fail,
-            ),
-            (
-                &[
-                    r#"{"type":"system","subtype":"api_retry","attempt":1,"error_status":401,"error":"authentication_failed"}"#,
-                ],
-                "",
-                "",
-                Decision::Fail,
-            ),
-            (
-                &[],
-                "exit status: 1",
-                "No conversation found with session ID: x",
-                Decision::NewSession(FallbackReason::NotFound),
-            ),
-            (
-                &[
-                    r#"{"type":"result","subtype":"error_during_execution","is_error":true,"result":"No conversation found with session ID: x"}"#,
-                ],
-                "",
-                "",
-                Decision::NewSession(FallbackReason::NotFound),
-            ),
-            (
-                &[
-                    r#"{"type":"result","subtype":"success","is_error":false,"result":"ok","session_id":"00000000-0000-0000-0000-000000000000"}"#,
-                ],
-                "",
-                "",
-                Decision::NewSession(FallbackReason::SessionMismatch),
-            ),
-            (
-                &[
-                    r#"{"type":"result","subtype":"error_max_budget_usd","is_error":true,"result":""}"#,
-                ],
-                "",
-                "budget",
-                Decision::BudgetSpent,
-            ),
-            (
-                &[
-                    r#"{"type":"result","subtype":"error_max_turns","is_error":true,"result":"turns"}"#,
-                ],
-                "",
-                "",
-                // The plan's max_turns would stop the task at the same place again.
-                Decision::Fail,
-            ),
-            (&["not json at all"], "signal: 9", "", Decision::Retry),
-        ];
-        for (lines, status, stderr, want) in cases {
-            assert_eq!(finish(lines, status, stderr), *want, "{lines:?} {stderr}");
-        }
-    }
-}
+#[path = "stream_tests.rs"]
+mod tests;

@@ -4,12 +4,13 @@
 //! cold run, then the worker waits until the transcript holds the turn before it is committed.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use baton_core::ClaudeSessionId;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::process::{spawn, stderr_tail, terminate};
@@ -226,4 +227,56 @@ async fn wait_for_transcript(path: &Path, uuid: &str, within: Duration) -> Resul
 /// True when `needle` occurs in `hay` (searched from the end: the newest lines are last).
 fn contains_bytes(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).rev().any(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn transcript() -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("baton-warm-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("s.jsonl")
+    }
+
+    /// The warm turn's wait for its transcript: done as soon as the turn's last message is in
+    /// the file (written late, as older CLIs do), and a typed failure after the limit when it
+    /// never comes (on the paused clock: no real waiting).
+    #[tokio::test(start_paused = true)]
+    async fn the_transcript_wait_ends_when_the_turn_is_written_or_at_its_limit() {
+        let path = transcript();
+        std::fs::write(&path, "{\"uuid\":\"earlier\"}\n").unwrap();
+        let late = path.clone();
+        let writer = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let mut text = std::fs::read_to_string(&late).unwrap();
+            text.push_str("{\"uuid\":\"the-turn\"}\n");
+            std::fs::write(&late, text).unwrap();
+        });
+        let t0 = Instant::now();
+        wait_for_transcript(&path, "the-turn", TRANSCRIPT_WAIT)
+            .await
+            .unwrap();
+        let took = t0.elapsed();
+        assert!(
+            took >= Duration::from_millis(300) && took < Duration::from_millis(400),
+            "{took:?}"
+        );
+        writer.await.unwrap();
+
+        let t0 = Instant::now();
+        let never = wait_for_transcript(&path, "another-turn", TRANSCRIPT_WAIT).await;
+        assert!(
+            matches!(never, Err(ClaudeError::TranscriptLag(d)) if d == TRANSCRIPT_WAIT),
+            "{never:?}"
+        );
+        assert!(t0.elapsed() >= TRANSCRIPT_WAIT);
+        // A link planted in the project folder is never followed.
+        let link = path.with_file_name("link.jsonl");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        let linked = wait_for_transcript(&link, "the-turn", Duration::from_millis(50)).await;
+        assert!(linked.is_err(), "a link is not read");
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
 }

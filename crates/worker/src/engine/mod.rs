@@ -5,7 +5,7 @@
 //!
 //! A hold owns one `Box<dyn Engine>` made by the pool's [`MakeEngine`] and ends it with
 //! [`Engine::finish`]; nothing else knows which kind it is. The in-process test harness
-//! (`crate::testing`) makes scripted engines the same way.
+//! (`testing`) makes scripted engines the same way.
 //!
 //! The implementations live here rather than in `claude/` and `executor.rs`: the trait speaks
 //! in the CLI's types ([`Invocation`], [`Outcome`], [`ClaudeError`]), so `claude` implementing

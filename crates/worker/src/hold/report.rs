@@ -341,3 +341,28 @@ impl<'p> Reporter<'p> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The tally says the plan's totals are due once its oldest pending count is a second old,
+    /// once, and nothing while nothing is pending.
+    #[tokio::test(start_paused = true)]
+    async fn counts_are_due_for_the_pool_a_second_after_the_first_pending_one() {
+        let tally = PoolTally::default();
+        assert!(!tally.take_due(), "nothing pending");
+        tally.mark();
+        tokio::time::advance(Duration::from_millis(600)).await;
+        tally.mark(); // a later count does not move the first one's time
+        tokio::time::advance(Duration::from_millis(399)).await;
+        assert!(!tally.take_due(), "not a second yet");
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(tally.take_due(), "a second old");
+        assert!(!tally.take_due(), "taken once");
+        tally.mark();
+        tally.clear();
+        tokio::time::advance(PoolTally::MAX_AGE).await;
+        assert!(!tally.take_due(), "sent with a hand-back");
+    }
+}

@@ -197,13 +197,21 @@ impl Sandbox {
             read: folders,
             write: writable,
         };
+        sandbox.try_start(bwrap).await?;
+        Ok(Some(sandbox))
+    }
+
+    /// Starts the CLI itself in a box, relayed, as every run will be (`--version`): a CLI the
+    /// box cannot see or start (a node script whose node is outside the box, say) is refused
+    /// here, not at each task.
+    async fn try_start(&self, bwrap: &Path) -> Result<(), SandboxError> {
         let probe_dir =
             std::env::temp_dir().join(format!("baton-probe-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&probe_dir).map_err(path_err(&probe_dir))?;
-        // The CLI itself, relayed, as every run will be: a CLI the box cannot see or start
-        // (a node script whose node is outside the box, say) is refused here, not at each task.
+        std::fs::create_dir_all(&probe_dir).map_err(|source| SandboxError::Path {
+            path: probe_dir.display().to_string(),
+            source,
+        })?;
         let args = [OsString::from("--version")];
-        let cli = sandbox.cli.clone();
         let env = [
             ("PATH".to_owned(), BOX_PATH.to_owned()),
             ("HOME".to_owned(), BOX_HOME.to_owned()),
@@ -212,25 +220,22 @@ impl Sandbox {
             cwd: &probe_dir,
             config_dir: &probe_dir,
             project_dir: &probe_dir,
-            program: &cli,
+            program: &self.cli,
             args: &args,
             env: &env,
         };
-        let mut cmd = sandbox.command(&run);
+        let mut cmd = self.command(&run);
         cmd.stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true);
-        let out = match tokio::time::timeout(PROBE_TIMEOUT, cmd.output()).await {
-            Ok(out) => out,
-            Err(_) => {
-                let _ = std::fs::remove_dir_all(&probe_dir);
-                return Err(SandboxError::CannotStart {
-                    said: format!("no answer within {PROBE_TIMEOUT:?}"),
-                });
-            }
-        };
+        let out = tokio::time::timeout(PROBE_TIMEOUT, cmd.output()).await;
         let _ = std::fs::remove_dir_all(&probe_dir);
+        let Ok(out) = out else {
+            return Err(SandboxError::CannotStart {
+                said: format!("no answer within {PROBE_TIMEOUT:?}"),
+            });
+        };
         let out = out.map_err(|source| SandboxError::Missing {
             bwrap: bwrap.display().to_string(),
             source,
@@ -245,7 +250,7 @@ impl Sandbox {
                 },
             });
         }
-        Ok(Some(sandbox))
+        Ok(())
     }
 
     /// The command that runs `run` in a box: bubblewrap, then the relay, then the program.
@@ -363,62 +368,4 @@ pub(crate) fn which(name: &Path) -> Option<PathBuf> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sandbox() -> Sandbox {
-        Sandbox {
-            bwrap: "bwrap".into(),
-            relay: "/opt/baton/baton-worker".into(),
-            cli: "/opt/claude/claude".into(),
-            socket: "/var/run/gw.sock".into(),
-            read: vec!["/opt/claude".into()],
-            write: vec![],
-        }
-    }
-
-    #[test]
-    fn a_boxed_run_sees_its_workspace_and_project_folder_and_no_worker_environment() {
-        let env = vec![("HOME".to_owned(), BOX_HOME.to_owned())];
-        let args = [OsString::from("-p")];
-        let run = BoxedRun {
-            cwd: Path::new("/srv/ws/p1"),
-            config_dir: Path::new("/root/.claude"),
-            project_dir: Path::new("/root/.claude/projects/-srv-ws-p1"),
-            program: Path::new("/opt/claude/claude"),
-            args: &args,
-            env: &env,
-        };
-        let a: Vec<String> = sandbox()
-            .bwrap_args(&run)
-            .into_iter()
-            .map(|s| s.into_string().unwrap())
-            .collect();
-        let joined = a.join(" ");
-        for must in [
-            "--unshare-all",
-            "--cap-drop ALL",
-            "--die-with-parent",
-            "--new-session",
-            "--clearenv",
-            "--tmpfs /tmp",
-            "--tmpfs /root/.claude --bind /root/.claude/projects/-srv-ws-p1 /root/.claude/projects/-srv-ws-p1",
-            "--bind /srv/ws/p1 /srv/ws/p1 --chdir /srv/ws/p1",
-            "--ro-bind /var/run/gw.sock /run/baton/gateway.sock",
-            "--setenv HOME /tmp/home",
-            "-- /opt/baton/baton-worker __baton-box-relay 41001 /run/baton/gateway.sock /opt/claude/claude -p",
-        ] {
-            assert!(joined.contains(must), "{must:?} missing from {joined}");
-        }
-        // Nothing is bound from the workspace root, the state dir or HOME.
-        assert!(!joined.contains("/srv/ws "), "{joined}");
-        assert!(!a.iter().any(|x| x == "/etc"), "{joined}");
-        // The config dir's tmpfs comes before the project folder's bind (later mounts win).
-        let tmpfs = a.iter().position(|x| x == "/root/.claude").unwrap();
-        let bind = a
-            .iter()
-            .position(|x| x == "/root/.claude/projects/-srv-ws-p1")
-            .unwrap();
-        assert!(tmpfs < bind);
-    }
-}
+mod tests;

@@ -2,12 +2,14 @@
 //! shares for ordinary commands (concurrent callers are pipelined on it; `baton_connect` makes it
 //! for a single server, a Cluster or a Sentinel-managed master), dedicated connections for
 //! blocking pops, every script called through its typed call ([`Store::call`], the scripts
-//! and their replies are in `baton_core::scripts`), and the plain commands in `commands`.
+//! and their replies are in `baton_core::scripts`), and the plain commands in `commands` and
+//! `pool_commands`.
 //!
 //! Not a connection pool: deadpool-redis checks each connection out with `UNWATCH` + `PING`,
 //! a round trip more than the command itself, and a multiplexed connection needs no checkout.
 
 mod commands;
+mod pool_commands;
 
 pub(crate) use commands::Popped;
 

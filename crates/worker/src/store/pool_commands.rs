@@ -1,0 +1,178 @@
+//! The worker's pool-wide plain commands: what it says of itself, the pool's pause, the plan
+//! index sweep, its in-flight list, the queue depths the metrics show, Redis settings.
+
+use std::time::Duration;
+
+use baton_core::scripts::pool::PruneIndex;
+use baton_core::{PlanId, WorkerId};
+use redis::AsyncCommands;
+
+use super::{Store, StoreError};
+
+/// Plan index entries one prune step looks at (`ZSCAN`'s `COUNT`, a hint).
+const PRUNE_BATCH: u64 = 200;
+
+/// The pool's lists, for the metrics.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct QueueDepths {
+    pub(crate) submit: u64,
+    pub(crate) ready: u64,
+    pub(crate) dead: u64,
+    /// How long the plan next in line has waited (since its plan was last updated).
+    pub(crate) oldest_ready_wait: Option<Duration>,
+    /// Paused until a rate limit resets.
+    pub(crate) rate_limited: bool,
+    /// Paused by a user until `baton resume --all`.
+    pub(crate) user_paused: bool,
+}
+
+impl Store {
+    /// Records what this worker says of itself (`worker_info`), for the dashboard.
+    pub(crate) async fn announce(&self, worker: &WorkerId, info: &str) -> Result<(), StoreError> {
+        let _: i64 = redis::cmd("HSET")
+            .arg(self.env.keys.worker_info())
+            .arg(worker.as_str())
+            .arg(info)
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// Pauses claiming pool-wide for `for_ms`. `true` when this call started the pause (an
+    /// existing pause is left as it is).
+    pub(crate) async fn pause(&self, reason: &str, for_ms: u64) -> Result<bool, StoreError> {
+        let set: Option<String> = redis::cmd("SET")
+            .arg(self.env.keys.pause())
+            .arg(reason)
+            .arg("PX")
+            .arg(for_ms.max(1))
+            .arg("NX")
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(set.is_some())
+    }
+
+    /// Looks at about [`PRUNE_BATCH`] entries of the plan index from `cursor` (a `ZSCAN` cursor)
+    /// and drops those whose plan has expired (its metadata hash is gone: past its retention).
+    /// Returns the next cursor (0 once the sweep has gone round) and how many were dropped.
+    pub(crate) async fn prune_plan_index(&self, cursor: u64) -> Result<(u64, u64), StoreError> {
+        let k = &self.env.keys;
+        let mut conn = self.conn();
+        let (next, flat): (u64, Vec<String>) = redis::cmd("ZSCAN")
+            .arg(k.plans())
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(PRUNE_BATCH)
+            .query_async(&mut conn)
+            .await?;
+        let entries: Vec<(String, String)> = flat
+            .chunks_exact(2)
+            .map(|pair| (pair[0].clone(), pair[1].clone()))
+            .collect();
+        if entries.is_empty() {
+            return Ok((next, 0));
+        }
+        // An entry that is not a plan id was not written by baton: it is dropped too. One
+        // EXISTS per plan, sent together (each plan is in a slot of its own on a Cluster).
+        let checks = entries.iter().map(|(member, _)| {
+            let mut conn = conn.clone();
+            let plan = member.parse::<PlanId>().ok();
+            async move {
+                match plan {
+                    Some(plan) => conn.exists::<_, bool>(k.plan(&plan)).await,
+                    None => Ok(false),
+                }
+            }
+        });
+        let live = futures_util::future::join_all(checks).await;
+        let mut expired = Vec::new();
+        for (entry, live) in entries.into_iter().zip(live) {
+            if !live? {
+                expired.push(entry);
+            }
+        }
+        if expired.is_empty() {
+            return Ok((next, 0));
+        }
+        let removed = self.call(&PruneIndex { expired: &expired }).await?;
+        Ok((next, removed))
+    }
+
+    /// Plans in a worker's in-flight list (entries that are not plan ids are skipped).
+    pub(crate) async fn inflight(&self, worker: &WorkerId) -> Result<Vec<PlanId>, StoreError> {
+        let ids: Vec<String> = self
+            .conn()
+            .lrange(self.env.keys.inflight(worker), 0, -1)
+            .await?;
+        Ok(ids.iter().filter_map(|p| p.parse().ok()).collect())
+    }
+
+    /// Drops an entry of this worker's in-flight list that is not a plan id (written there by
+    /// something other than baton).
+    pub(crate) async fn discard_claim(
+        &self,
+        worker: &WorkerId,
+        raw: &[u8],
+    ) -> Result<(), StoreError> {
+        let _: i64 = self
+            .conn()
+            .lrem(self.env.keys.inflight(worker), 1, raw)
+            .await?;
+        Ok(())
+    }
+
+    /// The lengths of the pool's lists, how long the next plan in line has waited, and whether
+    /// the pool is paused.
+    pub(crate) async fn queue_depths(&self) -> Result<QueueDepths, StoreError> {
+        let k = &self.env.keys;
+        let mut conn = self.conn();
+        let [high, normal, low] = k.ready_lists();
+        let (submit, ready_high, ready, ready_low, dead, next, pause): (
+            u64,
+            u64,
+            u64,
+            u64,
+            u64,
+            Option<String>,
+            i64,
+        ) = redis::pipe()
+            .llen(k.submit())
+            .llen(&high)
+            .llen(&normal)
+            .llen(&low)
+            .llen(k.dead())
+            .lindex(&normal, -1)
+            .pttl(k.pause())
+            .query_async(&mut conn)
+            .await?;
+        let ready = ready_high + ready + ready_low;
+        let mut oldest_ready_wait = None;
+        if let Some(plan) = next.and_then(|p| p.parse::<PlanId>().ok()) {
+            let updated: Option<String> = conn
+                .hget(k.plan(&plan), baton_core::PlanField::UpdatedAt.as_str())
+                .await?;
+            oldest_ready_wait = updated
+                .and_then(|u| humantime::parse_rfc3339(&u).ok())
+                .and_then(|t| std::time::SystemTime::now().duration_since(t).ok());
+        }
+        Ok(QueueDepths {
+            submit,
+            ready,
+            dead,
+            oldest_ready_wait,
+            rate_limited: pause > 0,
+            user_paused: pause == -1,
+        })
+    }
+
+    /// A Redis setting (`CONFIG GET`), if the server answers.
+    pub(crate) async fn config_get(&self, name: &str) -> Option<String> {
+        let v: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg(name)
+            .query_async(&mut self.conn())
+            .await
+            .ok()?;
+        v.into_iter().nth(1)
+    }
+}

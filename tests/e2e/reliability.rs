@@ -18,7 +18,7 @@ async fn wait_event(
     let deadline = Instant::now() + within;
     loop {
         if let Some(e) = pool
-            .events(plan)
+            .events(&plan_id(plan))
             .await?
             .into_iter()
             .find(|e| e.kind == kind)
@@ -64,12 +64,12 @@ async fn a_rate_limit_pauses_the_whole_pool_until_its_reset() -> anyhow::Result<
             .is_some_and(|r| r.contains("rate limit")),
         "{status}"
     );
-    pool.wait_done("waiting", 1, Duration::from_secs(60))
+    pool.wait_done(&plan_id("waiting"), 1, Duration::from_secs(60))
         .await?;
-    pool.wait_done("limited", 1, Duration::from_secs(60))
+    pool.wait_done(&plan_id("limited"), 1, Duration::from_secs(60))
         .await?;
     let started = pool
-        .events("waiting")
+        .events(&plan_id("waiting"))
         .await?
         .into_iter()
         .find(|e| e.kind == EventKind::TaskStarted)
@@ -83,7 +83,7 @@ async fn a_rate_limit_pauses_the_whole_pool_until_its_reset() -> anyhow::Result<
         started_ms + 300 >= until,
         "the other worker waited for the reset: started {started_ms}, reset {until}"
     );
-    assert_eq!(pool.stat("pool_pauses").await?, 1);
+    assert_eq!(pool.stat(Counter::PoolPauses).await?, 1);
     Ok(())
 }
 
@@ -113,14 +113,15 @@ async fn sigterm_finishes_the_running_task_and_hands_back_the_rest() -> anyhow::
         .stop(Duration::from_secs(40))
         .expect("worker exits within the grace");
     assert!(status.success(), "exit 0: {status:?}");
-    pool.wait_done("drain", 2, Duration::from_secs(60)).await?;
-    let results = pool.results("drain").await?;
+    pool.wait_done(&plan_id("drain"), 2, Duration::from_secs(60))
+        .await?;
+    let results = pool.results(&plan_id("drain")).await?;
     assert_ne!(
         results[0].worker, results[1].worker,
         "the rest was handed to the other worker"
     );
     let starts = pool
-        .events("drain")
+        .events(&plan_id("drain"))
         .await?
         .iter()
         .filter(|e| e.kind == EventKind::TaskStarted && e.task_index == Some(0))
@@ -164,7 +165,9 @@ async fn a_second_signal_stops_at_once_and_hands_back() -> anyhow::Result<()> {
         t0.elapsed()
     );
     assert_eq!(
-        pool.plan_field("abort", "done").await?.as_deref(),
+        pool.plan_field(&plan_id("abort"), PlanField::Done)
+            .await?
+            .as_deref(),
         Some("0")
     );
     let mut c = pool.conn().await?;
@@ -208,7 +211,12 @@ async fn watch_and_workers_ride_out_a_redis_restart() -> anyhow::Result<()> {
     .await?;
     // Restart Redis while task 2 runs.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while pool.plan_field("outage", "done").await?.as_deref() != Some("1") {
+    while pool
+        .plan_field(&plan_id("outage"), PlanField::Done)
+        .await?
+        .as_deref()
+        != Some("1")
+    {
         anyhow::ensure!(Instant::now() < deadline, "task 1 never committed");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -225,13 +233,13 @@ async fn watch_and_workers_ride_out_a_redis_restart() -> anyhow::Result<()> {
         panic!("watch did not end with the plan.\nwatch stderr: {err}\nwatch stdout: {out}\nworker: {logs}");
     };
     assert!(status.success(), "watch saw the plan complete: {status:?}");
-    assert_eq!(pool.results("outage").await?.len(), 3);
+    assert_eq!(pool.results(&plan_id("outage")).await?.len(), 3);
     let lines = std::fs::read_to_string(&out_path)?;
     let seqs: Vec<u64> = lines
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok()?["seq"].as_u64())
         .collect();
-    let stored = pool.events("outage").await?;
+    let stored = pool.events(&plan_id("outage")).await?;
     assert_eq!(
         seqs,
         stored.iter().filter_map(|e| e.seq).collect::<Vec<_>>(),
@@ -299,10 +307,18 @@ async fn watch_of_every_plan_misses_nothing_across_a_lost_connection() -> anyhow
         .await?;
     pool.submit(r#"{"plan_id": "during-bad", "tasks": "not a list"}"#)
         .await?;
-    pool.wait_state("before", &["completed"], Duration::from_secs(60))
-        .await?;
-    pool.wait_state("during", &["completed"], Duration::from_secs(60))
-        .await?;
+    pool.wait_state(
+        &plan_id("before"),
+        &[PlanState::Completed],
+        Duration::from_secs(60),
+    )
+    .await?;
+    pool.wait_state(
+        &plan_id("during"),
+        &[PlanState::Completed],
+        Duration::from_secs(60),
+    )
+    .await?;
     watch.signal(libc::SIGCONT);
 
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -329,7 +345,7 @@ async fn watch_of_every_plan_misses_nothing_across_a_lost_connection() -> anyhow
             .filter_map(|e| e["seq"].as_u64())
             .collect();
         let stored: Vec<u64> = pool
-            .events(plan)
+            .events(&plan_id(plan))
             .await?
             .iter()
             .filter_map(|e| e.seq)
@@ -363,8 +379,12 @@ async fn retry_resumes_a_failed_plan_and_cancel_stops_a_running_one() -> anyhow:
             .json(),
     )
     .await?;
-    pool.wait_state("bad", &["failed"], Duration::from_secs(60))
-        .await?;
+    pool.wait_state(
+        &plan_id("bad"),
+        &[PlanState::Failed],
+        Duration::from_secs(60),
+    )
+    .await?;
     let mut c = pool.conn().await?;
     let dead: Vec<String> = c.lrange(pool.keys.dead(), 0, -1).await?;
     assert!(
@@ -379,10 +399,11 @@ async fn retry_resumes_a_failed_plan_and_cancel_stops_a_running_one() -> anyhow:
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    pool.wait_done("bad", 2, Duration::from_secs(60)).await?;
+    pool.wait_done(&plan_id("bad"), 2, Duration::from_secs(60))
+        .await?;
     assert_eq!(
-        pool.plan_field("bad", "state").await?.as_deref(),
-        Some("completed")
+        pool.state(&plan_id("bad")).await?,
+        Some(PlanState::Completed)
     );
 
     pool.submit(
@@ -420,11 +441,13 @@ async fn retry_resumes_a_failed_plan_and_cancel_stops_a_running_one() -> anyhow:
     }
     assert!(t0.elapsed() < Duration::from_secs(15));
     assert_eq!(
-        pool.plan_field("stopme", "state").await?.as_deref(),
-        Some("cancelled")
+        pool.state(&plan_id("stopme")).await?,
+        Some(PlanState::Cancelled)
     );
     assert_eq!(
-        pool.plan_field("stopme", "done").await?.as_deref(),
+        pool.plan_field(&plan_id("stopme"), PlanField::Done)
+            .await?
+            .as_deref(),
         Some("0")
     );
     let ev = wait_event(
@@ -468,7 +491,7 @@ async fn a_poison_task_is_dead_lettered_instead_of_killing_the_pool() -> anyhow:
     let ib = pool.add_worker(&b)?;
     let deadline = Instant::now() + Duration::from_secs(60);
     while pool
-        .events("poison")
+        .events(&plan_id("poison"))
         .await?
         .iter()
         .filter(|e| e.kind == EventKind::TaskStarted)
@@ -481,13 +504,17 @@ async fn a_poison_task_is_dead_lettered_instead_of_killing_the_pool() -> anyhow:
     pool.workers[ib].proc.signal(libc::SIGKILL);
     // A third worker recovers it once more: now it is poison.
     pool.add_worker(&c)?;
-    pool.wait_state("poison", &["failed"], Duration::from_secs(60))
-        .await?;
+    pool.wait_state(
+        &plan_id("poison"),
+        &[PlanState::Failed],
+        Duration::from_secs(60),
+    )
+    .await?;
     let mut conn = pool.conn().await?;
     let dead: Vec<String> = conn.lrange(pool.keys.dead(), 0, -1).await?;
     assert!(dead.iter().any(|d| d.contains("poison")), "{dead:?}");
     assert_eq!(
-        pool.events("poison")
+        pool.events(&plan_id("poison"))
             .await?
             .iter()
             .filter(|e| e.kind == EventKind::TaskStarted)
@@ -498,7 +525,7 @@ async fn a_poison_task_is_dead_lettered_instead_of_killing_the_pool() -> anyhow:
     // The pool still serves.
     pool.submit(&doc("healthy").prompts(&["Fine."]).json())
         .await?;
-    pool.wait_done("healthy", 1, Duration::from_secs(60))
+    pool.wait_done(&plan_id("healthy"), 1, Duration::from_secs(60))
         .await?;
     Ok(())
 }
@@ -531,10 +558,10 @@ async fn an_outage_longer_than_the_lease_still_finishes_the_plan() -> anyhow::Re
     // The tests' lease is 6 s.
     tokio::time::sleep(Duration::from_secs(9)).await;
     pool.redis.restart_keeping_data()?;
-    pool.wait_done("long-outage", 2, Duration::from_secs(90))
+    pool.wait_done(&plan_id("long-outage"), 2, Duration::from_secs(90))
         .await?;
     let ids: Vec<String> = pool
-        .results("long-outage")
+        .results(&plan_id("long-outage"))
         .await?
         .into_iter()
         .map(|r| r.task_id.to_string())

@@ -172,10 +172,15 @@ impl EventCursor {
                     let mut delay = Duration::from_millis(200);
                     self.pubsub = loop {
                         tokio::time::sleep(delay).await;
-                        match self.client.subscribe().await {
-                            Ok(p) => break p,
-                            Err(_) => delay = (delay * 2).min(Duration::from_secs(5)),
+                        if let Ok(p) = self.client.subscribe().await {
+                            // The shared connection may still be the one that broke: its first
+                            // command fails and the next connects afresh, so the catch-up does
+                            // not meet a stale connection.
+                            if self.ping().await || self.ping().await {
+                                break p;
+                            }
                         }
+                        delay = (delay * 2).min(Duration::from_secs(5));
                     };
                     self.link = Link::CatchUp;
                     return Ok(Delivery::Reconnected);
@@ -189,6 +194,14 @@ impl EventCursor {
                 }
             }
         }
+    }
+
+    /// True when the shared connection answers.
+    async fn ping(&self) -> bool {
+        redis::cmd("PING")
+            .query_async::<String>(&mut self.client.conn())
+            .await
+            .is_ok()
     }
 
     /// True when `ev` is to be delivered: of the plan followed, and not delivered before.

@@ -118,7 +118,10 @@ async fn a_paused_plan_runs_nothing_while_others_run_and_resumes_in_order() -> a
         Duration::from_secs(60),
     )
     .await?;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The worker ran a plan submitted after the pause, and no longer holds this one: any task
+    // it would have started after the pause would have started by now.
+    pool.wait_unheld(&plan_id("held"), Duration::from_secs(30))
+        .await?;
     let events = pool.events(&plan_id("held")).await?;
     assert_eq!(done(&pool, "held").await?, 1, "a paused plan runs nothing");
     assert_eq!(of_kind(&events, EventKind::TaskStarted).len(), 1);
@@ -250,7 +253,22 @@ async fn pausing_the_pool_holds_every_claim_until_resumed() -> anyhow::Result<()
     .await?;
     let long_done = done(&pool, "long").await?;
     assert!(long_done < 4, "the hold went on to the end");
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Once p1 and p2 wait on the ready list, each slot's claim loop looks again (it says so)
+    // and claims nothing.
+    for p in ["p1", "p2"] {
+        pool.wait_state(&plan_id(p), &[PlanState::Queued], Duration::from_secs(30))
+            .await?;
+    }
+    let looked = pool.paused_claims();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pool.paused_claims() < looked + 2 {
+        ensure!(
+            Instant::now() < deadline,
+            "the slots did not look again while paused:\n{}",
+            pool.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(
         done(&pool, "long").await?,
         long_done,
@@ -380,7 +398,9 @@ async fn a_review_gate_waits_and_a_rejection_reruns_the_task_from_its_files() ->
     assert_eq!(asked[0].field_str("commit"), Some(head.as_str()));
     assert!(asked[0].field_str("result").is_some());
     assert_eq!(asked[0].task_id.as_ref().map(|t| t.as_str()), Some("draft"));
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The hold that ran the task is over: nothing more runs until the reviewer acts.
+    pool.wait_unheld(&plan_id("rev"), Duration::from_secs(30))
+        .await?;
     assert_eq!(
         pool.state(&plan_id("rev")).await?,
         Some(PlanState::AwaitingReview),

@@ -500,7 +500,9 @@ async fn the_dashboard_pauses_resumes_and_reviews_plans() -> anyhow::Result<()> 
             == Some("2")
     })
     .await?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The hold is over (it handed the paused plan back after task 2): task 3 did not start.
+    pool.wait_unheld(&plan_id("gate"), Duration::from_secs(30))
+        .await?;
     assert_eq!(
         pool.plan_field(&plan_id("gate"), PlanField::Done)
             .await?

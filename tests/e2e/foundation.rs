@@ -118,10 +118,19 @@ pub(crate) async fn load_case(
             .filter_map(|e| e.task_index)
             .collect();
         assert!(
+            started.len() >= TASKS,
+            "a start per task of {p} at least: {started:?}"
+        );
+        assert!(
             started.windows(2).all(|w| w[0] <= w[1]),
             "started events of {p} in order: {started:?}"
         );
         let seqs: Vec<u64> = evs.iter().filter_map(|e| e.seq).collect();
+        assert_eq!(
+            seqs.len(),
+            evs.len(),
+            "every stored event of {p} has its seq"
+        );
         assert!(
             seqs.windows(2).all(|w| w[0] < w[1]),
             "seq of {p} increases: {seqs:?}"

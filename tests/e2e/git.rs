@@ -132,6 +132,7 @@ async fn plans_carry_their_files_between_machines_on_their_branch() -> anyhow::R
             .iter()
             .filter(|e| e.kind == EventKind::TaskSucceeded)
             .collect();
+        assert_eq!(succeeded.len(), results.len(), "{p}: a success per task");
         assert!(
             succeeded
                 .iter()
@@ -324,7 +325,9 @@ async fn a_stale_holder_reaches_neither_the_branch_nor_redis() -> anyhow::Result
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Its hold is over once it handed the plan back: whatever it tried came before that.
+    pool.wait_unheld(&plan_id("stale"), Duration::from_secs(20))
+        .await?;
     assert_eq!(
         remote.log(&main, "baton/stale")?,
         before,

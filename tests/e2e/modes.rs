@@ -81,17 +81,19 @@ async fn run_plan_in(mode: &str) -> anyhow::Result<(usize, usize)> {
         .collect();
     assert_eq!(started.len(), 4);
     assert!(started.iter().all(|e| e.field_str("mode") == Some(mode)));
+    let succeeded: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::TaskSucceeded)
+        .collect();
+    assert_eq!(succeeded.len(), 4, "{mode}: a success per task");
     assert!(
-        events
-            .iter()
-            .filter(|e| e.kind == EventKind::TaskSucceeded)
-            .all(|e| {
-                let t = |k: &str| e.fields.get(k).and_then(serde_json::Value::as_f64);
-                matches!(
-                    (t("run_started_ms"), t("result_at_ms"), t("run_ended_ms")),
-                    (Some(a), Some(b), Some(c)) if a <= b && b <= c
-                )
-            }),
+        succeeded.iter().all(|e| {
+            let t = |k: &str| e.fields.get(k).and_then(serde_json::Value::as_f64);
+            matches!(
+                (t("run_started_ms"), t("result_at_ms"), t("run_ended_ms")),
+                (Some(a), Some(b), Some(c)) if a <= b && b <= c
+            )
+        }),
         "task_succeeded carries the run's timing"
     );
 
@@ -158,6 +160,7 @@ async fn a_warm_session_hands_over_between_machines_at_every_hold() -> anyhow::R
     )
     .await?;
     let results = pool.results(&plan_id("handover")).await?;
+    assert!(!results.is_empty(), "the plan committed");
     assert!(results
         .iter()
         .all(|r| r.session_id == results[0].session_id));

@@ -57,6 +57,11 @@ async fn a_plan_alternating_between_two_machines_keeps_one_conversation() -> any
 
     let results = pool.results(&plan_id("alternate")).await?;
     let workers: Vec<&str> = results.iter().map(|r| r.worker.as_str()).collect();
+    assert_eq!(
+        workers.len(),
+        tasks.len(),
+        "every task committed: {workers:?}"
+    );
     assert!(
         workers.windows(2).all(|w| w[0] != w[1]),
         "tasks alternated between machines: {workers:?}"
@@ -520,6 +525,7 @@ async fn later_commits_send_only_their_turn_and_a_handoff_compacts() -> anyhow::
         .collect();
     assert_eq!(seen, want, "task 5 carried every earlier turn");
     let results = pool.results(&plan_id("chunks")).await?;
+    assert_eq!(results.len(), 5, "every task committed");
     assert!(results
         .iter()
         .all(|r| r.session_id == results[0].session_id));

@@ -381,6 +381,51 @@ impl Pool {
         }
     }
 
+    /// True while a worker holds the plan or is about to: its lease is taken, or it is on a
+    /// worker's in-flight list (claimed, not yet handed back).
+    pub async fn held(&self, plan: &PlanId) -> Result<bool> {
+        let mut c = self.client.conn();
+        let locked: bool = redis::AsyncCommands::exists(&mut c, self.keys.lock(plan)).await?;
+        if locked {
+            return Ok(true);
+        }
+        let workers: Vec<String> =
+            redis::AsyncCommands::zrange(&mut c, self.keys.workers(), 0, -1).await?;
+        for w in workers.iter().filter_map(|w| w.parse().ok()) {
+            let held: Vec<String> =
+                redis::AsyncCommands::lrange(&mut c, self.keys.inflight(&w), 0, -1).await?;
+            if held.iter().any(|h| h == plan.as_str()) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Waits until no worker holds the plan (see [`Pool::held`]): its hold is over, so a check
+    /// that nothing more happened to it is made after the moment it could have, not after a
+    /// sleep that hopes so.
+    pub async fn wait_unheld(&self, plan: &PlanId, within: Duration) -> Result<()> {
+        let deadline = Instant::now() + within;
+        while self.held(plan).await? {
+            if Instant::now() > deadline {
+                let tail = self.log_tail();
+                bail!("plan {plan} was still held after {within:?}; worker logs:\n{tail}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+
+    /// How many times the workers' logs say so far that a slot found the pool paused and
+    /// claimed nothing (the slots' debug line, on in the tests' default log filter): a count
+    /// that grows after a moment proves the claim loop looked after it.
+    pub fn paused_claims(&self) -> usize {
+        self.workers
+            .iter()
+            .map(|w| w.log().matches("pool paused; not claiming").count())
+            .sum()
+    }
+
     /// A pool-wide counter.
     pub async fn stat(&self, counter: Counter) -> Result<i64> {
         Ok(self.client.pool_counter(counter).await?)

@@ -5,7 +5,7 @@
 use std::process::Output;
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{bail, ensure, Context};
+use anyhow::{ensure, Context};
 use baton_core::{Event, EventKind};
 use baton_tests::webhook;
 use baton_tests::*;
@@ -39,38 +39,6 @@ fn of_kind(events: &[Event], kind: EventKind) -> Vec<&Event> {
     events.iter().filter(|e| e.kind == kind).collect()
 }
 
-/// Waits until the plan has stored `n` events of `kind`.
-async fn wait_events(
-    pool: &Pool,
-    plan: &str,
-    kind: EventKind,
-    n: usize,
-    within: Duration,
-) -> anyhow::Result<Vec<Event>> {
-    let deadline = Instant::now() + within;
-    loop {
-        let events = pool.events(&plan_id(plan)).await?;
-        if of_kind(&events, kind).len() >= n {
-            return Ok(events);
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "plan {plan}: fewer than {n} {kind} events within {within:?}; worker logs:\n{}",
-                pool.log_tail()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn done(pool: &Pool, plan: &str) -> anyhow::Result<u64> {
-    Ok(pool
-        .plan_field(&plan_id(plan), PlanField::Done)
-        .await?
-        .and_then(|d| d.parse().ok())
-        .unwrap_or(0))
-}
-
 /// A time `secs` from now, as a user writes it in a document (RFC 3339, UTC).
 fn in_secs(secs: u64) -> String {
     humantime::format_rfc3339_seconds(SystemTime::now() + Duration::from_secs(secs)).to_string()
@@ -91,9 +59,8 @@ async fn a_paused_plan_runs_nothing_while_others_run_and_resumes_in_order() -> a
     let slow = |k: usize| format!("Task marker held-T{k}: step {k}. [[standin:sleep 1500]]");
     let held = doc("held").prompts(&[&slow(1), &slow(2), &slow(3)]);
     pool.submit(&held.json()).await?;
-    wait_events(
-        &pool,
-        "held",
+    pool.wait_events(
+        &plan_id("held"),
         EventKind::TaskStarted,
         1,
         Duration::from_secs(60),
@@ -103,7 +70,7 @@ async fn a_paused_plan_runs_nothing_while_others_run_and_resumes_in_order() -> a
     assert_eq!(pool.state(&plan_id("held")).await?, Some(PlanState::Paused));
     // The running task commits; nothing after it starts.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while done(&pool, "held").await? < 1 {
+    while pool.done(&plan_id("held")).await? < 1 {
         ensure!(
             Instant::now() < deadline,
             "task 1 did not commit:\n{}",
@@ -123,7 +90,11 @@ async fn a_paused_plan_runs_nothing_while_others_run_and_resumes_in_order() -> a
     pool.wait_unheld(&plan_id("held"), Duration::from_secs(30))
         .await?;
     let events = pool.events(&plan_id("held")).await?;
-    assert_eq!(done(&pool, "held").await?, 1, "a paused plan runs nothing");
+    assert_eq!(
+        pool.done(&plan_id("held")).await?,
+        1,
+        "a paused plan runs nothing"
+    );
     assert_eq!(of_kind(&events, EventKind::TaskStarted).len(), 1);
     let paused = of_kind(&events, EventKind::PlanPaused);
     assert_eq!(paused.len(), 1);
@@ -174,9 +145,8 @@ async fn a_paused_plan_runs_nothing_while_others_run_and_resumes_in_order() -> a
         "Task marker now-T2: [[standin:hang times=1]]",
     ]);
     pool.submit(&now.json()).await?;
-    wait_events(
-        &pool,
-        "now",
+    pool.wait_events(
+        &plan_id("now"),
         EventKind::TaskStarted,
         2,
         Duration::from_secs(60),
@@ -200,7 +170,7 @@ async fn a_paused_plan_runs_nothing_while_others_run_and_resumes_in_order() -> a
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(
-        done(&pool, "now").await?,
+        pool.done(&plan_id("now")).await?,
         1,
         "the stopped task did not commit"
     );
@@ -232,9 +202,8 @@ async fn pausing_the_pool_holds_every_claim_until_resumed() -> anyhow::Result<()
         .collect();
     let refs: Vec<&str> = slow.iter().map(String::as_str).collect();
     pool.submit(&doc("long").prompts(&refs).json()).await?;
-    wait_events(
-        &pool,
-        "long",
+    pool.wait_events(
+        &plan_id("long"),
         EventKind::TaskStarted,
         1,
         Duration::from_secs(60),
@@ -251,7 +220,7 @@ async fn pausing_the_pool_holds_every_claim_until_resumed() -> anyhow::Result<()
         Duration::from_secs(60),
     )
     .await?;
-    let long_done = done(&pool, "long").await?;
+    let long_done = pool.done(&plan_id("long")).await?;
     assert!(long_done < 4, "the hold went on to the end");
     // Once p1 and p2 wait on the ready list, each slot's claim loop looks again (it says so)
     // and claims nothing.
@@ -270,12 +239,16 @@ async fn pausing_the_pool_holds_every_claim_until_resumed() -> anyhow::Result<()
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(
-        done(&pool, "long").await?,
+        pool.done(&plan_id("long")).await?,
         long_done,
         "nothing runs while paused"
     );
     for p in ["p1", "p2"] {
-        assert_eq!(done(&pool, p).await?, 0, "{p} was claimed while paused");
+        assert_eq!(
+            pool.done(&plan_id(p)).await?,
+            0,
+            "{p} was claimed while paused"
+        );
         assert_eq!(pool.state(&plan_id(p)).await?, Some(PlanState::Queued));
     }
     let stats: serde_json::Value = serde_json::from_str(&run(&pool, &["stats", "--json"])?)?;
@@ -406,7 +379,7 @@ async fn a_review_gate_waits_and_a_rejection_reruns_the_task_from_its_files() ->
         Some(PlanState::AwaitingReview),
         "the plan waits for the reviewer"
     );
-    assert_eq!(done(&pool, "rev").await?, 1);
+    assert_eq!(pool.done(&plan_id("rev")).await?, 1);
     let status = run(&pool, &["status", "rev"])?;
     assert!(status.contains("review     task draft waits"), "{status}");
     // The conversation outlives the session TTL while a person reviews.
@@ -425,9 +398,8 @@ async fn a_review_gate_waits_and_a_rejection_reruns_the_task_from_its_files() ->
 
     let note = "Step REV-1b: the name is wrong. [[standin:sleep 2000]]\nFile: better.txt\n```\nsecond try\n```\n";
     run(&pool, &["reject", "rev", "--note", note])?;
-    wait_events(
-        &pool,
-        "rev",
+    pool.wait_events(
+        &plan_id("rev"),
         EventKind::ReviewRejected,
         1,
         Duration::from_secs(30),
@@ -438,9 +410,8 @@ async fn a_review_gate_waits_and_a_rejection_reruns_the_task_from_its_files() ->
         (1..=120).contains(&after_ttl),
         "the session TTL starts again: {after_ttl} s"
     );
-    wait_events(
-        &pool,
-        "rev",
+    pool.wait_events(
+        &plan_id("rev"),
         EventKind::ReviewRequested,
         2,
         Duration::from_secs(90),
@@ -693,8 +664,8 @@ async fn new_states_survive_a_worker_kill_and_a_redis_restart() -> anyhow::Resul
         )
         .await?;
     }
-    assert_eq!(done(&pool, "stilled").await?, 2);
-    assert_eq!(done(&pool, "gated").await?, 2);
+    assert_eq!(pool.done(&plan_id("stilled")).await?, 2);
+    assert_eq!(pool.done(&plan_id("gated")).await?, 2);
     // The pool's counters take every completion, the approved one's too.
     let deadline = Instant::now() + Duration::from_secs(15);
     while pool.stat(Counter::PlansCompleted).await? != 4 {
@@ -856,14 +827,14 @@ async fn webhooks_are_signed_refused_hosts_never_called_and_failures_never_delay
         Duration::from_secs(60),
     )
     .await?;
-    let events = wait_events(
-        &pool,
-        "elsewhere",
-        EventKind::WebhookFailed,
-        1,
-        Duration::from_secs(10),
-    )
-    .await?;
+    let events = pool
+        .wait_events(
+            &plan_id("elsewhere"),
+            EventKind::WebhookFailed,
+            1,
+            Duration::from_secs(10),
+        )
+        .await?;
     let why = of_kind(&events, EventKind::WebhookFailed)[0]
         .field_str("reason")
         .unwrap_or_default()
@@ -880,14 +851,14 @@ async fn webhooks_are_signed_refused_hosts_never_called_and_failures_never_delay
         Duration::from_secs(60),
     )
     .await?;
-    let events = wait_events(
-        &pool,
-        "unheard",
-        EventKind::WebhookFailed,
-        1,
-        Duration::from_secs(20),
-    )
-    .await?;
+    let events = pool
+        .wait_events(
+            &plan_id("unheard"),
+            EventKind::WebhookFailed,
+            1,
+            Duration::from_secs(20),
+        )
+        .await?;
     // The plan completed first (the event a delivery carries is published before it is sent),
     // and the delivery went on with backoff after it.
     let completed = of_kind(&events, EventKind::PlanCompleted)[0];
@@ -908,14 +879,14 @@ async fn webhooks_are_signed_refused_hosts_never_called_and_failures_never_delay
     assert_eq!(gave_up.field_str("url"), Some(failing.url("/").as_str()));
 
     // A receiver that refuses the body (410) is not asked again.
-    let events = wait_events(
-        &pool,
-        "refusing",
-        EventKind::WebhookFailed,
-        1,
-        Duration::from_secs(30),
-    )
-    .await?;
+    let events = pool
+        .wait_events(
+            &plan_id("refusing"),
+            EventKind::WebhookFailed,
+            1,
+            Duration::from_secs(30),
+        )
+        .await?;
     let failed = of_kind(&events, EventKind::WebhookFailed)[0];
     assert!(failed
         .field_str("reason")
@@ -924,14 +895,14 @@ async fn webhooks_are_signed_refused_hosts_never_called_and_failures_never_delay
     assert_eq!(gone.deliveries().len(), 1, "a 4xx answer is not retried");
 
     // A redirect is a permanent failure: not followed, not asked again, and the event says why.
-    let events = wait_events(
-        &pool,
-        "redirected",
-        EventKind::WebhookFailed,
-        1,
-        Duration::from_secs(30),
-    )
-    .await?;
+    let events = pool
+        .wait_events(
+            &plan_id("redirected"),
+            EventKind::WebhookFailed,
+            1,
+            Duration::from_secs(30),
+        )
+        .await?;
     let why = of_kind(&events, EventKind::WebhookFailed)[0]
         .field_str("reason")
         .unwrap_or_default()

@@ -9,30 +9,6 @@ use baton_tests::*;
 use redis::AsyncCommands;
 use serde_json::{json, Value};
 
-async fn wait_event(
-    pool: &Pool,
-    plan: &str,
-    kind: EventKind,
-    within: Duration,
-) -> anyhow::Result<baton_core::Event> {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(e) = pool
-            .events(&plan_id(plan))
-            .await?
-            .into_iter()
-            .find(|e| e.kind == kind)
-        {
-            return Ok(e);
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "no {kind} event for {plan} within {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// A rate limit with a reset time stops the whole pool from claiming until the reset, and
 /// `baton status` shows the pause.
 #[tokio::test(flavor = "multi_thread")]
@@ -46,13 +22,13 @@ async fn a_rate_limit_pauses_the_whole_pool_until_its_reset() -> anyhow::Result<
             .json(),
     )
     .await?;
-    let paused = wait_event(
-        &pool,
-        "limited",
-        EventKind::PoolPaused,
-        Duration::from_secs(60),
-    )
-    .await?;
+    let paused = pool
+        .wait_event(
+            &plan_id("limited"),
+            EventKind::PoolPaused,
+            Duration::from_secs(60),
+        )
+        .await?;
     let until = paused.fields["until_ms"].as_u64().expect("until_ms");
     pool.submit(&doc("waiting").prompts(&["Wait your turn."]).json())
         .await?;
@@ -101,9 +77,8 @@ async fn sigterm_finishes_the_running_task_and_hands_back_the_rest() -> anyhow::
             .json(),
     )
     .await?;
-    wait_event(
-        &pool,
-        "drain",
+    pool.wait_event(
+        &plan_id("drain"),
         EventKind::TaskStarted,
         Duration::from_secs(30),
     )
@@ -144,9 +119,8 @@ async fn a_second_signal_stops_at_once_and_hands_back() -> anyhow::Result<()> {
             .json(),
     )
     .await?;
-    wait_event(
-        &pool,
-        "abort",
+    pool.wait_event(
+        &plan_id("abort"),
         EventKind::TaskStarted,
         Duration::from_secs(30),
     )
@@ -412,9 +386,8 @@ async fn retry_resumes_a_failed_plan_and_cancel_stops_a_running_one() -> anyhow:
             .json(),
     )
     .await?;
-    wait_event(
-        &pool,
-        "stopme",
+    pool.wait_event(
+        &plan_id("stopme"),
         EventKind::TaskStarted,
         Duration::from_secs(30),
     )
@@ -450,13 +423,13 @@ async fn retry_resumes_a_failed_plan_and_cancel_stops_a_running_one() -> anyhow:
             .as_deref(),
         Some("0")
     );
-    let ev = wait_event(
-        &pool,
-        "stopme",
-        EventKind::PlanCancelled,
-        Duration::from_secs(5),
-    )
-    .await?;
+    let ev = pool
+        .wait_event(
+            &plan_id("stopme"),
+            EventKind::PlanCancelled,
+            Duration::from_secs(5),
+        )
+        .await?;
     assert_eq!(ev.field_str("reason"), Some("changed my mind"));
     Ok(())
 }
@@ -479,9 +452,8 @@ async fn a_poison_task_is_dead_lettered_instead_of_killing_the_pool() -> anyhow:
             .json(),
     )
     .await?;
-    wait_event(
-        &pool,
-        "poison",
+    pool.wait_event(
+        &plan_id("poison"),
         EventKind::TaskStarted,
         Duration::from_secs(30),
     )
@@ -544,9 +516,8 @@ async fn an_outage_longer_than_the_lease_still_finishes_the_plan() -> anyhow::Re
             .json(),
     )
     .await?;
-    wait_event(
-        &pool,
-        "long-outage",
+    pool.wait_event(
+        &plan_id("long-outage"),
         EventKind::TaskStarted,
         Duration::from_secs(30),
     )

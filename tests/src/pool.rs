@@ -131,8 +131,10 @@ pub struct Pool {
     pub dir: TempDir,
     pub keys: Keys,
     pub workers: Vec<Worker>,
-    /// What the pool reads back: baton-client, as `baton status` and the dashboard read.
-    client: Client,
+    /// How the pool's reads reach Redis (baton-client, as `baton status` and the dashboard
+    /// read): a client per read, connected afresh, so a read after a Redis restart does not
+    /// meet the connection the restart broke.
+    connector: baton_connect::Connector,
 }
 
 impl Pool {
@@ -147,7 +149,7 @@ impl Pool {
             ..Default::default()
         })?;
         Ok(Self {
-            client: Client::connect(&connector, keys.clone()),
+            connector,
             redis,
             standin: Standin::start()?,
             dir: TempDir::new("pool"),
@@ -269,9 +271,10 @@ impl Pool {
         all.chars().skip(skip).collect()
     }
 
-    /// The pool's read library (baton-client), over a connection of its own.
-    pub fn client(&self) -> &Client {
-        &self.client
+    /// The pool's read library (baton-client), over a connection of its own (made on its
+    /// first read).
+    pub fn client(&self) -> Client {
+        Client::connect(&self.connector, self.keys.clone())
     }
 
     /// A failed wait with the workers' logs (when it timed out), for a failing test's message.
@@ -286,7 +289,7 @@ impl Pool {
 
     /// The plan as a reader sees it; `None` when there is no such plan.
     pub async fn plan(&self, plan: &PlanId) -> Result<Option<PlanView>> {
-        Ok(self.client.plan(plan).await?)
+        Ok(self.client().plan(plan).await?)
     }
 
     /// The plan's state; `None` when there is no such plan.
@@ -296,7 +299,7 @@ impl Pool {
 
     /// A plan hash field as stored (for the fields a [`PlanView`] reads typed, prefer it).
     pub async fn plan_field(&self, plan: &PlanId, field: PlanField) -> Result<Option<String>> {
-        let mut c = self.client.conn();
+        let mut c = self.client().conn();
         Ok(redis::AsyncCommands::hget(&mut c, self.keys.plan(plan), field.as_str()).await?)
     }
 
@@ -307,7 +310,7 @@ impl Pool {
         states: &[PlanState],
         within: Duration,
     ) -> Result<PlanState> {
-        self.client
+        self.client()
             .wait_state(plan, states, within)
             .await
             .map_err(|e| self.waited(e))
@@ -318,7 +321,7 @@ impl Pool {
     pub async fn wait_done(&self, plan: &PlanId, n: u64, within: Duration) -> Result<PlanState> {
         let what = format!("commit {n} task(s) and end");
         let view = self
-            .client
+            .client()
             .wait_plan(plan, &what, within, |v| {
                 v.tasks_done() >= n
                     && matches!(v.state(), Some(PlanState::Completed | PlanState::Failed))
@@ -335,15 +338,37 @@ impl Pool {
         kind: EventKind,
         within: Duration,
     ) -> Result<Event> {
-        self.client
+        self.client()
             .wait_event(plan, kind, within)
             .await
             .map_err(|e| self.waited(e))
     }
 
+    /// Waits until the plan has stored at least `n` events of `kind`; returns all its events.
+    pub async fn wait_events(
+        &self,
+        plan: &PlanId,
+        kind: EventKind,
+        n: usize,
+        within: Duration,
+    ) -> Result<Vec<Event>> {
+        let what = format!("{n} {kind} event(s)");
+        self.client()
+            .wait_events(plan, &what, within, |evs| {
+                (evs.iter().filter(|e| e.kind == kind).count() >= n).then(|| evs.to_vec())
+            })
+            .await
+            .map_err(|e| self.waited(e))
+    }
+
+    /// Tasks of the plan committed so far (0 when there is no such plan).
+    pub async fn done(&self, plan: &PlanId) -> Result<u64> {
+        Ok(self.plan(plan).await?.map_or(0, |v| v.tasks_done()))
+    }
+
     /// Waits until the pool-wide `counter` is at least `n`; returns its value.
     pub async fn wait_counter(&self, counter: Counter, n: i64, within: Duration) -> Result<i64> {
-        self.client
+        self.client()
             .wait_counter(counter, n, within)
             .await
             .map_err(|e| self.waited(e))
@@ -351,18 +376,18 @@ impl Pool {
 
     /// The plan's stored events (an error if one does not decode).
     pub async fn events(&self, plan: &PlanId) -> Result<Vec<Event>> {
-        Ok(self.client.events(plan).await?)
+        Ok(self.client().events(plan).await?)
     }
 
     /// The plan's committed results (an error if one does not decode).
     pub async fn results(&self, plan: &PlanId) -> Result<Vec<TaskResult>> {
-        Ok(self.client.results(plan).await?)
+        Ok(self.client().results(plan).await?)
     }
 
     /// Every dead letter, newest first (a letter that does not parse is an error: the format
     /// is baton's own).
     pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
-        Ok(self.client.dead_letters_strict().await?)
+        Ok(self.client().dead_letters_strict().await?)
     }
 
     /// Waits for the dead letter of a document naming `plan` (the newest found); fails with
@@ -370,7 +395,7 @@ impl Pool {
     pub async fn wait_dead_letter(&self, plan: &PlanId, within: Duration) -> Result<DeadLetter> {
         let deadline = Instant::now() + within;
         loop {
-            if let Some(l) = self.client.dead_letter_for(plan).await? {
+            if let Some(l) = self.client().dead_letter_for(plan).await? {
                 return Ok(l);
             }
             if Instant::now() > deadline {
@@ -384,7 +409,7 @@ impl Pool {
     /// True while a worker holds the plan or is about to: its lease is taken, or it is on a
     /// worker's in-flight list (claimed, not yet handed back).
     pub async fn held(&self, plan: &PlanId) -> Result<bool> {
-        let mut c = self.client.conn();
+        let mut c = self.client().conn();
         let locked: bool = redis::AsyncCommands::exists(&mut c, self.keys.lock(plan)).await?;
         if locked {
             return Ok(true);
@@ -428,6 +453,6 @@ impl Pool {
 
     /// A pool-wide counter.
     pub async fn stat(&self, counter: Counter) -> Result<i64> {
-        Ok(self.client.pool_counter(counter).await?)
+        Ok(self.client().pool_counter(counter).await?)
     }
 }

@@ -2,6 +2,8 @@
 //! plan has stored an event of a kind. Each looks again every [`Client::with_poll`] interval
 //! and gives up after its `within` with [`ClientError::TimedOut`], saying what it saw last.
 //! A state or counter is a baton-core type: a typo fails to compile instead of waiting.
+//! A read that finds the connection broken (Redis restarting, a failover) is looked at again
+//! on the next poll, as the shared connection reconnects; other errors end the wait.
 
 use std::fmt::Write;
 use std::time::Duration;
@@ -10,6 +12,24 @@ use baton_core::{Counter, Event, EventKind, PlanId, PlanState};
 use tokio::time::Instant;
 
 use crate::{Client, ClientError, PlanView};
+
+/// Ok(None) for a read that failed only because the connection is broken for now.
+fn transient<T>(read: Result<T, ClientError>) -> Result<Option<T>, ClientError> {
+    match read {
+        Ok(v) => Ok(Some(v)),
+        Err(ClientError::Redis(e))
+            if e.is_io_error()
+                || e.is_connection_dropped()
+                || e.is_connection_refusal()
+                || e.is_timeout() =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+const BROKEN: &str = "the connection to redis was broken";
 
 impl Client {
     /// After a look that found nothing: an error once `deadline` passed, else a pause of one
@@ -45,11 +65,16 @@ impl Client {
     ) -> Result<PlanView, ClientError> {
         let deadline = Instant::now() + within;
         loop {
-            let view = self.plan(plan).await?;
-            let last = describe(view.as_ref());
-            if let Some(v) = view.filter(|v| pred(v)) {
-                return Ok(v);
-            }
+            let last = match transient(self.plan(plan).await)? {
+                Some(view) => {
+                    let last = describe(view.as_ref());
+                    if let Some(v) = view.filter(|v| pred(v)) {
+                        return Ok(v);
+                    }
+                    last
+                }
+                None => BROKEN.to_owned(),
+            };
             self.again(deadline, within, || format!("plan {plan}: {what}"), last)
                 .await?;
         }
@@ -87,15 +112,16 @@ impl Client {
     ) -> Result<i64, ClientError> {
         let deadline = Instant::now() + within;
         loop {
-            let v = self.pool_counter(counter).await?;
-            if v >= n {
-                return Ok(v);
-            }
+            let last = match transient(self.pool_counter(counter).await)? {
+                Some(v) if v >= n => return Ok(v),
+                Some(v) => v.to_string(),
+                None => BROKEN.to_owned(),
+            };
             self.again(
                 deadline,
                 within,
                 || format!("counter {counter} reaching {n}"),
-                v.to_string(),
+                last,
             )
             .await?;
         }
@@ -130,14 +156,18 @@ impl Client {
     ) -> Result<T, ClientError> {
         let deadline = Instant::now() + within;
         loop {
-            let evs = self.events(plan).await?;
-            if let Some(v) = found(&evs) {
-                return Ok(v);
-            }
-            let last = evs.iter().fold(String::new(), |mut s, e| {
-                let _ = write!(s, "{} ", e.kind);
-                s
-            });
+            let last = match transient(self.events(plan).await)? {
+                Some(evs) => {
+                    if let Some(v) = found(&evs) {
+                        return Ok(v);
+                    }
+                    evs.iter().fold(String::new(), |mut s, e| {
+                        let _ = write!(s, "{} ", e.kind);
+                        s
+                    })
+                }
+                None => BROKEN.to_owned(),
+            };
             self.again(deadline, within, || format!("plan {plan}: {what}"), last)
                 .await?;
         }

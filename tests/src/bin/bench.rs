@@ -184,7 +184,7 @@ async fn wait_event(
 /// Waits until the pool counter reaches `n` (looking every 20 ms: the queue's throughput is
 /// measured by it); returns when it did.
 async fn wait_stat(pool: &Pool, counter: Counter, n: i64, within: Duration) -> Result<Instant> {
-    let client = pool.client().clone().with_poll(Duration::from_millis(20));
+    let client = pool.client().with_poll(Duration::from_millis(20));
     client
         .wait_counter(counter, n, within)
         .await

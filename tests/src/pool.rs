@@ -287,9 +287,28 @@ impl Pool {
         }
     }
 
+    /// One read through a fresh client. Against Sentinels or a Cluster, a read Redis asks to
+    /// retry (a failover under way) is made again for up to 30 s, as connecting is.
+    async fn read<T, F, Fut>(&self, read: F) -> Result<T>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ClientError>>,
+    {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let failover = self.redis.url() != self.redis.node_url();
+        loop {
+            match read(self.client()).await {
+                Err(e) if failover && e.is_transient() && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                other => return Ok(other?),
+            }
+        }
+    }
+
     /// The plan as a reader sees it; `None` when there is no such plan.
     pub async fn plan(&self, plan: &PlanId) -> Result<Option<PlanView>> {
-        Ok(self.client().plan(plan).await?)
+        self.read(|c| async move { c.plan(plan).await }).await
     }
 
     /// The plan's state; `None` when there is no such plan.
@@ -376,18 +395,19 @@ impl Pool {
 
     /// The plan's stored events (an error if one does not decode).
     pub async fn events(&self, plan: &PlanId) -> Result<Vec<Event>> {
-        Ok(self.client().events(plan).await?)
+        self.read(|c| async move { c.events(plan).await }).await
     }
 
     /// The plan's committed results (an error if one does not decode).
     pub async fn results(&self, plan: &PlanId) -> Result<Vec<TaskResult>> {
-        Ok(self.client().results(plan).await?)
+        self.read(|c| async move { c.results(plan).await }).await
     }
 
     /// Every dead letter, newest first (a letter that does not parse is an error: the format
     /// is baton's own).
     pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
-        Ok(self.client().dead_letters_strict().await?)
+        self.read(|c| async move { c.dead_letters_strict().await })
+            .await
     }
 
     /// Waits for the dead letter of a document naming `plan` (the newest found); fails with
@@ -395,7 +415,10 @@ impl Pool {
     pub async fn wait_dead_letter(&self, plan: &PlanId, within: Duration) -> Result<DeadLetter> {
         let deadline = Instant::now() + within;
         loop {
-            if let Some(l) = self.client().dead_letter_for(plan).await? {
+            if let Some(l) = self
+                .read(|c| async move { c.dead_letter_for(plan).await })
+                .await?
+            {
                 return Ok(l);
             }
             if Instant::now() > deadline {
@@ -453,6 +476,7 @@ impl Pool {
 
     /// A pool-wide counter.
     pub async fn stat(&self, counter: Counter) -> Result<i64> {
-        Ok(self.client().pool_counter(counter).await?)
+        self.read(|c| async move { c.pool_counter(counter).await })
+            .await
     }
 }

@@ -54,6 +54,14 @@ pub enum ClientError {
     },
 }
 
+impl ClientError {
+    /// True when the read may succeed if made again shortly: the connection broke, or Redis
+    /// asked to retry (a Sentinel without a master during a failover, a Cluster moving slots).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Redis(e) if wait::transient_error(e))
+    }
+}
+
 /// The reads of one pool: a shared connection (reconnecting after a failure) and its keys.
 /// Cheap to clone.
 #[derive(Clone)]

@@ -2,8 +2,9 @@
 //! plan has stored an event of a kind. Each looks again every [`Client::with_poll`] interval
 //! and gives up after its `within` with [`ClientError::TimedOut`], saying what it saw last.
 //! A state or counter is a baton-core type: a typo fails to compile instead of waiting.
-//! A read that finds the connection broken (Redis restarting, a failover) is looked at again
-//! on the next poll, as the shared connection reconnects; other errors end the wait.
+//! A read that finds the connection broken or Redis asking to retry (a restart, a failover)
+//! is looked at again on the next poll, as the shared connection reconnects; other errors end
+//! the wait.
 
 use std::fmt::Write;
 use std::time::Duration;
@@ -17,19 +18,22 @@ use crate::{Client, ClientError, PlanView};
 fn transient<T>(read: Result<T, ClientError>) -> Result<Option<T>, ClientError> {
     match read {
         Ok(v) => Ok(Some(v)),
-        Err(ClientError::Redis(e))
-            if e.is_io_error()
-                || e.is_connection_dropped()
-                || e.is_connection_refusal()
-                || e.is_timeout() =>
-        {
-            Ok(None)
-        }
+        Err(ClientError::Redis(e)) if transient_error(&e) => Ok(None),
         Err(e) => Err(e),
     }
 }
 
-const BROKEN: &str = "the connection to redis was broken";
+/// True when `e` says to look again later: the connection broke, or Redis says retry (a
+/// Sentinel that has no master during a failover, a Cluster moving slots).
+pub(crate) fn transient_error(e: &redis::RedisError) -> bool {
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || !matches!(e.retry_method(), redis::RetryMethod::NoRetry)
+}
+
+const BROKEN: &str = "redis was unreachable or asked to retry";
 
 impl Client {
     /// After a look that found nothing: an error once `deadline` passed, else a pause of one

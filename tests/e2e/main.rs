@@ -2,6 +2,7 @@
 //! model stand-in; and the scripts on their own against a real redis-server (`scripts`). One
 //! test binary (link time dominates on small machines), one module per area.
 
+mod client;
 mod clients;
 mod controls;
 mod dashboard;

@@ -55,7 +55,7 @@ async fn plans_run_over_mutual_tls_and_untrusted_servers_are_refused_clearly() -
         .collect();
     let out = baton_at(&url, &args, Some(&plan))?;
     assert!(out.status.success(), "{}\n{}", said(&out), pool.log_tail());
-    assert_eq!(pool.results("tls").await?.len(), 2);
+    assert_eq!(pool.results(&plan_id("tls")).await?.len(), 2);
 
     // What a user gets wrong, each refused with a message that says why (exit 3: Redis
     // unreachable), and the insecure switch accepting a server no trusted CA signed.
@@ -108,8 +108,12 @@ async fn plans_run_over_mutual_tls_and_untrusted_servers_are_refused_clearly() -
     )?;
     assert_eq!(plain.status.code(), Some(2), "{}", said(&plain));
     assert!(said(&plain).contains("rediss://"), "{}", said(&plain));
-    pool.wait_state("tls", &["completed"], Duration::from_secs(5))
-        .await?;
+    pool.wait_state(
+        &plan_id("tls"),
+        &[PlanState::Completed],
+        Duration::from_secs(5),
+    )
+    .await?;
     Ok(())
 }
 
@@ -208,7 +212,7 @@ async fn workers_follow_a_sentinel_failover_and_plans_finish_in_order() -> anyho
     loop {
         let mut done = 0;
         for p in &plans {
-            done += pool.results(p).await?.len();
+            done += pool.results(&plan_id(p)).await?.len();
         }
         if done >= PLANS * TASKS / 4 {
             break;
@@ -223,11 +227,11 @@ async fn workers_follow_a_sentinel_failover_and_plans_finish_in_order() -> anyho
     pool.redis.nodes[0].kill();
     for p in &plans {
         let state = pool
-            .wait_done(p, TASKS as u64, Duration::from_secs(180))
+            .wait_done(&plan_id(p), TASKS as u64, Duration::from_secs(180))
             .await?;
-        assert_eq!(state, "completed", "plan {p}");
+        assert_eq!(state, PlanState::Completed, "plan {p}");
         let ids: Vec<String> = pool
-            .results(p)
+            .results(&plan_id(p))
             .await?
             .iter()
             .map(|r| r.task_id.to_string())
@@ -262,7 +266,7 @@ async fn a_commit_lost_in_a_failover_runs_its_task_again() -> anyhow::Result<()>
     let plan: baton_core::PlanId = "lost".parse()?;
     let mut conn = pool.conn().await?;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while pool.results("lost").await?.is_empty() {
+    while pool.results(&plan_id("lost")).await?.is_empty() {
         anyhow::ensure!(
             std::time::Instant::now() < deadline,
             "task 1 never committed"
@@ -297,10 +301,12 @@ async fn a_commit_lost_in_a_failover_runs_its_task_again() -> anyhow::Result<()>
         .arg(-1)
         .query_async(&mut conn)
         .await?;
-    let state = pool.wait_done("lost", 3, Duration::from_secs(60)).await?;
-    assert_eq!(state, "completed");
+    let state = pool
+        .wait_done(&plan_id("lost"), 3, Duration::from_secs(60))
+        .await?;
+    assert_eq!(state, PlanState::Completed);
     let ids: Vec<String> = pool
-        .results("lost")
+        .results(&plan_id("lost"))
         .await?
         .iter()
         .map(|r| r.task_id.to_string())

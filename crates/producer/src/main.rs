@@ -108,6 +108,12 @@ impl From<anyhow::Error> for Failure {
     }
 }
 
+impl From<baton_client::ClientError> for Failure {
+    fn from(e: baton_client::ClientError) -> Self {
+        Self::Other(anyhow::Error::new(e))
+    }
+}
+
 impl From<redis::RedisError> for Failure {
     fn from(e: redis::RedisError) -> Self {
         Self::Other(anyhow::Error::new(e).context("redis command failed"))
@@ -140,6 +146,14 @@ impl Ctx {
             .await
             .map_err(unreachable)?;
         Ok(conn)
+    }
+
+    /// The read library over a checked connection (see [`Ctx::conn`]).
+    pub(crate) async fn client(&self) -> Result<baton_client::Client, Failure> {
+        Ok(baton_client::Client::new(
+            self.conn().await?,
+            self.keys.clone(),
+        ))
     }
 
     /// A pub/sub connection.

@@ -50,7 +50,8 @@ pub struct Delivered {
 /// What [`EventCursor::next`] brings.
 #[derive(Debug, Clone)]
 pub enum Delivery {
-    Event(Delivered),
+    /// An event (boxed: events are large beside the other variants).
+    Event(Box<Delivered>),
     /// The channel's connection was lost; the next call reconnects (retrying with backoff).
     Disconnected,
     /// Subscribed again; the next call first delivers what was stored meanwhile.
@@ -149,11 +150,11 @@ impl EventCursor {
         loop {
             while let Some((event, raw, replayed)) = self.backlog.pop_front() {
                 if self.accept(&event, replayed) {
-                    return Ok(Delivery::Event(Delivered {
+                    return Ok(Delivery::Event(Box::new(Delivered {
                         event,
                         raw,
                         replayed,
-                    }));
+                    })));
                 }
             }
             match self.link {

@@ -149,11 +149,12 @@ pub(crate) async fn follow(
 async fn run_follow(mut cursor: EventCursor, mut shower: Shower) -> Result<(), Failure> {
     loop {
         match cursor.next().await? {
-            Delivery::Event(Delivered {
-                event,
-                raw,
-                replayed,
-            }) => {
+            Delivery::Event(delivered) => {
+                let Delivered {
+                    event,
+                    raw,
+                    replayed,
+                } = *delivered;
                 let end = shower.show(&event, &raw);
                 // Catching up every plan after a reconnect reports no plan's end.
                 if let (Some(end), false) = (end, replayed) {

@@ -1,6 +1,7 @@
 //! baton-core: everything the producer, the worker and any other client must agree on.
 //!
 //! # Layout
+//! - [`chain`]: an error shown with its causes, for log lines.
 //! - [`ids`]: validated identifiers (`PlanId`, `TaskId`, `ClaudeSessionId`, `WorkerId`).
 //! - [`plan`]: the parts of a plan (options, workspace, tasks) and their limits.
 //! - [`document`]: the documents clients submit (plans and actions) and their validation.
@@ -22,6 +23,7 @@
 //! This crate has no async runtime and no command-line parsing, so any client can depend on it.
 //! docs/ARCHITECTURE.md describes how the pieces fit together.
 
+pub mod chain;
 pub mod counters;
 pub mod document;
 pub mod event;
@@ -38,6 +40,7 @@ pub mod time;
 pub mod transcript;
 pub mod vocab;
 
+pub use chain::ErrorChain;
 pub use counters::{Counter, Counts, PlanTotals};
 pub use document::{ActionRequest, Document, PlanAction, Submission, ValidationError};
 pub use event::{Event, EventKind};

@@ -441,7 +441,10 @@ impl Hold<'_> {
                 debug!(plan = %self.plan, chunks = start.restored_chunks, "transcript compacted");
             }
             Ok(reply) => debug!(plan = %self.plan, ?reply, "transcript not compacted"),
-            Err(e) => warn!(plan = %self.plan, error = %e, "could not compact the transcript"),
+            Err(e) => {
+                let error = baton_core::ErrorChain(&e);
+                warn!(plan = %self.plan, %error, "could not compact the transcript");
+            }
         }
     }
 }

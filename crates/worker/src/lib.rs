@@ -4,7 +4,8 @@
 //!
 //! # Layout
 //! The modules follow a plan's way through the worker (docs/ARCHITECTURE.md has the map):
-//! - [`config`]: the settings ([`Config`]), parsed from flags and `BATON_*` variables.
+//! - [`config`]: the settings ([`Config`]), parsed from flags and `BATON_*` variables;
+//!   `state_dir`: the default `--state-dir` (the platform's state dir).
 //! - `pool`: what every loop shares (id, settings, store, shutdown, tracked tasks).
 //! - `ingest`: submit list → validated plan or action, or a dead letter; `grants`: the checks
 //!   of a plan's tool grants and MCP servers against this worker's settings; `hosts`: host
@@ -52,6 +53,7 @@ mod reconnect;
 mod report;
 pub mod sandbox;
 mod session;
+mod state_dir;
 mod stop;
 mod store;
 mod transcript;
@@ -86,6 +88,8 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    NoStateDir(#[from] config::NoStateDir),
     #[error("state dir {path} is unusable")]
     StateDir {
         path: String,
@@ -139,10 +143,11 @@ pub async fn run(config: Config, host: &str, shutdown: Shutdown) -> Result<(), S
         path: config_dir.display().to_string(),
         source,
     })?;
-    let state_dir = std::fs::create_dir_all(&config.state_dir)
-        .and_then(|()| config.state_dir.canonicalize())
+    let state_dir = config.resolved_state_dir()?;
+    let state_dir = std::fs::create_dir_all(&state_dir)
+        .and_then(|()| state_dir.canonicalize())
         .map_err(|source| StartError::StateDir {
-            path: config.state_dir.display().to_string(),
+            path: state_dir.display().to_string(),
             source,
         })?;
     let author = config

@@ -1,9 +1,10 @@
 //! `baton`: the producer and inspection CLI. Every read and write goes through
 //! `baton_core::Keys`, so it agrees with the workers on where everything is.
 //!
-//! Exit codes are decided in one place, [`Failure::exit_code`]: 0 success, 1 the plan failed
-//! (`--wait`, `--until-end`), 2 bad input (an invalid document, an unknown plan), 3 Redis
-//! unreachable or other trouble. Only `main` exits.
+//! Exit codes are decided in one place, [`Failure::exit_code`], from the constants of
+//! [`baton_producer::exit`]: 0 success, 1 the plan failed (`--wait`, `--until-end`), 2 bad input
+//! (an invalid document, an unknown plan), 3 Redis unreachable or other trouble. Only `main`
+//! exits.
 
 mod cancel;
 mod control;
@@ -20,6 +21,7 @@ mod watch;
 use baton_connect::{Connector, SharedConn, Timeouts};
 use baton_core::scripts::Env;
 use baton_core::Keys;
+use baton_producer::exit;
 use clap::{Parser, Subcommand};
 
 /// Enqueue plans for baton workers and follow what they do.
@@ -67,11 +69,11 @@ pub(crate) enum Failure {
 
 impl Failure {
     /// The process exit code for this failure.
-    fn exit_code(&self) -> i32 {
+    fn exit_code(&self) -> u8 {
         match self {
-            Self::PlanFailed(_) => 1,
-            Self::BadInput(_) => 2,
-            Self::Other(_) => 3,
+            Self::PlanFailed(_) => exit::PLAN_FAILED,
+            Self::BadInput(_) => exit::BAD_INPUT,
+            Self::Other(_) => exit::TROUBLE,
         }
     }
 
@@ -158,15 +160,28 @@ impl Ctx {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     init_logging("warn");
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version are "errors" printed to stdout.
+            let _ = e.print();
+            let code = if e.use_stderr() {
+                exit::BAD_INPUT
+            } else {
+                exit::SUCCESS
+            };
+            std::process::exit(code.into());
+        }
+    };
     let code = match run(cli).await {
-        Ok(()) => 0,
+        Ok(()) => exit::SUCCESS,
         Err(failure) => {
             eprintln!("{}", failure.message());
             failure.exit_code()
         }
     };
-    std::process::exit(code);
+    // Exits at once, without waiting for tasks the runtime still runs (a dashboard connection).
+    std::process::exit(code.into());
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {

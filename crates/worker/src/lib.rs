@@ -4,6 +4,7 @@
 //!
 //! # Layout
 //! The modules follow a plan's way through the worker (docs/ARCHITECTURE.md has the map):
+//! - [`exit`]: the process's exit codes.
 //! - [`config`]: the settings ([`Config`]), parsed from flags and `BATON_*` variables;
 //!   `state_dir`: the default `--state-dir` (the platform's state dir).
 //! - `pool`: what every loop shares (id, settings, store, shutdown, tracked tasks).
@@ -39,6 +40,7 @@ mod decision;
 mod dependencies;
 mod engine;
 mod executor;
+pub mod exit;
 pub mod gateway;
 mod git;
 mod grants;

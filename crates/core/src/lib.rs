@@ -18,6 +18,7 @@
 //!   a typed reply.
 //! - [`transcript`]: the committed transcript's format (read by anything that shows a
 //!   conversation).
+//! - `logging` (feature `logging`): the log set-up `baton` and `baton-worker` share.
 //! - [`time`]: wall-clock helpers (RFC 3339 stamps, milliseconds since the epoch).
 //!
 //! This crate has no async runtime and no command-line parsing, so any client can depend on it.
@@ -30,6 +31,8 @@ pub mod event;
 pub mod grants;
 pub mod ids;
 pub mod keys;
+#[cfg(feature = "logging")]
+pub mod logging;
 pub mod plan;
 pub mod plan_hash;
 pub mod records;

@@ -159,7 +159,7 @@ impl Ctx {
 // and starts faster.
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    init_logging("warn");
+    baton_core::logging::init_logging("warn");
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -208,20 +208,5 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Approve(c) => c.run(&ctx).await,
         Command::Reject(c) => c.run(&ctx).await,
         Command::Dashboard(c) => c.run(ctx).await,
-    }
-}
-
-/// Logs to stderr, filtered by `BATON_LOG` (default `warn`); as JSON lines when
-/// `BATON_LOG_FORMAT=json` (for log shippers), else for people.
-fn init_logging(default_filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BATON_LOG")
-        .unwrap_or_else(|_| default_filter.into());
-    let logs = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(filter);
-    if std::env::var("BATON_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
-        logs.json().init();
-    } else {
-        logs.init();
     }
 }

@@ -41,7 +41,7 @@ fn main() -> ExitCode {
         }
         _ => {}
     }
-    init_logging("info");
+    baton_core::logging::init_logging("info");
     let config = match Config::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -94,19 +94,4 @@ async fn worker(config: Config) -> anyhow::Result<()> {
     }
     shutdown.abort.cancel();
     run.await.context("worker failed")
-}
-
-/// Logs to stderr, filtered by `BATON_LOG` (default `info`); as JSON lines when
-/// `BATON_LOG_FORMAT=json` (for log shippers), else for people.
-fn init_logging(default_filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BATON_LOG")
-        .unwrap_or_else(|_| default_filter.into());
-    let logs = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(filter);
-    if std::env::var("BATON_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
-        logs.json().init();
-    } else {
-        logs.init();
-    }
 }

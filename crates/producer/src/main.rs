@@ -12,6 +12,7 @@ mod dashboard;
 mod dead;
 mod enqueue;
 mod progress;
+mod reconnect;
 mod render;
 mod retry;
 mod stats;

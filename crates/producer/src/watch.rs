@@ -346,12 +346,11 @@ async fn run_follow(
             }
         }
         eprintln!("lost the connection to redis; reconnecting");
-        let mut delay = Duration::from_millis(200);
+        let mut delays = crate::reconnect::reconnect_delays();
         pubsub = loop {
-            tokio::time::sleep(delay).await;
-            match subscribe(ctx).await {
-                Ok(p) => break p,
-                Err(_) => delay = (delay * 2).min(Duration::from_secs(5)),
+            tokio::time::sleep(crate::reconnect::next_delay(&mut delays)).await;
+            if let Ok(p) = subscribe(ctx).await {
+                break p;
             }
         };
         eprintln!("reconnected");

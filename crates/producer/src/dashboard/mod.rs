@@ -23,7 +23,6 @@ mod pages;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
@@ -167,11 +166,11 @@ async fn relay_events(
     channel: String,
     out: broadcast::Sender<Arc<str>>,
 ) {
-    let mut delay = Duration::from_millis(200);
+    let mut delays = crate::reconnect::reconnect_delays();
     loop {
         if let Ok(mut pubsub) = connector.pubsub().await {
             if pubsub.subscribe(&channel).await.is_ok() {
-                delay = Duration::from_millis(200);
+                delays = crate::reconnect::reconnect_delays();
                 let mut stream = pubsub.on_message();
                 while let Some(msg) = stream.next().await {
                     if let Ok(raw) = msg.get_payload::<String>() {
@@ -181,8 +180,7 @@ async fn relay_events(
                 }
             }
         }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(5));
+        tokio::time::sleep(crate::reconnect::next_delay(&mut delays)).await;
     }
 }
 

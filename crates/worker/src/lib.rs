@@ -92,6 +92,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     NoStateDir(#[from] config::NoStateDir),
+    #[error(transparent)]
+    WebhookClient(#[from] webhook::WebhookClientError),
     #[error("state dir {path} is unusable")]
     StateDir {
         path: String,
@@ -208,7 +210,7 @@ pub async fn run(config: Config, host: &str, shutdown: Shutdown) -> Result<(), S
         &engine::Engine::new(&config).mode(),
         sandbox.is_some(),
     ));
-    let webhooks = Arc::new(webhook::Webhooks::new(&config));
+    let webhooks = Arc::new(webhook::Webhooks::new(&config)?);
     let pool = Arc::new(Pool {
         id: WorkerId::for_this_process(host),
         cfg: config,

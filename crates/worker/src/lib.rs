@@ -207,7 +207,7 @@ pub async fn run(config: Config, host: &str, shutdown: Shutdown) -> Result<(), S
     let store = Store::new(&connector, env);
     let tasks = TaskTracker::new();
     let metrics = Arc::new(metrics::Metrics::new(
-        &engine::Engine::new(&config).mode(),
+        metrics::RunMode::of(&config),
         sandbox.is_some(),
     ));
     let webhooks = Arc::new(webhook::Webhooks::new(&config)?);

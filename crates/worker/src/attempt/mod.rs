@@ -343,7 +343,7 @@ impl Hold<'_> {
             .run(&inv, continues, cfg.warm_idle_timeout, &progress, stop);
         let outcome = self.report.forward_progress(task, progress_rx, run).await;
         let ended_at = SystemTime::now();
-        self.pool.metrics.task_duration(&mode, started.elapsed());
+        self.pool.metrics.task_duration(started.elapsed());
         if self.lease.is_lost() {
             return Err(Failed::Interrupted(Interruption::LeaseLost));
         }

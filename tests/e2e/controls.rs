@@ -7,8 +7,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{ensure, Context};
 use baton_core::{Event, EventKind};
+use baton_producer::exit;
 use baton_tests::webhook;
 use baton_tests::*;
+use baton_worker::exit as worker_exit;
 use serde_json::json;
 
 /// Runs `baton ARGS` against the pool; fails unless it succeeded. Returns stdout.
@@ -23,12 +25,12 @@ fn run(pool: &Pool, args: &[&str]) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Runs `baton ARGS`, which must be refused as bad input (exit 2). Returns stderr.
+/// Runs `baton ARGS`, which must be refused as bad input. Returns stderr.
 fn refused(pool: &Pool, args: &[&str]) -> anyhow::Result<String> {
     let out: Output = baton(&pool.redis, args, None)?;
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     ensure!(
-        out.status.code() == Some(2),
+        out.status.code() == Some(exit::BAD_INPUT.into()),
         "baton {args:?}: {:?} {err}",
         out.status
     );
@@ -595,7 +597,11 @@ async fn not_before_and_after_hold_plans_until_their_time_and_their_plans() -> a
     ] {
         let out = baton(&pool.redis, &["enqueue", "-"], Some(doc))?;
         let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{doc}: {err}");
+        assert_eq!(
+            out.status.code(),
+            Some(exit::BAD_INPUT.into()),
+            "{doc}: {err}"
+        );
         assert!(err.contains(field), "{doc}: {err}");
     }
     Ok(())
@@ -916,7 +922,7 @@ async fn webhooks_are_signed_refused_hosts_never_called_and_failures_never_delay
         .extend(["--webhook-allow".into(), "127.0.0.1".into()]);
     let mut w = Worker::start(&pool.redis, &pool.standin, &unsigned)?;
     let status = w.proc.wait_exit(Duration::from_secs(10)).context("exits")?;
-    assert_eq!(status.code(), Some(2));
+    assert_eq!(status.code(), Some(worker_exit::BAD_SETTINGS.into()));
     assert!(w.log().contains("BATON_WEBHOOK_SECRET"), "{}", w.log());
     Ok(())
 }

@@ -522,3 +522,29 @@ async fn the_dashboard_pauses_resumes_and_reviews_plans() -> anyhow::Result<()> 
     .await?;
     Ok(())
 }
+
+/// The plans' state filter and a plan's action are closed sets: an unknown state is a 400
+/// naming it (not a list of every plan), an empty one lists every plan, a known one filters;
+/// an unknown action is refused naming it.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_filter_or_action_is_refused_naming_it() -> anyhow::Result<()> {
+    let pool = Pool::start()?;
+    let (_dash, url) = pool.start_dashboard(Some(TOKEN))?;
+    for path in ["/plans?state=bogus", "/fragments/plans?state=bogus"] {
+        let page = get_page(&url, path)?;
+        assert!(page.starts_with("HTTP/1.1 400"), "{path}: {page}");
+        assert!(
+            page.contains("&quot;bogus&quot;") || page.contains("\"bogus\""),
+            "{page}"
+        );
+        assert!(page.contains("awaiting_review"), "names the states: {page}");
+    }
+    for path in ["/plans", "/plans?state=", "/plans?state=running"] {
+        let page = get_page(&url, path)?;
+        assert!(page.starts_with("HTTP/1.1 200"), "{path}: {page}");
+    }
+    let refused = post_form(&url, "/plans/p1/explode", &format!("token={TOKEN}"))?;
+    assert!(refused.starts_with("HTTP/1.1 404"), "{refused}");
+    assert!(refused.contains("explode"), "{refused}");
+    Ok(())
+}

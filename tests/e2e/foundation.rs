@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use baton_core::{Event, EventKind};
+use baton_producer::exit;
 use baton_tests::*;
 use futures_util::StreamExt;
 
@@ -346,7 +347,7 @@ async fn enqueue_refuses_a_bad_document_naming_the_field() -> anyhow::Result<()>
         &["enqueue", "-"],
         Some(r#"{"tasks":[{"prompt":"ok"},{"prompt":""}]}"#),
     )?;
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(exit::BAD_INPUT.into()));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("tasks[1].prompt"), "{err}");
     let mut c = redis.conn().await?;

@@ -7,7 +7,9 @@
 use std::time::Duration;
 
 use baton_core::EventKind;
+use baton_tests::git::remotes_dir;
 use baton_tests::*;
+use redis::AsyncCommands;
 use serde_json::{json, Value};
 
 /// Task `k` of a plan: read the files of tasks 1..k-1, write `<plan>-<k>.txt`.
@@ -573,5 +575,51 @@ async fn an_unrecorded_commit_is_replaced_and_a_foreign_one_is_kept() -> anyhow:
         .await?
         .unwrap_or_default();
     assert!(reason.contains("changed outside baton"), "{reason}");
+    Ok(())
+}
+
+/// A plan id used again after the old plan's keys are gone (as expiry leaves it) for another
+/// repository starts clean on the worker that ran the old one: its git state is the new
+/// plan's, not the old one's (whose objects are another repository's), and the new
+/// repository's branch gets the commit.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plan_id_used_again_for_another_repository_starts_clean() -> anyhow::Result<()> {
+    let mut pool = Pool::start()?;
+    let remotes = remotes_dir(pool.dir.path());
+    let a = BareRepo::create(&remotes.join("a.git"), &[("a.txt", "repository a\n")])?;
+    let b = BareRepo::create(&remotes.join("b.git"), &[("b.txt", "repository b\n")])?;
+    pool.add_worker(&pool.separate_machine("a", 1))?;
+    pool.submit(&repo_doc("again", 1, json!({"url": a.url()})))
+        .await?;
+    pool.wait_state(
+        &plan_id("again"),
+        &[PlanState::Completed],
+        Duration::from_secs(120),
+    )
+    .await?;
+
+    let mut c = pool.conn().await?;
+    let plan: baton_core::PlanId = "again".parse()?;
+    let pattern = format!("{}:{{{plan}}}:*", pool.keys.prefix());
+    let gone: Vec<String> = redis::cmd("KEYS").arg(&pattern).query_async(&mut c).await?;
+    assert!(!gone.is_empty(), "the plan has keys to remove");
+    let _: () = c.del(&gone).await?;
+
+    pool.submit(&repo_doc("again", 1, json!({"url": b.url()})))
+        .await?;
+    pool.wait_state(
+        &plan_id("again"),
+        &[PlanState::Completed],
+        Duration::from_secs(120),
+    )
+    .await?;
+    let main = b.rev("main").expect("main");
+    let log = b.log(&main, "baton/again")?;
+    assert_eq!(
+        log.len(),
+        1,
+        "repository b's branch has the commit: {log:?}"
+    );
+    assert!(b.files(&log[0].0)?.contains(&"b.txt".to_owned()));
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use baton_producer::exit;
 use baton_tests::redis_server::redis_cli;
 use baton_tests::tls::TlsFiles;
 use baton_tests::*;
@@ -70,7 +71,12 @@ async fn plans_run_over_mutual_tls_and_untrusted_servers_are_refused_clearly() -
         ]
         .concat(),
     )?;
-    assert_eq!(wrong_ca.status.code(), Some(3), "{}", said(&wrong_ca));
+    assert_eq!(
+        wrong_ca.status.code(),
+        Some(exit::TROUBLE.into()),
+        "{}",
+        said(&wrong_ca)
+    );
     assert!(
         said(&wrong_ca).to_lowercase().contains("certificate"),
         "the error names the certificate: {}",
@@ -79,14 +85,14 @@ async fn plans_run_over_mutual_tls_and_untrusted_servers_are_refused_clearly() -
     let system_roots = stats(client_cert.to_vec())?;
     assert_eq!(
         system_roots.status.code(),
-        Some(3),
+        Some(exit::TROUBLE.into()),
         "{}",
         said(&system_roots)
     );
     let no_client_cert = stats(vec!["--redis-ca-file".to_owned(), path(&tls.ca)])?;
     assert_eq!(
         no_client_cert.status.code(),
-        Some(3),
+        Some(exit::TROUBLE.into()),
         "mutual TLS is required: {}",
         said(&no_client_cert)
     );
@@ -100,13 +106,18 @@ async fn plans_run_over_mutual_tls_and_untrusted_servers_are_refused_clearly() -
     assert!(insecure.status.success(), "{}", said(&insecure));
     assert!(said(&insecure).contains("tasks"), "{}", said(&insecure));
 
-    // TLS options with a plain URL are a mistake, not silently ignored (exit 2: bad input).
+    // TLS options with a plain URL are a mistake, not silently ignored (bad input).
     let plain = baton(
         &pool.redis,
         &["--redis-ca-file", &path(&tls.ca), "stats"],
         None,
     )?;
-    assert_eq!(plain.status.code(), Some(2), "{}", said(&plain));
+    assert_eq!(
+        plain.status.code(),
+        Some(exit::BAD_INPUT.into()),
+        "{}",
+        said(&plain)
+    );
     assert!(said(&plain).contains("rediss://"), "{}", said(&plain));
     pool.wait_state(
         &plan_id("tls"),

@@ -507,11 +507,20 @@ async fn later_commits_send_only_their_turn_and_a_handoff_compacts() -> anyhow::
 
     // Another machine continues the plan: restore, compaction, one more turn.
     pool.workers[0].stop(Duration::from_secs(30));
-    pool.add_worker(&pool.separate_machine("b", 1))?;
+    let mut b = pool.separate_machine("b", 1);
+    b.log_filter = "info,baton_worker=debug".into();
+    let ib = pool.add_worker(&b)?;
     pool.submit(&doc("chunks").task("t5", "Step GROW-5, the last.").json())
         .await?;
     pool.wait_done(&plan_id("chunks"), 5, Duration::from_secs(120))
         .await?;
+    // The compaction's reply is read as written: no warning, and the worker says it compacted.
+    let log = pool.workers[ib].log();
+    assert!(
+        !log.contains("could not compact"),
+        "the handoff logged a compaction failure:\n{log}"
+    );
+    assert!(log.contains("transcript compacted"), "{log}");
     let chunks: u64 =
         redis::AsyncCommands::llen(&mut conn, pool.keys.transcript_chunks(&plan)).await?;
     assert_eq!(chunks, 1, "compacted on restore, then task 5's own chunk");

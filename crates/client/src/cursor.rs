@@ -171,9 +171,9 @@ impl EventCursor {
                     }
                 }
                 Link::Lost => {
-                    let mut delay = Duration::from_millis(200);
+                    let mut delays = crate::reconnect::reconnect_delays();
                     self.pubsub = loop {
-                        tokio::time::sleep(delay).await;
+                        tokio::time::sleep(crate::reconnect::next_delay(&mut delays)).await;
                         if let Ok(p) = self.client.subscribe().await {
                             // The shared connection may still be the one that broke: its first
                             // command fails and the next connects afresh, so the catch-up does
@@ -182,7 +182,6 @@ impl EventCursor {
                                 break p;
                             }
                         }
-                        delay = (delay * 2).min(Duration::from_secs(5));
                     };
                     self.link = Link::CatchUp;
                     return Ok(Delivery::Reconnected);

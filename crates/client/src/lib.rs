@@ -19,6 +19,7 @@
 pub mod cursor;
 pub mod dead;
 pub mod plan;
+pub mod reconnect;
 pub mod wait;
 
 use std::time::Duration;

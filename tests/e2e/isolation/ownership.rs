@@ -296,7 +296,12 @@ async fn a_workers_own_folders_may_not_be_in_its_workspace_root() -> anyhow::Res
     ] {
         let mut w = Worker::start(&pool.redis, &pool.standin, opts)?;
         let status = w.proc.wait_exit(Duration::from_secs(10)).expect("exits");
-        assert_eq!(status.code(), Some(2), "{}", w.log());
+        assert_eq!(
+            status.code(),
+            Some(baton_worker::exit::BAD_SETTINGS.into()),
+            "{}",
+            w.log()
+        );
         let log = w.log();
         assert!(
             log.contains(says) && log.contains("is inside") && log.contains("--workspace-root"),

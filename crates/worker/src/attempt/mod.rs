@@ -344,9 +344,7 @@ impl Hold<'_> {
             .run(&inv, continues, cfg.warm_idle_timeout, &progress, stop);
         let outcome = self.report.forward_progress(task, progress_rx, run).await;
         let ended_at = SystemTime::now();
-        self.pool
-            .metrics
-            .task_duration(mode.as_str(), started.elapsed());
+        self.pool.metrics.task_duration(started.elapsed());
         if self.lease.is_lost() {
             return Err(Failed::Interrupted(Interruption::LeaseLost));
         }
@@ -444,7 +442,10 @@ impl Hold<'_> {
                 debug!(plan = %self.plan, chunks = start.restored_chunks, "transcript compacted");
             }
             Ok(reply) => debug!(plan = %self.plan, ?reply, "transcript not compacted"),
-            Err(e) => warn!(plan = %self.plan, error = %e, "could not compact the transcript"),
+            Err(e) => {
+                let error = baton_core::ErrorChain(&e);
+                warn!(plan = %self.plan, %error, "could not compact the transcript");
+            }
         }
     }
 }

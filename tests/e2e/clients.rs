@@ -72,9 +72,20 @@ async fn python_and_node_clients_run_plans_to_their_end() -> anyhow::Result<()> 
             };
             assert!(stdout.contains(end), "{lang} {plan}: {stdout}");
             let state = pool
-                .wait_state(&plan, &["completed", "failed"], Duration::from_secs(30))
+                .wait_state(
+                    &plan_id(&plan),
+                    &[PlanState::Completed, PlanState::Failed],
+                    Duration::from_secs(30),
+                )
                 .await?;
-            assert_eq!(state, if want == 0 { "completed" } else { "failed" });
+            assert_eq!(
+                state,
+                if want == 0 {
+                    PlanState::Completed
+                } else {
+                    PlanState::Failed
+                }
+            );
         }
     }
     Ok(())

@@ -5,10 +5,12 @@
 use std::process::Output;
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{bail, ensure, Context};
+use anyhow::{ensure, Context};
 use baton_core::{Event, EventKind};
+use baton_producer::exit;
 use baton_tests::webhook;
 use baton_tests::*;
+use baton_worker::exit as worker_exit;
 use serde_json::json;
 
 /// Runs `baton ARGS` against the pool; fails unless it succeeded. Returns stdout.
@@ -23,12 +25,12 @@ fn run(pool: &Pool, args: &[&str]) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Runs `baton ARGS`, which must be refused as bad input (exit 2). Returns stderr.
+/// Runs `baton ARGS`, which must be refused as bad input. Returns stderr.
 fn refused(pool: &Pool, args: &[&str]) -> anyhow::Result<String> {
     let out: Output = baton(&pool.redis, args, None)?;
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     ensure!(
-        out.status.code() == Some(2),
+        out.status.code() == Some(exit::BAD_INPUT.into()),
         "baton {args:?}: {:?} {err}",
         out.status
     );
@@ -37,38 +39,6 @@ fn refused(pool: &Pool, args: &[&str]) -> anyhow::Result<String> {
 
 fn of_kind(events: &[Event], kind: EventKind) -> Vec<&Event> {
     events.iter().filter(|e| e.kind() == kind).collect()
-}
-
-/// Waits until the plan has stored `n` events of `kind`.
-async fn wait_events(
-    pool: &Pool,
-    plan: &str,
-    kind: EventKind,
-    n: usize,
-    within: Duration,
-) -> anyhow::Result<Vec<Event>> {
-    let deadline = Instant::now() + within;
-    loop {
-        let events = pool.events(plan).await?;
-        if of_kind(&events, kind).len() >= n {
-            return Ok(events);
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "plan {plan}: fewer than {n} {kind} events within {within:?}; worker logs:\n{}",
-                pool.log_tail()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn done(pool: &Pool, plan: &str) -> anyhow::Result<u64> {
-    Ok(pool
-        .plan_field(plan, "done")
-        .await?
-        .and_then(|d| d.parse().ok())
-        .unwrap_or(0))
 }
 
 /// A time `secs` from now, as a user writes it in a document (RFC 3339, UTC).
@@ -91,22 +61,18 @@ async fn a_paused_plan_runs_nothing_while_others_run_and_resumes_in_order() -> a
     let slow = |k: usize| format!("Task marker held-T{k}: step {k}. [[standin:sleep 1500]]");
     let held = doc("held").prompts(&[&slow(1), &slow(2), &slow(3)]);
     pool.submit(&held.json()).await?;
-    wait_events(
-        &pool,
-        "held",
+    pool.wait_events(
+        &plan_id("held"),
         EventKind::TaskStarted,
         1,
         Duration::from_secs(60),
     )
     .await?;
     run(&pool, &["pause", "held", "--reason", "lunch"])?;
-    assert_eq!(
-        pool.plan_field("held", "state").await?.as_deref(),
-        Some("paused")
-    );
+    assert_eq!(pool.state(&plan_id("held")).await?, Some(PlanState::Paused));
     // The running task commits; nothing after it starts.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while done(&pool, "held").await? < 1 {
+    while pool.done(&plan_id("held")).await? < 1 {
         ensure!(
             Instant::now() < deadline,
             "task 1 did not commit:\n{}",
@@ -115,11 +81,22 @@ async fn a_paused_plan_runs_nothing_while_others_run_and_resumes_in_order() -> a
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     pool.submit(&marked_plan("other", 2)).await?;
-    pool.wait_state("other", &["completed"], Duration::from_secs(60))
+    pool.wait_state(
+        &plan_id("other"),
+        &[PlanState::Completed],
+        Duration::from_secs(60),
+    )
+    .await?;
+    // The worker ran a plan submitted after the pause, and no longer holds this one: any task
+    // it would have started after the pause would have started by now.
+    pool.wait_unheld(&plan_id("held"), Duration::from_secs(30))
         .await?;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let events = pool.events("held").await?;
-    assert_eq!(done(&pool, "held").await?, 1, "a paused plan runs nothing");
+    let events = pool.events(&plan_id("held")).await?;
+    assert_eq!(
+        pool.done(&plan_id("held")).await?,
+        1,
+        "a paused plan runs nothing"
+    );
     assert_eq!(of_kind(&events, EventKind::TaskStarted).len(), 1);
     let paused = of_kind(&events, EventKind::PlanPaused);
     assert_eq!(paused.len(), 1);
@@ -138,9 +115,13 @@ async fn a_paused_plan_runs_nothing_while_others_run_and_resumes_in_order() -> a
     assert!(err.contains("no plan nobody"), "{err}");
 
     run(&pool, &["resume", "held"])?;
-    pool.wait_state("held", &["completed"], Duration::from_secs(60))
-        .await?;
-    let results = pool.results("held").await?;
+    pool.wait_state(
+        &plan_id("held"),
+        &[PlanState::Completed],
+        Duration::from_secs(60),
+    )
+    .await?;
+    let results = pool.results(&plan_id("held")).await?;
     let ids: Vec<&str> = results.iter().map(|r| r.task_id.as_str()).collect();
     assert_eq!(ids, ["t1", "t2", "t3"]);
     assert!(
@@ -151,7 +132,7 @@ async fn a_paused_plan_runs_nothing_while_others_run_and_resumes_in_order() -> a
     );
     let last = &results[2].result;
     assert!(last.contains("holds 3 prompt(s)"), "{last}");
-    let events = pool.events("held").await?;
+    let events = pool.events(&plan_id("held")).await?;
     let resumed = of_kind(&events, EventKind::PlanResumed);
     assert_eq!(resumed.len(), 1);
     let second_start = of_kind(&events, EventKind::TaskStarted)[1];
@@ -166,9 +147,8 @@ async fn a_paused_plan_runs_nothing_while_others_run_and_resumes_in_order() -> a
         "Task marker now-T2: [[standin:hang times=1]]",
     ]);
     pool.submit(&now.json()).await?;
-    wait_events(
-        &pool,
-        "now",
+    pool.wait_events(
+        &plan_id("now"),
         EventKind::TaskStarted,
         2,
         Duration::from_secs(60),
@@ -192,18 +172,19 @@ async fn a_paused_plan_runs_nothing_while_others_run_and_resumes_in_order() -> a
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(
-        done(&pool, "now").await?,
+        pool.done(&plan_id("now")).await?,
         1,
         "the stopped task did not commit"
     );
-    assert_eq!(
-        pool.plan_field("now", "state").await?.as_deref(),
-        Some("paused")
-    );
+    assert_eq!(pool.state(&plan_id("now")).await?, Some(PlanState::Paused));
     run(&pool, &["resume", "now"])?;
-    pool.wait_state("now", &["completed"], Duration::from_secs(60))
-        .await?;
-    let events = pool.events("now").await?;
+    pool.wait_state(
+        &plan_id("now"),
+        &[PlanState::Completed],
+        Duration::from_secs(60),
+    )
+    .await?;
+    let events = pool.events(&plan_id("now")).await?;
     let t2_starts = of_kind(&events, EventKind::TaskStarted)
         .iter()
         .filter(|e| e.task_id.as_ref().map(|t| t.as_str()) == Some("t2"))
@@ -223,9 +204,8 @@ async fn pausing_the_pool_holds_every_claim_until_resumed() -> anyhow::Result<()
         .collect();
     let refs: Vec<&str> = slow.iter().map(String::as_str).collect();
     pool.submit(&doc("long").prompts(&refs).json()).await?;
-    wait_events(
-        &pool,
-        "long",
+    pool.wait_events(
+        &plan_id("long"),
         EventKind::TaskStarted,
         1,
         Duration::from_secs(60),
@@ -236,22 +216,42 @@ async fn pausing_the_pool_holds_every_claim_until_resumed() -> anyhow::Result<()
     pool.submit(&marked_plan("p1", 2)).await?;
     pool.submit(&marked_plan("p2", 1)).await?;
     // The hold hands the plan back after its task (the pause reaches it within a heartbeat).
-    pool.wait_state("long", &["queued"], Duration::from_secs(60))
-        .await?;
-    let long_done = done(&pool, "long").await?;
+    pool.wait_state(
+        &plan_id("long"),
+        &[PlanState::Queued],
+        Duration::from_secs(60),
+    )
+    .await?;
+    let long_done = pool.done(&plan_id("long")).await?;
     assert!(long_done < 4, "the hold went on to the end");
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Once p1 and p2 wait on the ready list, each slot's claim loop looks again (it says so)
+    // and claims nothing.
+    for p in ["p1", "p2"] {
+        pool.wait_state(&plan_id(p), &[PlanState::Queued], Duration::from_secs(30))
+            .await?;
+    }
+    let looked = pool.paused_claims();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pool.paused_claims() < looked + 2 {
+        ensure!(
+            Instant::now() < deadline,
+            "the slots did not look again while paused:\n{}",
+            pool.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(
-        done(&pool, "long").await?,
+        pool.done(&plan_id("long")).await?,
         long_done,
         "nothing runs while paused"
     );
     for p in ["p1", "p2"] {
-        assert_eq!(done(&pool, p).await?, 0, "{p} was claimed while paused");
         assert_eq!(
-            pool.plan_field(p, "state").await?.as_deref(),
-            Some("queued")
+            pool.done(&plan_id(p)).await?,
+            0,
+            "{p} was claimed while paused"
         );
+        assert_eq!(pool.state(&plan_id(p)).await?, Some(PlanState::Queued));
     }
     let stats: serde_json::Value = serde_json::from_str(&run(&pool, &["stats", "--json"])?)?;
     assert_eq!(stats["pool_paused"], "maintenance");
@@ -260,8 +260,12 @@ async fn pausing_the_pool_holds_every_claim_until_resumed() -> anyhow::Result<()
     let out = run(&pool, &["resume", "--all"])?;
     assert!(out.contains("pool resumed"), "{out}");
     for p in ["long", "p1", "p2"] {
-        pool.wait_state(p, &["completed"], Duration::from_secs(90))
-            .await?;
+        pool.wait_state(
+            &plan_id(p),
+            &[PlanState::Completed],
+            Duration::from_secs(90),
+        )
+        .await?;
     }
     let out = run(&pool, &["resume", "--all"])?;
     assert!(out.contains("not paused"), "{out}");
@@ -290,15 +294,19 @@ async fn high_plans_are_claimed_first_and_low_ones_still_get_their_turn() -> any
         }
     }
     for (id, _) in &plans {
-        pool.wait_state(id, &["queued"], Duration::from_secs(30))
+        pool.wait_state(&plan_id(id), &[PlanState::Queued], Duration::from_secs(30))
             .await?;
     }
     run(&pool, &["resume", "--all"])?;
     let mut started = Vec::new();
     for (id, prio) in &plans {
-        pool.wait_state(id, &["completed"], Duration::from_secs(240))
-            .await?;
-        let events = pool.events(id).await?;
+        pool.wait_state(
+            &plan_id(id),
+            &[PlanState::Completed],
+            Duration::from_secs(240),
+        )
+        .await?;
+        let events = pool.events(&plan_id(id)).await?;
         let first = of_kind(&events, EventKind::TaskStarted)[0].clone();
         started.push((at(&first), *prio, id.clone()));
     }
@@ -352,9 +360,13 @@ async fn a_review_gate_waits_and_a_rejection_reruns_the_task_from_its_files() ->
         )
         .repo(json!({"url": remote.url()}));
     pool.submit(&d.json()).await?;
-    pool.wait_state("rev", &["awaiting_review"], Duration::from_secs(90))
-        .await?;
-    let events = pool.events("rev").await?;
+    pool.wait_state(
+        &plan_id("rev"),
+        &[PlanState::AwaitingReview],
+        Duration::from_secs(90),
+    )
+    .await?;
+    let events = pool.events(&plan_id("rev")).await?;
     let asked = of_kind(&events, EventKind::ReviewRequested);
     assert_eq!(asked.len(), 1);
     let head = remote.rev("baton/rev").context("the branch")?;
@@ -362,13 +374,15 @@ async fn a_review_gate_waits_and_a_rejection_reruns_the_task_from_its_files() ->
     assert_eq!(asked_body.commit.as_deref(), Some(head.as_str()));
     assert!(!asked_body.result.is_empty());
     assert_eq!(asked[0].task_id.as_ref().map(|t| t.as_str()), Some("draft"));
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The hold that ran the task is over: nothing more runs until the reviewer acts.
+    pool.wait_unheld(&plan_id("rev"), Duration::from_secs(30))
+        .await?;
     assert_eq!(
-        pool.plan_field("rev", "state").await?.as_deref(),
-        Some("awaiting_review"),
+        pool.state(&plan_id("rev")).await?,
+        Some(PlanState::AwaitingReview),
         "the plan waits for the reviewer"
     );
-    assert_eq!(done(&pool, "rev").await?, 1);
+    assert_eq!(pool.done(&plan_id("rev")).await?, 1);
     let status = run(&pool, &["status", "rev"])?;
     assert!(status.contains("review     task draft waits"), "{status}");
     // The conversation outlives the session TTL while a person reviews.
@@ -387,9 +401,8 @@ async fn a_review_gate_waits_and_a_rejection_reruns_the_task_from_its_files() ->
 
     let note = "Step REV-1b: the name is wrong. [[standin:sleep 2000]]\nFile: better.txt\n```\nsecond try\n```\n";
     run(&pool, &["reject", "rev", "--note", note])?;
-    wait_events(
-        &pool,
-        "rev",
+    pool.wait_events(
+        &plan_id("rev"),
         EventKind::ReviewRejected,
         1,
         Duration::from_secs(30),
@@ -400,16 +413,19 @@ async fn a_review_gate_waits_and_a_rejection_reruns_the_task_from_its_files() ->
         (1..=120).contains(&after_ttl),
         "the session TTL starts again: {after_ttl} s"
     );
-    wait_events(
-        &pool,
-        "rev",
+    pool.wait_events(
+        &plan_id("rev"),
         EventKind::ReviewRequested,
         2,
         Duration::from_secs(90),
     )
     .await?;
-    pool.wait_state("rev", &["awaiting_review"], Duration::from_secs(10))
-        .await?;
+    pool.wait_state(
+        &plan_id("rev"),
+        &[PlanState::AwaitingReview],
+        Duration::from_secs(10),
+    )
+    .await?;
     let head = remote.rev("baton/rev").context("the branch")?;
     let files = remote.files(&head)?;
     assert!(files.contains(&"better.txt".to_owned()), "{files:?}");
@@ -441,8 +457,12 @@ async fn a_review_gate_waits_and_a_rejection_reruns_the_task_from_its_files() ->
         &pool,
         &["approve", "rev", "--note", "NOTE-LGTM keep it small"],
     )?;
-    pool.wait_state("rev", &["completed"], Duration::from_secs(90))
-        .await?;
+    pool.wait_state(
+        &plan_id("rev"),
+        &[PlanState::Completed],
+        Duration::from_secs(90),
+    )
+    .await?;
     let requests = pool.standin.requests()?;
     let next = first_request_with(&requests, "REV-2").context("task 2's request")?;
     let last = prompts_of(next).last().cloned().unwrap_or_default();
@@ -463,7 +483,7 @@ async fn a_review_gate_waits_and_a_rejection_reruns_the_task_from_its_files() ->
         2,
         "one commit per task"
     );
-    let events = pool.events("rev").await?;
+    let events = pool.events(&plan_id("rev")).await?;
     assert_eq!(of_kind(&events, EventKind::ReviewRejected).len(), 1);
     let approved = of_kind(&events, EventKind::ReviewApproved);
     assert_eq!(
@@ -506,34 +526,46 @@ async fn not_before_and_after_hold_plans_until_their_time_and_their_plans() -> a
         .options(json!({"after": ["first", "broken"]}));
     pool.submit(&blocked.json()).await?;
 
-    pool.wait_state("second", &["completed"], Duration::from_secs(90))
-        .await?;
-    let first_events = pool.events("first").await?;
+    pool.wait_state(
+        &plan_id("second"),
+        &[PlanState::Completed],
+        Duration::from_secs(90),
+    )
+    .await?;
+    let first_events = pool.events(&plan_id("first")).await?;
     let first_done = at(of_kind(&first_events, EventKind::PlanCompleted)[0]);
-    let second_events = pool.events("second").await?;
+    let second_events = pool.events(&plan_id("second")).await?;
     let second_start = at(of_kind(&second_events, EventKind::TaskStarted)[0]);
     assert!(
         second_start >= first_done,
         "second ran after first completed"
     );
 
-    pool.wait_state("blocked", &["failed"], Duration::from_secs(60))
-        .await?;
+    pool.wait_state(
+        &plan_id("blocked"),
+        &[PlanState::Failed],
+        Duration::from_secs(60),
+    )
+    .await?;
     let why = pool
-        .plan_field("blocked", "last_error")
+        .plan_field(&plan_id("blocked"), PlanField::LastError)
         .await?
         .unwrap_or_default();
     assert!(
         why.contains("plan broken") && why.contains("failed"),
         "{why}"
     );
-    let blocked_events = pool.events("blocked").await?;
+    let blocked_events = pool.events(&plan_id("blocked")).await?;
     assert!(of_kind(&blocked_events, EventKind::TaskStarted).is_empty());
     assert_eq!(of_kind(&blocked_events, EventKind::PlanFailed).len(), 1);
 
-    pool.wait_state("later", &["completed"], Duration::from_secs(60))
-        .await?;
-    let events = pool.events("later").await?;
+    pool.wait_state(
+        &plan_id("later"),
+        &[PlanState::Completed],
+        Duration::from_secs(60),
+    )
+    .await?;
+    let events = pool.events(&plan_id("later")).await?;
     let not_before = humantime::parse_rfc3339_weak(&when)?;
     assert!(
         at(of_kind(&events, EventKind::PlanAccepted)[0]) < not_before,
@@ -565,7 +597,11 @@ async fn not_before_and_after_hold_plans_until_their_time_and_their_plans() -> a
     ] {
         let out = baton(&pool.redis, &["enqueue", "-"], Some(doc))?;
         let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{doc}: {err}");
+        assert_eq!(
+            out.status.code(),
+            Some(exit::BAD_INPUT.into()),
+            "{doc}: {err}"
+        );
         assert!(err.contains(field), "{doc}: {err}");
     }
     Ok(())
@@ -579,51 +615,71 @@ async fn new_states_survive_a_worker_kill_and_a_redis_restart() -> anyhow::Resul
     let mut pool = Pool::start_with_redis(redis)?;
     pool.add_worker(&pool.machine("a", 2))?;
     pool.submit(&marked_plan("stilled", 2)).await?;
-    pool.wait_state("stilled", &["queued", "running"], Duration::from_secs(10))
-        .await?;
+    pool.wait_state(
+        &plan_id("stilled"),
+        &[PlanState::Queued, PlanState::Running],
+        Duration::from_secs(10),
+    )
+    .await?;
     run(&pool, &["pause", "stilled"])?;
     let gated = doc("gated")
         .reviewed_task("t1", "Task marker gated-T1.")
         .task("t2", "Task marker gated-T2.");
     pool.submit(&gated.json()).await?;
-    pool.wait_state("gated", &["awaiting_review"], Duration::from_secs(60))
-        .await?;
+    pool.wait_state(
+        &plan_id("gated"),
+        &[PlanState::AwaitingReview],
+        Duration::from_secs(60),
+    )
+    .await?;
     let timed = doc("timed")
         .prompts(&["Task marker timed-T1."])
         .options(json!({"not_before": in_secs(10)}));
     pool.submit(&timed.json()).await?;
-    pool.wait_state("timed", &["queued"], Duration::from_secs(10))
-        .await?;
+    pool.wait_state(
+        &plan_id("timed"),
+        &[PlanState::Queued],
+        Duration::from_secs(10),
+    )
+    .await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     pool.redis.restart()?;
     pool.workers[0].proc.signal(libc::SIGKILL);
     pool.add_worker(&pool.machine("b", 2))?;
-    let stilled = pool.plan_field("stilled", "state").await?;
-    assert_eq!(stilled.as_deref(), Some("paused"));
-    let gated_state = pool.plan_field("gated", "state").await?;
-    assert_eq!(gated_state.as_deref(), Some("awaiting_review"));
+    let stilled = pool.state(&plan_id("stilled")).await?;
+    assert_eq!(stilled, Some(PlanState::Paused));
+    let gated_state = pool.state(&plan_id("gated")).await?;
+    assert_eq!(gated_state, Some(PlanState::AwaitingReview));
     run(&pool, &["resume", "stilled"])?;
     run(&pool, &["approve", "gated"])?;
     // A plan whose last task is reviewed completes with the approval.
     let last = doc("last").reviewed_task("t1", "Task marker last-T1.");
     pool.submit(&last.json()).await?;
-    pool.wait_state("last", &["awaiting_review"], Duration::from_secs(60))
-        .await?;
+    pool.wait_state(
+        &plan_id("last"),
+        &[PlanState::AwaitingReview],
+        Duration::from_secs(60),
+    )
+    .await?;
     run(&pool, &["approve", "last"])?;
     for p in ["stilled", "gated", "timed", "last"] {
-        pool.wait_state(p, &["completed"], Duration::from_secs(90))
-            .await?;
+        pool.wait_state(
+            &plan_id(p),
+            &[PlanState::Completed],
+            Duration::from_secs(90),
+        )
+        .await?;
     }
-    assert_eq!(done(&pool, "stilled").await?, 2);
-    assert_eq!(done(&pool, "gated").await?, 2);
+    assert_eq!(pool.done(&plan_id("stilled")).await?, 2);
+    assert_eq!(pool.done(&plan_id("gated")).await?, 2);
     // The pool's counters take every completion, the approved one's too.
     let deadline = Instant::now() + Duration::from_secs(15);
-    while pool.stat("plans_completed").await? != 4 {
+    while pool.stat(Counter::PlansCompleted).await? != 4 {
         ensure!(
             Instant::now() < deadline,
             "plans_completed = {}",
-            pool.stat("plans_completed").await?
+            pool.stat(Counter::PlansCompleted).await?
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -705,14 +761,26 @@ async fn webhooks_are_signed_refused_hosts_never_called_and_failures_never_delay
         .options(json!({"notify": {"url": redirecting.url("/"), "events": ["plan_completed"]}}));
     pool.submit(&redirected.json()).await?;
 
-    pool.wait_state("hooked", &["awaiting_review"], Duration::from_secs(60))
-        .await?;
+    pool.wait_state(
+        &plan_id("hooked"),
+        &[PlanState::AwaitingReview],
+        Duration::from_secs(60),
+    )
+    .await?;
     let got = wait_deliveries(&good, 1, Duration::from_secs(20)).await?;
     run(&pool, &["approve", "hooked"])?;
-    pool.wait_state("hooked", &["completed"], Duration::from_secs(60))
-        .await?;
-    pool.wait_state("broken", &["failed"], Duration::from_secs(60))
-        .await?;
+    pool.wait_state(
+        &plan_id("hooked"),
+        &[PlanState::Completed],
+        Duration::from_secs(60),
+    )
+    .await?;
+    pool.wait_state(
+        &plan_id("broken"),
+        &[PlanState::Failed],
+        Duration::from_secs(60),
+    )
+    .await?;
     let got = if got.len() >= 3 {
         got
     } else {
@@ -763,16 +831,20 @@ async fn webhooks_are_signed_refused_hosts_never_called_and_failures_never_delay
         ]
     );
 
-    pool.wait_state("elsewhere", &["completed"], Duration::from_secs(60))
-        .await?;
-    let events = wait_events(
-        &pool,
-        "elsewhere",
-        EventKind::WebhookFailed,
-        1,
-        Duration::from_secs(10),
+    pool.wait_state(
+        &plan_id("elsewhere"),
+        &[PlanState::Completed],
+        Duration::from_secs(60),
     )
     .await?;
+    let events = pool
+        .wait_events(
+            &plan_id("elsewhere"),
+            EventKind::WebhookFailed,
+            1,
+            Duration::from_secs(10),
+        )
+        .await?;
     let why = &body!(of_kind(&events, EventKind::WebhookFailed)[0], WebhookFailed).reason;
     assert!(why.contains("--webhook-allow"), "{why}");
     assert!(
@@ -780,16 +852,20 @@ async fn webhooks_are_signed_refused_hosts_never_called_and_failures_never_delay
         "a refused host is never contacted"
     );
 
-    pool.wait_state("unheard", &["completed"], Duration::from_secs(60))
-        .await?;
-    let events = wait_events(
-        &pool,
-        "unheard",
-        EventKind::WebhookFailed,
-        1,
-        Duration::from_secs(20),
+    pool.wait_state(
+        &plan_id("unheard"),
+        &[PlanState::Completed],
+        Duration::from_secs(60),
     )
     .await?;
+    let events = pool
+        .wait_events(
+            &plan_id("unheard"),
+            EventKind::WebhookFailed,
+            1,
+            Duration::from_secs(20),
+        )
+        .await?;
     // The plan completed first (the event a delivery carries is published before it is sent),
     // and the delivery went on with backoff after it.
     let completed = of_kind(&events, EventKind::PlanCompleted)[0];
@@ -810,27 +886,27 @@ async fn webhooks_are_signed_refused_hosts_never_called_and_failures_never_delay
     assert_eq!(body!(gave_up, WebhookFailed).url, failing.url("/"));
 
     // A receiver that refuses the body (410) is not asked again.
-    let events = wait_events(
-        &pool,
-        "refusing",
-        EventKind::WebhookFailed,
-        1,
-        Duration::from_secs(30),
-    )
-    .await?;
+    let events = pool
+        .wait_events(
+            &plan_id("refusing"),
+            EventKind::WebhookFailed,
+            1,
+            Duration::from_secs(30),
+        )
+        .await?;
     let failed = of_kind(&events, EventKind::WebhookFailed)[0];
     assert!(body!(failed, WebhookFailed).reason.contains("410"));
     assert_eq!(gone.deliveries().len(), 1, "a 4xx answer is not retried");
 
     // A redirect is a permanent failure: not followed, not asked again, and the event says why.
-    let events = wait_events(
-        &pool,
-        "redirected",
-        EventKind::WebhookFailed,
-        1,
-        Duration::from_secs(30),
-    )
-    .await?;
+    let events = pool
+        .wait_events(
+            &plan_id("redirected"),
+            EventKind::WebhookFailed,
+            1,
+            Duration::from_secs(30),
+        )
+        .await?;
     let why = &body!(of_kind(&events, EventKind::WebhookFailed)[0], WebhookFailed).reason;
     assert!(why.contains("302") && why.contains("redirect"), "{why}");
     assert_eq!(
@@ -846,7 +922,7 @@ async fn webhooks_are_signed_refused_hosts_never_called_and_failures_never_delay
         .extend(["--webhook-allow".into(), "127.0.0.1".into()]);
     let mut w = Worker::start(&pool.redis, &pool.standin, &unsigned)?;
     let status = w.proc.wait_exit(Duration::from_secs(10)).context("exits")?;
-    assert_eq!(status.code(), Some(2));
+    assert_eq!(status.code(), Some(worker_exit::BAD_SETTINGS.into()));
     assert!(w.log().contains("BATON_WEBHOOK_SECRET"), "{}", w.log());
     Ok(())
 }
@@ -898,8 +974,12 @@ async fn the_clis_own_controls_reach_it_and_structured_answers_are_checked() -> 
     ))
     .await?;
 
-    pool.wait_state("controlled", &["completed"], Duration::from_secs(60))
-        .await?;
+    pool.wait_state(
+        &plan_id("controlled"),
+        &[PlanState::Completed],
+        Duration::from_secs(60),
+    )
+    .await?;
     let args = cli.starts().join("\n");
     for flag in [
         "--max-turns=5",
@@ -920,34 +1000,46 @@ async fn the_clis_own_controls_reach_it_and_structured_answers_are_checked() -> 
         "the CLI used the effort"
     );
 
-    pool.wait_state("short", &["failed"], Duration::from_secs(60))
-        .await?;
+    pool.wait_state(
+        &plan_id("short"),
+        &[PlanState::Failed],
+        Duration::from_secs(60),
+    )
+    .await?;
     let why = pool
-        .plan_field("short", "last_error")
+        .plan_field(&plan_id("short"), PlanField::LastError)
         .await?
         .unwrap_or_default();
     assert!(why.contains("max_turns"), "{why}");
-    let events = pool.events("short").await?;
+    let events = pool.events(&plan_id("short")).await?;
     assert_eq!(
         of_kind(&events, EventKind::TaskStarted).len(),
         1,
         "a task stopped at max_turns is not retried"
     );
 
-    pool.wait_state("answer", &["completed"], Duration::from_secs(60))
-        .await?;
-    let results = pool.results("answer").await?;
+    pool.wait_state(
+        &plan_id("answer"),
+        &[PlanState::Completed],
+        Duration::from_secs(60),
+    )
+    .await?;
+    let results = pool.results(&plan_id("answer")).await?;
     assert_eq!(results[0].structured, Some(json!({"name": "Ada"})));
-    let events = pool.events("answer").await?;
+    let events = pool.events(&plan_id("answer")).await?;
     let ok = of_kind(&events, EventKind::TaskSucceeded)[0];
     assert_eq!(
         body!(ok, TaskSucceeded).structured,
         Some(json!({"name": "Ada"}))
     );
 
-    pool.wait_state("second-try", &["completed"], Duration::from_secs(90))
-        .await?;
-    let results = pool.results("second-try").await?;
+    pool.wait_state(
+        &plan_id("second-try"),
+        &[PlanState::Completed],
+        Duration::from_secs(90),
+    )
+    .await?;
+    let results = pool.results(&plan_id("second-try")).await?;
     assert_eq!(results[0].structured, Some(json!({"name": "Bo"})));
     assert_eq!(
         results[0].attempts, 2,
@@ -966,14 +1058,18 @@ async fn the_clis_own_controls_reach_it_and_structured_answers_are_checked() -> 
         "{last}"
     );
 
-    pool.wait_state("refused", &["failed"], Duration::from_secs(90))
-        .await?;
+    pool.wait_state(
+        &plan_id("refused"),
+        &[PlanState::Failed],
+        Duration::from_secs(90),
+    )
+    .await?;
     let why = pool
-        .plan_field("refused", "last_error")
+        .plan_field(&plan_id("refused"), PlanField::LastError)
         .await?
         .unwrap_or_default();
     assert!(why.contains("refused twice"), "{why}");
-    let events = pool.events("refused").await?;
+    let events = pool.events(&plan_id("refused")).await?;
     assert_eq!(of_kind(&events, EventKind::TaskStarted).len(), 2);
     Ok(())
 }
@@ -999,8 +1095,12 @@ async fn a_worker_refuses_a_cli_older_than_it_was_tested_with() -> anyhow::Resul
     );
     pool.add_worker(&pool.machine("current", 1))?;
     pool.submit(&marked_plan("runs", 1)).await?;
-    pool.wait_state("runs", &["completed"], Duration::from_secs(60))
-        .await?;
+    pool.wait_state(
+        &plan_id("runs"),
+        &[PlanState::Completed],
+        Duration::from_secs(60),
+    )
+    .await?;
     let log = pool.workers[0].log();
     assert!(
         log.contains("claude CLI") && log.contains("version="),

@@ -57,7 +57,7 @@ async fn the_dashboard_shows_the_pool_live_and_acts_only_with_the_token() -> any
         .task("t3", hostile);
     pool.submit(&d.json()).await?;
     wait_until("task 2 started", Duration::from_secs(60), || async {
-        pool.events("watched").await.is_ok_and(|evs| {
+        pool.events(&plan_id("watched")).await.is_ok_and(|evs| {
             evs.iter()
                 .any(|e| e.kind() == EventKind::TaskStarted && e.task_index == Some(1))
         })
@@ -95,8 +95,12 @@ async fn the_dashboard_shows_the_pool_live_and_acts_only_with_the_token() -> any
     .await?;
     let live_events = b.client.find_all(Locator::Css("#events li")).await?.len();
     assert!(live_events > 5, "events arrived on the page: {live_events}");
-    pool.wait_state("watched", &["completed"], Duration::from_secs(60))
-        .await?;
+    pool.wait_state(
+        &plan_id("watched"),
+        &[PlanState::Completed],
+        Duration::from_secs(60),
+    )
+    .await?;
     b.client.refresh().await?;
     let text = b.text().await?;
     assert!(
@@ -163,7 +167,7 @@ async fn the_dashboard_shows_the_pool_live_and_acts_only_with_the_token() -> any
     )
     .await?;
     let letter = pool
-        .wait_dead_letter("linked", Duration::from_secs(30))
+        .wait_dead_letter(&plan_id("linked"), Duration::from_secs(30))
         .await?;
     std::fs::remove_file(&link)?;
     let row = format!("#dead-{}", letter.id);
@@ -188,8 +192,12 @@ async fn the_dashboard_shows_the_pool_live_and_acts_only_with_the_token() -> any
             .is_ok_and(|t| t.contains("Document resubmitted."))
     })
     .await?;
-    pool.wait_state("linked", &["completed"], Duration::from_secs(60))
-        .await?;
+    pool.wait_state(
+        &plan_id("linked"),
+        &[PlanState::Completed],
+        Duration::from_secs(60),
+    )
+    .await?;
 
     // A read-only dashboard: the buttons say so, and a request made anyway is refused.
     let (_ro, ro_url) = pool.start_dashboard(None)?;
@@ -310,8 +318,12 @@ async fn the_dashboard_answers_only_its_own_hosts_and_acts_only_for_its_own_page
             .json(),
     )
     .await?;
-    pool.wait_state("guarded", &["awaiting_review"], Duration::from_secs(60))
-        .await?;
+    pool.wait_state(
+        &plan_id("guarded"),
+        &[PlanState::AwaitingReview],
+        Duration::from_secs(60),
+    )
+    .await?;
 
     for host in [
         format!("127.0.0.1:{port}"),
@@ -362,8 +374,8 @@ async fn the_dashboard_answers_only_its_own_hosts_and_acts_only_for_its_own_page
     )?;
     assert!(foreign_host.starts_with("HTTP/1.1 421"), "{foreign_host}");
     assert_eq!(
-        pool.plan_field("guarded", "state").await?.as_deref(),
-        Some("awaiting_review"),
+        pool.state(&plan_id("guarded")).await?,
+        Some(PlanState::AwaitingReview),
         "no refused action changed the plan"
     );
     // A Referer of the dashboard's own page is enough when the browser sends no Origin.
@@ -375,8 +387,12 @@ async fn the_dashboard_answers_only_its_own_hosts_and_acts_only_for_its_own_page
     )?;
     assert!(done.starts_with("HTTP/1.1 303"), "{done}");
     assert_security_headers(&done);
-    pool.wait_state("guarded", &["cancelled"], Duration::from_secs(5))
-        .await?;
+    pool.wait_state(
+        &plan_id("guarded"),
+        &[PlanState::Cancelled],
+        Duration::from_secs(5),
+    )
+    .await?;
 
     // A name given with --dashboard-host is accepted, for pages and actions' origins.
     let (_named, named_url) =
@@ -400,8 +416,12 @@ async fn the_dashboard_pauses_resumes_and_reviews_plans() -> anyhow::Result<()> 
         .task("t2", "Task marker gate-T2. [[standin:sleep 1500]]")
         .task("t3", "Task marker gate-T3.");
     pool.submit(&d.json()).await?;
-    pool.wait_state("gate", &["awaiting_review"], Duration::from_secs(60))
-        .await?;
+    pool.wait_state(
+        &plan_id("gate"),
+        &[PlanState::AwaitingReview],
+        Duration::from_secs(60),
+    )
+    .await?;
     let page = get_page(&url, "/plans/gate")?;
     assert!(
         page.contains("waits for a review") && page.contains("/plans/gate/approve"),
@@ -429,7 +449,7 @@ async fn the_dashboard_pauses_resumes_and_reviews_plans() -> anyhow::Result<()> 
         "the rework asks for a review",
         Duration::from_secs(60),
         || async {
-            let events = pool.events("gate").await.unwrap_or_default();
+            let events = pool.events(&plan_id("gate")).await.unwrap_or_default();
             events
                 .iter()
                 .filter(|e| e.kind() == EventKind::ReviewRequested)
@@ -438,8 +458,12 @@ async fn the_dashboard_pauses_resumes_and_reviews_plans() -> anyhow::Result<()> 
         },
     )
     .await?;
-    pool.wait_state("gate", &["awaiting_review"], Duration::from_secs(10))
-        .await?;
+    pool.wait_state(
+        &plan_id("gate"),
+        &[PlanState::AwaitingReview],
+        Duration::from_secs(10),
+    )
+    .await?;
     let done = post_form(
         &url,
         "/plans/gate/approve",
@@ -447,7 +471,7 @@ async fn the_dashboard_pauses_resumes_and_reviews_plans() -> anyhow::Result<()> 
     )?;
     assert!(done.starts_with("HTTP/1.1 303"), "{done}");
     wait_until("task 2 starts", Duration::from_secs(60), || async {
-        let events = pool.events("gate").await.unwrap_or_default();
+        let events = pool.events(&plan_id("gate")).await.unwrap_or_default();
         events.iter().any(|e| {
             e.kind() == EventKind::TaskStarted
                 && e.task_id.as_ref().is_some_and(|t| t.as_str() == "t2")
@@ -461,10 +485,14 @@ async fn the_dashboard_pauses_resumes_and_reviews_plans() -> anyhow::Result<()> 
     );
     let done = post_form(&url, "/plans/gate/pause", &format!("token={TOKEN}"))?;
     assert!(done.starts_with("HTTP/1.1 303"), "{done}");
-    pool.wait_state("gate", &["paused"], Duration::from_secs(5))
-        .await?;
+    pool.wait_state(
+        &plan_id("gate"),
+        &[PlanState::Paused],
+        Duration::from_secs(5),
+    )
+    .await?;
     wait_until("task 2 commits", Duration::from_secs(60), || async {
-        pool.plan_field("gate", "done")
+        pool.plan_field(&plan_id("gate"), PlanField::Done)
             .await
             .ok()
             .flatten()
@@ -472,9 +500,13 @@ async fn the_dashboard_pauses_resumes_and_reviews_plans() -> anyhow::Result<()> 
             == Some("2")
     })
     .await?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The hold is over (it handed the paused plan back after task 2): task 3 did not start.
+    pool.wait_unheld(&plan_id("gate"), Duration::from_secs(30))
+        .await?;
     assert_eq!(
-        pool.plan_field("gate", "done").await?.as_deref(),
+        pool.plan_field(&plan_id("gate"), PlanField::Done)
+            .await?
+            .as_deref(),
         Some("2"),
         "task 2 finished, task 3 waits"
     );
@@ -482,7 +514,37 @@ async fn the_dashboard_pauses_resumes_and_reviews_plans() -> anyhow::Result<()> 
     assert!(page.contains("/plans/gate/resume"), "{page}");
     let done = post_form(&url, "/plans/gate/resume", &format!("token={TOKEN}"))?;
     assert!(done.starts_with("HTTP/1.1 303"), "{done}");
-    pool.wait_state("gate", &["completed"], Duration::from_secs(60))
-        .await?;
+    pool.wait_state(
+        &plan_id("gate"),
+        &[PlanState::Completed],
+        Duration::from_secs(60),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The plans' state filter and a plan's action are closed sets: an unknown state is a 400
+/// naming it (not a list of every plan), an empty one lists every plan, a known one filters;
+/// an unknown action is refused naming it.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_filter_or_action_is_refused_naming_it() -> anyhow::Result<()> {
+    let pool = Pool::start()?;
+    let (_dash, url) = pool.start_dashboard(Some(TOKEN))?;
+    for path in ["/plans?state=bogus", "/fragments/plans?state=bogus"] {
+        let page = get_page(&url, path)?;
+        assert!(page.starts_with("HTTP/1.1 400"), "{path}: {page}");
+        assert!(
+            page.contains("&quot;bogus&quot;") || page.contains("\"bogus\""),
+            "{page}"
+        );
+        assert!(page.contains("awaiting_review"), "names the states: {page}");
+    }
+    for path in ["/plans", "/plans?state=", "/plans?state=running"] {
+        let page = get_page(&url, path)?;
+        assert!(page.starts_with("HTTP/1.1 200"), "{path}: {page}");
+    }
+    let refused = post_form(&url, "/plans/p1/explode", &format!("token={TOKEN}"))?;
+    assert!(refused.starts_with("HTTP/1.1 404"), "{refused}");
+    assert!(refused.contains("explode"), "{refused}");
     Ok(())
 }

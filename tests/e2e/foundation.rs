@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use baton_core::{Event, EventKind};
+use baton_producer::exit;
 use baton_tests::*;
 use futures_util::StreamExt;
 
@@ -74,7 +75,7 @@ pub(crate) async fn load_case(
     let mut conn = pool.conn().await?;
     for p in &plans {
         // Every task committed exactly once, in plan order, in one session.
-        let results = pool.results(p).await?;
+        let results = pool.results(&plan_id(p)).await?;
         let ids: Vec<&str> = results.iter().map(|r| r.task_id.as_str()).collect();
         let want: Vec<String> = (1..=TASKS).map(|k| format!("t{k}")).collect();
         assert_eq!(ids, want, "plan {p} results");
@@ -118,10 +119,19 @@ pub(crate) async fn load_case(
             .filter_map(|e| e.task_index)
             .collect();
         assert!(
+            started.len() >= TASKS,
+            "a start per task of {p} at least: {started:?}"
+        );
+        assert!(
             started.windows(2).all(|w| w[0] <= w[1]),
             "started events of {p} in order: {started:?}"
         );
         let seqs: Vec<u64> = evs.iter().filter_map(|e| e.seq).collect();
+        assert_eq!(
+            seqs.len(),
+            evs.len(),
+            "every stored event of {p} has its seq"
+        );
         assert!(
             seqs.windows(2).all(|w| w[0] < w[1]),
             "seq of {p} increases: {seqs:?}"
@@ -141,7 +151,10 @@ pub(crate) async fn load_case(
         workers.len() >= 3,
         "work spread over the workers: {workers:?}"
     );
-    assert_eq!(pool.stat("tasks_succeeded").await?, (PLANS * TASKS) as i64);
+    assert_eq!(
+        pool.stat(Counter::TasksSucceeded).await?,
+        (PLANS * TASKS) as i64
+    );
     Ok(())
 }
 
@@ -166,15 +179,19 @@ async fn a_plan_pushed_with_redis_cli_runs() -> anyhow::Result<()> {
         "redis-cli: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    pool.wait_state("from-cli", &["completed"], Duration::from_secs(120))
-        .await?;
+    pool.wait_state(
+        &plan_id("from-cli"),
+        &[PlanState::Completed],
+        Duration::from_secs(120),
+    )
+    .await?;
     let file = pool.dir.path().join("workspaces/from-cli/hello.txt");
     assert_eq!(
         std::fs::read_to_string(&file)?,
         "hello\n",
         "the CLI wrote the file in the plan's workspace"
     );
-    assert_eq!(pool.results("from-cli").await?.len(), 2);
+    assert_eq!(pool.results(&plan_id("from-cli")).await?.len(), 2);
     let requests = pool.standin.requests()?;
     let req = first_request_with(&requests, "--help me summarize")
         .expect("the flag-like prompt reached the model");
@@ -217,7 +234,7 @@ async fn a_follow_up_continues_the_same_session() -> anyhow::Result<()> {
         "{stdout}"
     );
 
-    let results = pool.results("follow").await?;
+    let results = pool.results(&plan_id("follow")).await?;
     assert_eq!(results.len(), 2);
     assert_eq!(
         results[0].session_id, results[1].session_id,
@@ -273,8 +290,12 @@ async fn malformed_documents_are_dead_lettered_and_the_pool_keeps_serving() -> a
         pool.submit(doc).await?;
     }
     pool.submit(&marked_plan("good-after-bad", 1)).await?;
-    pool.wait_state("good-after-bad", &["completed"], Duration::from_secs(120))
-        .await?;
+    pool.wait_state(
+        &plan_id("good-after-bad"),
+        &[PlanState::Completed],
+        Duration::from_secs(120),
+    )
+    .await?;
 
     let letters = pool.dead_letters().await?;
     assert_eq!(letters.len(), bad.len(), "{letters:#?}");
@@ -303,7 +324,10 @@ async fn malformed_documents_are_dead_lettered_and_the_pool_keeps_serving() -> a
             rejected += 1;
         }
     }
-    assert_eq!(pool.stat("submissions_rejected").await?, bad.len() as i64);
+    assert_eq!(
+        pool.stat(Counter::SubmissionsRejected).await?,
+        bad.len() as i64
+    );
     // `baton dead` shows them to a person.
     let out = baton(&pool.redis, &["dead"], None)?;
     assert_eq!(
@@ -323,7 +347,7 @@ async fn enqueue_refuses_a_bad_document_naming_the_field() -> anyhow::Result<()>
         &["enqueue", "-"],
         Some(r#"{"tasks":[{"prompt":"ok"},{"prompt":""}]}"#),
     )?;
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(exit::BAD_INPUT.into()));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("tasks[1].prompt"), "{err}");
     let mut c = redis.conn().await?;
@@ -398,8 +422,12 @@ async fn hostile_documents_are_dead_lettered_naming_the_field() -> anyhow::Resul
     let good = r#"{"plan_id":"good-grants","tasks":[{"prompt":"Task marker good-grants-T1: step 1 of the plan."}],
         "options":{"allowed_tools":["Read","Write","Edit(src/**)","mcp__none__*"],"disallowed_tools":["WebFetch(domain:example.com)"]}}"#;
     pool.submit(good).await?;
-    pool.wait_state("good-grants", &["completed"], Duration::from_secs(120))
-        .await?;
+    pool.wait_state(
+        &plan_id("good-grants"),
+        &[PlanState::Completed],
+        Duration::from_secs(120),
+    )
+    .await?;
 
     let letters = pool.dead_letters().await?;
     assert_eq!(letters.len(), bad.len(), "{letters:#?}");

@@ -7,7 +7,9 @@
 use std::time::Duration;
 
 use baton_core::EventKind;
+use baton_tests::git::remotes_dir;
 use baton_tests::*;
+use redis::AsyncCommands;
 use serde_json::{json, Value};
 
 /// Task `k` of a plan: read the files of tasks 1..k-1, write `<plan>-<k>.txt`.
@@ -42,8 +44,12 @@ async fn plans_carry_their_files_between_machines_on_their_branch() -> anyhow::R
             .await?;
     }
     for p in &plans {
-        pool.wait_state(p, &["completed"], Duration::from_secs(300))
-            .await?;
+        pool.wait_state(
+            &plan_id(p),
+            &[PlanState::Completed],
+            Duration::from_secs(300),
+        )
+        .await?;
     }
     assert!(
         pool.workers[ia].stop(Duration::from_secs(30)).is_some(),
@@ -57,7 +63,7 @@ async fn plans_carry_their_files_between_machines_on_their_branch() -> anyhow::R
         pool.submit(&follow.json()).await?;
     }
     for p in &plans {
-        pool.wait_done(p, TASKS as u64, Duration::from_secs(300))
+        pool.wait_done(&plan_id(p), TASKS as u64, Duration::from_secs(300))
             .await?;
     }
     let reads = pool.standin.reads()?;
@@ -110,7 +116,7 @@ async fn plans_carry_their_files_between_machines_on_their_branch() -> anyhow::R
         );
 
         // The same conversation throughout, on both machines; results and events carry commits.
-        let results = pool.results(p).await?;
+        let results = pool.results(&plan_id(p)).await?;
         assert!(
             results
                 .iter()
@@ -123,12 +129,12 @@ async fn plans_carry_their_files_between_machines_on_their_branch() -> anyhow::R
         let commits: Vec<Option<String>> = results.iter().map(|r| r.commit.clone()).collect();
         let shas: Vec<Option<String>> = log.iter().map(|(s, ..)| Some(s.clone())).collect();
         assert_eq!(commits, shas, "{p}: each result names its commit");
-        let events = pool.events(p).await?;
+        let events = pool.events(&plan_id(p)).await?;
         let succeeded: Vec<&baton_core::Event> = events
             .iter()
             .filter(|e| e.kind() == EventKind::TaskSucceeded)
             .collect();
-        assert!(!succeeded.is_empty(), "{p}: no task_succeeded events");
+        assert_eq!(succeeded.len(), results.len(), "{p}: a success per task");
         for e in &succeeded {
             let d = body!(e, TaskSucceeded).diffstat.expect("a diffstat");
             assert_eq!((d.files, d.insertions), (1, 1), "{p}: {d:?}");
@@ -190,9 +196,13 @@ async fn a_retry_starts_from_the_checkpoint_files_not_the_failed_attempts() -> a
         .prompts(&[&reading_task("rewind", 1), second])
         .repo(json!({"url": remote.url()}));
     pool.submit(&d.json()).await?;
-    pool.wait_state("rewind", &["completed"], Duration::from_secs(120))
-        .await?;
-    let results = pool.results("rewind").await?;
+    pool.wait_state(
+        &plan_id("rewind"),
+        &[PlanState::Completed],
+        Duration::from_secs(120),
+    )
+    .await?;
+    let results = pool.results(&plan_id("rewind")).await?;
     assert_eq!(results[1].attempts, 2, "the task was retried");
     assert_eq!(
         reads_of(&pool.standin.reads()?, "leftover.txt"),
@@ -246,9 +256,13 @@ async fn a_killed_worker_leaves_nothing_on_the_branch() -> anyhow::Result<()> {
     }
     pool.workers[ia].proc.signal(libc::SIGKILL);
     pool.add_worker(&pool.separate_machine("b", 1))?;
-    pool.wait_state("crash", &["completed"], Duration::from_secs(120))
-        .await?;
-    let results = pool.results("crash").await?;
+    pool.wait_state(
+        &plan_id("crash"),
+        &[PlanState::Completed],
+        Duration::from_secs(120),
+    )
+    .await?;
+    let results = pool.results(&plan_id("crash")).await?;
     assert_ne!(
         results[1].worker, results[0].worker,
         "the other machine finished it"
@@ -282,7 +296,7 @@ async fn a_stale_holder_reaches_neither_the_branch_nor_redis() -> anyhow::Result
     pool.submit(&d.json()).await?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while !pool
-        .events("stale")
+        .events(&plan_id("stale"))
         .await?
         .iter()
         .any(|e| e.kind() == EventKind::TaskStarted)
@@ -292,8 +306,12 @@ async fn a_stale_holder_reaches_neither_the_branch_nor_redis() -> anyhow::Result
     }
     pool.workers[ia].proc.signal(libc::SIGSTOP);
     pool.add_worker(&pool.separate_machine("b", 1))?;
-    pool.wait_state("stale", &["completed"], Duration::from_secs(120))
-        .await?;
+    pool.wait_state(
+        &plan_id("stale"),
+        &[PlanState::Completed],
+        Duration::from_secs(120),
+    )
+    .await?;
     let main = remote.rev("main").expect("main");
     let before = remote.log(&main, "baton/stale")?;
     pool.workers[ia].proc.signal(libc::SIGCONT);
@@ -307,18 +325,21 @@ async fn a_stale_holder_reaches_neither_the_branch_nor_redis() -> anyhow::Result
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Its hold is over once it handed the plan back: whatever it tried came before that.
+    pool.wait_unheld(&plan_id("stale"), Duration::from_secs(20))
+        .await?;
     assert_eq!(
         remote.log(&main, "baton/stale")?,
         before,
         "the branch did not move"
     );
     assert_eq!(before.len(), 2);
-    let results = pool.results("stale").await?;
+    let results = pool.results(&plan_id("stale")).await?;
     assert_eq!(results.len(), 2, "nothing committed twice");
     assert!(results.iter().all(|r| r.worker == results[0].worker));
     assert_eq!(
-        pool.plan_field("stale", "checkpoint").await?,
+        pool.plan_field(&plan_id("stale"), PlanField::Checkpoint)
+            .await?,
         Some(before[1].0.clone())
     );
     Ok(())
@@ -338,11 +359,16 @@ async fn follow_ups_continue_the_branch_and_base_picks_the_start() -> anyhow::Re
     pool.add_worker(&pool.separate_machine("a", 1))?;
     pool.submit(&repo_doc("fu", 1, json!({"url": remote.url()})))
         .await?;
-    pool.wait_state("fu", &["completed"], Duration::from_secs(120))
-        .await?;
+    pool.wait_state(
+        &plan_id("fu"),
+        &[PlanState::Completed],
+        Duration::from_secs(120),
+    )
+    .await?;
     let follow = doc("fu").task("t2", &reading_task("fu", 2)).json();
     pool.submit(&follow).await?;
-    pool.wait_done("fu", 2, Duration::from_secs(120)).await?;
+    pool.wait_done(&plan_id("fu"), 2, Duration::from_secs(120))
+        .await?;
     let main = remote.rev("main").expect("main");
     let log = remote.log(&main, "baton/fu")?;
     assert_eq!(log.len(), 2, "{log:?}");
@@ -359,8 +385,12 @@ async fn follow_ups_continue_the_branch_and_base_picks_the_start() -> anyhow::Re
         )
         .repo(json!({"url": remote.url(), "base": "feature", "branch": "work/fb"}));
     pool.submit(&based.json()).await?;
-    pool.wait_state("fb", &["completed"], Duration::from_secs(120))
-        .await?;
+    pool.wait_state(
+        &plan_id("fb"),
+        &[PlanState::Completed],
+        Duration::from_secs(120),
+    )
+    .await?;
     assert_eq!(reads_of(&pool.standin.reads()?, "feature.txt"), [true]);
     let log = remote.log(&feature, "work/fb")?;
     assert_eq!(log.len(), 1);
@@ -407,12 +437,24 @@ async fn bad_repositories_are_refused_or_fail_with_their_reason() -> anyhow::Res
     .await?;
     pool.submit(&repo_doc("fine", 1, json!({"url": remote.url()})))
         .await?;
-    pool.wait_state("fine", &["completed"], Duration::from_secs(120))
-        .await?;
-    pool.wait_state("nobase", &["failed"], Duration::from_secs(60))
-        .await?;
-    pool.wait_state("gone", &["failed"], Duration::from_secs(60))
-        .await?;
+    pool.wait_state(
+        &plan_id("fine"),
+        &[PlanState::Completed],
+        Duration::from_secs(120),
+    )
+    .await?;
+    pool.wait_state(
+        &plan_id("nobase"),
+        &[PlanState::Failed],
+        Duration::from_secs(60),
+    )
+    .await?;
+    pool.wait_state(
+        &plan_id("gone"),
+        &[PlanState::Failed],
+        Duration::from_secs(60),
+    )
+    .await?;
 
     let letters = pool.dead_letters().await?;
     for plan in ["u1", "u2", "u3", "u4"] {
@@ -446,7 +488,7 @@ async fn bad_repositories_are_refused_or_fail_with_their_reason() -> anyhow::Res
         failed("gone")
     );
     let retried = pool
-        .events("gone")
+        .events(&plan_id("gone"))
         .await?
         .into_iter()
         .find(|e| e.kind() == EventKind::TaskRetrying)
@@ -472,8 +514,12 @@ async fn an_unrecorded_commit_is_replaced_and_a_foreign_one_is_kept() -> anyhow:
     for plan in ["orphan", "foreign"] {
         pool.submit(&repo_doc(plan, 1, json!({"url": remote.url()})))
             .await?;
-        pool.wait_state(plan, &["completed"], Duration::from_secs(120))
-            .await?;
+        pool.wait_state(
+            &plan_id(plan),
+            &[PlanState::Completed],
+            Duration::from_secs(120),
+        )
+        .await?;
     }
     // A stale holder's push, on top of the recorded checkpoint, carrying the plan's trailer.
     remote.commit_on(
@@ -482,13 +528,13 @@ async fn an_unrecorded_commit_is_replaced_and_a_foreign_one_is_kept() -> anyhow:
         "t2: a stale attempt\n\nBaton-Plan: orphan\n",
     )?;
     let recorded = pool
-        .plan_field("orphan", "checkpoint")
+        .plan_field(&plan_id("orphan"), PlanField::Checkpoint)
         .await?
         .expect("checkpoint");
     let second = "Second.\nRead: stale.txt\nFile: orphan-2.txt\n```\n2\n```\n";
     pool.submit(&doc("orphan").task("t2", second).json())
         .await?;
-    pool.wait_done("orphan", 2, Duration::from_secs(120))
+    pool.wait_done(&plan_id("orphan"), 2, Duration::from_secs(120))
         .await?;
     let log = remote.log(&main, "baton/orphan")?;
     assert_eq!(log.len(), 2, "{log:?}");
@@ -513,17 +559,67 @@ async fn an_unrecorded_commit_is_replaced_and_a_foreign_one_is_kept() -> anyhow:
             .json(),
     )
     .await?;
-    pool.wait_state("foreign", &["failed"], Duration::from_secs(120))
-        .await?;
+    pool.wait_state(
+        &plan_id("foreign"),
+        &[PlanState::Failed],
+        Duration::from_secs(120),
+    )
+    .await?;
     assert_eq!(
         remote.rev("baton/foreign"),
         Some(theirs),
         "their commit stays"
     );
     let reason = pool
-        .plan_field("foreign", "last_error")
+        .plan_field(&plan_id("foreign"), PlanField::LastError)
         .await?
         .unwrap_or_default();
     assert!(reason.contains("changed outside baton"), "{reason}");
+    Ok(())
+}
+
+/// A plan id used again after the old plan's keys are gone (as expiry leaves it) for another
+/// repository starts clean on the worker that ran the old one: its git state is the new
+/// plan's, not the old one's (whose objects are another repository's), and the new
+/// repository's branch gets the commit.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plan_id_used_again_for_another_repository_starts_clean() -> anyhow::Result<()> {
+    let mut pool = Pool::start()?;
+    let remotes = remotes_dir(pool.dir.path());
+    let a = BareRepo::create(&remotes.join("a.git"), &[("a.txt", "repository a\n")])?;
+    let b = BareRepo::create(&remotes.join("b.git"), &[("b.txt", "repository b\n")])?;
+    pool.add_worker(&pool.separate_machine("a", 1))?;
+    pool.submit(&repo_doc("again", 1, json!({"url": a.url()})))
+        .await?;
+    pool.wait_state(
+        &plan_id("again"),
+        &[PlanState::Completed],
+        Duration::from_secs(120),
+    )
+    .await?;
+
+    let mut c = pool.conn().await?;
+    let plan: baton_core::PlanId = "again".parse()?;
+    let pattern = format!("{}:{{{plan}}}:*", pool.keys.prefix());
+    let gone: Vec<String> = redis::cmd("KEYS").arg(&pattern).query_async(&mut c).await?;
+    assert!(!gone.is_empty(), "the plan has keys to remove");
+    let _: () = c.del(&gone).await?;
+
+    pool.submit(&repo_doc("again", 1, json!({"url": b.url()})))
+        .await?;
+    pool.wait_state(
+        &plan_id("again"),
+        &[PlanState::Completed],
+        Duration::from_secs(120),
+    )
+    .await?;
+    let main = b.rev("main").expect("main");
+    let log = b.log(&main, "baton/again")?;
+    assert_eq!(
+        log.len(),
+        1,
+        "repository b's branch has the commit: {log:?}"
+    );
+    assert!(b.files(&log[0].0)?.contains(&"b.txt".to_owned()));
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! test binary (link time dominates on small machines), one module per area; `harness` runs
 //! one worker in-process with scripted engines for the worker's own behaviours.
 
+mod client;
 mod clients;
 mod controls;
 mod dashboard;

@@ -21,11 +21,15 @@ async fn run_plan_in(mode: &str) -> anyhow::Result<(usize, usize)> {
     pool.add_worker(&opts)?;
     let plan = format!("modes-{mode}");
     pool.submit(&marked_plan(&plan, 4)).await?;
-    pool.wait_state(&plan, &["completed"], Duration::from_secs(120))
-        .await?;
+    pool.wait_state(
+        &plan_id(&plan),
+        &[PlanState::Completed],
+        Duration::from_secs(120),
+    )
+    .await?;
     let after_plan = cli.starts().len();
 
-    let results = pool.results(&plan).await?;
+    let results = pool.results(&plan_id(&plan)).await?;
     assert_eq!(results.len(), 4);
     assert!(
         results
@@ -61,7 +65,7 @@ async fn run_plan_in(mode: &str) -> anyhow::Result<(usize, usize)> {
         results[3].cost_usd
     );
     let total: f64 = pool
-        .plan_field(&plan, "cost_usd")
+        .plan_field(&plan_id(&plan), PlanField::CostUsd)
         .await?
         .unwrap_or_default()
         .parse()?;
@@ -70,7 +74,7 @@ async fn run_plan_in(mode: &str) -> anyhow::Result<(usize, usize)> {
         (total - sum).abs() < 1e-6,
         "{mode}: plan total {total} = {sum}"
     );
-    let events = pool.events(&plan).await?;
+    let events = pool.events(&plan_id(&plan)).await?;
     let started: Vec<_> = events
         .iter()
         .filter(|e| e.kind() == EventKind::TaskStarted)
@@ -95,8 +99,9 @@ async fn run_plan_in(mode: &str) -> anyhow::Result<(usize, usize)> {
     // A follow-up after the plan was released resumes the same conversation.
     let follow = json!({"plan_id": plan, "tasks": [{"id": "t5", "prompt": format!("Task marker {plan}-T5: one more.")}]});
     pool.submit(&follow.to_string()).await?;
-    pool.wait_done(&plan, 5, Duration::from_secs(120)).await?;
-    let results = pool.results(&plan).await?;
+    pool.wait_done(&plan_id(&plan), 5, Duration::from_secs(120))
+        .await?;
+    let results = pool.results(&plan_id(&plan)).await?;
     assert_eq!(results[4].session_id, results[0].session_id);
     let requests = pool.standin.requests()?;
     let req = first_request_with(&requests, &format!("{plan}-T5:")).expect("t5 ran");
@@ -147,9 +152,14 @@ async fn a_warm_session_hands_over_between_machines_at_every_hold() -> anyhow::R
         pool.add_worker(&opts)?;
     }
     pool.submit(&marked_plan("handover", 6)).await?;
-    pool.wait_state("handover", &["completed"], Duration::from_secs(180))
-        .await?;
-    let results = pool.results("handover").await?;
+    pool.wait_state(
+        &plan_id("handover"),
+        &[PlanState::Completed],
+        Duration::from_secs(180),
+    )
+    .await?;
+    let results = pool.results(&plan_id("handover")).await?;
+    assert!(!results.is_empty(), "the plan committed");
     assert!(results
         .iter()
         .all(|r| r.session_id == results[0].session_id));

@@ -98,11 +98,19 @@ async fn metrics_count_what_the_pool_does() -> anyhow::Result<()> {
     pool.submit(&doc("m-bad").prompts(&["Refused M-BAD-REQUEST."]).json())
         .await?;
     for plan in ["m-ok", "m-retry"] {
-        pool.wait_state(plan, &["completed"], Duration::from_secs(120))
-            .await?;
-    }
-    pool.wait_state("m-bad", &["failed"], Duration::from_secs(120))
+        pool.wait_state(
+            &plan_id(plan),
+            &[PlanState::Completed],
+            Duration::from_secs(120),
+        )
         .await?;
+    }
+    pool.wait_state(
+        &plan_id("m-bad"),
+        &[PlanState::Failed],
+        Duration::from_secs(120),
+    )
+    .await?;
     // The queue gauges are sampled every few seconds.
     tokio::time::sleep(Duration::from_secs(6)).await;
     let (text, after) = scrape(&addr)?;
@@ -218,8 +226,12 @@ async fn expired_plans_leave_the_plan_index() -> anyhow::Result<()> {
         }
     };
     pool.submit(&doc("short").prompts(&["One."]).json()).await?;
-    pool.wait_state("short", &["completed"], Duration::from_secs(60))
-        .await?;
+    pool.wait_state(
+        &plan_id("short"),
+        &[PlanState::Completed],
+        Duration::from_secs(60),
+    )
+    .await?;
     assert_eq!(listed(pool.conn().await?).await?, ["short"]);
 
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -231,15 +243,11 @@ async fn expired_plans_leave_the_plan_index() -> anyhow::Result<()> {
         assert!(
             std::time::Instant::now() < deadline,
             "expired plans still listed: {ids:?}; plan hash: {:?}\n{}",
-            pool.plan_field("short", "state").await?,
+            pool.state(&plan_id("short")).await?,
             pool.log_tail()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(
-        pool.plan_field("short", "state").await?,
-        None,
-        "it had expired"
-    );
+    assert_eq!(pool.state(&plan_id("short")).await?, None, "it had expired");
     Ok(())
 }

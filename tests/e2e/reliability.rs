@@ -9,30 +9,6 @@ use baton_tests::*;
 use redis::AsyncCommands;
 use serde_json::{json, Value};
 
-async fn wait_event(
-    pool: &Pool,
-    plan: &str,
-    kind: EventKind,
-    within: Duration,
-) -> anyhow::Result<baton_core::Event> {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(e) = pool
-            .events(plan)
-            .await?
-            .into_iter()
-            .find(|e| e.kind() == kind)
-        {
-            return Ok(e);
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "no {kind} event for {plan} within {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// A rate limit with a reset time stops the whole pool from claiming until the reset, and
 /// `baton status` shows the pause.
 #[tokio::test(flavor = "multi_thread")]
@@ -46,13 +22,13 @@ async fn a_rate_limit_pauses_the_whole_pool_until_its_reset() -> anyhow::Result<
             .json(),
     )
     .await?;
-    let paused = wait_event(
-        &pool,
-        "limited",
-        EventKind::PoolPaused,
-        Duration::from_secs(60),
-    )
-    .await?;
+    let paused = pool
+        .wait_event(
+            &plan_id("limited"),
+            EventKind::PoolPaused,
+            Duration::from_secs(60),
+        )
+        .await?;
     let until = body!(paused, PoolPaused).until_ms.expect("until_ms");
     pool.submit(&doc("waiting").prompts(&["Wait your turn."]).json())
         .await?;
@@ -64,12 +40,12 @@ async fn a_rate_limit_pauses_the_whole_pool_until_its_reset() -> anyhow::Result<
             .is_some_and(|r| r.contains("rate limit")),
         "{status}"
     );
-    pool.wait_done("waiting", 1, Duration::from_secs(60))
+    pool.wait_done(&plan_id("waiting"), 1, Duration::from_secs(60))
         .await?;
-    pool.wait_done("limited", 1, Duration::from_secs(60))
+    pool.wait_done(&plan_id("limited"), 1, Duration::from_secs(60))
         .await?;
     let started = pool
-        .events("waiting")
+        .events(&plan_id("waiting"))
         .await?
         .into_iter()
         .find(|e| e.kind() == EventKind::TaskStarted)
@@ -83,7 +59,7 @@ async fn a_rate_limit_pauses_the_whole_pool_until_its_reset() -> anyhow::Result<
         started_ms + 300 >= until,
         "the other worker waited for the reset: started {started_ms}, reset {until}"
     );
-    assert_eq!(pool.stat("pool_pauses").await?, 1);
+    assert_eq!(pool.stat(Counter::PoolPauses).await?, 1);
     Ok(())
 }
 
@@ -101,9 +77,8 @@ async fn sigterm_finishes_the_running_task_and_hands_back_the_rest() -> anyhow::
             .json(),
     )
     .await?;
-    wait_event(
-        &pool,
-        "drain",
+    pool.wait_event(
+        &plan_id("drain"),
         EventKind::TaskStarted,
         Duration::from_secs(30),
     )
@@ -113,14 +88,15 @@ async fn sigterm_finishes_the_running_task_and_hands_back_the_rest() -> anyhow::
         .stop(Duration::from_secs(40))
         .expect("worker exits within the grace");
     assert!(status.success(), "exit 0: {status:?}");
-    pool.wait_done("drain", 2, Duration::from_secs(60)).await?;
-    let results = pool.results("drain").await?;
+    pool.wait_done(&plan_id("drain"), 2, Duration::from_secs(60))
+        .await?;
+    let results = pool.results(&plan_id("drain")).await?;
     assert_ne!(
         results[0].worker, results[1].worker,
         "the rest was handed to the other worker"
     );
     let starts = pool
-        .events("drain")
+        .events(&plan_id("drain"))
         .await?
         .iter()
         .filter(|e| e.kind() == EventKind::TaskStarted && e.task_index == Some(0))
@@ -143,9 +119,8 @@ async fn a_second_signal_stops_at_once_and_hands_back() -> anyhow::Result<()> {
             .json(),
     )
     .await?;
-    wait_event(
-        &pool,
-        "abort",
+    pool.wait_event(
+        &plan_id("abort"),
         EventKind::TaskStarted,
         Duration::from_secs(30),
     )
@@ -164,7 +139,9 @@ async fn a_second_signal_stops_at_once_and_hands_back() -> anyhow::Result<()> {
         t0.elapsed()
     );
     assert_eq!(
-        pool.plan_field("abort", "done").await?.as_deref(),
+        pool.plan_field(&plan_id("abort"), PlanField::Done)
+            .await?
+            .as_deref(),
         Some("0")
     );
     let mut c = pool.conn().await?;
@@ -208,7 +185,12 @@ async fn watch_and_workers_ride_out_a_redis_restart() -> anyhow::Result<()> {
     .await?;
     // Restart Redis while task 2 runs.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while pool.plan_field("outage", "done").await?.as_deref() != Some("1") {
+    while pool
+        .plan_field(&plan_id("outage"), PlanField::Done)
+        .await?
+        .as_deref()
+        != Some("1")
+    {
         anyhow::ensure!(Instant::now() < deadline, "task 1 never committed");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -225,13 +207,13 @@ async fn watch_and_workers_ride_out_a_redis_restart() -> anyhow::Result<()> {
         panic!("watch did not end with the plan.\nwatch stderr: {err}\nwatch stdout: {out}\nworker: {logs}");
     };
     assert!(status.success(), "watch saw the plan complete: {status:?}");
-    assert_eq!(pool.results("outage").await?.len(), 3);
+    assert_eq!(pool.results(&plan_id("outage")).await?.len(), 3);
     let lines = std::fs::read_to_string(&out_path)?;
     let seqs: Vec<u64> = lines
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok()?["seq"].as_u64())
         .collect();
-    let stored = pool.events("outage").await?;
+    let stored = pool.events(&plan_id("outage")).await?;
     assert_eq!(
         seqs,
         stored.iter().filter_map(|e| e.seq).collect::<Vec<_>>(),
@@ -299,10 +281,18 @@ async fn watch_of_every_plan_misses_nothing_across_a_lost_connection() -> anyhow
         .await?;
     pool.submit(r#"{"plan_id": "during-bad", "tasks": "not a list"}"#)
         .await?;
-    pool.wait_state("before", &["completed"], Duration::from_secs(60))
-        .await?;
-    pool.wait_state("during", &["completed"], Duration::from_secs(60))
-        .await?;
+    pool.wait_state(
+        &plan_id("before"),
+        &[PlanState::Completed],
+        Duration::from_secs(60),
+    )
+    .await?;
+    pool.wait_state(
+        &plan_id("during"),
+        &[PlanState::Completed],
+        Duration::from_secs(60),
+    )
+    .await?;
     watch.signal(libc::SIGCONT);
 
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -329,7 +319,7 @@ async fn watch_of_every_plan_misses_nothing_across_a_lost_connection() -> anyhow
             .filter_map(|e| e["seq"].as_u64())
             .collect();
         let stored: Vec<u64> = pool
-            .events(plan)
+            .events(&plan_id(plan))
             .await?
             .iter()
             .filter_map(|e| e.seq)
@@ -363,8 +353,12 @@ async fn retry_resumes_a_failed_plan_and_cancel_stops_a_running_one() -> anyhow:
             .json(),
     )
     .await?;
-    pool.wait_state("bad", &["failed"], Duration::from_secs(60))
-        .await?;
+    pool.wait_state(
+        &plan_id("bad"),
+        &[PlanState::Failed],
+        Duration::from_secs(60),
+    )
+    .await?;
     let mut c = pool.conn().await?;
     let dead: Vec<String> = c.lrange(pool.keys.dead(), 0, -1).await?;
     assert!(
@@ -379,10 +373,11 @@ async fn retry_resumes_a_failed_plan_and_cancel_stops_a_running_one() -> anyhow:
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    pool.wait_done("bad", 2, Duration::from_secs(60)).await?;
+    pool.wait_done(&plan_id("bad"), 2, Duration::from_secs(60))
+        .await?;
     assert_eq!(
-        pool.plan_field("bad", "state").await?.as_deref(),
-        Some("completed")
+        pool.state(&plan_id("bad")).await?,
+        Some(PlanState::Completed)
     );
 
     pool.submit(
@@ -391,9 +386,8 @@ async fn retry_resumes_a_failed_plan_and_cancel_stops_a_running_one() -> anyhow:
             .json(),
     )
     .await?;
-    wait_event(
-        &pool,
-        "stopme",
+    pool.wait_event(
+        &plan_id("stopme"),
         EventKind::TaskStarted,
         Duration::from_secs(30),
     )
@@ -420,20 +414,22 @@ async fn retry_resumes_a_failed_plan_and_cancel_stops_a_running_one() -> anyhow:
     }
     assert!(t0.elapsed() < Duration::from_secs(15));
     assert_eq!(
-        pool.plan_field("stopme", "state").await?.as_deref(),
-        Some("cancelled")
+        pool.state(&plan_id("stopme")).await?,
+        Some(PlanState::Cancelled)
     );
     assert_eq!(
-        pool.plan_field("stopme", "done").await?.as_deref(),
+        pool.plan_field(&plan_id("stopme"), PlanField::Done)
+            .await?
+            .as_deref(),
         Some("0")
     );
-    let ev = wait_event(
-        &pool,
-        "stopme",
-        EventKind::PlanCancelled,
-        Duration::from_secs(5),
-    )
-    .await?;
+    let ev = pool
+        .wait_event(
+            &plan_id("stopme"),
+            EventKind::PlanCancelled,
+            Duration::from_secs(5),
+        )
+        .await?;
     assert_eq!(body!(ev, PlanCancelled).reason, "changed my mind");
     Ok(())
 }
@@ -456,9 +452,8 @@ async fn a_poison_task_is_dead_lettered_instead_of_killing_the_pool() -> anyhow:
             .json(),
     )
     .await?;
-    wait_event(
-        &pool,
-        "poison",
+    pool.wait_event(
+        &plan_id("poison"),
         EventKind::TaskStarted,
         Duration::from_secs(30),
     )
@@ -468,7 +463,7 @@ async fn a_poison_task_is_dead_lettered_instead_of_killing_the_pool() -> anyhow:
     let ib = pool.add_worker(&b)?;
     let deadline = Instant::now() + Duration::from_secs(60);
     while pool
-        .events("poison")
+        .events(&plan_id("poison"))
         .await?
         .iter()
         .filter(|e| e.kind() == EventKind::TaskStarted)
@@ -481,13 +476,17 @@ async fn a_poison_task_is_dead_lettered_instead_of_killing_the_pool() -> anyhow:
     pool.workers[ib].proc.signal(libc::SIGKILL);
     // A third worker recovers it once more: now it is poison.
     pool.add_worker(&c)?;
-    pool.wait_state("poison", &["failed"], Duration::from_secs(60))
-        .await?;
+    pool.wait_state(
+        &plan_id("poison"),
+        &[PlanState::Failed],
+        Duration::from_secs(60),
+    )
+    .await?;
     let mut conn = pool.conn().await?;
     let dead: Vec<String> = conn.lrange(pool.keys.dead(), 0, -1).await?;
     assert!(dead.iter().any(|d| d.contains("poison")), "{dead:?}");
     assert_eq!(
-        pool.events("poison")
+        pool.events(&plan_id("poison"))
             .await?
             .iter()
             .filter(|e| e.kind() == EventKind::TaskStarted)
@@ -498,7 +497,7 @@ async fn a_poison_task_is_dead_lettered_instead_of_killing_the_pool() -> anyhow:
     // The pool still serves.
     pool.submit(&doc("healthy").prompts(&["Fine."]).json())
         .await?;
-    pool.wait_done("healthy", 1, Duration::from_secs(60))
+    pool.wait_done(&plan_id("healthy"), 1, Duration::from_secs(60))
         .await?;
     Ok(())
 }

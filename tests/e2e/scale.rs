@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use baton_producer::exit;
 use baton_tests::redis_server::redis_cli;
 use baton_tests::tls::TlsFiles;
 use baton_tests::*;
@@ -55,7 +56,7 @@ async fn plans_run_over_mutual_tls_and_untrusted_servers_are_refused_clearly() -
         .collect();
     let out = baton_at(&url, &args, Some(&plan))?;
     assert!(out.status.success(), "{}\n{}", said(&out), pool.log_tail());
-    assert_eq!(pool.results("tls").await?.len(), 2);
+    assert_eq!(pool.results(&plan_id("tls")).await?.len(), 2);
 
     // What a user gets wrong, each refused with a message that says why (exit 3: Redis
     // unreachable), and the insecure switch accepting a server no trusted CA signed.
@@ -70,7 +71,12 @@ async fn plans_run_over_mutual_tls_and_untrusted_servers_are_refused_clearly() -
         ]
         .concat(),
     )?;
-    assert_eq!(wrong_ca.status.code(), Some(3), "{}", said(&wrong_ca));
+    assert_eq!(
+        wrong_ca.status.code(),
+        Some(exit::TROUBLE.into()),
+        "{}",
+        said(&wrong_ca)
+    );
     assert!(
         said(&wrong_ca).to_lowercase().contains("certificate"),
         "the error names the certificate: {}",
@@ -79,14 +85,14 @@ async fn plans_run_over_mutual_tls_and_untrusted_servers_are_refused_clearly() -
     let system_roots = stats(client_cert.to_vec())?;
     assert_eq!(
         system_roots.status.code(),
-        Some(3),
+        Some(exit::TROUBLE.into()),
         "{}",
         said(&system_roots)
     );
     let no_client_cert = stats(vec!["--redis-ca-file".to_owned(), path(&tls.ca)])?;
     assert_eq!(
         no_client_cert.status.code(),
-        Some(3),
+        Some(exit::TROUBLE.into()),
         "mutual TLS is required: {}",
         said(&no_client_cert)
     );
@@ -100,16 +106,25 @@ async fn plans_run_over_mutual_tls_and_untrusted_servers_are_refused_clearly() -
     assert!(insecure.status.success(), "{}", said(&insecure));
     assert!(said(&insecure).contains("tasks"), "{}", said(&insecure));
 
-    // TLS options with a plain URL are a mistake, not silently ignored (exit 2: bad input).
+    // TLS options with a plain URL are a mistake, not silently ignored (bad input).
     let plain = baton(
         &pool.redis,
         &["--redis-ca-file", &path(&tls.ca), "stats"],
         None,
     )?;
-    assert_eq!(plain.status.code(), Some(2), "{}", said(&plain));
+    assert_eq!(
+        plain.status.code(),
+        Some(exit::BAD_INPUT.into()),
+        "{}",
+        said(&plain)
+    );
     assert!(said(&plain).contains("rediss://"), "{}", said(&plain));
-    pool.wait_state("tls", &["completed"], Duration::from_secs(5))
-        .await?;
+    pool.wait_state(
+        &plan_id("tls"),
+        &[PlanState::Completed],
+        Duration::from_secs(5),
+    )
+    .await?;
     Ok(())
 }
 
@@ -208,7 +223,7 @@ async fn workers_follow_a_sentinel_failover_and_plans_finish_in_order() -> anyho
     loop {
         let mut done = 0;
         for p in &plans {
-            done += pool.results(p).await?.len();
+            done += pool.results(&plan_id(p)).await?.len();
         }
         if done >= PLANS * TASKS / 4 {
             break;
@@ -223,11 +238,11 @@ async fn workers_follow_a_sentinel_failover_and_plans_finish_in_order() -> anyho
     pool.redis.nodes[0].kill();
     for p in &plans {
         let state = pool
-            .wait_done(p, TASKS as u64, Duration::from_secs(180))
+            .wait_done(&plan_id(p), TASKS as u64, Duration::from_secs(180))
             .await?;
-        assert_eq!(state, "completed", "plan {p}");
+        assert_eq!(state, PlanState::Completed, "plan {p}");
         let ids: Vec<String> = pool
-            .results(p)
+            .results(&plan_id(p))
             .await?
             .iter()
             .map(|r| r.task_id.to_string())
@@ -262,7 +277,7 @@ async fn a_commit_lost_in_a_failover_runs_its_task_again() -> anyhow::Result<()>
     let plan: baton_core::PlanId = "lost".parse()?;
     let mut conn = pool.conn().await?;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while pool.results("lost").await?.is_empty() {
+    while pool.results(&plan_id("lost")).await?.is_empty() {
         anyhow::ensure!(
             std::time::Instant::now() < deadline,
             "task 1 never committed"
@@ -297,10 +312,12 @@ async fn a_commit_lost_in_a_failover_runs_its_task_again() -> anyhow::Result<()>
         .arg(-1)
         .query_async(&mut conn)
         .await?;
-    let state = pool.wait_done("lost", 3, Duration::from_secs(60)).await?;
-    assert_eq!(state, "completed");
+    let state = pool
+        .wait_done(&plan_id("lost"), 3, Duration::from_secs(60))
+        .await?;
+    assert_eq!(state, PlanState::Completed);
     let ids: Vec<String> = pool
-        .results("lost")
+        .results(&plan_id("lost"))
         .await?
         .iter()
         .map(|r| r.task_id.to_string())

@@ -15,7 +15,9 @@ use baton_core::scripts::hold::{
 };
 use baton_core::scripts::ingest::{FinishIngest, Ingest, IngestReply, IngestStatus};
 use baton_core::scripts::pool::{HandedBack, PruneIndex, ReapLock, ReapWorker, Recoveries, Tally};
-use baton_core::scripts::task::{Commit, CommitReply, Fail, FailReply, TranscriptWrite};
+use baton_core::scripts::task::{
+    Commit, CommitReply, Compact, CompactReply, Fail, FailReply, TranscriptWrite,
+};
 use baton_core::scripts::{Env, ScriptCall};
 use baton_core::{
     ClaudeSessionId, Counts, Event, Keys, PlanId, PlanState, PlanTotals, RepoSpec, Requeue,
@@ -402,6 +404,42 @@ async fn a_stale_lease_token_writes_nothing() -> anyhow::Result<()> {
         Some(current.as_str()),
         "the new holder keeps its lease"
     );
+    Ok(())
+}
+
+/// Compaction answers each of its three replies as written (a reply the decoder cannot read
+/// would be a warning after every handoff): `changed` when the chunk count read is not the
+/// stored one, `fenced` for a lease not ours (both write nothing), `ok` replacing base and
+/// chunks by the one pack.
+#[tokio::test(flavor = "multi_thread")]
+async fn compaction_replies_ok_fenced_or_changed() -> anyhow::Result<()> {
+    let mut s = Scripts::start().await?;
+    let p: PlanId = "compact".parse()?;
+    s.ingest(&p, &uuid::Uuid::new_v4().to_string(), 1, 1)
+        .await?;
+    let lock = LockValue::new(&s.worker);
+    acquired(s.acquire(&p, &lock, Duration::from_secs(30)).await?);
+    let (base, chunks) = (s.env.keys.transcript(&p), s.env.keys.transcript_chunks(&p));
+    let _: () = s.conn.set(&base, "base").await?;
+    let _: () = s.conn.rpush(&chunks, &["c1", "c2"]).await?;
+    let compact = |lock, chunks| Compact {
+        plan: &p,
+        lock,
+        pack: b"whole",
+        chunks,
+    };
+
+    assert_eq!(s.call(&compact(&lock, 1)).await?, CompactReply::Changed);
+    let other = LockValue::new(&s.worker);
+    assert_eq!(s.call(&compact(&other, 2)).await?, CompactReply::Fenced);
+    let kept: String = s.conn.get(&base).await?;
+    assert_eq!(kept, "base", "a refused compaction writes nothing");
+    assert_eq!(s.len(chunks.clone()).await?, 2, "the chunks stay");
+
+    assert_eq!(s.call(&compact(&lock, 2)).await?, CompactReply::Compacted);
+    let whole: String = s.conn.get(&base).await?;
+    assert_eq!(whole, "whole", "the base is the one pack");
+    assert_eq!(s.len(chunks).await?, 0, "the chunks are gone");
     Ok(())
 }
 

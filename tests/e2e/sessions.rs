@@ -48,11 +48,20 @@ async fn a_plan_alternating_between_two_machines_keeps_one_conversation() -> any
         .map(|(a, b)| (a.as_str(), b.as_str()))
         .collect();
     pool.submit(&doc("alternate").tasks(&refs).json()).await?;
-    pool.wait_state("alternate", &["completed"], Duration::from_secs(180))
-        .await?;
+    pool.wait_state(
+        &plan_id("alternate"),
+        &[PlanState::Completed],
+        Duration::from_secs(180),
+    )
+    .await?;
 
-    let results = pool.results("alternate").await?;
+    let results = pool.results(&plan_id("alternate")).await?;
     let workers: Vec<&str> = results.iter().map(|r| r.worker.as_str()).collect();
+    assert_eq!(
+        workers.len(),
+        tasks.len(),
+        "every task committed: {workers:?}"
+    );
     assert!(
         workers.windows(2).all(|w| w[0] != w[1]),
         "tasks alternated between machines: {workers:?}"
@@ -74,7 +83,7 @@ async fn a_plan_alternating_between_two_machines_keeps_one_conversation() -> any
             "task {k} carried the whole earlier conversation"
         );
     }
-    let events = pool.events("alternate").await?;
+    let events = pool.events(&plan_id("alternate")).await?;
     assert_eq!(
         events
             .iter()
@@ -109,8 +118,12 @@ async fn a_follow_up_continues_on_another_machine_after_the_first_is_gone() -> a
     let ia = pool.add_worker(&a)?;
     pool.submit(&doc("moved").tasks(&[("one", "First MARK-1 here.")]).json())
         .await?;
-    pool.wait_state("moved", &["completed"], Duration::from_secs(120))
-        .await?;
+    pool.wait_state(
+        &plan_id("moved"),
+        &[PlanState::Completed],
+        Duration::from_secs(120),
+    )
+    .await?;
     assert!(
         pool.workers[ia]
             .stop(Duration::from_secs(20))
@@ -122,8 +135,9 @@ async fn a_follow_up_continues_on_another_machine_after_the_first_is_gone() -> a
     pool.add_worker(&pool.machine("b", 1))?;
     pool.submit(&doc("moved").tasks(&[("two", "Second MARK-2 here.")]).json())
         .await?;
-    pool.wait_done("moved", 2, Duration::from_secs(120)).await?;
-    let results = pool.results("moved").await?;
+    pool.wait_done(&plan_id("moved"), 2, Duration::from_secs(120))
+        .await?;
+    let results = pool.results(&plan_id("moved")).await?;
     assert_eq!(results.len(), 2);
     assert_eq!(
         results[0].session_id, results[1].session_id,
@@ -138,7 +152,7 @@ async fn a_follow_up_continues_on_another_machine_after_the_first_is_gone() -> a
         ["MARK-1", "MARK-2"],
         "full history at the model"
     );
-    assert_eq!(pool.stat("handoffs").await?, 1);
+    assert_eq!(pool.stat(Counter::Handoffs).await?, 1);
     Ok(())
 }
 
@@ -156,8 +170,12 @@ async fn an_expired_session_falls_back_to_a_recap() -> anyhow::Result<()> {
             .json(),
     )
     .await?;
-    pool.wait_state("idle", &["completed"], Duration::from_secs(120))
-        .await?;
+    pool.wait_state(
+        &plan_id("idle"),
+        &[PlanState::Completed],
+        Duration::from_secs(120),
+    )
+    .await?;
     let mut c = pool.conn().await?;
     let ttl: i64 = c.ttl(pool.keys.session(&"idle".parse()?)).await?;
     assert!((1..=2).contains(&ttl), "session TTL {ttl}");
@@ -167,8 +185,9 @@ async fn an_expired_session_falls_back_to_a_recap() -> anyhow::Result<()> {
 
     pool.submit(&doc("idle").tasks(&[("two", "Second MARK-2.")]).json())
         .await?;
-    pool.wait_done("idle", 2, Duration::from_secs(120)).await?;
-    let results = pool.results("idle").await?;
+    pool.wait_done(&plan_id("idle"), 2, Duration::from_secs(120))
+        .await?;
+    let results = pool.results(&plan_id("idle")).await?;
     assert_ne!(
         results[0].session_id, results[1].session_id,
         "a new session"
@@ -185,13 +204,13 @@ async fn an_expired_session_falls_back_to_a_recap() -> anyhow::Result<()> {
         first[0]
     );
     let ev = pool
-        .events("idle")
+        .events(&plan_id("idle"))
         .await?
         .into_iter()
         .find(|e| e.kind() == EventKind::SessionFallback)
         .expect("fallback event");
     assert_eq!(body!(ev, SessionFallback).reason, FallbackReason::Expired);
-    assert_eq!(pool.stat("fallbacks_expired").await?, 1);
+    assert_eq!(pool.stat(Counter::FallbacksExpired).await?, 1);
     Ok(())
 }
 
@@ -208,9 +227,13 @@ async fn a_lost_or_corrupt_transcript_falls_back_with_its_reason() -> anyhow::Re
     ] {
         pool.submit(&doc(plan).tasks(&[("one", "First MARK-1.")]).json())
             .await?;
-        pool.wait_state(plan, &["completed"], Duration::from_secs(120))
-            .await?;
-        let sid = pool.results(plan).await?[0].session_id;
+        pool.wait_state(
+            &plan_id(plan),
+            &[PlanState::Completed],
+            Duration::from_secs(120),
+        )
+        .await?;
+        let sid = pool.results(&plan_id(plan)).await?[0].session_id;
         let mut c = pool.conn().await?;
         let key = pool.keys.transcript(&plan.parse()?);
         if reason == "transcript_missing" {
@@ -228,18 +251,19 @@ async fn a_lost_or_corrupt_transcript_falls_back_with_its_reason() -> anyhow::Re
         }
         pool.submit(&doc(plan).tasks(&[("two", "Second MARK-2.")]).json())
             .await?;
-        pool.wait_done(plan, 2, Duration::from_secs(120)).await?;
-        let results = pool.results(plan).await?;
+        pool.wait_done(&plan_id(plan), 2, Duration::from_secs(120))
+            .await?;
+        let results = pool.results(&plan_id(plan)).await?;
         assert_eq!(results.len(), 2, "{plan}: the task still ran");
         assert_ne!(results[1].session_id, sid);
         let ev = pool
-            .events(plan)
+            .events(&plan_id(plan))
             .await?
             .into_iter()
             .find(|e| e.kind() == EventKind::SessionFallback)
             .expect("fallback event");
         assert_eq!(body!(ev, SessionFallback).reason.as_str(), reason, "{plan}");
-        assert_eq!(pool.stat(&format!("fallbacks_{reason}")).await?, 1);
+        assert_eq!(pool.stat(Counter::fallback(reason.parse()?)).await?, 1);
     }
     Ok(())
 }
@@ -266,8 +290,12 @@ async fn a_session_past_the_context_threshold_rotates_with_a_recap() -> anyhow::
     let i = pool.add_worker(&a)?;
     pool.submit(&doc("rotate").tasks(&[("one", "First MARK-1.")]).json())
         .await?;
-    pool.wait_state("rotate", &["completed"], Duration::from_secs(120))
-        .await?;
+    pool.wait_state(
+        &plan_id("rotate"),
+        &[PlanState::Completed],
+        Duration::from_secs(120),
+    )
+    .await?;
     let mut c = pool.conn().await?;
     let record: String = c.get(pool.keys.session(&"rotate".parse()?)).await?;
     let ctx1 = serde_json::from_str::<Value>(&record)?["context_tokens"]
@@ -289,9 +317,9 @@ async fn a_session_past_the_context_threshold_rotates_with_a_recap() -> anyhow::
             .json(),
     )
     .await?;
-    pool.wait_done("rotate", 3, Duration::from_secs(120))
+    pool.wait_done(&plan_id("rotate"), 3, Duration::from_secs(120))
         .await?;
-    let r = pool.results("rotate").await?;
+    let r = pool.results(&plan_id("rotate")).await?;
     assert_eq!(r[0].session_id, r[1].session_id, "task 2 resumed");
     assert_ne!(r[1].session_id, r[2].session_id, "task 3 rotated");
     let requests = pool.standin.requests()?;
@@ -303,11 +331,11 @@ async fn a_session_past_the_context_threshold_rotates_with_a_recap() -> anyhow::
             && first[0].contains("MARK-2")
     );
     assert!(pool
-        .events("rotate")
+        .events(&plan_id("rotate"))
         .await?
         .iter()
         .any(|e| e.kind() == EventKind::SessionRotated));
-    assert_eq!(pool.stat("rotations").await?, 1);
+    assert_eq!(pool.stat(Counter::Rotations).await?, 1);
     Ok(())
 }
 
@@ -326,9 +354,13 @@ async fn a_retry_resumes_from_the_committed_turn_not_the_partial_one() -> anyhow
             .json(),
     )
     .await?;
-    pool.wait_state("partial", &["completed"], Duration::from_secs(120))
-        .await?;
-    let r = pool.results("partial").await?;
+    pool.wait_state(
+        &plan_id("partial"),
+        &[PlanState::Completed],
+        Duration::from_secs(120),
+    )
+    .await?;
+    let r = pool.results(&plan_id("partial")).await?;
     assert_eq!(r[1].attempts, 2, "the task was retried");
     assert_eq!(r[0].session_id, r[1].session_id);
     let requests = pool.standin.requests()?;
@@ -354,7 +386,7 @@ async fn a_retry_resumes_from_the_committed_turn_not_the_partial_one() -> anyhow
         1
     );
     assert!(pool
-        .events("partial")
+        .events(&plan_id("partial"))
         .await?
         .iter()
         .any(|e| e.kind() == EventKind::TaskRetrying));
@@ -386,9 +418,10 @@ async fn a_plan_stops_when_its_budget_is_spent() -> anyhow::Result<()> {
         ("three", "Third MARK-3.\nFile: three.txt\n```\n3\n```\n"),
     ];
     pool.submit(&doc("calib").tasks(&tasks).json()).await?;
-    pool.wait_done("calib", 3, Duration::from_secs(120)).await?;
+    pool.wait_done(&plan_id("calib"), 3, Duration::from_secs(120))
+        .await?;
     let costs: Vec<f64> = pool
-        .results("calib")
+        .results(&plan_id("calib"))
         .await?
         .iter()
         .map(|r| r.cost_usd)
@@ -405,16 +438,20 @@ async fn a_plan_stops_when_its_budget_is_spent() -> anyhow::Result<()> {
             .json(),
     )
     .await?;
-    pool.wait_state("spent", &["failed"], Duration::from_secs(120))
-        .await?;
-    let r = pool.results("spent").await?;
+    pool.wait_state(
+        &plan_id("spent"),
+        &[PlanState::Failed],
+        Duration::from_secs(120),
+    )
+    .await?;
+    let r = pool.results(&plan_id("spent")).await?;
     assert_eq!(
         r.len(),
         2,
         "two tasks fit the budget of ${budget:.4} (costs {costs:?})"
     );
     let ev = pool
-        .events("spent")
+        .events(&plan_id("spent"))
         .await?
         .into_iter()
         .find(|e| e.kind() == EventKind::PlanBudgetExhausted)
@@ -442,11 +479,11 @@ async fn later_commits_send_only_their_turn_and_a_handoff_compacts() -> anyhow::
         .collect();
     let refs: Vec<&str> = prompts.iter().map(String::as_str).collect();
     pool.submit(&doc("chunks").prompts(&refs).json()).await?;
-    pool.wait_done("chunks", 4, Duration::from_secs(120))
+    pool.wait_done(&plan_id("chunks"), 4, Duration::from_secs(120))
         .await?;
 
     let sent: Vec<u64> = pool
-        .events("chunks")
+        .events(&plan_id("chunks"))
         .await?
         .iter()
         .filter(|e| e.kind() == EventKind::TaskSucceeded)
@@ -470,11 +507,20 @@ async fn later_commits_send_only_their_turn_and_a_handoff_compacts() -> anyhow::
 
     // Another machine continues the plan: restore, compaction, one more turn.
     pool.workers[0].stop(Duration::from_secs(30));
-    pool.add_worker(&pool.separate_machine("b", 1))?;
+    let mut b = pool.separate_machine("b", 1);
+    b.log_filter = "info,baton_worker=debug".into();
+    let ib = pool.add_worker(&b)?;
     pool.submit(&doc("chunks").task("t5", "Step GROW-5, the last.").json())
         .await?;
-    pool.wait_done("chunks", 5, Duration::from_secs(120))
+    pool.wait_done(&plan_id("chunks"), 5, Duration::from_secs(120))
         .await?;
+    // The compaction's reply is read as written: no warning, and the worker says it compacted.
+    let log = pool.workers[ib].log();
+    assert!(
+        !log.contains("could not compact"),
+        "the handoff logged a compaction failure:\n{log}"
+    );
+    assert!(log.contains("transcript compacted"), "{log}");
     let chunks: u64 =
         redis::AsyncCommands::llen(&mut conn, pool.keys.transcript_chunks(&plan)).await?;
     assert_eq!(chunks, 1, "compacted on restore, then task 5's own chunk");
@@ -487,7 +533,8 @@ async fn later_commits_send_only_their_turn_and_a_handoff_compacts() -> anyhow::
         .map(|s| s.split([',', '.']).next().unwrap_or("").to_owned())
         .collect();
     assert_eq!(seen, want, "task 5 carried every earlier turn");
-    let results = pool.results("chunks").await?;
+    let results = pool.results(&plan_id("chunks")).await?;
+    assert_eq!(results.len(), 5, "every task committed");
     assert!(results
         .iter()
         .all(|r| r.session_id == results[0].session_id));

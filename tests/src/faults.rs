@@ -11,7 +11,8 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{bail, Result};
 use serde_json::{json, Value};
 
-use crate::{Pool, Redis};
+use crate::{plan_id, Pool, Redis};
+use baton_core::{Counter, PlanState};
 
 /// One fault to inject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,15 +228,16 @@ pub fn hostile_documents() -> Vec<Vec<u8>> {
 async fn total_done(pool: &Pool, plans: &[String]) -> Result<(u64, usize)> {
     let mut done = 0;
     let mut ended = 0;
-    for p in plans {
-        done += pool
-            .plan_field(p, "done")
-            .await?
-            .and_then(|d| d.parse::<u64>().ok())
-            .unwrap_or(0);
+    for view in pool
+        .client()
+        .plans(&plans.iter().map(plan_id).collect::<Vec<_>>())
+        .await?
+    {
+        let Some(view) = view else { continue };
+        done += view.tasks_done();
         if matches!(
-            pool.plan_field(p, "state").await?.as_deref(),
-            Some("completed" | "failed" | "cancelled")
+            view.state(),
+            Some(PlanState::Completed | PlanState::Failed | PlanState::Cancelled)
         ) {
             ended += 1;
         }
@@ -291,11 +293,15 @@ async fn recovery_time(
 ) -> Result<Option<Duration>> {
     let mut slowest: Option<Duration> = None;
     for plan in held {
-        let restarted = pool.events(plan).await?.into_iter().find_map(|e| {
-            let at = humantime::parse_rfc3339(&e.at).ok()?;
-            (e.kind() == baton_core::EventKind::TaskStarted && at > killed_at)
-                .then(|| at.duration_since(killed_at).unwrap_or_default())
-        });
+        let restarted = pool
+            .events(&plan_id(plan))
+            .await?
+            .into_iter()
+            .find_map(|e| {
+                let at = humantime::parse_rfc3339(&e.at).ok()?;
+                (e.kind() == baton_core::EventKind::TaskStarted && at > killed_at)
+                    .then(|| at.duration_since(killed_at).unwrap_or_default())
+            });
         // A plan that never ran again shows up as lost or wrongly ended in the row itself.
         if let Some(t) = restarted {
             slowest = Some(slowest.map_or(t, |s| s.max(t)));
@@ -489,7 +495,7 @@ pub async fn run(fault: Fault, scale: Scale) -> Result<Row> {
             }
             Fault::Unauthorized
                 if unauthorized_failed_after.is_none()
-                    && pool.plan_field(&plans[0], "state").await?.as_deref() == Some("failed") =>
+                    && pool.state(&plan_id(&plans[0])).await? == Some(PlanState::Failed) =>
             {
                 unauthorized_failed_after = Some(start.elapsed());
             }
@@ -506,19 +512,25 @@ pub async fn run(fault: Fault, scale: Scale) -> Result<Row> {
         lost: 0,
         out_of_order: 0,
         committed_twice: 0,
-        retried: pool.stat("task_retries").await? + pool.stat("plans_recovered").await?,
+        retried: pool.stat(Counter::TaskRetries).await?
+            + pool.stat(Counter::PlansRecovered).await?,
         seconds,
         wrong_end: Vec::new(),
         note,
     };
     for (i, p) in plans.iter().enumerate() {
-        let state = pool.plan_field(p, "state").await?.unwrap_or_default();
+        let state = pool.state(&plan_id(p)).await?;
         let must_fail = fault == Fault::Unauthorized && i == 0;
-        let want_state = if must_fail { "failed" } else { "completed" };
-        if state != want_state {
+        let want_state = if must_fail {
+            PlanState::Failed
+        } else {
+            PlanState::Completed
+        };
+        if state != Some(want_state) {
+            let state = state.map_or("", PlanState::as_str);
             row.wrong_end.push(format!("{p}={state}"));
         }
-        let results = pool.results(p).await?;
+        let results = pool.results(&plan_id(p)).await?;
         let ids: Vec<&str> = results.iter().map(|r| r.task_id.as_str()).collect();
         let unique: HashSet<&str> = ids.iter().copied().collect();
         row.committed_twice += ids.len() - unique.len();

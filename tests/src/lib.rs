@@ -38,6 +38,18 @@ pub use pool::{baton, baton_at, Pool, Worker, WorkerOpts};
 pub use proc::{bin, claude_bin, free_port, repo_root, CountingCli, Proc, TempDir};
 pub use redis_server::Redis;
 pub use standin::{first_request_with, prompts_of, Standin};
+// The vocabulary tests wait on and read back, typed (see `pool`).
+pub use baton_core::{Counter, EventKind, PlanField, PlanId, PlanState};
+
+/// A plan id a test names (the tests' ids are literals of the safe character set).
+///
+/// # Panics
+/// `id` is not a valid plan id: a test's mistake.
+pub fn plan_id(id: impl AsRef<str>) -> baton_core::PlanId {
+    let id = id.as_ref();
+    id.parse()
+        .unwrap_or_else(|e| panic!("test plan id {id:?}: {e}"))
+}
 
 /// The body of `event` as the variant `Kind` of [`baton_core::event::EventBody`], or a panic
 /// naming the kind it was: `let s = body!(ev, TaskSucceeded);`.

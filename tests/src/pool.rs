@@ -1,12 +1,15 @@
 //! A test's pool: its Redis, its stand-in, worker processes on separate "machines" (config dirs
-//! and HOMEs of their own), the `baton` CLI, and what a test reads back from Redis.
+//! and HOMEs of their own), the `baton` CLI, and what a test reads back from Redis (through
+//! baton-client, typed: a plan is a `PlanId`, a state a `PlanState`, a counter a `Counter`).
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context, Result};
-use baton_core::{Event, Keys};
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use baton_client::{Client, ClientError, PlanView};
+use baton_core::records::{DeadLetter, TaskResult};
+use baton_core::{Counter, Event, EventKind, Keys, PlanField, PlanId, PlanState};
 
 use crate::proc::{bin, claude_bin, Proc, TempDir};
 use crate::redis_server::Redis;
@@ -128,6 +131,10 @@ pub struct Pool {
     pub dir: TempDir,
     pub keys: Keys,
     pub workers: Vec<Worker>,
+    /// How the pool's reads reach Redis (baton-client, as `baton status` and the dashboard
+    /// read): a client per read, connected afresh, so a read after a Redis restart does not
+    /// meet the connection the restart broke.
+    connector: baton_connect::Connector,
 }
 
 impl Pool {
@@ -136,11 +143,17 @@ impl Pool {
     }
 
     pub fn start_with_redis(redis: Redis) -> Result<Self> {
+        let keys = Keys::default();
+        let connector = baton_connect::Connector::new(&baton_connect::RedisArgs {
+            redis_url: redis.url(),
+            ..Default::default()
+        })?;
         Ok(Self {
+            connector,
             redis,
             standin: Standin::start()?,
             dir: TempDir::new("pool"),
-            keys: Keys::default(),
+            keys,
             workers: Vec::new(),
         })
     }
@@ -244,12 +257,6 @@ impl Pool {
         Ok(())
     }
 
-    /// A plan's metadata field.
-    pub async fn plan_field(&self, plan: &str, field: &str) -> Result<Option<String>> {
-        let mut c = self.conn().await?;
-        Ok(redis::AsyncCommands::hget(&mut c, self.keys.plan(&plan.parse()?), field).await?)
-    }
-
     /// The end of every worker's log, for a failing test's message.
     pub fn log_tail(&self) -> String {
         let logs: Vec<String> = self.workers.iter().map(|w| w.log()).collect();
@@ -264,99 +271,157 @@ impl Pool {
         all.chars().skip(skip).collect()
     }
 
+    /// The pool's read library (baton-client), over a connection of its own (made on its
+    /// first read).
+    pub fn client(&self) -> Client {
+        Client::connect(&self.connector, self.keys.clone())
+    }
+
+    /// A failed wait with the workers' logs (when it timed out), for a failing test's message.
+    fn waited(&self, e: ClientError) -> anyhow::Error {
+        match e {
+            ClientError::TimedOut { .. } => {
+                anyhow!("{e}; worker logs:\n{}", self.log_tail())
+            }
+            other => other.into(),
+        }
+    }
+
+    /// One read through a fresh client. Against Sentinels or a Cluster, a read Redis asks to
+    /// retry (a failover under way) is made again for up to 30 s, as connecting is.
+    async fn read<T, F, Fut>(&self, read: F) -> Result<T>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ClientError>>,
+    {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let failover = self.redis.url() != self.redis.node_url();
+        loop {
+            match read(self.client()).await {
+                Err(e) if failover && e.is_transient() && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                other => return Ok(other?),
+            }
+        }
+    }
+
+    /// The plan as a reader sees it; `None` when there is no such plan.
+    pub async fn plan(&self, plan: &PlanId) -> Result<Option<PlanView>> {
+        self.read(|c| async move { c.plan(plan).await }).await
+    }
+
+    /// The plan's state; `None` when there is no such plan.
+    pub async fn state(&self, plan: &PlanId) -> Result<Option<PlanState>> {
+        Ok(self.plan(plan).await?.and_then(|v| v.state()))
+    }
+
+    /// A plan hash field as stored (for the fields a [`PlanView`] reads typed, prefer it).
+    pub async fn plan_field(&self, plan: &PlanId, field: PlanField) -> Result<Option<String>> {
+        let mut c = self.client().conn();
+        Ok(redis::AsyncCommands::hget(&mut c, self.keys.plan(plan), field.as_str()).await?)
+    }
+
     /// Waits until the plan's state is one of `states`; fails with the workers' logs otherwise.
     pub async fn wait_state(
         &self,
-        plan: &str,
-        states: &[&str],
+        plan: &PlanId,
+        states: &[PlanState],
         within: Duration,
-    ) -> Result<String> {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(s) = self.plan_field(plan, "state").await? {
-                if states.contains(&s.as_str()) {
-                    return Ok(s);
-                }
-            }
-            if Instant::now() > deadline {
-                let tail = self.log_tail();
-                bail!(
-                    "plan {plan} did not reach {states:?} within {within:?}; worker logs:\n{tail}"
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+    ) -> Result<PlanState> {
+        self.client()
+            .wait_state(plan, states, within)
+            .await
+            .map_err(|e| self.waited(e))
     }
 
     /// Waits until `n` tasks of the plan are committed and it is no longer running, and returns
     /// its state (a follow-up's plan is still `completed` from before until it is ingested).
-    pub async fn wait_done(&self, plan: &str, n: u64, within: Duration) -> Result<String> {
-        let deadline = Instant::now() + within;
-        loop {
-            let done: u64 = self
-                .plan_field(plan, "done")
-                .await?
-                .and_then(|d| d.parse().ok())
-                .unwrap_or(0);
-            let state = self.plan_field(plan, "state").await?.unwrap_or_default();
-            if done >= n && (state == "completed" || state == "failed") {
-                return Ok(state);
-            }
-            if Instant::now() > deadline {
-                let tail = self.log_tail();
-                bail!("plan {plan} did not commit {n} tasks within {within:?} (done {done}, state {state}); worker logs:\n{tail}");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+    pub async fn wait_done(&self, plan: &PlanId, n: u64, within: Duration) -> Result<PlanState> {
+        let what = format!("commit {n} task(s) and end");
+        let view = self
+            .client()
+            .wait_plan(plan, &what, within, |v| {
+                v.tasks_done() >= n
+                    && matches!(v.state(), Some(PlanState::Completed | PlanState::Failed))
+            })
+            .await
+            .map_err(|e| self.waited(e))?;
+        Ok(view.state().unwrap_or(PlanState::Failed))
     }
 
-    /// The plan's stored events.
-    pub async fn events(&self, plan: &str) -> Result<Vec<Event>> {
-        let mut c = self.conn().await?;
-        let raw: Vec<String> =
-            redis::AsyncCommands::lrange(&mut c, self.keys.events(&plan.parse()?), 0, -1).await?;
-        raw.iter().map(|r| strict_event(r)).collect()
+    /// Waits until the plan has stored an event of `kind`; returns the first such.
+    pub async fn wait_event(
+        &self,
+        plan: &PlanId,
+        kind: EventKind,
+        within: Duration,
+    ) -> Result<Event> {
+        self.client()
+            .wait_event(plan, kind, within)
+            .await
+            .map_err(|e| self.waited(e))
     }
 
-    /// The plan's committed results.
-    pub async fn results(&self, plan: &str) -> Result<Vec<baton_core::records::TaskResult>> {
-        let mut c = self.conn().await?;
-        let raw: Vec<String> =
-            redis::AsyncCommands::lrange(&mut c, self.keys.results(&plan.parse()?), 0, -1).await?;
-        Ok(raw
-            .iter()
-            .map(|r| serde_json::from_str(r))
-            .collect::<Result<_, _>>()?)
+    /// Waits until the plan has stored at least `n` events of `kind`; returns all its events.
+    pub async fn wait_events(
+        &self,
+        plan: &PlanId,
+        kind: EventKind,
+        n: usize,
+        within: Duration,
+    ) -> Result<Vec<Event>> {
+        let what = format!("{n} {kind} event(s)");
+        self.client()
+            .wait_events(plan, &what, within, |evs| {
+                (evs.iter().filter(|e| e.kind() == kind).count() >= n).then(|| evs.to_vec())
+            })
+            .await
+            .map_err(|e| self.waited(e))
     }
 
-    /// Waits for the dead letter of a document naming `plan` (the first found); fails with the
-    /// workers' logs otherwise.
+    /// Tasks of the plan committed so far (0 when there is no such plan).
+    pub async fn done(&self, plan: &PlanId) -> Result<u64> {
+        Ok(self.plan(plan).await?.map_or(0, |v| v.tasks_done()))
+    }
+
+    /// Waits until the pool-wide `counter` is at least `n`; returns its value.
+    pub async fn wait_counter(&self, counter: Counter, n: i64, within: Duration) -> Result<i64> {
+        self.client()
+            .wait_counter(counter, n, within)
+            .await
+            .map_err(|e| self.waited(e))
+    }
+
+    /// The plan's stored events (an error if one does not decode).
+    pub async fn events(&self, plan: &PlanId) -> Result<Vec<Event>> {
+        let stored = self
+            .read(|c| async move { c.events_after(plan, None).await })
+            .await?;
+        stored.iter().map(|(_, raw)| strict_event(raw)).collect()
+    }
+
+    /// The plan's committed results (an error if one does not decode).
+    pub async fn results(&self, plan: &PlanId) -> Result<Vec<TaskResult>> {
+        self.read(|c| async move { c.results(plan).await }).await
+    }
+
     /// Every dead letter, newest first (a letter that does not parse is an error: the format
     /// is baton's own).
-    pub async fn dead_letters(&self) -> Result<Vec<baton_core::records::DeadLetter>> {
-        let mut c = self.conn().await?;
-        let dead: Vec<String> =
-            redis::AsyncCommands::lrange(&mut c, self.keys.dead(), 0, -1).await?;
-        dead.iter()
-            .map(|d| serde_json::from_str(d).map_err(Into::into))
-            .collect()
+    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
+        self.read(|c| async move { c.dead_letters_strict().await })
+            .await
     }
 
-    pub async fn wait_dead_letter(
-        &self,
-        plan: &str,
-        within: Duration,
-    ) -> Result<baton_core::records::DeadLetter> {
+    /// Waits for the dead letter of a document naming `plan` (the newest found); fails with
+    /// the workers' logs otherwise.
+    pub async fn wait_dead_letter(&self, plan: &PlanId, within: Duration) -> Result<DeadLetter> {
         let deadline = Instant::now() + within;
-        let mut c = self.conn().await?;
         loop {
-            let dead: Vec<String> =
-                redis::AsyncCommands::lrange(&mut c, self.keys.dead(), 0, -1).await?;
-            let found = dead
-                .iter()
-                .filter_map(|d| serde_json::from_str::<baton_core::records::DeadLetter>(d).ok())
-                .find(|l| l.plan_id.as_ref().is_some_and(|p| p.as_str() == plan));
-            if let Some(l) = found {
+            if let Some(l) = self
+                .read(|c| async move { c.dead_letter_for(plan).await })
+                .await?
+            {
                 return Ok(l);
             }
             if Instant::now() > deadline {
@@ -367,11 +432,55 @@ impl Pool {
         }
     }
 
-    /// Pool-wide counter.
-    pub async fn stat(&self, name: &str) -> Result<i64> {
-        let mut c = self.conn().await?;
-        let v: Option<i64> = redis::AsyncCommands::hget(&mut c, self.keys.stats(), name).await?;
-        Ok(v.unwrap_or(0))
+    /// True while a worker holds the plan or is about to: its lease is taken, or it is on a
+    /// worker's in-flight list (claimed, not yet handed back).
+    pub async fn held(&self, plan: &PlanId) -> Result<bool> {
+        let mut c = self.client().conn();
+        let locked: bool = redis::AsyncCommands::exists(&mut c, self.keys.lock(plan)).await?;
+        if locked {
+            return Ok(true);
+        }
+        let workers: Vec<String> =
+            redis::AsyncCommands::zrange(&mut c, self.keys.workers(), 0, -1).await?;
+        for w in workers.iter().filter_map(|w| w.parse().ok()) {
+            let held: Vec<String> =
+                redis::AsyncCommands::lrange(&mut c, self.keys.inflight(&w), 0, -1).await?;
+            if held.iter().any(|h| h == plan.as_str()) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Waits until no worker holds the plan (see [`Pool::held`]): its hold is over, so a check
+    /// that nothing more happened to it is made after the moment it could have, not after a
+    /// sleep that hopes so.
+    pub async fn wait_unheld(&self, plan: &PlanId, within: Duration) -> Result<()> {
+        let deadline = Instant::now() + within;
+        while self.held(plan).await? {
+            if Instant::now() > deadline {
+                let tail = self.log_tail();
+                bail!("plan {plan} was still held after {within:?}; worker logs:\n{tail}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+
+    /// How many times the workers' logs say so far that a slot found the pool paused and
+    /// claimed nothing (the slots' debug line, on in the tests' default log filter): a count
+    /// that grows after a moment proves the claim loop looked after it.
+    pub fn paused_claims(&self) -> usize {
+        self.workers
+            .iter()
+            .map(|w| w.log().matches("pool paused; not claiming").count())
+            .sum()
+    }
+
+    /// A pool-wide counter.
+    pub async fn stat(&self, counter: Counter) -> Result<i64> {
+        self.read(|c| async move { c.pool_counter(counter).await })
+            .await
     }
 }
 

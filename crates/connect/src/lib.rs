@@ -8,17 +8,25 @@
 //! pub/sub. [`SharedConn`] is the one handle a process shares: it connects on first use and,
 //! after a connection breaks (or a failed-over master turns read-only), connects again on the
 //! next command, asking the Sentinels where the master is now.
+//!
+//! # Layout
+//! - `target`: what a URL names ([`Target`]);
+//! - `build`: the TLS settings and the redis clients a target needs;
+//! - `conn`: [`Conn`] and [`SharedConn`];
+//! - this module: the flags, the errors and [`Connector`].
 
+mod build;
 mod conn;
 mod target;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::cluster::{ClusterClient, ClusterClientBuilder};
-use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
-use redis::{ClientTlsConfig, IntoConnectionInfo, TlsCertificates, TlsMode};
+use redis::cluster::ClusterClient;
+use redis::sentinel::SentinelClient;
+
+use build::Tls;
 
 pub use conn::{Conn, SharedConn};
 pub use target::{redact_url, Target, TargetError};
@@ -112,14 +120,6 @@ enum Kind {
     Sentinel(Arc<tokio::sync::Mutex<SentinelClient>>),
 }
 
-fn read_pem(flag: &'static str, path: &Path) -> Result<Vec<u8>, ConnectError> {
-    std::fs::read(path).map_err(|source| ConnectError::File {
-        flag,
-        path: path.display().to_string(),
-        source,
-    })
-}
-
 impl Connector {
     /// Checks the URL and reads the TLS files; connects nothing yet.
     ///
@@ -127,137 +127,17 @@ impl Connector {
     /// An invalid URL, an unreadable or invalid TLS file, TLS options without a TLS URL.
     pub fn new(args: &RedisArgs) -> Result<Self, ConnectError> {
         let target = Target::parse(&args.redis_url)?;
-        let tls_options = args.redis_ca_file.is_some()
-            || args.redis_client_cert.is_some()
-            || args.redis_client_key.is_some()
-            || args.redis_tls_insecure;
-        if tls_options && !target.uses_tls() {
-            return Err(ConnectError::Tls(format!(
-                "TLS options (--redis-ca-file, --redis-client-cert/key, --redis-tls-insecure) need a \
-                 TLS URL: rediss://… instead of {}",
-                redact_url(&args.redis_url)
-            )));
-        }
-        let client_tls = match (&args.redis_client_cert, &args.redis_client_key) {
-            (Some(cert), Some(key)) => Some(ClientTlsConfig {
-                client_cert: read_pem("--redis-client-cert", cert)?,
-                client_key: read_pem("--redis-client-key", key)?,
-            }),
-            (None, None) => None,
-            _ => return Err(ConnectError::Tls(
-                "--redis-client-cert and --redis-client-key go together (mutual TLS needs both)"
-                    .into(),
-            )),
-        };
-        let root_cert = match &args.redis_ca_file {
-            Some(p) => Some(read_pem("--redis-ca-file", p)?),
-            None => None,
-        };
-        let certs = (client_tls.is_some() || root_cert.is_some()).then_some(TlsCertificates {
-            client_tls,
-            root_cert,
-        });
-        let insecure = args.redis_tls_insecure;
-        let with_insecure = |url: &str| -> String {
-            if insecure && !url.contains('#') {
-                format!("{url}#insecure")
-            } else {
-                url.to_owned()
-            }
-        };
-        let client_for = |url: &str| -> Result<redis::Client, ConnectError> {
-            let url = with_insecure(url);
-            let built = match &certs {
-                Some(c) => redis::Client::build_with_tls(url.as_str(), c.clone()),
-                None => redis::Client::open(url.as_str()),
-            };
-            built.map_err(|source| ConnectError::Client {
-                url: redact_url(&url),
-                source,
-            })
-        };
-        let fail = |url: &str, source| ConnectError::Client {
-            url: redact_url(url),
-            source,
-        };
+        let tls = Tls::from_args(args, &target)?;
         let kind = match &target {
-            Target::Single { url } => Kind::Single(client_for(url)?),
-            Target::Cluster { nodes } => {
-                let infos = nodes
-                    .iter()
-                    .map(|n| with_insecure(n).as_str().into_connection_info())
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| fail(&args.redis_url, e))?;
-                let mut builder = ClusterClientBuilder::new(infos)
-                    .connection_timeout(Timeouts::default().connect)
-                    .response_timeout(Timeouts::default().response);
-                if target.uses_tls() {
-                    builder = builder.tls(if insecure {
-                        TlsMode::Insecure
-                    } else {
-                        TlsMode::Secure
-                    });
-                }
-                if let Some(c) = &certs {
-                    builder = builder.certs(c.clone());
-                }
-                let client = builder.build().map_err(|e| fail(&args.redis_url, e))?;
-                let seeds = nodes
-                    .iter()
-                    .map(|n| client_for(n))
-                    .collect::<Result<Vec<_>, _>>()?;
-                Kind::Cluster { client, seeds }
-            }
+            Target::Single { url } => Kind::Single(tls.client(url)?),
+            Target::Cluster { nodes } => build::cluster(&tls, nodes, &args.redis_url)?,
             Target::Sentinel {
                 sentinels,
                 master_name,
                 master_url,
-            } => {
-                let addrs = sentinels
-                    .iter()
-                    .map(|s| {
-                        with_insecure(s)
-                            .as_str()
-                            .into_connection_info()
-                            .map(|i| i.addr().clone())
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| fail(&args.redis_url, e))?;
-                let master = with_insecure(master_url)
-                    .as_str()
-                    .into_connection_info()
-                    .map_err(|e| fail(&args.redis_url, e))?;
-                let settings = master.redis_settings();
-                let mut builder =
-                    SentinelClientBuilder::new(addrs, master_name, SentinelServerType::Master)
-                        .map_err(|e| fail(&args.redis_url, e))?
-                        .set_client_to_redis_db(settings.db());
-                if let Some(u) = settings.username() {
-                    builder = builder.set_client_to_redis_username(u);
-                }
-                if let Some(p) = settings.password() {
-                    builder = builder.set_client_to_redis_password(p);
-                }
-                if target.uses_tls() {
-                    let mode = if insecure {
-                        TlsMode::Insecure
-                    } else {
-                        TlsMode::Secure
-                    };
-                    builder = builder
-                        .set_client_to_redis_tls_mode(mode)
-                        .set_client_to_sentinel_tls_mode(mode);
-                    if let Some(c) = &certs {
-                        builder = builder
-                            .set_client_to_redis_certificates(c.clone())
-                            .set_client_to_sentinel_certificates(c.clone());
-                    }
-                }
-                let client = builder.build().map_err(|e| fail(&args.redis_url, e))?;
-                Kind::Sentinel(Arc::new(tokio::sync::Mutex::new(client)))
-            }
+            } => build::sentinel(&tls, sentinels, master_name, master_url, &args.redis_url)?,
         };
-        if insecure {
+        if tls.insecure {
             tracing::warn!(
                 "--redis-tls-insecure: the server's certificate is not checked; the connection \
                  is encrypted but anyone on the path can pose as the server"

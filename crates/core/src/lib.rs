@@ -1,6 +1,7 @@
 //! baton-core: everything the producer, the worker and any other client must agree on.
 //!
 //! # Layout
+//! - [`chain`]: an error shown with its causes, for log lines.
 //! - [`ids`]: validated identifiers (`PlanId`, `TaskId`, `ClaudeSessionId`, `WorkerId`).
 //! - [`plan`]: the parts of a plan (options, workspace, tasks) and their limits.
 //! - [`document`]: the documents clients submit (plans and actions) and their validation.
@@ -17,17 +18,21 @@
 //!   a typed reply.
 //! - [`transcript`]: the committed transcript's format (read by anything that shows a
 //!   conversation).
+//! - `logging` (feature `logging`): the log set-up `baton` and `baton-worker` share.
 //! - [`time`]: wall-clock helpers (RFC 3339 stamps, milliseconds since the epoch).
 //!
 //! This crate has no async runtime and no command-line parsing, so any client can depend on it.
 //! docs/ARCHITECTURE.md describes how the pieces fit together.
 
+pub mod chain;
 pub mod counters;
 pub mod document;
 pub mod event;
 pub mod grants;
 pub mod ids;
 pub mod keys;
+#[cfg(feature = "logging")]
+pub mod logging;
 pub mod plan;
 pub mod plan_hash;
 pub mod records;
@@ -38,6 +43,7 @@ pub mod time;
 pub mod transcript;
 pub mod vocab;
 
+pub use chain::ErrorChain;
 pub use counters::{Counter, Counts, PlanTotals};
 pub use document::{ActionRequest, Document, PlanAction, Submission, ValidationError};
 pub use event::{Event, EventKind};

@@ -15,7 +15,10 @@ pub struct UnknownName {
     pub got: String,
 }
 
-/// Declares a closed enum with its wire names: `as_str`, `ALL`, `Display`, `FromStr`, serde.
+/// Declares a closed enum with its wire names: `as_str`, `ALL`, `Display`, `FromStr`, serde
+/// (the crate using it needs `serde`). Exported for the other crates' own closed sets (the
+/// dashboard's buttons, the worker's metric labels).
+#[macro_export]
 macro_rules! closed_enum {
     (
         $(#[$meta:meta])*
@@ -71,7 +74,7 @@ macro_rules! closed_enum {
         }
     };
 }
-pub(crate) use closed_enum;
+pub use closed_enum;
 
 closed_enum! {
     /// Where a plan stands (the plan hash's `state`).

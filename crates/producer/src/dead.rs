@@ -1,5 +1,6 @@
 //! `baton dead`: the dead-letter list (rejected documents, tasks that failed for good).
 
+use baton_client::StoredLetter;
 use baton_connect::SharedConn;
 use baton_core::records::DeadLetter;
 use baton_core::Keys;
@@ -27,14 +28,14 @@ impl Dead {
             println!("resubmitted {id}");
             return Ok(());
         }
-        let raw: Vec<String> = conn.lrange(ctx.keys.dead(), 0, -1).await?;
-        for r in raw {
+        let letters = ctx.client().await?.dead_letters(None).await?;
+        for StoredLetter { raw, letter } in letters {
             if self.json {
-                println!("{r}");
+                println!("{raw}");
                 continue;
             }
-            match serde_json::from_str::<DeadLetter>(&r) {
-                Ok(l) => println!(
+            match letter {
+                Some(l) => println!(
                     "{} {} {} plan={} {}",
                     l.at,
                     l.id,
@@ -42,7 +43,7 @@ impl Dead {
                     l.plan_id.as_ref().map_or("-", |p| p.as_str()),
                     l.reason
                 ),
-                Err(_) => println!("{r}"),
+                None => println!("{raw}"),
             }
         }
         Ok(())

@@ -1,9 +1,10 @@
 //! `baton`: the producer and inspection CLI. Every read and write goes through
 //! `baton_core::Keys`, so it agrees with the workers on where everything is.
 //!
-//! Exit codes are decided in one place, [`Failure::exit_code`]: 0 success, 1 the plan failed
-//! (`--wait`, `--until-end`), 2 bad input (an invalid document, an unknown plan), 3 Redis
-//! unreachable or other trouble. Only `main` exits.
+//! Exit codes are decided in one place, [`Failure::exit_code`], from the constants of
+//! [`baton_producer::exit`]: 0 success, 1 the plan failed (`--wait`, `--until-end`), 2 bad input
+//! (an invalid document, an unknown plan), 3 Redis unreachable or other trouble. Only `main`
+//! exits.
 
 mod cancel;
 mod control;
@@ -20,6 +21,7 @@ mod watch;
 use baton_connect::{Connector, SharedConn, Timeouts};
 use baton_core::scripts::Env;
 use baton_core::Keys;
+use baton_producer::exit;
 use clap::{Parser, Subcommand};
 
 /// Enqueue plans for baton workers and follow what they do.
@@ -67,11 +69,11 @@ pub(crate) enum Failure {
 
 impl Failure {
     /// The process exit code for this failure.
-    fn exit_code(&self) -> i32 {
+    fn exit_code(&self) -> u8 {
         match self {
-            Self::PlanFailed(_) => 1,
-            Self::BadInput(_) => 2,
-            Self::Other(_) => 3,
+            Self::PlanFailed(_) => exit::PLAN_FAILED,
+            Self::BadInput(_) => exit::BAD_INPUT,
+            Self::Other(_) => exit::TROUBLE,
         }
     }
 
@@ -105,6 +107,12 @@ fn causes(e: &anyhow::Error) -> String {
 impl From<anyhow::Error> for Failure {
     fn from(e: anyhow::Error) -> Self {
         Self::Other(e)
+    }
+}
+
+impl From<baton_client::ClientError> for Failure {
+    fn from(e: baton_client::ClientError) -> Self {
+        Self::Other(anyhow::Error::new(e))
     }
 }
 
@@ -142,6 +150,14 @@ impl Ctx {
         Ok(conn)
     }
 
+    /// The read library over a checked connection (see [`Ctx::conn`]).
+    pub(crate) async fn client(&self) -> Result<baton_client::Client, Failure> {
+        Ok(baton_client::Client::new(
+            self.conn().await?,
+            self.keys.clone(),
+        ))
+    }
+
     /// A pub/sub connection.
     pub(crate) async fn pubsub(&self) -> Result<redis::aio::PubSub, Failure> {
         self.connector.pubsub().await.map_err(|e| {
@@ -157,16 +173,29 @@ impl Ctx {
 // and starts faster.
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    init_logging("warn");
-    let cli = Cli::parse();
+    baton_core::logging::init_logging("warn");
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version are "errors" printed to stdout.
+            let _ = e.print();
+            let code = if e.use_stderr() {
+                exit::BAD_INPUT
+            } else {
+                exit::SUCCESS
+            };
+            std::process::exit(code.into());
+        }
+    };
     let code = match run(cli).await {
-        Ok(()) => 0,
+        Ok(()) => exit::SUCCESS,
         Err(failure) => {
             eprintln!("{}", failure.message());
             failure.exit_code()
         }
     };
-    std::process::exit(code);
+    // Exits at once, without waiting for tasks the runtime still runs (a dashboard connection).
+    std::process::exit(code.into());
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
@@ -193,20 +222,5 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Approve(c) => c.run(&ctx).await,
         Command::Reject(c) => c.run(&ctx).await,
         Command::Dashboard(c) => c.run(ctx).await,
-    }
-}
-
-/// Logs to stderr, filtered by `BATON_LOG` (default `warn`); as JSON lines when
-/// `BATON_LOG_FORMAT=json` (for log shippers), else for people.
-fn init_logging(default_filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BATON_LOG")
-        .unwrap_or_else(|_| default_filter.into());
-    let logs = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(filter);
-    if std::env::var("BATON_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
-        logs.json().init();
-    } else {
-        logs.init();
     }
 }

@@ -1,22 +1,10 @@
 //! `baton status PLAN`: where a plan stands.
 
-use std::collections::HashMap;
-
-use baton_core::records::{SessionRecord, StoredTask, TaskResult};
-use baton_core::{PlanHash, PlanId};
+use baton_client::DetailParts;
+use baton_core::PlanId;
 use serde_json::json;
 
 use crate::{Ctx, Failure};
-
-/// Plan hash, pending tasks, results, session record, its TTL, the pool pause.
-/// The plan's keys, read in one pipeline (they share the plan's slot).
-type Snapshot = (
-    HashMap<String, String>,
-    Vec<String>,
-    Vec<String>,
-    Option<String>,
-    i64,
-);
 
 /// Show a plan: its state, tasks done (with results) and pending, its Claude session and how
 /// long the session has left, its cost and statistics.
@@ -31,34 +19,19 @@ pub(crate) struct Status {
 
 impl Status {
     pub(crate) async fn run(self, ctx: &Ctx) -> Result<(), Failure> {
-        let k = &ctx.keys;
         let p = &self.plan;
-        let mut conn = ctx.conn().await?;
-        let (meta, pending, results, session, ttl): Snapshot = redis::pipe()
-            .hgetall(k.plan(p))
-            .lrange(k.tasks(p), 0, -1)
-            .lrange(k.results(p), 0, -1)
-            .get(k.session(p))
-            .ttl(k.session(p))
-            .query_async(&mut conn)
-            .await?;
+        let client = ctx.client().await?;
+        let detail = client.plan_detail(p, DetailParts::default()).await?;
         // The pool's pause lives in the pool's slot.
-        let pause: Option<String> = redis::AsyncCommands::get(&mut conn, k.pause()).await?;
-        let plan = PlanHash::from_pairs(&meta);
-        if plan.is_missing() {
+        let pause = client.pool_pause().await?;
+        let Some(detail) = detail else {
             return Err(Failure::BadInput(format!(
                 "no plan {p} (never submitted, or past its retention)"
             )));
-        }
-        let pending: Vec<StoredTask> = pending
-            .iter()
-            .filter_map(|t| serde_json::from_str(t).ok())
-            .collect();
-        let results: Vec<TaskResult> = results
-            .iter()
-            .filter_map(|r| serde_json::from_str(r).ok())
-            .collect();
-        let session: Option<SessionRecord> = session.and_then(|s| serde_json::from_str(&s).ok());
+        };
+        let (plan, pending, results) = (&detail.view.hash, &detail.tasks, &detail.results);
+        let session = &detail.view.session;
+        let ttl = detail.view.session_ttl.unwrap_or(-2);
         let state = plan.state.map(|s| s.as_str()).unwrap_or("");
         let workspace = plan.workspace.as_deref().unwrap_or("");
         if self.json {
@@ -153,7 +126,7 @@ impl Status {
                     .join(" ")
             );
         }
-        for r in &results {
+        for r in results {
             let text = crate::render::short(&r.result, 100);
             let commit = match (&r.commit, r.diffstat) {
                 (Some(c), Some(d)) => format!(
@@ -173,7 +146,7 @@ impl Status {
                 text
             );
         }
-        for t in &pending {
+        for t in pending {
             let text = crate::render::short(&t.prompt, 100);
             println!("  pending {:>3} {:<20} {}", t.index + 1, t.id, text);
         }

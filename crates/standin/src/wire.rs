@@ -126,6 +126,59 @@ fn sse(event: &str, data: Value) -> Bytes {
     Bytes::from(format!("event: {event}\ndata: {data}\n\n"))
 }
 
+/// The events that open a streamed message, up to its content block's start, and the delta
+/// that fills the block.
+fn opening_events(reply: &Reply, model: &str, input_tokens: u64) -> (Vec<Bytes>, Value) {
+    let start = json!({"type": "message_start", "message": {
+        "id": format!("msg_{}", uuid::Uuid::new_v4().simple()), "type": "message", "role": "assistant",
+        "model": model, "content": [], "stop_reason": null, "stop_sequence": null,
+        "usage": {"input_tokens": input_tokens, "output_tokens": 1,
+                  "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}});
+    let mut events = vec![sse("message_start", start)];
+    let (block_start, delta) = match reply {
+        Reply::Tool { name, input } => (
+            json!({"type": "tool_use", "id": format!("toolu_{}", uuid::Uuid::new_v4().simple()), "name": name, "input": {}}),
+            json!({"type": "input_json_delta", "partial_json": input.to_string()}),
+        ),
+        Reply::Text(t) => (
+            json!({"type": "text", "text": ""}),
+            json!({"type": "text_delta", "text": t}),
+        ),
+        Reply::Error(_) | Reply::Limited(_) => (
+            json!({"type": "text", "text": ""}),
+            json!({"type": "text_delta", "text": ""}),
+        ),
+    };
+    events.push(sse(
+        "content_block_start",
+        json!({"type": "content_block_start", "index": 0, "content_block": block_start}),
+    ));
+    (events, delta)
+}
+
+/// The events that fill the content block with `delta` and close the message.
+fn closing_events(reply: &Reply, delta: Value) -> Vec<Bytes> {
+    vec![
+        sse(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": delta}),
+        ),
+        sse(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 0}),
+        ),
+        sse(
+            "message_delta",
+            json!({"type": "message_delta",
+            "delta": {"stop_reason": stop_reason(reply), "stop_sequence": null},
+            "usage": {"output_tokens": output_tokens(reply)}}),
+        ),
+        sse("message_stop", json!({"type": "message_stop"})),
+    ]
+}
+
+/// The reply as a Server-Sent Events stream, ended as `ending` says: whole, silent after the
+/// block's start until the client goes away, or cut off there.
 pub(crate) fn sse_response(
     reply: Reply,
     ending: Ending,
@@ -134,30 +187,7 @@ pub(crate) fn sse_response(
 ) -> Response {
     let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(16);
     tokio::spawn(async move {
-        let start = json!({"type": "message_start", "message": {
-            "id": format!("msg_{}", uuid::Uuid::new_v4().simple()), "type": "message", "role": "assistant",
-            "model": model, "content": [], "stop_reason": null, "stop_sequence": null,
-            "usage": {"input_tokens": input_tokens, "output_tokens": 1,
-                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}});
-        let mut events = vec![sse("message_start", start)];
-        let (block_start, delta) = match &reply {
-            Reply::Tool { name, input } => (
-                json!({"type": "tool_use", "id": format!("toolu_{}", uuid::Uuid::new_v4().simple()), "name": name, "input": {}}),
-                json!({"type": "input_json_delta", "partial_json": input.to_string()}),
-            ),
-            Reply::Text(t) => (
-                json!({"type": "text", "text": ""}),
-                json!({"type": "text_delta", "text": t}),
-            ),
-            Reply::Error(_) | Reply::Limited(_) => (
-                json!({"type": "text", "text": ""}),
-                json!({"type": "text_delta", "text": ""}),
-            ),
-        };
-        events.push(sse(
-            "content_block_start",
-            json!({"type": "content_block_start", "index": 0, "content_block": block_start}),
-        ));
+        let (mut events, delta) = opening_events(&reply, &model, input_tokens);
         match ending {
             Ending::Hang => {
                 for e in events {
@@ -178,21 +208,7 @@ pub(crate) fn sse_response(
             }
             Ending::Normal => {}
         }
-        events.push(sse(
-            "content_block_delta",
-            json!({"type": "content_block_delta", "index": 0, "delta": delta}),
-        ));
-        events.push(sse(
-            "content_block_stop",
-            json!({"type": "content_block_stop", "index": 0}),
-        ));
-        events.push(sse(
-            "message_delta",
-            json!({"type": "message_delta",
-            "delta": {"stop_reason": stop_reason(&reply), "stop_sequence": null},
-            "usage": {"output_tokens": output_tokens(&reply)}}),
-        ));
-        events.push(sse("message_stop", json!({"type": "message_stop"})));
+        events.extend(closing_events(&reply, delta));
         for e in events {
             if tx.send(Ok(e)).await.is_err() {
                 return;

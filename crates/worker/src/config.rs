@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 
 pub use crate::executor::{Executor, SessionMode};
+pub use crate::state_dir::NoStateDir;
 
 /// A baton worker: claims plans from Redis and runs their tasks, in order, through one resumed
 /// Claude Code session per plan. Run as many as you like, on as many machines as you like,
@@ -94,9 +95,10 @@ pub struct Config {
     #[arg(long, env = "BATON_WARM_IDLE_TIMEOUT", default_value = "2m", value_parser = humantime::parse_duration)]
     pub warm_idle_timeout: Duration,
     /// Folder for the worker's own state: a cache of the git repositories plans name (one
-    /// mirror per URL) and each plan's git dir. Keep it outside the workspace root.
-    #[arg(long, env = "BATON_STATE_DIR", default_value = "./baton-state")]
-    pub state_dir: PathBuf,
+    /// mirror per URL) and each plan's git dir. Keep it outside the workspace root, one per
+    /// worker process [default: $XDG_STATE_HOME/baton, else $HOME/.local/state/baton].
+    #[arg(long, env = "BATON_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
     /// Folders under which a plan's `repo.url` may be a local path (an absolute path or
     /// file://), repeatable (the environment variable takes them comma-separated). Default:
     /// none, so every local-path repository is refused and git runs with file:// off. Never
@@ -272,8 +274,9 @@ impl Config {
         // be in it (a task could rewrite the git dirs baton runs, or the CLI's settings), nor
         // may they hold it.
         let root = resolve_path(&self.workspace_root);
+        let state_dir = resolve_path(&self.resolved_state_dir().map_err(|e| e.to_string())?);
         for (flag, dir) in [
-            ("--state-dir", resolve_path(&self.state_dir)),
+            ("--state-dir", state_dir.clone()),
             (
                 "--claude-config-dir",
                 resolve_path(&self.resolved_claude_config_dir()),
@@ -300,7 +303,7 @@ impl Config {
         // config dir (every plan's workspace, git dirs, transcripts), nor lie inside them.
         let own = [
             ("--workspace-root", root.clone()),
-            ("--state-dir", resolve_path(&self.state_dir)),
+            ("--state-dir", state_dir),
             (
                 "--claude-config-dir",
                 resolve_path(&self.resolved_claude_config_dir()),
@@ -346,6 +349,21 @@ impl Config {
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("/root"));
         home.join(".claude")
+    }
+
+    /// The state dir: `--state-dir`, else `$XDG_STATE_HOME/baton`, else
+    /// `$HOME/.local/state/baton`.
+    ///
+    /// # Errors
+    /// [`NoStateDir`] when no flag is given and neither variable is an absolute path.
+    pub fn resolved_state_dir(&self) -> Result<PathBuf, NoStateDir> {
+        match &self.state_dir {
+            Some(d) => Ok(d.clone()),
+            None => crate::state_dir::default_state_dir(
+                std::env::var_os("XDG_STATE_HOME"),
+                std::env::var_os("HOME"),
+            ),
+        }
     }
 
     /// Whether CLI runs are boxed (`--sandbox auto` or `on`): only then may a plan grant
@@ -395,6 +413,12 @@ pub(crate) mod tests {
             Executor::Spawn("/bin/true".into())
         );
         assert!(parse(&[]).unwrap().check().is_ok(), "the defaults agree");
+        if std::env::var_os("HOME").is_some_and(|h| PathBuf::from(h).is_absolute()) {
+            let state = parse(&[]).unwrap().resolved_state_dir().unwrap();
+            assert!(state.is_absolute(), "the default state dir: {state:?}");
+        }
+        let given = parse(&["--state-dir", "/srv/baton"]).unwrap();
+        assert_eq!(given.resolved_state_dir(), Ok(PathBuf::from("/srv/baton")));
         let e = parse(&["--lease", "30s"]).unwrap().check().unwrap_err();
         assert!(
             e.contains("--dead-after (12s)") && e.contains("--lease (30s)"),

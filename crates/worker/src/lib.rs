@@ -4,7 +4,9 @@
 //!
 //! # Layout
 //! The modules follow a plan's way through the worker (docs/ARCHITECTURE.md has the map):
-//! - [`config`]: the settings ([`Config`]), parsed from flags and `BATON_*` variables.
+//! - [`exit`]: the process's exit codes.
+//! - [`config`]: the settings ([`Config`]), parsed from flags and `BATON_*` variables;
+//!   `state_dir`: the default `--state-dir` (the platform's state dir).
 //! - `pool`: what every loop shares (id, settings, store, shutdown, tracked tasks).
 //! - `ingest`: submit list → validated plan or action, or a dead letter; `grants`: the checks
 //!   of a plan's tool grants and MCP servers against this worker's settings; `hosts`: host
@@ -36,6 +38,7 @@ pub mod config;
 mod decision;
 mod engine;
 mod executor;
+pub mod exit;
 pub mod gateway;
 mod git;
 mod grants;
@@ -50,6 +53,7 @@ mod recap;
 mod reconnect;
 pub mod sandbox;
 mod session;
+mod state_dir;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -85,6 +89,10 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    NoStateDir(#[from] config::NoStateDir),
+    #[error(transparent)]
+    WebhookClient(#[from] webhook::WebhookClientError),
     #[error("state dir {path} is unusable")]
     StateDir {
         path: String,
@@ -163,10 +171,11 @@ impl Dirs {
             path: config_dir.display().to_string(),
             source,
         })?;
-        let state_dir = std::fs::create_dir_all(&config.state_dir)
-            .and_then(|()| config.state_dir.canonicalize())
+        let state_dir = config.resolved_state_dir()?;
+        let state_dir = std::fs::create_dir_all(&state_dir)
+            .and_then(|()| state_dir.canonicalize())
             .map_err(|source| StartError::StateDir {
-                path: config.state_dir.display().to_string(),
+                path: state_dir.display().to_string(),
                 source,
             })?;
         Ok(Self {
@@ -256,10 +265,10 @@ async fn start(
     info!(redis = %connector.target(), "redis");
     let store = Store::new(&connector, env);
     let metrics = Arc::new(metrics::Metrics::new(
-        engine::mode_of(&config).as_str(),
+        metrics::RunMode::of(&config),
         sandbox.is_some(),
     ));
-    let webhooks = Arc::new(webhook::Webhooks::new(&config));
+    let webhooks = Arc::new(webhook::Webhooks::new(&config)?);
     Ok(Pool {
         id: WorkerId::for_this_process(host),
         cfg: config,

@@ -1,8 +1,11 @@
 //! `baton-worker`: parses the settings (flags, each also settable as a `BATON_*` variable),
-//! wires signals to the shutdown tokens, and calls `baton_worker::run`.
+//! wires signals to the shutdown tokens, and calls `baton_worker::run`; exits with one of
+//! [`baton_worker::exit`]'s codes.
+
+use std::process::ExitCode;
 
 use anyhow::Context;
-use baton_worker::{Config, Shutdown};
+use baton_worker::{exit, Config, Shutdown};
 use clap::{CommandFactory, Parser};
 use tracing::{info, warn};
 
@@ -26,34 +29,52 @@ async fn signal_stream(
     })
 }
 
-fn main() -> anyhow::Result<std::process::ExitCode> {
+fn main() -> ExitCode {
     // Inside a box this executable is the relay (or the start-up probe), not a worker.
     let mut args = std::env::args_os().skip(1);
     match args.next() {
         Some(a) if a == baton_worker::sandbox::RELAY_ARG => {
-            return Ok(baton_worker::sandbox::relay::main(args.collect()));
+            return baton_worker::sandbox::relay::main(args.collect());
         }
         Some(a) if a == baton_worker::sandbox::PROBE_ARG => {
-            return Ok(std::process::ExitCode::SUCCESS);
+            return ExitCode::from(exit::SUCCESS);
         }
         _ => {}
     }
-    tokio::runtime::Builder::new_multi_thread()
+    baton_core::logging::init_logging("info");
+    let config = match Config::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            // --help and --version are "errors" printed to stdout.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                exit::BAD_SETTINGS
+            } else {
+                exit::SUCCESS
+            });
+        }
+    };
+    if let Err(problem) = config.check() {
+        let _ = Config::command()
+            .error(clap::error::ErrorKind::ArgumentConflict, problem)
+            .print();
+        return ExitCode::from(exit::BAD_SETTINGS);
+    }
+    let ran = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("starting the async runtime")?
-        .block_on(worker())
-        .map(|()| std::process::ExitCode::SUCCESS)
+        .context("starting the async runtime")
+        .and_then(|runtime| runtime.block_on(worker(config)));
+    match ran {
+        Ok(()) => ExitCode::from(exit::SUCCESS),
+        Err(e) => {
+            eprintln!("Error: {e:?}");
+            ExitCode::from(exit::FAILED)
+        }
+    }
 }
 
-async fn worker() -> anyhow::Result<()> {
-    init_logging("info");
-    let config = Config::parse();
-    if let Err(problem) = config.check() {
-        Config::command()
-            .error(clap::error::ErrorKind::ArgumentConflict, problem)
-            .exit();
-    }
+async fn worker(config: Config) -> anyhow::Result<()> {
     let grace = config.shutdown_grace;
     let shutdown = Shutdown::default();
     let mut next_signal = signal_stream().await?;
@@ -73,19 +94,4 @@ async fn worker() -> anyhow::Result<()> {
     }
     shutdown.abort.cancel();
     run.await.context("worker failed")
-}
-
-/// Logs to stderr, filtered by `BATON_LOG` (default `info`); as JSON lines when
-/// `BATON_LOG_FORMAT=json` (for log shippers), else for people.
-fn init_logging(default_filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BATON_LOG")
-        .unwrap_or_else(|_| default_filter.into());
-    let logs = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(filter);
-    if std::env::var("BATON_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
-        logs.json().init();
-    } else {
-        logs.init();
-    }
 }

@@ -60,6 +60,11 @@ pub(crate) struct Webhooks {
     give_up: CancellationToken,
 }
 
+/// The webhook sender's HTTP client could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the webhook client")]
+pub struct WebhookClientError(#[source] reqwest::Error);
+
 /// Why a delivery was not made.
 #[derive(Debug, thiserror::Error)]
 enum Undelivered {
@@ -82,22 +87,27 @@ enum Undelivered {
 
 impl Webhooks {
     /// The sender the worker's settings describe.
-    pub(crate) fn new(cfg: &Config) -> Self {
+    ///
+    /// # Errors
+    /// [`WebhookClientError`] when the HTTP client cannot be built (its TLS back end fails to
+    /// start). The worker does not start then: a default client in its place would follow
+    /// redirects past the allow list.
+    pub(crate) fn new(cfg: &Config) -> Result<Self, WebhookClientError> {
         let client = reqwest::Client::builder()
             .timeout(ATTEMPT_TIMEOUT)
             .user_agent(concat!("baton-worker/", env!("CARGO_PKG_VERSION")))
             // A redirect could lead anywhere, past the allow list.
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .unwrap_or_default();
-        Self {
+            .map_err(WebhookClientError)?;
+        Ok(Self {
             client,
             allow: HostList::new(&cfg.webhook_allow),
             secret: cfg.webhook_secret.clone(),
             retry_for: cfg.webhook_retry_for,
             deliveries: TaskTracker::new(),
             give_up: CancellationToken::new(),
-        }
+        })
     }
 
     /// Whether `host` is on the `--webhook-allow` list.
@@ -314,7 +324,7 @@ mod tests {
             "*.corp.example".into(),
             "127.0.0.1".into(),
         ];
-        let w = Webhooks::new(&cfg);
+        let w = Webhooks::new(&cfg).expect("the client builds");
         assert!(w.allowed("hooks.example.com"));
         assert!(w.allowed("HOOKS.example.com"));
         assert!(w.allowed("ci.corp.example"));
@@ -323,7 +333,8 @@ mod tests {
         assert!(!w.allowed("evil.example.com"));
         assert!(!w.allowed("localhost"));
         assert!(!w.allowed("169.254.169.254"));
-        let none = Webhooks::new(&crate::config::tests::parse(&[]).unwrap());
+        let none =
+            Webhooks::new(&crate::config::tests::parse(&[]).unwrap()).expect("the client builds");
         assert!(
             !none.allowed("hooks.example.com"),
             "nothing is allowed by default"

@@ -26,8 +26,12 @@ async fn a_workspace_belongs_to_one_live_plan_until_it_expires() -> anyhow::Resu
             .json(),
     )
     .await?;
-    pool.wait_state("owner", &["completed"], Duration::from_secs(60))
-        .await?;
+    pool.wait_state(
+        &plan_id("owner"),
+        &[PlanState::Completed],
+        Duration::from_secs(60),
+    )
+    .await?;
 
     for (plan, ws, relation) in [
         ("same", Some("shared/app"), "is the workspace of plan owner"),
@@ -50,7 +54,9 @@ async fn a_workspace_belongs_to_one_live_plan_until_it_expires() -> anyhow::Resu
             d = d.workspace(ws);
         }
         pool.submit(&d.json()).await?;
-        let letter = pool.wait_dead_letter(plan, Duration::from_secs(20)).await?;
+        let letter = pool
+            .wait_dead_letter(&plan_id(plan), Duration::from_secs(20))
+            .await?;
         assert_eq!(letter.field.as_deref(), Some("workspace"), "{letter:?}");
         assert!(
             letter.reason.contains(relation) && letter.reason.contains("plan owner"),
@@ -58,7 +64,7 @@ async fn a_workspace_belongs_to_one_live_plan_until_it_expires() -> anyhow::Resu
             letter.reason
         );
         assert_eq!(
-            pool.plan_field(plan, "state").await?,
+            pool.state(&plan_id(plan)).await?,
             None,
             "{plan} was never written"
         );
@@ -66,7 +72,8 @@ async fn a_workspace_belongs_to_one_live_plan_until_it_expires() -> anyhow::Resu
     // The owner's follow-up (naming the workspace, or not) keeps it.
     pool.submit(&doc("owner").task("t2", "Task marker owner-T2.").json())
         .await?;
-    pool.wait_done("owner", 2, Duration::from_secs(60)).await?;
+    pool.wait_done(&plan_id("owner"), 2, Duration::from_secs(60))
+        .await?;
     pool.submit(
         &doc("owner")
             .workspace("shared/app")
@@ -74,7 +81,8 @@ async fn a_workspace_belongs_to_one_live_plan_until_it_expires() -> anyhow::Resu
             .json(),
     )
     .await?;
-    pool.wait_done("owner", 3, Duration::from_secs(60)).await?;
+    pool.wait_done(&plan_id("owner"), 3, Duration::from_secs(60))
+        .await?;
 
     // A sibling folder is no conflict.
     pool.submit(
@@ -84,8 +92,12 @@ async fn a_workspace_belongs_to_one_live_plan_until_it_expires() -> anyhow::Resu
             .json(),
     )
     .await?;
-    pool.wait_state("sibling", &["completed"], Duration::from_secs(60))
-        .await?;
+    pool.wait_state(
+        &plan_id("sibling"),
+        &[PlanState::Completed],
+        Duration::from_secs(60),
+    )
+    .await?;
     // Once the owner's keys have expired and the sweep has seen it, the workspace is free.
     let mut conn = pool.conn().await?;
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -101,11 +113,7 @@ async fn a_workspace_belongs_to_one_live_plan_until_it_expires() -> anyhow::Resu
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(
-        pool.plan_field("owner", "state").await?,
-        None,
-        "owner expired"
-    );
+    assert_eq!(pool.state(&plan_id("owner")).await?, None, "owner expired");
     pool.submit(
         &doc("taker")
             .workspace("shared/app/sub")
@@ -113,8 +121,12 @@ async fn a_workspace_belongs_to_one_live_plan_until_it_expires() -> anyhow::Resu
             .json(),
     )
     .await?;
-    pool.wait_state("taker", &["completed"], Duration::from_secs(60))
-        .await?;
+    pool.wait_state(
+        &plan_id("taker"),
+        &[PlanState::Completed],
+        Duration::from_secs(60),
+    )
+    .await?;
     let holder: Option<String> =
         redis::AsyncCommands::hget(&mut conn, "{baton}:workspaces", "shared/app/sub").await?;
     assert_eq!(holder.as_deref(), Some("taker"));
@@ -166,8 +178,12 @@ async fn repository_urls_are_data_and_a_remotes_own_config_runs_nothing() -> any
             .json(),
     )
     .await?;
-    pool.wait_state("pushed", &["completed"], Duration::from_secs(120))
-        .await?;
+    pool.wait_state(
+        &plan_id("pushed"),
+        &[PlanState::Completed],
+        Duration::from_secs(120),
+    )
+    .await?;
     assert!(
         remote.rev("baton/pushed").is_some(),
         "the branch was pushed"
@@ -216,7 +232,9 @@ async fn repository_urls_are_data_and_a_remotes_own_config_runs_nothing() -> any
                 .json(),
         )
         .await?;
-        let letter = pool.wait_dead_letter(plan, Duration::from_secs(20)).await?;
+        let letter = pool
+            .wait_dead_letter(&plan_id(plan), Duration::from_secs(20))
+            .await?;
         assert_eq!(letter.field.as_deref(), Some("repo.url"), "{letter:?}");
         assert!(letter.reason.contains(says), "{plan}: {}", letter.reason);
     }
@@ -245,7 +263,7 @@ async fn repository_urls_are_data_and_a_remotes_own_config_runs_nothing() -> any
             )
             .await?;
         let letter = strict_pool
-            .wait_dead_letter(plan, Duration::from_secs(20))
+            .wait_dead_letter(&plan_id(plan), Duration::from_secs(20))
             .await?;
         assert_eq!(letter.field.as_deref(), Some("repo.url"), "{letter:?}");
         assert!(
@@ -278,7 +296,12 @@ async fn a_workers_own_folders_may_not_be_in_its_workspace_root() -> anyhow::Res
     ] {
         let mut w = Worker::start(&pool.redis, &pool.standin, opts)?;
         let status = w.proc.wait_exit(Duration::from_secs(10)).expect("exits");
-        assert_eq!(status.code(), Some(2), "{}", w.log());
+        assert_eq!(
+            status.code(),
+            Some(baton_worker::exit::BAD_SETTINGS.into()),
+            "{}",
+            w.log()
+        );
         let log = w.log();
         assert!(
             log.contains(says) && log.contains("is inside") && log.contains("--workspace-root"),

@@ -121,9 +121,15 @@ async fn a_plan_with_bash_reads_no_secret_and_reaches_nothing_outside_its_worksp
         .options(json!({"allowed_tools": ["Bash"]}))
         .prompts(&[&prompt]);
     pool.submit(&d.json()).await?;
-    pool.wait_state("hostile-bash", &["completed"], Duration::from_secs(120))
-        .await?;
-    let result = pool.results("hostile-bash").await?[0].result.clone();
+    pool.wait_state(
+        &plan_id("hostile-bash"),
+        &[PlanState::Completed],
+        Duration::from_secs(120),
+    )
+    .await?;
+    let result = pool.results(&plan_id("hostile-bash")).await?[0]
+        .result
+        .clone();
     let outs = bash_outputs(&result);
     assert_eq!(outs.len(), commands.len(), "every command ran: {result}");
     // The commands did run, in the box: env shows the box's own environment.
@@ -215,8 +221,12 @@ async fn read_and_write_grants_stay_in_the_workspace() -> anyhow::Result<()> {
         .options(json!({"allowed_tools": ["Read", "Write", "Edit"]}))
         .prompts(&[&prompt]);
     pool.submit(&d.json()).await?;
-    pool.wait_state("hostile-files", &["completed"], Duration::from_secs(120))
-        .await?;
+    pool.wait_state(
+        &plan_id("hostile-files"),
+        &[PlanState::Completed],
+        Duration::from_secs(120),
+    )
+    .await?;
     assert!(!outside.exists(), "Write reached the worker's disk");
     let reads = pool.standin.reads()?;
     assert_eq!(reads.len(), 2, "both reads were tried: {reads:?}");
@@ -274,8 +284,12 @@ async fn repository_settings_do_not_configure_the_cli_and_trusted_ones_stay_boxe
             .json()
     };
     pool.submit(&plan("repo-untrusted")).await?;
-    pool.wait_state("repo-untrusted", &["completed"], Duration::from_secs(120))
-        .await?;
+    pool.wait_state(
+        &plan_id("repo-untrusted"),
+        &[PlanState::Completed],
+        Duration::from_secs(120),
+    )
+    .await?;
     let ws = pool.dir.path().join("workspaces/repo-untrusted");
     assert!(ws.join("notes.txt").exists(), "the task ran");
     assert!(
@@ -316,8 +330,8 @@ async fn repository_settings_do_not_configure_the_cli_and_trusted_ones_stay_boxe
     pool.add_worker(&trusting)?;
     pool.submit(&plan("repo-trusted")).await?;
     pool.wait_state(
-        "repo-trusted",
-        &["completed", "failed"],
+        &plan_id("repo-trusted"),
+        &[PlanState::Completed, PlanState::Failed],
         Duration::from_secs(120),
     )
     .await?;
@@ -358,8 +372,12 @@ async fn an_allowed_mcp_command_runs_in_the_box() -> anyhow::Result<()> {
         .options(json!({"mcp_config": {"mcpServers": {"evil": {"command": "sh", "args": ["-c", script]}}}}))
         .prompts(&["Task with an MCP server."]);
     pool.submit(&d.json()).await?;
-    pool.wait_state("mcp-boxed", &["completed"], Duration::from_secs(120))
-        .await?;
+    pool.wait_state(
+        &plan_id("mcp-boxed"),
+        &[PlanState::Completed],
+        Duration::from_secs(120),
+    )
+    .await?;
     let seen = std::fs::read_to_string(ws.join("mcp-env.txt"))?;
     assert!(
         seen.contains("HOME=/tmp/home"),
@@ -402,13 +420,13 @@ async fn the_gateway_stops_a_task_that_spends_past_the_budget() -> anyhow::Resul
     pool.submit(&d.json()).await?;
     let state = pool
         .wait_state(
-            "budget-gw",
-            &["failed", "completed"],
+            &plan_id("budget-gw"),
+            &[PlanState::Failed, PlanState::Completed],
             Duration::from_secs(120),
         )
         .await?;
-    assert_eq!(state, "failed", "the plan ran past its budget");
-    let events = pool.events("budget-gw").await?;
+    assert_eq!(state, PlanState::Failed, "the plan ran past its budget");
+    let events = pool.events(&plan_id("budget-gw")).await?;
     let first = events
         .iter()
         .find(|e| e.kind() == baton_core::EventKind::TaskSucceeded)
@@ -462,10 +480,14 @@ async fn links_planted_in_the_transcript_folder_carry_nothing_out() -> anyhow::R
         .options(json!({"allowed_tools": ["Bash"]}))
         .prompts(&[&plant_links]);
     pool.submit(&d.json()).await?;
-    pool.wait_state("hostile-links", &["completed"], Duration::from_secs(120))
-        .await?;
+    pool.wait_state(
+        &plan_id("hostile-links"),
+        &[PlanState::Completed],
+        Duration::from_secs(120),
+    )
+    .await?;
     // The links really are in the session's folder on machine a (the folder that is packed).
-    let session = pool.results("hostile-links").await?[0]
+    let session = pool.results(&plan_id("hostile-links")).await?[0]
         .session_id
         .to_string();
     let projects = m.config_dir.join("projects");
@@ -484,9 +506,9 @@ async fn links_planted_in_the_transcript_folder_carry_nothing_out() -> anyhow::R
         .options(json!({"allowed_tools": ["Bash"]}))
         .task("t2", &look);
     pool.submit(&follow_up.json()).await?;
-    pool.wait_done("hostile-links", 2, Duration::from_secs(120))
+    pool.wait_done(&plan_id("hostile-links"), 2, Duration::from_secs(120))
         .await?;
-    let results = pool.results("hostile-links").await?;
+    let results = pool.results(&plan_id("hostile-links")).await?;
     let all: String = results.iter().map(|r| r.result.clone()).collect();
     assert!(all.contains("LINKED"), "the links were planted: {all}");
     assert!(all.contains("LOOKED"), "the second task looked: {all}");
@@ -535,8 +557,8 @@ async fn a_repository_made_in_the_workspace_runs_nothing_outside_the_box() -> an
     pool.submit(&d.json()).await?;
     let state = pool
         .wait_state(
-            "nested-repo",
-            &["completed", "failed"],
+            &plan_id("nested-repo"),
+            &[PlanState::Completed, PlanState::Failed],
             Duration::from_secs(120),
         )
         .await?;
@@ -544,8 +566,8 @@ async fn a_repository_made_in_the_workspace_runs_nothing_outside_the_box() -> an
         !marker.exists(),
         "the inner repository's filter ran outside the box"
     );
-    assert_eq!(state, "completed", "{}", pool.log_tail());
-    let results = pool.results("nested-repo").await?;
+    assert_eq!(state, PlanState::Completed, "{}", pool.log_tail());
+    let results = pool.results(&plan_id("nested-repo")).await?;
     assert!(results[0].result.contains("MADE"), "{}", results[0].result);
     let files = remote.files("baton/nested-repo")?;
     assert!(
@@ -586,9 +608,15 @@ async fn allowed_hosts_are_reached_through_the_proxy_and_nothing_else() -> anyho
         .options(json!({"allowed_tools": ["Bash"]}))
         .prompts(&[&prompt]);
     pool.submit(&d.json()).await?;
-    pool.wait_state("allowed-host", &["completed"], Duration::from_secs(120))
-        .await?;
-    let result = pool.results("allowed-host").await?[0].result.clone();
+    pool.wait_state(
+        &plan_id("allowed-host"),
+        &[PlanState::Completed],
+        Duration::from_secs(120),
+    )
+    .await?;
+    let result = pool.results(&plan_id("allowed-host")).await?[0]
+        .result
+        .clone();
     let outs = bash_outputs(&result);
     assert!(outs[0].contains("HELLO-FROM-ALLOWED"), "{result}");
     assert!(!outs[1].contains("HELLO-FROM-ALLOWED"), "{result}");
@@ -614,8 +642,12 @@ async fn a_worker_refuses_grants_it_does_not_allow_even_when_another_accepted_th
         .options(json!({"allowed_tools": ["Bash"]}))
         .prompts(&[&format!("Bash: touch {}\n", marker.display())]);
     pool.submit(&d.json()).await?;
-    pool.wait_state("mixed-pool", &["queued"], Duration::from_secs(30))
-        .await?;
+    pool.wait_state(
+        &plan_id("mixed-pool"),
+        &[PlanState::Queued],
+        Duration::from_secs(30),
+    )
+    .await?;
     pool.workers[0].stop(Duration::from_secs(30));
     let mut unboxed = pool.machine("unboxed", 1);
     unboxed.extra.extend(["--sandbox".into(), "off".into()]);
@@ -626,14 +658,18 @@ async fn a_worker_refuses_grants_it_does_not_allow_even_when_another_accepted_th
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    pool.wait_state("mixed-pool", &["failed"], Duration::from_secs(60))
-        .await?;
+    pool.wait_state(
+        &plan_id("mixed-pool"),
+        &[PlanState::Failed],
+        Duration::from_secs(60),
+    )
+    .await?;
     assert!(
         !marker.exists(),
         "the Bash grant ran on the unsandboxed worker"
     );
     let failed = pool
-        .events("mixed-pool")
+        .events(&plan_id("mixed-pool"))
         .await?
         .into_iter()
         .find(|e| e.kind() == baton_core::EventKind::TaskFailed)

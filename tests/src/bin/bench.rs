@@ -43,7 +43,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use baton_core::event::EventBody;
 use baton_core::{Event, EventKind};
 use baton_tests::*;
@@ -182,22 +182,15 @@ async fn wait_event(
     }
 }
 
-/// Waits until the pool counter `name` reaches `n`; returns when it did.
-async fn wait_stat(pool: &Pool, name: &str, n: i64, within: Duration) -> Result<Instant> {
-    let deadline = Instant::now() + within;
-    loop {
-        if pool.stat(name).await? >= n {
-            return Ok(Instant::now());
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "{name} reached {} of {n} within {within:?}; worker logs:\n{}",
-                pool.stat(name).await?,
-                pool.log_tail()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// Waits until the pool counter reaches `n` (looking every 20 ms: the queue's throughput is
+/// measured by it); returns when it did.
+async fn wait_stat(pool: &Pool, counter: Counter, n: i64, within: Duration) -> Result<Instant> {
+    let client = pool.client().with_poll(Duration::from_millis(20));
+    client
+        .wait_counter(counter, n, within)
+        .await
+        .map_err(|e| anyhow!("{e}; worker logs:\n{}", pool.log_tail()))?;
+    Ok(Instant::now())
 }
 
 /// Submits `plans` plans of `tasks` short tasks each, pipelined; returns the submit time.
@@ -523,7 +516,7 @@ impl Bench {
             }
             let done = wait_stat(
                 &pool,
-                "plans_completed",
+                Counter::PlansCompleted,
                 plans as i64,
                 Duration::from_secs(1200),
             )
@@ -564,7 +557,7 @@ impl Bench {
             pool.add_worker(&opts)?;
             let done = wait_stat(
                 &pool,
-                "plans_completed",
+                Counter::PlansCompleted,
                 PLANS as i64,
                 Duration::from_secs(600),
             )
@@ -628,7 +621,7 @@ impl Bench {
         }
         let ingested = wait_stat(
             &pool,
-            "plans_accepted",
+            Counter::PlansAccepted,
             PLANS as i64,
             Duration::from_secs(600),
         )
@@ -641,10 +634,10 @@ impl Bench {
             .query_async(&mut conn)
             .await?;
         // Drain rate: from the first committed task to the last.
-        let first = wait_stat(&pool, "tasks_succeeded", 1, Duration::from_secs(60)).await?;
+        let first = wait_stat(&pool, Counter::TasksSucceeded, 1, Duration::from_secs(60)).await?;
         let last = wait_stat(
             &pool,
-            "tasks_succeeded",
+            Counter::TasksSucceeded,
             (PLANS * 10) as i64,
             Duration::from_secs(900),
         )
@@ -725,7 +718,7 @@ impl Bench {
             submit_many(&pool, "c", plans, tasks).await?;
             wait_stat(
                 &pool,
-                "plans_completed",
+                Counter::PlansCompleted,
                 plans as i64,
                 Duration::from_secs(120),
             )

@@ -197,49 +197,7 @@ impl Submission {
                 ),
             ));
         }
-        let mut seen = HashSet::new();
-        let mut tasks = Vec::with_capacity(raw_tasks.len());
-        for (i, t) in raw_tasks.into_iter().enumerate() {
-            let id = match t.id {
-                Some(s) => s
-                    .parse::<TaskId>()
-                    .map_err(|e| ValidationError::new(format!("tasks[{i}].id"), e.to_string()))?,
-                None => TaskId::generate(),
-            };
-            if !seen.insert(id.clone()) {
-                return Err(ValidationError::new(
-                    format!("tasks[{i}].id"),
-                    format!("{id:?} is used by an earlier task; task ids must be unique in a plan"),
-                ));
-            }
-            let prompt = t
-                .prompt
-                .ok_or_else(|| ValidationError::new(format!("tasks[{i}].prompt"), "is missing"))?;
-            check_prompt(&prompt)
-                .map_err(|p| ValidationError::new(format!("tasks[{i}].prompt"), p))?;
-            if let Some(k) = &t.kind {
-                if k.len() > 64 || k.chars().any(char::is_control) {
-                    return Err(ValidationError::new(
-                        format!("tasks[{i}].type"),
-                        "must be at most 64 characters without control characters",
-                    ));
-                }
-            }
-            tasks.push(TaskSpec {
-                id,
-                kind: t.kind,
-                prompt,
-                review: t.review.unwrap_or(false),
-                json_schema: t
-                    .json_schema
-                    .map(|schema| {
-                        crate::structured::check_schema(&schema)
-                            .map(|()| schema.to_string())
-                            .map_err(|p| ValidationError::new(format!("tasks[{i}].json_schema"), p))
-                    })
-                    .transpose()?,
-            });
-        }
+        let tasks = check_tasks(raw_tasks)?;
         if let Some(o) = &doc.options {
             check_options(o)?;
             if let (Some(after), Some(me)) = (&o.after, &plan_id) {
@@ -264,6 +222,58 @@ impl Submission {
             options: doc.options,
         })
     }
+}
+
+/// Each task of a plan document, checked; the ids unique (a missing one generated).
+fn check_tasks(raw_tasks: Vec<RawTask>) -> Result<Vec<TaskSpec>, ValidationError> {
+    let mut seen = HashSet::new();
+    let mut tasks = Vec::with_capacity(raw_tasks.len());
+    for (i, mut t) in raw_tasks.into_iter().enumerate() {
+        let id = match t.id.take() {
+            Some(s) => s
+                .parse::<TaskId>()
+                .map_err(|e| ValidationError::new(format!("tasks[{i}].id"), e.to_string()))?,
+            None => TaskId::generate(),
+        };
+        if !seen.insert(id.clone()) {
+            return Err(ValidationError::new(
+                format!("tasks[{i}].id"),
+                format!("{id:?} is used by an earlier task; task ids must be unique in a plan"),
+            ));
+        }
+        tasks.push(check_task(i, id, t)?);
+    }
+    Ok(tasks)
+}
+
+/// Task `i` of a plan document, its id checked already: its prompt, type and output schema.
+fn check_task(i: usize, id: TaskId, t: RawTask) -> Result<TaskSpec, ValidationError> {
+    let prompt = t
+        .prompt
+        .ok_or_else(|| ValidationError::new(format!("tasks[{i}].prompt"), "is missing"))?;
+    check_prompt(&prompt).map_err(|p| ValidationError::new(format!("tasks[{i}].prompt"), p))?;
+    if let Some(k) = &t.kind {
+        if k.len() > 64 || k.chars().any(char::is_control) {
+            return Err(ValidationError::new(
+                format!("tasks[{i}].type"),
+                "must be at most 64 characters without control characters",
+            ));
+        }
+    }
+    Ok(TaskSpec {
+        id,
+        kind: t.kind,
+        prompt,
+        review: t.review.unwrap_or(false),
+        json_schema: t
+            .json_schema
+            .map(|schema| {
+                crate::structured::check_schema(&schema)
+                    .map(|()| schema.to_string())
+                    .map_err(|p| ValidationError::new(format!("tasks[{i}].json_schema"), p))
+            })
+            .transpose()?,
+    })
 }
 
 /// The document's outline, before its fields are read: exactly one JSON value (nothing after

@@ -83,7 +83,30 @@ fn check_cli_object(
     Ok(())
 }
 
+/// Checks every option a plan sets; the first problem found, in the order of the fields below.
 pub(super) fn check_options(o: &PlanOptions) -> Result<(), ValidationError> {
+    check_cli_settings(o)?;
+    check_budget(o)?;
+    check_schedule(o)?;
+    if let Some(n) = &o.notify {
+        n.check().map_err(|(field, problem)| {
+            ValidationError::new(format!("options.notify.{field}"), problem)
+        })?;
+    }
+    if let Some(t) = o.session_ttl_secs {
+        if t == 0 || t > MAX_SESSION_TTL_SECS {
+            return Err(ValidationError::new(
+                "options.session_ttl_secs",
+                format!("must be between 1 and {MAX_SESSION_TTL_SECS} seconds"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The options passed to the CLI as they are: models, turns, MCP servers, agents and the
+/// appended system prompt.
+fn check_cli_settings(o: &PlanOptions) -> Result<(), ValidationError> {
     if o.model.as_deref().is_some_and(|m| !is_model_name(m)) {
         return Err(ValidationError::new(
             "options.model",
@@ -124,6 +147,11 @@ pub(super) fn check_options(o: &PlanOptions) -> Result<(), ValidationError> {
             ));
         }
     }
+    Ok(())
+}
+
+/// `max_budget_usd`: a positive amount.
+fn check_budget(o: &PlanOptions) -> Result<(), ValidationError> {
     if let Some(b) = o.max_budget_usd {
         if !(b.is_finite() && b > 0.0) {
             return Err(ValidationError::new(
@@ -132,6 +160,11 @@ pub(super) fn check_options(o: &PlanOptions) -> Result<(), ValidationError> {
             ));
         }
     }
+    Ok(())
+}
+
+/// When the plan may start: `not_before` a UTC time, `after` a short list of distinct plans.
+fn check_schedule(o: &PlanOptions) -> Result<(), ValidationError> {
     if let Some(t) = &o.not_before {
         let utc = t.ends_with('Z') || t.ends_with('z');
         if !utc || o.not_before_ms().is_none() {
@@ -160,19 +193,6 @@ pub(super) fn check_options(o: &PlanOptions) -> Result<(), ValidationError> {
                     format!("{p} is named twice"),
                 ));
             }
-        }
-    }
-    if let Some(n) = &o.notify {
-        n.check().map_err(|(field, problem)| {
-            ValidationError::new(format!("options.notify.{field}"), problem)
-        })?;
-    }
-    if let Some(t) = o.session_ttl_secs {
-        if t == 0 || t > MAX_SESSION_TTL_SECS {
-            return Err(ValidationError::new(
-                "options.session_ttl_secs",
-                format!("must be between 1 and {MAX_SESSION_TTL_SECS} seconds"),
-            ));
         }
     }
     Ok(())

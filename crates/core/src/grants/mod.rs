@@ -5,6 +5,17 @@
 //! The checks here need nothing but the document. Those that depend on a worker's settings
 //! (whether its sandbox is on, which MCP commands and hosts it allows) are the worker's, at
 //! ingest, on these types.
+//!
+//! # Layout
+//! - this module: [`ToolGrant`], a tool's name and how a grant's text splits into name and rule;
+//! - `rule`: what each built-in tool takes inside its parentheses, and the checks that keep a
+//!   path rule inside the workspace and a domain rule a host name;
+//! - `mcp`: [`McpServer`], one server of `options.mcp_config`.
+
+mod mcp;
+mod rule;
+
+pub use mcp::McpServer;
 
 use std::fmt;
 use std::str::FromStr;
@@ -33,17 +44,6 @@ pub const BUILTIN_TOOLS: &[&str] = &[
     "WebFetch",
     "WebSearch",
     "Write",
-];
-
-/// Tools whose rule is a path pattern: `Read(./src/**)`.
-const PATH_TOOLS: &[&str] = &[
-    "Read",
-    "Write",
-    "Edit",
-    "MultiEdit",
-    "NotebookEdit",
-    "Glob",
-    "Grep",
 ];
 
 /// The MCP server name the CLI uses for its own workspace tools (`mcp__workspace__bash` runs
@@ -129,10 +129,12 @@ impl ToolGrant {
     }
 }
 
+/// A character of a tool, server or subagent name.
 fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_' || c == '-'
 }
 
+/// The tool of an `mcp__...` grant without a rule (`rest` is what follows `mcp__`).
 fn parse_mcp(rest: &str) -> Result<Tool, String> {
     let (server, tool) = match rest.split_once("__") {
         Some((s, t)) => (s, Some(t)),
@@ -161,50 +163,39 @@ fn parse_mcp(rest: &str) -> Result<Tool, String> {
     })
 }
 
-/// A path pattern that stays inside the workspace.
-fn check_path_rule(p: &str) -> Result<(), String> {
-    if p.starts_with('/') {
-        return Err(format!(
-            "names the absolute path {p:?}; a plan's file tools may only name paths inside its workspace (./src/**)"
-        ));
+/// Splits a grant into its name and the rule inside its parentheses, if it has one.
+fn split_rule(s: &str) -> Result<(&str, Option<&str>), String> {
+    match s.split_once('(') {
+        None => Ok((s, None)),
+        Some((name, rest)) => match rest.strip_suffix(')') {
+            Some(rule) => Ok((name, Some(rule))),
+            None => Err(format!(
+                "is not a tool grant: {s:?} opens a rule with '(' but does not end with ')'"
+            )),
+        },
     }
-    if p.starts_with('~') {
-        return Err(format!(
-            "names {p:?} in a home folder; a plan's file tools may only name paths inside its workspace (./src/**)"
-        ));
-    }
-    if let Some(c) = p.chars().find(|c| matches!(c, '\\' | '$' | '{' | '}')) {
-        return Err(format!(
-            "contains {c:?}, which could name paths outside the workspace; use a plain relative pattern (./src/**)"
-        ));
-    }
-    if p.split('/').any(|part| part == "..") {
-        return Err(format!(
-            "climbs out of the workspace with '..' in {p:?}; a plan's file tools may only name paths inside it"
-        ));
-    }
-    if p.len() >= 2 && p.as_bytes()[1] == b':' && p.as_bytes()[0].is_ascii_alphabetic() {
-        return Err(format!(
-            "names the drive path {p:?}; name a path inside the workspace"
-        ));
-    }
-    Ok(())
 }
 
-fn check_domain(d: &str) -> Result<(), String> {
-    let host = d.strip_prefix("*.").unwrap_or(d);
-    let ok = !host.is_empty()
-        && !host.starts_with(['-', '.'])
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "has the domain {d:?}, which is not a host name (example.com, *.example.com)"
-        ))
+/// The built-in tool a grant's name (not an MCP tool without a rule) names.
+fn builtin_tool(name: &str) -> Result<&'static str, String> {
+    if !name.chars().all(is_name_char) || name.starts_with('-') || name.is_empty() {
+        return Err(format!(
+            "is not a tool grant: {name:?} is not a tool name (one name, or Name(rule); spaces and commas would make the CLI read several)"
+        ));
     }
+    if name.starts_with("mcp__") {
+        return Err("is an MCP tool, which takes no rule in parentheses".into());
+    }
+    BUILTIN_TOOLS
+        .iter()
+        .copied()
+        .find(|t| *t == name)
+        .ok_or_else(|| {
+            format!(
+                "names the unknown tool {name:?}; known: {}, and mcp__<server>__<tool>",
+                BUILTIN_TOOLS.join(", ")
+            )
+        })
 }
 
 impl FromStr for ToolGrant {
@@ -219,17 +210,7 @@ impl FromStr for ToolGrant {
         if s.chars().any(char::is_control) {
             return Err("contains a control character".into());
         }
-        let (name, rule) = match s.split_once('(') {
-            None => (s, None),
-            Some((name, rest)) => match rest.strip_suffix(')') {
-                Some(rule) => (name, Some(rule)),
-                None => {
-                    return Err(format!(
-                        "is not a tool grant: {s:?} opens a rule with '(' but does not end with ')'"
-                    ))
-                }
-            },
-        };
+        let (name, rule) = split_rule(s)?;
         if let Some(rest) = name.strip_prefix("mcp__").filter(|_| rule.is_none()) {
             return Ok(Self {
                 text: s.to_owned(),
@@ -237,58 +218,8 @@ impl FromStr for ToolGrant {
                 rule: None,
             });
         }
-        if !name.chars().all(is_name_char) || name.starts_with('-') || name.is_empty() {
-            return Err(format!(
-                "is not a tool grant: {name:?} is not a tool name (one name, or Name(rule); spaces and commas would make the CLI read several)"
-            ));
-        }
-        if name.starts_with("mcp__") {
-            return Err("is an MCP tool, which takes no rule in parentheses".into());
-        }
-        let Some(builtin) = BUILTIN_TOOLS.iter().copied().find(|t| *t == name) else {
-            return Err(format!(
-                "names the unknown tool {name:?}; known: {}, and mcp__<server>__<tool>",
-                BUILTIN_TOOLS.join(", ")
-            ));
-        };
-        let rule = match rule {
-            None => None,
-            Some("") => {
-                return Err(format!(
-                    "has an empty rule; write {builtin} without parentheses to grant it whole"
-                ))
-            }
-            Some(r) => {
-                if let Some(c) = r.chars().find(|c| matches!(c, '(' | ')' | '\\')) {
-                    return Err(format!(
-                        "has {c:?} inside its rule, which the CLI would read as the end of one rule and the start of another"
-                    ));
-                }
-                Some(match builtin {
-                    "Bash" => Rule::Command(r.to_owned()),
-                    t if PATH_TOOLS.contains(&t) => {
-                        check_path_rule(r)?;
-                        Rule::Path(r.to_owned())
-                    }
-                    "WebFetch" => {
-                        let d = r.strip_prefix("domain:").ok_or_else(|| {
-                            format!("has the rule {r:?}; WebFetch takes domain:<host>")
-                        })?;
-                        check_domain(d)?;
-                        Rule::Domain(d.to_owned())
-                    }
-                    "Agent" | "Task" => {
-                        if !r.chars().all(|c| is_name_char(c) || c == ':') {
-                            return Err(format!(
-                                "has the rule {r:?}, which is not a subagent name"
-                            ));
-                        }
-                        Rule::Agent(r.to_owned())
-                    }
-                    other => return Err(format!("{other} takes no rule in parentheses")),
-                })
-            }
-        };
+        let builtin = builtin_tool(name)?;
+        let rule = rule.map(|r| rule::parse(builtin, r)).transpose()?;
         Ok(Self {
             text: s.to_owned(),
             tool: Tool::Builtin(builtin),
@@ -313,174 +244,6 @@ impl From<ToolGrant> for String {
 impl fmt::Display for ToolGrant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
-    }
-}
-
-/// One server of `options.mcp_config.mcpServers`, by how the CLI reaches it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum McpServer {
-    /// A program the CLI starts (`command`, or `type: "stdio"`): a worker runs it only if its
-    /// `--allow-mcp-command` names the command exactly. `args` are data.
-    Stdio { command: String },
-    /// A server the CLI calls (`type: "http"` or `"sse"`): a worker calls it only if the URL's
-    /// host is on its `--sandbox-allow-host` list.
-    Remote { url: url::Url },
-}
-
-/// Environment variables a stdio server may not set: they change which program runs, or what
-/// it loads, past the worker's `--allow-mcp-command` list.
-fn is_loader_variable(name: &str) -> bool {
-    let n = name.to_ascii_uppercase();
-    n == "PATH"
-        || n.starts_with("LD_")
-        || n.starts_with("DYLD_")
-        || matches!(
-            n.as_str(),
-            "NODE_OPTIONS"
-                | "NODE_PATH"
-                | "PYTHONPATH"
-                | "PYTHONSTARTUP"
-                | "PYTHONHOME"
-                | "BASH_ENV"
-                | "ENV"
-                | "PERL5LIB"
-                | "PERL5OPT"
-                | "RUBYOPT"
-                | "RUBYLIB"
-        )
-}
-
-impl McpServer {
-    /// Parses one server's object. The error is the sub-field at fault (`command`, `url`, …;
-    /// empty for the server itself) and the problem.
-    ///
-    /// # Errors
-    /// Unknown types and fields, a missing or non-string `command` or `url`, a URL that is not
-    /// `http(s)` or carries credentials, `env` entries that change what runs.
-    pub fn parse(v: &serde_json::Value) -> Result<Self, (String, String)> {
-        let err = |f: &str, p: String| Err((f.to_owned(), p));
-        let Some(o) = v.as_object() else {
-            return err("", "is not an object".into());
-        };
-        let kind = match o.get("type") {
-            None => None,
-            Some(serde_json::Value::String(t)) => Some(t.as_str()),
-            Some(_) => return err("type", "is not a string".into()),
-        };
-        let stdio = match kind {
-            Some("stdio") => true,
-            Some("http" | "sse") => false,
-            None => true,
-            Some(t) => {
-                return err(
-                    "type",
-                    format!("is {t:?}; known: stdio (a command), http and sse (a url)"),
-                )
-            }
-        };
-        let allowed: &[&str] = if stdio {
-            &["type", "command", "args", "env"]
-        } else {
-            &["type", "url", "headers"]
-        };
-        if let Some(k) = o.keys().find(|k| !allowed.contains(&k.as_str())) {
-            return err(
-                k,
-                format!(
-                    "is not known for a {} server; known: {}",
-                    if stdio { "stdio" } else { "remote" },
-                    allowed.join(", ")
-                ),
-            );
-        }
-        if stdio {
-            let Some(command) = o.get("command").and_then(serde_json::Value::as_str) else {
-                return err("command", "is missing or not a string".into());
-            };
-            if let Some(args) = o.get("args") {
-                if !args
-                    .as_array()
-                    .is_some_and(|a| a.iter().all(serde_json::Value::is_string))
-                {
-                    return err("args", "is not a list of strings".into());
-                }
-            }
-            if let Some(env) = o.get("env") {
-                let Some(env) = env.as_object() else {
-                    return err("env", "is not an object of strings".into());
-                };
-                if let Some(k) = env.keys().find(|k| is_loader_variable(k)) {
-                    return err(
-                        &format!("env.{k}"),
-                        "changes which program runs or what it loads; a plan may not set it".into(),
-                    );
-                }
-            }
-            return Ok(Self::Stdio {
-                command: command.to_owned(),
-            });
-        }
-        let Some(raw) = o.get("url").and_then(serde_json::Value::as_str) else {
-            return err("url", "is missing or not a string".into());
-        };
-        let url = match url::Url::parse(raw) {
-            Ok(u) => u,
-            Err(e) => return err("url", format!("is not a URL: {e}")),
-        };
-        if !matches!(url.scheme(), "http" | "https") {
-            return err(
-                "url",
-                format!("uses {:?}; only http and https are reached", url.scheme()),
-            );
-        }
-        if url.host_str().is_none_or(str::is_empty) {
-            return err("url", "has no host".into());
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return err(
-                "url",
-                "carries credentials; put them in headers if the server needs them".into(),
-            );
-        }
-        Ok(Self::Remote { url })
-    }
-
-    /// Every server of an `mcp_config` object (`{"mcpServers": {...}}`), in order, with the
-    /// path of its field (`options.mcp_config.mcpServers.<name>`).
-    ///
-    /// # Errors
-    /// The full field path and the problem of the first server found wrong.
-    pub fn all(
-        config: &serde_json::Map<String, serde_json::Value>,
-    ) -> Result<Vec<(String, Self)>, (String, String)> {
-        let Some(servers) = config
-            .get("mcpServers")
-            .and_then(serde_json::Value::as_object)
-        else {
-            return Ok(Vec::new());
-        };
-        servers
-            .iter()
-            .map(|(name, v)| {
-                let at = format!("options.mcp_config.mcpServers.{name}");
-                if name.is_empty() || !name.chars().all(is_name_char) {
-                    return Err((
-                        at,
-                        "is not a server name (letters, digits, '_' and '-')".into(),
-                    ));
-                }
-                Self::parse(v).map(|s| (at.clone(), s)).map_err(|(f, p)| {
-                    (
-                        if f.is_empty() {
-                            at
-                        } else {
-                            format!("{at}.{f}")
-                        },
-                        p,
-                    )
-                })
-            })
-            .collect()
     }
 }
 

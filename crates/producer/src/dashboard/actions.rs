@@ -18,18 +18,36 @@ pub(super) struct TokenForm {
     note: Option<String>,
 }
 
+baton_core::vocab::closed_enum! {
+    /// A plan's buttons: the last segment of `/plans/{id}/{action}`, and the `done` banner
+    /// after each.
+    pub(super) enum PlanButton ("dashboard action") {
+        Retry = "retry",
+        Cancel = "cancel",
+        Pause = "pause",
+        Resume = "resume",
+        Approve = "approve",
+        Reject = "reject",
+    }
+}
+
+/// The `done` banner after a dead letter was resubmitted (`/dead/{id}/requeue`).
+const REQUEUED: &str = "requeue";
+
 /// The banner after an action (from a fixed set: nothing from the query string is shown).
 pub(super) fn done_banner(d: &Done) -> Option<&'static str> {
-    match d.done.as_deref() {
-        Some("retry") => Some("Retry submitted: a worker puts the plan back in service."),
-        Some("cancel") => Some("Plan cancelled."),
-        Some("requeue") => Some("Document resubmitted."),
-        Some("pause") => Some("Plan paused: the task running now finishes, then nothing runs."),
-        Some("resume") => Some("Resume submitted: a worker puts the plan back in line."),
-        Some("approve") => Some("Approval submitted: the plan goes on."),
-        Some("reject") => Some("Rejection submitted: the task runs again with your note."),
-        _ => None,
+    let done = d.done.as_deref()?;
+    if done == REQUEUED {
+        return Some("Document resubmitted.");
     }
+    Some(match done.parse::<PlanButton>().ok()? {
+        PlanButton::Retry => "Retry submitted: a worker puts the plan back in service.",
+        PlanButton::Cancel => "Plan cancelled.",
+        PlanButton::Pause => "Plan paused: the task running now finishes, then nothing runs.",
+        PlanButton::Resume => "Resume submitted: a worker puts the plan back in line.",
+        PlanButton::Approve => "Approval submitted: the plan goes on.",
+        PlanButton::Reject => "Rejection submitted: the task runs again with your note.",
+    })
 }
 
 /// The page refusing an action, unless actions are enabled and the form has the right token.
@@ -97,41 +115,51 @@ pub(super) async fn plan_action(
     Path((id, action)): Path<(String, String)>,
     Form(f): Form<TokenForm>,
 ) -> Response {
+    let Ok(button) = action.parse::<PlanButton>() else {
+        return failed(
+            &app,
+            StatusCode::NOT_FOUND,
+            "No such action",
+            &format!(
+                "The dashboard has no action {action:?} for a plan: it knows retry, cancel, \
+                 pause, resume, approve and reject."
+            ),
+        );
+    };
     let plan = match acted_on_plan(&app, &f, &id) {
         Ok(p) => p,
         Err(r) => return r,
     };
     let mut conn = app.conn.clone();
     let (env, keys) = (&app.ctx.env, &app.ctx.keys);
-    let done = match action.as_str() {
-        "cancel" => {
+    // retry, resume, approve, reject: the action documents, as `baton` submits them.
+    let document = match button {
+        PlanButton::Cancel => {
             let reason = "cancelled from the dashboard";
-            crate::cancel::cancel(&mut conn, env, &plan, reason).await
+            let done = crate::cancel::cancel(&mut conn, env, &plan, reason).await;
+            return acted(&app, &plan, button, done);
         }
-        "pause" => {
+        PlanButton::Pause => {
             let reason = "paused from the dashboard";
-            crate::control::pause(&mut conn, env, &plan, reason, false).await
+            let done = crate::control::pause(&mut conn, env, &plan, reason, false).await;
+            return acted(&app, &plan, button, done);
         }
-        // retry, resume, approve, reject: the action documents, named as in the document.
-        name => match name.parse::<PlanAction>() {
-            Ok(a) => {
-                let mut request = ActionRequest::new(plan.clone(), a);
-                request.note = f.note.clone().filter(|n| !n.trim().is_empty());
-                crate::control::request(&mut conn, keys, &request).await
-            }
-            Err(_) => {
-                return failed(
-                    &app,
-                    StatusCode::NOT_FOUND,
-                    "No such action",
-                    "The dashboard knows retry, cancel, pause, resume, approve and reject.",
-                )
-            }
-        },
+        PlanButton::Retry => PlanAction::Retry,
+        PlanButton::Resume => PlanAction::Resume,
+        PlanButton::Approve => PlanAction::Approve,
+        PlanButton::Reject => PlanAction::Reject,
     };
+    let mut request = ActionRequest::new(plan.clone(), document);
+    request.note = f.note.clone().filter(|n| !n.trim().is_empty());
+    let done = crate::control::request(&mut conn, keys, &request).await;
+    acted(&app, &plan, button, done)
+}
+
+/// The page after a plan's button: back to the plan with its banner, or why it failed.
+fn acted(app: &App, plan: &PlanId, button: PlanButton, done: Result<(), Failure>) -> Response {
     match done {
-        Ok(()) => Redirect::to(&format!("/plans/{plan}?done={action}")).into_response(),
-        Err(f) => action_failed(&app, f),
+        Ok(()) => Redirect::to(&format!("/plans/{plan}?done={button}")).into_response(),
+        Err(f) => action_failed(app, f),
     }
 }
 
@@ -152,7 +180,7 @@ pub(super) async fn requeue(
         );
     };
     match crate::dead::requeue(&mut app.conn.clone(), &app.ctx.keys, letter).await {
-        Ok(()) => Redirect::to("/dead?done=requeue").into_response(),
+        Ok(()) => Redirect::to(&format!("/dead?done={REQUEUED}")).into_response(),
         Err(f) => action_failed(&app, f),
     }
 }

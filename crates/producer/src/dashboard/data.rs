@@ -1,12 +1,16 @@
 //! What the dashboard shows, read from Redis in as few round trips as a page allows (one or two
-//! pipelines per page, whatever the number of plans).
+//! pipelines per page, whatever the number of plans). The plans, their events and the dead
+//! letters are read through baton-client, as every other reader reads them; the pool's overview
+//! (workers, queues, the minute counters) is the dashboard's own.
 
 use std::collections::HashMap;
 
+use baton_client::{Client, ClientError, DetailParts, PlanView};
 use baton_connect::SharedConn;
-use baton_core::records::{DeadLetter, SessionRecord, StoredTask, TaskResult};
-use baton_core::{Counter, Event, Keys, PlanHash, PlanId, PlanState};
-use redis::AsyncCommands;
+use baton_core::records::DeadLetter;
+use baton_core::{Counter, Keys, PlanId, PlanState};
+
+pub(super) use baton_client::PlanDetail;
 
 /// Minutes of history the overview charts.
 pub(super) const TIMELINE_MINUTES: u64 = 60;
@@ -153,14 +157,17 @@ pub(super) async fn overview(conn: &mut SharedConn, keys: &Keys) -> redis::Redis
     })
 }
 
-/// One plan in the listing.
-#[derive(Debug)]
-pub(super) struct PlanRow {
-    pub(super) id: String,
-    pub(super) hash: PlanHash,
-    pub(super) pending: u64,
-    /// Seconds the session has left, when one is live.
-    pub(super) session_ttl: Option<i64>,
+/// A plan in the listing.
+pub(super) type PlanRow = PlanView;
+
+/// The read library's error as the dashboard reports it (a Redis error; the reads used here
+/// are the lenient ones, which decode nothing strictly).
+fn redis_error(e: ClientError) -> redis::RedisError {
+    match e {
+        ClientError::Redis(e) => e,
+        ClientError::Reply(e) => e.into(),
+        other => std::io::Error::other(other.to_string()).into(),
+    }
 }
 
 /// The plans most recently active (submitted to or handed back) first, at most `limit`, of
@@ -171,108 +178,31 @@ pub(super) async fn plans(
     state: Option<PlanState>,
     limit: usize,
 ) -> redis::RedisResult<Vec<PlanRow>> {
-    let stop = isize::try_from(limit).unwrap_or(isize::MAX) - 1;
-    let ids: Vec<String> = conn.zrevrange(keys.plans(), 0, stop).await?;
-    let ids: Vec<PlanId> = ids.iter().filter_map(|i| i.parse().ok()).collect();
-    // A pipeline per plan, all sent at once: each plan's keys share a slot of their own.
-    let reads = ids.iter().map(|id| {
-        let mut conn = conn.clone();
-        async move {
-            redis::pipe()
-                .hgetall(keys.plan(id))
-                .llen(keys.tasks(id))
-                .ttl(keys.session(id))
-                .query_async::<Vec<redis::Value>>(&mut conn)
-                .await
-        }
-    });
-    let values = futures_util::future::join_all(reads).await;
-    let mut rows = Vec::with_capacity(ids.len());
-    for (id, v) in ids.iter().zip(values) {
-        let Ok::<[redis::Value; 3], _>([hash, pending, ttl]) = v?.try_into() else {
-            continue;
-        };
-        let hash: HashMap<String, String> = redis::from_redis_value(hash).unwrap_or_default();
-        let hash = PlanHash::from_pairs(&hash);
-        if hash.is_missing() || state.is_some_and(|s| hash.state != Some(s)) {
-            continue;
-        }
-        let ttl: i64 = redis::from_redis_value(ttl).unwrap_or(-2);
-        rows.push(PlanRow {
-            id: id.to_string(),
-            hash,
-            pending: redis::from_redis_value(pending).unwrap_or(0),
-            session_ttl: (ttl >= 0).then_some(ttl),
-        });
-    }
-    Ok(rows)
+    let client = Client::new(conn.clone(), keys.clone());
+    let ids = client.recent_plans(limit).await.map_err(redis_error)?;
+    let views = client.plans(&ids).await.map_err(redis_error)?;
+    Ok(views
+        .into_iter()
+        .flatten()
+        .filter(|v| state.is_none_or(|s| v.state() == Some(s)))
+        .collect())
 }
 
-/// Everything the plan page shows.
-#[derive(Debug)]
-pub(super) struct PlanDetail {
-    pub(super) hash: PlanHash,
-    pub(super) results: Vec<TaskResult>,
-    pub(super) pending: Vec<StoredTask>,
-    pub(super) events: Vec<Event>,
-    pub(super) session: Option<SessionRecord>,
-    pub(super) session_ttl: Option<i64>,
-    /// The committed transcript: base pack and chunks.
-    pub(super) transcript: Option<(Vec<u8>, Vec<Vec<u8>>)>,
-}
-
-type PlanReply = (
-    HashMap<String, String>,
-    Vec<String>,
-    Vec<String>,
-    Vec<String>,
-    Option<String>,
-    i64,
-    Option<Vec<u8>>,
-    Vec<Vec<u8>>,
-);
-
-/// A plan, or `None` when there is no such plan (or it is past its retention).
+/// A plan with everything its page shows (events and transcript included), or `None` when
+/// there is no such plan (or it is past its retention).
 pub(super) async fn plan(
     conn: &mut SharedConn,
     keys: &Keys,
     id: &PlanId,
 ) -> redis::RedisResult<Option<PlanDetail>> {
-    // One snapshot (a transaction in the plan's slot): the transcript's base and chunks must
-    // be of the same commit.
-    let (hash, results, pending, events, session, ttl, transcript, chunks): PlanReply =
-        redis::pipe()
-            .atomic()
-            .hgetall(keys.plan(id))
-            .lrange(keys.results(id), 0, -1)
-            .lrange(keys.tasks(id), 0, -1)
-            .lrange(keys.events(id), 0, -1)
-            .get(keys.session(id))
-            .ttl(keys.session(id))
-            .get(keys.transcript(id))
-            .lrange(keys.transcript_chunks(id), 0, -1)
-            .query_async(conn)
-            .await?;
-    let hash = PlanHash::from_pairs(&hash);
-    if hash.is_missing() {
-        return Ok(None);
-    }
-    Ok(Some(PlanDetail {
-        hash,
-        results: parse_all(&results),
-        pending: parse_all(&pending),
-        events: parse_all(&events),
-        session: session.and_then(|s| serde_json::from_str(&s).ok()),
-        session_ttl: (ttl >= 0).then_some(ttl),
-        transcript: transcript.map(|base| (base, chunks)),
-    }))
-}
-
-/// The records that decode (a record no longer readable is left out, not fatal to the page).
-fn parse_all<T: serde::de::DeserializeOwned>(raw: &[String]) -> Vec<T> {
-    raw.iter()
-        .filter_map(|r| serde_json::from_str(r).ok())
-        .collect()
+    let parts = DetailParts {
+        events: true,
+        transcript: true,
+    };
+    Client::new(conn.clone(), keys.clone())
+        .plan_detail(id, parts)
+        .await
+        .map_err(redis_error)
 }
 
 /// The plan's stored events after `seq` (for a live page that rendered up to it).
@@ -282,14 +212,10 @@ pub(super) async fn events_after(
     plan: &PlanId,
     seq: Option<u64>,
 ) -> redis::RedisResult<Vec<(u64, String)>> {
-    let raw: Vec<String> = conn.lrange(keys.events(plan), 0, -1).await?;
-    Ok(raw
-        .into_iter()
-        .filter_map(|r| {
-            let s = serde_json::from_str::<Event>(&r).ok()?.seq?;
-            (seq.is_none_or(|after| s > after)).then_some((s, r))
-        })
-        .collect())
+    Client::new(conn.clone(), keys.clone())
+        .events_after(plan, seq)
+        .await
+        .map_err(redis_error)
 }
 
 /// The newest dead letters, at most `limit`, with each one's raw JSON (to requeue it exactly).
@@ -298,12 +224,13 @@ pub(super) async fn dead_letters(
     keys: &Keys,
     limit: isize,
 ) -> redis::RedisResult<Vec<(String, DeadLetter)>> {
-    let raw: Vec<String> = conn.lrange(keys.dead(), 0, limit - 1).await?;
-    Ok(raw
+    let limit = usize::try_from(limit).unwrap_or(0);
+    let letters = Client::new(conn.clone(), keys.clone())
+        .dead_letters(Some(limit))
+        .await
+        .map_err(redis_error)?;
+    Ok(letters
         .into_iter()
-        .filter_map(|r| {
-            let l = serde_json::from_str(&r).ok()?;
-            Some((r, l))
-        })
+        .filter_map(|s| Some((s.raw, s.letter?)))
         .collect())
 }

@@ -23,7 +23,6 @@ mod pages;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
@@ -167,11 +166,11 @@ async fn relay_events(
     channel: String,
     out: broadcast::Sender<Arc<str>>,
 ) {
-    let mut delay = Duration::from_millis(200);
+    let mut delays = baton_client::reconnect::reconnect_delays();
     loop {
         if let Ok(mut pubsub) = connector.pubsub().await {
             if pubsub.subscribe(&channel).await.is_ok() {
-                delay = Duration::from_millis(200);
+                delays = baton_client::reconnect::reconnect_delays();
                 let mut stream = pubsub.on_message();
                 while let Some(msg) = stream.next().await {
                     if let Ok(raw) = msg.get_payload::<String>() {
@@ -181,8 +180,7 @@ async fn relay_events(
                 }
             }
         }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(5));
+        tokio::time::sleep(baton_client::reconnect::next_delay(&mut delays)).await;
     }
 }
 
@@ -219,12 +217,29 @@ struct PlansQuery {
     state: Option<String>,
 }
 
-fn state_filter(q: &PlansQuery) -> Option<PlanState> {
-    q.state.as_deref().and_then(|s| s.parse().ok())
+/// The state `?state=` names (none given, or empty: every plan).
+fn state_filter(q: &PlansQuery) -> Result<Option<PlanState>, baton_core::UnknownName> {
+    match q.state.as_deref() {
+        None | Some("") => Ok(None),
+        Some(s) => s.parse().map(Some),
+    }
+}
+
+/// An unknown `?state=`: a 400 naming it, not a list of every plan.
+fn unknown_state(app: &App, e: &baton_core::UnknownName) -> Response {
+    let known: Vec<&str> = PlanState::ALL.iter().map(|s| s.as_str()).collect();
+    let text = format!(
+        "The plans are filtered by a state: {e}; the states are {}.",
+        known.join(", ")
+    );
+    failed(app, StatusCode::BAD_REQUEST, "No such state", &text)
 }
 
 async fn plans(State(app): State<Shared>, Query(q): Query<PlansQuery>) -> Response {
-    let filter = state_filter(&q);
+    let filter = match state_filter(&q) {
+        Ok(f) => f,
+        Err(e) => return unknown_state(&app, &e),
+    };
     match data::plans(&mut app.conn.clone(), &app.ctx.keys, filter, PLANS_SHOWN).await {
         Ok(rows) => pages::plans_page(&rows, filter, app.actions()).into_response(),
         Err(e) => redis_failed(&app, &e),
@@ -232,7 +247,10 @@ async fn plans(State(app): State<Shared>, Query(q): Query<PlansQuery>) -> Respon
 }
 
 async fn plans_fragment(State(app): State<Shared>, Query(q): Query<PlansQuery>) -> Response {
-    let filter = state_filter(&q);
+    let filter = match state_filter(&q) {
+        Ok(f) => f,
+        Err(e) => return unknown_state(&app, &e),
+    };
     match data::plans(&mut app.conn.clone(), &app.ctx.keys, filter, PLANS_SHOWN).await {
         Ok(rows) => pages::plans_fragment(&rows).into_response(),
         Err(e) => redis_failed(&app, &e),

@@ -214,9 +214,9 @@ pub(super) fn plans_fragment(rows: &[PlanRow]) -> Markup {
 
 /// `/plans/<id>`: its tasks, events arriving live, and its conversation.
 pub(super) fn plan_page(id: &str, d: &PlanDetail, actions: Actions, flash: Option<&str>) -> Markup {
-    let h = &d.hash;
+    let h = &d.view.hash;
     let state = h.state.map_or("unknown", |s| s.as_str());
-    let total = d.results.len() + d.pending.len();
+    let total = d.results.len() + d.tasks.len();
     let pct = if total == 0 {
         0.0
     } else {
@@ -237,8 +237,8 @@ pub(super) fn plan_page(id: &str, d: &PlanDetail, actions: Actions, flash: Optio
             } }
             tr { th { "cost" } td { (money(h.cost_usd)) } }
             tr { th { "session" } td.mono {
-                @if let Some(s) = &d.session {
-                    (s.session_id) " · " (s.tasks) " task(s) · expires in " (d.session_ttl.unwrap_or(0)) " s"
+                @if let Some(s) = &d.view.session {
+                    (s.session_id) " · " (s.tasks) " task(s) · expires in " (d.view.session_ttl.unwrap_or(0)) " s"
                 } @else { span.muted { "none live" } }
             } }
             tr { th { "workspace" } td.mono { (h.workspace.as_deref().unwrap_or("")) } }
@@ -319,7 +319,7 @@ fn short_sha(sha: &str) -> &str {
 }
 
 pub(super) fn tasks_fragment(d: &PlanDetail) -> Markup {
-    let running = d.hash.state == Some(PlanState::Running);
+    let running = d.view.hash.state == Some(PlanState::Running);
     html! {
         table {
             tr {
@@ -342,7 +342,7 @@ pub(super) fn tasks_fragment(d: &PlanDetail) -> Markup {
                     td { (short(&r.result, 160)) }
                 }
             }
-            @for (i, t) in d.pending.iter().enumerate() {
+            @for (i, t) in d.tasks.iter().enumerate() {
                 @let status = if i == 0 && running { "running" } else { "pending" };
                 tr id=(format!("task-{}", t.id)) data-status=(status) {
                     td.num { (t.index + 1) }
@@ -369,7 +369,7 @@ fn conversation(d: &PlanDetail) -> Markup {
             )
         })
         .collect();
-    let shown = match (&d.session, &d.transcript) {
+    let shown = match (&d.view.session, &d.transcript) {
         (Some(s), Some((base, chunks))) => {
             baton_core::transcript::assemble_jsonl(base, chunks, s.session_id)
                 .ok()

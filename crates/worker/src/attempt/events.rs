@@ -21,7 +21,7 @@ pub(crate) enum ExecutorEvent {
     /// The run reported something as it streamed (a tool use, a CLI retry of the API).
     Progress(Progress),
     /// The run is over (whatever it came to), after `took`.
-    RunEnded { mode: SessionMode, took: Duration },
+    RunEnded { took: Duration },
 }
 
 /// How a try's session started.

@@ -73,7 +73,7 @@ impl Attempt<'_> {
         let outcome = relay_progress(events, progress_rx, run).await;
         let ended_at = SystemTime::now();
         let took = started.elapsed();
-        let _ = events.send(ExecutorEvent::RunEnded { mode, took });
+        let _ = events.send(ExecutorEvent::RunEnded { took });
         if ctx.lease.is_lost() {
             return Err(Failed::Interrupted(Interruption::LeaseLost));
         }
@@ -280,6 +280,9 @@ async fn compact_transcript(ctx: &Context<'_>, start: &SessionStart, cwd: &Path)
             debug!(chunks = start.restored_chunks, "transcript compacted");
         }
         Ok(reply) => debug!(?reply, "transcript not compacted"),
-        Err(e) => warn!(error = %e, "could not compact the transcript"),
+        Err(e) => {
+            let error = baton_core::ErrorChain(&e);
+            warn!(%error, "could not compact the transcript");
+        }
     }
 }

@@ -46,6 +46,8 @@ fn dropped_header(name: &HeaderName) -> bool {
     )
 }
 
+/// Forwards one request of a hold to the model endpoint, or refuses it with the API's own
+/// error shape: a path other than the model's, a body over the limit, a plan over its budget.
 pub(super) async fn forward(
     req: Request<Incoming>,
     shared: &Shared,
@@ -70,20 +72,7 @@ pub(super) async fn forward(
             )
         }
     };
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut rb = shared
-        .client
-        .request(parts.method, format!("{}{path}", shared.upstream));
-    for (name, value) in &parts.headers {
-        if forwarded_request_header(name) {
-            rb = rb.header(name, value);
-        }
-    }
-    rb = match &shared.credential {
-        Credential::ApiKey(k) => rb.header("x-api-key", k),
-        Credential::Bearer(t) => rb.bearer_auth(t),
-        Credential::None => rb,
-    };
+    let rb = upstream_request(parts, shared);
     if let Some(why) = usage.over_budget() {
         debug!(why = %why, "model gateway: a request refused for the plan's budget");
         return api_error(
@@ -93,17 +82,44 @@ pub(super) async fn forward(
         );
     }
     usage.request();
-    let resp = match rb.body(body).send().await {
-        Ok(r) => r,
+    match rb.body(body).send().await {
+        Ok(resp) => stream_back(resp, usage),
         Err(e) => {
             warn!(error = %e, "model gateway: the endpoint is unreachable");
-            return api_error(
+            api_error(
                 StatusCode::BAD_GATEWAY,
                 "api_error",
                 "the model endpoint is unreachable",
-            );
+            )
         }
-    };
+    }
+}
+
+/// The request to the endpoint (its body still to add): the same method and path, the headers
+/// the API reads, and the worker's credential in place of the hold's token.
+fn upstream_request(
+    parts: hyper::http::request::Parts,
+    shared: &Shared,
+) -> reqwest::RequestBuilder {
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut rb = shared
+        .client
+        .request(parts.method, format!("{}{path}", shared.upstream));
+    for (name, value) in &parts.headers {
+        if forwarded_request_header(name) {
+            rb = rb.header(name, value);
+        }
+    }
+    match &shared.credential {
+        Credential::ApiKey(k) => rb.header("x-api-key", k),
+        Credential::Bearer(t) => rb.bearer_auth(t),
+        Credential::None => rb,
+    }
+}
+
+/// The endpoint's answer passed back as it streams, without hop-by-hop headers, its usage
+/// counted on the way.
+fn stream_back(resp: reqwest::Response, usage: Arc<Usage>) -> Response<Body> {
     let mut out = Response::builder().status(resp.status());
     for (name, value) in resp.headers() {
         if !dropped_header(name) {

@@ -1,5 +1,5 @@
 //! A plan's checkout: the work tree is the plan's workspace (where the CLI runs, at the path
-//! its session expects), the git dir is `<state-dir>/checkouts/<plan>.git`, outside every
+//! its session expects), the git dir is `<state-dir>/checkouts/<plan>-<repo key>.git`, outside
 //! workspace, and borrows the mirror's objects. Before every attempt the work tree is made
 //! exactly the checkpoint's files; after a success everything the task changed becomes one
 //! commit, pushed to the plan's branch with a lease on what the branch held.
@@ -10,6 +10,7 @@ use baton_core::records::DiffStat;
 use baton_core::{GitRef, PlanId, RepoSpec, RepoUrl};
 
 use super::{unreachable, Git, GitError};
+use crate::transcript::hex_sha256;
 
 /// The trailer naming the plan in every checkpoint commit: how an unrecorded commit of this
 /// plan (pushed by a holder whose Redis commit was then refused) is told from anyone else's.
@@ -99,7 +100,7 @@ impl Git {
                 problem,
             })?;
         let mirror = self.mirror(&spec.url).await?;
-        let git_dir = self.plan_git_dir(plan, &mirror).await?;
+        let git_dir = self.plan_git_dir(plan, spec, &mirror).await?;
         let dirs = (Some(git_dir.as_path()), Some(work_tree));
         let at = match checkpoint {
             Some(c) if tree_at == Some(c) => c.to_owned(),
@@ -140,9 +141,16 @@ impl Git {
     }
 
     /// The plan's git dir, made the first time: a non-bare repository with no work tree of its
-    /// own, borrowing the mirror's objects.
-    async fn plan_git_dir(&self, plan: &PlanId, mirror: &Path) -> Result<PathBuf, GitError> {
-        let git_dir = self.checkouts.join(format!("{plan}.git"));
+    /// own, borrowing the mirror's objects. Named by the plan id and its repository and
+    /// branch: a plan id used again (the old plan's keys expired or were removed) for another
+    /// repository gets a git dir of its own, never one whose objects are another mirror's.
+    async fn plan_git_dir(
+        &self,
+        plan: &PlanId,
+        spec: &RepoSpec,
+        mirror: &Path,
+    ) -> Result<PathBuf, GitError> {
+        let git_dir = self.checkouts.join(git_dir_name(plan, spec));
         if git_dir.join("HEAD").exists() {
             return Ok(git_dir);
         }
@@ -353,6 +361,12 @@ impl Git {
 }
 
 /// `N file(s) changed, X insertion(s)(+), Y deletion(s)(-)` as git prints it.
+/// `<plan>-<key>.git`, the key a hash of the repository URL and the branch written.
+fn git_dir_name(plan: &PlanId, spec: &RepoSpec) -> String {
+    let repo = format!("{}\n{}", spec.url.as_str(), spec.branch);
+    format!("{plan}-{}.git", &hex_sha256(repo.as_bytes())[..16])
+}
+
 fn parse_shortstat(line: &str) -> DiffStat {
     let mut stat = DiffStat::default();
     for part in line.split(',') {

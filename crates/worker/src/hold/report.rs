@@ -113,9 +113,7 @@ impl<'p> Reporter<'p> {
                     .await;
             }
             ExecutorEvent::Progress(p) => self.progress(task, p).await,
-            ExecutorEvent::RunEnded { mode, took } => {
-                self.pool.metrics.task_duration(mode.as_str(), took);
-            }
+            ExecutorEvent::RunEnded { took } => self.pool.metrics.task_duration(took),
         }
     }
 

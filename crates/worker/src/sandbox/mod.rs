@@ -23,11 +23,13 @@
 //!
 //! # Layout
 //! - this module: [`SandboxMode`], the probe at start-up ([`Sandbox::probe`]) and the command
-//!   line of a boxed run ([`Sandbox::command`]).
+//!   of a boxed run ([`Sandbox::command`]).
+//! - `args`: bubblewrap's arguments for a run, which say what the box sees (the list above).
 //! - `freeze`: a box held still while the worker's git works on its workspace.
 //! - `relay`: the program the box starts first (this same executable, [`RELAY_ARG`]): it
 //!   listens on the box's loopback, forwards to the gateway's socket and runs the CLI.
 
+mod args;
 pub(crate) mod freeze;
 pub mod relay;
 
@@ -49,24 +51,6 @@ const BOX_SOCKET: &str = "/run/baton/gateway.sock";
 pub(crate) const BOX_HOME: &str = "/tmp/home";
 /// PATH inside the box.
 pub(crate) const BOX_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
-/// Files of `/etc` the box may read: names, users, certificates, the loader's cache. Not
-/// `/etc` itself (shadow, the worker's own configuration, credentials of other programs).
-const ETC_FILES: &[&str] = &[
-    "/etc/hosts",
-    "/etc/passwd",
-    "/etc/group",
-    "/etc/nsswitch.conf",
-    "/etc/localtime",
-    "/etc/ld.so.cache",
-    "/etc/ld.so.conf",
-    "/etc/ld.so.conf.d",
-    "/etc/alternatives",
-    "/etc/ssl",
-    "/etc/ca-certificates",
-    "/etc/os-release",
-    "/etc/mime.types",
-];
-
 /// `--sandbox`: whether CLI runs are boxed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum SandboxMode {
@@ -171,10 +155,20 @@ impl Sandbox {
         if mode == SandboxMode::Off {
             return Ok(None);
         }
-        let path_err = |path: &Path| {
-            let path = path.display().to_string();
-            move |source| SandboxError::Path { path, source }
-        };
+        let sandbox = Self::resolve(bwrap, cli, socket, read, write)?;
+        sandbox.start_probe_box().await?;
+        Ok(Some(sandbox))
+    }
+
+    /// The settings with every path made canonical: this executable, the CLI (found on PATH
+    /// if need be), the folders to bind.
+    fn resolve(
+        bwrap: &Path,
+        cli: &Path,
+        socket: &Path,
+        read: &[PathBuf],
+        write: &[PathBuf],
+    ) -> Result<Self, SandboxError> {
         let relay = std::env::current_exe()
             .and_then(|p| p.canonicalize())
             .map_err(path_err(Path::new("the worker's own executable")))?;
@@ -189,28 +183,23 @@ impl Sandbox {
         for p in write {
             writable.push(p.canonicalize().map_err(path_err(p))?);
         }
-        let sandbox = Self {
+        Ok(Self {
             bwrap: bwrap.to_owned(),
             relay,
             cli,
             socket: socket.to_owned(),
             read: folders,
             write: writable,
-        };
-        sandbox.try_start(bwrap).await?;
-        Ok(Some(sandbox))
+        })
     }
 
-    /// Starts the CLI itself in a box, relayed, as every run will be (`--version`): a CLI the
-    /// box cannot see or start (a node script whose node is outside the box, say) is refused
-    /// here, not at each task.
-    async fn try_start(&self, bwrap: &Path) -> Result<(), SandboxError> {
+    /// Starts one real box with these settings, in a scratch folder it then removes: the CLI
+    /// itself, relayed, as every run will be. A CLI the box cannot see or start (a node script
+    /// whose node is outside the box, say) is refused here, not at each task.
+    async fn start_probe_box(&self) -> Result<(), SandboxError> {
         let probe_dir =
             std::env::temp_dir().join(format!("baton-probe-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&probe_dir).map_err(|source| SandboxError::Path {
-            path: probe_dir.display().to_string(),
-            source,
-        })?;
+        std::fs::create_dir_all(&probe_dir).map_err(path_err(&probe_dir))?;
         let args = [OsString::from("--version")];
         let env = [
             ("PATH".to_owned(), BOX_PATH.to_owned()),
@@ -237,7 +226,7 @@ impl Sandbox {
             });
         };
         let out = out.map_err(|source| SandboxError::Missing {
-            bwrap: bwrap.display().to_string(),
+            bwrap: self.bwrap.display().to_string(),
             source,
         })?;
         if !out.status.success() {
@@ -262,77 +251,6 @@ impl Sandbox {
         cmd
     }
 
-    /// bubblewrap's arguments for `run`: the relay starts first and runs the program.
-    fn bwrap_args(&self, run: &BoxedRun<'_>) -> Vec<OsString> {
-        let mut a: Vec<OsString> = Vec::with_capacity(96);
-        let mut push = |parts: &[&dyn AsRef<std::ffi::OsStr>]| {
-            a.extend(parts.iter().map(|p| p.as_ref().to_owned()));
-        };
-        // A user namespace of its own even as root, and none nested inside it (where the
-        // box could regain capabilities); every capability dropped.
-        push(&[
-            &"--die-with-parent",
-            &"--new-session",
-            &"--unshare-all",
-            &"--unshare-user",
-            &"--disable-userns",
-            &"--cap-drop",
-            &"ALL",
-            &"--ro-bind",
-            &"/usr",
-            &"/usr",
-        ]);
-        // Merged-/usr systems keep /bin, /lib, ... as links into /usr; others as folders.
-        for top in ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"] {
-            match std::fs::read_link(top) {
-                Ok(target) => push(&[&"--symlink", &target, &top]),
-                Err(_) if Path::new(top).is_dir() => push(&[&"--ro-bind", &top, &top]),
-                Err(_) => {}
-            }
-        }
-        for f in ETC_FILES {
-            push(&[&"--ro-bind-try", f, f]);
-        }
-        push(&[
-            &"--proc", &"/proc", &"--dev", &"/dev", &"--tmpfs", &"/tmp", &"--dir", &BOX_HOME,
-        ]);
-        push(&[&"--ro-bind", &self.relay, &self.relay]);
-        // The config dir is empty and private; only this session's project folder is shared.
-        push(&[
-            &"--tmpfs",
-            &run.config_dir,
-            &"--bind",
-            &run.project_dir,
-            &run.project_dir,
-        ]);
-        // After the config dir's tmpfs: a CLI installed under the config dir stays visible.
-        for r in &self.read {
-            push(&[&"--ro-bind", r, r]);
-        }
-        for w in &self.write {
-            push(&[&"--bind", w, w]);
-        }
-        push(&[&"--bind", &run.cwd, &run.cwd, &"--chdir", &run.cwd]);
-        push(&[&"--ro-bind", &self.socket, &BOX_SOCKET]);
-        push(&[&"--clearenv"]);
-        for (k, v) in run.env {
-            push(&[&"--setenv", k, v]);
-        }
-        // The relay first: it runs the program.
-        push(&[
-            &"--",
-            &self.relay,
-            &RELAY_ARG,
-            &BOX_PORT.to_string(),
-            &BOX_SOCKET,
-            &run.program,
-        ]);
-        for arg in run.args {
-            push(&[arg]);
-        }
-        a
-    }
-
     /// Folders every box reads, for the logs.
     pub(crate) fn read_paths(&self) -> &[PathBuf] {
         &self.read
@@ -342,6 +260,12 @@ impl Sandbox {
     pub(crate) fn cli(&self) -> &Path {
         &self.cli
     }
+}
+
+/// A path that cannot be resolved, as a [`SandboxError::Path`].
+fn path_err(path: &Path) -> impl FnOnce(std::io::Error) -> SandboxError {
+    let path = path.display().to_string();
+    move |source| SandboxError::Path { path, source }
 }
 
 /// The CLI's real executable (`claude` on PATH, or a path; links followed).
@@ -366,6 +290,3 @@ pub(crate) fn which(name: &Path) -> Option<PathBuf> {
         .map(|d| d.join(name))
         .find(|p| p.is_file())
 }
-
-#[cfg(test)]
-mod tests;

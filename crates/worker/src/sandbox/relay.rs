@@ -12,6 +12,8 @@ use std::process::ExitCode;
 
 use tokio::net::{TcpListener, UnixStream};
 
+use crate::exit;
+
 /// Runs the relay with `args` (after [`super::RELAY_ARG`]); returns the program's exit code.
 pub fn main(args: Vec<OsString>) -> ExitCode {
     let mut args = args.into_iter();
@@ -20,11 +22,11 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
             "baton box relay: usage: {} PORT SOCKET PROGRAM [ARGS...]",
             super::RELAY_ARG
         );
-        return ExitCode::from(2);
+        return ExitCode::from(exit::RELAY_BAD_START);
     };
     let Some(port) = port.to_str().and_then(|p| p.parse::<u16>().ok()) else {
         eprintln!("baton box relay: PORT must be a port number");
-        return ExitCode::from(2);
+        return ExitCode::from(exit::RELAY_BAD_START);
     };
     let rest: Vec<OsString> = args.collect();
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -34,7 +36,7 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
         Ok(r) => r,
         Err(e) => {
             eprintln!("baton box relay: cannot start: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(exit::RELAY_BAD_START);
         }
     };
     runtime.block_on(relay(port, socket, program, rest))
@@ -45,7 +47,7 @@ async fn relay(port: u16, socket: OsString, program: OsString, args: Vec<OsStrin
         Ok(l) => l,
         Err(e) => {
             eprintln!("baton box relay: cannot listen on 127.0.0.1:{port}: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(exit::RELAY_BAD_START);
         }
     };
     let socket = std::path::PathBuf::from(socket);
@@ -70,13 +72,13 @@ async fn relay(port: u16, socket: OsString, program: OsString, args: Vec<OsStrin
                 "baton box relay: cannot start {}: {e}",
                 std::path::Path::new(&program).display()
             );
-            return ExitCode::from(127);
+            return ExitCode::from(exit::RELAY_NOT_FOUND);
         }
     };
     let status = forward_signals_until_exit(&mut child).await;
     match status.and_then(|s| s.code()) {
-        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
-        None => ExitCode::from(1),
+        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(exit::RELAY_PROGRAM_KILLED)),
+        None => ExitCode::from(exit::RELAY_PROGRAM_KILLED),
     }
 }
 

@@ -96,7 +96,7 @@ impl Bench {
         pool.add_worker(&worker_opts(&pool, "a", 8, &["--executor", "instant"]))?;
         wait_stat(
             &pool,
-            "plans_completed",
+            Counter::PlansCompleted,
             PLANS as i64,
             Duration::from_secs(300),
         )
@@ -113,7 +113,7 @@ impl Bench {
         pool.submit(&doc("conversation").prompts(&refs).json())
             .await?;
         pool.wait_done(
-            "conversation",
+            &plan_id("conversation"),
             CONVERSATION_TASKS as u64,
             Duration::from_secs(300),
         )

@@ -23,7 +23,7 @@ fn writing_task(plan: &str, k: usize) -> String {
 /// `checkout_ms` and `checkpoint_ms` of each task_succeeded event of `plan`, by task index.
 async fn git_times(pool: &Pool, plan: &str) -> Result<Vec<(u64, f64, f64)>> {
     let mut out = Vec::new();
-    for e in pool.events(plan).await? {
+    for e in pool.events(&plan_id(plan)).await? {
         let EventBody::TaskSucceeded(s) = &e.body else {
             continue;
         };
@@ -126,8 +126,12 @@ impl Bench {
                 .json(),
         )
         .await?;
-        pool.wait_state("g", &["completed"], Duration::from_secs(300))
-            .await?;
+        pool.wait_state(
+            &plan_id("g"),
+            &[PlanState::Completed],
+            Duration::from_secs(300),
+        )
+        .await?;
         let times = git_times(&pool, "g").await?;
         // The plan's first task on a worker also makes the repository's mirror and fetches the
         // base: a one-time cost of the move, shown apart (and measured at scale below).
@@ -190,17 +194,20 @@ impl Bench {
                 .json(),
         )
         .await?;
-        pool.wait_done("h", 1, Duration::from_secs(300)).await?;
+        pool.wait_done(&plan_id("h"), 1, Duration::from_secs(300))
+            .await?;
         pool.workers[ia].stop(Duration::from_secs(30));
         let ib = pool.add_worker(&b)?;
         pool.submit(&doc("h").task("t2", &writing_task("h", 2)).json())
             .await?;
-        pool.wait_done("h", 2, Duration::from_secs(300)).await?;
+        pool.wait_done(&plan_id("h"), 2, Duration::from_secs(300))
+            .await?;
         pool.workers[ib].stop(Duration::from_secs(30));
         pool.add_worker(&a)?;
         pool.submit(&doc("h").task("t3", &writing_task("h", 3)).json())
             .await?;
-        pool.wait_done("h", 3, Duration::from_secs(300)).await?;
+        pool.wait_done(&plan_id("h"), 3, Duration::from_secs(300))
+            .await?;
         let times = git_times(&pool, "h").await?;
         let at = |i: u64| times.iter().find(|t| t.0 == i).map_or(f64::NAN, |t| t.1);
         println!(

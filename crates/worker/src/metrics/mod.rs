@@ -1,7 +1,8 @@
 //! The worker's Prometheus metrics, and the endpoint that serves them (`--metrics-addr`, off
 //! unless set). Labels come from small closed sets only (outcomes, modes, lists, session events,
-//! fallback reasons, HTTP statuses): never a plan id or anything else unbounded. Counters count
-//! this worker's work; the queue gauges are the pool's, read from Redis every few seconds.
+//! fallback reasons, token kinds, HTTP statuses), each a type in `labels`: never a plan id, a
+//! path or any other text from outside. Counters count this worker's work; the queue gauges are
+//! the pool's, read from Redis every few seconds.
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
@@ -12,7 +13,6 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use baton_core::FallbackReason;
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -23,6 +23,14 @@ use tracing::{info, warn};
 
 use crate::store::Store;
 
+mod labels;
+
+use labels::{
+    ApiStatus, InfoLabels, KindLabels, ListLabels, ModeLabels, OutcomeLabels, QueueList, Reason,
+    ReasonLabels, Sandbox, SessionLabels, StatusLabels, TokenKind,
+};
+pub(crate) use labels::{RunMode, SessionEvent, TaskOutcome};
+
 /// How often the queue gauges are read from Redis.
 const QUEUE_SAMPLE_EVERY: Duration = Duration::from_secs(5);
 /// Buckets of the task duration histogram, in seconds.
@@ -30,95 +38,12 @@ const DURATION_BUCKETS: [f64; 12] = [
     0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0,
 ];
 
-/// What became of a task attempt.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
-#[expect(
-    non_camel_case_types,
-    reason = "the variant names are the label values"
-)]
-pub(crate) enum TaskOutcome {
-    succeeded,
-    /// An attempt that failed (retried or not).
-    failed,
-    /// An attempt about to be made again after a failure.
-    retried,
-    /// A task that failed for good.
-    dead_lettered,
-}
-
-/// A session event of `baton_sessions_total`.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
-#[expect(
-    non_camel_case_types,
-    reason = "the variant names are the label values"
-)]
-pub(crate) enum SessionEvent {
-    created,
-    resumed,
-    handoff,
-    fallback,
-    rotated,
-}
-
-/// The pool's lists of `baton_queue_length`.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
-#[expect(
-    non_camel_case_types,
-    reason = "the variant names are the label values"
-)]
-enum QueueList {
-    submit,
-    ready,
-    dead,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct OutcomeLabels {
-    outcome: TaskOutcome,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ModeLabels {
-    mode: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ListLabels {
-    list: QueueList,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct SessionLabels {
-    event: SessionEvent,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ReasonLabels {
-    reason: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct KindLabels {
-    kind: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct StatusLabels {
-    status: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct InfoLabels {
-    version: String,
-    mode: String,
-    /// `boxed` (the sandbox is on) or `unconfined` (`--sandbox off`, or a benchmark executor).
-    sandbox: String,
-}
-
 /// Every metric of one worker.
 #[derive(Debug)]
 pub(crate) struct Metrics {
     registry: Registry,
+    /// The worker's one mode, the label of every task duration.
+    mode: RunMode,
     tasks: Family<OutcomeLabels, Counter>,
     task_duration: Family<ModeLabels, Histogram>,
     queue_length: Family<ListLabels, Gauge>,
@@ -136,7 +61,7 @@ pub(crate) struct Metrics {
 
 impl Metrics {
     /// The metrics of a worker running tasks in `mode`, boxed or not.
-    pub(crate) fn new(mode: &str, boxed: bool) -> Self {
+    pub(crate) fn new(mode: RunMode, boxed: bool) -> Self {
         let tasks = Family::<OutcomeLabels, Counter>::default();
         let task_duration = Family::<ModeLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(DURATION_BUCKETS)
@@ -154,9 +79,13 @@ impl Metrics {
         let pool_paused = Gauge::default();
         let info = Family::<InfoLabels, Gauge>::default();
         info.get_or_create(&InfoLabels {
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            mode: mode.to_owned(),
-            sandbox: if boxed { "boxed" } else { "unconfined" }.to_owned(),
+            version: env!("CARGO_PKG_VERSION"),
+            mode,
+            sandbox: if boxed {
+                Sandbox::boxed
+            } else {
+                Sandbox::unconfined
+            },
         })
         .set(1);
 
@@ -221,6 +150,7 @@ impl Metrics {
         );
         Self {
             registry: r,
+            mode,
             tasks,
             task_duration,
             queue_length,
@@ -241,11 +171,10 @@ impl Metrics {
         self.tasks.get_or_create(&OutcomeLabels { outcome }).inc();
     }
 
-    pub(crate) fn task_duration(&self, mode: &str, d: Duration) {
+    /// One CLI run of a task took `d` (labelled with the worker's mode).
+    pub(crate) fn task_duration(&self, d: Duration) {
         self.task_duration
-            .get_or_create(&ModeLabels {
-                mode: mode.to_owned(),
-            })
+            .get_or_create(&ModeLabels { mode: self.mode })
             .observe(d.as_secs_f64());
     }
 
@@ -257,7 +186,7 @@ impl Metrics {
         self.session(SessionEvent::fallback);
         self.fallbacks
             .get_or_create(&ReasonLabels {
-                reason: reason.as_str().to_owned(),
+                reason: Reason(reason),
             })
             .inc();
     }
@@ -265,12 +194,11 @@ impl Metrics {
     pub(crate) fn committed(&self, cost_usd: f64, input_tokens: u64, output_tokens: u64) {
         self.task(TaskOutcome::succeeded);
         self.cost.inc_by(cost_usd);
-        for (kind, n) in [("input", input_tokens), ("output", output_tokens)] {
-            self.tokens
-                .get_or_create(&KindLabels {
-                    kind: kind.to_owned(),
-                })
-                .inc_by(n);
+        for (kind, n) in [
+            (TokenKind::input, input_tokens),
+            (TokenKind::output, output_tokens),
+        ] {
+            self.tokens.get_or_create(&KindLabels { kind }).inc_by(n);
         }
     }
 
@@ -287,9 +215,10 @@ impl Metrics {
     }
 
     pub(crate) fn api_retry(&self, status: Option<u16>) {
-        let status = status.map_or_else(|| "none".to_owned(), |s| s.to_string());
         self.api_retries
-            .get_or_create(&StatusLabels { status })
+            .get_or_create(&StatusLabels {
+                status: ApiStatus(status),
+            })
             .inc();
     }
 
@@ -374,12 +303,12 @@ mod tests {
 
     #[test]
     fn the_exposition_names_every_metric_with_bounded_labels() {
-        let m = Metrics::new("warm", true);
+        let m = Metrics::new(RunMode::warm, true);
         m.committed(0.5, 10, 3);
         m.task(TaskOutcome::retried);
         m.fallback(FallbackReason::Expired);
         m.api_retry(Some(529));
-        m.task_duration("warm", Duration::from_secs(3));
+        m.task_duration(Duration::from_secs(3));
         let text = m.encode();
         for line in [
             "baton_tasks_total{outcome=\"succeeded\"} 1",
@@ -396,5 +325,80 @@ mod tests {
             assert!(text.contains(line), "{line} in\n{text}");
         }
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    /// Every label value in an exposition, as `(label, value)`.
+    fn label_values(text: &str) -> Vec<(String, String)> {
+        let mut found = Vec::new();
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let Some((_, rest)) = line.split_once('{') else {
+                continue;
+            };
+            let Some((labels, _)) = rest.rsplit_once('}') else {
+                continue;
+            };
+            for pair in labels.split("\",").filter(|p| !p.is_empty()) {
+                let (name, value) = pair.split_once("=\"").expect("name=\"value\"");
+                found.push((name.to_owned(), value.trim_end_matches('"').to_owned()));
+            }
+        }
+        found
+    }
+
+    /// Whatever a worker runs (a benchmark program's path included) and whatever it counts,
+    /// every label value is one of a known few.
+    #[test]
+    fn every_label_value_is_from_a_closed_set() {
+        let config =
+            crate::config::tests::parse(&["--executor", "spawn:/opt/bench/task.sh"]).unwrap();
+        let m = Metrics::new(RunMode::of(&config), false);
+        m.task_duration(Duration::from_secs(1));
+        m.committed(0.1, 1, 1);
+        for outcome in [
+            TaskOutcome::failed,
+            TaskOutcome::retried,
+            TaskOutcome::dead_lettered,
+        ] {
+            m.task(outcome);
+        }
+        for event in [
+            SessionEvent::created,
+            SessionEvent::resumed,
+            SessionEvent::handoff,
+            SessionEvent::rotated,
+        ] {
+            m.session(event);
+        }
+        for reason in FallbackReason::ALL {
+            m.fallback(*reason);
+        }
+        m.api_retry(Some(429));
+        m.api_retry(None);
+        let text = m.encode();
+        let reasons: Vec<&str> = FallbackReason::ALL.iter().map(|r| r.as_str()).collect();
+        let found = label_values(&text);
+        assert!(found.len() > 20, "the labels were read: {found:?}");
+        for (name, value) in found {
+            let known = match name.as_str() {
+                "mode" => ["warm", "cold", "instant", "spawn"].contains(&value.as_str()),
+                "outcome" => {
+                    ["succeeded", "failed", "retried", "dead_lettered"].contains(&value.as_str())
+                }
+                "event" => ["created", "resumed", "handoff", "fallback", "rotated"]
+                    .contains(&value.as_str()),
+                "reason" => reasons.contains(&value.as_str()),
+                "kind" => ["input", "output"].contains(&value.as_str()),
+                "status" => value == "none" || value.parse::<u16>().is_ok(),
+                "sandbox" => ["boxed", "unconfined"].contains(&value.as_str()),
+                "version" => value == env!("CARGO_PKG_VERSION"),
+                "le" => value == "+Inf" || value.parse::<f64>().is_ok(),
+                _ => false,
+            };
+            assert!(
+                known,
+                "label {name}={value:?} is not from a closed set in\n{text}"
+            );
+        }
+        assert!(text.contains("mode=\"spawn\""), "{text}");
     }
 }

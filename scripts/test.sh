@@ -21,7 +21,7 @@ echo "==> cargo test --workspace (workers in warm session mode)" >&2
 BATON_SESSION_MODE=warm cargo test --workspace "$@"
 echo "==> end-to-end tests again, workers in cold session mode (where the mode matters)" >&2
 BATON_SESSION_MODE=cold cargo test --workspace --test e2e "$@" -- \
-  --skip scripts:: --skip harness:: --skip modes:: --skip foundation::malformed_documents \
+  --skip scripts:: --skip client:: --skip harness:: --skip modes:: --skip foundation::malformed_documents \
   --skip foundation::enqueue_refuses --skip faults::hostile_documents --skip dashboard:: \
   --skip operate:: --skip clients:: --skip deploy:: --skip scale:: --skip isolation::ownership \
   --skip reliability::watch_of_every_plan --skip controls::high --skip controls::pausing \

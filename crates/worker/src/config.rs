@@ -1,6 +1,7 @@
 //! The worker's settings: one type, parsed by clap from flags and their `BATON_*` twins, with
 //! each default written once (here). Tests and benchmarks parse a command line the same way.
 
+use crate::paths::resolve_path;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -226,25 +227,6 @@ fn parse_positive_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
-/// `path` made absolute (against the working directory) with its longest existing part
-/// canonicalized and the rest appended as written: where it is, or would be once created.
-pub(crate) fn resolve_path(path: &std::path::Path) -> PathBuf {
-    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
-    let mut existing = absolute.as_path();
-    let mut rest = Vec::new();
-    loop {
-        if let Ok(real) = existing.canonicalize() {
-            return rest.iter().rev().fold(real, |p, part| p.join(part));
-        }
-        match (existing.parent(), existing.file_name()) {
-            (Some(parent), Some(name)) => {
-                rest.push(name.to_owned());
-                existing = parent;
-            }
-            _ => return absolute,
-        }
-    }
-}
 
 /// How often a worker records its heartbeat (and looks for dead workers).
 pub const HEARTBEAT: Duration = Duration::from_secs(1);

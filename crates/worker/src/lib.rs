@@ -12,12 +12,15 @@
 //!   of a plan's tool grants and MCP servers against this worker's settings; `hosts`: host
 //!   allow lists (webhooks, remote MCP servers).
 //! - `claim`: a slot's loop: claim a plan, hold it, claim the next.
-//! - `hold`: one held plan (`Hold`): lease, tasks in order, leaving; `hold::lease`.
-//! - `attempt`: a task's attempts and the retry policy; `session`: which session an attempt
-//!   runs in (resume, first, fallback, rotation) and the transcript restore.
-//! - `engine`: what runs the attempt: warm or cold CLI, or a benchmark `executor`.
-//! - `commit`: a success committed, fenced; `stop`: a plan stopped on its task.
-//! - `report`: events and counters.
+//! - `hold`: one held plan (`Hold`), the one dispatcher: it runs the tasks in order and alone
+//!   publishes events, counts, sends webhooks and pauses the pool (`hold::commit`,
+//!   `hold::stop`, `hold::dependencies`, `hold::report`); `lease`: the lease and its keeper.
+//! - `attempt`: an `Attempt` runs a task's attempts and returns their outcome and the typed
+//!   executor events they produced; `session`: which session an attempt runs in (resume,
+//!   first, fallback, rotation) and the transcript restore.
+//! - `engine`: the `Engine` trait (run, discard, finish) and its warm, cold and benchmark
+//!   implementations.
+//! - [`testing`]: one worker in-process with scripted engines, for fast tests.
 //! - `liveness`: heartbeat and the reaper of silent workers; `metrics`: Prometheus metrics and
 //!   their endpoint (`--metrics-addr`).
 //! - `claude`: the CLI itself (process, stream, cold runs, warm sessions, errors).
@@ -26,7 +29,8 @@
 //!   operators' host allow lists.
 //! - `store`: Redis connections, script calls, plain commands; `reconnect`: riding out outages.
 //! - `git`: plans with a repository: mirrors, checkouts, checkpoint commits and pushes.
-//! - `transcript`, `recap`, `workspace`: files on disk.
+//! - `transcript`, `recap`, `workspace`: files on disk; `paths`: paths as the worker compares
+//!   them.
 //!
 //! The logic does not depend on how it is driven: [`run`] takes the config and the shutdown
 //! tokens; `main.rs` wires them to signals.
@@ -48,6 +52,7 @@ mod ingest;
 mod lease;
 mod liveness;
 mod metrics;
+mod paths;
 mod pool;
 mod recap;
 mod reconnect;

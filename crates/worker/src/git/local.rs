@@ -15,7 +15,7 @@ use std::path::{Component, Path, PathBuf};
 
 use baton_core::RepoUrl;
 
-use crate::config::resolve_path;
+use crate::paths::resolve_path;
 
 /// The local repositories a worker accepts.
 #[derive(Debug, Clone)]

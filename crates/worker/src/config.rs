@@ -227,7 +227,6 @@ fn parse_positive_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
-
 /// How often a worker records its heartbeat (and looks for dead workers).
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
 

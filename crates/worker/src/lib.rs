@@ -20,7 +20,7 @@
 //!   first, fallback, rotation) and the transcript restore.
 //! - `engine`: the `Engine` trait (run, discard, finish) and its warm, cold and benchmark
 //!   implementations.
-//! - [`testing`]: one worker in-process with scripted engines, for fast tests.
+//! - `testing` (feature `testing`): one worker in-process with scripted engines, for fast tests.
 //! - `liveness`: heartbeat and the reaper of silent workers; `metrics`: Prometheus metrics and
 //!   their endpoint (`--metrics-addr`).
 //! - `claude`: the CLI itself (process, stream, cold runs, warm sessions, errors).

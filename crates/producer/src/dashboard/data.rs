@@ -115,24 +115,7 @@ pub(super) async fn overview(conn: &mut SharedConn, keys: &Keys) -> redis::Redis
     let ready = ready + count(0) + count(1);
     let delayed = count(2);
     let (held, minutes) = values.split_at(workers.len().min(values.len()));
-    let workers = workers
-        .iter()
-        .zip(held)
-        .map(|((id, beat), held)| {
-            let said: serde_json::Value = info
-                .get(id)
-                .and_then(|j| serde_json::from_str(j).ok())
-                .unwrap_or_default();
-            let field = |k: &str| said.get(k).and_then(|v| v.as_str()).map(str::to_owned);
-            WorkerRow {
-                id: id.clone(),
-                heartbeat_ago_ms: now.saturating_sub(*beat),
-                holding: redis::from_redis_value_ref(held).unwrap_or(0),
-                mode: field("mode"),
-                sandbox: field("sandbox"),
-            }
-        })
-        .collect();
+    let workers = worker_rows(&workers, held, &info, now);
     let minutes = minutes
         .iter()
         .map(|v| {
@@ -155,6 +138,34 @@ pub(super) async fn overview(conn: &mut SharedConn, keys: &Keys) -> redis::Redis
         minutes,
         pause,
     })
+}
+
+/// The workers' rows: each heartbeat's age on the server's clock `now`, how many plans it
+/// holds (`held`, in the order of `workers`), and what it says of itself (`worker_info`).
+fn worker_rows(
+    workers: &[(String, u64)],
+    held: &[redis::Value],
+    info: &HashMap<String, String>,
+    now: u64,
+) -> Vec<WorkerRow> {
+    workers
+        .iter()
+        .zip(held)
+        .map(|((id, beat), held)| {
+            let said: serde_json::Value = info
+                .get(id)
+                .and_then(|j| serde_json::from_str(j).ok())
+                .unwrap_or_default();
+            let field = |k: &str| said.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+            WorkerRow {
+                id: id.clone(),
+                heartbeat_ago_ms: now.saturating_sub(*beat),
+                holding: redis::from_redis_value_ref(held).unwrap_or(0),
+                mode: field("mode"),
+                sandbox: field("sandbox"),
+            }
+        })
+        .collect()
 }
 
 /// A plan in the listing.

@@ -62,21 +62,23 @@ pub(crate) struct Metrics {
 impl Metrics {
     /// The metrics of a worker running tasks in `mode`, boxed or not.
     pub(crate) fn new(mode: RunMode, boxed: bool) -> Self {
-        let tasks = Family::<OutcomeLabels, Counter>::default();
-        let task_duration = Family::<ModeLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(DURATION_BUCKETS)
-        });
-        let queue_length = Family::<ListLabels, Gauge>::default();
-        let queue_oldest_age = Gauge::<f64, AtomicU64>::default();
-        let sessions = Family::<SessionLabels, Counter>::default();
-        let fallbacks = Family::<ReasonLabels, Counter>::default();
-        let cost = Counter::<f64, AtomicU64>::default();
-        let tokens = Family::<KindLabels, Counter>::default();
-        let plans_held = Gauge::default();
-        let lease_lost = Counter::default();
-        let api_retries = Family::<StatusLabels, Counter>::default();
-        let rate_limit_paused = Gauge::default();
-        let pool_paused = Gauge::default();
+        let mut m = Self {
+            registry: Registry::with_prefix("baton"),
+            mode,
+            tasks: Family::default(),
+            task_duration: Family::new_with_constructor(|| Histogram::new(DURATION_BUCKETS)),
+            queue_length: Family::default(),
+            queue_oldest_age: Gauge::default(),
+            sessions: Family::default(),
+            fallbacks: Family::default(),
+            cost: Counter::default(),
+            tokens: Family::default(),
+            plans_held: Gauge::default(),
+            lease_lost: Counter::default(),
+            api_retries: Family::default(),
+            rate_limit_paused: Gauge::default(),
+            pool_paused: Gauge::default(),
+        };
         let info = Family::<InfoLabels, Gauge>::default();
         info.get_or_create(&InfoLabels {
             version: env!("CARGO_PKG_VERSION"),
@@ -88,83 +90,76 @@ impl Metrics {
             },
         })
         .set(1);
-
         let mut r = Registry::with_prefix("baton");
-        r.register("tasks", "Task attempts by outcome", tasks.clone());
-        r.register(
-            "task_duration_seconds",
-            "How long one CLI run of a task took",
-            task_duration.clone(),
-        );
-        r.register(
-            "queue_length",
-            "Entries in the pool's lists",
-            queue_length.clone(),
-        );
-        r.register(
-            "queue_oldest_age_seconds",
-            "How long the oldest plan on the ready list has waited",
-            queue_oldest_age.clone(),
-        );
-        r.register("sessions", "How tasks' sessions started", sessions.clone());
-        r.register(
-            "session_fallbacks",
-            "Sessions that could not be resumed, by reason",
-            fallbacks.clone(),
-        );
-        r.register(
-            "cost_usd",
-            "What committed tasks cost, in US dollars",
-            cost.clone(),
-        );
-        r.register("tokens", "Tokens of committed tasks", tokens.clone());
-        r.register(
-            "plans_held",
-            "Plans this worker holds now",
-            plans_held.clone(),
-        );
-        r.register(
-            "lease_lost",
-            "Holds that lost their lease",
-            lease_lost.clone(),
-        );
-        r.register(
-            "claude_api_retries",
-            "API errors the CLI retried inside a run, by HTTP status",
-            api_retries.clone(),
-        );
-        r.register(
-            "rate_limit_paused",
-            "1 while the pool is paused for a rate limit",
-            rate_limit_paused.clone(),
-        );
-        r.register(
-            "pool_paused",
-            "1 while a user has paused the pool (baton pause --all)",
-            pool_paused.clone(),
-        );
+        m.register(&mut r);
         r.register(
             "worker_info",
             "The worker's version, session mode and sandbox (boxed or unconfined)",
             info,
         );
-        Self {
-            registry: r,
-            mode,
-            tasks,
-            task_duration,
-            queue_length,
-            queue_oldest_age,
-            sessions,
-            fallbacks,
-            cost,
-            tokens,
-            plans_held,
-            lease_lost,
-            api_retries,
-            rate_limit_paused,
-            pool_paused,
-        }
+        m.registry = r;
+        m
+    }
+
+    /// Names every metric (each registered handle shares its value with the field).
+    fn register(&self, r: &mut Registry) {
+        r.register("tasks", "Task attempts by outcome", self.tasks.clone());
+        r.register(
+            "task_duration_seconds",
+            "How long one CLI run of a task took",
+            self.task_duration.clone(),
+        );
+        r.register(
+            "queue_length",
+            "Entries in the pool's lists",
+            self.queue_length.clone(),
+        );
+        r.register(
+            "queue_oldest_age_seconds",
+            "How long the oldest plan on the ready list has waited",
+            self.queue_oldest_age.clone(),
+        );
+        r.register(
+            "sessions",
+            "How tasks' sessions started",
+            self.sessions.clone(),
+        );
+        r.register(
+            "session_fallbacks",
+            "Sessions that could not be resumed, by reason",
+            self.fallbacks.clone(),
+        );
+        r.register(
+            "cost_usd",
+            "What committed tasks cost, in US dollars",
+            self.cost.clone(),
+        );
+        r.register("tokens", "Tokens of committed tasks", self.tokens.clone());
+        r.register(
+            "plans_held",
+            "Plans this worker holds now",
+            self.plans_held.clone(),
+        );
+        r.register(
+            "lease_lost",
+            "Holds that lost their lease",
+            self.lease_lost.clone(),
+        );
+        r.register(
+            "claude_api_retries",
+            "API errors the CLI retried inside a run, by HTTP status",
+            self.api_retries.clone(),
+        );
+        r.register(
+            "rate_limit_paused",
+            "1 while the pool is paused for a rate limit",
+            self.rate_limit_paused.clone(),
+        );
+        r.register(
+            "pool_paused",
+            "1 while a user has paused the pool (baton pause --all)",
+            self.pool_paused.clone(),
+        );
     }
 
     pub(crate) fn task(&self, outcome: TaskOutcome) {

@@ -12,6 +12,27 @@ use super::{Store, StoreError};
 /// Plan index entries one prune step looks at (`ZSCAN`'s `COUNT`, a hint).
 const PRUNE_BATCH: u64 = 200;
 
+/// How long a plan index entry is left alone after it was scored, at most. A workspace claim
+/// puts the plan in the index before `ingest.lua` writes the plan (they are in different
+/// slots): a sweep in between would find no plan keys and release the claim of a plan being
+/// accepted. An entry younger than the retention cannot be a plan past its retention anyway (the
+/// score is its last use), so the grace is the retention, capped here: past it, an entry without
+/// keys is an expired plan or a claim whose plan was never written (a crash between the scripts).
+const PRUNE_GRACE_MAX_MS: u64 = 10 * 60 * 1000;
+
+/// The entries (plan id, score in ms as read) scored at least `grace_ms` before `now_ms`.
+fn past_grace(entries: Vec<(String, String)>, now_ms: u64, grace_ms: u64) -> Vec<(String, String)> {
+    entries
+        .into_iter()
+        .filter(|(_, score)| {
+            // A score that does not parse was not written by baton: old enough.
+            score
+                .parse::<f64>()
+                .map_or(true, |at| at + grace_ms as f64 <= now_ms as f64)
+        })
+        .collect()
+}
+
 /// The pool's lists, for the metrics.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct QueueDepths {
@@ -69,6 +90,8 @@ impl Store {
             .chunks_exact(2)
             .map(|pair| (pair[0].clone(), pair[1].clone()))
             .collect();
+        let grace_ms = (self.env.retention_secs * 1000).min(PRUNE_GRACE_MAX_MS);
+        let entries = past_grace(entries, baton_core::time::now_millis(), grace_ms);
         if entries.is_empty() {
             return Ok((next, 0));
         }
@@ -174,5 +197,27 @@ impl Store {
             .await
             .ok()?;
         v.into_iter().nth(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fresh_index_entry_is_not_swept_even_without_plan_keys() {
+        let now = 100_000_000;
+        let entry = |id: &str, score: String| (id.to_owned(), score);
+        let kept = past_grace(
+            vec![
+                entry("claimed-just-now", (now - 50).to_string()),
+                entry("expired-long-ago", (now - 11 * 60 * 1000).to_string()),
+                entry("not-baton", "x".into()),
+            ],
+            now,
+            PRUNE_GRACE_MAX_MS,
+        );
+        let names: Vec<&str> = kept.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(names, ["expired-long-ago", "not-baton"]);
     }
 }

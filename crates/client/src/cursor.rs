@@ -135,7 +135,7 @@ impl EventCursor {
             .lrange(self.client.keys.events(plan), 0, -1)
             .await?;
         for raw in stored {
-            if let Ok(ev) = serde_json::from_str::<Event>(&raw) {
+            if let Ok(ev) = parse_event(&raw) {
                 self.backlog.push_back((ev, raw, false));
             }
         }
@@ -166,7 +166,7 @@ impl EventCursor {
                     let Ok(raw) = msg.get_payload::<String>() else {
                         continue;
                     };
-                    if let Ok(ev) = serde_json::from_str::<Event>(&raw) {
+                    if let Ok(ev) = parse_event(&raw) {
                         self.backlog.push_back((ev, raw, false));
                     }
                 }
@@ -288,7 +288,7 @@ impl EventCursor {
         let mut backlog: Vec<(Event, String)> = Vec::new();
         for stored in futures_util::future::join_all(reads).await {
             for raw in stored? {
-                if let Ok(ev) = serde_json::from_str::<Event>(&raw) {
+                if let Ok(ev) = parse_event(&raw) {
                     let known = ev
                         .plan_id
                         .as_ref()
@@ -320,6 +320,14 @@ impl EventCursor {
             .max(now_ms().saturating_sub(CATCH_UP_MARGIN_MS));
         Ok(())
     }
+}
+
+/// An event as published or stored, or `Err` after a warning naming what did not parse (an
+/// event a newer or older writer shaped otherwise is skipped, and said so, not dropped quietly).
+fn parse_event(raw: &str) -> Result<Event, ()> {
+    serde_json::from_str::<Event>(raw).map_err(|e| {
+        tracing::warn!(error = %e, event = %raw, "skipped an event that does not parse");
+    })
 }
 
 /// The dead letter a `submission_rejected` event tells of (events without a plan's `seq` are

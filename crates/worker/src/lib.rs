@@ -12,8 +12,8 @@
 //!   of a plan's tool grants and MCP servers against this worker's settings; `hosts`: host
 //!   allow lists (webhooks, remote MCP servers).
 //! - `claim`: a slot's loop: claim a plan, hold it, claim the next.
-//! - `hold`: one held plan (`Hold`), the one dispatcher: it runs the tasks in order and alone
-//!   publishes events, counts, sends webhooks and pauses the pool (`hold::commit`,
+//! - `hold`: one held plan (`Hold`), the one dispatcher: it runs the tasks in order and is the
+//!   execution path's only code that publishes events, counts, sends webhooks and pauses the pool (`hold::commit`,
 //!   `hold::stop`, `hold::dependencies`, `hold::report`); `lease`: the lease and its keeper.
 //! - `attempt`: an `Attempt` runs a task's attempts and returns their outcome and the typed
 //!   executor events they produced; `session`: which session an attempt runs in (resume,

@@ -208,7 +208,7 @@ impl Git {
                     detail: e.to_string(),
                 })?;
         if removed > 0 {
-            tracing::warn!(plan = %info.plan, removed, "removed the .git of repositories the task made inside its workspace; their files are committed as plain files");
+            tracing::warn!(removed, "removed the .git of repositories the task made inside its workspace; their files are committed as plain files");
         }
         self.run("add", dirs.0, dirs.1, ["add", "-A"]).await?;
         let out = self
@@ -360,12 +360,13 @@ impl Git {
     }
 }
 
-/// `N file(s) changed, X insertion(s)(+), Y deletion(s)(-)` as git prints it.
 /// `<plan>-<key>.git`, the key a hash of the repository URL and the branch written.
 fn git_dir_name(plan: &PlanId, spec: &RepoSpec) -> String {
     let repo = format!("{}\n{}", spec.url.as_str(), spec.branch);
     format!("{plan}-{}.git", &hex_sha256(repo.as_bytes())[..16])
 }
+
+/// `N file(s) changed, X insertion(s)(+), Y deletion(s)(-)` as git prints it.
 
 fn parse_shortstat(line: &str) -> DiffStat {
     let mut stat = DiffStat::default();

@@ -14,7 +14,7 @@ use baton_core::{PlanId, PlanState};
 use tracing::debug;
 
 use super::stop::Halt;
-use super::{next_move, Hold, Leave, NextMove};
+use super::{next_move, Hold, Leave, NextMove, TaskEnd};
 use crate::reconnect::redis_retry;
 
 /// How long a plan whose dependencies are still running waits before it is claimed again.
@@ -67,10 +67,19 @@ impl Hold<'_> {
             .await?;
             Some((dep.clone(), state))
         });
-        let states: Vec<_> = futures_util::future::join_all(reads)
+        let states: Option<Vec<_>> = futures_util::future::join_all(reads)
             .await
             .into_iter()
-            .collect::<Option<_>>()?;
+            .collect();
+        let Some(states) = states else {
+            // A read cut short by the lease's stop: leave as an interrupted task does, rather
+            // than go on to run the plan.
+            let end = TaskEnd::Interrupted(self.lease.interruption());
+            return match next_move(end, 0, u32::MAX, false) {
+                NextMove::Leave(leave) => Some(leave),
+                NextMove::Run(_) => unreachable!("an interrupted hold runs nothing"),
+            };
+        };
         match judge(&states) {
             Dependencies::Met => {
                 let _ = redis_retry("clear dependencies", &stop, || {

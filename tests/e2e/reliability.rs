@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use baton_core::EventKind;
+use baton_core::{Event, EventKind};
 use baton_tests::*;
 use redis::AsyncCommands;
 use serde_json::{json, Value};
@@ -240,17 +240,19 @@ async fn watch_of_every_plan_misses_nothing_across_a_lost_connection() -> anyhow
         name: "baton watch".into(),
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let printed = || -> Vec<Value> {
+    // `--json` prints each event as it was published: each must parse whole into its type.
+    let printed = || -> Vec<Event> {
         std::fs::read_to_string(&out_path)
             .unwrap_or_default()
             .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
+            .filter(|l| l.ends_with('}'))
+            .map(|l| pool::strict_event(l).expect("watch --json prints events"))
             .collect()
     };
-    let has = |events: &[Value], plan: &str, kind: &str| {
+    let has = |events: &[Event], plan: &str, kind: EventKind| {
         events
             .iter()
-            .any(|e| e["plan_id"] == plan && e["kind"] == kind)
+            .any(|e| e.plan_id == Some(plan_id(plan)) && e.kind() == kind)
     };
     pool.submit(
         &doc("before")
@@ -263,7 +265,7 @@ async fn watch_of_every_plan_misses_nothing_across_a_lost_connection() -> anyhow
     )
     .await?;
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !has(&printed(), "before", "task_succeeded") {
+    while !has(&printed(), "before", EventKind::TaskSucceeded) {
         anyhow::ensure!(Instant::now() < deadline, "the watch never showed task 1");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -298,9 +300,9 @@ async fn watch_of_every_plan_misses_nothing_across_a_lost_connection() -> anyhow
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let events = printed();
-        if has(&events, "before", "plan_completed")
-            && has(&events, "during", "plan_completed")
-            && has(&events, "during-bad", "submission_rejected")
+        if has(&events, "before", EventKind::PlanCompleted)
+            && has(&events, "during", EventKind::PlanCompleted)
+            && has(&events, "during-bad", EventKind::SubmissionRejected)
         {
             break;
         }
@@ -315,8 +317,8 @@ async fn watch_of_every_plan_misses_nothing_across_a_lost_connection() -> anyhow
     for plan in ["before", "during"] {
         let shown: Vec<u64> = events
             .iter()
-            .filter(|e| e["plan_id"] == plan)
-            .filter_map(|e| e["seq"].as_u64())
+            .filter(|e| e.plan_id == Some(plan_id(plan)))
+            .filter_map(|e| e.seq)
             .collect();
         let stored: Vec<u64> = pool
             .events(&plan_id(plan))
@@ -328,7 +330,7 @@ async fn watch_of_every_plan_misses_nothing_across_a_lost_connection() -> anyhow
     }
     let rejected = events
         .iter()
-        .filter(|e| e["kind"] == "submission_rejected")
+        .filter(|e| e.kind() == EventKind::SubmissionRejected)
         .count();
     assert_eq!(rejected, 1, "the rejection told once");
     let err = std::fs::read_to_string(out_path.with_extension("err"))?;

@@ -447,9 +447,10 @@ pub async fn run(fault: Fault, scale: Scale) -> Result<Row> {
         }
         if Instant::now() > deadline {
             bail!(
-                "{}: only {done}/{total} tasks done, {ended}/{} plans ended in time",
+                "{}: only {done}/{total} tasks done, {ended}/{} plans ended in time; worker logs:\n{}",
                 fault.name(),
-                plans.len()
+                plans.len(),
+                pool.log_tail()
             );
         }
         let progress = done as f64 / total as f64;

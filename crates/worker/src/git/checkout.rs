@@ -367,7 +367,6 @@ fn git_dir_name(plan: &PlanId, spec: &RepoSpec) -> String {
 }
 
 /// `N file(s) changed, X insertion(s)(+), Y deletion(s)(-)` as git prints it.
-
 fn parse_shortstat(line: &str) -> DiffStat {
     let mut stat = DiffStat::default();
     for part in line.split(',') {

@@ -16,7 +16,7 @@ ensure_chromium
 ensure_claude
 ensure_client_libs
 echo "==> the code's shape: sizes (scripts/size-check.py) and the worker's modules (scripts/module-check.py)" >&2
-python3 scripts/size-check.py --allow dashboard/pages.rs --allow dashboard/pages.rs:plan_page crates
+python3 scripts/size-check.py crates
 python3 scripts/module-check.py crates/worker/src
 echo "==> cargo build --workspace --all-targets" >&2
 cargo build --workspace --all-targets --quiet

@@ -290,11 +290,22 @@ impl Config {
                 resolve_path(&self.resolved_claude_config_dir()),
             ),
         ];
+        // The CLI's own folder is shared read-only into every box too: a CLI installed in a
+        // folder that holds the state dir (say `~/claude` with the default state dir) would let
+        // every plan read every other plan's git dir.
+        let cli_folder = (self.sandbox != crate::sandbox::SandboxMode::Off)
+            .then(|| crate::sandbox::cli_folder(&self.claude_bin))
+            .flatten();
         for (flag, shared) in self
             .sandbox_read
             .iter()
             .map(|p| ("--sandbox-read", p))
             .chain(self.sandbox_write.iter().map(|p| ("--sandbox-write", p)))
+            .chain(
+                cli_folder
+                    .iter()
+                    .map(|p| ("the CLI's folder (--claude-bin)", p)),
+            )
         {
             let shared = resolve_path(shared);
             for (name, dir) in &own {

@@ -120,3 +120,33 @@ fn command_lines_parse_to_their_settings_or_name_the_problem() {
         assert!(e.contains(flag), "{bad:?}: {e}");
     }
 }
+
+#[test]
+fn a_cli_in_a_folder_holding_the_state_dir_is_refused_when_boxed() {
+    // Every box gets the CLI's folder read-only: it may not hold the worker's own state.
+    let home = std::env::temp_dir().join(format!("baton-cli-home-{}", std::process::id()));
+    std::fs::create_dir_all(&home).unwrap();
+    let cli = home.join("claude");
+    std::fs::write(&cli, "#!/bin/sh\n").unwrap();
+    let (cli, state) = (
+        cli.display().to_string(),
+        home.join("state").display().to_string(),
+    );
+    let boxed = [
+        "--claude-bin",
+        &cli,
+        "--state-dir",
+        &state,
+        "--workspace-root",
+        "/w/ws",
+    ];
+    let e = parse(&boxed).unwrap().check().unwrap_err();
+    assert!(
+        e.contains("the CLI's folder") && e.contains("--state-dir"),
+        "{e}"
+    );
+    let mut unboxed = boxed.to_vec();
+    unboxed.extend(["--sandbox", "off"]);
+    assert!(parse(&unboxed).unwrap().check().is_ok());
+    std::fs::remove_dir_all(&home).unwrap();
+}

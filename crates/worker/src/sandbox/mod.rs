@@ -283,6 +283,12 @@ fn cli_path(cli: &Path) -> std::io::Result<PathBuf> {
     found.canonicalize()
 }
 
+/// The folder of the CLI `cli` names (found on PATH when it is a bare name), which every box
+/// gets read-only; `None` when the CLI cannot be found (start-up says so elsewhere).
+pub(crate) fn cli_folder(cli: &Path) -> Option<PathBuf> {
+    cli_path(cli).ok()?.parent().map(Path::to_owned)
+}
+
 /// `name` looked up on the worker's PATH.
 pub(crate) fn which(name: &Path) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;

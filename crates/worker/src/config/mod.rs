@@ -290,35 +290,7 @@ impl Config {
                 resolve_path(&self.resolved_claude_config_dir()),
             ),
         ];
-        // The CLI's own folder is shared read-only into every box too: a CLI installed in a
-        // folder that holds the state dir (say `~/claude` with the default state dir) would let
-        // every plan read every other plan's git dir.
-        let cli_folder = (self.sandbox != crate::sandbox::SandboxMode::Off)
-            .then(|| crate::sandbox::cli_folder(&self.claude_bin))
-            .flatten();
-        for (flag, shared) in self
-            .sandbox_read
-            .iter()
-            .map(|p| ("--sandbox-read", p))
-            .chain(self.sandbox_write.iter().map(|p| ("--sandbox-write", p)))
-            .chain(
-                cli_folder
-                    .iter()
-                    .map(|p| ("the CLI's folder (--claude-bin)", p)),
-            )
-        {
-            let shared = resolve_path(shared);
-            for (name, dir) in &own {
-                if dir.starts_with(&shared) || shared.starts_with(dir) {
-                    return Err(format!(
-                        "{flag} ({}) and {name} ({}) overlap: every plan's box would see the \
-                         worker's own files",
-                        shared.display(),
-                        dir.display()
-                    ));
-                }
-            }
-        }
+        self.check_shared_folders(&own)?;
         if !self.webhook_allow.is_empty() && self.webhook_secret.is_none() {
             return Err(
                 "--webhook-allow names hosts, but BATON_WEBHOOK_SECRET is not set: every \
@@ -341,6 +313,41 @@ impl Config {
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("/root"));
         home.join(".claude")
+    }
+
+    /// No folder shared into every box (`--sandbox-read`, `--sandbox-write`, the CLI's own
+    /// folder) overlaps one of the worker's `own` folders.
+    fn check_shared_folders(&self, own: &[(&str, PathBuf)]) -> Result<(), String> {
+        // The CLI's own folder is shared read-only into every box too: a CLI installed in a
+        // folder that holds the state dir (say `~/claude` with the default state dir) would let
+        // every plan read every other plan's git dir.
+        let cli_folder = (self.sandbox != crate::sandbox::SandboxMode::Off)
+            .then(|| crate::sandbox::cli_folder(&self.claude_bin))
+            .flatten();
+        for (flag, shared) in self
+            .sandbox_read
+            .iter()
+            .map(|p| ("--sandbox-read", p))
+            .chain(self.sandbox_write.iter().map(|p| ("--sandbox-write", p)))
+            .chain(
+                cli_folder
+                    .iter()
+                    .map(|p| ("the CLI's folder (--claude-bin)", p)),
+            )
+        {
+            let shared = resolve_path(shared);
+            for (name, dir) in own {
+                if dir.starts_with(&shared) || shared.starts_with(dir) {
+                    return Err(format!(
+                        "{flag} ({}) and {name} ({}) overlap: every plan's box would see the \
+                         worker's own files",
+                        shared.display(),
+                        dir.display()
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The state dir: `--state-dir`, else `$XDG_STATE_HOME/baton`, else

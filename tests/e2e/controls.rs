@@ -1080,7 +1080,10 @@ async fn the_clis_own_controls_reach_it_and_structured_answers_are_checked() -> 
 async fn a_worker_refuses_a_cli_older_than_it_was_tested_with() -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let mut pool = Pool::start()?;
-    let old = pool.dir.path().join("old-claude");
+    // In a folder of its own: every box gets the CLI's folder, which may hold none of the
+    // worker's own folders.
+    let old = pool.dir.path().join("old-cli").join("claude");
+    std::fs::create_dir_all(old.parent().expect("a folder"))?;
     std::fs::write(&old, "#!/bin/sh\necho '2.0.1 (Claude Code)'\n")?;
     std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o755))?;
     let mut m = pool.machine("old", 1);

@@ -154,7 +154,17 @@ async fn a_paused_plan_runs_nothing_while_others_run_and_resumes_in_order() -> a
         Duration::from_secs(60),
     )
     .await?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Paused once the model holds the hanging turn: a CLI stopped before its request reached
+    // the model would leave the hang for the rerun (which then fails on silence and retries).
+    let asked = Instant::now();
+    while first_request_with(&pool.standin.requests()?, "now-T2").is_none() {
+        ensure!(
+            asked.elapsed() < Duration::from_secs(30),
+            "task 2 never asked the model:\n{}",
+            pool.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let paused_at = Instant::now();
     run(&pool, &["pause", "now", "--now"])?;
     let mut c = pool.conn().await?;
@@ -189,7 +199,17 @@ async fn a_paused_plan_runs_nothing_while_others_run_and_resumes_in_order() -> a
         .iter()
         .filter(|e| e.task_id.as_ref().map(|t| t.as_str()) == Some("t2"))
         .count();
-    assert_eq!(t2_starts, 2, "the stopped task ran again");
+    let story: Vec<String> = events
+        .iter()
+        .map(|e| format!("{} {:?} {:?}", e.body.kind(), e.task_id, e.body.reason()))
+        .collect();
+    assert_eq!(
+        t2_starts,
+        2,
+        "the stopped task ran again, once:\n{}\n{}",
+        story.join("\n"),
+        pool.log_tail()
+    );
     Ok(())
 }
 

@@ -339,6 +339,79 @@ async fn a_session_past_the_context_threshold_rotates_with_a_recap() -> anyhow::
     Ok(())
 }
 
+/// `options.context`: `none` starts every task in a new conversation holding its prompt alone;
+/// `recap` starts each in a new conversation seeded with the tasks before. The files still
+/// follow (one workspace), only the conversation does not.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plan_can_start_every_task_afresh_with_or_without_a_recap() -> anyhow::Result<()> {
+    let mut pool = Pool::start()?;
+    pool.add_worker(&pool.machine("a", 2))?;
+    for context in ["none", "recap"] {
+        let plan = format!("ctx-{context}");
+        let p = |k: usize| format!("Task {context} MARK-{k}.\nFile: f{k}.txt\n```\n{k}\n```");
+        pool.submit(
+            &doc(&plan)
+                .prompts(&[&p(1), &p(2), &p(3)])
+                .options(json!({"context": context}))
+                .json(),
+        )
+        .await?;
+    }
+    let requests = loop_until_done(&pool, &["ctx-none", "ctx-recap"]).await?;
+    for context in ["none", "recap"] {
+        let plan = plan_id(&format!("ctx-{context}"));
+        let results = pool.results(&plan).await?;
+        let sessions: std::collections::HashSet<_> =
+            results.iter().map(|r| r.session_id.clone()).collect();
+        assert_eq!(sessions.len(), 3, "{context}: a new session per task");
+        let third = prompts_of(
+            requests
+                .iter()
+                .find(|r| {
+                    prompts_of(r)
+                        .last()
+                        .is_some_and(|p| p.contains(&format!("Task {context} MARK-3")))
+                })
+                .expect("task 3 asked the model"),
+        );
+        assert_eq!(third.len(), 1, "{context}: one prompt in the conversation");
+        let recapped = third[0].contains("MARK-1") && third[0].contains("MARK-2");
+        assert_eq!(recapped, context == "recap", "{context}: {}", third[0]);
+        if context == "recap" {
+            assert!(
+                third[0].contains("options.context is recap"),
+                "{}",
+                third[0]
+            );
+            assert!(third[0].contains("f2.txt"), "the recap names the files");
+        }
+        let events = pool.events(&plan).await?;
+        let created = events
+            .iter()
+            .filter(|e| e.kind() == EventKind::SessionCreated)
+            .count();
+        assert_eq!(created, 3, "{context}: session_created per task");
+        assert!(!events.iter().any(|e| matches!(
+            e.kind(),
+            EventKind::SessionResumed | EventKind::SessionFallback
+        )));
+    }
+    Ok(())
+}
+
+/// Waits until every plan completed; returns the stand-in's requests.
+async fn loop_until_done(pool: &Pool, plans: &[&str]) -> anyhow::Result<Vec<Value>> {
+    for plan in plans {
+        pool.wait_state(
+            &plan_id(plan),
+            &[PlanState::Completed],
+            Duration::from_secs(120),
+        )
+        .await?;
+    }
+    pool.standin.requests()
+}
+
 /// A task fails after the CLI wrote part of a turn (a file written, then the stream hangs): the
 /// retry's request carries the committed conversation only.
 #[tokio::test(flavor = "multi_thread")]

@@ -50,7 +50,7 @@ pub use event::{Event, EventKind};
 pub use grants::{McpServer, ToolGrant};
 pub use ids::{ClaudeSessionId, IdError, PlanId, TaskId, WorkerId};
 pub use keys::Keys;
-pub use plan::{PermissionMode, PlanOptions, TaskSpec, Workspace};
+pub use plan::{PermissionMode, PlanOptions, TaskContext, TaskSpec, Workspace};
 pub use plan_hash::{PlanField, PlanHash};
 pub use repo::{GitRef, RepoRequest, RepoSpec, RepoUrl};
 pub use vocab::{DeadLetterKind, FallbackReason, PlanState, Priority, Requeue, UnknownName};

@@ -111,6 +111,23 @@ pub struct PlanOptions {
     /// Tools the model may not use (the CLI's `--disallowed-tools`), in the same shapes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disallowed_tools: Option<Vec<ToolGrant>>,
+    /// What each task after the first starts from: the plan's one conversation (the default),
+    /// a new conversation seeded with baton's recap, or a new conversation with nothing but its
+    /// own prompt. The last two exist to measure what the conversation buys (`baton eval`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<TaskContext>,
+}
+
+crate::vocab::closed_enum! {
+    /// What a task after the first starts from (`options.context`).
+    pub enum TaskContext ("task context") {
+        /// The plan's one conversation, resumed (baton's point; the default).
+        Conversation = "conversation",
+        /// A new conversation whose first prompt recaps the tasks before.
+        Recap = "recap",
+        /// A new conversation holding nothing but the task's prompt.
+        NoContext = "none",
+    }
 }
 
 crate::vocab::closed_enum! {

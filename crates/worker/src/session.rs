@@ -8,7 +8,7 @@ use std::path::Path;
 
 use baton_core::records::{SessionRecord, StoredTask};
 use baton_core::scripts::hold::Head;
-use baton_core::{ClaudeSessionId, FallbackReason, PlanId};
+use baton_core::{ClaudeSessionId, FallbackReason, PlanId, TaskContext};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
@@ -29,6 +29,8 @@ pub(crate) enum How {
     Fallback(FallbackReason),
     /// The old session grew past the context threshold: a new one, with a recap.
     Rotated,
+    /// The plan asks for a new session per task (`options.context`), with a recap or without.
+    Fresh(TaskContext),
 }
 
 /// What the local copy of a committed transcript turned out to be.
@@ -133,12 +135,18 @@ pub(crate) async fn prepare(
     } = ask;
     let task = &head.task;
     let (mut committed, mut restored_chunks) = (None, 0);
-    let how = match choose(
-        head.session.as_ref(),
-        head.plan.session_id.is_some(),
-        forced,
-        pool.cfg.rotate_at_tokens,
-    ) {
+    let context = head.plan.options.as_ref().and_then(|o| o.context);
+    let had_session = head.plan.session_id.is_some();
+    let how = match context {
+        Some(c @ (TaskContext::Recap | TaskContext::NoContext)) if had_session => How::Fresh(c),
+        _ => choose(
+            head.session.as_ref(),
+            had_session,
+            forced,
+            pool.cfg.rotate_at_tokens,
+        ),
+    };
+    let how = match how {
         How::Resume(record) => {
             let (copy, state, chunks) = local_copy(pool, plan, &record, cwd, known, stop).await?;
             committed = state;
@@ -164,6 +172,12 @@ pub(crate) async fn prepare(
             let prompt = with_recap(pool, plan, why, &task_prompt, stop).await?;
             (SessionArg::New(ClaudeSessionId::generate()), prompt)
         }
+        How::Fresh(TaskContext::Recap) => {
+            let why = "the plan starts every task in a new conversation: options.context is recap";
+            let prompt = with_recap(pool, plan, why, &task_prompt, stop).await?;
+            (SessionArg::New(ClaudeSessionId::generate()), prompt)
+        }
+        How::Fresh(_) => (SessionArg::New(ClaudeSessionId::generate()), task_prompt),
     };
     Some(SessionStart {
         arg,

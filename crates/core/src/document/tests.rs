@@ -385,6 +385,7 @@ fn controls_in_documents_are_checked_and_named() {
         (r#"{"max_turns":0}"#, "options.max_turns"),
         (r#"{"max_turns":"many"}"#, "options.max_turns"),
         (r#"{"effort":"extreme"}"#, "options.effort"),
+        (r#"{"context":"amnesia"}"#, "options.context"),
         (
             r#"{"fallback_model":"sonnet,-x"}"#,
             "options.fallback_model",

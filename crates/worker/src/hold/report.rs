@@ -190,7 +190,7 @@ impl<'p> Reporter<'p> {
             from_worker: from_worker.cloned(),
         };
         match &start.how {
-            How::First => {
+            How::First | How::Fresh(_) => {
                 self.pool.metrics.session(SessionEvent::created);
                 events.push(self.event(EventBody::SessionCreated(note(None)), task));
                 counts.add(Counter::SessionsCreated, 1);

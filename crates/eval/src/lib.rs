@@ -8,6 +8,12 @@
 //! report sets the arms side by side against the seed's success criteria.
 //!
 //! # Layout
-//! - `check`: the toolchains (installed on first use) and the classifiers of their output.
+//! - [`suite`]: the projects (`eval/projects/*/project.json`).
+//! - [`arm`]: the arms, and the plan document of a project in each.
+//! - [`check`]: the toolchains (installed on first use) and the classifiers of their output.
+//! - [`report`]: the figures, the criteria, and the report as JSON, Markdown and SVG.
 
+pub mod arm;
 pub mod check;
+pub mod report;
+pub mod suite;

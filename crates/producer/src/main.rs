@@ -11,6 +11,7 @@ mod control;
 mod dashboard;
 mod dead;
 mod enqueue;
+mod eval;
 mod progress;
 mod render;
 mod retry;
@@ -54,6 +55,7 @@ enum Command {
     Approve(control::Approve),
     Reject(control::Reject),
     Dashboard(dashboard::Dashboard),
+    Eval(eval::Eval),
 }
 
 /// A failure with its exit code.
@@ -222,5 +224,6 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Approve(c) => c.run(&ctx).await,
         Command::Reject(c) => c.run(&ctx).await,
         Command::Dashboard(c) => c.run(ctx).await,
+        Command::Eval(c) => c.run(&ctx).await,
     }
 }

@@ -82,10 +82,6 @@ fn summary(arm: Arm, language: Option<Language>, all: &[PlanRun]) -> Option<Summ
     let ok: u32 = runs.iter().map(|r| r.resumes_ok).sum();
     let after_first: u32 = runs.iter().map(|r| r.tasks_done.saturating_sub(1)).sum();
     let handoffs: u32 = runs.iter().map(|r| r.handoffs).sum();
-    let facts: Vec<_> = runs.iter().filter_map(|r| r.facts).collect();
-    let (used, found) = facts
-        .iter()
-        .fold((0, 0), |(u, f), x| (u + x.used, f + x.found));
     let isolated = of(Arm::Isolated);
     Some(Summary {
         arm,
@@ -109,7 +105,6 @@ fn summary(arm: Arm, language: Option<Language>, all: &[PlanRun]) -> Option<Summ
             .then(|| f64::from(ok) / f64::from(attempted)),
         handoff_share: (after_first > 0 && arm.resumes())
             .then(|| f64::from(handoffs) / f64::from(after_first)),
-        facts_found: (used > 0).then(|| f64::from(found) / f64::from(used)),
     })
 }
 

@@ -42,12 +42,12 @@ pub(super) fn summary_row(s: &Summary) -> String {
         opt(s.ms_per_task, |ms| format!("{:.1} s", ms / 1000.0)),
         opt(s.usd_per_task, |c| format!("${c:.4}")),
         opt(s.resume_success, pct),
-        opt(s.facts_found, pct),
+        opt(s.handoff_share, pct),
     )
 }
 
 /// The header of the arms table.
-pub(super) const SUMMARY_HEAD: &str = "| arm | language | completed | missing imports | broken cross-refs | other errors | failing tests | refs all correct | missing imports vs isolated | time/task | cost/task | resumes ok | facts held |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|";
+pub(super) const SUMMARY_HEAD: &str = "| arm | language | completed | missing imports | broken cross-refs | other errors | failing tests | refs all correct | missing imports vs isolated | time/task | cost/task | resumes ok | tasks on another worker |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|";
 
 /// The whole report as Markdown.
 pub fn markdown(r: &Report) -> String {

@@ -46,23 +46,12 @@ pub struct PlanRun {
     pub resumes_ok: u32,
     /// Tasks resumed on another worker than the task before.
     pub handoffs: u32,
-    /// Offline: the stand-in's facts (names an earlier task chose) this plan's tasks used, and
-    /// how many of them the conversation held.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub facts: Option<Facts>,
     /// What the checker found; `None` when the plan left nothing to check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checked: Option<Checked>,
     /// Why nothing could be checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check_error: Option<String>,
-}
-
-/// Facts used and found (offline runs).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Facts {
-    pub used: u32,
-    pub found: u32,
 }
 
 impl PlanRun {
@@ -131,9 +120,6 @@ pub struct Summary {
     /// Tasks after the first that ran on another worker than the task before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handoff_share: Option<f64>,
-    /// Offline: share of facts the conversation held.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub facts_found: Option<f64>,
 }
 
 /// One of the seed's success criteria, as measured.

@@ -1,0 +1,147 @@
+//! What each plan of an eval did (from the pool, through baton-client) and what its checker
+//! found in the code it left (a clone of its branch from the plan's remote).
+
+use std::path::Path;
+
+use anyhow::Result;
+use baton_core::{EventKind, PlanId};
+use baton_eval::arm::Arm;
+use baton_eval::check::Toolchains;
+use baton_eval::report::PlanRun;
+use baton_eval::suite::Project;
+
+/// The plan's run as the pool recorded it (not checked yet).
+pub(super) async fn plan_run(
+    client: &baton_client::Client,
+    arm: Arm,
+    repeat: u32,
+    project: &Project,
+    plan: &PlanId,
+) -> Result<PlanRun> {
+    let view = client.plan(plan).await?;
+    let state = view
+        .as_ref()
+        .and_then(baton_client::PlanView::state)
+        .map_or_else(|| "missing".to_owned(), |s| s.as_str().to_owned());
+    let results = client.results(plan).await?;
+    let events = client.events(plan).await?;
+    let count = |kinds: &[EventKind]| {
+        u32::try_from(events.iter().filter(|e| kinds.contains(&e.kind())).count())
+            .unwrap_or(u32::MAX)
+    };
+    let resumes_ok = count(&[EventKind::SessionResumed, EventKind::SessionHandoff]);
+    let handoffs = results
+        .windows(2)
+        .filter(|w| w[0].worker != w[1].worker)
+        .count();
+    Ok(PlanRun {
+        arm,
+        repeat,
+        project: project.name.clone(),
+        language: project.language,
+        plan_id: plan.to_string(),
+        state,
+        tasks: u32::try_from(project.tasks.len()).unwrap_or(u32::MAX),
+        tasks_done: u32::try_from(results.len()).unwrap_or(u32::MAX),
+        task_ms: results.iter().map(|r| r.duration_ms).collect(),
+        cost_usd: results.iter().map(|r| r.cost_usd).sum(),
+        resumes_attempted: resumes_ok + count(&[EventKind::SessionFallback]),
+        resumes_ok,
+        handoffs: u32::try_from(handoffs).unwrap_or(u32::MAX),
+        checked: None,
+        check_error: None,
+    })
+}
+
+/// Clones the plan's branch into `tree` and checks it; the outcome goes into `run`.
+pub(super) async fn check_plan(
+    tools: &Toolchains,
+    project: &Project,
+    remote: &Path,
+    branch: &str,
+    tree: &Path,
+    work: &Path,
+    run: &mut PlanRun,
+) {
+    let _ = std::fs::remove_dir_all(tree);
+    let cloned = tokio::process::Command::new("git")
+        .args(["clone", "--quiet", "--branch", branch])
+        .arg(remote)
+        .arg(tree)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .await;
+    if !cloned.is_ok_and(|s| s.success()) {
+        run.check_error = Some("the plan left no commit on its branch".into());
+        return;
+    }
+    let _ = std::fs::create_dir_all(work);
+    match tools
+        .check(project.language, tree, &project.check, work)
+        .await
+    {
+        Ok(checked) => run.checked = Some(checked),
+        Err(e) => run.check_error = Some(format!("could not check: {e}")),
+    }
+}
+
+/// A bare repository at `remote` with one commit on `main` (a README naming the project), as a
+/// hosted repository would be.
+pub(super) async fn make_remote(remote: &Path, project: &Project, scratch: &Path) -> Result<()> {
+    let git = |args: &[&str], dir: &Path| {
+        let mut c = tokio::process::Command::new("git");
+        c.args(args)
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        c
+    };
+    let run = |mut c: tokio::process::Command, what: String| async move {
+        let out = c.output().await?;
+        anyhow::ensure!(
+            out.status.success(),
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        anyhow::Ok(())
+    };
+    let parent = remote.parent().unwrap_or(remote);
+    std::fs::create_dir_all(parent)?;
+    let remote_s = remote.display().to_string();
+    run(
+        git(
+            &["init", "-q", "--bare", "--initial-branch=main", &remote_s],
+            parent,
+        ),
+        format!("git init {remote_s}"),
+    )
+    .await?;
+    let _ = std::fs::remove_dir_all(scratch);
+    std::fs::create_dir_all(scratch)?;
+    run(
+        git(&["init", "-q", "--initial-branch=main"], scratch),
+        "git init".into(),
+    )
+    .await?;
+    let readme = format!("# {}\n\n{}\n", project.name, project.summary);
+    std::fs::write(scratch.join("README.md"), readme)?;
+    run(git(&["add", "README.md"], scratch), "git add".into()).await?;
+    let commit = [
+        "-c",
+        "user.name=baton eval",
+        "-c",
+        "user.email=eval@localhost",
+        "commit",
+        "-q",
+        "-m",
+        "initial commit",
+    ];
+    run(git(&commit, scratch), "git commit".into()).await?;
+    run(
+        git(&["push", "-q", &remote_s, "main"], scratch),
+        format!("git push to {remote_s}"),
+    )
+    .await?;
+    let _ = std::fs::remove_dir_all(scratch);
+    Ok(())
+}

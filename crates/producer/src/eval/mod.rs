@@ -1,0 +1,326 @@
+//! `baton eval`: runs the eval suite through a pool in arms and checks what each plan leaves
+//! with the language's real toolchain (see `eval/README.md` and the README's "Evaluate").
+//!
+//! # Layout
+//! - `pool`: the pool it starts for itself (redis-server, stand-in, two worker machines).
+//! - `drive`: submitting the plans, following them, and the handoff arm's rounds.
+//! - `collect`: the remotes, what each plan did, and the checker's run on its branch.
+
+mod collect;
+mod drive;
+mod pool;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use baton_core::PlanId;
+use baton_eval::arm::{plan_document, plan_id, Arm};
+use baton_eval::check::Toolchains;
+use baton_eval::report::{self, Report, ReportHead};
+use baton_eval::suite::{Project, Suite};
+
+use crate::{Ctx, Failure};
+use pool::{EmbeddedPool, WorkerSettings};
+
+/// Measure what one conversation per plan buys: run the eval suite's multi-file plans through a
+/// pool in arms, check the code each leaves with the language's real toolchain (tsc, pyflakes
+/// and mypy, cargo), and report errors per project by arm against the seed's success criteria.
+///
+/// By default it starts a pool of its own (a redis-server and two workers standing for two
+/// machines) and, unless ANTHROPIC_API_KEY is set, runs the model stand-in with the suite's
+/// answer keys: offline figures measure the harness, not a model. Writes report.json,
+/// report.md and errors.svg to --out and prints the tables.
+#[derive(clap::Args, Debug)]
+pub(crate) struct Eval {
+    /// The suite folder (it holds projects/).
+    #[arg(long, default_value = "eval")]
+    suite: PathBuf,
+    /// Arms, comma-separated: session (one conversation per plan), isolated (every task a new
+    /// session with no context), recap (a new session seeded with baton's recap), handoff (one
+    /// conversation, every task on the other machine).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "session,isolated,recap,handoff"
+    )]
+    arms: Vec<Arm>,
+    /// Runs of each project in each arm (a confidence interval needs 2 or more).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=50))]
+    repeat: u32,
+    /// Only these projects (names, comma-separated). Default: all.
+    #[arg(long, value_delimiter = ',')]
+    projects: Vec<String>,
+    /// Where the report, the checked trees and the pool's files go. Default: .eval/<run id>.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Where the toolchains are installed (on first use). Default: $XDG_CACHE_HOME/baton/eval-tools,
+    /// else ~/.cache/baton/eval-tools.
+    #[arg(long, env = "BATON_EVAL_TOOLS")]
+    tools_dir: Option<PathBuf>,
+    /// Plans each of the pool's two workers runs at once.
+    #[arg(long, default_value_t = 2)]
+    concurrency: u16,
+    /// The workers' session mode: warm or cold.
+    #[arg(long, default_value = "warm", value_parser = ["warm", "cold"])]
+    session_mode: String,
+    /// The model the plans ask for (options.model). Default: the CLI's.
+    #[arg(long)]
+    model: Option<String>,
+    /// Use the model stand-in even when ANTHROPIC_API_KEY is set.
+    #[arg(long)]
+    offline: bool,
+    /// The Claude Code CLI the pool's workers run.
+    #[arg(long, env = "BATON_CLAUDE_BIN", default_value = "claude")]
+    claude_bin: PathBuf,
+    /// Longest the run may take before it gives up on the plans still going.
+    #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+    /// Compare two reports (their report.json) instead of running: prints both side by side.
+    #[arg(long, num_args = 2, value_names = ["A", "B"])]
+    compare: Option<Vec<PathBuf>>,
+}
+
+impl Eval {
+    pub(crate) async fn run(self, _ctx: &Ctx) -> Result<(), Failure> {
+        if let Some(files) = &self.compare {
+            let read = |p: &PathBuf| -> Result<Report, Failure> {
+                let raw = std::fs::read(p)
+                    .map_err(|e| Failure::BadInput(format!("reading {}: {e}", p.display())))?;
+                serde_json::from_slice(&raw).map_err(|e| {
+                    Failure::BadInput(format!("{}: not a baton eval report: {e}", p.display()))
+                })
+            };
+            let (a, b) = (read(&files[0])?, read(&files[1])?);
+            print!("{}", report::compare_markdown(&a, &b));
+            return Ok(());
+        }
+        let suite = Suite::load(&self.suite)
+            .and_then(|s| s.only(&self.projects))
+            .map_err(|e| Failure::BadInput(e.to_string()))?;
+        if self.arms.is_empty() {
+            return Err(Failure::BadInput("--arms names no arm".into()));
+        }
+        self.evaluate(suite).await.map_err(Failure::Other)
+    }
+
+    async fn evaluate(self, suite: Suite) -> Result<()> {
+        let started = Instant::now();
+        let run = run_id();
+        let out = self
+            .out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(".eval").join(&run));
+        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+        let out = out.canonicalize()?;
+        let offline = self.offline || std::env::var_os("ANTHROPIC_API_KEY").is_none();
+        let tools_dir = self.tools_dir.clone().unwrap_or_else(default_tools_dir);
+        let languages = suite.languages();
+        let install =
+            tokio::spawn(async move { Toolchains::install(&tools_dir, &languages).await });
+        let mut arms = self.arms.clone();
+        arms.sort();
+        arms.dedup();
+        eprintln!(
+            "eval {run}: {} projects × {} arm(s) × {} repeat(s); model: {}; files in {}",
+            suite.projects.len(),
+            arms.len(),
+            self.repeat,
+            if offline {
+                "the stand-in (offline)"
+            } else {
+                "the CLI's (ANTHROPIC_API_KEY)"
+            },
+            out.display()
+        );
+        let plans = self.plans(&suite, &run, &arms, &out).await?;
+        let answers = offline.then(|| suite.dir.join("projects"));
+        let settings = WorkerSettings {
+            concurrency: self.concurrency,
+            session_mode: self.session_mode.clone(),
+            claude_bin: self.claude_bin.clone(),
+            remotes: out.join("remotes"),
+        };
+        let mut pool = EmbeddedPool::start(&out.join("pool"), answers.as_deref(), settings).await?;
+        let ctx = pool_ctx(&pool.redis_url)?;
+        let deadline = started + self.timeout;
+        run_arms(&ctx, &mut pool, &plans, deadline).await?;
+        eprintln!("eval: every plan ended; checking what they left");
+        let tools = install.await.context("installing the toolchains")??;
+        let mut runs = Vec::new();
+        let client = ctx
+            .client()
+            .await
+            .map_err(|f| anyhow::anyhow!(f.message()))?;
+        for p in &plans {
+            let mut r = collect::plan_run(&client, p.arm, p.repeat, p.project, &p.id).await?;
+            let tree = out.join("trees").join(p.id.as_str());
+            let work = out.join("work").join(p.id.as_str());
+            let branch = format!("eval/{}", p.id);
+            collect::check_plan(&tools, p.project, &p.remote, &branch, &tree, &work, &mut r).await;
+            runs.push(r);
+        }
+        drop(pool);
+        let head = ReportHead {
+            run,
+            started_at: humantime::format_rfc3339_seconds(
+                std::time::SystemTime::now() - started.elapsed(),
+            )
+            .to_string(),
+            model: if offline {
+                "stand-in".into()
+            } else {
+                self.model
+                    .clone()
+                    .unwrap_or_else(|| "the CLI's default".into())
+            },
+            offline,
+            session_mode: self.session_mode.clone(),
+            repeat: self.repeat,
+            arms,
+            wall_secs: started.elapsed().as_secs_f64(),
+        };
+        write_report(&out, &Report::new(head, runs))
+    }
+
+    /// Every plan of the run, its remote made.
+    async fn plans<'s>(
+        &self,
+        suite: &'s Suite,
+        run: &str,
+        arms: &[Arm],
+        out: &Path,
+    ) -> Result<Vec<EvalPlan<'s>>> {
+        let mut plans = Vec::new();
+        for &arm in arms {
+            for repeat in 0..self.repeat {
+                for project in &suite.projects {
+                    let id: PlanId = plan_id(run, arm, repeat, &project.name)
+                        .parse()
+                        .context("the eval's plan id")?;
+                    let remote = out.join("remotes").join(format!("{id}.git"));
+                    let scratch = out.join("scratch").join(id.as_str());
+                    collect::make_remote(&remote, project, &scratch).await?;
+                    let doc = plan_document(
+                        project,
+                        arm,
+                        id.as_str(),
+                        &remote.display().to_string(),
+                        self.model.as_deref(),
+                    );
+                    plans.push(EvalPlan {
+                        id,
+                        arm,
+                        repeat,
+                        project,
+                        remote,
+                        doc,
+                    });
+                }
+            }
+        }
+        Ok(plans)
+    }
+}
+
+/// One plan of the run.
+struct EvalPlan<'s> {
+    id: PlanId,
+    arm: Arm,
+    repeat: u32,
+    project: &'s Project,
+    remote: PathBuf,
+    doc: serde_json::Value,
+}
+
+/// The arms that need no forcing run together on both machines; then the handoff arm, in rounds.
+async fn run_arms(
+    ctx: &Ctx,
+    pool: &mut EmbeddedPool,
+    plans: &[EvalPlan<'_>],
+    deadline: Instant,
+) -> Result<()> {
+    let docs = |handoff: bool| -> Vec<(PlanId, serde_json::Value)> {
+        plans
+            .iter()
+            .filter(|p| (p.arm == Arm::Handoff) == handoff)
+            .map(|p| (p.id.clone(), p.doc.clone()))
+            .collect()
+    };
+    let together = docs(false);
+    if !together.is_empty() {
+        for m in 0..pool.machines() {
+            pool.start_worker(m)?;
+        }
+        drive::submit_all(ctx, &together).await?;
+        let ids: Vec<PlanId> = together.iter().map(|(p, _)| p.clone()).collect();
+        drive::wait_all(ctx, &ids, deadline, Some(pool)).await?;
+        for m in 0..pool.machines() {
+            pool.stop_worker(m).await?;
+        }
+    }
+    let handoff = docs(true);
+    if !handoff.is_empty() {
+        drive::submit_all(ctx, &handoff).await?;
+        let ids: Vec<PlanId> = handoff.iter().map(|(p, _)| p.clone()).collect();
+        drive::handoff_rounds(ctx, pool, &ids, deadline).await?;
+    }
+    Ok(())
+}
+
+/// A client context for the embedded pool.
+fn pool_ctx(url: &str) -> Result<Ctx> {
+    let args = baton_connect::RedisArgs {
+        redis_url: url.to_owned(),
+        ..Default::default()
+    };
+    let connector = baton_connect::Connector::new(&args)?;
+    let keys = baton_core::Keys::new("baton");
+    Ok(Ctx {
+        connector,
+        env: baton_core::scripts::Env::new(keys.clone()),
+        keys,
+    })
+}
+
+/// A short id for the run, from the clock (base 36 seconds since the epoch).
+fn run_id() -> String {
+    let mut n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let digits = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut s = Vec::new();
+    while n > 0 {
+        s.push(digits[usize::try_from(n % 36).unwrap_or(0)]);
+        n /= 36;
+    }
+    s.reverse();
+    String::from_utf8(s).unwrap_or_default()
+}
+
+fn default_tools_dir() -> PathBuf {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from(".cache"));
+    cache.join("baton").join("eval-tools")
+}
+
+/// Writes report.json, report.md and errors.svg to `out`, and prints the tables.
+fn write_report(out: &Path, report: &Report) -> Result<()> {
+    std::fs::write(out.join("report.json"), serde_json::to_vec_pretty(report)?)?;
+    let md = report::markdown(report);
+    std::fs::write(out.join("report.md"), &md)?;
+    let svg = report::chart_svg(report).map_err(|e| anyhow::anyhow!("drawing the chart: {e}"))?;
+    std::fs::write(out.join("errors.svg"), svg)?;
+    let tables = md.split("\n## Plans").next().unwrap_or(&md);
+    println!("{tables}");
+    println!(
+        "Report: {} (and report.json, errors.svg beside it)",
+        out.join("report.md").display()
+    );
+    if report.plans.iter().any(|p| p.check_error.is_some()) {
+        bail!("some plans could not be checked; see the report's plan lines");
+    }
+    Ok(())
+}

@@ -4,6 +4,7 @@
 #   - chromium and chromium-driver (the tests' browser): Debian packages (apt-get)
 #   - the Claude Code CLI, pinned: npm package, into .tools/ (ignored by git)
 #   - redis-py and ioredis, pinned, for the example clients: into .tools/python, .tools/node
+#   - npm and Python's venv, for the toolchains `baton eval` pins and installs into .tools/eval
 
 CLAUDE_CLI_VERSION="2.1.332"
 # Client libraries the examples in examples/ use; the tests run those examples with them.
@@ -86,6 +87,19 @@ ensure_client_libs() {
     [ -f "$TOOLS/node/package.json" ] || echo '{"private": true}' > "$TOOLS/node/package.json"
     npm install --prefix "$TOOLS/node" --no-audit --no-fund --loglevel=error "ioredis@$IOREDIS_VERSION" >&2
   fi
+}
+
+# What `baton eval` installs its toolchains with: npm (typescript, @types/node) and Python's
+# venv (pyflakes, mypy); cargo is the one building baton. The toolchains themselves are pinned
+# and installed by `baton eval` (and its tests) into .tools/eval.
+ensure_eval_prereqs() {
+  if ! command -v npm >/dev/null; then
+    apt_install nodejs npm
+  fi
+  if ! python3 -c "import ensurepip, venv" 2>/dev/null; then
+    apt_install python3-venv
+  fi
+  export BATON_EVAL_TOOLS="$TOOLS/eval"
 }
 
 # A free TCP port on 127.0.0.1.

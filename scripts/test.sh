@@ -15,6 +15,7 @@ ensure_bwrap
 ensure_chromium
 ensure_claude
 ensure_client_libs
+ensure_eval_prereqs
 echo "==> the code's shape: sizes (scripts/size-check.py) and the worker's modules (scripts/module-check.py)" >&2
 python3 scripts/size-check.py crates
 python3 scripts/module-check.py crates/worker/src
@@ -26,6 +27,6 @@ echo "==> end-to-end tests again, workers in cold session mode (where the mode m
 BATON_SESSION_MODE=cold cargo test --workspace --test e2e "$@" -- \
   --skip scripts:: --skip client:: --skip harness:: --skip modes:: --skip foundation::malformed_documents \
   --skip foundation::enqueue_refuses --skip faults::hostile_documents --skip dashboard:: \
-  --skip operate:: --skip clients:: --skip deploy:: --skip scale:: --skip isolation::ownership \
+  --skip operate:: --skip clients:: --skip deploy:: --skip scale:: --skip isolation::ownership --skip eval:: \
   --skip reliability::watch_of_every_plan --skip controls::high --skip controls::pausing \
   --skip controls::not_before --skip controls::new_states --skip controls::webhooks

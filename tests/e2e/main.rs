@@ -8,6 +8,7 @@ mod clients;
 mod controls;
 mod dashboard;
 mod deploy;
+mod eval;
 mod faults;
 mod foundation;
 mod git;

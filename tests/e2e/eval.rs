@@ -1,0 +1,150 @@
+//! `baton eval` end to end: a small suite (one project per language from eval/projects) runs
+//! in every arm through the pool the command starts itself (redis-server, two worker machines,
+//! the real CLI against the stand-in with the suite's answer keys), and each plan's branch is
+//! checked with the real toolchains. Offline, the figures measure the harness, not a model: what
+//! these tests show is that each arm gives the model the context it promises (the stand-in
+//! fills an earlier task's name only from the conversation it received), and that the report's
+//! figures are the toolchains' own findings, added up.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{ensure, Context, Result};
+use baton_eval::arm::Arm;
+use baton_eval::check::{ErrorClass, Language};
+use baton_eval::report::{PlanRun, Report};
+use baton_tests::{bin, claude_bin, repo_root, TempDir};
+
+/// One project per language: enough to run every arm and every toolchain in a few minutes.
+const PROJECTS: &str = "ts-notebook,py-stockroom,rs-ledger";
+
+fn eval(args: &[&str], out: &Path) -> Result<std::process::Output> {
+    let tools = repo_root().join(".tools/eval");
+    let output = Command::new(bin("baton"))
+        .arg("eval")
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .arg("--tools-dir")
+        .arg(&tools)
+        .current_dir(repo_root())
+        .env("BATON_CLAUDE_BIN", claude_bin())
+        .env_remove("ANTHROPIC_API_KEY")
+        .output()
+        .context("running baton eval")?;
+    Ok(output)
+}
+
+fn counted(p: &PlanRun, class: ErrorClass) -> u32 {
+    let c = p.checked.as_ref().expect("checked");
+    u32::try_from(c.errors.iter().filter(|d| d.class == class).count()).unwrap_or(u32::MAX)
+}
+
+/// Every arm, one project per language: the session and handoff arms leave code that compiles
+/// and passes its tests, the isolated arm the missing imports and broken references a model
+/// without context makes; the figures add up from the diagnostics the toolchains printed.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_arm_runs_and_the_report_adds_up_the_toolchains_findings() -> Result<()> {
+    let dir = TempDir::new("eval");
+    let out = dir.path().join("run");
+    let o = eval(&["--offline", "--projects", PROJECTS], &out)?;
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    ensure!(o.status.success(), "baton eval failed:\n{stdout}\n{stderr}");
+    // The tables are printed; the files are written.
+    assert!(stdout.contains("80% reduction in missing import errors"), "{stdout}");
+    assert!(stdout.contains("| session | all |"), "{stdout}");
+    let report: Report = serde_json::from_slice(&std::fs::read(out.join("report.json"))?)?;
+    let svg = std::fs::read_to_string(out.join("errors.svg"))?;
+    assert!(svg.starts_with("<svg") && svg.contains("isolated") && svg.contains("handoff"));
+    assert!(std::fs::read_to_string(out.join("report.md"))?.contains("## Plans"));
+    assert!(report.offline);
+    assert_eq!(report.arms, Arm::ALL.to_vec());
+    assert_eq!(report.plans.len(), 12, "3 projects in 4 arms");
+
+    for p in &report.plans {
+        assert_eq!(p.state, "completed", "{}: {p:?}", p.plan_id);
+        assert_eq!(p.tasks_done, p.tasks, "{}", p.plan_id);
+        let c = p.checked.as_ref().with_context(|| format!("{} was not checked: {:?}", p.plan_id, p.check_error))?;
+        // Each class's count is the number of diagnostics of that class the tools printed.
+        assert_eq!(c.counts.missing_import, counted(p, ErrorClass::MissingImport));
+        assert_eq!(c.counts.cross_reference, counted(p, ErrorClass::CrossReference));
+        assert_eq!(c.counts.other, counted(p, ErrorClass::Other));
+        if matches!(p.arm, Arm::Session | Arm::Handoff) {
+            assert!(p.clean(), "{} holds one conversation: {:#?}", p.plan_id, c.errors);
+            assert!(c.tests.ran && c.tests.passed > 0 && c.tests.failed == 0, "{:?}", c.tests);
+            assert_eq!(p.resumes_ok, p.tasks - 1, "{}: every later task resumed", p.plan_id);
+        }
+        if p.arm == Arm::Handoff {
+            assert_eq!(p.handoffs, p.tasks - 1, "{}: every task on the other machine", p.plan_id);
+        }
+    }
+    let isolated: Vec<&PlanRun> = report.plans.iter().filter(|p| p.arm == Arm::Isolated).collect();
+    let missing: u32 = isolated.iter().map(|p| counted(p, ErrorClass::MissingImport)).sum();
+    assert!(missing > 0, "without context the stand-in guesses names that no file provides");
+    // The toolchains' own words: a TypeScript project without context fails on an import.
+    let ts = isolated.iter().find(|p| p.language == Language::Typescript).expect("ts");
+    let diags = &ts.checked.as_ref().expect("checked").errors;
+    assert!(
+        diags.iter().any(|d| d.tool == "tsc" && d.code.starts_with("TS") && d.class != ErrorClass::Other),
+        "{diags:#?}"
+    );
+
+    // The figures are those of the plans: the session arm against isolated.
+    let session = report.overall(Arm::Session).expect("session summary");
+    let iso = report.overall(Arm::Isolated).expect("isolated summary");
+    assert_eq!(session.references_correct, 1.0);
+    assert_eq!(session.errors_per_project.total(), 0.0);
+    let reduction = session.missing_import_reduction.expect("a reduction");
+    assert_eq!(reduction.mean, 1.0, "no missing import left with the conversation");
+    assert!(reduction.low.is_none(), "one repeat: no interval");
+    let mean_missing = f64::from(missing) / 3.0;
+    assert!((iso.errors_per_project.missing_import - mean_missing).abs() < 1e-9);
+    assert_eq!(session.resume_success, Some(1.0));
+    assert_eq!(report.overall(Arm::Handoff).and_then(|s| s.handoff_share), Some(1.0));
+    let recap = report.overall(Arm::Recap).expect("recap summary");
+    assert!(recap.errors_per_project.total() <= iso.errors_per_project.total());
+    let met: Vec<_> = report.criteria.iter().map(|c| (c.criterion.as_str(), c.met)).collect();
+    assert_eq!(met[0].1, Some(true), "{met:?}");
+    assert_eq!(met[1].1, Some(true), "{met:?}");
+
+    // --compare sets two reports side by side.
+    let copy = dir.path().join("copy.json");
+    std::fs::copy(out.join("report.json"), &copy)?;
+    let o = Command::new(bin("baton"))
+        .args(["eval", "--compare"])
+        .arg(out.join("report.json"))
+        .arg(&copy)
+        .output()?;
+    let cmp = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{cmp}");
+    assert!(cmp.contains("| session | all |") && cmp.contains("(A) against"), "{cmp}");
+    Ok(())
+}
+
+/// Bad input is named: an unknown arm, an unknown project, a file that is not a report.
+#[test]
+fn bad_arguments_are_named() -> Result<()> {
+    let dir = TempDir::new("eval-bad");
+    let run = |args: &[&str]| -> Result<(i32, String)> {
+        let o = Command::new(bin("baton"))
+            .arg("eval")
+            .args(args)
+            .current_dir(repo_root())
+            .output()?;
+        Ok((o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stderr).into_owned()))
+    };
+    let (code, err) = run(&["--arms", "session,both"])?;
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown arm \"both\""), "{err}");
+    let (code, err) = run(&["--projects", "nope", "--out", &dir.path().display().to_string()])?;
+    assert_eq!(code, 2);
+    assert!(err.contains("no project named nope"), "{err}");
+    let junk = dir.path().join("junk.json");
+    std::fs::write(&junk, "{}")?;
+    let j = junk.display().to_string();
+    let (code, err) = run(&["--compare", &j, &j])?;
+    assert_eq!(code, 2);
+    assert!(err.contains("not a baton eval report"), "{err}");
+    Ok(())
+}

@@ -52,7 +52,10 @@ async fn every_arm_runs_and_the_report_adds_up_the_toolchains_findings() -> Resu
     let stderr = String::from_utf8_lossy(&o.stderr);
     ensure!(o.status.success(), "baton eval failed:\n{stdout}\n{stderr}");
     // The tables are printed; the files are written.
-    assert!(stdout.contains("80% reduction in missing import errors"), "{stdout}");
+    assert!(
+        stdout.contains("80% reduction in missing import errors"),
+        "{stdout}"
+    );
     assert!(stdout.contains("| session | all |"), "{stdout}");
     let report: Report = serde_json::from_slice(&std::fs::read(out.join("report.json"))?)?;
     let svg = std::fs::read_to_string(out.join("errors.svg"))?;
@@ -65,28 +68,71 @@ async fn every_arm_runs_and_the_report_adds_up_the_toolchains_findings() -> Resu
     for p in &report.plans {
         assert_eq!(p.state, "completed", "{}: {p:?}", p.plan_id);
         assert_eq!(p.tasks_done, p.tasks, "{}", p.plan_id);
-        let c = p.checked.as_ref().with_context(|| format!("{} was not checked: {:?}", p.plan_id, p.check_error))?;
+        let c = p
+            .checked
+            .as_ref()
+            .with_context(|| format!("{} was not checked: {:?}", p.plan_id, p.check_error))?;
         // Each class's count is the number of diagnostics of that class the tools printed.
-        assert_eq!(c.counts.missing_import, counted(p, ErrorClass::MissingImport));
-        assert_eq!(c.counts.cross_reference, counted(p, ErrorClass::CrossReference));
+        assert_eq!(
+            c.counts.missing_import,
+            counted(p, ErrorClass::MissingImport)
+        );
+        assert_eq!(
+            c.counts.cross_reference,
+            counted(p, ErrorClass::CrossReference)
+        );
         assert_eq!(c.counts.other, counted(p, ErrorClass::Other));
         if matches!(p.arm, Arm::Session | Arm::Handoff) {
-            assert!(p.clean(), "{} holds one conversation: {:#?}", p.plan_id, c.errors);
-            assert!(c.tests.ran && c.tests.passed > 0 && c.tests.failed == 0, "{:?}", c.tests);
-            assert_eq!(p.resumes_ok, p.tasks - 1, "{}: every later task resumed", p.plan_id);
+            assert!(
+                p.clean(),
+                "{} holds one conversation: {:#?}",
+                p.plan_id,
+                c.errors
+            );
+            assert!(
+                c.tests.ran && c.tests.passed > 0 && c.tests.failed == 0,
+                "{:?}",
+                c.tests
+            );
+            assert_eq!(
+                p.resumes_ok,
+                p.tasks - 1,
+                "{}: every later task resumed",
+                p.plan_id
+            );
         }
         if p.arm == Arm::Handoff {
-            assert_eq!(p.handoffs, p.tasks - 1, "{}: every task on the other machine", p.plan_id);
+            assert_eq!(
+                p.handoffs,
+                p.tasks - 1,
+                "{}: every task on the other machine",
+                p.plan_id
+            );
         }
     }
-    let isolated: Vec<&PlanRun> = report.plans.iter().filter(|p| p.arm == Arm::Isolated).collect();
-    let missing: u32 = isolated.iter().map(|p| counted(p, ErrorClass::MissingImport)).sum();
-    assert!(missing > 0, "without context the stand-in guesses names that no file provides");
+    let isolated: Vec<&PlanRun> = report
+        .plans
+        .iter()
+        .filter(|p| p.arm == Arm::Isolated)
+        .collect();
+    let missing: u32 = isolated
+        .iter()
+        .map(|p| counted(p, ErrorClass::MissingImport))
+        .sum();
+    assert!(
+        missing > 0,
+        "without context the stand-in guesses names that no file provides"
+    );
     // The toolchains' own words: a TypeScript project without context fails on an import.
-    let ts = isolated.iter().find(|p| p.language == Language::Typescript).expect("ts");
+    let ts = isolated
+        .iter()
+        .find(|p| p.language == Language::Typescript)
+        .expect("ts");
     let diags = &ts.checked.as_ref().expect("checked").errors;
     assert!(
-        diags.iter().any(|d| d.tool == "tsc" && d.code.starts_with("TS") && d.class != ErrorClass::Other),
+        diags
+            .iter()
+            .any(|d| d.tool == "tsc" && d.code.starts_with("TS") && d.class != ErrorClass::Other),
         "{diags:#?}"
     );
 
@@ -96,15 +142,25 @@ async fn every_arm_runs_and_the_report_adds_up_the_toolchains_findings() -> Resu
     assert_eq!(session.references_correct, 1.0);
     assert_eq!(session.errors_per_project.total(), 0.0);
     let reduction = session.missing_import_reduction.expect("a reduction");
-    assert_eq!(reduction.mean, 1.0, "no missing import left with the conversation");
+    assert_eq!(
+        reduction.mean, 1.0,
+        "no missing import left with the conversation"
+    );
     assert!(reduction.low.is_none(), "one repeat: no interval");
     let mean_missing = f64::from(missing) / 3.0;
     assert!((iso.errors_per_project.missing_import - mean_missing).abs() < 1e-9);
     assert_eq!(session.resume_success, Some(1.0));
-    assert_eq!(report.overall(Arm::Handoff).and_then(|s| s.handoff_share), Some(1.0));
+    assert_eq!(
+        report.overall(Arm::Handoff).and_then(|s| s.handoff_share),
+        Some(1.0)
+    );
     let recap = report.overall(Arm::Recap).expect("recap summary");
     assert!(recap.errors_per_project.total() <= iso.errors_per_project.total());
-    let met: Vec<_> = report.criteria.iter().map(|c| (c.criterion.as_str(), c.met)).collect();
+    let met: Vec<_> = report
+        .criteria
+        .iter()
+        .map(|c| (c.criterion.as_str(), c.met))
+        .collect();
     assert_eq!(met[0].1, Some(true), "{met:?}");
     assert_eq!(met[1].1, Some(true), "{met:?}");
 
@@ -118,7 +174,10 @@ async fn every_arm_runs_and_the_report_adds_up_the_toolchains_findings() -> Resu
         .output()?;
     let cmp = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{cmp}");
-    assert!(cmp.contains("| session | all |") && cmp.contains("(A) against"), "{cmp}");
+    assert!(
+        cmp.contains("| session | all |") && cmp.contains("(A) against"),
+        "{cmp}"
+    );
     Ok(())
 }
 
@@ -132,12 +191,20 @@ fn bad_arguments_are_named() -> Result<()> {
             .args(args)
             .current_dir(repo_root())
             .output()?;
-        Ok((o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stderr).into_owned()))
+        Ok((
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        ))
     };
     let (code, err) = run(&["--arms", "session,both"])?;
     assert_eq!(code, 2);
     assert!(err.contains("unknown arm \"both\""), "{err}");
-    let (code, err) = run(&["--projects", "nope", "--out", &dir.path().display().to_string()])?;
+    let (code, err) = run(&[
+        "--projects",
+        "nope",
+        "--out",
+        &dir.path().display().to_string(),
+    ])?;
     assert_eq!(code, 2);
     assert!(err.contains("no project named nope"), "{err}");
     let junk = dir.path().join("junk.json");

@@ -19,6 +19,7 @@ use baton_eval::arm::{plan_document, plan_id, Arm};
 use baton_eval::check::Toolchains;
 use baton_eval::report::{self, Report, ReportHead};
 use baton_eval::suite::{Project, Suite};
+use futures_util::StreamExt;
 
 use crate::{Ctx, Failure};
 use pool::{EmbeddedPool, WorkerSettings};
@@ -147,20 +148,31 @@ impl Eval {
         run_arms(&ctx, &mut pool, &plans, deadline).await?;
         eprintln!("eval: every plan ended; checking what they left");
         let tools = install.await.context("installing the toolchains")??;
-        let mut runs = Vec::new();
         let client = ctx
             .client()
             .await
             .map_err(|f| anyhow::anyhow!(f.message()))?;
+        let mut runs = Vec::new();
         for p in &plans {
-            let mut r = collect::plan_run(&client, p.arm, p.repeat, p.project, &p.id).await?;
-            let tree = out.join("trees").join(p.id.as_str());
-            let work = out.join("work").join(p.id.as_str());
-            let branch = format!("eval/{}", p.id);
-            collect::check_plan(&tools, p.project, &p.remote, &branch, &tree, &work, &mut r).await;
-            runs.push(r);
+            runs.push(collect::plan_run(&client, p.arm, p.repeat, p.project, &p.id).await?);
         }
         drop(pool);
+        // Two checks at a time: a compiler each, on 2 cores.
+        let checks = plans.iter().zip(runs).map(|(p, mut r)| {
+            let (tools, out) = (&tools, &out);
+            async move {
+                let tree = out.join("trees").join(p.id.as_str());
+                let work = out.join("work").join(p.id.as_str());
+                let branch = format!("eval/{}", p.id);
+                collect::check_plan(tools, p.project, &p.remote, &branch, &tree, &work, &mut r)
+                    .await;
+                r
+            }
+        });
+        let runs: Vec<_> = futures_util::stream::iter(checks)
+            .buffered(2)
+            .collect()
+            .await;
         let head = ReportHead {
             run,
             started_at: humantime::format_rfc3339_seconds(

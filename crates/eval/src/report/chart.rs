@@ -18,8 +18,23 @@ const CLASSES: [(&str, RGBColor); 4] = [
 /// # Errors
 /// A drawing error from plotters (as text).
 pub fn chart_svg(r: &Report) -> Result<String, String> {
-    let rows: Vec<(String, [f64; 4])> = r
-        .arms
+    let rows = rows(r);
+    let title = if r.offline {
+        format!(
+            "Errors per project by arm (run {}, offline stand-in)",
+            r.run
+        )
+    } else {
+        format!("Errors per project by arm (run {}, {})", r.run, r.model)
+    };
+    let mut svg = String::new();
+    draw(&mut svg, &title, &rows).map_err(|e| e.to_string())?;
+    Ok(svg)
+}
+
+/// Each arm's name and mean errors per project, by class.
+fn rows(r: &Report) -> Vec<(String, [f64; 4])> {
+    r.arms
         .iter()
         .filter_map(|&a| r.overall(a))
         .map(|s| {
@@ -34,32 +49,28 @@ pub fn chart_svg(r: &Report) -> Result<String, String> {
                 ],
             )
         })
-        .collect();
+        .collect()
+}
+
+type DrawResult = Result<(), Box<dyn std::error::Error>>;
+
+/// Draws the stacked bars of `rows` into `svg`.
+fn draw(svg: &mut String, title: &str, rows: &[(String, [f64; 4])]) -> DrawResult {
     let top = rows
         .iter()
         .map(|(_, v)| v.iter().sum::<f64>())
         .fold(1.0_f64, f64::max)
         * 1.15;
-    let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (720, 420)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let title = if r.offline {
-            format!(
-                "Errors per project by arm (run {}, offline stand-in)",
-                r.run
-            )
-        } else {
-            format!("Errors per project by arm (run {}, {})", r.run, r.model)
-        };
+        let root = SVGBackend::with_string(svg, (720, 420)).into_drawing_area();
+        root.fill(&WHITE)?;
         let n = u32::try_from(rows.len()).unwrap_or(u32::MAX);
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 18))
             .margin(16)
             .x_label_area_size(36)
             .y_label_area_size(48)
-            .build_cartesian_2d((0..n).into_segmented(), 0.0..top)
-            .map_err(|e| e.to_string())?;
+            .build_cartesian_2d((0..n).into_segmented(), 0.0..top)?;
         let names: Vec<String> = rows.iter().map(|(a, _)| a.clone()).collect();
         chart
             .configure_mesh()
@@ -72,8 +83,7 @@ pub fn chart_svg(r: &Report) -> Result<String, String> {
                     .unwrap_or_default(),
                 _ => String::new(),
             })
-            .draw()
-            .map_err(|e| e.to_string())?;
+            .draw()?;
         for (class, (label, colour)) in CLASSES.iter().enumerate() {
             let bars = rows.iter().enumerate().map(|(i, (_, v))| {
                 let below: f64 = v[..class].iter().sum();
@@ -89,8 +99,7 @@ pub fn chart_svg(r: &Report) -> Result<String, String> {
                 bar
             });
             chart
-                .draw_series(bars)
-                .map_err(|e| e.to_string())?
+                .draw_series(bars)?
                 .label(*label)
                 .legend(move |(x, y)| {
                     Rectangle::new([(x, y - 5), (x + 10, y + 5)], colour.filled())
@@ -101,9 +110,8 @@ pub fn chart_svg(r: &Report) -> Result<String, String> {
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(|e| e.to_string())?;
-        root.present().map_err(|e| e.to_string())?;
+            .draw()?;
+        root.present()?;
     }
-    Ok(svg)
+    Ok(())
 }

@@ -194,3 +194,6 @@ pub struct ReportHead {
     pub arms: Vec<Arm>,
     pub wall_secs: f64,
 }
+
+#[cfg(test)]
+mod tests;

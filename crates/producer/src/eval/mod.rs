@@ -17,7 +17,7 @@ use anyhow::{bail, Context, Result};
 use baton_core::PlanId;
 use baton_eval::arm::{plan_document, plan_id, Arm};
 use baton_eval::check::Toolchains;
-use baton_eval::report::{self, Report, ReportHead};
+use baton_eval::report::{self, PlanRun, Report, ReportHead};
 use baton_eval::suite::{Project, Suite};
 use futures_util::StreamExt;
 
@@ -136,43 +136,12 @@ impl Eval {
         );
         let plans = self.plans(&suite, &run, &arms, &out).await?;
         let answers = offline.then(|| suite.dir.join("projects"));
-        let settings = WorkerSettings {
-            concurrency: self.concurrency,
-            session_mode: self.session_mode.clone(),
-            claude_bin: self.claude_bin.clone(),
-            remotes: out.join("remotes"),
-        };
-        let mut pool = EmbeddedPool::start(&out.join("pool"), answers.as_deref(), settings).await?;
-        let ctx = pool_ctx(&pool.redis_url)?;
-        let deadline = started + self.timeout;
-        run_arms(&ctx, &mut pool, &plans, deadline).await?;
+        let runs = self
+            .run_plans(&plans, &out, answers.as_deref(), started)
+            .await?;
         eprintln!("eval: every plan ended; checking what they left");
         let tools = install.await.context("installing the toolchains")??;
-        let client = ctx
-            .client()
-            .await
-            .map_err(|f| anyhow::anyhow!(f.message()))?;
-        let mut runs = Vec::new();
-        for p in &plans {
-            runs.push(collect::plan_run(&client, p.arm, p.repeat, p.project, &p.id).await?);
-        }
-        drop(pool);
-        // Two checks at a time: a compiler each, on 2 cores.
-        let checks = plans.iter().zip(runs).map(|(p, mut r)| {
-            let (tools, out) = (&tools, &out);
-            async move {
-                let tree = out.join("trees").join(p.id.as_str());
-                let work = out.join("work").join(p.id.as_str());
-                let branch = format!("eval/{}", p.id);
-                collect::check_plan(tools, p.project, &p.remote, &branch, &tree, &work, &mut r)
-                    .await;
-                r
-            }
-        });
-        let runs: Vec<_> = futures_util::stream::iter(checks)
-            .buffered(2)
-            .collect()
-            .await;
+        let runs = check_all(&plans, runs, &tools, &out).await;
         let head = ReportHead {
             run,
             started_at: humantime::format_rfc3339_seconds(
@@ -193,6 +162,34 @@ impl Eval {
             wall_secs: started.elapsed().as_secs_f64(),
         };
         write_report(&out, &Report::new(head, runs))
+    }
+
+    /// Runs every plan through the embedded pool; returns what each did (not checked yet).
+    async fn run_plans(
+        &self,
+        plans: &[EvalPlan<'_>],
+        out: &Path,
+        answers: Option<&Path>,
+        started: Instant,
+    ) -> Result<Vec<PlanRun>> {
+        let settings = WorkerSettings {
+            concurrency: self.concurrency,
+            session_mode: self.session_mode.clone(),
+            claude_bin: self.claude_bin.clone(),
+            remotes: out.join("remotes"),
+        };
+        let mut pool = EmbeddedPool::start(&out.join("pool"), answers, settings).await?;
+        let ctx = pool_ctx(&pool.redis_url)?;
+        run_arms(&ctx, &mut pool, plans, started + self.timeout).await?;
+        let client = ctx
+            .client()
+            .await
+            .map_err(|f| anyhow::anyhow!(f.message()))?;
+        let mut runs = Vec::new();
+        for p in plans {
+            runs.push(collect::plan_run(&client, p.arm, p.repeat, p.project, &p.id).await?);
+        }
+        Ok(runs)
     }
 
     /// Every plan of the run, its remote made.
@@ -278,6 +275,26 @@ async fn run_arms(
         drive::handoff_rounds(ctx, pool, &ids, deadline).await?;
     }
     Ok(())
+}
+
+/// Checks what each plan left, two at a time (a compiler each, on 2 cores).
+async fn check_all(
+    plans: &[EvalPlan<'_>],
+    runs: Vec<PlanRun>,
+    tools: &Toolchains,
+    out: &Path,
+) -> Vec<PlanRun> {
+    let checks = plans.iter().zip(runs).map(|(p, mut r)| async move {
+        let tree = out.join("trees").join(p.id.as_str());
+        let work = out.join("work").join(p.id.as_str());
+        let branch = format!("eval/{}", p.id);
+        collect::check_plan(tools, p.project, &p.remote, &branch, &tree, &work, &mut r).await;
+        r
+    });
+    futures_util::stream::iter(checks)
+        .buffered(2)
+        .collect()
+        .await
 }
 
 /// A client context for the embedded pool.

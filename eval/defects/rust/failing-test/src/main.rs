@@ -1,0 +1,9 @@
+use notes::report::render_report;
+use notes::store::NoteStore;
+
+fn main() {
+    let mut store = NoteStore::new();
+    store.add("Buy milk", &["home", "errand"]);
+    store.add("Write report", &["work"]);
+    println!("{}", render_report(&store.by_tag("home")));
+}

@@ -20,9 +20,9 @@ mod typescript;
 
 use std::path::{Path, PathBuf};
 
-pub use toolchain::{MYPY_VERSION, PYFLAKES_VERSION, TYPESCRIPT_VERSION, TYPES_NODE_VERSION};
-
 use serde::{Deserialize, Serialize};
+
+pub use toolchain::{MYPY_VERSION, PYFLAKES_VERSION, TYPESCRIPT_VERSION, TYPES_NODE_VERSION};
 
 /// The languages the suite has projects in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -120,6 +120,7 @@ pub enum CheckError {
 /// `mypy` from pip in a virtualenv; `cargo` is the one on PATH).
 #[derive(Debug, Clone)]
 pub struct Toolchains {
+    /// The folder they are installed in (`typescript/`, `python/`).
     pub dir: PathBuf,
 }
 

@@ -2,6 +2,7 @@
 //! its own (`npm`, `node --test` and `cargo` start children), killed with that group when it
 //! outlives its time or when the future running it is dropped.
 
+use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -65,9 +66,9 @@ impl RunFailure {
 /// `timeout`.
 pub(super) async fn run(
     program: &Path,
-    args: &[&std::ffi::OsStr],
+    args: &[&OsStr],
     cwd: &Path,
-    env: &[(&str, &std::ffi::OsStr)],
+    env: &[(&str, &OsStr)],
     timeout: Duration,
 ) -> Result<Ran, RunFailure> {
     let mut cmd = Command::new(program);
@@ -94,6 +95,13 @@ pub(super) async fn run(
             Err(RunFailure::TimedOut(timeout))
         }
     }
+}
+
+/// `pairs` in the shape [`run`] takes.
+pub(super) fn env_of(
+    pairs: &[(&'static str, &'static str)],
+) -> Vec<(&'static str, &'static OsStr)> {
+    pairs.iter().map(|(k, v)| (*k, OsStr::new(*v))).collect()
 }
 
 /// Kills the process group of a tool that ran too long (the child itself goes with the dropped

@@ -1,5 +1,5 @@
-//! Python: `pyflakes` on every `.py` file of the project and `mypy` (its defaults, not strict)
-//! on the entry points and the tests, both run from the project's root so its packages
+//! Python: `pyflakes` on every `.py` file of the project and `mypy` (its defaults, not strict,
+//! whatever config the project wrote) on the entry points and the tests, both run from the project's root so its packages
 //! resolve; then `python -m unittest discover -s <tests> -t .` with the virtualenv's Python.
 //!
 //! pyflakes runs through its API (`pyflakes_driver.py`), so its findings come with their
@@ -21,7 +21,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::process::{run, Ran, RunFailure, TOOL_TIMEOUT};
+use super::process::{env_of, run, Ran, RunFailure, TOOL_TIMEOUT};
 use super::{files, CheckError, Diagnostic, ErrorClass, Found, Project, TestRun, Toolchains};
 
 /// The script that runs pyflakes and prints its findings as JSON lines.
@@ -120,12 +120,9 @@ pub(super) async fn check(tc: &Toolchains, p: &Project<'_>) -> Result<Found, Che
     Ok(Found { errors, tests })
 }
 
-/// Environment of every Python run: no `__pycache__` left in the project.
-const ENV: &[(&str, &str)] = &[("PYTHONDONTWRITEBYTECODE", "1")];
-
-fn env() -> Vec<(&'static str, &'static OsStr)> {
-    ENV.iter().map(|(k, v)| (*k, OsStr::new(*v))).collect()
-}
+/// Environment of every Python run: no `__pycache__` left in the project, and nothing on the
+/// module path from the caller's environment (Python takes an empty `PYTHONPATH` as unset).
+const ENV: &[(&str, &str)] = &[("PYTHONDONTWRITEBYTECODE", "1"), ("PYTHONPATH", "")];
 
 async fn pyflakes(
     tc: &Toolchains,
@@ -142,7 +139,7 @@ async fn pyflakes(
     })?;
     let mut args: Vec<&OsStr> = vec![driver.as_os_str()];
     args.extend(files.iter().map(OsStr::new));
-    let ran = run(&tc.python(), &args, p.root, &env(), TOOL_TIMEOUT)
+    let ran = run(&tc.python(), &args, p.root, &env_of(ENV), TOOL_TIMEOUT)
         .await
         .map_err(|f| f.into_error("pyflakes"))?;
     if !ran.success() {
@@ -189,9 +186,18 @@ async fn mypy(
         return Ok(Vec::new());
     }
     let cache = p.work.join("mypy-cache");
+    // The checker's own (empty) config: a plan's mypy.ini, setup.cfg or pyproject.toml does not
+    // change what is checked.
+    let config = p.work.join("mypy.ini");
+    std::fs::write(&config, "[mypy]\n").map_err(|source| CheckError::Run {
+        tool: "mypy".into(),
+        source,
+    })?;
     let mut args: Vec<&OsStr> = vec![
         "-m".as_ref(),
         "mypy".as_ref(),
+        "--config-file".as_ref(),
+        config.as_os_str(),
         "--no-error-summary".as_ref(),
         "--show-error-codes".as_ref(),
         "--no-color-output".as_ref(),
@@ -199,7 +205,7 @@ async fn mypy(
         cache.as_os_str(),
     ];
     args.extend(files.iter().map(OsStr::new));
-    let ran = run(&tc.python(), &args, p.root, &env(), TOOL_TIMEOUT)
+    let ran = run(&tc.python(), &args, p.root, &env_of(ENV), TOOL_TIMEOUT)
         .await
         .map_err(|f| f.into_error("mypy"))?;
     let errors = parse_mypy(&ran.stdout, |file, line| source_line(p.root, file, line));
@@ -293,7 +299,7 @@ async fn unittest(tc: &Toolchains, root: &Path, dir: &str) -> Result<TestRun, Ch
         "-t".as_ref(),
         top.as_ref(),
     ];
-    match run(&tc.python(), &args, root, &env(), TOOL_TIMEOUT).await {
+    match run(&tc.python(), &args, root, &env_of(ENV), TOOL_TIMEOUT).await {
         Ok(ran) => Ok(parse_unittest(&ran.stderr, ran.tail())),
         Err(RunFailure::TimedOut(after)) => Ok(TestRun::not_run(format!(
             "unittest timed out after {} s",

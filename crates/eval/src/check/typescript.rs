@@ -11,7 +11,7 @@
 use std::ffi::OsStr;
 use std::path::Path;
 
-use super::process::{run, Ran, TOOL_TIMEOUT};
+use super::process::{env_of, run, Ran, TOOL_TIMEOUT};
 use super::{files, CheckError, Diagnostic, ErrorClass, Found, Project, TestRun, Toolchains};
 
 /// tsc's error codes and their classes; every code not listed is [`ErrorClass::Other`].
@@ -65,6 +65,10 @@ const CODES: &[(&str, ErrorClass)] = &[
     ("TS2693", ErrorClass::CrossReference),
     ("TS2749", ErrorClass::CrossReference),
 ];
+
+/// Environment of every Node run: no options or module path from the caller's environment
+/// (Node takes an empty value as unset).
+const NODE_ENV: &[(&str, &str)] = &[("NODE_OPTIONS", ""), ("NODE_PATH", "")];
 
 /// The class of tsc's error `code`.
 fn classify(code: &str) -> ErrorClass {
@@ -150,9 +154,15 @@ async fn compile(
     if no_emit {
         args.push("--noEmit".as_ref());
     }
-    let ran = run(Path::new("node"), &args, root, &[], TOOL_TIMEOUT)
-        .await
-        .map_err(|f| f.into_error("tsc"))?;
+    let ran = run(
+        Path::new("node"),
+        &args,
+        root,
+        &env_of(NODE_ENV),
+        TOOL_TIMEOUT,
+    )
+    .await
+    .map_err(|f| f.into_error("tsc"))?;
     let errors = parse_tsc(&ran.stdout);
     // 0: clean; 1: errors, nothing emitted; 2: errors, output emitted. Anything else, or errors
     // claimed and none printed, is tsc failing rather than the project.
@@ -181,7 +191,15 @@ async fn run_tests(root: &Path, out: &Path, dir: &str) -> Result<TestRun, CheckE
     let paths: Vec<std::path::PathBuf> = compiled.iter().map(|f| out.join(f)).collect();
     let mut args: Vec<&OsStr> = vec!["--test".as_ref(), "--test-reporter=tap".as_ref()];
     args.extend(paths.iter().map(|p| p.as_os_str()));
-    let ran = match run(Path::new("node"), &args, root, &[], TOOL_TIMEOUT).await {
+    let ran = match run(
+        Path::new("node"),
+        &args,
+        root,
+        &env_of(NODE_ENV),
+        TOOL_TIMEOUT,
+    )
+    .await
+    {
         Ok(ran) => ran,
         Err(super::process::RunFailure::TimedOut(after)) => {
             return Ok(TestRun::not_run(format!(

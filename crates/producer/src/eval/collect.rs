@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Result;
 use baton_core::{EventKind, PlanId};
 use baton_eval::arm::Arm;
-use baton_eval::check::Toolchains;
+use baton_eval::check::{Language, Toolchains};
 use baton_eval::report::PlanRun;
 use baton_eval::suite::Project;
 
@@ -76,12 +76,28 @@ pub(super) async fn check_plan(
         return;
     }
     let _ = std::fs::create_dir_all(work);
+    if project.language == Language::Rust {
+        own_workspace(tree);
+    }
     match tools
         .check(project.language, tree, &project.check, work)
         .await
     {
         Ok(checked) => run.checked = Some(checked),
         Err(e) => run.check_error = Some(format!("could not check: {e}")),
+    }
+}
+
+/// Makes the clone's crate a workspace of its own (an empty `[workspace]` table, when its
+/// `Cargo.toml` has none): `--out` may lie inside another cargo workspace (baton's own tree,
+/// by default), which cargo would otherwise take the crate for a stray member of.
+fn own_workspace(tree: &Path) {
+    let manifest = tree.join("Cargo.toml");
+    let Ok(text) = std::fs::read_to_string(&manifest) else {
+        return;
+    };
+    if !text.lines().any(|l| l.trim() == "[workspace]") {
+        let _ = std::fs::write(&manifest, format!("{text}\n[workspace]\n"));
     }
 }
 

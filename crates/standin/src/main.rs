@@ -5,6 +5,13 @@
 //!
 //! What it answers, per `POST /v1/messages` (streamed as Server-Sent Events, or as one JSON
 //! message when `stream` is false), looking at the newest user prompt of the request:
+//! - With `--answers DIR` (`BATON_STANDIN_ANSWERS`), a prompt that contains the prompt of a task
+//!   of the eval suite's answer keys (`DIR/*/project.json` and `standin.json`, see
+//!   `eval/README.md`) plays that task: one `Write` per request for each of its files, then its
+//!   closing text, each `{{fact}}` filled from the conversation the request carries (or the
+//!   fact's guess when it holds none). What each fact resolved to when a task started is kept
+//!   (`GET /_facts`: `[{"project", "task", "fact", "value", "found"}]`; `DELETE` forgets them).
+//!   Such a prompt's other lines and directives are not read; `/_control` faults still apply.
 //! - `Read: <relative path>` lines: the model reads each file with the CLI's `Read` tool first
 //!   (one per request); whether the CLI found it is kept (`GET /_reads`).
 //! - `File: <relative path>` followed by a fenced code block: the model writes that file with
@@ -28,15 +35,22 @@
 //! CLI answered: `{"path", "found", "content"}`. The address is printed on stdout as
 //! `BATON_STANDIN_ADDR=127.0.0.1:PORT`.
 //!
+//! `baton-standin render --answers DIR --project NAME --knowing all|none --out OUT` writes the
+//! files a project's tasks would leave, with or without the earlier tasks in the conversation,
+//! and prints what each fact resolved to.
+//!
 //! # Layout
+//! - `answers`: the answer keys, which task a prompt asks for, and facts; `render`.
 //! - `prompt`: what a request asks for, and the reply it gets.
 //! - `wire`: replies as Server-Sent Events or JSON, API errors, rate-limit responses.
 
+mod answers;
 mod prompt;
 mod wire;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -47,9 +61,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
 
+use answers::{Answers, FactRecord, Knowing};
 use prompt::{decide, read_turn};
 use wire::{error_response, limited_response, sse_response, whole_message, Reply};
 
@@ -63,6 +78,34 @@ struct Args {
     /// Pause before each answer's first byte, in milliseconds (a crude model latency).
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
+    /// A folder of answer keys (`DIR/*/project.json` with `standin.json`): prompts of their
+    /// tasks are answered from them. Default: none.
+    #[arg(long, env = "BATON_STANDIN_ANSWERS")]
+    answers: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// With no subcommand, the stand-in serves the Messages API.
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Write the files a project's tasks would leave, without a model or a pool, and print what
+    /// each fact resolved to.
+    Render {
+        /// The folder of answer keys.
+        #[arg(long, env = "BATON_STANDIN_ANSWERS")]
+        answers: PathBuf,
+        /// The project (its folder's name).
+        #[arg(long)]
+        project: String,
+        /// What each task's conversation holds of the earlier tasks: `all` (one conversation)
+        /// or `none` (a fresh one per task).
+        #[arg(long, value_enum)]
+        knowing: Knowing,
+        /// The folder to write the files into (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// A pool-wide fault set through `/_control`.
@@ -85,6 +128,8 @@ pub(crate) struct Shared {
     read_ids: HashSet<String>,
     /// The `x-api-key` of every messages request, in order: what reached the endpoint.
     keys: Vec<String>,
+    /// What each fact of an answer key resolved to when its task started, in order.
+    facts: Vec<FactRecord>,
 }
 
 #[derive(Clone)]
@@ -92,6 +137,8 @@ struct AppState {
     // Locked only for short, non-async sections: never held across an await.
     shared: Arc<Mutex<Shared>>,
     latency: Duration,
+    /// Loaded once at start-up (empty without `--answers`), read-only afterwards.
+    answers: Arc<Answers>,
 }
 
 #[tokio::main]
@@ -101,9 +148,23 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .init();
     let args = Args::parse();
+    if let Some(Command::Render {
+        answers,
+        project,
+        knowing,
+        out,
+    }) = args.command
+    {
+        return render(&answers, &project, knowing, &out);
+    }
+    let answers = match &args.answers {
+        Some(dir) => Answers::load(dir)?,
+        None => Answers::default(),
+    };
     let state = AppState {
         shared: Arc::default(),
         latency: Duration::from_millis(args.latency_ms),
+        answers: Arc::new(answers),
     };
     let app = Router::new()
         .route("/v1/messages", post(messages))
@@ -111,6 +172,7 @@ async fn main() -> anyhow::Result<()> {
         .route("/_requests", get(list_requests).delete(clear_requests))
         .route("/_reads", get(list_reads))
         .route("/_keys", get(list_keys))
+        .route("/_facts", get(list_facts).delete(clear_facts))
         .route("/_control", post(control))
         .fallback(fallback)
         .layer(DefaultBodyLimit::disable())
@@ -129,6 +191,22 @@ async fn main() -> anyhow::Result<()> {
         let _ = tcp.set_nodelay(true);
     });
     axum::serve(listener, app).await?;
+    Ok(())
+}
+
+/// `baton-standin render`: the project's files into `out`, and each fact's value on stdout.
+fn render(
+    dir: &std::path::Path,
+    project: &str,
+    knowing: Knowing,
+    out: &std::path::Path,
+) -> anyhow::Result<()> {
+    let answers = Answers::load(dir)?;
+    let records = answers::render(&answers, project, knowing, out)?;
+    for r in records {
+        let how = if r.found { "found" } else { "guessed" };
+        println!("{} {}: {} ({how})", r.task, r.fact, r.value);
+    }
     Ok(())
 }
 
@@ -155,6 +233,20 @@ async fn list_keys(State(st): State<AppState>) -> Json<Value> {
 async fn list_reads(State(st): State<AppState>) -> Json<Value> {
     let shared = st.shared.lock().expect("lock poisoned only by a panic");
     Json(Value::Array(shared.reads.clone()))
+}
+
+async fn list_facts(State(st): State<AppState>) -> Json<Value> {
+    let shared = st.shared.lock().expect("lock poisoned only by a panic");
+    Json(json!(shared.facts))
+}
+
+async fn clear_facts(State(st): State<AppState>) -> StatusCode {
+    st.shared
+        .lock()
+        .expect("lock poisoned only by a panic")
+        .facts
+        .clear();
+    StatusCode::NO_CONTENT
 }
 
 async fn clear_requests(State(st): State<AppState>) -> StatusCode {
@@ -216,6 +308,8 @@ async fn messages(
         .unwrap_or("standin")
         .to_owned();
 
+    // Outside the lock: a fact's search reads the whole conversation.
+    let play = st.answers.play(&req, &turn, &prompt);
     let (reply, ending, sleep) = {
         let mut shared = st.shared.lock().expect("lock poisoned only by a panic");
         record_reads(&mut shared, &req);
@@ -228,7 +322,13 @@ async fn messages(
             .iter()
             .find(|f| f.matching.as_ref().is_none_or(|m| raw.contains(m.as_str())))
             .cloned();
-        decide(&mut shared, &turn, &prompt, fault)
+        match (fault, play) {
+            (None, Some(play)) => {
+                shared.facts.extend(play.facts);
+                (play.reply, wire::Ending::Normal, Duration::ZERO)
+            }
+            (fault, _) => decide(&mut shared, &turn, &prompt, fault),
+        }
     };
     let sleep = sleep + st.latency;
     if !sleep.is_zero() {
@@ -284,5 +384,83 @@ fn record_reads(shared: &mut Shared, req: &Value) {
         shared
             .reads
             .push(json!({"path": path, "found": found, "content": content}));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The server stays the default (existing callers pass no subcommand); `render` has its own
+    /// flags.
+    #[test]
+    fn command_lines_parse() {
+        let ok: &[&[&str]] = &[
+            &["baton-standin"],
+            &[
+                "baton-standin",
+                "--listen",
+                "127.0.0.1:0",
+                "--answers",
+                "eval/projects",
+            ],
+            &[
+                "baton-standin",
+                "render",
+                "--answers",
+                "a",
+                "--project",
+                "p",
+                "--knowing",
+                "all",
+                "--out",
+                "o",
+            ],
+            &[
+                "baton-standin",
+                "render",
+                "--answers",
+                "a",
+                "--project",
+                "p",
+                "--knowing",
+                "none",
+                "--out",
+                "o",
+            ],
+        ];
+        for line in ok {
+            assert!(Args::try_parse_from(*line).is_ok(), "{line:?}");
+        }
+        let bad: &[&[&str]] = &[
+            &[
+                "baton-standin",
+                "render",
+                "--answers",
+                "a",
+                "--project",
+                "p",
+                "--knowing",
+                "some",
+                "--out",
+                "o",
+            ],
+            &[
+                "baton-standin",
+                "render",
+                "--answers",
+                "a",
+                "--project",
+                "p",
+                "--knowing",
+                "all",
+            ],
+        ];
+        for line in bad {
+            assert!(Args::try_parse_from(*line).is_err(), "{line:?}");
+        }
+        let args = Args::try_parse_from(["baton-standin", "--answers", "d"]).expect("parses");
+        assert_eq!(args.answers, Some(PathBuf::from("d")));
+        assert!(args.command.is_none());
     }
 }

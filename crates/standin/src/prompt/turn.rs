@@ -8,7 +8,7 @@ pub(crate) struct Turn {
     /// Every user prompt of the conversation, oldest first (system reminders left out).
     pub(crate) prompts: Vec<String>,
     /// Tool results since the newest prompt (how many files were written this turn).
-    pub(super) tool_results_since_prompt: usize,
+    pub(crate) tool_results_since_prompt: usize,
     /// The text of each tool result since the newest prompt, in order (reads, then commands,
     /// then writes): what the commands printed, as the CLI sent it back.
     pub(super) result_texts: Vec<String>,

@@ -347,3 +347,42 @@ async fn a_webhook_undelivered_at_shutdown_is_recorded_as_failed() -> Result<()>
     receiver.abort();
     Ok(())
 }
+
+/// A plan paused while its last task runs completes when that task commits: there is nothing
+/// left to hold (it used to stay paused, and a resume queued a plan no claim could run).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plan_paused_during_its_last_task_completes() -> Result<()> {
+    let mut pool = InProc::start()?;
+    let plan = id("last-paused");
+    pool.worker().script(
+        "last-paused",
+        [
+            Step::Answer("one".into()),
+            slow(Duration::from_millis(1500), "two"),
+        ],
+    );
+    pool.submit(&doc("last-paused").prompts(&["One.", "Two."]).json())
+        .await?;
+    pool.wait_event(&plan, EventKind::TaskStarted, 2, Duration::from_secs(15))
+        .await?;
+    let url = pool.redis.url();
+    let out = baton_tests::baton_at(&url, &["pause", "last-paused"], None)?;
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    pool.wait_state(&plan, PlanState::Completed, Duration::from_secs(15))
+        .await?;
+    assert_eq!(pool.committed(&plan).await?, ["t1", "t2"]);
+    let kinds: Vec<EventKind> = pool.events(&plan).await?.iter().map(|e| e.kind()).collect();
+    assert!(kinds.contains(&EventKind::PlanPaused), "{kinds:?}");
+    assert_eq!(kinds.last(), Some(&EventKind::PlanCompleted), "{kinds:?}");
+    let status = baton_tests::baton_at(&url, &["status", "last-paused"], None)?;
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        !status.contains("paused "),
+        "no pause reason is left: {status}"
+    );
+    pool.drain().await
+}

@@ -65,8 +65,11 @@ if ARGV[20] ~= '' and (st == 'running' or st == 'queued') then
 end
 if left == 0 then
   local completed = 0
-  if st == 'running' then
+  -- A plan paused during its last task has nothing left to hold: it completes (left paused,
+  -- a resume would queue a plan no claim can run).
+  if st == 'running' or st == 'paused' then
     redis.call('HSET', KEYS[2], 'state', 'completed')
+    redis.call('HDEL', KEYS[2], 'pause_now', 'pause_reason')
     redis.call('HINCRBY', KEYS[2], 'stat:plans_completed', 1)
     emit(KEYS[2], KEYS[6], ARGV[11], ARGV[7], ARGV[12])
     completed = 1

@@ -84,8 +84,18 @@ pub(super) async fn check_plan(
         .await
     {
         Ok(checked) => run.checked = Some(checked),
-        Err(e) => run.check_error = Some(format!("could not check: {e}")),
+        Err(e) => run.check_error = Some(one_line(&format!("could not check: {e}"))),
     }
+}
+
+/// `text` on one line (whitespace runs as one space), at most 300 characters: a report's cell.
+fn one_line(text: &str) -> String {
+    let joined = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut cut: String = joined.chars().take(300).collect();
+    if cut.len() < joined.len() {
+        cut.push_str(" [...]");
+    }
+    cut.replace('|', "/")
 }
 
 /// Makes the clone's crate a workspace of its own (an empty `[workspace]` table, when its

@@ -107,6 +107,7 @@ impl Eval {
 
     async fn evaluate(self, suite: Suite) -> Result<()> {
         let started = Instant::now();
+        self.check_claude_bin()?;
         let run = run_id();
         let out = self
             .out
@@ -115,7 +116,9 @@ impl Eval {
         std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
         let out = out.canonicalize()?;
         let offline = self.offline || std::env::var_os("ANTHROPIC_API_KEY").is_none();
-        let tools_dir = self.tools_dir.clone().unwrap_or_else(default_tools_dir);
+        let tools_dir =
+            std::path::absolute(self.tools_dir.clone().unwrap_or_else(default_tools_dir))
+                .context("the toolchains' folder")?;
         let languages = suite.languages();
         let install =
             tokio::spawn(async move { Toolchains::install(&tools_dir, &languages).await });
@@ -162,6 +165,24 @@ impl Eval {
             wall_secs: started.elapsed().as_secs_f64(),
         };
         write_report(&out, &Report::new(head, runs))
+    }
+
+    /// The CLI the workers run, found (a path, or a name on PATH).
+    fn check_claude_bin(&self) -> Result<()> {
+        let bin = &self.claude_bin;
+        let found = if bin.components().count() > 1 {
+            bin.is_file()
+        } else {
+            std::env::var_os("PATH")
+                .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
+        };
+        if !found {
+            bail!(
+                "the Claude Code CLI {} was not found: install it (scripts/eval.sh installs the pinned one) or name it with --claude-bin or BATON_CLAUDE_BIN",
+                bin.display()
+            );
+        }
+        Ok(())
     }
 
     /// Runs every plan through the embedded pool; returns what each did (not checked yet).

@@ -146,6 +146,7 @@ impl EmbeddedPool {
             .arg("--repo-allow-path")
             .arg(&s.remotes)
             .env("HOME", &home)
+            .env("RUST_BACKTRACE", "0")
             .env("BATON_LOG", "info")
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
@@ -196,8 +197,15 @@ impl EmbeddedPool {
             if exited {
                 m.worker = None;
                 let log = std::fs::read_to_string(m.root.join("worker.log")).unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(15).collect();
-                return Some(tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+                // Its last error and causes (a backtrace, if any, left out).
+                let last = log.rfind("Error:").map_or(log.as_str(), |i| &log[i..]);
+                let last = last.split("Stack backtrace:").next().unwrap_or(last);
+                let tail: Vec<&str> = last
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .take(15)
+                    .collect();
+                return Some(tail.join("\n"));
             }
         }
         None

@@ -359,10 +359,9 @@ async fn a_plan_can_start_every_task_afresh_with_or_without_a_recap() -> anyhow:
     }
     let requests = loop_until_done(&pool, &["ctx-none", "ctx-recap"]).await?;
     for context in ["none", "recap"] {
-        let plan = plan_id(&format!("ctx-{context}"));
+        let plan = plan_id(format!("ctx-{context}"));
         let results = pool.results(&plan).await?;
-        let sessions: std::collections::HashSet<_> =
-            results.iter().map(|r| r.session_id.clone()).collect();
+        let sessions: std::collections::HashSet<_> = results.iter().map(|r| r.session_id).collect();
         assert_eq!(sessions.len(), 3, "{context}: a new session per task");
         let third = prompts_of(
             requests

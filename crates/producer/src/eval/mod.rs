@@ -5,9 +5,11 @@
 //! - `pool`: the pool it starts for itself (redis-server, stand-in, two worker machines).
 //! - `drive`: submitting the plans, following them, and the handoff arm's rounds.
 //! - `collect`: the remotes, what each plan did, and the checker's run on its branch.
+//! - `output`: the run's id, the toolchains' default folder, the report's files.
 
 mod collect;
 mod drive;
+mod output;
 mod pool;
 
 use std::path::{Path, PathBuf};
@@ -22,6 +24,7 @@ use baton_eval::suite::{Project, Suite};
 use futures_util::StreamExt;
 
 use crate::{Ctx, Failure};
+use output::{default_tools_dir, run_id, write_report};
 use pool::{EmbeddedPool, WorkerSettings};
 
 /// Measure what one conversation per plan buys: run the eval suite's multi-file plans through a
@@ -77,13 +80,18 @@ pub(crate) struct Eval {
     /// Longest the run may take before it gives up on the plans still going.
     #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
     timeout: Duration,
+    /// Run in the pool at --redis-url and --prefix, on its own workers, instead of starting
+    /// one. Its workers must reach --out's remotes/ folder as a local path (--repo-allow-path);
+    /// the handoff arm needs workers it can stop and start, so it is refused here.
+    #[arg(long)]
+    use_pool: bool,
     /// Compare two reports (their report.json) instead of running: prints both side by side.
     #[arg(long, num_args = 2, value_names = ["A", "B"])]
     compare: Option<Vec<PathBuf>>,
 }
 
 impl Eval {
-    pub(crate) async fn run(self, _ctx: &Ctx) -> Result<(), Failure> {
+    pub(crate) async fn run(self, ctx: &Ctx) -> Result<(), Failure> {
         if let Some(files) = &self.compare {
             let read = |p: &PathBuf| -> Result<Report, Failure> {
                 let raw = std::fs::read(p)
@@ -102,12 +110,22 @@ impl Eval {
         if self.arms.is_empty() {
             return Err(Failure::BadInput("--arms names no arm".into()));
         }
-        self.evaluate(suite).await.map_err(Failure::Other)
+        if self.use_pool && self.arms.contains(&Arm::Handoff) {
+            return Err(Failure::BadInput(
+                "--use-pool: the handoff arm needs workers the eval can stop and start; leave it out of --arms".into(),
+            ));
+        }
+        let pool = self.use_pool.then(|| ctx.clone());
+        self.evaluate(suite, pool).await.map_err(Failure::Other)
     }
 
-    async fn evaluate(self, suite: Suite) -> Result<()> {
+    /// Runs and checks every plan, then writes the report; in the user's pool (`pool`) or
+    /// one of its own.
+    async fn evaluate(self, suite: Suite, pool: Option<Ctx>) -> Result<()> {
         let started = Instant::now();
-        self.check_claude_bin()?;
+        if pool.is_none() {
+            self.check_claude_bin()?;
+        }
         let run = run_id();
         let out = self
             .out
@@ -115,7 +133,8 @@ impl Eval {
             .unwrap_or_else(|| PathBuf::from(".eval").join(&run));
         std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
         let out = out.canonicalize()?;
-        let offline = self.offline || std::env::var_os("ANTHROPIC_API_KEY").is_none();
+        let offline =
+            self.offline || (pool.is_none() && std::env::var_os("ANTHROPIC_API_KEY").is_none());
         let tools_dir =
             std::path::absolute(self.tools_dir.clone().unwrap_or_else(default_tools_dir))
                 .context("the toolchains' folder")?;
@@ -139,9 +158,22 @@ impl Eval {
         );
         let plans = self.plans(&suite, &run, &arms, &out).await?;
         let answers = offline.then(|| suite.dir.join("projects"));
-        let runs = self
-            .run_plans(&plans, &out, answers.as_deref(), started)
-            .await?;
+        let runs = match pool {
+            Some(ctx) => {
+                let docs: Vec<(PlanId, serde_json::Value)> = plans
+                    .iter()
+                    .map(|p| (p.id.clone(), p.doc.clone()))
+                    .collect();
+                drive::submit_all(&ctx, &docs).await?;
+                let ids: Vec<PlanId> = docs.into_iter().map(|(p, _)| p).collect();
+                drive::wait_all(&ctx, &ids, started + self.timeout, None).await?;
+                collect_all(&ctx, &plans).await?
+            }
+            None => {
+                self.run_plans(&plans, &out, answers.as_deref(), started)
+                    .await?
+            }
+        };
         eprintln!("eval: every plan ended; checking what they left");
         let tools = install.await.context("installing the toolchains")??;
         let runs = check_all(&plans, runs, &tools, &out).await;
@@ -153,6 +185,8 @@ impl Eval {
             .to_string(),
             model: if offline {
                 "stand-in".into()
+            } else if self.use_pool {
+                "the pool's".into()
             } else {
                 self.model
                     .clone()
@@ -202,15 +236,7 @@ impl Eval {
         let mut pool = EmbeddedPool::start(&out.join("pool"), answers, settings).await?;
         let ctx = pool_ctx(&pool.redis_url)?;
         run_arms(&ctx, &mut pool, plans, started + self.timeout).await?;
-        let client = ctx
-            .client()
-            .await
-            .map_err(|f| anyhow::anyhow!(f.message()))?;
-        let mut runs = Vec::new();
-        for p in plans {
-            runs.push(collect::plan_run(&client, p.arm, p.repeat, p.project, &p.id).await?);
-        }
-        Ok(runs)
+        collect_all(&ctx, plans).await
     }
 
     /// Every plan of the run, its remote made.
@@ -298,6 +324,19 @@ async fn run_arms(
     Ok(())
 }
 
+/// What each plan did, as the pool recorded it.
+async fn collect_all(ctx: &Ctx, plans: &[EvalPlan<'_>]) -> Result<Vec<PlanRun>> {
+    let client = ctx
+        .client()
+        .await
+        .map_err(|f| anyhow::anyhow!(f.message()))?;
+    let mut runs = Vec::new();
+    for p in plans {
+        runs.push(collect::plan_run(&client, p.arm, p.repeat, p.project, &p.id).await?);
+    }
+    Ok(runs)
+}
+
 /// Checks what each plan left, two at a time (a compiler each, on 2 cores).
 async fn check_all(
     plans: &[EvalPlan<'_>],
@@ -331,46 +370,4 @@ fn pool_ctx(url: &str) -> Result<Ctx> {
         env: baton_core::scripts::Env::new(keys.clone()),
         keys,
     })
-}
-
-/// A short id for the run, from the clock (base 36 seconds since the epoch).
-fn run_id() -> String {
-    let mut n = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let digits = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    let mut s = Vec::new();
-    while n > 0 {
-        s.push(digits[usize::try_from(n % 36).unwrap_or(0)]);
-        n /= 36;
-    }
-    s.reverse();
-    String::from_utf8(s).unwrap_or_default()
-}
-
-fn default_tools_dir() -> PathBuf {
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(|| PathBuf::from(".cache"));
-    cache.join("baton").join("eval-tools")
-}
-
-/// Writes report.json, report.md and errors.svg to `out`, and prints the tables.
-fn write_report(out: &Path, report: &Report) -> Result<()> {
-    std::fs::write(out.join("report.json"), serde_json::to_vec_pretty(report)?)?;
-    let md = report::markdown(report);
-    std::fs::write(out.join("report.md"), &md)?;
-    let svg = report::chart_svg(report).map_err(|e| anyhow::anyhow!("drawing the chart: {e}"))?;
-    std::fs::write(out.join("errors.svg"), svg)?;
-    let tables = md.split("\n## Plans").next().unwrap_or(&md);
-    println!("{tables}");
-    println!(
-        "Report: {} (and report.json, errors.svg beside it)",
-        out.join("report.md").display()
-    );
-    if report.plans.iter().any(|p| p.check_error.is_some()) {
-        bail!("some plans could not be checked; see the report's plan lines");
-    }
-    Ok(())
 }

@@ -220,3 +220,72 @@ fn bad_arguments_are_named() -> Result<()> {
     assert!(err.contains("not a baton eval report"), "{err}");
     Ok(())
 }
+
+/// `--use-pool`: the suite runs in the user's pool, on its own workers (here one worker whose
+/// stand-in serves the suite's answer keys, and which allows the eval's remotes folder), and
+/// what the plans leave is checked as in a pool of the eval's own. The handoff arm, which needs
+/// workers the eval can stop, is refused there.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_suite_runs_in_the_users_pool() -> Result<()> {
+    let answers = repo_root().join("eval/projects");
+    let standin = baton_tests::Standin::start_with(&["--answers", &answers.display().to_string()])?;
+    let mut pool =
+        baton_tests::Pool::start_with(baton_tests::redis_server::Redis::start()?, standin)?;
+    let out = pool.dir.path().join("eval-out");
+    std::fs::create_dir_all(out.join("remotes"))?;
+    let mut machine = pool.machine("a", 2);
+    machine.extra.extend([
+        "--repo-allow-path".into(),
+        out.join("remotes").display().to_string(),
+    ]);
+    pool.add_worker(&machine)?;
+    let tools = repo_root().join(".tools/eval");
+    let url = pool.redis.url();
+    let suite = repo_root().join("eval").display().to_string();
+    let (out_s, tools_s) = (out.display().to_string(), tools.display().to_string());
+    let eval_in_pool = |arms: &str| {
+        let mut a = vec!["eval", "--use-pool", "--offline", "--suite", &suite];
+        a.extend(["--projects", "py-recipes,rs-shapes", "--arms", arms]);
+        a.extend(["--out", &out_s, "--tools-dir", &tools_s, "--timeout", "5m"]);
+        baton_tests::baton_at(&url, &a, None)
+    };
+    let refused = eval_in_pool("session,handoff")?;
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{err}");
+    assert!(err.contains("the handoff arm needs workers"), "{err}");
+    let o = eval_in_pool("session,isolated")?;
+    ensure!(
+        o.status.success(),
+        "{}\n{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+        pool.log_tail()
+    );
+    let report: Report = serde_json::from_slice(&std::fs::read(out.join("report.json"))?)?;
+    assert_eq!(report.plans.len(), 4);
+    for p in &report.plans {
+        assert_eq!(p.state, "completed", "{p:?}");
+        assert!(p.checked.is_some(), "{p:?}");
+        if p.arm == Arm::Session {
+            assert!(p.clean(), "{p:?}");
+        }
+    }
+    // py-recipes without context reads its data file at a guessed path: only its tests fail.
+    let recipes = report
+        .plans
+        .iter()
+        .find(|p| p.arm == Arm::Isolated && p.project == "py-recipes")
+        .expect("py-recipes, isolated");
+    let c = recipes.checked.as_ref().expect("checked");
+    assert_eq!(
+        c.counts.missing_import + c.counts.cross_reference + c.counts.other,
+        0,
+        "{c:?}"
+    );
+    assert!(c.tests.ran && c.tests.failed > 0, "{:?}", c.tests);
+    assert!(report
+        .plans
+        .iter()
+        .all(|p| p.plan_id.starts_with(&format!("eval-{}-", report.run))));
+    Ok(())
+}

@@ -143,6 +143,11 @@ impl Pool {
     }
 
     pub fn start_with_redis(redis: Redis) -> Result<Self> {
+        Self::start_with(redis, Standin::start()?)
+    }
+
+    /// A pool on `redis` whose model is `standin` (one started with answer keys, say).
+    pub fn start_with(redis: Redis, standin: Standin) -> Result<Self> {
         let keys = Keys::default();
         let connector = baton_connect::Connector::new(&baton_connect::RedisArgs {
             redis_url: redis.url(),
@@ -151,7 +156,7 @@ impl Pool {
         Ok(Self {
             connector,
             redis,
-            standin: Standin::start()?,
+            standin,
             dir: TempDir::new("pool"),
             keys,
             workers: Vec::new(),

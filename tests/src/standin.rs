@@ -16,7 +16,13 @@ pub struct Standin {
 
 impl Standin {
     pub fn start() -> Result<Self> {
+        Self::start_with(&[])
+    }
+
+    /// The stand-in started with these arguments (`--answers DIR`, say).
+    pub fn start_with(args: &[&str]) -> Result<Self> {
         let mut child = Command::new(bin("baton-standin"))
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

@@ -4,7 +4,9 @@
 # the pinned CLI first if they are missing. The end-to-end tests whose outcome the session mode
 # can change run twice: with workers in warm session mode (the default) and in cold mode (the
 # script-level tests, the ingest-only tests, the in-process `harness::` tests (scripted engines,
-# no CLI) and `modes::`, which sets each worker's mode itself, run once). Extra arguments go to
+# no CLI), `modes::`, which sets each worker's mode itself, and `eval::`, whose `baton eval`
+# starts its own workers, run once). The eval's checkers are tested on real toolchains (tsc,
+# pyflakes, mypy, cargo), pinned and installed into .tools/eval. Extra arguments go to
 # `cargo test` (e.g. a filter).
 set -euo pipefail
 . "$(dirname "$0")/setup.sh"

@@ -142,8 +142,8 @@ async fn every_arm_runs_and_the_report_adds_up_the_toolchains_findings() -> Resu
     // The figures are those of the plans: the session arm against isolated.
     let session = report.overall(Arm::Session).expect("session summary");
     let iso = report.overall(Arm::Isolated).expect("isolated summary");
-    assert_eq!(session.references_correct, 1.0);
-    assert_eq!(session.errors_per_project.total(), 0.0);
+    assert_eq!(session.references_correct, Some(1.0));
+    assert_eq!(session.errors_per_project.map(|e| e.total()), Some(0.0));
     let reduction = session.missing_import_reduction.expect("a reduction");
     assert_eq!(
         reduction.mean, 1.0,
@@ -151,7 +151,8 @@ async fn every_arm_runs_and_the_report_adds_up_the_toolchains_findings() -> Resu
     );
     assert!(reduction.low.is_none(), "one repeat: no interval");
     let mean_missing = f64::from(missing) / 3.0;
-    assert!((iso.errors_per_project.missing_import - mean_missing).abs() < 1e-9);
+    let iso_missing = iso.errors_per_project.expect("checked").missing_import;
+    assert!((iso_missing - mean_missing).abs() < 1e-9);
     assert_eq!(session.resume_success, Some(1.0));
     assert_eq!(
         report.overall(Arm::Handoff).and_then(|s| s.handoff_share),
@@ -287,5 +288,64 @@ async fn the_suite_runs_in_the_users_pool() -> Result<()> {
         .plans
         .iter()
         .all(|p| p.plan_id.starts_with(&format!("eval-{}-", report.run))));
+    Ok(())
+}
+
+/// Every project of the suite, as one conversation leaves it (`baton-standin render --knowing
+/// all`), compiles and passes its own tests with the real toolchains; as tasks without context
+/// leave it (`--knowing none`), the checkers find something wrong. Each has 4 to 8 tasks, and
+/// each language 4 projects.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_suite_project_is_clean_with_context_and_broken_without() -> Result<()> {
+    use baton_eval::check::Toolchains;
+    use baton_eval::suite::{Suite, TASKS_PER_PROJECT};
+    let suite = Suite::load(&repo_root().join("eval"))?;
+    for l in [Language::Typescript, Language::Python, Language::Rust] {
+        let n = suite.projects.iter().filter(|p| p.language == l).count();
+        assert_eq!(n, 4, "{l:?}");
+    }
+    let tools = Toolchains::install(&repo_root().join(".tools/eval"), &suite.languages()).await?;
+    let dir = TempDir::new("eval-render");
+    let answers = repo_root().join("eval/projects");
+    for p in &suite.projects {
+        assert!(
+            TASKS_PER_PROJECT.contains(&p.tasks.len()),
+            "{}: {} tasks",
+            p.name,
+            p.tasks.len()
+        );
+        for knowing in ["all", "none"] {
+            let tree = dir.path().join(format!("{}-{knowing}", p.name));
+            let o = Command::new(bin("baton-standin"))
+                .args(["render", "--project", &p.name, "--knowing", knowing])
+                .arg("--answers")
+                .arg(&answers)
+                .arg("--out")
+                .arg(&tree)
+                .output()?;
+            ensure!(
+                o.status.success(),
+                "render {}: {}",
+                p.name,
+                String::from_utf8_lossy(&o.stderr)
+            );
+            let work = dir.path().join(format!("work-{}-{knowing}", p.name));
+            std::fs::create_dir_all(&work)?;
+            let c = tools.check(p.language, &tree, &p.check, &work).await?;
+            let k = c.counts;
+            let errors = k.missing_import + k.cross_reference + k.other + k.failing_tests;
+            if knowing == "all" {
+                assert_eq!(errors, 0, "{} with every fact: {:#?}", p.name, c.errors);
+                assert!(
+                    c.tests.ran && c.tests.passed > 0,
+                    "{}: {:?}",
+                    p.name,
+                    c.tests
+                );
+            } else {
+                assert!(errors > 0, "{} without context breaks somewhere", p.name);
+            }
+        }
+    }
     Ok(())
 }

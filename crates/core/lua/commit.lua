@@ -49,9 +49,12 @@ emit(KEYS[2], KEYS[6], ARGV[6], ARGV[7], ARGV[12])
 local left = redis.call('LLEN', KEYS[3])
 local st = redis.call('HGET', KEYS[2], 'state')
 keep_for(ARGV[10], KEYS[2], KEYS[3], KEYS[4], KEYS[6], KEYS[8], KEYS[9])
-if ARGV[20] ~= '' and (st == 'running' or st == 'queued') then
+-- A plan paused during a reviewed task waits for the review too: nothing runs until a person
+-- acts either way, and the reviewer's approval is the word to go on.
+if ARGV[20] ~= '' and (st == 'running' or st == 'queued' or st == 'paused') then
   redis.call('HSET', KEYS[2], 'state', 'awaiting_review', 'review_task', ARGV[2],
     'review_base', before)
+  redis.call('HDEL', KEYS[2], 'pause_now', 'pause_reason')
   emit(KEYS[2], KEYS[6], ARGV[20], ARGV[7], ARGV[12])
   -- A reviewer may take longer than a session's TTL: the conversation (which the rework, or
   -- the next task, continues) is kept as long as the plan while it waits.

@@ -44,8 +44,13 @@ pub enum SuiteError {
         field: String,
         problem: String,
     },
-    #[error("{0}: no project folder (each holds a project.json)")]
+    #[error("{0}: no project folder (each holds a project.json); --suite names the folder holding projects/")]
     Empty(PathBuf),
+    #[error("--suite: cannot read {path} ({source}); name the folder holding projects/ (default: eval, from the current folder)")]
+    NoSuite {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("no project named {0} in the suite")]
     Unknown(String),
 }
@@ -65,12 +70,11 @@ impl Suite {
     /// [`SuiteError`] naming the file and the field at fault.
     pub fn load(dir: &Path) -> Result<Self, SuiteError> {
         let projects_dir = dir.join("projects");
-        let io = |path: &Path| {
-            let path = path.to_owned();
-            move |source| SuiteError::Io { path, source }
-        };
         let mut folders: Vec<PathBuf> = std::fs::read_dir(&projects_dir)
-            .map_err(io(&projects_dir))?
+            .map_err(|source| SuiteError::NoSuite {
+                path: projects_dir.clone(),
+                source,
+            })?
             .filter_map(Result::ok)
             .map(|e| e.path())
             .filter(|p| p.join("project.json").is_file())

@@ -37,9 +37,10 @@ fn rows(r: &Report) -> Vec<(String, [f64; 4])> {
     r.arms
         .iter()
         .filter_map(|&a| r.overall(a))
-        .map(|s| {
-            let e = s.errors_per_project;
-            (
+        .filter_map(|s| {
+            // An arm with nothing checked has no bar (not an empty one).
+            let e = s.errors_per_project?;
+            Some((
                 s.arm.to_string(),
                 [
                     e.missing_import,
@@ -47,7 +48,7 @@ fn rows(r: &Report) -> Vec<(String, [f64; 4])> {
                     e.other,
                     e.failing_tests,
                 ],
-            )
+            ))
         })
         .collect()
 }

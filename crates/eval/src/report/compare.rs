@@ -34,8 +34,14 @@ pub fn compare_markdown(a: &Report, b: &Report) -> String {
     for k in keys {
         let find = |r: &Report| r.summaries.iter().find(|s| key(s) == k).cloned();
         let (sa, sb) = (find(a), find(b));
-        let errors = |s: &Summary| format!("{:.2}", s.errors_per_project.total());
-        let refs = |s: &Summary| format!("{:.0}%", s.references_correct * 100.0);
+        let errors = |s: &Summary| {
+            s.errors_per_project
+                .map_or_else(|| "–".into(), |e| format!("{:.2}", e.total()))
+        };
+        let refs = |s: &Summary| {
+            s.references_correct
+                .map_or_else(|| "–".into(), |r| format!("{:.0}%", r * 100.0))
+        };
         let red = super::markdown::reduction_text;
         let time = |s: &Summary| {
             s.ms_per_task

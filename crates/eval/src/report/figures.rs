@@ -89,13 +89,12 @@ fn summary(arm: Arm, language: Option<Language>, all: &[PlanRun]) -> Option<Summ
         plans: runs.len(),
         completed: runs.iter().filter(|r| r.state == "completed").count(),
         checked,
-        errors_per_project: errors_per_project(&runs),
+        errors_per_project: (checked > 0).then(|| errors_per_project(&runs)),
         references_correct: share(
             runs.iter().filter(|r| r.references_correct()).count(),
             checked,
-        )
-        .unwrap_or(0.0),
-        clean: share(runs.iter().filter(|r| r.clean()).count(), checked).unwrap_or(0.0),
+        ),
+        clean: share(runs.iter().filter(|r| r.clean()).count(), checked),
         missing_import_reduction: (arm != Arm::Isolated && !isolated.is_empty())
             .then(|| reduction(&runs, &isolated))
             .flatten(),
@@ -162,30 +161,31 @@ pub fn criteria(summaries: &[Summary]) -> Vec<Criterion> {
         },
         met: reduction.map(|e| e.mean >= 0.8),
     });
+    let refs = session.and_then(|s| s.references_correct.map(|r| (r, s.checked)));
     out.push(Criterion {
         criterion: "90% of multi-file projects have correct cross-references".into(),
-        measured: session.map_or("not measured: needs the session arm".into(), |s| {
-            format!(
-                "{} of {} checked projects",
-                pct(s.references_correct),
-                s.checked
-            )
-        }),
-        met: session
-            .filter(|s| s.checked > 0)
-            .map(|s| s.references_correct >= 0.9),
+        measured: refs.map_or(
+            "not measured: no project of the session arm was checked".into(),
+            |(r, n)| format!("{} of {n} checked projects", pct(r)),
+        ),
+        met: refs.map(|(r, _)| r >= 0.9),
     });
-    let impact = session
+    let times = session
         .and_then(|s| s.ms_per_task)
-        .zip(isolated.and_then(|s| s.ms_per_task))
-        .map(|(s, i)| s / i - 1.0);
+        .zip(isolated.and_then(|s| s.ms_per_task));
     out.push(Criterion {
         criterion: "< 5% performance impact".into(),
-        measured: impact.map_or(
-            "not measured: needs the session and isolated arms".into(),
-            |x| format!("{:+.1}% time per task against isolated", x * 100.0),
+        measured: times.map_or(
+            "not measured here: baton's own share of a task's time is the benchmark's (docs/BENCHMARKS.md)".into(),
+            |(s, i)| {
+                format!(
+                    "not measured here: a task took {:.1} s in one conversation and {:.1} s in a fresh session, which is the CLI's start-up, not baton's overhead (the benchmark measures that: docs/BENCHMARKS.md)",
+                    s / 1000.0,
+                    i / 1000.0
+                )
+            },
         ),
-        met: impact.map(|x| x < 0.05),
+        met: None,
     });
     let resumes = session.and_then(|s| s.resume_success);
     out.push(Criterion {

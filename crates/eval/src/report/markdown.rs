@@ -25,19 +25,21 @@ pub(super) fn reduction_text(s: &Summary) -> String {
 
 /// One row of the arms table.
 pub(super) fn summary_row(s: &Summary) -> String {
-    let e = &s.errors_per_project;
+    let e = s.errors_per_project;
+    let class =
+        |f: fn(&super::ErrorsPerProject) -> f64| opt(e.as_ref().map(f), |x| format!("{x:.2}"));
     format!(
-        "| {} | {} | {}/{} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {} | {} | {} |",
+        "| {} | {} | {}/{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
         s.arm,
         s.language
             .map_or("all".into(), |l| format!("{l:?}").to_lowercase()),
         s.completed,
         s.plans,
-        e.missing_import,
-        e.cross_reference,
-        e.other,
-        e.failing_tests,
-        pct(s.references_correct),
+        class(|e| e.missing_import),
+        class(|e| e.cross_reference),
+        class(|e| e.other),
+        class(|e| e.failing_tests),
+        opt(s.references_correct, pct),
         reduction_text(s),
         opt(s.ms_per_task, |ms| format!("{:.1} s", ms / 1000.0)),
         opt(s.usd_per_task, |c| format!("${c:.4}")),

@@ -101,11 +101,15 @@ pub struct Summary {
     pub completed: usize,
     /// Plans whose tree could be checked.
     pub checked: usize,
-    pub errors_per_project: ErrorsPerProject,
+    /// Mean errors per checked project; `None` when no project was checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errors_per_project: Option<ErrorsPerProject>,
     /// Share of checked projects with every import and cross-reference correct.
-    pub references_correct: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub references_correct: Option<f64>,
     /// Share of checked projects with no error at all and passing tests.
-    pub clean: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clean: Option<f64>,
     /// Missing imports, reduced against the `isolated` arm (1 = all gone), per repeat.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub missing_import_reduction: Option<Estimate>,

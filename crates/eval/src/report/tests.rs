@@ -68,10 +68,11 @@ fn figures_add_up_per_arm_and_the_reduction_has_an_interval_over_repeats() {
     let r = Report::new(head(vec![Arm::Session, Arm::Isolated], 2), plans);
     let s = r.overall(Arm::Session).unwrap();
     let i = r.overall(Arm::Isolated).unwrap();
-    assert_eq!(i.errors_per_project.missing_import, 1.5);
-    assert_eq!(i.errors_per_project.cross_reference, 0.75);
-    assert_eq!(s.references_correct, 0.75);
-    assert_eq!(i.references_correct, 0.0);
+    let ie = i.errors_per_project.unwrap();
+    assert_eq!(ie.missing_import, 1.5);
+    assert_eq!(ie.cross_reference, 0.75);
+    assert_eq!(s.references_correct, Some(0.75));
+    assert_eq!(i.references_correct, Some(0.0));
     // Reductions 1 - 1/4 = 0.75 and 1 - 0/2 = 1: mean 0.875, t(1) interval.
     let e = s.missing_import_reduction.unwrap();
     assert!((e.mean - 0.875).abs() < 1e-9);
@@ -88,12 +89,12 @@ fn figures_add_up_per_arm_and_the_reduction_has_an_interval_over_repeats() {
         .find(|x| x.arm == Arm::Session && x.language == Some(Language::Typescript))
         .unwrap();
     assert_eq!(ts.plans, 2);
-    assert_eq!(ts.errors_per_project.missing_import, 0.5);
-    // The criteria: 87.5% >= 80%; 75% < 90%; +2% < 5%; 100% resumes.
+    assert_eq!(ts.errors_per_project.unwrap().missing_import, 0.5);
+    // The criteria: 87.5% >= 80%; 75% < 90%; the overhead is the benchmark's; 100% resumes.
     let met: Vec<Option<bool>> = r.criteria.iter().map(|c| c.met).collect();
-    assert_eq!(met, vec![Some(true), Some(false), Some(true), Some(true)]);
+    assert_eq!(met, vec![Some(true), Some(false), None, Some(true)]);
     assert!(
-        r.criteria[2].measured.contains("+2.0%"),
+        r.criteria[2].measured.contains("1.0 s in one conversation"),
         "{}",
         r.criteria[2].measured
     );

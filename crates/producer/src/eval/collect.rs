@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::Result;
-use baton_core::{EventKind, PlanId};
+use baton_core::{Counter, PlanId};
 use baton_eval::arm::Arm;
 use baton_eval::check::{Language, Toolchains};
 use baton_eval::report::PlanRun;
@@ -24,12 +24,13 @@ pub(super) async fn plan_run(
         .and_then(baton_client::PlanView::state)
         .map_or_else(|| "missing".to_owned(), |s| s.as_str().to_owned());
     let results = client.results(plan).await?;
-    let events = client.events(plan).await?;
-    let count = |kinds: &[EventKind]| {
-        u32::try_from(events.iter().filter(|e| kinds.contains(&e.kind())).count())
-            .unwrap_or(u32::MAX)
+    // The plan's own counters, as `baton stats` counts them: a resume succeeds at its commit
+    // (an attempt that resumed and then failed is not a success).
+    let counter = |c: Counter| {
+        view.as_ref().map_or(0, |v| {
+            u32::try_from(v.counter(c).max(0)).unwrap_or(u32::MAX)
+        })
     };
-    let resumes_ok = count(&[EventKind::SessionResumed, EventKind::SessionHandoff]);
     let handoffs = results
         .windows(2)
         .filter(|w| w[0].worker != w[1].worker)
@@ -45,8 +46,8 @@ pub(super) async fn plan_run(
         tasks_done: u32::try_from(results.len()).unwrap_or(u32::MAX),
         task_ms: results.iter().map(|r| r.duration_ms).collect(),
         cost_usd: results.iter().map(|r| r.cost_usd).sum(),
-        resumes_attempted: resumes_ok + count(&[EventKind::SessionFallback]),
-        resumes_ok,
+        resumes_attempted: counter(Counter::ResumesAttempted),
+        resumes_ok: counter(Counter::ResumesSucceeded),
         handoffs: u32::try_from(handoffs).unwrap_or(u32::MAX),
         checked: None,
         check_error: None,
@@ -68,12 +69,23 @@ pub(super) async fn check_plan(
         .args(["clone", "--quiet", "--branch", branch])
         .arg(remote)
         .arg(tree)
-        .stderr(std::process::Stdio::null())
-        .status()
+        .output()
         .await;
-    if !cloned.is_ok_and(|s| s.success()) {
-        run.check_error = Some("the plan left no commit on its branch".into());
-        return;
+    match cloned {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => {
+            let err = String::from_utf8_lossy(&o.stderr);
+            run.check_error = Some(if err.contains("not found in upstream") {
+                "the plan left no commit on its branch".into()
+            } else {
+                one_line(&format!("git clone of {branch}: {err}"))
+            });
+            return;
+        }
+        Err(e) => {
+            run.check_error = Some(format!("git clone: {e}"));
+            return;
+        }
     }
     let _ = std::fs::create_dir_all(work);
     if project.language == Language::Rust {

@@ -61,6 +61,14 @@ pub(super) async fn wait_all(
         if done == plans.len() {
             return Ok(());
         }
+        // A plan with no hash was never ingested: refused (its dead letter says why), or no
+        // worker is taking documents.
+        for (p, _) in plans.iter().zip(&views).filter(|(_, v)| v.is_none()) {
+            if let Some(letter) = client.dead_letter_for(p).await? {
+                let field = letter.field.map(|f| format!("{f}: ")).unwrap_or_default();
+                bail!("the pool refused plan {p}: {field}{}", letter.reason);
+            }
+        }
         if let Some(log) = pool.as_deref_mut().and_then(EmbeddedPool::exited_worker) {
             bail!("a worker of the eval's pool exited:\n{log}");
         }
@@ -73,8 +81,14 @@ pub(super) async fn wait_all(
         }
         if last_report.elapsed() > Duration::from_secs(10) {
             let tasks: u64 = views.iter().flatten().map(|v| v.tasks_done()).sum();
+            let waiting = views.iter().filter(|v| v.is_none()).count();
+            let unread = if waiting > 0 {
+                format!("; {waiting} not taken in yet (is a worker running?)")
+            } else {
+                String::new()
+            };
             eprintln!(
-                "eval: {done}/{} plans ended, {tasks} tasks done",
+                "eval: {done}/{} plans ended, {tasks} tasks done{unread}",
                 plans.len()
             );
             last_report = Instant::now();
@@ -197,5 +211,21 @@ async fn one_round(
             bail!("the handoff arm had not ended by the deadline (--timeout)");
         }
         tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Waits for SIGINT, SIGTERM or SIGHUP; says which.
+pub(super) async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "interrupted",
+        _ = term.recv() => "terminated",
+        _ = hup.recv() => "hung up",
     }
 }

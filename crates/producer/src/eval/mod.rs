@@ -37,7 +37,7 @@ use pool::{EmbeddedPool, WorkerSettings};
 /// report.md and errors.svg to --out and prints the tables.
 #[derive(clap::Args, Debug)]
 pub(crate) struct Eval {
-    /// The suite folder (it holds projects/).
+    /// The suite folder (it holds projects/), relative to the current folder.
     #[arg(long, default_value = "eval")]
     suite: PathBuf,
     /// Arms, comma-separated: session (one conversation per plan), isolated (every task a new
@@ -62,10 +62,10 @@ pub(crate) struct Eval {
     /// else ~/.cache/baton/eval-tools.
     #[arg(long, env = "BATON_EVAL_TOOLS")]
     tools_dir: Option<PathBuf>,
-    /// Plans each of the pool's two workers runs at once.
+    /// Plans each of the pool's two workers runs at once (not with --use-pool).
     #[arg(long, default_value_t = 2)]
     concurrency: u16,
-    /// The workers' session mode: warm or cold.
+    /// The workers' session mode: warm or cold (not with --use-pool).
     #[arg(long, default_value = "warm", value_parser = ["warm", "cold"])]
     session_mode: String,
     /// The model the plans ask for (options.model). Default: the CLI's.
@@ -74,7 +74,7 @@ pub(crate) struct Eval {
     /// Use the model stand-in even when ANTHROPIC_API_KEY is set.
     #[arg(long)]
     offline: bool,
-    /// The Claude Code CLI the pool's workers run.
+    /// The Claude Code CLI the pool's workers run (not with --use-pool).
     #[arg(long, env = "BATON_CLAUDE_BIN", default_value = "claude")]
     claude_bin: PathBuf,
     /// Longest the run may take before it gives up on the plans still going.
@@ -139,8 +139,12 @@ impl Eval {
             std::path::absolute(self.tools_dir.clone().unwrap_or_else(default_tools_dir))
                 .context("the toolchains' folder")?;
         let languages = suite.languages();
-        let install =
-            tokio::spawn(async move { Toolchains::install(&tools_dir, &languages).await });
+        // Installed first: a run whose plans all ran and whose checker cannot be installed
+        // would be lost.
+        eprintln!("eval: toolchains in {}", tools_dir.display());
+        let tools = Toolchains::install(&tools_dir, &languages)
+            .await
+            .context("installing the toolchains")?;
         let mut arms = self.arms.clone();
         arms.sort();
         arms.dedup();
@@ -158,24 +162,12 @@ impl Eval {
         );
         let plans = self.plans(&suite, &run, &arms, &out).await?;
         let answers = offline.then(|| suite.dir.join("projects"));
-        let runs = match pool {
-            Some(ctx) => {
-                let docs: Vec<(PlanId, serde_json::Value)> = plans
-                    .iter()
-                    .map(|p| (p.id.clone(), p.doc.clone()))
-                    .collect();
-                drive::submit_all(&ctx, &docs).await?;
-                let ids: Vec<PlanId> = docs.into_iter().map(|(p, _)| p).collect();
-                drive::wait_all(&ctx, &ids, started + self.timeout, None).await?;
-                collect_all(&ctx, &plans).await?
-            }
-            None => {
-                self.run_plans(&plans, &out, answers.as_deref(), started)
-                    .await?
-            }
+        // A signal ends the run: the pool it started (dropped with this future) goes too.
+        let runs = tokio::select! {
+            runs = self.run_all(pool, &plans, &out, answers.as_deref(), started) => runs?,
+            signal = drive::interrupted() => bail!("{signal}: the eval stopped; its pool is stopped too"),
         };
         eprintln!("eval: every plan ended; checking what they left");
-        let tools = install.await.context("installing the toolchains")??;
         let runs = check_all(&plans, runs, &tools, &out).await;
         let head = ReportHead {
             run,
@@ -183,17 +175,18 @@ impl Eval {
                 std::time::SystemTime::now() - started.elapsed(),
             )
             .to_string(),
-            model: if offline {
-                "stand-in".into()
-            } else if self.use_pool {
-                "the pool's".into()
-            } else {
-                self.model
-                    .clone()
-                    .unwrap_or_else(|| "the CLI's default".into())
+            model: match (&self.model, offline, self.use_pool) {
+                (_, true, _) => "stand-in".into(),
+                (Some(m), false, _) => m.clone(),
+                (None, false, true) => "the pool's".into(),
+                (None, false, false) => "the CLI's default".into(),
             },
             offline,
-            session_mode: self.session_mode.clone(),
+            session_mode: if self.use_pool {
+                "the pool's".into()
+            } else {
+                self.session_mode.clone()
+            },
             repeat: self.repeat,
             arms,
             wall_secs: started.elapsed().as_secs_f64(),
@@ -217,6 +210,29 @@ impl Eval {
             );
         }
         Ok(())
+    }
+
+    /// Runs every plan, in the user's pool (`pool`) or one of its own; returns what each did
+    /// (not checked yet).
+    async fn run_all(
+        &self,
+        pool: Option<Ctx>,
+        plans: &[EvalPlan<'_>],
+        out: &Path,
+        answers: Option<&Path>,
+        started: Instant,
+    ) -> Result<Vec<PlanRun>> {
+        let Some(ctx) = pool else {
+            return self.run_plans(plans, out, answers, started).await;
+        };
+        let docs: Vec<(PlanId, serde_json::Value)> = plans
+            .iter()
+            .map(|p| (p.id.clone(), p.doc.clone()))
+            .collect();
+        drive::submit_all(&ctx, &docs).await?;
+        let ids: Vec<PlanId> = docs.into_iter().map(|(p, _)| p).collect();
+        drive::wait_all(&ctx, &ids, started + self.timeout, None).await?;
+        collect_all(&ctx, plans).await
     }
 
     /// Runs every plan through the embedded pool; returns what each did (not checked yet).

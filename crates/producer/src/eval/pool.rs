@@ -223,7 +223,7 @@ async fn wait_for_redis(url: &str) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    bail!("redis-server at {url} did not answer within 10 s")
+    bail!("redis-server at {url} did not answer within 10 s (see pool/redis.log in --out)")
 }
 
 /// Starts `baton-standin --answers`, returning it and its base URL.

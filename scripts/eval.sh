@@ -5,6 +5,8 @@
 # ANTHROPIC_API_KEY is set; arguments go to `baton eval` (see `baton eval --help`), e.g.
 #   scripts/eval.sh --arms session,isolated --repeat 3
 #   scripts/eval.sh --compare .eval/A/report.json .eval/B/report.json
+# It runs from the repository's root: relative paths (--out, --compare, --suite) are taken from
+# there.
 set -euo pipefail
 . "$(dirname "$0")/setup.sh"
 cd "$BATON_ROOT"

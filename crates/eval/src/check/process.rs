@@ -1,6 +1,7 @@
 //! Running one tool of a toolchain: stdin closed, its output captured, in a process group of
 //! its own (`npm`, `node --test` and `cargo` start children), killed with that group when it
-//! outlives its time or when the future running it is dropped.
+//! outlives its time. When the future running it is dropped, only the tool itself is killed
+//! (`kill_on_drop`); what it started ends when its pipes close.
 
 use std::ffi::OsStr;
 use std::path::Path;
@@ -143,17 +144,34 @@ mod tests {
     #[tokio::test]
     async fn a_tool_past_its_time_is_killed_with_its_children() {
         let dir = std::env::temp_dir();
+        let pidfile = dir.join(format!("baton-eval-child-{}", std::process::id()));
+        let script = format!("sleep 30 & echo $! > {}; sleep 30", pidfile.display());
         let began = std::time::Instant::now();
         let out = run(
             Path::new("sh"),
-            &["-c".as_ref(), "sleep 30 & sleep 30".as_ref()],
+            &["-c".as_ref(), script.as_ref()],
             &dir,
             &[],
-            Duration::from_millis(300),
+            Duration::from_millis(500),
         )
         .await;
         assert!(matches!(out, Err(RunFailure::TimedOut(_))), "{out:?}");
         assert!(began.elapsed() < Duration::from_secs(5));
+        // The child it started went with its group.
+        let child = std::fs::read_to_string(&pidfile).expect("the child's pid");
+        let _ = std::fs::remove_file(&pidfile);
+        let proc_dir = Path::new("/proc").join(child.trim());
+        let gone = (0..50).any(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            // Gone, or a zombie waiting for init to reap it.
+            std::fs::read_to_string(proc_dir.join("stat"))
+                .map_or(true, |s| s.split_whitespace().nth(2) == Some("Z"))
+        });
+        assert!(
+            gone,
+            "the tool's child {} outlived its group's kill",
+            child.trim()
+        );
     }
 
     #[tokio::test]

@@ -16,13 +16,28 @@ fn cell(s: Option<&Summary>, f: impl Fn(&Summary) -> String) -> String {
     s.map_or_else(|| "–".into(), f)
 }
 
+/// What a run was set to: model, mode, rotation, repeats.
+fn settings(r: &Report) -> String {
+    let rotation = r
+        .rotate_at_tokens
+        .map(|n| format!(", rotated past {n} tokens"))
+        .unwrap_or_default();
+    format!(
+        "model {}, {} mode{rotation}, {} repeat(s)",
+        r.model, r.session_mode, r.repeat
+    )
+}
+
 /// Both runs' figures, row by row (arm and language), A then B.
 pub fn compare_markdown(a: &Report, b: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "# baton eval: {} (A) against {} (B)\n\nA: model {}, {} mode, {} repeat(s). B: model {}, {} mode, {} repeat(s).\n",
-        a.run, b.run, a.model, a.session_mode, a.repeat, b.model, b.session_mode, b.repeat
+        "# baton eval: {} (A) against {} (B)\n\nA: {}. B: {}.\n",
+        a.run,
+        b.run,
+        settings(a),
+        settings(b)
     );
     out.push_str("| arm | language | errors/project A | B | refs all correct A | B | missing imports vs isolated A | B | time/task A | B |\n|---|---|---|---|---|---|---|---|---|---|\n");
     let mut keys: Vec<(String, String)> = Vec::new();

@@ -57,10 +57,13 @@ pub fn markdown(r: &Report) -> String {
     let _ = writeln!(s, "# baton eval {}\n", r.run);
     let _ = writeln!(
         s,
-        "Started {}; model: {}; session mode: {}; {} repeat(s); arms: {}; {:.0} s.\n",
+        "Started {}; model: {}; session mode: {}{}; {} repeat(s); arms: {}; {:.0} s.\n",
         r.started_at,
         r.model,
         r.session_mode,
+        r.rotate_at_tokens
+            .map(|n| format!("; sessions rotated past {n} tokens"))
+            .unwrap_or_default(),
         r.repeat,
         r.arms
             .iter()

@@ -150,6 +150,9 @@ pub struct Report {
     /// model.
     pub offline: bool,
     pub session_mode: String,
+    /// The workers' `--rotate-at-tokens`, when the run set it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotate_at_tokens: Option<u64>,
     pub repeat: u32,
     pub arms: Vec<Arm>,
     pub wall_secs: f64,
@@ -169,6 +172,7 @@ impl Report {
             model: head.model,
             offline: head.offline,
             session_mode: head.session_mode,
+            rotate_at_tokens: head.rotate_at_tokens,
             repeat: head.repeat,
             arms: head.arms,
             wall_secs: head.wall_secs,
@@ -194,6 +198,7 @@ pub struct ReportHead {
     pub model: String,
     pub offline: bool,
     pub session_mode: String,
+    pub rotate_at_tokens: Option<u64>,
     pub repeat: u32,
     pub arms: Vec<Arm>,
     pub wall_secs: f64,

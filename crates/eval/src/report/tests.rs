@@ -46,6 +46,7 @@ fn head(arms: Vec<Arm>, repeat: u32) -> ReportHead {
         model: "stand-in".into(),
         offline: true,
         session_mode: "warm".into(),
+        rotate_at_tokens: None,
         repeat,
         arms,
         wall_secs: 1.0,

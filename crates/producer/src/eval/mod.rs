@@ -68,6 +68,10 @@ pub(crate) struct Eval {
     /// The workers' session mode: warm or cold (not with --use-pool).
     #[arg(long, default_value = "warm", value_parser = ["warm", "cold"])]
     session_mode: String,
+    /// The workers' --rotate-at-tokens: the context size past which a session is rotated to a
+    /// new one with a recap (not with --use-pool). Default: the worker's.
+    #[arg(long)]
+    rotate_at_tokens: Option<u64>,
     /// The model the plans ask for (options.model). Default: the CLI's.
     #[arg(long)]
     model: Option<String>,
@@ -187,6 +191,7 @@ impl Eval {
             } else {
                 self.session_mode.clone()
             },
+            rotate_at_tokens: self.rotate_at_tokens,
             repeat: self.repeat,
             arms,
             wall_secs: started.elapsed().as_secs_f64(),
@@ -248,6 +253,7 @@ impl Eval {
             session_mode: self.session_mode.clone(),
             claude_bin: self.claude_bin.clone(),
             remotes: out.join("remotes"),
+            rotate_at_tokens: self.rotate_at_tokens,
         };
         let mut pool = EmbeddedPool::start(&out.join("pool"), answers, settings).await?;
         let ctx = pool_ctx(&pool.redis_url)?;

@@ -24,6 +24,8 @@ pub(super) struct WorkerSettings {
     pub(super) claude_bin: PathBuf,
     /// The folder of the plans' bare remotes (`--repo-allow-path`).
     pub(super) remotes: PathBuf,
+    /// `--rotate-at-tokens`, when not the worker's default.
+    pub(super) rotate_at_tokens: Option<u64>,
 }
 
 /// The embedded pool; every process it started is killed when it is dropped.
@@ -152,6 +154,9 @@ impl EmbeddedPool {
             .stdout(Stdio::null())
             .stderr(log)
             .kill_on_drop(true);
+        if let Some(n) = s.rotate_at_tokens {
+            cmd.arg("--rotate-at-tokens").arg(n.to_string());
+        }
         if let Some(url) = &self.standin_url {
             cmd.env("ANTHROPIC_BASE_URL", url)
                 .env("ANTHROPIC_API_KEY", "baton-eval-standin")

@@ -157,10 +157,10 @@ impl Eval {
             suite.projects.len(),
             arms.len(),
             self.repeat,
-            if offline {
-                "the stand-in (offline)"
-            } else {
-                "the CLI's (ANTHROPIC_API_KEY)"
+            match (offline, self.use_pool) {
+                (true, _) => "the stand-in (offline)",
+                (false, true) => "the pool's",
+                (false, false) => "the CLI's (ANTHROPIC_API_KEY)",
             },
             out.display()
         );

@@ -395,69 +395,20 @@ mod tests {
     /// flags.
     #[test]
     fn command_lines_parse() {
-        let ok: &[&[&str]] = &[
-            &["baton-standin"],
-            &[
-                "baton-standin",
-                "--listen",
-                "127.0.0.1:0",
-                "--answers",
-                "eval/projects",
-            ],
-            &[
-                "baton-standin",
-                "render",
-                "--answers",
-                "a",
-                "--project",
-                "p",
-                "--knowing",
-                "all",
-                "--out",
-                "o",
-            ],
-            &[
-                "baton-standin",
-                "render",
-                "--answers",
-                "a",
-                "--project",
-                "p",
-                "--knowing",
-                "none",
-                "--out",
-                "o",
-            ],
-        ];
-        for line in ok {
-            assert!(Args::try_parse_from(*line).is_ok(), "{line:?}");
+        let parse = |line: &str| Args::try_parse_from(line.split_whitespace());
+        for ok in [
+            "baton-standin",
+            "baton-standin --listen 127.0.0.1:0 --answers eval/projects",
+            "baton-standin render --answers a --project p --knowing all --out o",
+            "baton-standin render --answers a --project p --knowing none --out o",
+        ] {
+            assert!(parse(ok).is_ok(), "{ok}");
         }
-        let bad: &[&[&str]] = &[
-            &[
-                "baton-standin",
-                "render",
-                "--answers",
-                "a",
-                "--project",
-                "p",
-                "--knowing",
-                "some",
-                "--out",
-                "o",
-            ],
-            &[
-                "baton-standin",
-                "render",
-                "--answers",
-                "a",
-                "--project",
-                "p",
-                "--knowing",
-                "all",
-            ],
-        ];
-        for line in bad {
-            assert!(Args::try_parse_from(*line).is_err(), "{line:?}");
+        for bad in [
+            "baton-standin render --answers a --project p --knowing some --out o",
+            "baton-standin render --answers a --project p --knowing all",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
         }
         let args = Args::try_parse_from(["baton-standin", "--answers", "d"]).expect("parses");
         assert_eq!(args.answers, Some(PathBuf::from("d")));

@@ -65,8 +65,18 @@ pub(super) async fn check_plan(
     run: &mut PlanRun,
 ) {
     let _ = std::fs::remove_dir_all(tree);
+    // The branch holds code a model wrote: links in it are checked out as plain files
+    // (`core.symlinks=false`), so neither the checkers nor `own_workspace` follow one out of
+    // the tree; no hook or filter of the remote's runs (a clone of a bare repo of our own).
     let cloned = tokio::process::Command::new("git")
-        .args(["clone", "--quiet", "--branch", branch])
+        .args([
+            "-c",
+            "core.symlinks=false",
+            "clone",
+            "--quiet",
+            "--no-local",
+        ])
+        .args(["--branch", branch])
         .arg(remote)
         .arg(tree)
         .output()
@@ -115,6 +125,10 @@ fn one_line(text: &str) -> String {
 /// by default), which cargo would otherwise take the crate for a stray member of.
 fn own_workspace(tree: &Path) {
     let manifest = tree.join("Cargo.toml");
+    // A regular file only (the clone has no links; this holds even if that changes).
+    if !std::fs::symlink_metadata(&manifest).is_ok_and(|m| m.file_type().is_file()) {
+        return;
+    }
     let Ok(text) = std::fs::read_to_string(&manifest) else {
         return;
     };
@@ -182,4 +196,81 @@ pub(super) async fn make_remote(remote: &Path, project: &Project, scratch: &Path
     .await?;
     let _ = std::fs::remove_dir_all(scratch);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn git(dir: &Path, args: &[&str]) {
+        let ok = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@localhost"])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("git runs")
+            .status
+            .success();
+        assert!(ok, "git {args:?}");
+    }
+
+    /// A branch a model wrote that links `Cargo.toml` (and a source file) to a file outside the
+    /// clone: the check writes nothing there and reads nothing from there.
+    #[tokio::test]
+    async fn links_in_a_plans_branch_do_not_reach_out_of_the_clone() {
+        let dir = std::env::temp_dir().join(format!("baton-eval-links-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (src, remote, tree, work) = (
+            dir.join("src"),
+            dir.join("r.git"),
+            dir.join("tree"),
+            dir.join("work"),
+        );
+        std::fs::create_dir_all(src.join("src")).unwrap();
+        let victim = dir.join("victim.toml");
+        std::fs::write(&victim, "SECRET=1\n").unwrap();
+        git(&dir, &["init", "-q", "--bare", "r.git"]);
+        git(&src, &["init", "-q", "-b", "eval/p"]);
+        std::os::unix::fs::symlink(&victim, src.join("Cargo.toml")).unwrap();
+        std::os::unix::fs::symlink(&victim, src.join("src/lib.rs")).unwrap();
+        git(&src, &["add", "-A"]);
+        git(&src, &["commit", "-q", "-m", "links"]);
+        git(&src, &["push", "-q", remote.to_str().unwrap(), "eval/p"]);
+        let project: Project = serde_json::from_value(serde_json::json!({
+            "name": "p", "language": "rust",
+            "tasks": [{"id": "t1", "prompt": "x"}],
+            "check": {"entry_points": ["src/lib.rs"]}
+        }))
+        .unwrap();
+        let tools = Toolchains {
+            dir: dir.join("tools"),
+        };
+        let mut run = PlanRun {
+            arm: Arm::Session,
+            repeat: 0,
+            project: "p".into(),
+            language: Language::Rust,
+            plan_id: "p".into(),
+            state: "completed".into(),
+            tasks: 1,
+            tasks_done: 1,
+            task_ms: vec![],
+            cost_usd: 0.0,
+            resumes_attempted: 0,
+            resumes_ok: 0,
+            handoffs: 0,
+            checked: None,
+            check_error: None,
+        };
+        check_plan(&tools, &project, &remote, "eval/p", &tree, &work, &mut run).await;
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "SECRET=1\n");
+        let manifest = std::fs::symlink_metadata(tree.join("Cargo.toml")).unwrap();
+        assert!(
+            !manifest.file_type().is_symlink(),
+            "checked out as a plain file"
+        );
+        let report = serde_json::to_string(&run).unwrap();
+        assert!(!report.contains("SECRET"), "{report}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -349,3 +349,51 @@ async fn every_suite_project_is_clean_with_context_and_broken_without() -> Resul
     }
     Ok(())
 }
+
+/// A pool whose workers refuse the eval's plans (here: local remotes not allowed) stops the
+/// run at once with the dead letter's field and reason, not at the end of --timeout.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pool_that_refuses_the_plans_says_why_at_once() -> Result<()> {
+    let mut pool = baton_tests::Pool::start()?;
+    let mut machine = pool.machine("a", 1);
+    machine
+        .extra
+        .retain(|a| !a.contains("remotes") && a != "--repo-allow-path");
+    pool.add_worker(&machine)?;
+    let dir = TempDir::new("eval-refused");
+    let (suite, out) = (
+        repo_root().join("eval").display().to_string(),
+        dir.path().join("out").display().to_string(),
+    );
+    let tools = repo_root().join(".tools/eval").display().to_string();
+    let began = std::time::Instant::now();
+    let o = baton_tests::baton_at(
+        &pool.redis.url(),
+        &[
+            "eval",
+            "--use-pool",
+            "--offline",
+            "--suite",
+            &suite,
+            "--projects",
+            "rs-shapes",
+        ]
+        .into_iter()
+        .chain(["--arms", "session", "--out", &out, "--timeout", "5m"])
+        .chain(["--tools-dir", &tools])
+        .collect::<Vec<_>>(),
+        None,
+    )?;
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("the pool refused plan eval-") && err.contains("repo.url"),
+        "{err}"
+    );
+    assert!(!err.contains("repo.url: repo.url"), "the field once: {err}");
+    assert!(
+        began.elapsed() < std::time::Duration::from_secs(120),
+        "not at the deadline"
+    );
+    Ok(())
+}

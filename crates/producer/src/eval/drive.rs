@@ -62,11 +62,27 @@ pub(super) async fn wait_all(
             return Ok(());
         }
         // A plan with no hash was never ingested: refused (its dead letter says why), or no
-        // worker is taking documents.
-        for (p, _) in plans.iter().zip(&views).filter(|(_, v)| v.is_none()) {
-            if let Some(letter) = client.dead_letter_for(p).await? {
-                let field = letter.field.map(|f| format!("{f}: ")).unwrap_or_default();
-                bail!("the pool refused plan {p}: {field}{}", letter.reason);
+        // worker is taking documents. One read of the dead letters per look, however many.
+        let missing: Vec<&PlanId> = plans
+            .iter()
+            .zip(&views)
+            .filter_map(|(p, v)| v.is_none().then_some(p))
+            .collect();
+        if !missing.is_empty() {
+            let letters = client.dead_letters(None).await?;
+            let refused = letters
+                .into_iter()
+                .filter_map(|s| s.letter)
+                .find(|l| l.plan_id.as_ref().is_some_and(|p| missing.contains(&p)));
+            if let Some(letter) = refused {
+                let plan = letter.plan_id.map(|p| p.to_string()).unwrap_or_default();
+                // The field, unless the reason names it already.
+                let field = letter
+                    .field
+                    .filter(|f| !letter.reason.starts_with(f.as_str()))
+                    .map(|f| format!("{f}: "))
+                    .unwrap_or_default();
+                bail!("the pool refused plan {plan}: {field}{}", letter.reason);
             }
         }
         if let Some(log) = pool.as_deref_mut().and_then(EmbeddedPool::exited_worker) {

@@ -180,6 +180,30 @@ impl Project {
         if self.check.entry_points.is_empty() {
             return Err(("check.entry_points".into(), "is empty".into()));
         }
+        // The checkers read and run what these name: inside the project, nowhere else.
+        let inside = |p: &str| {
+            let path = Path::new(p);
+            !p.is_empty()
+                && path
+                    .components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_)))
+        };
+        for (i, e) in self.check.entry_points.iter().enumerate() {
+            if !inside(e) {
+                return Err((
+                    format!("check.entry_points[{i}]"),
+                    format!(
+                        "{e:?} is not a relative path inside the project (no `..`, no `/` first)"
+                    ),
+                ));
+            }
+        }
+        if let Some(t) = self.check.tests.as_deref().filter(|t| !inside(t)) {
+            return Err((
+                "check.tests".into(),
+                format!("{t:?} is not a relative path inside the project (no `..`, no `/` first)"),
+            ));
+        }
         Ok(())
     }
 }
@@ -219,6 +243,14 @@ mod tests {
             (
                 r#"{"name":"x","language":"rust","tasks":[{"id":"t","prompt":"a"}],"check":{"entry_points":[]}}"#,
                 "check.entry_points",
+            ),
+            (
+                r#"{"name":"x","language":"rust","tasks":[{"id":"t","prompt":"a"}],"check":{"entry_points":["../up.rs"]}}"#,
+                "check.entry_points[0]",
+            ),
+            (
+                r#"{"name":"x","language":"rust","tasks":[{"id":"t","prompt":"a"}],"check":{"entry_points":["a"],"tests":"/etc"}}"#,
+                "check.tests",
             ),
             (
                 r#"{"name":"y","language":"rust","tasks":[{"id":"t","prompt":"a"}],"check":{"entry_points":["a"]}}"#,

@@ -193,7 +193,11 @@ async fn mypy(
         tool: "mypy".into(),
         source,
     })?;
+    // `-P`: the project's root is not put first on Python's path, so a `mypy/` package (or a
+    // `json.py`) the plan wrote cannot stand in for the checker or break it; mypy itself still
+    // finds the project's modules from the folder it runs in.
     let mut args: Vec<&OsStr> = vec![
+        "-P".as_ref(),
         "-m".as_ref(),
         "mypy".as_ref(),
         "--config-file".as_ref(),

@@ -132,7 +132,15 @@ fn own_workspace(tree: &Path) {
     let Ok(text) = std::fs::read_to_string(&manifest) else {
         return;
     };
-    if !text.lines().any(|l| l.trim() == "[workspace]") {
+    let is_workspace_table = |l: &str| {
+        let table = l.split('#').next().unwrap_or("");
+        table
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            == "[workspace]"
+    };
+    if !text.lines().any(is_workspace_table) {
         let _ = std::fs::write(&manifest, format!("{text}\n[workspace]\n"));
     }
 }

@@ -503,3 +503,90 @@ async fn a_poison_task_is_dead_lettered_instead_of_killing_the_pool() -> anyhow:
         .await?;
     Ok(())
 }
+
+/// Inside a hold the commit of a task also announces the next one (`task_started` and its
+/// session event, one trip for both). A worker killed after such a commit, while the announced
+/// task runs, loses nothing: the next worker runs that task again and the plan finishes with
+/// every task committed once, in order; the announcement is history, as a start followed by a
+/// crash always was; and the counters count every start that was published, once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_killed_after_a_commit_announced_the_next_task_loses_nothing() -> anyhow::Result<()>
+{
+    let mut pool = Pool::start()?;
+    let (a, b) = (pool.machine("a", 1), pool.machine("b", 1));
+    let ia = pool.add_worker(&a)?;
+    let plan = plan_id("ahead");
+    pool.submit(
+        &doc("ahead")
+            .prompts(&["One.", "Two [[standin:hang times=1]]", "Three."])
+            .json(),
+    )
+    .await?;
+    // t1 is committed and t2's request is at the model: t2 was announced by t1's commit.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !pool
+        .standin
+        .requests()?
+        .iter()
+        .any(|r| prompts_of(r).iter().any(|p| p.contains("Two")))
+    {
+        anyhow::ensure!(Instant::now() < deadline, "t2 never reached the model");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let before: Vec<_> = pool.events(&plan).await?.iter().map(kind_of).collect();
+    let started_t2 = ("task_started".to_owned(), Some(1));
+    assert_eq!(
+        before.iter().filter(|k| **k == started_t2).count(),
+        1,
+        "t2 announced once: {before:?}"
+    );
+    let at = before
+        .iter()
+        .position(|k| *k == started_t2)
+        .expect("t2 started");
+    assert_eq!(
+        before[at - 1],
+        ("task_succeeded".to_owned(), Some(0)),
+        "t2's start follows t1's commit: {before:?}"
+    );
+    pool.workers[ia].proc.signal(libc::SIGKILL);
+    pool.add_worker(&b)?;
+    pool.wait_done(&plan, 3, Duration::from_secs(90)).await?;
+    let ids: Vec<_> = pool
+        .results(&plan)
+        .await?
+        .iter()
+        .map(|r| r.task_id.to_string())
+        .collect();
+    assert_eq!(ids, ["t1", "t2", "t3"], "each task once, in order");
+    let events = pool.events(&plan).await?;
+    let seqs: Vec<_> = events.iter().map(|e| e.seq).collect();
+    let want: Vec<_> = (0..events.len() as u64).map(Some).collect();
+    assert_eq!(seqs, want, "every event stored once, numbered in order");
+    let starts: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind() == EventKind::TaskStarted)
+        .map(|e| (e.task_index, e.worker.as_ref().map(|w| w.to_string())))
+        .collect();
+    let indexes: Vec<_> = starts.iter().map(|s| s.0).collect();
+    assert_eq!(indexes, [Some(0), Some(1), Some(1), Some(2)], "{starts:?}");
+    let by = |i: usize| starts[i].1.clone();
+    assert!(
+        by(0) == by(1) && by(2) == by(3) && by(1) != by(2),
+        "t2 started by both workers, t3 by the second alone: {starts:?}"
+    );
+    // Resumes attempted: t2 by a (announced), t2 by b (a hand-off), t3 by b (announced).
+    let mut conn = pool.conn().await?;
+    let stat = |name: &str| format!("stat:{name}");
+    let key = pool.keys.plan(&plan);
+    let attempted: i64 = conn.hget(&key, stat("resumes_attempted")).await?;
+    let handoffs: i64 = conn.hget(&key, stat("handoffs")).await?;
+    let succeeded: i64 = conn.hget(&key, stat("tasks_succeeded")).await?;
+    assert_eq!((attempted, handoffs, succeeded), (3, 1, 3));
+    Ok(())
+}
+
+/// An event's kind and task index.
+fn kind_of(e: &Event) -> (String, Option<u64>) {
+    (e.kind().as_str().to_owned(), e.task_index)
+}

@@ -16,7 +16,7 @@ use baton_core::scripts::hold::{
 use baton_core::scripts::ingest::{FinishIngest, Ingest, IngestReply, IngestStatus};
 use baton_core::scripts::pool::{HandedBack, PruneIndex, ReapLock, ReapWorker, Recoveries, Tally};
 use baton_core::scripts::task::{
-    Commit, CommitReply, Compact, CompactReply, Fail, FailReply, TranscriptWrite,
+    Commit, CommitReply, Compact, CompactReply, Fail, FailReply, NextStart, TranscriptWrite,
 };
 use baton_core::scripts::{Env, ScriptCall};
 use baton_core::{
@@ -116,6 +116,17 @@ impl Scripts {
         lock: &LockValue,
         head: &Head,
     ) -> anyhow::Result<CommitReply> {
+        self.commit_starting(plan, lock, head, None).await
+    }
+
+    /// Commits `head` as run by `lock`, asking it to start the next task as `next` says.
+    async fn commit_starting(
+        &mut self,
+        plan: &PlanId,
+        lock: &LockValue,
+        head: &Head,
+        next: Option<NextStart<'_>>,
+    ) -> anyhow::Result<CommitReply> {
         let session = ClaudeSessionId::generate();
         let result = TaskResult {
             task_id: head.task.id.clone(),
@@ -162,6 +173,7 @@ impl Scripts {
             plan_counts: &Counts::NONE,
             checkpoint: Some("0123456789abcdef0123456789abcdef01234567"),
             refresh_ttls: true,
+            next_start: next,
         })
         .await
     }
@@ -455,7 +467,11 @@ async fn commit_pops_exactly_the_head() -> anyhow::Result<()> {
     let first = acquired(s.acquire(&p, &lock, Duration::from_secs(30)).await?);
     assert_eq!(first.task.id.as_str(), "t1");
     let second = match s.commit(&p, &lock, &first).await? {
-        CommitReply::Next { left: 1, head } => head,
+        CommitReply::Next {
+            left: 1,
+            started: false,
+            head,
+        } => head,
         other => panic!("expected the next task, got {other:?}"),
     };
     assert_eq!(second.task.id.as_str(), "t2");
@@ -489,6 +505,127 @@ async fn commit_pops_exactly_the_head() -> anyhow::Result<()> {
     assert_eq!(ids, ["t1", "t2"]);
     let events: Vec<String> = s.conn.lrange(s.env.keys.events(&p), 0, -1).await?;
     assert!(events.last().is_some_and(|e| e.contains("plan_completed")));
+    Ok(())
+}
+
+/// A commit asked to start the next task publishes that task's `task_started` and session
+/// event (with its id and index) right after the `task_succeeded`, adds their counters and
+/// says so; it leaves the start out once the plan's budget is spent, and when no task is left.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_commit_starts_the_next_task_when_asked() -> anyhow::Result<()> {
+    use baton_core::event::{SessionMode, SessionNote, TaskStarted};
+    let mut s = Scripts::start().await?;
+    let p: PlanId = "ahead".parse()?;
+    s.ingest(&p, &uuid::Uuid::new_v4().to_string(), 1, 3)
+        .await?;
+    let lock = LockValue::new(&s.worker);
+    let first = acquired(s.acquire(&p, &lock, Duration::from_secs(30)).await?);
+    let session_id = ClaudeSessionId::generate();
+    let events = [
+        Event::new(
+            Some(&p),
+            TaskStarted {
+                attempt: 1,
+                session_id,
+                mode: SessionMode::Warm,
+            },
+        ),
+        Event::new(
+            Some(&p),
+            EventBody::SessionResumed(SessionNote {
+                session_id,
+                from_worker: Some(s.worker.clone()),
+            }),
+        ),
+    ];
+    let mut counts = Counts::default();
+    counts.add(baton_core::Counter::ResumesAttempted, 1);
+    let next = |budget_usd| NextStart {
+        events: &events,
+        plan_counts: &counts,
+        budget_usd,
+    };
+    let stored = |s: &mut Scripts| {
+        let key = s.env.keys.events(&p);
+        let mut conn = s.conn.clone();
+        async move {
+            let raw: Vec<String> = conn.lrange(key, 0, -1).await?;
+            raw.iter()
+                .map(|e| Ok(serde_json::from_str::<Event>(e)?))
+                .collect::<anyhow::Result<Vec<Event>>>()
+        }
+    };
+    let resumes = |s: &mut Scripts| {
+        let (key, mut conn) = (s.env.keys.plan(&p), s.conn.clone());
+        async move {
+            let n: Option<i64> = conn.hget(key, "stat:resumes_attempted").await?;
+            anyhow::Ok(n.unwrap_or(0))
+        }
+    };
+
+    let second = match s
+        .commit_starting(&p, &lock, &first, Some(next(Some(1.0))))
+        .await?
+    {
+        CommitReply::Next {
+            started: true,
+            head,
+            ..
+        } => head,
+        other => panic!("expected the next task, started: {other:?}"),
+    };
+    let ev = stored(&mut s).await?;
+    let last3: Vec<_> = ev[ev.len() - 3..]
+        .iter()
+        .map(|e| {
+            (
+                e.kind().as_str(),
+                e.task_id.as_ref().map(|t| t.to_string()),
+                e.task_index,
+            )
+        })
+        .collect();
+    assert_eq!(
+        last3,
+        [
+            ("task_succeeded", None, None),
+            ("task_started", Some("t2".into()), Some(1)),
+            ("session_resumed", Some("t2".into()), Some(1)),
+        ],
+        "the next task's start follows the commit, as its own events"
+    );
+    let seqs: Vec<_> = ev.iter().map(|e| e.seq).collect();
+    let want: Vec<_> = (0..ev.len() as u64).map(Some).collect();
+    assert_eq!(seqs, want, "numbered in order");
+    assert_eq!(resumes(&mut s).await?, 1, "the start's counters");
+
+    // Two commits of $0.01 reach a budget of $0.02: the holder stops the plan, nothing starts.
+    let third = match s
+        .commit_starting(&p, &lock, &second, Some(next(Some(0.02))))
+        .await?
+    {
+        CommitReply::Next {
+            started: false,
+            head,
+            ..
+        } => head,
+        other => panic!("expected the next task, not started: {other:?}"),
+    };
+    let ev = stored(&mut s).await?;
+    assert_eq!(ev.last().map(|e| e.kind().as_str()), Some("task_succeeded"));
+    assert_eq!(resumes(&mut s).await?, 1, "no start, no count");
+
+    let done = s
+        .commit_starting(&p, &lock, &third, Some(next(None)))
+        .await?;
+    assert_eq!(done, CommitReply::Done { completed: true });
+    let kinds: Vec<_> = stored(&mut s).await?.iter().map(|e| e.kind()).collect();
+    assert_eq!(
+        kinds.last().map(|k| k.as_str()),
+        Some("plan_completed"),
+        "nothing left to start"
+    );
+    assert_eq!(resumes(&mut s).await?, 1);
     Ok(())
 }
 

@@ -11,12 +11,22 @@
 --       19 transcript mode: 'full' (13 replaces the base, chunks dropped), 'append' (13 is a chunk
 --       appended after the others) or 'none' (no transcript: the stored one is deleted),
 --       20 review_requested event JSON ('' = the task asks for no review; else the plan waits
---       in awaiting_review and the lease is given back), 21.. pairs of plan counter name, increment
+--       in awaiting_review and the lease is given back),
+--       then the next task's start, when the holder will run it (what start.lua would do, saving
+--       the holder a trip): 21 the plan's budget ('' = none: the start is skipped once cost_usd
+--       reaches it), 22 number of start events M (0: do not start it), 23..22+M the events,
+--       without task_id and task_index (set here from the next task), 23+M number of start
+--       counter pairs P, then P pairs of plan counter name, increment,
+--       then to the end: this commit's pairs of plan counter name, increment
 -- Returns: {'fenced'}, {'mismatch'} (the head task is not the one run),
 --          {'done', completed 0|1} (nothing left: the lease is given back), {'review'} (the
 --          plan waits for a reviewer: the lease is given back),
 --          {'idle', left} (tasks left but the plan stopped meanwhile, e.g. cancelled), or
---          {'ok', left, next task JSON, session JSON, plan fields the holder reads (options, cost_usd, workspace, session_id) as a flat list...}
+--          {'ok', left, started 0|1 (the next task's start was published), next task JSON, session JSON,
+--           plan fields the holder reads (options, cost_usd, workspace, session_id) as a flat list...}
+local starts = tonumber(ARGV[22])
+local start_pairs = tonumber(ARGV[23 + starts])
+local counts_from = 24 + starts + 2 * start_pairs
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'fenced'} end
 local head = redis.call('LINDEX', KEYS[3], 0)
 if head ~= ARGV[2] then return {'mismatch'} end
@@ -44,7 +54,7 @@ local before = redis.call('HGET', KEYS[2], 'checkpoint') or ''
 if ARGV[18] ~= '' then redis.call('HSET', KEYS[2], 'checkpoint', ARGV[18]) end
 -- A reviewer's note is for the task that just ran.
 redis.call('HDEL', KEYS[2], 'review_note')
-add_counts(KEYS[2], 21, 'stat:')
+add_counts(KEYS[2], counts_from, 'stat:')
 emit(KEYS[2], KEYS[6], ARGV[6], ARGV[7], ARGV[12])
 local left = redis.call('LLEN', KEYS[3])
 local st = redis.call('HGET', KEYS[2], 'state')
@@ -82,5 +92,22 @@ if left == 0 then
   return {'done', completed}
 end
 if st ~= 'running' and st ~= 'queued' then return {'idle', left} end
-local out = {'ok', left, redis.call('LINDEX', KEYS[3], 0), redis.call('GET', KEYS[5]) or ''}
+local next_task = redis.call('LINDEX', KEYS[3], 0)
+local started = 0
+if starts > 0 then
+  local budget = tonumber(ARGV[21])
+  local t = cjson.decode(next_task)
+  -- Not when the budget is spent (the holder stops the plan instead), nor for a task a dead
+  -- worker was running (the holder checks it for poison first).
+  local spent = budget and tonumber(redis.call('HGET', KEYS[2], 'cost_usd') or '0') >= budget
+  if not spent and (t.recoveries or 0) == 0 then
+    local task_fields = '{"task_id":' .. cjson.encode(t.id) .. ',"task_index":' .. t.index .. ','
+    for i = 23, 22 + starts do
+      emit(KEYS[2], KEYS[6], task_fields .. string.sub(ARGV[i], 2), ARGV[7], ARGV[12])
+    end
+    add_counts(KEYS[2], 24 + starts, 'stat:', nil, 23 + starts + 2 * start_pairs)
+    started = 1
+  end
+end
+local out = {'ok', left, started, next_task, redis.call('GET', KEYS[5]) or ''}
 return append_holder_fields(out, KEYS[2])

@@ -24,13 +24,14 @@ local function keep_for(secs, ...)
   if secs == '0' then return end
   for _, k in ipairs({...}) do redis.call('EXPIRE', k, secs) end
 end
--- add_counts(hash_key, first, prefix, minute_key): adds the ARGV pairs from index `first` on
--- (name, increment; an increment with a '.' is a float) to the counters `<prefix><name>` in
--- hash_key (prefix '' for the pool's stats hash, 'stat:' for a plan's own counters), and, when
--- minute_key is given, to that minute's counters too (kept two hours, for the dashboard).
-local function add_counts(hash_key, first, prefix, minute_key)
+-- add_counts(hash_key, first, prefix, minute_key, last): adds the ARGV pairs from index `first`
+-- on (name, increment; an increment with a '.' is a float), up to `last` (default: the end), to
+-- the counters `<prefix><name>` in hash_key (prefix '' for the pool's stats hash, 'stat:' for a
+-- plan's own counters), and, when minute_key is given, to that minute's counters too (kept two
+-- hours, for the dashboard).
+local function add_counts(hash_key, first, prefix, minute_key, last)
   local keys = {hash_key, minute_key}
-  for i = first, #ARGV, 2 do
+  for i = first, last or #ARGV, 2 do
     local float = string.find(ARGV[i + 1], '.', 1, true)
     for _, k in ipairs(keys) do
       if float then
@@ -40,7 +41,7 @@ local function add_counts(hash_key, first, prefix, minute_key)
       end
     end
   end
-  if minute_key and first <= #ARGV then redis.call('EXPIRE', minute_key, 7200) end
+  if minute_key and first <= (last or #ARGV) then redis.call('EXPIRE', minute_key, 7200) end
 end
 -- plan_limits(plan_key, retention, cap): the plan's own retention and event cap (recorded at
 -- ingest from the pool's settings), else the given defaults. For scripts a client runs, which

@@ -70,6 +70,19 @@ pub struct Commit<'a> {
     pub checkpoint: Option<&'a str>,
     /// Reset the plan keys' retention TTLs (once per hold is enough).
     pub refresh_ttls: bool,
+    /// The next task's start, published by this commit when the holder will run it.
+    pub next_start: Option<NextStart<'a>>,
+}
+
+/// What `start.lua` would write for the next task's first attempt, written by the commit of the
+/// task before it instead (a trip less per task inside a hold): its events, without the task's
+/// id and index (the script sets them from the next task), and the plan counters they add.
+#[derive(Debug, Clone, Copy)]
+pub struct NextStart<'a> {
+    pub events: &'a [Event],
+    pub plan_counts: &'a Counts,
+    /// The plan's budget: no start once its cost reaches it (the holder stops the plan then).
+    pub budget_usd: Option<f64>,
 }
 
 /// How a commit stores the transcript (see `crate::transcript` for the formats).
@@ -103,8 +116,13 @@ impl<'a> TranscriptWrite<'a> {
 /// The reply of `commit.lua`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CommitReply {
-    /// Tasks are left; here is the next one (the lease is still ours).
-    Next { left: u64, head: Box<Head> },
+    /// Tasks are left; here is the next one (the lease is still ours). `started`: the commit
+    /// published its start ([`NextStart`]).
+    Next {
+        left: u64,
+        started: bool,
+        head: Box<Head>,
+    },
     /// No task is left: the lease was given back. `completed` when this commit completed the
     /// plan (it was running; a cancelled plan is not completed).
     Done { completed: bool },
@@ -159,6 +177,23 @@ impl ScriptCall for Commit<'_> {
             .arg(self.checkpoint.unwrap_or(""))
             .arg(self.transcript.mode())
             .arg(self.review.map(Event::to_json).unwrap_or_default());
+        let next = self.next_start;
+        inv.arg(
+            next.and_then(|n| n.budget_usd)
+                .map(|b| b.to_string())
+                .unwrap_or_default(),
+        );
+        let none = Counts::default();
+        let (events, counts) = next.map_or((&[][..], &none), |n| (n.events, n.plan_counts));
+        inv.arg(events.len());
+        for e in events {
+            inv.arg(e.to_json());
+        }
+        let pairs = counts.args();
+        inv.arg(pairs.len());
+        for (name, n) in pairs {
+            inv.arg(name).arg(n);
+        }
         for (name, n) in self.plan_counts.args() {
             inv.arg(name).arg(n);
         }
@@ -172,7 +207,8 @@ impl FromRedisValue for CommitReply {
         match w.text(0).as_str() {
             "ok" => Ok(Self::Next {
                 left: w.num(1),
-                head: Box::new(Head::from_words(w.rest(2))?),
+                started: w.num(2) == 1,
+                head: Box::new(Head::from_words(w.rest(3))?),
             }),
             "done" => Ok(Self::Done {
                 completed: w.num(1) == 1,

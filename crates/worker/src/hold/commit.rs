@@ -13,6 +13,7 @@ use baton_core::scripts::task::{Commit, CommitReply, TranscriptWrite};
 use baton_core::{Counter, Counts, Event};
 use tracing::{debug, warn};
 
+use super::prestart::Planned;
 use super::{Hold, TaskEnd};
 use crate::attempt::{Base, Run};
 use crate::lease::Interruption;
@@ -63,6 +64,7 @@ impl Hold<'_> {
             })
             .ok();
         let (result, record) = self.records(head, cwd, &run, pack.as_ref());
+        let planned = self.plan_next_start(head, &record, pack.is_some());
         let events = self.events(head, &run, &result, pack.as_ref());
         let mut counts = Counts::default();
         counts
@@ -89,9 +91,21 @@ impl Hold<'_> {
             plan_counts: &counts,
             checkpoint: result.commit.as_deref(),
             refresh_ttls: self.ttls.first_commit(),
+            next_start: planned.as_ref().map(Planned::call),
         };
         let stop = self.lease.stop();
         let reply = redis_retry("commit", stop, || self.pool.store.call(&call)).await;
+        if let (
+            Some(CommitReply::Next {
+                started: true,
+                head: next,
+                ..
+            }),
+            Some(p),
+        ) = (&reply, &planned)
+        {
+            self.report.expect_started(p.published(&next.task.id));
+        }
         let Some(end) = self.after_commit(reply, &events) else {
             return (TaskEnd::Interrupted(self.lease.interruption()), base);
         };

@@ -19,10 +19,12 @@
 mod commit;
 mod dependencies;
 mod next;
+mod prestart;
 mod report;
 mod stop;
 
 pub(crate) use next::{next_move, Leave, NextMove, TaskEnd};
+pub(crate) use prestart::Prestarted;
 pub(crate) use report::transfer;
 
 use std::time::Duration;
@@ -62,6 +64,8 @@ pub(crate) struct Hold<'p> {
     /// The hold's token at the model gateway: what its CLI runs present instead of the API
     /// key. Revoked when the hold ends.
     grant: Grant,
+    /// Tasks committed in this hold.
+    ran: u32,
 }
 
 /// Holds a claimed plan: takes its lease, runs its tasks while it has some (within the
@@ -90,6 +94,7 @@ pub(crate) async fn run(pool: &Pool, plan: PlanId) {
         priority: head.plan.priority.unwrap_or_default(),
         notify: head.plan.options.as_ref().and_then(|o| o.notify.clone()),
         grant: pool.gateway.grant(),
+        ran: 0,
     };
     let (leave, transcript) = {
         let work = async {
@@ -165,26 +170,36 @@ impl Hold<'_> {
 
     /// Runs the tasks from `head` on, each from what the last one left, until the hold leaves.
     async fn run_tasks(&mut self, mut head: Box<Head>, mut base: Base) -> (Leave, Base) {
-        let mut ran = 0u32;
         loop {
             let (end, left) = self.run_task(&head, base).await;
             base = left;
             if let TaskEnd::Next(next) = &end {
-                ran += 1;
+                self.ran += 1;
                 self.priority = next.plan.priority.unwrap_or_default();
                 self.notify = next.plan.options.as_ref().and_then(|o| o.notify.clone());
             }
-            // A user's pause of the pool is a drain of every hold: the plan goes first in line.
-            let draining = self.pool.shutdown.drain.is_cancelled()
-                || self
-                    .pool
-                    .user_paused
-                    .load(std::sync::atomic::Ordering::Relaxed);
-            match next_move(end, ran, self.pool.cfg.max_tasks_per_hold, draining) {
+            let (max, draining) = (self.pool.cfg.max_tasks_per_hold, self.draining());
+            match next_move(end, self.ran, max, draining) {
                 NextMove::Run(next) => head = next,
                 NextMove::Leave(leave) => return (leave, base),
             }
         }
+    }
+
+    /// The worker is shutting down, or a user paused the pool (a drain of every hold: the plan
+    /// goes first in line).
+    fn draining(&self) -> bool {
+        self.pool.shutdown.drain.is_cancelled()
+            || self
+                .pool
+                .user_paused
+                .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// True when, once `ran` tasks are committed, the hold would run the next one (if the
+    /// plan has one): what [`next_move`] decides, asked before the commit.
+    fn goes_on_after(&self, ran: u32) -> bool {
+        next::goes_on(ran, self.pool.cfg.max_tasks_per_hold, self.draining())
     }
 
     /// Runs the head task to a commit, a stop, or an interruption.

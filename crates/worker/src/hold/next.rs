@@ -45,11 +45,11 @@ pub(crate) enum NextMove {
 /// `draining`: the worker is shutting down.
 pub(crate) fn next_move(end: TaskEnd, ran: u32, max_per_hold: u32, draining: bool) -> NextMove {
     match end {
+        TaskEnd::Next(head) if goes_on(ran, max_per_hold, draining) => NextMove::Run(head),
         // A draining worker finishes what runs and hands the rest to the front of the line.
         TaskEnd::Next(_) if draining => NextMove::Leave(Leave::Release(Requeue::Front)),
         // Fairness: other plans get a turn; this one waits at the back.
-        TaskEnd::Next(_) if ran >= max_per_hold => NextMove::Leave(Leave::Release(Requeue::Back)),
-        TaskEnd::Next(head) => NextMove::Run(head),
+        TaskEnd::Next(_) => NextMove::Leave(Leave::Release(Requeue::Back)),
         TaskEnd::Done => NextMove::Leave(Leave::Released),
         TaskEnd::Stopped => NextMove::Leave(Leave::Release(Requeue::Back)),
         TaskEnd::Interrupted(Interruption::LeaseLost) => NextMove::Leave(Leave::LeaseLost),
@@ -57,6 +57,12 @@ pub(crate) fn next_move(end: TaskEnd, ran: u32, max_per_hold: u32, draining: boo
             NextMove::Leave(Leave::Release(Requeue::Front))
         }
     }
+}
+
+/// True when a hold that has committed `ran` tasks runs the plan's next one: it is not
+/// draining and has not reached the fairness bound.
+pub(crate) fn goes_on(ran: u32, max_per_hold: u32, draining: bool) -> bool {
+    !draining && ran < max_per_hold
 }
 
 /// The plan keys' retention TTLs are reset once per hold (by its first start and its first

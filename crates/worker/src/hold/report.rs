@@ -18,9 +18,10 @@ use baton_core::records::StoredTask;
 use baton_core::scripts::pool::Tally;
 use baton_core::scripts::task::{Emit, Start};
 use baton_core::{Counter, Counts, Event, PlanId, WorkerId};
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::next::TtlRefresh;
+use super::Prestarted;
 use crate::attempt::{ExecutorEvent, Outcome, SessionStarted};
 use crate::claude::Progress;
 use crate::metrics::{SessionEvent, TaskOutcome};
@@ -84,6 +85,8 @@ pub(crate) struct Reporter<'p> {
     pool: &'p Pool,
     plan: PlanId,
     tally: PoolTally,
+    /// A start the last commit published for the next task (`prestart`).
+    prestarted: Option<Prestarted>,
 }
 
 impl<'p> Reporter<'p> {
@@ -92,13 +95,19 @@ impl<'p> Reporter<'p> {
             pool,
             plan,
             tally: PoolTally::default(),
+            prestarted: None,
         }
+    }
+
+    /// The last commit published the start of the next task's first attempt.
+    pub(crate) fn expect_started(&mut self, prestarted: Prestarted) {
+        self.prestarted = Some(prestarted);
     }
 
     /// Tells the world what an attempt did: the one place executor events become events,
     /// counters and metrics.
     pub(crate) async fn dispatch(
-        &self,
+        &mut self,
         task: &StoredTask,
         e: ExecutorEvent,
         ttls: &mut TtlRefresh,
@@ -109,6 +118,21 @@ impl<'p> Reporter<'p> {
                 session,
                 mode,
             } => {
+                let announced = self.prestarted.take().filter(|p| {
+                    let same = p.announced(task, attempt, &session, &self.pool.id);
+                    if !same {
+                        debug!(
+                            attempt,
+                            "the attempt starts otherwise than its commit announced"
+                        );
+                    }
+                    same
+                });
+                if announced.is_some() {
+                    // Published by the last commit: only this worker's metric is left.
+                    self.pool.metrics.session(SessionEvent::resumed);
+                    return;
+                }
                 self.started(task, &session, attempt, mode, ttls.first_start())
                     .await;
             }

@@ -88,11 +88,25 @@ async fn run_plan_in(mode: &str) -> anyhow::Result<(usize, usize)> {
         .filter(|e| e.kind() == EventKind::TaskSucceeded)
         .collect();
     assert_eq!(succeeded.len(), 4, "one task_succeeded per task");
-    for e in succeeded {
+    for (i, e) in succeeded.iter().enumerate() {
         let s = body!(e, TaskSucceeded);
+        let st = s
+            .stamps
+            .expect("task_succeeded carries the worker's stamps");
+        // The claim is the hold's: only its first task says when it was.
+        assert_eq!(st.claimed_ms.is_some(), i == 0, "{mode}: task {i}: {st:?}");
+        let steps = [
+            st.claimed_ms.unwrap_or(st.began_ms),
+            st.began_ms,
+            st.prepared_ms,
+            s.run_started_ms,
+            s.result_at_ms,
+            s.run_ended_ms,
+            st.committing_ms,
+        ];
         assert!(
-            s.run_started_ms <= s.result_at_ms && s.result_at_ms <= s.run_ended_ms,
-            "task_succeeded carries the run's timing: {s:?}"
+            steps.windows(2).all(|w| w[0] <= w[1]),
+            "{mode}: task {i}: claim, begin, prepared, run, result, end, commit in order: {steps:?}"
         );
     }
 

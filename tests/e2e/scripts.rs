@@ -220,6 +220,7 @@ fn succeeded(session_id: ClaudeSessionId) -> TaskSucceeded {
         diffstat: None,
         checkout_ms: None,
         checkpoint_ms: None,
+        stamps: None,
     }
 }
 

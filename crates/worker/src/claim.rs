@@ -35,6 +35,7 @@ pub(crate) async fn run_slot(pool: Arc<Pool>, slot: usize) {
             continue;
         }
         let Some(raw) = popped.entry else { continue };
+        let claimed_at = std::time::SystemTime::now();
         let text = String::from_utf8_lossy(&raw).into_owned();
         let plan = match text.parse::<PlanId>() {
             Ok(plan) => plan,
@@ -47,7 +48,7 @@ pub(crate) async fn run_slot(pool: Arc<Pool>, slot: usize) {
                 continue;
             }
         };
-        hold::run(&pool, plan).await;
+        hold::run(&pool, plan, claimed_at).await;
     }
     debug!(slot, "slot stopped");
 }

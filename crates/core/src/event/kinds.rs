@@ -155,6 +155,29 @@ pub struct TaskSucceeded {
     pub checkout_ms: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoint_ms: Option<f64>,
+    /// When the worker reached the task's other steps (with `run_started_ms`, `result_at_ms`
+    /// and `run_ended_ms`: where a task's time goes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stamps: Option<TaskStamps>,
+}
+
+/// When a worker reached each of its own steps of a task, in ms since the epoch (with
+/// microseconds), on the worker's clock. With the run's stamps in `task_succeeded` and the
+/// event's arrival, they split a task's time into claim, preparation (files and session), the
+/// run, packing, and the commit with its publication.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TaskStamps {
+    /// The plan was claimed: the first task of a hold only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_ms: Option<f64>,
+    /// The hold began the task: its lease taken (the first task of a hold), or the commit of
+    /// the task before returned.
+    pub began_ms: f64,
+    /// The successful attempt's files and session were ready (checkout, transcript restored,
+    /// recap), just before its run was prepared and started.
+    pub prepared_ms: f64,
+    /// The run's transcript was packed and its commit sent.
+    pub committing_ms: f64,
 }
 
 /// `task_retrying`: the task runs again.

@@ -78,6 +78,8 @@ pub(crate) struct Run {
     pub(crate) attempts: u32,
     pub(crate) started: Instant,
     pub(crate) started_at: SystemTime,
+    /// When the attempt's files and session were ready.
+    pub(crate) prepared_at: SystemTime,
     /// When the run was over: the cold CLI exited (it writes the transcript's last lines on
     /// its way out), or the warm CLI's transcript held the turn.
     pub(crate) ended_at: SystemTime,

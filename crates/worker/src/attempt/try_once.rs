@@ -51,6 +51,7 @@ impl Attempt<'_> {
         let checkout = self.checkout(ctx).await?;
         let checkout_time = checkout_started.elapsed();
         let start = self.session(ctx).await?;
+        let prepared_at = SystemTime::now();
         let mode = engine.mode();
         let session = SessionStarted {
             id: start.arg.id(),
@@ -95,6 +96,7 @@ impl Attempt<'_> {
             attempts: attempt,
             started,
             started_at,
+            prepared_at,
             ended_at,
             checkpoint,
             git_time,

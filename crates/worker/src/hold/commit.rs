@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::SystemTime;
 
-use baton_core::event::{PlanCompleted, ReviewRequested, TaskSucceeded};
+use baton_core::event::{PlanCompleted, ReviewRequested, TaskStamps, TaskSucceeded};
 use baton_core::records::{SessionRecord, TaskResult};
 use baton_core::scripts::hold::Head;
 use baton_core::scripts::task::{Commit, CommitReply, TranscriptWrite};
@@ -65,7 +65,9 @@ impl Hold<'_> {
             .ok();
         let (result, record) = self.records(head, cwd, &run, pack.as_ref());
         let planned = self.plan_next_start(head, &record, pack.is_some());
-        let events = self.events(head, &run, &result, pack.as_ref());
+        // The claim is stamped into the hold's first commit that goes through.
+        let claimed_at = self.claimed_at;
+        let events = self.events(head, &run, &result, pack.as_ref(), claimed_at);
         let mut counts = Counts::default();
         counts
             .add(Counter::TasksSucceeded, 1)
@@ -110,6 +112,7 @@ impl Hold<'_> {
             return (TaskEnd::Interrupted(self.lease.interruption()), base);
         };
         debug!(index = head.task.index, "task committed");
+        self.claimed_at = None;
         let metrics = &self.pool.metrics;
         metrics.committed(result.cost_usd, result.input_tokens, result.output_tokens);
         self.report.committed().await;
@@ -205,7 +208,14 @@ impl Hold<'_> {
     }
 
     /// The events of the commit.
-    fn events(&self, head: &Head, run: &Run, result: &TaskResult, pack: Option<&Pack>) -> Events {
+    fn events(
+        &self,
+        head: &Head,
+        run: &Run,
+        result: &TaskResult,
+        pack: Option<&Pack>,
+        claimed_at: Option<SystemTime>,
+    ) -> Events {
         let (task, out) = (&head.task, &run.out);
         let review = task.review.then(|| {
             self.report.event(
@@ -248,6 +258,12 @@ impl Hold<'_> {
             // run, and the commit and push after it.
             checkout_ms: git_time.map(|t| t.checkout.as_secs_f64() * 1000.0),
             checkpoint_ms: git_time.map(|t| t.checkpoint.as_secs_f64() * 1000.0),
+            stamps: Some(TaskStamps {
+                claimed_ms: claimed_at.map(epoch_ms),
+                began_ms: epoch_ms(self.task_began),
+                prepared_ms: epoch_ms(run.prepared_at),
+                committing_ms: epoch_ms(SystemTime::now()),
+            }),
         };
         Events {
             succeeded: self.report.event(succeeded, task),

@@ -27,7 +27,7 @@ pub(crate) use next::{next_move, Leave, NextMove, TaskEnd};
 pub(crate) use prestart::Prestarted;
 pub(crate) use report::transfer;
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use baton_core::plan::Notify;
 use baton_core::scripts::hold::{
@@ -66,12 +66,16 @@ pub(crate) struct Hold<'p> {
     grant: Grant,
     /// Tasks committed in this hold.
     ran: u32,
+    /// When the plan was claimed: stamped into the hold's first commit.
+    claimed_at: Option<SystemTime>,
+    /// When the hold began the task it runs.
+    task_began: SystemTime,
 }
 
 /// Holds a claimed plan: takes its lease, runs its tasks while it has some (within the
 /// fairness bound), and hands it back.
 #[instrument(name = "hold", skip_all, fields(plan = %plan))]
-pub(crate) async fn run(pool: &Pool, plan: PlanId) {
+pub(crate) async fn run(pool: &Pool, plan: PlanId, claimed_at: SystemTime) {
     let value = LockValue::new(&pool.id);
     let Some(head) = acquire(pool, &plan, &value).await else {
         return;
@@ -95,6 +99,8 @@ pub(crate) async fn run(pool: &Pool, plan: PlanId) {
         notify: head.plan.options.as_ref().and_then(|o| o.notify.clone()),
         grant: pool.gateway.grant(),
         ran: 0,
+        claimed_at: Some(claimed_at),
+        task_began: SystemTime::now(),
     };
     let (leave, transcript) = {
         let work = async {
@@ -205,6 +211,7 @@ impl Hold<'_> {
     /// Runs the head task to a commit, a stop, or an interruption.
     #[instrument(skip_all, fields(task = %head.task.id))]
     async fn run_task(&mut self, head: &Head, base: Base) -> (TaskEnd, Base) {
+        self.task_began = SystemTime::now();
         let task = &head.task;
         if task.recoveries > self.pool.cfg.max_recoveries {
             let reason = format!(

@@ -5,11 +5,15 @@
 #   - the Claude Code CLI, pinned: npm package, into .tools/ (ignored by git)
 #   - redis-py and ioredis, pinned, for the example clients: into .tools/python, .tools/node
 #   - npm and Python's venv, for the toolchains `baton eval` pins and installs into .tools/eval
+#   - BullMQ and its ioredis, pinned, for the benchmark's comparison: into .tools/bullmq
 
 CLAUDE_CLI_VERSION="2.1.332"
 # Client libraries the examples in examples/ use; the tests run those examples with them.
 PY_REDIS_VERSION="5.2.1"
 IOREDIS_VERSION="5.9.3"
+# The queue the benchmark's queue section compares baton with (tests/bench/bullmq-ordered.mjs);
+# since 6.0 ioredis is an optional peer of BullMQ's, installed beside it at the version above.
+BULLMQ_VERSION="6.7.0"
 BATON_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS="$BATON_ROOT/.tools"
 
@@ -87,6 +91,23 @@ ensure_client_libs() {
     [ -f "$TOOLS/node/package.json" ] || echo '{"private": true}' > "$TOOLS/node/package.json"
     npm install --prefix "$TOOLS/node" --no-audit --no-fund --loglevel=error "ioredis@$IOREDIS_VERSION" >&2
   fi
+}
+
+# BullMQ for the benchmark (scripts/bench.sh), in .tools/bullmq; exports BATON_BULLMQ_DIR.
+ensure_bullmq() {
+  local dir="$TOOLS/bullmq"
+  if ! grep -qs "\"version\": \"$BULLMQ_VERSION\"" "$dir/node_modules/bullmq/package.json" ||
+    ! grep -qs "\"version\": \"$IOREDIS_VERSION\"" "$dir/node_modules/ioredis/package.json"; then
+    if ! command -v npm >/dev/null; then
+      apt_install nodejs npm
+    fi
+    echo "==> npm install bullmq@$BULLMQ_VERSION ioredis@$IOREDIS_VERSION (into .tools/bullmq)" >&2
+    mkdir -p "$dir"
+    [ -f "$dir/package.json" ] || echo '{"private": true}' > "$dir/package.json"
+    npm install --prefix "$dir" --no-audit --no-fund --loglevel=error \
+      "bullmq@$BULLMQ_VERSION" "ioredis@$IOREDIS_VERSION" >&2
+  fi
+  export BATON_BULLMQ_DIR="$dir"
 }
 
 # What `baton eval` installs its toolchains with: npm (typescript, @types/node) and Python's

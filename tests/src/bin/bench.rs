@@ -8,7 +8,8 @@
 //!   --resume` run directly, the same stand-in answering;
 //! - overhead: submit → CLI started, and CLI result → event published, per task at low load;
 //! - throughput: plans of 10 tasks through the real CLI, 2 workers × 4, warm and cold;
-//! - queue: 2,000 plans × 10 tasks with the in-process and the spawn-per-task executors;
+//! - queue: plans of 10 tasks in order with the in-process and the spawn-per-task executors,
+//!   against BullMQ running the same workload on the same redis-server (`bench/bullmq.rs`);
 //! - scale: 10,000 plans × 10 tasks: submit rate, Redis memory per queued task, drain rate,
 //!   worker RSS;
 //! - commands: Redis commands per task, read from `MONITOR`;
@@ -27,6 +28,8 @@
 //! minutes on 2 cores); `--full` runs the issue's 200 plans in both modes;
 //! `--queue-concurrency N` sets the queue-only worker's concurrency (default 8).
 
+#[path = "bench/bullmq.rs"]
+mod bullmq;
 #[path = "bench/dashboard.rs"]
 mod dashboard;
 #[path = "bench/git.rs"]
@@ -534,57 +537,41 @@ impl Bench {
     }
 
     async fn queue(&mut self) -> Result<()> {
-        const PLANS: usize = 2000;
-        println!("\n## Queue only: {PLANS} plans × 10 tasks, in order per plan, no CLI\n");
-        println!("| executor | workers × concurrency | wall time | tasks/s |");
-        println!("|---|---|---:|---:|");
-        let mut rates = Vec::new();
-        for (executor, label) in [
-            ("instant", "in-process, answers at once"),
-            ("spawn:/bin/true", "spawns /bin/true per task"),
-        ] {
-            let mut pool = Pool::start()?;
-            let fast = FastDir::new();
-            submit_many(&pool, "q", PLANS, 10).await?;
-            let started = Instant::now();
-            let mut opts = worker_opts(
-                &pool,
-                "a",
-                self.queue_concurrency,
-                &["--executor", executor],
-            );
-            fast.place(&mut opts, "a");
-            pool.add_worker(&opts)?;
-            let done = wait_stat(
-                &pool,
-                Counter::PlansCompleted,
-                PLANS as i64,
-                Duration::from_secs(600),
-            )
-            .await?;
-            let took = done - started;
-            check_order(&pool, "q", PLANS, 10).await?;
-            let rate = (PLANS * 10) as f64 / took.as_secs_f64();
-            rates.push(rate);
-            println!(
-                "| {executor} ({label}) | 1 × {} | {:.2} s | {rate:.0} |",
-                self.queue_concurrency,
-                took.as_secs_f64()
-            );
+        const ROUNDS: usize = 2;
+        let c = self.queue_concurrency;
+        println!("\n## Queue only: plans of {} tasks, in order per plan, no CLI: baton against BullMQ on the same redis-server\n", bullmq::TASKS);
+        println!("Rounds interleave the four runs (baton no-op, BullMQ no-op, baton spawn, BullMQ spawn), one redis-server for all, flushed before each run. baton: one worker × {c}, every plan submitted before the worker starts; BullMQ: one Node process, each group (= plan) its own queue with one Worker of `concurrency: 1` (in order without BullMQ Pro), at most {c} groups in flight, every job added before the clock starts.\n");
+        let mut pool = Pool::start()?;
+        let mut runs = Vec::new();
+        let mut report = serde_json::Value::Null;
+        println!("| round | workload | queue | tasks | wall time | tasks/s | Redis CPU per task |");
+        println!("|---|---|---|---:|---:|---:|---:|");
+        for round in 1..=ROUNDS {
+            for w in &bullmq::WORKLOADS {
+                let ours = bullmq::baton_run(&mut pool, w, round, c).await?;
+                println!("{}", ours.row());
+                let (theirs, r) = bullmq::bullmq_run(&pool, w, round, c).await?;
+                println!("{}", theirs.row());
+                runs.extend([ours, theirs]);
+                report = r;
+            }
         }
-        println!("\n(From starting the worker, with every plan already submitted, to the last plan_completed; ingest, lease, session record, transcript commit and events included. Every plan's results checked in order. {})", fast_dir_note());
-        println!("For scale (issue #6): BullMQ 6.7 on a 2-core machine, Redis 7.0, concurrency 8: about 17,600 no-op jobs/s, 12,000-17,600/s emulating ordered groups, about 640 jobs/s spawning /bin/true.");
+        let sums = bullmq::summarize(&runs);
+        bullmq::print_summary(&sums);
+        println!("\n(baton: from starting the worker to the last plan_completed; ingest, lease, session record, transcript commit and events included; every plan's results checked in order. {} BullMQ {}: {}, from the first Worker's start to the last job's `completed`; every group's jobs checked to have run in order, one at a time. Ratios and CPU per task are summed over the {ROUNDS} rounds (all tasks over all seconds); \"per round\" is each round's ratio. Redis CPU per task: the server's used_cpu_sys + used_cpu_user (`INFO cpu`) from before the plans are submitted (the jobs added) to the last completion, over the tasks.)", fast_dir_note(), report["bullmq"].as_str().unwrap_or("?"), report["bound"].as_str().unwrap_or("?"));
+        self.bullmq_targets(&sums);
+        let (noop, spawn) = (&sums[0], &sums[1]);
         self.target(
             "queue-only throughput, in order per plan",
             "≥ 17,600 tasks/s",
-            format!("{:.0} tasks/s", rates[0]),
-            Some(rates[0] >= 17_600.0),
+            format!("{:.0} tasks/s", noop.baton_rate),
+            Some(noop.baton_rate >= 17_600.0),
         );
         self.target(
             "spawn-per-task throughput",
             "≥ 800 tasks/s",
-            format!("{:.0} tasks/s", rates[1]),
-            Some(rates[1] >= 800.0),
+            format!("{:.0} tasks/s", spawn.baton_rate),
+            Some(spawn.baton_rate >= 800.0),
         );
         Ok(())
     }

@@ -171,11 +171,14 @@ impl Dirs {
         };
         std::fs::create_dir_all(&config.workspace_root).map_err(root_error)?;
         let workspace_root = config.workspace_root.canonicalize().map_err(root_error)?;
+        // Canonical: session files are checked against it as written (`transcript::open_inside`).
         let config_dir = config.resolved_claude_config_dir();
-        std::fs::create_dir_all(&config_dir).map_err(|source| StartError::ConfigDir {
-            path: config_dir.display().to_string(),
-            source,
-        })?;
+        let config_dir = std::fs::create_dir_all(&config_dir)
+            .and_then(|()| config_dir.canonicalize())
+            .map_err(|source| StartError::ConfigDir {
+                path: config_dir.display().to_string(),
+                source,
+            })?;
         let state_dir = config.resolved_state_dir()?;
         let state_dir = std::fs::create_dir_all(&state_dir)
             .and_then(|()| state_dir.canonicalize())

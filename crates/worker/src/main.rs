@@ -61,6 +61,7 @@ fn main() -> ExitCode {
         return ExitCode::from(exit::BAD_SETTINGS);
     }
     let ran = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(usize::from(config.threads))
         .enable_all()
         .build()
         .context("starting the async runtime")

@@ -58,7 +58,9 @@ pub(crate) fn check(root: &Path, ws: &Workspace) -> Result<(), WorkspaceError> {
 }
 
 /// Makes `<root>/<workspace>` exist and returns its canonical path (before each task).
-/// `workspace` is the plan's stored value, checked again.
+/// `workspace` is the plan's stored value, checked again. `root` is canonical (made so at the
+/// worker's start); the walk leaves no link and no `.` or `..` on the way, so the path walked
+/// to is canonical as it stands (resolving it again cost a `readlink` per component per task).
 pub(crate) fn prepare(root: &Path, workspace: &str) -> Result<PathBuf, WorkspaceError> {
     let ws: Workspace = workspace
         .parse()
@@ -66,10 +68,7 @@ pub(crate) fn prepare(root: &Path, workspace: &str) -> Result<PathBuf, Workspace
             ws: workspace.to_owned(),
             problem,
         })?;
-    let path = walk(root, &ws, true)?;
-    let real = path
-        .canonicalize()
-        .map_err(|source| WorkspaceError::Create { path, source })?;
+    let real = walk(root, &ws, true)?;
     if !real.starts_with(root) {
         return Err(WorkspaceError::LeavesRoot {
             ws: workspace.to_owned(),

@@ -21,7 +21,13 @@
 //! - growth: a 200-task plan whose transcript grows by 16 KiB files: baton's own time and the
 //!   bytes sent to Redis per task, first tasks against last (`bench/growth.rs`);
 //! - sandbox: what the box and the model gateway add to a cold start and a warm turn
-//!   (`bench/sandbox.rs`).
+//!   (`bench/sandbox.rs`);
+//! - spare: a CLI started ahead of its plan (`--await-claim`) against a cold start, what it
+//!   costs while it waits, and the CLI's own transcript stream (`--session-mirror`)
+//!   (`bench/spare.rs`);
+//! - breakdown: where baton's own time per task goes (claim, preparation, start, run, pack,
+//!   commit and publish), from the worker's stamps, queue-only and through the real CLI
+//!   (`bench/breakdown.rs`).
 //!
 //! `--only <section>` runs one section; `--warm-plans N` / `--cold-plans N` size the CLI
 //! throughput runs (defaults 20 and 8 plans of 10 tasks keep the whole benchmark under 10
@@ -40,6 +46,8 @@ mod growth;
 mod recovery;
 #[path = "bench/sandbox.rs"]
 mod sandbox;
+#[path = "bench/spare.rs"]
+mod spare;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -913,7 +921,10 @@ async fn main() -> Result<()> {
     if run("sandbox") {
         bench.sandbox().await?;
     }
-    println!("\n## Targets (issues #6, #11, #12, #13 and #18)\n");
+    if run("spare") {
+        bench.spare().await?;
+    }
+    println!("\n## Targets (issues #6, #11, #12, #13, #18 and #21)\n");
     println!("| what | target | measured | met |");
     println!("|---|---|---|---|");
     for t in &bench.targets {

@@ -49,6 +49,9 @@ pub(crate) enum TranscriptError {
 /// and restore into the box at the next task. The last component is opened with `O_NOFOLLOW`,
 /// the opened file must be a regular file, and its real path (the kernel's, from
 /// `/proc/self/fd`) must be inside `inside` (a linked folder on the way is refused too).
+/// `inside` is taken as written, not resolved: it must be canonical (the worker's config dir
+/// is made canonical at start, and a session's folder is named after a canonical workspace),
+/// so a folder swapped for a link anywhere on the way leads out of it.
 pub(crate) fn open_inside(
     path: &Path,
     inside: &Path,
@@ -71,8 +74,7 @@ pub(crate) fn open_inside(
         return Err(refused("not a regular file"));
     }
     let real = std::fs::read_link(format!("/proc/self/fd/{}", f.as_raw_fd()))?;
-    let root = inside.canonicalize()?;
-    if !real.starts_with(&root) {
+    if !real.starts_with(inside) {
         return Err(refused("leads out of the session's project folder"));
     }
     Ok(f)

@@ -513,6 +513,14 @@ async fn a_poison_task_is_dead_lettered_instead_of_killing_the_pool() -> anyhow:
 async fn a_worker_killed_after_a_commit_announced_the_next_task_loses_nothing() -> anyhow::Result<()>
 {
     let mut pool = Pool::start()?;
+    // Every command the workers send, to count the start scripts they ran.
+    let log = pool.dir.path().join("monitor.log");
+    let mut monitor = Command::new("redis-cli")
+        .args(["-p", &pool.redis.port.to_string(), "monitor"])
+        .stdout(std::fs::File::create(&log)?)
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let (a, b) = (pool.machine("a", 1), pool.machine("b", 1));
     let ia = pool.add_worker(&a)?;
     let plan = plan_id("ahead");
@@ -583,6 +591,29 @@ async fn a_worker_killed_after_a_commit_announced_the_next_task_loses_nothing() 
     let handoffs: i64 = conn.hget(&key, stat("handoffs")).await?;
     let succeeded: i64 = conn.hget(&key, stat("tasks_succeeded")).await?;
     assert_eq!((attempted, handoffs, succeeded), (3, 1, 3));
+    // Four starts, two of them written by the commit before: start.lua ran once per hold.
+    let _ = monitor.kill();
+    let _ = monitor.wait();
+    let sha = baton_core::scripts::START.get_hash().to_owned();
+    // The same call twice is one call sent again after a NOSCRIPT (the first use of a script
+    // on this server): the command after MONITOR's time and client prefix is the same.
+    let start_scripts: std::collections::BTreeSet<String> = std::fs::read_to_string(&log)?
+        .lines()
+        .filter(|l| {
+            l.to_ascii_lowercase()
+                .contains(&format!("\"evalsha\" \"{sha}\""))
+        })
+        .filter_map(|l| {
+            l.split_once("] ")
+                .map(|(_, call)| call.chars().take(600).collect())
+        })
+        .collect();
+    assert_eq!(
+        start_scripts.len(),
+        2,
+        "one start.lua per hold, for its first task: {start_scripts:#?}\nevents: {:#?}",
+        events.iter().map(|e| e.to_json()).collect::<Vec<_>>()
+    );
     Ok(())
 }
 

@@ -60,8 +60,11 @@ fn main() -> ExitCode {
             .print();
         return ExitCode::from(exit::BAD_SETTINGS);
     }
-    let ran = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(usize::from(config.threads))
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = config.threads {
+        runtime.worker_threads(usize::from(n));
+    }
+    let ran = runtime
         .enable_all()
         .build()
         .context("starting the async runtime")

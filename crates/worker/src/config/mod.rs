@@ -33,12 +33,12 @@ pub struct Config {
     #[arg(long, env = "BATON_CONCURRENCY", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
     /// Threads that run the worker's own work (claims, commits, the CLI's output, the model
-    /// gateway), 1-64. One (the default) is the fastest here: the work is waiting on Redis,
-    /// the CLI and the model, and a second thread mostly adds wake-ups between the two (the
-    /// queue-only benchmark moves about 25% more tasks per second on one thread than on two).
-    /// More help only when one core cannot keep up with the CLIs' output.
-    #[arg(long, env = "BATON_THREADS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub threads: u16,
+    /// gateway), 1-64; unset: one per CPU. One moves about 25% more queue-only tasks per second
+    /// here (a second thread mostly adds wake-ups between the two), but a transcript is still
+    /// packed and restored on these threads, so with one thread a task that leaves a very large
+    /// transcript stalls every other hold (their leases, the gateway) while it is packed.
+    #[arg(long, env = "BATON_THREADS", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub threads: Option<u16>,
     /// The Claude Code CLI executable.
     #[arg(long, env = "BATON_CLAUDE_BIN", default_value = "claude")]
     pub claude_bin: PathBuf,

@@ -64,10 +64,11 @@ impl Hold<'_> {
             })
             .ok();
         let (result, record) = self.records(head, cwd, &run, pack.as_ref());
-        let planned = self.plan_next_start(head, &record, pack.is_some());
         // The claim is stamped into the hold's first commit that goes through.
         let claimed_at = self.claimed_at;
         let events = self.events(head, &run, &result, pack.as_ref(), claimed_at);
+        // After the task's own events: the next task's start is stamped after them.
+        let planned = self.plan_next_start(head, &record, pack.is_some());
         let mut counts = Counts::default();
         counts
             .add(Counter::TasksSucceeded, 1)

@@ -184,7 +184,10 @@ impl Hold<'_> {
                 self.priority = next.plan.priority.unwrap_or_default();
                 self.notify = next.plan.options.as_ref().and_then(|o| o.notify.clone());
             }
-            let (max, draining) = (self.pool.cfg.max_tasks_per_hold, self.draining());
+            // A start the last commit published is a task that runs: a drain that began
+            // during that commit lets it finish, as it lets a running task finish.
+            let draining = self.draining() && !self.report.announced_next();
+            let max = self.pool.cfg.max_tasks_per_hold;
             match next_move(end, self.ran, max, draining) {
                 NextMove::Run(next) => head = next,
                 NextMove::Leave(leave) => return (leave, base),

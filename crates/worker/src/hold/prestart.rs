@@ -6,12 +6,13 @@
 //! where the prediction cannot fail short of something outside the worker: attempt 1, resuming
 //! the session this very commit records, on this worker, whose transcript the commit holds.
 //! Anything else (the last task of the hold, a drain, a plan that starts each task afresh, a
-//! rotation due, no transcript) starts as before. The script leaves the start out when the
+//! rotation due, no transcript) starts as before. Once a commit published the start, the task
+//! runs: a drain that began during that commit lets it finish, as it lets a running task. The script leaves the start out when the
 //! budget is spent or the next task was recovered from a dead worker, and says whether it
 //! wrote it. When the attempt then starts otherwise than predicted (its options changed by an
 //! appended document, its transcript gone meanwhile), the hold publishes the start it did make
 //! as before: watchers see two `task_started` for the attempt, the last one true, and nothing
-//! is lost. A crash after such a commit leaves a `task_started` no run follows, as a crash
+//! is lost (the plan's `resumes_attempted` then counts the announced resume too). A crash after such a commit leaves a `task_started` no run follows, as a crash
 //! during a run always did; the next holder starts the task again.
 
 use baton_core::event::{EventBody, SessionNote, TaskStarted};

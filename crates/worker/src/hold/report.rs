@@ -104,6 +104,11 @@ impl<'p> Reporter<'p> {
         self.prestarted = Some(prestarted);
     }
 
+    /// True while a start the last commit published waits for its attempt.
+    pub(crate) fn announced_next(&self) -> bool {
+        self.prestarted.is_some()
+    }
+
     /// Tells the world what an attempt did: the one place executor events become events,
     /// counters and metrics.
     pub(crate) async fn dispatch(

@@ -17,10 +17,10 @@ use super::{percentile, submit_many, subscribe, worker_opts, Bench, FastDir};
 /// The parts of a task, in order, with what each spans.
 const PARTS: [(&str, &str); 6] = [
     ("claim", "plan claimed → lease taken and task begun (a hold's first task only)"),
-    ("prepare", "task begun → files and session ready (checkout, transcript check or restore, recap)"),
+    ("prepare", "task begun → files and session ready (checkout, transcript check or restore, recap; failed attempts and their backoff, if any)"),
     ("start", "ready → run started (the CLI's command line, spawn or the warm turn's write)"),
     ("run", "run started → run over (the CLI, or the in-process answer)"),
-    ("pack", "run over → commit sent (transcript packed, result, session record and events built)"),
+    ("pack", "run over → commit sent (answer judged, git commit and push for a plan with a repository, transcript packed, result, session record and events built)"),
     ("commit", "commit sent → task_succeeded at a subscriber (the commit, the next task's start, publication)"),
 ];
 

@@ -550,7 +550,7 @@ impl Bench {
         const ROUNDS: usize = 2;
         let c = self.queue_concurrency;
         println!("\n## Queue only: plans of {} tasks, in order per plan, no CLI: baton against BullMQ on the same redis-server\n", bullmq::TASKS);
-        println!("Rounds interleave the four runs (baton no-op, BullMQ no-op, baton spawn, BullMQ spawn), one redis-server for all, flushed before each run. baton: one worker × {c}, every plan submitted before the worker starts; BullMQ: one Node process, each group (= plan) its own queue with one Worker of `concurrency: 1` (in order without BullMQ Pro), at most {c} groups in flight, every job added before the clock starts.\n");
+        println!("Rounds interleave the four runs (baton no-op, BullMQ no-op, baton spawn, BullMQ spawn; who goes first alternates by round), one redis-server for all, flushed before each run. baton: one worker × {c}, every plan submitted before the worker starts; BullMQ: one Node process, each group (= plan) its own queue with one Worker of `concurrency: 1` (in order without BullMQ Pro), at most {c} groups in flight, every job added before the clock starts.\n");
         let mut pool = Pool::start()?;
         let mut runs = Vec::new();
         let mut report = serde_json::Value::Null;
@@ -558,12 +558,23 @@ impl Bench {
         println!("|---|---|---|---:|---:|---:|---:|");
         for round in 1..=ROUNDS {
             for w in &bullmq::WORKLOADS {
-                let ours = bullmq::baton_run(&mut pool, w, round, c).await?;
-                println!("{}", ours.row());
-                let (theirs, r) = bullmq::bullmq_run(&pool, w, round, c).await?;
-                println!("{}", theirs.row());
+                // Who goes first alternates by round: neither gets the quieter slot each time.
+                let (ours, theirs) = if round % 2 == 1 {
+                    let ours = bullmq::baton_run(&mut pool, w, round, c).await?;
+                    println!("{}", ours.row());
+                    let (theirs, r) = bullmq::bullmq_run(&pool, w, round, c).await?;
+                    println!("{}", theirs.row());
+                    report = r;
+                    (ours, theirs)
+                } else {
+                    let (theirs, r) = bullmq::bullmq_run(&pool, w, round, c).await?;
+                    println!("{}", theirs.row());
+                    let ours = bullmq::baton_run(&mut pool, w, round, c).await?;
+                    println!("{}", ours.row());
+                    report = r;
+                    (ours, theirs)
+                };
                 runs.extend([ours, theirs]);
-                report = r;
             }
         }
         let sums = bullmq::summarize(&runs);

@@ -32,6 +32,20 @@ fn increment(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+/// What a commit adds to the plan's counters: a task succeeded, its tokens, and a resume that
+/// held when it continued a session.
+fn plan_counts(result: &TaskResult, resumed: bool) -> Counts {
+    let mut counts = Counts::default();
+    counts
+        .add(Counter::TasksSucceeded, 1)
+        .add(Counter::InputTokens, increment(result.input_tokens))
+        .add(Counter::OutputTokens, increment(result.output_tokens));
+    if resumed {
+        counts.add(Counter::ResumesSucceeded, 1);
+    }
+    counts
+}
+
 /// The events a commit writes (and may send to the plan's webhook).
 struct Events {
     succeeded: Event,
@@ -69,14 +83,7 @@ impl Hold<'_> {
         let events = self.events(head, &run, &result, pack.as_ref(), claimed_at);
         // After the task's own events: the next task's start is stamped after them.
         let planned = self.plan_next_start(head, &record, pack.is_some());
-        let mut counts = Counts::default();
-        counts
-            .add(Counter::TasksSucceeded, 1)
-            .add(Counter::InputTokens, increment(result.input_tokens))
-            .add(Counter::OutputTokens, increment(result.output_tokens));
-        if run.start.previous().is_some() {
-            counts.add(Counter::ResumesSucceeded, 1);
-        }
+        let counts = plan_counts(&result, run.start.previous().is_some());
         let call = Commit {
             plan: &self.plan,
             lock: &self.lease.value,

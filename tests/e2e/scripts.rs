@@ -391,6 +391,7 @@ async fn a_stale_lease_token_writes_nothing() -> anyhow::Result<()> {
         reason: "x",
         task_event: None,
         plan_event: &ev,
+        budget_pause: None,
     };
     assert_eq!(s.call(&fail).await?, FailReply::Fenced);
     assert_eq!(
@@ -676,6 +677,7 @@ async fn retry_and_cancel_keep_to_the_plans_state_and_retention() -> anyhow::Res
         reason: "boom",
         task_event: None,
         plan_event: &failed,
+        budget_pause: None,
     };
     assert_eq!(s.call(&fail).await?, FailReply::Failed);
     s.call(&Release {
@@ -768,6 +770,7 @@ async fn hand_backs_requeue_where_asked() -> anyhow::Result<()> {
         plan: Some((&plan, Requeue::Front)),
         priority: baton_core::Priority::Normal,
         counts: &Counts::NONE,
+        concurrency_key: None,
     })
     .await?;
     let next: Option<String> = s.conn.rpop(&ready, None).await?;

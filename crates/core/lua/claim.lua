@@ -6,7 +6,8 @@
 -- wake token is left armed exactly while a ready list holds plans, so idle slots, blocked on
 -- it, wake when there is work.
 -- KEYS: 1 ready high, 2 ready normal, 3 ready low, 4 wake, 5 inflight, 6 pause, 7 delayed,
---       8 claim counter
+--       8 claim counter, 9 plans' concurrency keys, 10 limits, 11 the per-key keys' common
+--       start (see the prelude), 12 every key seen
 -- Returns: {'ok', plan id}, {'paused', ms left (-1: until resumed)}, or {'none'}
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -47,11 +48,34 @@ local n = redis.call('INCR', KEYS[8])
 if n >= 1000000000 then redis.call('SET', KEYS[8], 0) end
 local order = {1, 2, 3}
 if n % 10 == 0 then order = {3, 2, 1} elseif n % 5 == 0 then order = {2, 3, 1} end
+local names = {'high', 'normal', 'low'}
+-- A plan whose concurrency key is at its limit is parked on the key's waiting list (and looked
+-- at no more until a plan of that key leaves its worker); the claim takes the next one, up to
+-- PARK_MAX parked per claim, so a long line of one busy key delays others by one more trip.
+local PARK_MAX = 32
 local got
-for _, i in ipairs(order) do
-  got = redis.call('LMOVE', lists[i], KEYS[5], 'RIGHT', 'LEFT')
-  if got then break end
+for _ = 0, PARK_MAX do
+  got = nil
+  local from
+  for _, i in ipairs(order) do
+    got = redis.call('RPOP', lists[i])
+    if got then from = i; break end
+  end
+  if not got then break end
+  local key = redis.call('HGET', KEYS[9], got)
+  if not key then break end
+  local running = KEYS[11] .. 'running:' .. key
+  local lim = key_limit(KEYS[10], key)
+  if not lim or redis.call('HEXISTS', running, got) == 1 or redis.call('HLEN', running) < lim then
+    redis.call('HINCRBY', running, got, 1)
+    redis.call('SADD', KEYS[12], key)
+    break
+  end
+  redis.call('RPUSH', KEYS[11] .. 'waiting:' .. key, names[from] .. ':' .. got)
+  redis.call('SADD', KEYS[12], key)
+  got = nil
 end
+if got then redis.call('LPUSH', KEYS[5], got) end
 arm()
 if got then return {'ok', got} end
 return {'none'}

@@ -9,13 +9,15 @@
 --       13 the options' not_before in ms ('' = none)
 -- The options' priority, not_before and after are copied into the plan's own fields (the
 -- scripts that schedule and claim read them there); options replace the earlier ones whole.
--- Returns: {'ok', status('created'|'appended'|'duplicate'), first_index, count, schedule(0|1), state ('' when unknown), priority}
+-- The plan's concurrency key (options.concurrency_key, else 'repo:<url>' with a repo) is set at
+-- creation; a follow-up naming another is refused.
+-- Returns: {'ok', status('created'|'appended'|'duplicate'), first_index, count, schedule(0|1), state ('' when unknown), priority, concurrency key ('' = none)}
 --       or {'err', field, problem}
 local function runnable(s) return s == 'queued' or s == 'running' end
 if redis.call('SISMEMBER', KEYS[4], ARGV[1]) == 1 then
   local st = redis.call('HGET', KEYS[1], 'state') or ''
   return {'ok', 'duplicate', 0, 0, runnable(st) and 1 or 0, st,
-    redis.call('HGET', KEYS[1], 'priority') or ''}
+    redis.call('HGET', KEYS[1], 'priority') or '', redis.call('HGET', KEYS[1], 'concurrency_key') or ''}
 end
 local tasks = cjson.decode(ARGV[6])
 local status = 'created'
@@ -39,6 +41,13 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
       return {'err', 'repo', 'differs from the plan\'s repository (' .. old.branch .. '); a follow-up continues it: omit repo'}
     end
   end
+  if ARGV[5] ~= '' then
+    local key = cjson.decode(ARGV[5]).concurrency_key
+    local had = redis.call('HGET', KEYS[1], 'concurrency_key') or ''
+    if type(key) == 'string' and key ~= had then
+      return {'err', 'options.concurrency_key', 'is set when the plan is created ("' .. had .. '"); a follow-up may repeat it or leave it out'}
+    end
+  end
   for i, t in ipairs(tasks) do
     if redis.call('SISMEMBER', KEYS[3], t.id) == 1 then
       return {'err', 'tasks[' .. (i - 1) .. '].id', '"' .. t.id .. '" is already a task of this plan'}
@@ -50,6 +59,9 @@ else
   redis.call('HSET', KEYS[1], 'plan_id', ARGV[2], 'workspace', ws, 'state', 'queued',
     'created_at', ARGV[7], 'next_index', 0, 'done', 0, 'scheduled', 0, 'cost_usd', 0)
   if ARGV[12] ~= '' then redis.call('HSET', KEYS[1], 'repo', ARGV[12]) end
+  local key = ARGV[5] ~= '' and cjson.decode(ARGV[5]).concurrency_key or nil
+  if type(key) ~= 'string' and ARGV[12] ~= '' then key = 'repo:' .. cjson.decode(ARGV[12]).url end
+  if type(key) == 'string' then redis.call('HSET', KEYS[1], 'concurrency_key', key) end
 end
 local idx = tonumber(redis.call('HGET', KEYS[1], 'next_index'))
 local first = idx
@@ -66,7 +78,7 @@ redis.call('HSET', KEYS[1], 'next_index', idx, 'updated_at', ARGV[7], 'retention
 if ARGV[5] ~= '' then
   redis.call('HSET', KEYS[1], 'options', ARGV[5])
   local o = cjson.decode(ARGV[5])
-  redis.call('HDEL', KEYS[1], 'priority', 'not_before', 'after')
+  redis.call('HDEL', KEYS[1], 'priority', 'not_before', 'after', 'budget_usd')
   if type(o.priority) == 'string' then redis.call('HSET', KEYS[1], 'priority', o.priority) end
   if ARGV[13] ~= '' then redis.call('HSET', KEYS[1], 'not_before', ARGV[13]) end
   if type(o.after) == 'table' and #o.after > 0 then
@@ -84,4 +96,5 @@ if runnable(st) then schedule = take_scheduling(KEYS[1]) end
 emit_with(KEYS[1], KEYS[5], ARGV[9], {status = status, first_task_index = first, state = st},
   ARGV[10], ARGV[11])
 keep_for(ARGV[8], KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
-return {'ok', status, first, #tasks, schedule, st, redis.call('HGET', KEYS[1], 'priority') or ''}
+return {'ok', status, first, #tasks, schedule, st, redis.call('HGET', KEYS[1], 'priority') or '',
+  redis.call('HGET', KEYS[1], 'concurrency_key') or ''}

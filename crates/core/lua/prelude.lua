@@ -51,11 +51,12 @@ local function plan_limits(plan_key, retention, cap)
   return v[1] or retention, v[2] or cap
 end
 -- append_holder_fields(out, plan_key): appends the plan fields a holder reads (options,
--- cost_usd, workspace, session_id, repo, checkpoint, priority, after, review_note) to a
+-- cost_usd, workspace, session_id, repo, checkpoint, priority, after, review_note,
+-- concurrency_key, budget_usd) to a
 -- reply, as name, value pairs.
 local function append_holder_fields(out, plan_key)
   local fields = {'options', 'cost_usd', 'workspace', 'session_id', 'repo', 'checkpoint',
-    'priority', 'after', 'review_note'}
+    'priority', 'after', 'review_note', 'concurrency_key', 'budget_usd'}
   local vals = redis.call('HMGET', plan_key, unpack(fields))
   for i, f in ipairs(fields) do
     if vals[i] then table.insert(out, f); table.insert(out, vals[i]) end
@@ -136,5 +137,43 @@ local function restart_session_ttl(plan_key, default, ...)
   end
   for _, k in ipairs({...}) do
     if redis.call('EXISTS', k) == 1 then redis.call('EXPIRE', k, ttl) end
+  end
+end
+-- Concurrency keys (pool slot; see limits.rs). `base` is '{baton}:key:': a key's running plans
+-- are the hash base..'running:'..key (plan id -> claimed copies), its parked plans the list
+-- base..'waiting:'..key ('priority:plan', oldest first). `limits` maps key -> N, with 'repo:*'
+-- for every repo key without its own.
+-- key_limit(limits, key): the key's limit, or nil (no limit).
+local function key_limit(limits, key)
+  local n = redis.call('HGET', limits, key)
+  if not n and string.sub(key, 1, 5) == 'repo:' then n = redis.call('HGET', limits, 'repo:*') end
+  return tonumber(n)
+end
+-- key_unpark(base, limits, key, high, normal, low, wake): puts as many of the key's parked plans
+-- as it has free places back first in line on their ready lists (all of them without a limit).
+local function key_unpark(base, limits, key, high, normal, low, wake)
+  local lim = key_limit(limits, key)
+  local free = -1
+  if lim then free = lim - redis.call('HLEN', base .. 'running:' .. key) end
+  while free ~= 0 do
+    local m = redis.call('LPOP', base .. 'waiting:' .. key)
+    if not m then return end
+    local sep = string.find(m, ':', 1, true)
+    if sep then
+      schedule(high, normal, low, wake, string.sub(m, 1, sep - 1), string.sub(m, sep + 1), 'front')
+      free = free - 1
+    end
+  end
+end
+-- key_release(base, plan_keys, limits, plan, high, normal, low, wake): one claimed copy of
+-- `plan` left an in-flight list; when it was the plan's last, the plan no longer runs under its
+-- key, and a parked plan of the key may go.
+local function key_release(base, plan_keys, limits, plan, high, normal, low, wake)
+  local key = redis.call('HGET', plan_keys, plan)
+  if not key then return end
+  local running = base .. 'running:' .. key
+  if redis.call('HINCRBY', running, plan, -1) <= 0 then
+    redis.call('HDEL', running, plan)
+    key_unpark(base, limits, key, high, normal, low, wake)
   end
 end

@@ -2,7 +2,8 @@
 -- score is still the one the caller saw: a plan submitted again since then was re-scored by
 -- finish_ingest.lua (or claim_workspace.lua) and stays. A plan dropped gives its workspace up.
 -- KEYS: 1 plan index, 2 the counters added per plan (the plan's entry goes too),
---       3 workspace owners (path -> plan id), 4 held paths, 5 plans' workspaces (plan id -> path)
+--       3 workspace owners (path -> plan id), 4 held paths, 5 plans' workspaces (plan id -> path),
+--       6 plans' concurrency keys, 7 cost totals reported per plan (spend.lua)
 -- ARGV: pairs of plan id, score as read
 -- Returns: the number of plans dropped
 local removed = 0
@@ -11,6 +12,8 @@ for i = 1, #ARGV, 2 do
   if redis.call('ZSCORE', KEYS[1], plan) == ARGV[i + 1] then
     removed = removed + redis.call('ZREM', KEYS[1], plan)
     redis.call('HDEL', KEYS[2], plan)
+    redis.call('HDEL', KEYS[6], plan)
+    redis.call('HDEL', KEYS[7], plan)
     local ws = redis.call('HGET', KEYS[5], plan)
     if ws then
       if redis.call('HGET', KEYS[3], ws) == plan then

@@ -13,9 +13,13 @@ local prio = redis.call('HGET', KEYS[1], 'priority') or ''
 local retention, cap = plan_limits(KEYS[1], ARGV[6], ARGV[5])
 redis.call('SADD', KEYS[3], ARGV[1])
 redis.call('HSET', KEYS[1], 'state', 'queued', 'updated_at', ARGV[2])
-redis.call('HDEL', KEYS[1], 'pause_now', 'pause_reason')
+local team = redis.call('HGET', KEYS[1], 'pause_key')
+redis.call('HDEL', KEYS[1], 'pause_now', 'pause_reason', 'pause_key')
 restart_session_ttl(KEYS[1], ARGV[7], KEYS[4], KEYS[5], KEYS[6])
 local schedule = take_scheduling(KEYS[1])
+-- Paused on its key's budget, it waits in the delayed set (still marked scheduled): put it in
+-- line now as well (the later entry finds nothing to do).
+if team then schedule = 1 end
 emit(KEYS[1], KEYS[2], ARGV[3], ARGV[4], cap)
 keep_for(retention, KEYS[1], KEYS[2], KEYS[3])
 return {'ok', schedule, prio}

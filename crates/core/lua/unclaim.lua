@@ -4,12 +4,16 @@
 -- plan index (if it is there: a watcher that lost its connection finds the plans that did
 -- something meanwhile by it).
 -- KEYS: 1 inflight list, 2 ready (normal), 3 stats, 4 this minute's counters, 5 what was added
---       per plan, 6 plan index, 7 ready high, 8 ready low, 9 wake, 10 delayed
+--       per plan, 6 plan index, 7 ready high, 8 ready low, 9 wake, 10 delayed, 11 plans'
+--       concurrency keys, 12 limits
+-- (ARGV 7 on are counters, so the key base comes last: KEYS 13 is a placeholder naming it.)
 -- ARGV: 1 plan id, 2 'back' (end of the line), 'front' (next to be taken), 'later' (claimed
 --       again from the time in 5) or 'drop', 3 now (ms), 4 the plan's priority,
 --       5 not before (ms, server clock; for 'later'), 6 and not before this many ms from now,
 --       7.. pairs of counter name, the plan's total
-redis.call('LREM', KEYS[1], 1, ARGV[1])
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 1 then
+  key_release(KEYS[13], KEYS[11], KEYS[12], ARGV[1], KEYS[7], KEYS[2], KEYS[8], KEYS[9])
+end
 if ARGV[2] == 'later' then
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)

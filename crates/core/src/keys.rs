@@ -168,6 +168,48 @@ impl Keys {
     pub fn plan_workspaces(&self) -> String {
         self.global("plan_workspaces")
     }
+    /// Pool-wide limits on running plans per concurrency key (key → N; `repo:*` is the
+    /// default for every `repo:` key without its own).
+    pub fn limits(&self) -> String {
+        self.global("limits")
+    }
+    /// Each plan's concurrency key (plan id → key), set when the plan is created, so that
+    /// `claim.lua` (pool slot) knows it without reading the plan's hash (another slot).
+    pub fn plan_keys(&self) -> String {
+        self.global("plan_keys")
+    }
+    /// The start of the per-key keys: `<base>running:<key>` (hash: plan id → claimed copies,
+    /// one field per running plan) and `<base>waiting:<key>` (list of `priority:plan` parked
+    /// while the key is at its limit).
+    pub fn key_base(&self) -> String {
+        self.global("key:")
+    }
+    /// Plans running under `key`.
+    pub fn key_running(&self, key: &str) -> String {
+        format!("{}running:{key}", self.key_base())
+    }
+    /// Plans parked while `key` is at its limit, oldest first.
+    pub fn key_waiting(&self, key: &str) -> String {
+        format!("{}waiting:{key}", self.key_base())
+    }
+    /// Every concurrency key a claim has seen (a set): what `baton limit list` walks.
+    pub fn concurrency_keys(&self) -> String {
+        self.global("concurrency_keys")
+    }
+    /// Daily spend limits per concurrency key (key → USD).
+    pub fn budgets(&self) -> String {
+        self.global("budgets")
+    }
+    /// The start of the daily spend keys: `<base><day>` (day number since the epoch, UTC) is
+    /// a hash of concurrency key → USD spent that day, kept three days.
+    pub fn spend_base(&self) -> String {
+        self.global("spend:")
+    }
+    /// The cost total each plan with a key reported last (plan id → USD): what makes a
+    /// spend report idempotent.
+    pub fn spend_seen(&self) -> String {
+        self.global("spend_seen")
+    }
     /// The pool counters added during minute `minute` since the epoch (the dashboard's
     /// timeline).
     pub fn minute(&self, minute: u64) -> String {

@@ -10,6 +10,7 @@
 //!   dead-letter kinds.
 //! - [`counters`]: every counter's name, and increments gathered for one script call.
 //! - [`keys`]: every Redis key and channel name baton uses, in one place.
+//! - [`limits`]: concurrency keys and their pool-wide limits, and team budgets per day.
 //! - [`plan_hash`]: the plan hash's fields and a typed view of it.
 //! - [`event`]: the events published on the channel and kept per plan.
 //! - [`records`]: what baton stores in Redis (tasks, results, session records, dead letters).
@@ -31,6 +32,7 @@ pub mod event;
 pub mod grants;
 pub mod ids;
 pub mod keys;
+pub mod limits;
 #[cfg(feature = "logging")]
 pub mod logging;
 pub mod plan;

@@ -88,6 +88,11 @@ pub struct PlanOptions {
     /// this plan fails with that reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<Vec<PlanId>>,
+    /// A short label shared by plans that count against one pool-wide limit of running plans
+    /// (`baton limit set KEY N`), e.g. `repo:web` or `team:payments`. A plan with a `repo` and
+    /// no key gets `repo:<url>`. Set when the plan is created; a follow-up may repeat it only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency_key: Option<String>,
     /// A webhook: the worker that produces one of `events` POSTs it to `url`, signed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<Notify>,

@@ -70,6 +70,15 @@ closed_enum! {
         NotBefore = "not_before",
         /// The plans this one waits for (a JSON array of plan ids).
         After = "after",
+        /// The key the plan counts against in pool-wide limits and team budgets (see
+        /// [`crate::limits`]), set when the plan is created.
+        ConcurrencyKey = "concurrency_key",
+        /// A budget raised by `baton budget PLAN --usd` (USD): in force over the options'
+        /// `max_budget_usd` until a follow-up's options replace them.
+        BudgetUsd = "budget_usd",
+        /// For a plan paused because its key's daily budget is spent: that key (the plan goes
+        /// on by itself the next UTC day, or when the budget is raised).
+        PauseKey = "pause_key",
     }
 }
 
@@ -104,6 +113,10 @@ pub struct PlanHash {
     pub priority: Option<crate::vocab::Priority>,
     pub not_before_ms: Option<u64>,
     pub after: Vec<PlanId>,
+    pub concurrency_key: Option<String>,
+    /// The raised budget, already applied to `options.max_budget_usd`.
+    pub budget_usd: Option<f64>,
+    pub pause_key: Option<String>,
     /// The plan's own counters.
     pub stats: BTreeMap<Counter, i64>,
 }
@@ -119,6 +132,11 @@ impl PlanHash {
         let mut h = Self::default();
         for (k, v) in pairs {
             h.set(k.as_ref(), v.as_ref());
+        }
+        if let Some(b) = h.budget_usd {
+            h.options
+                .get_or_insert_with(PlanOptions::default)
+                .max_budget_usd = Some(b);
         }
         h
     }
@@ -164,6 +182,9 @@ impl PlanHash {
             PlanField::Priority => self.priority = v.parse().ok(),
             PlanField::NotBefore => self.not_before_ms = v.parse().ok(),
             PlanField::After => self.after = serde_json::from_str(v).unwrap_or_default(),
+            PlanField::ConcurrencyKey => self.concurrency_key = text(),
+            PlanField::BudgetUsd => self.budget_usd = v.parse().ok().filter(|b: &f64| *b > 0.0),
+            PlanField::PauseKey => self.pause_key = text(),
         }
     }
 

@@ -1,4 +1,5 @@
-//! Action documents: `{"plan_id": P, "action": "retry"|"resume"|"approve"|"reject", "note"?}`,
+//! Action documents: `{"plan_id": P, "action": "retry"|"resume"|"approve"|"reject", "note"?}`
+//! and `{"plan_id": P, "action": "budget", "max_budget_usd": X}`,
 //! what each action asks, the state a plan must be in for it, and their checks.
 
 use super::{check_prompt, RawDocument, ValidationError};
@@ -16,6 +17,9 @@ closed_enum! {
         Approve = "approve",
         /// Run the task under review again with the reviewer's note (`baton reject`).
         Reject = "reject",
+        /// Raise the plan's budget (`baton budget PLAN --usd X`); a plan paused on its spent
+        /// budget resumes.
+        Budget = "budget",
     }
 }
 
@@ -25,7 +29,7 @@ impl PlanAction {
         use crate::vocab::PlanState;
         match self {
             Self::Retry => PlanState::Failed,
-            Self::Resume => PlanState::Paused,
+            Self::Resume | Self::Budget => PlanState::Paused,
             Self::Approve | Self::Reject => PlanState::AwaitingReview,
         }
     }
@@ -41,6 +45,11 @@ impl PlanAction {
             Self::Resume => "resumed",
             Self::Approve => "approved",
             Self::Reject => "rejected",
+            Self::Budget => {
+                return format!(
+                    "plan {plan} is {s}; only a plan that is queued, running, paused or awaiting review can have its budget raised"
+                )
+            }
         };
         let want = self.applies_to();
         format!("plan {plan} is {s}, not {want}; only a plan that is {want} can be {done}")
@@ -54,6 +63,8 @@ pub struct ActionRequest {
     pub action: PlanAction,
     /// The reviewer's note (`approve`: optional, `reject`: required; no other action has one).
     pub note: Option<String>,
+    /// The new budget (`budget` only, and required there).
+    pub max_budget_usd: Option<f64>,
 }
 
 impl ActionRequest {
@@ -63,6 +74,7 @@ impl ActionRequest {
             plan_id,
             action,
             note: None,
+            max_budget_usd: None,
         }
     }
 
@@ -71,6 +83,9 @@ impl ActionRequest {
         let mut doc = serde_json::json!({"plan_id": self.plan_id, "action": self.action});
         if let Some(n) = &self.note {
             doc["note"] = n.clone().into();
+        }
+        if let Some(b) = self.max_budget_usd {
+            doc["max_budget_usd"] = b.into();
         }
         doc.to_string()
     }
@@ -126,9 +141,32 @@ pub(super) fn check_action(
         }
         (_, None) => None,
     };
+    let max_budget_usd = match (action, doc.max_budget_usd) {
+        (PlanAction::Budget, None) => {
+            return Err(ValidationError::new(
+                "max_budget_usd",
+                "is missing; a budget action names the new budget in US dollars",
+            ))
+        }
+        (PlanAction::Budget, Some(b)) if !(b.is_finite() && b > 0.0) => {
+            return Err(ValidationError::new(
+                "max_budget_usd",
+                "must be a positive number of US dollars",
+            ))
+        }
+        (PlanAction::Budget, b) => b,
+        (_, Some(_)) => {
+            return Err(ValidationError::new(
+                "max_budget_usd",
+                format!("is only for the budget action, not {action}"),
+            ))
+        }
+        (_, None) => None,
+    };
     Ok(ActionRequest {
         plan_id,
         action,
         note,
+        max_budget_usd,
     })
 }

@@ -88,6 +88,8 @@ struct RawDocument {
     repo: Option<RawRepo>,
     #[serde(default)]
     note: Option<String>,
+    #[serde(default)]
+    max_budget_usd: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -165,6 +167,17 @@ impl Document {
 
 impl Submission {
     fn check(doc: RawDocument) -> Result<Self, ValidationError> {
+        for (field, present) in [
+            ("note", doc.note.is_some()),
+            ("max_budget_usd", doc.max_budget_usd.is_some()),
+        ] {
+            if present {
+                return Err(ValidationError::new(
+                    field,
+                    "is only for action documents; a plan's budget is options.max_budget_usd",
+                ));
+            }
+        }
         let plan_id = doc
             .plan_id
             .map(|s| {

@@ -88,6 +88,10 @@ pub(super) fn check_options(o: &PlanOptions) -> Result<(), ValidationError> {
     check_cli_settings(o)?;
     check_budget(o)?;
     check_schedule(o)?;
+    if let Some(k) = &o.concurrency_key {
+        crate::limits::check_key(k)
+            .map_err(|problem| ValidationError::new("options.concurrency_key", problem))?;
+    }
     if let Some(n) = &o.notify {
         n.check().map_err(|(field, problem)| {
             ValidationError::new(format!("options.notify.{field}"), problem)

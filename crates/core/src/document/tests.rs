@@ -317,6 +317,9 @@ fn action_documents_round_trip() {
         if *action == PlanAction::Reject {
             a.note = Some("use a dataclass".into());
         }
+        if *action == PlanAction::Budget {
+            a.max_budget_usd = Some(2.5);
+        }
         assert_eq!(
             Document::parse(a.to_json().as_bytes()).unwrap(),
             Document::Action(a)

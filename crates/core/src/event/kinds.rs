@@ -228,13 +228,21 @@ pub struct PlanStopped {
     pub reason: String,
 }
 
-/// `plan_budget_exhausted`.
+/// `plan_budget_exhausted`: the plan is paused (state `paused`, reason `budget`) until its
+/// budget is raised (`baton budget PLAN --usd`); or, with `key`, until the next UTC day
+/// (`until_ms`) or the key's daily budget is raised.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlanBudgetExhausted {
     /// Always `budget`.
     pub reason: String,
     pub detail: String,
     pub stopped_by: StoppedBy,
+    /// The concurrency key whose daily budget is spent (absent: the plan's own budget).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// When the plan goes on by itself (ms since the epoch): the next UTC day, for a key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_ms: Option<u64>,
 }
 
 impl PlanBudgetExhausted {
@@ -244,8 +252,17 @@ impl PlanBudgetExhausted {
             reason: "budget".to_owned(),
             detail: detail.into(),
             stopped_by,
+            key: None,
+            until_ms: None,
         }
     }
+}
+
+/// `plan_budget_raised`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanBudgetRaised {
+    /// The plan's budget now (USD).
+    pub max_budget_usd: f64,
 }
 
 /// `pool_paused`: a rate limit with a reset time (`retry_after_ms`, `until_ms`), or a person

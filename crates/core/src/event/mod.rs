@@ -39,6 +39,8 @@ closed_enum! {
         PlanFailed = "plan_failed",
         PlanCancelled = "plan_cancelled",
         PlanBudgetExhausted = "plan_budget_exhausted",
+        /// A person raised the plan's budget (`baton budget PLAN --usd`).
+        PlanBudgetRaised = "plan_budget_raised",
         /// The pool stopped claiming work until a rate limit resets.
         PoolPaused = "pool_paused",
         /// The pool claims again (`baton resume --all`).
@@ -116,6 +118,7 @@ pub enum EventBody {
     PlanFailed(PlanStopped),
     PlanCancelled(PlanStopped),
     PlanBudgetExhausted(PlanBudgetExhausted),
+    PlanBudgetRaised(PlanBudgetRaised),
     PoolPaused(PoolPaused),
     PoolResumed(PoolResumed),
     PlanPaused(PlanPaused),
@@ -146,6 +149,7 @@ impl EventBody {
             Self::PlanFailed(_) => EventKind::PlanFailed,
             Self::PlanCancelled(_) => EventKind::PlanCancelled,
             Self::PlanBudgetExhausted(_) => EventKind::PlanBudgetExhausted,
+            Self::PlanBudgetRaised(_) => EventKind::PlanBudgetRaised,
             Self::PoolPaused(_) => EventKind::PoolPaused,
             Self::PoolResumed(_) => EventKind::PoolResumed,
             Self::PlanPaused(_) => EventKind::PlanPaused,
@@ -252,6 +256,7 @@ into_body! {
     SessionFallback => SessionFallback,
     PlanCompleted => PlanCompleted,
     PlanBudgetExhausted => PlanBudgetExhausted,
+    PlanBudgetRaised => PlanBudgetRaised,
     PoolPaused => PoolPaused,
     PoolResumed => PoolResumed,
     PlanPaused => PlanPaused,

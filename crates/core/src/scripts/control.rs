@@ -103,7 +103,7 @@ impl ScriptCall for PoolPause<'_> {
 }
 
 /// The reply of an action applied by ingest (retry, resume, approve, reject).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ActionReply {
     /// Applied; `schedule`: the plan must go on the ready list for its priority;
     /// `completed`: this completed the plan (an approval of its last task).
@@ -118,6 +118,8 @@ pub enum ActionReply {
         priority: Priority,
     },
     Refused(Refused),
+    /// A raised budget (`budget.lua`) that is not above what the plan has spent (USD).
+    NotAboveSpent(f64),
 }
 
 /// `retry.lua`: puts a failed plan back in service from its failed task, once per document.
@@ -273,6 +275,7 @@ impl FromRedisValue for ActionReply {
             }),
             "duplicate" => Ok(Self::Duplicate { schedule, priority }),
             "err" => Ok(Self::Refused(refused(&w))),
+            "low" => Ok(Self::NotAboveSpent(w.text(1).parse().unwrap_or(0.0))),
             _ => Err(w.unexpected("action")),
         }
     }

@@ -97,10 +97,13 @@ impl ScriptCall for Acquire<'_> {
             .key(k.plan(self.plan))
             .key(k.tasks(self.plan))
             .key(k.session(self.plan))
+            .key(k.events(self.plan))
             .arg(self.lock.as_str())
             .arg(millis(self.lease))
             .arg(crate::time::now_rfc3339())
-            .arg(self.worker.as_str());
+            .arg(self.worker.as_str())
+            .arg(k.channel())
+            .arg(env.event_cap);
         inv
     }
 }
@@ -152,7 +155,11 @@ impl ScriptCall for Claim<'_> {
             .key(k.inflight(self.worker))
             .key(k.pause())
             .key(k.delayed())
-            .key(k.claim_seq());
+            .key(k.claim_seq())
+            .key(k.plan_keys())
+            .key(k.limits())
+            .key(k.key_base())
+            .key(k.concurrency_keys());
         inv
     }
 }
@@ -296,6 +303,9 @@ impl ScriptCall for Unclaim<'_> {
             .key(k.ready_for(Priority::Low))
             .key(k.wake())
             .key(k.delayed())
+            .key(k.plan_keys())
+            .key(k.limits())
+            .key(k.key_base())
             .arg(self.plan.as_str())
             .arg(self.requeue.as_str())
             .arg(crate::time::now_millis())

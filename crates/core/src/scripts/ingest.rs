@@ -129,6 +129,8 @@ pub enum IngestReply {
         state: Option<PlanState>,
         /// The plan's priority now (the ready list it goes to).
         priority: Priority,
+        /// The plan's concurrency key (`None`: it has none).
+        concurrency_key: Option<String>,
     },
     /// The plan's current state refuses the document: the field at fault and why.
     Refused { field: String, problem: String },
@@ -185,6 +187,7 @@ impl FromRedisValue for IngestReply {
                 schedule: w.num(4) == 1,
                 state: w.text(5).parse().ok(),
                 priority: w.text(6).parse().unwrap_or_default(),
+                concurrency_key: Some(w.text(7)).filter(|k| !k.is_empty()),
             }),
             "err" => Ok(Self::Refused {
                 field: w.text(1),
@@ -207,6 +210,9 @@ pub struct FinishIngest<'a> {
     /// The ready list it goes to.
     pub priority: Priority,
     pub counts: &'a Counts,
+    /// For a plan document: the plan's concurrency key (`Some("")`: none), kept where
+    /// `claim.lua` reads it. `None` (an action) leaves it as it is.
+    pub concurrency_key: Option<&'a str>,
 }
 
 impl ScriptCall for FinishIngest<'_> {
@@ -228,6 +234,7 @@ impl ScriptCall for FinishIngest<'_> {
             .key(k.ready_for(Priority::High))
             .key(k.ready_for(Priority::Low))
             .key(k.wake())
+            .key(k.plan_keys())
             .arg(self.entry)
             .arg(plan)
             .arg(requeue.as_str())
@@ -240,7 +247,11 @@ impl ScriptCall for FinishIngest<'_> {
                     .iter()
                     .any(|(c, _)| *c == crate::Counter::PlansAccepted),
             ))
-            .arg(self.priority.as_str());
+            .arg(self.priority.as_str())
+            .arg(match self.concurrency_key {
+                None => "-",
+                Some(k) => k,
+            });
         for (name, n) in self.counts.args() {
             inv.arg(name).arg(n);
         }

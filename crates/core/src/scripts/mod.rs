@@ -14,6 +14,7 @@
 pub mod control;
 pub mod hold;
 pub mod ingest;
+pub mod limits;
 pub mod pool;
 pub mod task;
 
@@ -62,7 +63,7 @@ scripts! {
     /// Ends an ingest: drops the document, schedules the plan (pool slot).
     FINISH_INGEST = "finish_ingest.lua", prelude = true;
     /// Claims the next plan by priority, after moving due delayed plans (pool slot).
-    CLAIM = "claim.lua", prelude = false;
+    CLAIM = "claim.lua", prelude = true;
     /// Takes a plan's lease and reads its next task (plan slot).
     ACQUIRE = "acquire.lua", prelude = true;
     /// Announces a task attempt: its events and the plan's counters (plan slot).
@@ -84,7 +85,7 @@ scripts! {
     /// Frees a dead worker's lease on a plan (plan slot).
     REAP_LOCK = "reap_lock.lua", prelude = false;
     /// Hands a dead worker's plans and documents back (pool slot).
-    REAP_WORKER = "reap_worker.lua", prelude = false;
+    REAP_WORKER = "reap_worker.lua", prelude = true;
     /// Puts a failed plan back in service, once per action document (plan slot).
     RETRY = "retry.lua", prelude = true;
     /// Cancels a plan (plan slot).
@@ -97,6 +98,14 @@ scripts! {
     APPROVE = "approve.lua", prelude = true;
     /// Runs a task under review again with the reviewer's note, once per document (plan slot).
     REJECT = "reject.lua", prelude = true;
+    /// Sets or removes a limit per concurrency key and lets parked plans go (pool slot).
+    LIMIT = "limit.lua", prelude = true;
+    /// Adds a keyed plan's spend to its key's day and reads the key's budget (pool slot).
+    SPEND = "spend.lua", prelude = false;
+    /// Sets or removes a key's daily budget and lets its paused plans go (pool slot).
+    KEY_BUDGET = "key_budget.lua", prelude = true;
+    /// Raises a plan's budget and resumes it from a budget pause, once per document (plan slot).
+    BUDGET = "budget.lua", prelude = true;
     /// Pauses or resumes the pool (pool slot).
     POOL_PAUSE = "pool_pause.lua", prelude = false;
     /// Replaces a transcript's base and chunks by one pack, fenced (plan slot).
@@ -272,6 +281,11 @@ mod tests {
             "table",
             // The separator of a delayed entry, `<priority>:<plan id>`.
             ":",
+            // Concurrency keys: the repo default's start, the per-key keys, a budget pause.
+            "repo:",
+            "running:",
+            "waiting:",
+            "budget",
         ];
         let mut sources: Vec<(&str, &str)> = SOURCES.to_vec();
         sources.push(("prelude.lua", PRELUDE));

@@ -85,6 +85,11 @@ impl ScriptCall for ReapWorker<'_> {
             .key(k.handback())
             .key(k.wake())
             .key(k.worker_info())
+            .key(k.plan_keys())
+            .key(k.limits())
+            .key(k.ready_for(crate::vocab::Priority::High))
+            .key(k.key_base())
+            .key(k.ready_for(crate::vocab::Priority::Low))
             .arg(self.worker.as_str())
             .arg(self.cutoff_ms);
         inv
@@ -117,7 +122,9 @@ impl ScriptCall for PruneIndex<'_> {
             .key(k.stats_seen())
             .key(k.workspace_owners())
             .key(k.workspace_paths())
-            .key(k.plan_workspaces());
+            .key(k.plan_workspaces())
+            .key(k.plan_keys())
+            .key(k.spend_seen());
         for (member, score) in self.expired {
             inv.arg(member).arg(score);
         }

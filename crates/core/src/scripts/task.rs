@@ -232,6 +232,9 @@ pub struct Fail<'a> {
     pub reason: &'a str,
     pub task_event: Option<&'a Event>,
     pub plan_event: &'a Event,
+    /// `None`: the plan fails. `Some(key)`: a spent budget pauses it; `key` is the concurrency
+    /// key whose daily budget is spent (`""`: the plan's own budget).
+    pub budget_pause: Option<&'a str>,
 }
 
 /// The reply of `fail.lua`.
@@ -258,7 +261,13 @@ impl ScriptCall for Fail<'_> {
             .arg(k.channel())
             .arg(crate::time::now_rfc3339())
             .arg(env.event_cap)
-            .arg(env.retention_secs);
+            .arg(env.retention_secs)
+            .arg(if self.budget_pause.is_some() {
+                "paused"
+            } else {
+                ""
+            })
+            .arg(self.budget_pause.unwrap_or(""));
         inv
     }
 }

@@ -16,6 +16,7 @@
 //! long as the hold lives, so a reaper can always hand it back; a task leaves its plan's list
 //! only in the fenced commit; a hold whose lease is lost stops its CLI and writes nothing more.
 
+mod budget;
 mod commit;
 mod dependencies;
 mod next;
@@ -70,6 +71,8 @@ pub(crate) struct Hold<'p> {
     claimed_at: Option<SystemTime>,
     /// When the hold began the task it runs.
     task_began: SystemTime,
+    /// The plan's concurrency key: the hand-back reports its spend to the key's day.
+    concurrency_key: Option<String>,
 }
 
 /// Holds a claimed plan: takes its lease, runs its tasks while it has some (within the
@@ -101,6 +104,7 @@ pub(crate) async fn run(pool: &Pool, plan: PlanId, claimed_at: SystemTime) {
         ran: 0,
         claimed_at: Some(claimed_at),
         task_began: SystemTime::now(),
+        concurrency_key: head.plan.concurrency_key.clone(),
     };
     let (leave, transcript) = {
         let work = async {
@@ -224,6 +228,9 @@ impl Hold<'_> {
             let end = self.stop_plan(task, Stop::failed_now(reason).into()).await;
             return (end, base);
         }
+        if let Some(end) = self.key_budget_check(head).await {
+            return (end, base);
+        }
         let workspace = head
             .plan
             .workspace
@@ -304,6 +311,7 @@ impl Hold<'_> {
             engine,
             report,
             priority,
+            concurrency_key,
             ..
         } = self;
         if let (Some(t), false) = (transcript, leave == Leave::LeaseLost) {
@@ -349,6 +357,9 @@ impl Hold<'_> {
         })
         .await
         .unwrap_or_default();
+        if let Some(key) = &concurrency_key {
+            budget::report_spend(pool, &plan, key, budget::cost_of(&totals)).await;
+        }
         let call = Unclaim {
             worker: &pool.id,
             plan: &plan,

@@ -17,6 +17,9 @@ pub(crate) enum TaskEnd {
     Done,
     /// The plan stopped (failed, budget spent, cancelled): it waits for someone to act.
     Stopped,
+    /// The plan paused on its key's daily budget: it is claimed again after this long (the
+    /// next UTC day), unless the budget is raised first.
+    Wait(Duration),
     /// No outcome: the lease was lost, or the task was stopped.
     Interrupted(Interruption),
 }
@@ -52,6 +55,7 @@ pub(crate) fn next_move(end: TaskEnd, ran: u32, max_per_hold: u32, draining: boo
         TaskEnd::Next(_) => NextMove::Leave(Leave::Release(Requeue::Back)),
         TaskEnd::Done => NextMove::Leave(Leave::Released),
         TaskEnd::Stopped => NextMove::Leave(Leave::Release(Requeue::Back)),
+        TaskEnd::Wait(d) => NextMove::Leave(Leave::Later(d)),
         TaskEnd::Interrupted(Interruption::LeaseLost) => NextMove::Leave(Leave::LeaseLost),
         TaskEnd::Interrupted(Interruption::Stopped) => {
             NextMove::Leave(Leave::Release(Requeue::Front))

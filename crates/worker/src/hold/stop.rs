@@ -1,6 +1,7 @@
 //! A plan stopped on its head task, which stays first so `baton retry` resumes from it: a task
-//! that failed for good (dead-lettered with each attempt's reason), a spent budget, or a plan it
-//! runs after that failed. Written in one fenced script (`fail.lua`) with the plan's events.
+//! that failed for good (dead-lettered with each attempt's reason), or a plan it runs after that
+//! failed; or paused there on a spent budget (the plan's own, or its key's for the day), until
+//! the budget is raised. Written in one fenced script (`fail.lua`) with the plan's events.
 
 use baton_core::event::{EventBody, PlanBudgetExhausted, PlanStopped, TaskFailed};
 use baton_core::records::{DeadLetter, StoredTask};
@@ -21,6 +22,11 @@ pub(super) enum Halt {
     Task(Stop),
     /// The plan cannot run: a plan it runs after failed (`plan_failed` only; no task ran).
     Blocked(String),
+    /// Its concurrency key has spent its daily budget: paused on the key until the next day.
+    KeySpent {
+        key: String,
+        day: baton_core::scripts::limits::KeyDay,
+    },
 }
 
 impl From<Stop> for Halt {
@@ -64,18 +70,28 @@ impl Hold<'_> {
                 let body = PlanBudgetExhausted::new(detail.as_str(), *stopped_by);
                 (detail.clone(), None, self.report.event(body, task))
             }
+            Halt::KeySpent { key, day } => {
+                let body = super::budget::key_spent_event(key, day);
+                (body.detail.clone(), None, self.report.event(body, task))
+            }
         }
     }
 
     /// Stops the plan on `task`.
     pub(super) async fn stop_plan(&self, task: &StoredTask, halt: Halt) -> TaskEnd {
         let (reason, task_event, plan_event) = self.halt_events(task, &halt);
+        let budget_pause = match &halt {
+            Halt::Task(Stop::BudgetSpent { .. }) => Some(""),
+            Halt::KeySpent { key, .. } => Some(key.as_str()),
+            _ => None,
+        };
         let call = Fail {
             plan: &self.plan,
             lock: &self.lease.value,
             reason: &reason,
             task_event: task_event.as_ref(),
             plan_event: &plan_event,
+            budget_pause,
         };
         let abort = &self.pool.shutdown.abort;
         match redis_retry("stop plan", abort, || self.pool.store.call(&call)).await {
@@ -106,7 +122,13 @@ impl Hold<'_> {
                 self.report
                     .count(&[(Counter::PlansBudgetExhausted, 1)])
                     .await;
-                warn!(detail, "plan stopped: budget spent");
+                warn!(detail, "plan paused: its budget is spent");
+            }
+            Halt::KeySpent { key, .. } => {
+                self.report
+                    .count(&[(Counter::PlansBudgetExhausted, 1)])
+                    .await;
+                warn!(key, "plan paused: its key's daily budget is spent");
             }
         }
         TaskEnd::Stopped

@@ -1,10 +1,12 @@
-//! An action document applied (`retry`, `resume`, `approve`, `reject`), each by its script on
+//! An action document applied (`retry`, `resume`, `approve`, `reject`, `budget`), each by its script on
 //! the plan, then the plan scheduled (at the front of its line: a user waits for it).
 
 use baton_core::event::{
-    AcceptStatus, Bare, EventBody, PlanAccepted, PlanCompleted, ReviewApproved, ReviewRejected,
+    AcceptStatus, Bare, EventBody, PlanAccepted, PlanBudgetRaised, PlanCompleted, ReviewApproved,
+    ReviewRejected,
 };
 use baton_core::scripts::control::{ActionReply, Approve, Refused, Reject, Resume, Retry};
+use baton_core::scripts::limits::RaiseBudget;
 use baton_core::{ActionRequest, Counter, Counts, Event, PlanAction, PlanId, Requeue};
 
 use super::{Ingestion, Taken};
@@ -38,16 +40,23 @@ impl Ingestion<'_> {
                 if req.action == PlanAction::Retry {
                     counts.add(Counter::PlansRetried, 1);
                 }
-                self.finish(taken, plan, front(schedule), priority, &counts)
+                self.finish(taken, plan, front(schedule), priority, &counts, None)
                     .await;
             }
             Some(ActionReply::Duplicate { schedule, priority }) => {
-                self.finish(taken, plan, front(schedule), priority, &Counts::NONE)
+                self.finish(taken, plan, front(schedule), priority, &Counts::NONE, None)
                     .await;
             }
             Some(ActionReply::Refused(Refused(state))) => {
                 let problem = req.action.refusal(plan, state);
                 self.reject(taken, "action", &problem).await;
+            }
+            Some(ActionReply::NotAboveSpent(spent)) => {
+                let problem = format!(
+                    "${:.4} is not above what plan {plan} has spent (${spent:.4})",
+                    req.max_budget_usd.unwrap_or(0.0)
+                );
+                self.reject(taken, "max_budget_usd", &problem).await;
             }
         }
     }
@@ -104,6 +113,25 @@ impl Ingestion<'_> {
                     session_ttl_secs,
                 };
                 redis_retry("approve", abort, || store.call(&call)).await
+            }
+            PlanAction::Budget => {
+                let usd = req.max_budget_usd.unwrap_or(0.0);
+                let raised = event(
+                    PlanBudgetRaised {
+                        max_budget_usd: usd,
+                    }
+                    .into(),
+                );
+                let resumed = event(EventBody::PlanResumed(Bare {}));
+                let call = RaiseBudget {
+                    plan,
+                    tag,
+                    usd,
+                    raised: &raised,
+                    resumed: &resumed,
+                    session_ttl_secs,
+                };
+                redis_retry("raise the budget", abort, || store.call(&call)).await
             }
             PlanAction::Reject => {
                 let note = note.unwrap_or_default();

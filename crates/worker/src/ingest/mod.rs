@@ -157,6 +157,7 @@ impl Ingestion<'_> {
         to: Requeue,
         priority: Priority,
         counts: &Counts,
+        concurrency_key: Option<&str>,
     ) {
         let call = FinishIngest {
             worker: &self.pool.id,
@@ -164,6 +165,7 @@ impl Ingestion<'_> {
             plan: Some((plan, to)),
             priority,
             counts,
+            concurrency_key,
         };
         let _ = redis_retry("finish ingest", &self.pool.shutdown.abort, || {
             self.pool.store.call(&call)

@@ -142,6 +142,7 @@ impl Ingestion<'_> {
                 count,
                 schedule,
                 priority,
+                concurrency_key,
                 ..
             }) => {
                 debug!(plan = %plan, %status, tasks = count, first_index, "document ingested");
@@ -161,7 +162,9 @@ impl Ingestion<'_> {
                 } else {
                     Requeue::Drop
                 };
-                self.finish(taken, plan, to, priority, &counts).await;
+                let key = concurrency_key.as_deref().unwrap_or("");
+                self.finish(taken, plan, to, priority, &counts, Some(key))
+                    .await;
             }
         }
     }

@@ -14,6 +14,7 @@ mod foundation;
 mod git;
 mod harness;
 mod isolation;
+mod limits;
 mod modes;
 mod operate;
 mod reliability;

@@ -476,9 +476,12 @@ fn tool_results(req: &Value) -> usize {
         .count()
 }
 
-/// A plan whose budget its third task would exceed stops there with reason `budget`.
+/// A plan whose budget its third task would exceed is paused there with reason `budget`, not
+/// failed; `baton budget PLAN --usd` raises it (refusing an amount not above what was spent), and
+/// the plan resumes in the same conversation: the model sees every earlier task.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_plan_stops_when_its_budget_is_spent() -> anyhow::Result<()> {
+async fn a_spent_budget_pauses_the_plan_and_a_raised_one_resumes_its_conversation(
+) -> anyhow::Result<()> {
     let mut pool = Pool::start()?;
     pool.add_worker(&pool.machine("a", 1))?;
     // What tasks cost depends on the stand-in's token counts: measure the same three tasks on a
@@ -512,7 +515,7 @@ async fn a_plan_stops_when_its_budget_is_spent() -> anyhow::Result<()> {
     .await?;
     pool.wait_state(
         &plan_id("spent"),
-        &[PlanState::Failed],
+        &[PlanState::Paused],
         Duration::from_secs(120),
     )
     .await?;
@@ -533,7 +536,63 @@ async fn a_plan_stops_when_its_budget_is_spent() -> anyhow::Result<()> {
     let out = baton(&pool.redis, &["status", "spent", "--json"], None)?;
     let status: Value = serde_json::from_slice(&out.stdout)?;
     assert_eq!(status["tasks_pending"], 1);
-    assert_eq!(status["state"], "failed");
+    assert_eq!(status["state"], "paused");
+    assert_eq!(status["pause_reason"], "budget");
+    let text = baton(&pool.redis, &["status", "spent"], None)?;
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("baton budget spent --usd"), "{text}");
+
+    // Not above what it spent: refused, naming the amounts; nothing submitted.
+    let low = format!("{:.6}", costs[0]);
+    let out = baton(&pool.redis, &["budget", "spent", "--usd", &low], None)?;
+    assert_eq!(
+        out.status.code(),
+        Some(baton_producer::exit::BAD_INPUT.into())
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("is not above what plan spent has spent"),
+        "{err}"
+    );
+
+    let out = baton(&pool.redis, &["budget", "spent", "--usd", "5"], None)?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    pool.wait_state(
+        &plan_id("spent"),
+        &[PlanState::Completed],
+        Duration::from_secs(120),
+    )
+    .await?;
+    let events = pool.events(&plan_id("spent")).await?;
+    let raised = events
+        .iter()
+        .find(|e| e.kind() == EventKind::PlanBudgetRaised)
+        .expect("plan_budget_raised");
+    assert_eq!(body!(raised, PlanBudgetRaised).max_budget_usd, 5.0);
+    assert!(events.iter().any(|e| e.kind() == EventKind::PlanResumed));
+    let results = pool.results(&plan_id("spent")).await?;
+    assert_eq!(results.len(), 3);
+    assert_eq!(
+        results[0].session_id, results[2].session_id,
+        "one conversation"
+    );
+    let requests = pool.standin.requests()?;
+    let last = requests
+        .iter()
+        .rev()
+        .find(|r| prompts_of(r).iter().any(|p| p.contains("MARK-3")))
+        .expect("task 3 reached the model");
+    let seen = markers(last);
+    for m in ["MARK-1", "MARK-2", "MARK-3"] {
+        assert!(
+            seen.iter().any(|s| s == m),
+            "after the resume the model saw {seen:?}"
+        );
+    }
     Ok(())
 }
 

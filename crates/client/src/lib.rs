@@ -13,11 +13,13 @@
 //! - [`plan`]: [`PlanView`] (a plan in one round trip), [`PlanDetail`] (with its results,
 //!   pending tasks, events, transcript), the plan index, pool counters.
 //! - [`dead`]: the dead-letter list, typed.
+//! - [`limits`]: concurrency keys: limits, running and parked plans, daily budgets and spend.
 //! - [`cursor`]: [`EventCursor`], a plan's stored events from a position, then the channel.
 //! - [`wait`]: typed waits: a plan's state, a pool counter, an event kind.
 
 pub mod cursor;
 pub mod dead;
+pub mod limits;
 pub mod plan;
 pub mod reconnect;
 pub mod wait;

@@ -12,6 +12,7 @@ mod dashboard;
 mod dead;
 mod enqueue;
 mod eval;
+mod limits;
 mod progress;
 mod render;
 mod retry;
@@ -54,6 +55,8 @@ enum Command {
     Resume(control::Resume),
     Approve(control::Approve),
     Reject(control::Reject),
+    Limit(limits::Limit),
+    Budget(limits::Budget),
     Dashboard(dashboard::Dashboard),
     Eval(eval::Eval),
 }
@@ -218,6 +221,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Stats(c) => c.run(&ctx).await,
         Command::Dead(c) => c.run(&ctx).await,
         Command::Retry(c) => c.run(&ctx).await,
+        Command::Limit(c) => c.run(&ctx).await,
+        Command::Budget(c) => c.run(&ctx).await,
         Command::Cancel(c) => c.run(&ctx).await,
         Command::Pause(c) => c.run(&ctx).await,
         Command::Resume(c) => c.run(&ctx).await,

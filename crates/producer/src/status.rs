@@ -61,6 +61,9 @@ fn print_json(p: &PlanId, detail: &PlanDetail, pause: Option<&str>) {
         "pool_paused": pause,
         "priority": plan.priority.unwrap_or_default(),
         "pause_reason": plan.pause_reason,
+        "pause_key": plan.pause_key,
+        "concurrency_key": plan.concurrency_key,
+        "max_budget_usd": plan.options.as_ref().and_then(|o| o.max_budget_usd),
         "review_task": plan.review_task_id(),
         "not_before_ms": plan.not_before_ms,
         "after": plan.after,
@@ -80,8 +83,19 @@ fn print_text(p: &PlanId, detail: &PlanDetail, pause: Option<&str>) {
     let workspace = plan.workspace.as_deref().unwrap_or("");
     println!("plan       {p}");
     println!("state      {state}");
-    if let Some(why) = &plan.pause_reason {
-        println!("paused     {why} (`baton resume {p}`)");
+    match (&plan.pause_reason, &plan.pause_key) {
+        (Some(_), Some(key)) => println!(
+            "paused     budget: {key}'s daily budget is spent; goes on the next UTC day \
+             (or `baton budget --key {key} --per-day USD`)"
+        ),
+        (Some(why), None) if why == "budget" => {
+            println!("paused     budget spent (`baton budget {p} --usd X` raises it and resumes)")
+        }
+        (Some(why), None) => println!("paused     {why} (`baton resume {p}`)"),
+        _ => {}
+    }
+    if let Some(key) = &plan.concurrency_key {
+        println!("key        {key} (`baton limit list`)");
     }
     if let Some(t) = plan.review_task_id() {
         println!("review     task {t} waits: `baton approve {p}` or `baton reject {p} --note ...`");

@@ -47,6 +47,8 @@ pub(super) enum QueueList {
     submit,
     ready,
     dead,
+    /// Plans parked because their concurrency key is at its limit (every key together).
+    waiting_on_limit,
 }
 
 /// What runs a task, for `mode` labels: the session mode, or which benchmark executor (never

@@ -233,6 +233,7 @@ impl Metrics {
                     (QueueList::submit, q.submit),
                     (QueueList::ready, q.ready),
                     (QueueList::dead, q.dead),
+                    (QueueList::waiting_on_limit, q.waiting_on_limit),
                 ] {
                     self.queue_length
                         .get_or_create(&ListLabels { list })

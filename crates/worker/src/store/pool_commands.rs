@@ -45,6 +45,8 @@ pub(crate) struct QueueDepths {
     pub(crate) rate_limited: bool,
     /// Paused by a user until `baton resume --all`.
     pub(crate) user_paused: bool,
+    /// Plans parked on a concurrency key's limit.
+    pub(crate) waiting_on_limit: u64,
 }
 
 impl Store {
@@ -178,7 +180,14 @@ impl Store {
                 .and_then(|u| humantime::parse_rfc3339(&u).ok())
                 .and_then(|t| std::time::SystemTime::now().duration_since(t).ok());
         }
+        let keys: Vec<String> = conn.smembers(k.concurrency_keys()).await?;
+        let mut waiting_on_limit = 0;
+        for key in keys {
+            let n: u64 = conn.llen(k.key_waiting(&key)).await?;
+            waiting_on_limit += n;
+        }
         Ok(QueueDepths {
+            waiting_on_limit,
             submit,
             ready,
             dead,

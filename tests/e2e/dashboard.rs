@@ -257,7 +257,7 @@ fn get_page(base: &str, path: &str) -> anyhow::Result<String> {
 
 /// GETs a page with `Host: host` (whatever the address connected to) and returns the raw
 /// response.
-fn get_page_as(base: &str, path: &str, host: &str) -> anyhow::Result<String> {
+pub(crate) fn get_page_as(base: &str, path: &str, host: &str) -> anyhow::Result<String> {
     raw_request(
         base,
         &format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),

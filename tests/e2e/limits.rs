@@ -118,6 +118,13 @@ async fn a_key_at_limit_one_runs_its_plans_one_after_another() -> anyhow::Result
     assert!(text.contains("team:a"), "{text}");
     let status = run(&pool, &["status", "k1"])?;
     assert!(status.contains("key        team:a"), "{status}");
+    let (_dashboard, url) = pool.start_dashboard(None)?;
+    let host = url.trim_start_matches("http://").to_owned();
+    let page = crate::dashboard::get_page_as(&url, "/", &host)?;
+    assert!(
+        page.contains("Limits per key") && page.contains("team:a"),
+        "the overview lists the key: {page}"
+    );
     // Removing the limit empties nothing that is not waiting; the key stays listed.
     let removed = run(&pool, &["limit", "remove", "team:a"])?;
     assert!(removed.contains("0 waiting plans let go"), "{removed}");

@@ -49,6 +49,8 @@ pub(super) struct Overview {
     /// Oldest first, one per minute of the last hour.
     pub(super) minutes: Vec<Minute>,
     pub(super) pause: Option<String>,
+    /// Concurrency keys: limits, running and waiting plans, daily budgets.
+    pub(super) limits: baton_client::limits::Limits,
 }
 
 impl Overview {
@@ -128,7 +130,17 @@ pub(super) async fn overview(conn: &mut SharedConn, keys: &Keys) -> redis::Redis
             }
         })
         .collect();
+    let client = baton_client::Client::new(conn.clone(), keys.clone());
+    let limits = client.limits().await.map_err(|e| match e {
+        baton_client::ClientError::Redis(e) => e,
+        other => redis::RedisError::from((
+            redis::ErrorKind::Client,
+            "reading the limits",
+            other.to_string(),
+        )),
+    })?;
     Ok(Overview {
+        limits,
         submit,
         ready,
         delayed,

@@ -114,6 +114,22 @@ pub(super) fn overview_fragment(o: &Overview) -> Markup {
             (o.counter(Counter::TasksFailed)) " failed, "
             (o.counter(Counter::TaskRetries)) " retries in all."
         }
+        @if !o.limits.keys.is_empty() {
+            h2 { "Limits per key" }
+            table {
+                tr { th { "key" } th.num { "limit" } th.num { "running" } th.num { "waiting on the limit" } th.num { "budget per day" } th.num { "spent today" } }
+                @for k in &o.limits.keys {
+                    tr {
+                        td.mono { (k.key) }
+                        td.num { @match k.limit { Some(n) => (n), None => "-" } @if k.default_limit { " (default)" } }
+                        td.num { (k.running) }
+                        td.num { (k.waiting) }
+                        td.num { @match k.budget_per_day_usd { Some(b) => (money(b)), None => "-" } }
+                        td.num { (money(k.spent_today_usd)) }
+                    }
+                }
+            }
+        }
         h2 { "Workers" }
         table {
             tr { th { "worker" } th.num { "heartbeat" } th.num { "plans held" } th { "mode" } th { "sandbox" } }

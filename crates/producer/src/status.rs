@@ -74,15 +74,8 @@ fn print_json(p: &PlanId, detail: &PlanDetail, pause: Option<&str>) {
     );
 }
 
-/// `baton status`: the plan for a person, then its tasks.
-fn print_text(p: &PlanId, detail: &PlanDetail, pause: Option<&str>) {
-    let (plan, pending, results) = (&detail.view.hash, &detail.tasks, &detail.results);
-    let session = &detail.view.session;
-    let ttl = detail.view.session_ttl.unwrap_or(-2);
-    let state = plan.state.map(|s| s.as_str()).unwrap_or("");
-    let workspace = plan.workspace.as_deref().unwrap_or("");
-    println!("plan       {p}");
-    println!("state      {state}");
+/// Why the plan is paused and what goes on with it, and its concurrency key.
+fn print_pause_and_key(p: &PlanId, plan: &baton_core::PlanHash) {
     match (&plan.pause_reason, &plan.pause_key) {
         (Some(_), Some(key)) => println!(
             "paused     budget: {key}'s daily budget is spent; goes on the next UTC day \
@@ -97,6 +90,18 @@ fn print_text(p: &PlanId, detail: &PlanDetail, pause: Option<&str>) {
     if let Some(key) = &plan.concurrency_key {
         println!("key        {key} (`baton limit list`)");
     }
+}
+
+/// `baton status`: the plan for a person, then its tasks.
+fn print_text(p: &PlanId, detail: &PlanDetail, pause: Option<&str>) {
+    let (plan, pending, results) = (&detail.view.hash, &detail.tasks, &detail.results);
+    let session = &detail.view.session;
+    let ttl = detail.view.session_ttl.unwrap_or(-2);
+    let state = plan.state.map(|s| s.as_str()).unwrap_or("");
+    let workspace = plan.workspace.as_deref().unwrap_or("");
+    println!("plan       {p}");
+    println!("state      {state}");
+    print_pause_and_key(p, plan);
     if let Some(t) = plan.review_task_id() {
         println!("review     task {t} waits: `baton approve {p}` or `baton reject {p} --note ...`");
     }

@@ -114,25 +114,7 @@ impl Ingestion<'_> {
                 };
                 redis_retry("approve", abort, || store.call(&call)).await
             }
-            PlanAction::Budget => {
-                let usd = req.max_budget_usd.unwrap_or(0.0);
-                let raised = event(
-                    PlanBudgetRaised {
-                        max_budget_usd: usd,
-                    }
-                    .into(),
-                );
-                let resumed = event(EventBody::PlanResumed(Bare {}));
-                let call = RaiseBudget {
-                    plan,
-                    tag,
-                    usd,
-                    raised: &raised,
-                    resumed: &resumed,
-                    session_ttl_secs,
-                };
-                redis_retry("raise the budget", abort, || store.call(&call)).await
-            }
+            PlanAction::Budget => self.raise_budget(taken, req).await,
             PlanAction::Reject => {
                 let note = note.unwrap_or_default();
                 let event = event(
@@ -151,6 +133,32 @@ impl Ingestion<'_> {
                 redis_retry("reject", abort, || store.call(&call)).await
             }
         }
+    }
+
+    /// `budget.lua`: the plan's budget raised, with its events.
+    async fn raise_budget(&self, taken: &Taken, req: &ActionRequest) -> Option<ActionReply> {
+        let plan = &req.plan_id;
+        let event = |body: EventBody| Event::new(Some(plan), body).worker(&self.pool.id);
+        let usd = req.max_budget_usd.unwrap_or(0.0);
+        let raised = event(
+            PlanBudgetRaised {
+                max_budget_usd: usd,
+            }
+            .into(),
+        );
+        let resumed = event(EventBody::PlanResumed(Bare {}));
+        let call = RaiseBudget {
+            plan,
+            tag: &taken.tag,
+            usd,
+            raised: &raised,
+            resumed: &resumed,
+            session_ttl_secs: self.pool.cfg.session_ttl.as_secs(),
+        };
+        redis_retry("raise the budget", &self.pool.shutdown.abort, || {
+            self.pool.store.call(&call)
+        })
+        .await
     }
 
     /// An approval completed the plan: the pool's counters take the plan's totals (its

@@ -14,12 +14,14 @@
 //!   pending tasks, events, transcript), the plan index, pool counters.
 //! - [`dead`]: the dead-letter list, typed.
 //! - [`cursor`]: [`EventCursor`], a plan's stored events from a position, then the channel.
+//! - [`schedules`]: the recurring plans, with what each fired.
 //! - [`wait`]: typed waits: a plan's state, a pool counter, an event kind.
 
 pub mod cursor;
 pub mod dead;
 pub mod plan;
 pub mod reconnect;
+pub mod schedules;
 pub mod wait;
 
 use std::time::Duration;

@@ -15,6 +15,7 @@ mod eval;
 mod progress;
 mod render;
 mod retry;
+mod schedule;
 mod stats;
 mod status;
 mod watch;
@@ -56,6 +57,7 @@ enum Command {
     Reject(control::Reject),
     Dashboard(dashboard::Dashboard),
     Eval(eval::Eval),
+    Schedule(schedule::Schedule),
 }
 
 /// A failure with its exit code.
@@ -225,5 +227,6 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Reject(c) => c.run(&ctx).await,
         Command::Dashboard(c) => c.run(ctx).await,
         Command::Eval(c) => c.run(&ctx).await,
+        Command::Schedule(c) => c.run(&ctx).await,
     }
 }

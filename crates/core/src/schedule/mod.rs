@@ -11,11 +11,13 @@
 //! The missed-tick policy is here too ([`CronSpec::latest_due`]): after an outage only the
 //! latest tick that was due fires, once; the earlier ones are counted as missed.
 
+mod entry;
 mod plan_doc;
 #[cfg(test)]
 mod tests;
 
-pub use plan_doc::{check_plan_document, tick_document, SCHEDULE_REF};
+pub use entry::{entries, Entry};
+pub use plan_doc::{check_plan_document, schedule_refs, tick_document, SCHEDULE_REF};
 
 use std::fmt;
 use std::str::FromStr;

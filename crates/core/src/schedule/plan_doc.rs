@@ -81,6 +81,14 @@ fn after_entries(doc: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The schedules a document's `options.after` names (`schedule:NAME` entries).
+pub fn schedule_refs(doc: &Value) -> Vec<ScheduleName> {
+    after_entries(doc)
+        .iter()
+        .filter_map(|e| e.strip_prefix(SCHEDULE_REF)?.parse().ok())
+        .collect()
+}
+
 /// The document a tick submits: `doc` with `plan_id` set, and each `schedule:NAME` entry of
 /// `options.after` replaced by `resolve(NAME)` (that schedule's last plan), or dropped when it
 /// has fired none (nothing to wait for); an `after` left empty is removed.

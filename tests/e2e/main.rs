@@ -18,5 +18,6 @@ mod modes;
 mod operate;
 mod reliability;
 mod scale;
+mod schedules;
 mod scripts;
 mod sessions;

@@ -181,20 +181,19 @@ async fn after_can_name_another_schedule() -> Result<()> {
     Ok(())
 }
 
+/// (name, cron, zone, plan file, what the refusal names).
+type Refusal<'a> = (&'a str, &'static str, &'static str, String, &'static str);
+
 /// Inputs `schedule add` refuses: (name, cron, zone, plan file, what the refusal names).
-fn refusals<'a>(
-    pool: &Pool,
-    good: &str,
-    long: &'a str,
-) -> Result<Vec<(&'a str, &'static str, &'static str, String, &'static str)>> {
+fn refusals<'a>(pool: &Pool, good: &str, long: &'a str) -> Result<Vec<Refusal<'a>>> {
     let good = good.to_owned();
-    let doc = |n: &str, d: serde_json::Value| plan_file(&pool, n, &d);
+    let doc = |n: &str, d: serde_json::Value| plan_file(pool, n, &d);
     let x = serde_json::json!([{"prompt": "x"}]);
     let every = "* * * * * *";
     // (name, cron, zone, plan file, what the refusal names)
     Ok(vec![
         ("bad.name", every, "UTC", good.clone(), "NAME"),
-        (&long, every, "UTC", good.clone(), "NAME"),
+        (long, every, "UTC", good.clone(), "NAME"),
         ("n1", "*/2 * *", "UTC", good.clone(), "--cron"),
         ("n1", "0 0 0 30 2 *", "UTC", good.clone(), "--cron"),
         ("n1", every, "Mars/Base", good.clone(), "--tz"),

@@ -3,7 +3,7 @@
 //! `baton` CLI: a 2-second schedule gives exactly one plan per tick across a kill -9 of the
 //! worker holding the scheduler lease and a Redis restart, with two workers both running the
 //! scheduler; missed ticks fire once when the pool comes back; run-now; remove; validation
-//! with the field named; `after` naming another schedule.
+//! with the field named; `after` naming another schedule; the dashboard's schedules page.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -155,3 +155,4 @@ async fn each_ran_once(pool: &Pool, plans: &[PlanId]) -> Result<()> {
 
 mod faults;
 mod inputs;
+mod page;

@@ -151,3 +151,31 @@ fn a_tick_document_carries_its_plan_id_and_resolved_references() {
     assert!(out["options"].get("after").is_none(), "{out}");
     assert!(crate::Document::parse(&serde_json::to_vec(&out).unwrap()).is_ok());
 }
+
+/// What croner does across DST changes, as the README says: Paris, 02:30 daily. On
+/// 2026-10-25 02:30 happens twice (00:30Z CEST, 01:30Z CET); on 2026-03-29 not at all.
+#[test]
+fn dst_changes_follow_croner() {
+    let spec = CronSpec::parse("0 30 2 * * *", "Europe/Paris").unwrap();
+    let n = name("d");
+    let ticks = |from_ms: u64, n_ticks: usize| {
+        let mut out = Vec::new();
+        let mut t = from_ms;
+        for _ in 0..n_ticks {
+            t = spec.next_after(t).unwrap();
+            out.push(tick_plan_id(&n, t).as_str().to_owned());
+        }
+        out
+    };
+    // 2026-10-24T00:00:00Z and 2026-03-28T00:00:00Z.
+    // Twice: once, the first time (CEST).
+    assert_eq!(
+        ticks(1_792_800_000_000, 3),
+        ["d-20261024T003000Z", "d-20261025T003000Z", "d-20261026T013000Z"]
+    );
+    // Not at all: at the first time after the gap, 03:00 CEST.
+    assert_eq!(
+        ticks(1_774_656_000_000, 3),
+        ["d-20260328T013000Z", "d-20260329T010000Z", "d-20260330T003000Z"]
+    );
+}

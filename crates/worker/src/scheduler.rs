@@ -215,3 +215,53 @@ async fn fire(
         })
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use baton_core::schedule::ScheduleDef;
+
+    fn entry(name: &str, cron: &str, after: &[&str]) -> Entry {
+        Entry {
+            def: ScheduleDef {
+                name: name.parse().unwrap(),
+                cron: cron.into(),
+                zone: "UTC".into(),
+                document: serde_json::json!({"tasks": [{"prompt": "x"}], "options": {"after": after}}),
+                created_ms: 1_796_207_400_000,
+            },
+            fired: None,
+            run_now: None,
+        }
+    }
+
+    /// Due at the same tick, a schedule runs after those its `after` names (whatever the
+    /// names' order); an earlier tick goes first; one not due is left out.
+    #[test]
+    fn due_schedules_fire_by_tick_and_after_the_schedules_they_name() {
+        let look = Look {
+            entries: vec![
+                entry("a-deploy", "*/2 * * * * *", &["schedule:b-build"]),
+                entry("b-build", "*/2 * * * * *", &["schedule:c-lint"]),
+                entry("c-lint", "*/2 * * * * *", &[]),
+                entry("d-odd", "1-59/2 * * * * *", &[]),
+                entry("e-later", "0 0 3 * * *", &[]),
+            ],
+            now_ms: 1_796_207_400_000 + 2500,
+            read_at: Instant::now(),
+        };
+        let order: Vec<(&str, u64)> = firing_order(&look)
+            .iter()
+            .map(|(e, d)| (e.def.name.as_str(), d.tick_ms - 1_796_207_400_000))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                ("d-odd", 1000),
+                ("c-lint", 2000),
+                ("b-build", 2000),
+                ("a-deploy", 2000)
+            ]
+        );
+    }
+}

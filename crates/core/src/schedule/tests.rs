@@ -171,11 +171,19 @@ fn dst_changes_follow_croner() {
     // Twice: once, the first time (CEST).
     assert_eq!(
         ticks(1_792_800_000_000, 3),
-        ["d-20261024T003000Z", "d-20261025T003000Z", "d-20261026T013000Z"]
+        [
+            "d-20261024T003000Z",
+            "d-20261025T003000Z",
+            "d-20261026T013000Z"
+        ]
     );
     // Not at all: at the first time after the gap, 03:00 CEST.
     assert_eq!(
         ticks(1_774_656_000_000, 3),
-        ["d-20260328T013000Z", "d-20260329T010000Z", "d-20260330T003000Z"]
+        [
+            "d-20260328T013000Z",
+            "d-20260329T010000Z",
+            "d-20260330T003000Z"
+        ]
     );
 }

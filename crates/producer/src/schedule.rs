@@ -14,6 +14,7 @@ use baton_core::schedule::{
 };
 use baton_core::scripts::schedule::{FireOutcome, ScheduleFire};
 use baton_core::scripts::ScriptCall;
+use baton_core::PlanId;
 use clap::Subcommand;
 use redis::AsyncCommands;
 
@@ -182,47 +183,50 @@ async fn find(ctx: &Ctx, name: &ScheduleName) -> Result<(Entry, Vec<Entry>, u64)
 
 impl RunNow {
     async fn run(self, ctx: &Ctx) -> Result<(), Failure> {
-        let name = parse_name(&self.name)?;
-        let (entry, all, now_ms) = find(ctx, &name).await?;
-        let plan = run_now_plan_id(&name, now_ms);
-        let last_of = |n: &ScheduleName| {
-            all.iter()
-                .find(|e| e.def.name == *n)
-                .and_then(|e| e.fired.as_ref())
-                .map(|f| f.plan_id.clone())
-        };
-        let document = tick_document(&entry.def.document, &plan, &last_of);
-        let record = Fired {
-            tick_ms: now_ms,
-            plan_id: plan.clone(),
+        let plan = run_now(ctx, &parse_name(&self.name)?).await?;
+        println!("{plan}");
+        Ok(())
+    }
+}
+
+/// Submits `name`'s plan now (`baton schedule run-now`, the dashboard's button); its plan id.
+pub(crate) async fn run_now(ctx: &Ctx, name: &ScheduleName) -> Result<PlanId, Failure> {
+    let (entry, all, now_ms) = find(ctx, name).await?;
+    let plan = run_now_plan_id(name, now_ms);
+    let last_of = |n: &ScheduleName| {
+        all.iter()
+            .find(|e| e.def.name == *n)
+            .and_then(|e| e.fired.as_ref())
+            .map(|f| f.plan_id.clone())
+    };
+    let document = tick_document(&entry.def.document, &plan, &last_of);
+    let record = Fired {
+        tick_ms: now_ms,
+        plan_id: plan.clone(),
+        missed: 0,
+        fired_ms: 0,
+    };
+    let event = Event::new(
+        Some(&plan),
+        ScheduleFired {
+            schedule: name.to_string(),
+            tick: rfc3339(now_ms),
             missed: 0,
-            fired_ms: 0,
-        };
-        let event = Event::new(
-            Some(&plan),
-            ScheduleFired {
-                schedule: name.to_string(),
-                tick: rfc3339(now_ms),
-                missed: 0,
-                run_now: true,
-            },
-        );
-        let call = ScheduleFire {
-            name: &name,
-            lease: None,
-            created_ms: entry.def.created_ms,
-            record: &record,
-            document: &document,
-            event: &event,
-        };
-        let mut conn = ctx.conn().await?;
-        match call.invocation(&ctx.env).invoke_async(&mut conn).await? {
-            FireOutcome::Fired(_) => {
-                println!("{plan}");
-                Ok(())
-            }
-            _ => Err(Failure::BadInput(format!("no schedule {name}"))),
-        }
+            run_now: true,
+        },
+    );
+    let call = ScheduleFire {
+        name,
+        lease: None,
+        created_ms: entry.def.created_ms,
+        record: &record,
+        document: &document,
+        event: &event,
+    };
+    let mut conn = ctx.conn().await?;
+    match call.invocation(&ctx.env).invoke_async(&mut conn).await? {
+        FireOutcome::Fired(_) => Ok(plan),
+        _ => Err(Failure::BadInput(format!("no schedule {name}"))),
     }
 }
 

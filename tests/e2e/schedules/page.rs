@@ -1,10 +1,12 @@
 //! The dashboard's schedules page in headless Chromium: each schedule with its cron, zone,
 //! next tick and last fired tick's plan (linked, and followed), kept current without a
-//! reload as ticks fire.
+//! reload as ticks fire; its run-now button, with the token.
 
 use super::*;
 use baton_tests::browser::Browser;
 use fantoccini::Locator;
+
+const TOKEN: &str = "schedules-page-token";
 
 /// The plan the page's row of `name` links as its last tick, now.
 async fn linked_plan(b: &Browser, name: &str) -> Option<String> {
@@ -45,7 +47,7 @@ async fn the_schedules_page_lists_each_schedule_and_follows_its_ticks() -> Resul
         ],
     )?;
     wait_ticks(&pool, "every2", 1, Duration::from_secs(15)).await?;
-    let (_dashboard, url) = pool.start_dashboard(None)?;
+    let (_dashboard, url) = pool.start_dashboard(Some(TOKEN))?;
     let browser = Browser::start().await?;
     let b = &browser;
     b.client.goto(&format!("{url}/schedules")).await?;
@@ -77,6 +79,43 @@ async fn the_schedules_page_lists_each_schedule_and_follows_its_ticks() -> Resul
     b.client.find(Locator::Css(css)).await?.click().await?;
     let plan_page = b.text().await?;
     ensure!(plan_page.contains("every2-"), "{plan_page}");
+    // Run now, with the token: the new plan's page.
+    b.client.goto(&format!("{url}/schedules")).await?;
+    let row = "#run-nightly";
+    b.client
+        .find(Locator::Css(&format!("{row} input[name=token]")))
+        .await?
+        .send_keys(TOKEN)
+        .await?;
+    b.client
+        .find(Locator::Css(&format!("{row} button")))
+        .await?
+        .click()
+        .await?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !b
+        .client
+        .current_url()
+        .await?
+        .path()
+        .contains("/plans/nightly-now-")
+    {
+        ensure!(
+            Instant::now() < deadline,
+            "run-now leads to its plan: {}",
+            b.text().await?
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let listed = pool.client().schedules().await?;
+    let ran = listed
+        .entries
+        .iter()
+        .find(|e| e.def.name.as_str() == "nightly")
+        .and_then(|e| e.run_now.clone());
+    let ran = ran.context("run-now recorded")?;
+    pool.wait_done(&ran.plan_id, 1, Duration::from_secs(20))
+        .await?;
     run(&pool, &["schedule", "remove", "every2"])?;
     browser.close().await
 }

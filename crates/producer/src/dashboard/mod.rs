@@ -130,6 +130,7 @@ impl Dashboard {
             .route("/dead", get(dead))
             .route("/schedules", get(schedules::page))
             .route("/fragments/schedules", get(schedules::fragment))
+            .route("/schedules/{name}/run-now", post(schedules::run_now))
             .route("/dead/{id}/requeue", post(actions::requeue))
             .route("/events", get(events_stream))
             .route(

@@ -6,7 +6,7 @@ use baton_client::schedules::Schedules;
 use baton_core::schedule::Fired;
 use maud::{html, Markup};
 
-use super::{layout, Actions};
+use super::{action_button, layout, token_field, Actions};
 use crate::schedule::rfc3339;
 
 /// The whole page.
@@ -18,6 +18,17 @@ pub(in crate::dashboard) fn schedules_page(s: &Schedules, actions: Actions) -> M
             "Each tick's plan is " code { "NAME-<UTC time>Z" } "; after an outage only the latest missed tick fires."
         }
         div #schedules data-fragment="/fragments/schedules" { (schedules_fragment(s)) }
+        // Outside the live part: a token being typed is not replaced when a tick fires.
+        @if !s.entries.is_empty() {
+            h2 { "Run now" }
+            p.muted { "Submits the schedule's plan at once, as " code { "NAME-now-<time>Z" } "; the ticks go on." }
+            @for e in &s.entries {
+                form.inline #(format!("run-{}", e.def.name)) method="post" action=(format!("/schedules/{}/run-now", e.def.name)) {
+                    (e.def.name) " " (token_field(actions)) " " (action_button("run now", actions))
+                }
+                " "
+            }
+        }
     };
     layout("Schedules", actions, Some("/events"), None, body)
 }

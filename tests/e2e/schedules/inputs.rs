@@ -241,3 +241,44 @@ fn refusals<'a>(pool: &Pool, good: &str, long: &'a str) -> Result<Vec<Refusal<'a
         ),
     ])
 }
+
+/// A tick's plan through the real Claude CLI (against the stand-in): its two tasks run in one
+/// conversation (the second answer lists the first prompt), like any enqueued plan's.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_ticks_plan_runs_through_the_real_cli_in_one_conversation() -> Result<()> {
+    let mut pool = Pool::start()?;
+    pool.add_worker(&pool.machine("a", 1))?;
+    let file = plan_file(
+        &pool,
+        "cli",
+        &serde_json::json!({"tasks": [
+            {"prompt": "Scheduled step one: note the date."},
+            {"prompt": "Scheduled step two: what did I ask before?"}
+        ]}),
+    )?;
+    run(
+        &pool,
+        &[
+            "schedule",
+            "add",
+            "cli",
+            "--cron",
+            "*/5 * * * * *",
+            "--plan",
+            &file,
+        ],
+    )?;
+    let plans = wait_ticks(&pool, "cli", 1, Duration::from_secs(20)).await?;
+    run(&pool, &["schedule", "remove", "cli"])?;
+    let state = pool
+        .wait_done(&plans[0], 2, Duration::from_secs(90))
+        .await?;
+    ensure!(state == PlanState::Completed, "{state:?}");
+    let results = pool.results(&plans[0]).await?;
+    ensure!(
+        results[1].result.contains("Scheduled step one"),
+        "the second task saw the first: {}",
+        results[1].result
+    );
+    Ok(())
+}

@@ -19,5 +19,6 @@ mod modes;
 mod operate;
 mod reliability;
 mod scale;
+mod schedules;
 mod scripts;
 mod sessions;

@@ -15,6 +15,7 @@
 //! - [`dead`]: the dead-letter list, typed.
 //! - [`limits`]: concurrency keys: limits, running and parked plans, daily budgets and spend.
 //! - [`cursor`]: [`EventCursor`], a plan's stored events from a position, then the channel.
+//! - [`schedules`]: the recurring plans, with what each fired.
 //! - [`wait`]: typed waits: a plan's state, a pool counter, an event kind.
 
 pub mod cursor;
@@ -22,6 +23,7 @@ pub mod dead;
 pub mod limits;
 pub mod plan;
 pub mod reconnect;
+pub mod schedules;
 pub mod wait;
 
 use std::time::Duration;

@@ -21,6 +21,10 @@
 //! | `{p}:workspace_paths` | sorted set: every held workspace path, score 0 (`ZRANGEBYLEX` finds those below a folder) | workers | with `{p}:workspaces` |
 //! | `{p}:plan_workspaces` | hash: plan id → the workspace path it holds (to release it) | workers | with `{p}:workspaces` |
 //! | `{p}:minute:<m>` | hash: pool counters added during minute `m` (since the epoch) | workers | 2 hours |
+//! | `{p}:schedules` | hash: schedule name → its definition (JSON: cron, zone, plan document) | `baton schedule add`/`remove` | never |
+//! | `{p}:schedule_fired` | hash: schedule name → the last tick fired (JSON: tick, plan id, when, missed) | the scheduler (`schedule_fire.lua`) | with the schedule |
+//! | `{p}:schedule_runs` | hash: schedule name → the last `run-now` (JSON, as above) | `baton schedule run-now` (`schedule_fire.lua`) | with the schedule |
+//! | `{p}:scheduler` | string `<worker>/<token>`: the lease of the one worker that fires schedules | the scheduler | the lease |
 //! | `p:{P}:plan` | hash: plan metadata and counters | workers | retention after last use |
 //! | `p:{P}:tasks` | list of pending tasks (JSON), first = next | workers | retention |
 //! | `p:{P}:task_ids` | set of every task id the plan has had | workers | retention |
@@ -218,6 +222,22 @@ impl Keys {
     /// The current minute's counters.
     pub fn this_minute(&self) -> String {
         self.minute(crate::time::now_millis() / 60_000)
+    }
+    /// Recurring plans: schedule name -> its definition (JSON).
+    pub fn schedules(&self) -> String {
+        self.global("schedules")
+    }
+    /// Schedule name -> the last tick it fired (JSON).
+    pub fn schedule_fired(&self) -> String {
+        self.global("schedule_fired")
+    }
+    /// Schedule name -> its last `baton schedule run-now` (JSON).
+    pub fn schedule_runs(&self) -> String {
+        self.global("schedule_runs")
+    }
+    /// The lease of the one worker firing schedules: `<worker>/<token>`, fenced like a plan's.
+    pub fn scheduler(&self) -> String {
+        self.global("scheduler")
     }
     /// A plan's metadata hash.
     pub fn plan(&self, plan: &PlanId) -> String {

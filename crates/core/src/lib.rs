@@ -15,6 +15,8 @@
 //! - [`event`]: the events published on the channel and kept per plan.
 //! - [`records`]: what baton stores in Redis (tasks, results, session records, dead letters).
 //! - [`repo`]: a plan's git repository: URLs and ref names a document may use, redaction.
+//! - [`schedule`]: recurring plans: names, cron in a zone, due ticks, each tick's plan id and
+//!   document.
 //! - [`scripts`]: the Lua scripts that change several keys at once, each with a typed call and
 //!   a typed reply.
 //! - [`transcript`]: the committed transcript's format (read by anything that shows a
@@ -39,6 +41,7 @@ pub mod plan;
 pub mod plan_hash;
 pub mod records;
 pub mod repo;
+pub mod schedule;
 pub mod scripts;
 pub mod structured;
 pub mod time;

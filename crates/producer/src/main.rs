@@ -16,6 +16,7 @@ mod limits;
 mod progress;
 mod render;
 mod retry;
+mod schedule;
 mod stats;
 mod status;
 mod watch;
@@ -59,6 +60,7 @@ enum Command {
     Budget(limits::Budget),
     Dashboard(dashboard::Dashboard),
     Eval(eval::Eval),
+    Schedule(schedule::Schedule),
 }
 
 /// A failure with its exit code.
@@ -230,5 +232,6 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Reject(c) => c.run(&ctx).await,
         Command::Dashboard(c) => c.run(ctx).await,
         Command::Eval(c) => c.run(&ctx).await,
+        Command::Schedule(c) => c.run(&ctx).await,
     }
 }

@@ -54,6 +54,17 @@ pub(crate) fn human(e: &Event) -> String {
         ),
         EventBody::ReviewApproved(ReviewApproved { note: Some(n) })
         | EventBody::ReviewRejected(ReviewRejected { note: n }) => format!(": {}", short(n, 200)),
+        EventBody::ScheduleFired(f) => format!(
+            " by schedule {} (tick {}{}{})",
+            f.schedule,
+            f.tick,
+            if f.run_now { ", run now" } else { "" },
+            if f.missed > 0 {
+                format!(", {} missed before it", f.missed)
+            } else {
+                String::new()
+            }
+        ),
         EventBody::WebhookFailed(w) => {
             format!(" {} to {}: {}", w.event, w.url, short(&w.reason, 200))
         }

@@ -21,6 +21,7 @@
 //! - `engine`: the `Engine` trait (run, discard, finish) and its warm, cold and benchmark
 //!   implementations.
 //! - `testing` (feature `testing`): one worker in-process with scripted engines, for fast tests.
+//! - `scheduler`: fires recurring plans' ticks while this worker holds the scheduler lease.
 //! - `liveness`: heartbeat and the reaper of silent workers; `metrics`: Prometheus metrics and
 //!   their endpoint (`--metrics-addr`).
 //! - `claude`: the CLI itself (process, stream, cold runs, warm sessions, errors).
@@ -57,6 +58,7 @@ mod pool;
 mod recap;
 mod reconnect;
 pub mod sandbox;
+mod scheduler;
 mod session;
 mod state_dir;
 mod store;
@@ -320,6 +322,9 @@ async fn serve(pool: Arc<Pool>, tasks: TaskTracker) -> Result<(), StartError> {
     let liveness_stop = CancellationToken::new();
     let liveness = tokio::spawn(liveness::run(pool.clone(), liveness_stop.clone()));
     tasks.spawn(ingest::run(pool.clone()));
+    if pool.cfg.scheduler {
+        tasks.spawn(scheduler::run(pool.clone()));
+    }
     for slot in 0..usize::from(pool.cfg.concurrency) {
         tasks.spawn(claim::run_slot(pool.clone(), slot));
     }

@@ -331,3 +331,18 @@ pub struct WebhookFailed {
     pub reason: String,
     pub attempts: u32,
 }
+
+/// `schedule_fired`: a schedule submitted a plan (the event's `plan_id`), published on the
+/// channel only (the firing script is in the pool's slot, not the plan's); the plan's own
+/// events start with its `plan_accepted`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleFired {
+    /// The schedule's name.
+    pub schedule: String,
+    /// The tick, RFC 3339 in UTC (for a run-now: when it was asked).
+    pub tick: String,
+    /// Due ticks skipped before this one: after an outage only the latest fires.
+    pub missed: u64,
+    /// `true` for `baton schedule run-now`.
+    pub run_now: bool,
+}

@@ -57,6 +57,8 @@ closed_enum! {
         ReviewRejected = "review_rejected",
         /// A webhook delivery was given up or refused (the plan goes on regardless).
         WebhookFailed = "webhook_failed",
+        /// A schedule submitted a tick's plan (or a run-now's).
+        ScheduleFired = "schedule_fired",
     }
 }
 
@@ -127,6 +129,7 @@ pub enum EventBody {
     ReviewApproved(ReviewApproved),
     ReviewRejected(ReviewRejected),
     WebhookFailed(WebhookFailed),
+    ScheduleFired(ScheduleFired),
 }
 
 impl EventBody {
@@ -158,6 +161,7 @@ impl EventBody {
             Self::ReviewApproved(_) => EventKind::ReviewApproved,
             Self::ReviewRejected(_) => EventKind::ReviewRejected,
             Self::WebhookFailed(_) => EventKind::WebhookFailed,
+            Self::ScheduleFired(_) => EventKind::ScheduleFired,
         }
     }
 
@@ -264,4 +268,5 @@ into_body! {
     ReviewApproved => ReviewApproved,
     ReviewRejected => ReviewRejected,
     WebhookFailed => WebhookFailed,
+    ScheduleFired => ScheduleFired,
 }

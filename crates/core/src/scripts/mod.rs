@@ -16,6 +16,7 @@ pub mod hold;
 pub mod ingest;
 pub mod limits;
 pub mod pool;
+pub mod schedule;
 pub mod task;
 
 use std::sync::LazyLock;
@@ -118,6 +119,10 @@ scripts! {
     PRUNE_INDEX = "prune_index.lua", prelude = false;
     /// Claims a plan's workspace at ingest, refusing one another live plan holds (pool slot).
     CLAIM_WORKSPACE = "claim_workspace.lua", prelude = false;
+    /// Takes, renews or gives back the scheduler's lease (pool slot).
+    SCHEDULE_LEASE = "schedule_lease.lua", prelude = false;
+    /// Fires one tick of a schedule (or a run-now): submits its document, once (pool slot).
+    SCHEDULE_FIRE = "schedule_fire.lua", prelude = false;
 }
 
 /// What every script call needs besides its own arguments: the key layout and the pool's

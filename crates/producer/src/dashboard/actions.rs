@@ -51,7 +51,7 @@ pub(super) fn done_banner(d: &Done) -> Option<&'static str> {
 }
 
 /// The page refusing an action, unless actions are enabled and the form has the right token.
-fn refusal(app: &App, form: &TokenForm) -> Option<Response> {
+pub(super) fn refusal(app: &App, form: &TokenForm) -> Option<Response> {
     let Some(expected) = &app.token else {
         return Some(failed(
             app,
@@ -76,7 +76,7 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn action_failed(app: &App, f: Failure) -> Response {
+pub(super) fn action_failed(app: &App, f: Failure) -> Response {
     match f {
         Failure::BadInput(m) | Failure::PlanFailed(m) => {
             failed(app, StatusCode::BAD_REQUEST, "Not done", &m)

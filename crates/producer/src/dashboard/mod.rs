@@ -6,6 +6,7 @@
 //! # Layout
 //! - `data`: what each page reads from Redis; `conversation`: a transcript as a chat;
 //! - `pages`: the HTML; `assets`: the stylesheet and script; `actions`: the buttons;
+//! - `schedules`: the schedules page's handlers;
 //! - `guard`: the `Host` and `Origin` checks and the security headers every answer carries.
 //!
 //! Read-only unless started with `--allow-actions`; then every action (retry, cancel, requeue a
@@ -19,6 +20,7 @@ mod conversation;
 mod data;
 mod guard;
 mod pages;
+mod schedules;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -126,6 +128,9 @@ impl Dashboard {
             .route("/plans/{id}/tasks", get(plan_tasks))
             .route("/plans/{id}/{action}", post(actions::plan_action))
             .route("/dead", get(dead))
+            .route("/schedules", get(schedules::page))
+            .route("/fragments/schedules", get(schedules::fragment))
+            .route("/schedules/{name}/run-now", post(schedules::run_now))
             .route("/dead/{id}/requeue", post(actions::requeue))
             .route("/events", get(events_stream))
             .route(

@@ -72,6 +72,10 @@ pub struct Config {
     /// cut off from Redis has stopped its tasks before another takes them over.
     #[arg(long, env = "BATON_DEAD_AFTER", default_value = "12s", value_parser = parse_positive_duration)]
     pub dead_after: Duration,
+    /// Take part in firing recurring plans (`baton schedule`): one worker at a time holds the
+    /// scheduler lease and fires every schedule's ticks. `false`: this worker never does.
+    #[arg(long, env = "BATON_SCHEDULER", default_value_t = true, action = clap::ArgAction::Set)]
+    pub scheduler: bool,
     /// Attempts per task before it goes to the dead-letter list and the plan stops.
     #[arg(long, env = "BATON_MAX_ATTEMPTS", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_attempts: u32,

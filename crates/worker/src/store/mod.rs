@@ -69,6 +69,11 @@ impl Store {
         Self { shared, env }
     }
 
+    /// The key layout and the pool's limits.
+    pub(crate) fn env(&self) -> &Env {
+        &self.env
+    }
+
     /// The shared connection (a cheap handle; concurrent commands on it are pipelined).
     pub(crate) fn conn(&self) -> SharedConn {
         self.shared.clone()

@@ -9,7 +9,9 @@ use super::data::{Overview, PlanRow};
 use crate::render::short;
 
 mod plan;
+mod schedules;
 pub(super) use plan::{plan_page, tasks_fragment};
+pub(super) use schedules::{schedules_fragment, schedules_page};
 
 /// Whether the buttons act, and what they say when they do not.
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +45,7 @@ fn layout(
                     a href="/" { "Overview" }
                     a href="/plans" { "Plans" }
                     a href="/dead" { "Dead letters" }
+                    a href="/schedules" { "Schedules" }
                     span.mode { @if actions.enabled { "actions enabled" } @else { "read-only" } }
                 }
                 main {

@@ -51,11 +51,11 @@ local function plan_limits(plan_key, retention, cap)
   return v[1] or retention, v[2] or cap
 end
 -- append_holder_fields(out, plan_key): appends the plan fields a holder reads (options,
--- cost_usd, workspace, session_id, repo, checkpoint, priority, after, review_note) to a
+-- cost_usd, workspace, session_id, repo, checkpoint, priority, after, review_note, trace) to a
 -- reply, as name, value pairs.
 local function append_holder_fields(out, plan_key)
   local fields = {'options', 'cost_usd', 'workspace', 'session_id', 'repo', 'checkpoint',
-    'priority', 'after', 'review_note'}
+    'priority', 'after', 'review_note', 'trace'}
   local vals = redis.call('HMGET', plan_key, unpack(fields))
   for i, f in ipairs(fields) do
     if vals[i] then table.insert(out, f); table.insert(out, vals[i]) end

@@ -70,6 +70,10 @@ closed_enum! {
         NotBefore = "not_before",
         /// The plans this one waits for (a JSON array of plan ids).
         After = "after",
+        /// The W3C `traceparent` of the plan's root span (OpenTelemetry): set once, by the
+        /// first hold of a worker that exports traces, never overwritten; every later hold,
+        /// on any worker, is its child.
+        Trace = "trace",
     }
 }
 
@@ -104,6 +108,9 @@ pub struct PlanHash {
     pub priority: Option<crate::vocab::Priority>,
     pub not_before_ms: Option<u64>,
     pub after: Vec<PlanId>,
+    /// The root span's `traceparent` (`00-<trace id>-<span id>-01`), once a tracing worker
+    /// held the plan.
+    pub trace: Option<String>,
     /// The plan's own counters.
     pub stats: BTreeMap<Counter, i64>,
 }
@@ -164,7 +171,14 @@ impl PlanHash {
             PlanField::Priority => self.priority = v.parse().ok(),
             PlanField::NotBefore => self.not_before_ms = v.parse().ok(),
             PlanField::After => self.after = serde_json::from_str(v).unwrap_or_default(),
+            PlanField::Trace => self.trace = text(),
         }
+    }
+
+    /// The plan's trace id (32 hex digits), from its root's `traceparent`.
+    pub fn trace_id(&self) -> Option<&str> {
+        let id = self.trace.as_deref()?.split('-').nth(1)?;
+        (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some(id)
     }
 
     /// The id of the task a plan awaiting review waits on.

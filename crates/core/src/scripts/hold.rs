@@ -71,6 +71,9 @@ pub struct Acquire<'a> {
     pub lock: &'a LockValue,
     pub lease: Duration,
     pub worker: &'a WorkerId,
+    /// A new root `traceparent`, kept as the plan's `trace` only if it has none yet (a worker
+    /// that exports traces; `None` otherwise).
+    pub trace: Option<&'a str>,
 }
 
 /// The reply of `acquire.lua`.
@@ -100,7 +103,8 @@ impl ScriptCall for Acquire<'_> {
             .arg(self.lock.as_str())
             .arg(millis(self.lease))
             .arg(crate::time::now_rfc3339())
-            .arg(self.worker.as_str());
+            .arg(self.worker.as_str())
+            .arg(self.trace.unwrap_or(""));
         inv
     }
 }

@@ -188,6 +188,7 @@ impl Git {
     /// A repository the task made inside the work tree is recorded as its plain files: its
     /// `.git` is removed first (git would otherwise record it as a submodule it cannot push,
     /// and read its config, which the model wrote, outside the box).
+    #[tracing::instrument(name = "git.checkpoint", skip_all)]
     pub(crate) async fn commit(
         &self,
         co: &Checkout,
@@ -256,6 +257,7 @@ impl Git {
 
     /// Pushes a checkpoint commit to the plan's branch with a lease: the branch must be at
     /// `expect` (absent, for `None`), or the push is refused ([`GitError::PushRefused`]).
+    #[tracing::instrument(name = "git.push", skip_all)]
     pub(crate) async fn push_checkpoint(
         &self,
         co: &Checkout,

@@ -35,7 +35,7 @@ use baton_core::scripts::hold::{
 };
 use baton_core::{PlanId, PlanTotals, Priority, Requeue};
 use tokio::sync::mpsc;
-use tracing::{debug, instrument, warn};
+use tracing::{debug, info_span, instrument, warn, Instrument};
 
 use crate::attempt::{Attempt, Base, Context, Outcome, Stop};
 use crate::engine::Engine;
@@ -43,6 +43,7 @@ use crate::gateway::Grant;
 use crate::lease::Lease;
 use crate::pool::Pool;
 use crate::reconnect::redis_retry;
+use crate::traces;
 use crate::transcript::Committed;
 use crate::workspace;
 use next::TtlRefresh;
@@ -73,13 +74,29 @@ pub(crate) struct Hold<'p> {
 }
 
 /// Holds a claimed plan: takes its lease, runs its tasks while it has some (within the
-/// fairness bound), and hands it back.
-#[instrument(name = "hold", skip_all, fields(plan = %plan))]
+/// fairness bound), and hands it back. The hold's span is a child of the plan's root span
+/// (`traces`): it is entered only once the lease is taken and the root read.
 pub(crate) async fn run(pool: &Pool, plan: PlanId, claimed_at: SystemTime) {
+    let span = info_span!("hold", plan = %plan);
     let value = LockValue::new(&pool.id);
-    let Some(head) = acquire(pool, &plan, &value).await else {
+    let root = traces::Root::candidate();
+    let Some(head) = acquire(pool, &plan, &value, root.as_ref()).await else {
         return;
     };
+    traces::join_plan(&span, &plan, head.plan.trace.as_deref(), root.as_ref());
+    held(pool, plan, claimed_at, head, value)
+        .instrument(span)
+        .await;
+}
+
+/// The hold from the lease taken to the plan handed back.
+async fn held(
+    pool: &Pool,
+    plan: PlanId,
+    claimed_at: SystemTime,
+    head: Box<Head>,
+    value: LockValue,
+) {
     debug!("holding plan");
     pool.metrics.plan_held(true);
     let lease = Lease::new(value, &pool.shutdown.abort);
@@ -90,7 +107,7 @@ pub(crate) async fn run(pool: &Pool, plan: PlanId, claimed_at: SystemTime) {
     };
     let mut hold = Hold {
         pool,
-        report: Reporter::new(pool, plan.clone()),
+        report: Reporter::new(pool, plan.clone(), head.plan.trace_id().map(str::to_owned)),
         engine: (pool.make_engine)(&plan),
         plan,
         lease,
@@ -129,12 +146,18 @@ pub(crate) async fn run(pool: &Pool, plan: PlanId, claimed_at: SystemTime) {
 
 /// Takes the plan's lease and reads its head task; `None` when there is nothing to hold (the
 /// claim is then handed back as the reply says).
-async fn acquire(pool: &Pool, plan: &PlanId, value: &LockValue) -> Option<Box<Head>> {
+async fn acquire(
+    pool: &Pool,
+    plan: &PlanId,
+    value: &LockValue,
+    root: Option<&traces::Root>,
+) -> Option<Box<Head>> {
     let acquire = Acquire {
         plan,
         lock: value,
         lease: pool.cfg.lease,
         worker: &pool.id,
+        trace: root.map(traces::Root::as_str),
     };
     let acquired = redis_retry("acquire", &pool.shutdown.abort, || {
         pool.store.call(&acquire)
@@ -212,10 +235,11 @@ impl Hold<'_> {
     }
 
     /// Runs the head task to a commit, a stop, or an interruption.
-    #[instrument(skip_all, fields(task = %head.task.id))]
+    #[instrument(name = "task", skip_all, fields(task = %head.task.id))]
     async fn run_task(&mut self, head: &Head, base: Base) -> (TaskEnd, Base) {
         self.task_began = SystemTime::now();
         let task = &head.task;
+        traces::mark_task(&tracing::Span::current(), &self.plan, task, None);
         if task.recoveries > self.pool.cfg.max_recoveries {
             let reason = format!(
                 "task was recovered from {} dead workers; treating it as poison",

@@ -20,3 +20,4 @@ mod reliability;
 mod scale;
 mod scripts;
 mod sessions;
+mod traces;

@@ -190,7 +190,6 @@ impl Attempt<'_> {
     }
 
     /// The workspace made the checkpoint's files (a plan with a repository).
-    #[tracing::instrument(name = "git.checkout", skip_all)]
     async fn checkout(&mut self, ctx: &Context<'_>) -> Result<Option<Checkout>, Failed> {
         let tree_at = self.base.tree_at.take();
         let Some(spec) = &self.head.plan.repo else {

@@ -85,6 +85,7 @@ impl Git {
     /// Fetches only when the commit is not on this worker yet. `tree_at`: the commit this
     /// hold's own last commit left the work tree at, when nothing ran since; then only files
     /// git ignores can differ, and the reset is skipped.
+    #[tracing::instrument(name = "git.checkout", skip_all)]
     pub(crate) async fn checkout(
         &self,
         plan: &PlanId,

@@ -6,6 +6,7 @@
 //! executor events and outcomes the attempts return.
 //!
 //! # Layout
+//! - `enter`: the hold's span in the plan's trace, around taking the lease.
 //! - this module: taking the lease, the tasks one after the other, each task's attempts, leaving.
 //! - `next`: what a hold does after a task ([`next_move`]), a pure function.
 //! - `report`: the events and counters it sends (and the pool-wide tally).
@@ -18,11 +19,13 @@
 
 mod commit;
 mod dependencies;
+mod enter;
 mod next;
 mod prestart;
 mod report;
 mod stop;
 
+pub(crate) use enter::run;
 pub(crate) use next::{next_move, Leave, NextMove, TaskEnd};
 pub(crate) use prestart::Prestarted;
 pub(crate) use report::transfer;
@@ -35,7 +38,7 @@ use baton_core::scripts::hold::{
 };
 use baton_core::{PlanId, PlanTotals, Priority, Requeue};
 use tokio::sync::mpsc;
-use tracing::{debug, info_span, instrument, warn, Instrument};
+use tracing::{debug, instrument, warn};
 
 use crate::attempt::{Attempt, Base, Context, Outcome, Stop};
 use crate::engine::Engine;
@@ -73,23 +76,8 @@ pub(crate) struct Hold<'p> {
     task_began: SystemTime,
 }
 
-/// Holds a claimed plan: takes its lease, runs its tasks while it has some (within the
-/// fairness bound), and hands it back. The hold's span is a child of the plan's root span
-/// (`traces`): it is entered only once the lease is taken and the root read.
-pub(crate) async fn run(pool: &Pool, plan: PlanId, claimed_at: SystemTime) {
-    let span = info_span!("hold", plan = %plan);
-    let value = LockValue::new(&pool.id);
-    let root = traces::Root::candidate();
-    let Some(head) = acquire(pool, &plan, &value, root.as_ref()).await else {
-        return;
-    };
-    traces::join_plan(&span, &plan, head.plan.trace.as_deref(), root.as_ref());
-    held(pool, plan, claimed_at, head, value)
-        .instrument(span)
-        .await;
-}
-
-/// The hold from the lease taken to the plan handed back.
+/// The hold from the lease taken (`enter::run`) to the plan handed back: runs its tasks while
+/// it has some (within the fairness bound), and hands it back.
 async fn held(
     pool: &Pool,
     plan: PlanId,

@@ -22,3 +22,4 @@ mod scale;
 mod schedules;
 mod scripts;
 mod sessions;
+mod traces;

@@ -105,6 +105,7 @@ impl Scripts {
             lock,
             lease,
             worker: &worker,
+            trace: None,
         })
         .await
     }
@@ -530,6 +531,7 @@ async fn a_commit_starts_the_next_task_when_asked() -> anyhow::Result<()> {
                 attempt: 1,
                 session_id,
                 mode: SessionMode::Warm,
+                trace_id: None,
             },
         ),
         Event::new(

@@ -15,6 +15,7 @@
 //! - [`faults`]: the fault suite's scenarios.
 //! - [`tls`]: certificates for the TLS tests.
 //! - [`webhook`]: a local receiver for plans' webhooks.
+//! - [`otlp`]: a local OTLP/HTTP receiver of the workers' traces.
 //!
 //! The binaries come from the workspace build (`cargo build --workspace` runs before the tests);
 //! the Claude CLI from `$BATON_CLAUDE_BIN` or `<repo>/.tools/node_modules/.bin/claude`, where the
@@ -25,6 +26,7 @@ pub mod docs;
 pub mod faults;
 pub mod git;
 pub mod inproc;
+pub mod otlp;
 pub mod pool;
 pub mod proc;
 pub mod redis_server;

@@ -1,7 +1,8 @@
 -- Takes a plan's lease and reads what the holder needs to run its next task, in one trip.
 -- KEYS: 1 lock, 2 plan, 3 tasks, 4 session, 5 events
 -- ARGV: 1 lock value '<worker>/<token>', 2 lease ms, 3 now, 4 worker id, 5 channel, 6 default
---       event cap
+--       event cap, 7 a new root traceparent (a worker that exports traces; '' otherwise): kept
+--       only if the plan has none
 -- Returns: {'busy'} (another worker holds it), {'idle', state} (nothing to run; lease dropped),
 --          {'later', not before ms, priority} (not yet: lease dropped, the plan stays scheduled),
 --          or {'ok', head task JSON, session JSON or '', plan fields the holder reads (options, cost_usd, workspace, session_id) as a flat list...}
@@ -35,5 +36,6 @@ if nb then
   end
 end
 redis.call('HSET', KEYS[2], 'state', 'running', 'holder', ARGV[4], 'updated_at', ARGV[3])
+if ARGV[7] and ARGV[7] ~= '' then redis.call('HSETNX', KEYS[2], 'trace', ARGV[7]) end
 local out = {'ok', head, redis.call('GET', KEYS[4]) or ''}
 return append_holder_fields(out, KEYS[2])

@@ -52,11 +52,10 @@ local function plan_limits(plan_key, retention, cap)
 end
 -- append_holder_fields(out, plan_key): appends the plan fields a holder reads (options,
 -- cost_usd, workspace, session_id, repo, checkpoint, priority, after, review_note,
--- concurrency_key, budget_usd) to a
--- reply, as name, value pairs.
+-- concurrency_key, budget_usd, trace) to a reply, as name, value pairs.
 local function append_holder_fields(out, plan_key)
   local fields = {'options', 'cost_usd', 'workspace', 'session_id', 'repo', 'checkpoint',
-    'priority', 'after', 'review_note', 'concurrency_key', 'budget_usd'}
+    'priority', 'after', 'review_note', 'concurrency_key', 'budget_usd', 'trace'}
   local vals = redis.call('HMGET', plan_key, unpack(fields))
   for i, f in ipairs(fields) do
     if vals[i] then table.insert(out, f); table.insert(out, vals[i]) end

@@ -41,6 +41,30 @@ pub fn init_logging(default_filter: &str) {
     }
 }
 
+/// [`init_logging`], with `layer` beside the logs (the worker's OpenTelemetry layer, with a
+/// filter of its own): the logs keep their own filter, so `BATON_LOG` does not change what the
+/// layer sees.
+///
+/// # Panics
+/// If a global subscriber is already installed.
+pub fn init_logging_with<L>(default_filter: &str, layer: L)
+where
+    L: tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync + 'static,
+{
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BATON_LOG")
+        .unwrap_or_else(|_| default_filter.into());
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let format = std::env::var("BATON_LOG_FORMAT").ok();
+    let logs = match LogFormat::from_env_value(format.as_deref()) {
+        LogFormat::Json => logs.json().with_filter(filter).boxed(),
+        LogFormat::Text => logs.with_filter(filter).boxed(),
+    };
+    tracing_subscriber::registry().with(layer).with(logs).init();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -79,6 +79,10 @@ closed_enum! {
         /// For a plan paused because its key's daily budget is spent: that key (the plan goes
         /// on by itself the next UTC day, or when the budget is raised).
         PauseKey = "pause_key",
+        /// The W3C `traceparent` of the plan's root span (OpenTelemetry): set once, by the
+        /// first hold of a worker that exports traces, never overwritten; every later hold,
+        /// on any worker, is its child.
+        Trace = "trace",
     }
 }
 
@@ -117,6 +121,9 @@ pub struct PlanHash {
     /// The raised budget, already applied to `options.max_budget_usd`.
     pub budget_usd: Option<f64>,
     pub pause_key: Option<String>,
+    /// The root span's `traceparent` (`00-<trace id>-<span id>-01`), once a tracing worker
+    /// held the plan.
+    pub trace: Option<String>,
     /// The plan's own counters.
     pub stats: BTreeMap<Counter, i64>,
 }
@@ -185,7 +192,14 @@ impl PlanHash {
             PlanField::ConcurrencyKey => self.concurrency_key = text(),
             PlanField::BudgetUsd => self.budget_usd = v.parse().ok().filter(|b: &f64| *b > 0.0),
             PlanField::PauseKey => self.pause_key = text(),
+            PlanField::Trace => self.trace = text(),
         }
+    }
+
+    /// The plan's trace id (32 hex digits), from its root's `traceparent`.
+    pub fn trace_id(&self) -> Option<&str> {
+        let id = self.trace.as_deref()?.split('-').nth(1)?;
+        (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some(id)
     }
 
     /// The id of the task a plan awaiting review waits on.

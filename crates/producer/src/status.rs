@@ -67,6 +67,7 @@ fn print_json(p: &PlanId, detail: &PlanDetail, pause: Option<&str>) {
         "review_task": plan.review_task_id(),
         "not_before_ms": plan.not_before_ms,
         "after": plan.after,
+        "trace_id": plan.trace_id(),
     });
     println!(
         "{}",
@@ -146,6 +147,9 @@ fn print_text(p: &PlanId, detail: &PlanDetail, pause: Option<&str>) {
     }
     if let Some(e) = &plan.last_error {
         println!("last error {e}");
+    }
+    if let Some(t) = plan.trace_id() {
+        println!("trace      {t}");
     }
     if let Some(reason) = pause {
         println!("pool       paused: {reason}");

@@ -30,6 +30,7 @@
 //!   operators' host allow lists.
 //! - `store`: Redis connections, script calls, plain commands; `reconnect`: riding out outages.
 //! - `git`: plans with a repository: mirrors, checkouts, checkpoint commits and pushes.
+//! - [`traces`]: OpenTelemetry traces (`--otlp-endpoint`), the plan's trace kept with the plan.
 //! - `transcript`, `recap`, `workspace`: files on disk; `paths`: paths as the worker compares
 //!   them.
 //!
@@ -64,6 +65,7 @@ mod state_dir;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod traces;
 mod transcript;
 mod webhook;
 mod workspace;
@@ -142,19 +144,27 @@ pub struct Shutdown {
 /// # Errors
 /// Only start-up problems; Redis outages are ridden out.
 pub async fn run(config: Config, host: &str, shutdown: Shutdown) -> Result<(), StartError> {
+    run_as(config, WorkerId::for_this_process(host), shutdown).await
+}
+
+/// [`run`] under the worker id `id` (made first, for the traces' resource).
+///
+/// # Errors
+/// Only start-up problems.
+pub async fn run_as(config: Config, id: WorkerId, shutdown: Shutdown) -> Result<(), StartError> {
     let make_engine = engine::configured(&config);
-    run_with(config, host, shutdown, make_engine).await
+    run_with(config, id, shutdown, make_engine).await
 }
 
 /// [`run`], with each hold's engine made by `make_engine` (the test harness's scripted one).
 pub(crate) async fn run_with(
     config: Config,
-    host: &str,
+    id: WorkerId,
     shutdown: Shutdown,
     make_engine: engine::MakeEngine,
 ) -> Result<(), StartError> {
     let tasks = TaskTracker::new();
-    let pool = Arc::new(start(config, host, shutdown, make_engine, &tasks).await?);
+    let pool = Arc::new(start(config, id, shutdown, make_engine, &tasks).await?);
     serve(pool, tasks).await
 }
 
@@ -240,7 +250,7 @@ async fn probe_sandbox(
 /// Builds and checks what every loop of the worker shares.
 async fn start(
     config: Config,
-    host: &str,
+    id: WorkerId,
     shutdown: Shutdown,
     make_engine: engine::MakeEngine,
     tasks: &TaskTracker,
@@ -280,7 +290,7 @@ async fn start(
     ));
     let webhooks = Arc::new(webhook::Webhooks::new(&config)?);
     Ok(Pool {
-        id: WorkerId::for_this_process(host),
+        id,
         cfg: config,
         store,
         workspace_root: dirs.workspace_root,

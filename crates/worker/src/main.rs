@@ -1,11 +1,13 @@
 //! `baton-worker`: parses the settings (flags, each also settable as a `BATON_*` variable),
-//! wires signals to the shutdown tokens, and calls `baton_worker::run`; exits with one of
+//! installs the logs (and the traces, when an OTLP endpoint is set), wires signals to the
+//! shutdown tokens, and calls `baton_worker::run_as`; flushes the traces; exits with one of
 //! [`baton_worker::exit`]'s codes.
 
 use std::process::ExitCode;
 
 use anyhow::Context;
-use baton_worker::{exit, Config, Shutdown};
+use baton_core::WorkerId;
+use baton_worker::{exit, traces, Config, Shutdown};
 use clap::{CommandFactory, Parser};
 use tracing::{info, warn};
 
@@ -41,7 +43,6 @@ fn main() -> ExitCode {
         }
         _ => {}
     }
-    baton_core::logging::init_logging("info");
     let config = match Config::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -54,6 +55,21 @@ fn main() -> ExitCode {
             });
         }
     };
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    let id = WorkerId::for_this_process(host.trim());
+    let endpoint = traces::endpoint(config.otlp_endpoint.as_deref(), |k| std::env::var(k).ok());
+    let traces = match traces::install(endpoint, &id) {
+        Ok(t) => t,
+        Err(problem) => {
+            let _ = Config::command()
+                .error(clap::error::ErrorKind::InvalidValue, problem)
+                .print();
+            return ExitCode::from(exit::BAD_SETTINGS);
+        }
+    };
+    if let Some(url) = &traces.endpoint {
+        info!(endpoint = %url, "exporting traces (OTLP/HTTP)");
+    }
     if let Err(problem) = config.check() {
         let _ = Config::command()
             .error(clap::error::ErrorKind::ArgumentConflict, problem)
@@ -68,7 +84,9 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .context("starting the async runtime")
-        .and_then(|runtime| runtime.block_on(worker(config)));
+        .and_then(|runtime| runtime.block_on(worker(config, id)));
+    // After the runtime: the last spans, ended by the drain, are flushed (a blocking send).
+    traces.shutdown();
     match ran {
         Ok(()) => ExitCode::from(exit::SUCCESS),
         Err(e) => {
@@ -78,12 +96,11 @@ fn main() -> ExitCode {
     }
 }
 
-async fn worker(config: Config) -> anyhow::Result<()> {
+async fn worker(config: Config, id: WorkerId) -> anyhow::Result<()> {
     let grace = config.shutdown_grace;
     let shutdown = Shutdown::default();
     let mut next_signal = signal_stream().await?;
-    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
-    let run = baton_worker::run(config, host.trim(), shutdown.clone());
+    let run = baton_worker::run_as(config, id, shutdown.clone());
     tokio::pin!(run);
     tokio::select! {
         r = &mut run => return r.context("worker failed to start"),

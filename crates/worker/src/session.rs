@@ -225,6 +225,7 @@ fn moved_prompt(record: &SessionRecord, cwd: &Path, prompt: &str) -> String {
 /// is a cache: it may be missing (another machine ran the last task) or hold a failed
 /// attempt's partial turn; base pack and chunks in Redis are the truth. Returns how the copy
 /// was found, what is committed (when the copy holds it), and the chunks a restore applied.
+#[tracing::instrument(name = "restore", skip_all)]
 async fn local_copy(
     pool: &Pool,
     plan: &PlanId,

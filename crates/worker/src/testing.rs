@@ -177,7 +177,12 @@ impl Harness {
             })
         });
         let shutdown = Shutdown::default();
-        let worker = tokio::spawn(crate::run_with(cfg, "harness", shutdown.clone(), make));
+        let worker = tokio::spawn(crate::run_with(
+            cfg,
+            baton_core::WorkerId::for_this_process("harness"),
+            shutdown.clone(),
+            make,
+        ));
         Ok(Self {
             book,
             shutdown,

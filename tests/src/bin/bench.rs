@@ -50,6 +50,8 @@ mod recovery;
 mod sandbox;
 #[path = "bench/spare.rs"]
 mod spare;
+#[path = "bench/traces.rs"]
+mod traces;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -954,6 +956,9 @@ async fn main() -> Result<()> {
     }
     if run("breakdown") {
         bench.breakdown().await?;
+    }
+    if run("traces") {
+        bench.traces().await?;
     }
     println!("\n## Targets (issues #6, #11, #12, #13, #18 and #21)\n");
     println!("| what | target | measured | met |");

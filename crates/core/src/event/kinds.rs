@@ -85,6 +85,10 @@ pub struct TaskStarted {
     pub attempt: u32,
     pub session_id: ClaudeSessionId,
     pub mode: SessionMode,
+    /// The plan's OpenTelemetry trace id (32 hex digits), once a worker that exports traces
+    /// held the plan: the attempt's spans, and its CLI's, are in that trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 /// `task_progress`: something the CLI's stream showed while a task ran.

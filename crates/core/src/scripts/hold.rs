@@ -71,6 +71,9 @@ pub struct Acquire<'a> {
     pub lock: &'a LockValue,
     pub lease: Duration,
     pub worker: &'a WorkerId,
+    /// A new root `traceparent`, kept as the plan's `trace` only if it has none yet (a worker
+    /// that exports traces; `None` otherwise).
+    pub trace: Option<&'a str>,
 }
 
 /// The reply of `acquire.lua`.
@@ -103,7 +106,8 @@ impl ScriptCall for Acquire<'_> {
             .arg(crate::time::now_rfc3339())
             .arg(self.worker.as_str())
             .arg(k.channel())
-            .arg(env.event_cap);
+            .arg(env.event_cap)
+            .arg(self.trace.unwrap_or(""));
         inv
     }
 }

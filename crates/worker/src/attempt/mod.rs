@@ -31,7 +31,7 @@ use baton_core::records::SessionRecord;
 use baton_core::scripts::hold::Head;
 use baton_core::{FallbackReason, PlanId, PlanOptions};
 use tokio::sync::mpsc;
-use tracing::warn;
+use tracing::{info_span, warn, Instrument};
 
 use crate::claude::{ClaudeError, Outcome as RunOutcome};
 use crate::decision::Decision;
@@ -264,8 +264,11 @@ impl<'t> Attempt<'t> {
                 };
             }
         }
+        let span = info_span!("attempt", attempt);
+        crate::traces::mark_task(&span, ctx.plan, &self.head.task, Some(attempt));
         let e = match self
             .try_once(ctx, engine, events, attempt, budget_left)
+            .instrument(span)
             .await
         {
             Ok(run) => return Outcome::Commit(run),

@@ -128,6 +128,7 @@ impl Attempt<'_> {
                 token: ctx.grant.token(),
                 trust_repo_settings: cfg.trust_repo_settings,
             },
+            traceparent: crate::traces::traceparent(&tracing::Span::current()),
         }
     }
 

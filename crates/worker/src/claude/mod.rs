@@ -63,6 +63,9 @@ pub(crate) struct Invocation<'a> {
     pub(crate) silence_timeout: Duration,
     /// How the run reaches the model, and the box it runs in.
     pub(crate) reach: Reach<'a>,
+    /// The attempt span's W3C `traceparent` (a worker that exports traces): the CLI's
+    /// `TRACEPARENT`, with `CLAUDE_CODE_PROPAGATE_TRACEPARENT=1`.
+    pub(crate) traceparent: Option<String>,
 }
 
 /// How a CLI run reaches the model: the worker's gateway with the hold's token, from inside

@@ -53,6 +53,15 @@ pub(super) fn child_env(inv: &Invocation<'_>, boxed: bool) -> Vec<(String, Strin
         ),
         ("DISABLE_AUTOUPDATER".to_owned(), "1".to_owned()),
     ];
+    // The attempt's span: the CLI's own spans (when it exports any) and the traceparent of its
+    // requests join the plan's trace; behind a custom base URL it needs the propagate switch.
+    if let Some(tp) = &inv.traceparent {
+        env.push(("TRACEPARENT".to_owned(), tp.clone()));
+        env.push((
+            "CLAUDE_CODE_PROPAGATE_TRACEPARENT".to_owned(),
+            "1".to_owned(),
+        ));
+    }
     if boxed {
         env.push(("TMPDIR".to_owned(), "/tmp".to_owned()));
         // Tools reach allowed hosts through the gateway's CONNECT proxy; the model's base URL

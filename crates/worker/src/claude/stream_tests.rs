@@ -146,6 +146,7 @@ fn limited<'a>(
             token: "t",
             trust_repo_settings: false,
         },
+        traceparent: None,
     }
 }
 

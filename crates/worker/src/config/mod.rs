@@ -135,6 +135,10 @@ pub struct Config {
     /// Serve Prometheus metrics at http://<addr>/metrics (e.g. 0.0.0.0:9464). Off unless set.
     #[arg(long, env = "BATON_METRICS_ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Export OpenTelemetry traces over OTLP/HTTP to this collector (e.g. http://127.0.0.1:4318;
+    /// `/v1/traces` is added). Off unless set, or OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT is.
+    #[arg(long, env = "BATON_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
     /// Hosts plans' webhooks (options.notify.url) may reach, comma-separated: host names or IP
     /// addresses, or `*.example.com` for the subdomains of example.com. Empty (the default): no
     /// webhook is delivered, so a document cannot make workers call internal addresses.

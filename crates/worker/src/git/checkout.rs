@@ -85,6 +85,7 @@ impl Git {
     /// Fetches only when the commit is not on this worker yet. `tree_at`: the commit this
     /// hold's own last commit left the work tree at, when nothing ran since; then only files
     /// git ignores can differ, and the reset is skipped.
+    #[tracing::instrument(name = "git.checkout", skip_all)]
     pub(crate) async fn checkout(
         &self,
         plan: &PlanId,
@@ -188,6 +189,7 @@ impl Git {
     /// A repository the task made inside the work tree is recorded as its plain files: its
     /// `.git` is removed first (git would otherwise record it as a submodule it cannot push,
     /// and read its config, which the model wrote, outside the box).
+    #[tracing::instrument(name = "git.checkpoint", skip_all)]
     pub(crate) async fn commit(
         &self,
         co: &Checkout,
@@ -256,6 +258,7 @@ impl Git {
 
     /// Pushes a checkpoint commit to the plan's branch with a lease: the branch must be at
     /// `expect` (absent, for `None`), or the push is refused ([`GitError::PushRefused`]).
+    #[tracing::instrument(name = "git.push", skip_all)]
     pub(crate) async fn push_checkpoint(
         &self,
         co: &Checkout,

@@ -38,6 +38,7 @@ impl Git {
 
     /// Fetches every branch and tag of `url` into its mirror (incremental; one fetch at a
     /// time per mirror).
+    #[tracing::instrument(name = "git.fetch", skip_all)]
     pub(super) async fn fetch(&self, url: &RepoUrl, mirror: &Path) -> Result<(), GitError> {
         let lock = self.fetch_lock(mirror);
         let _one_at_a_time = lock.lock().await;

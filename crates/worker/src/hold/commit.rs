@@ -57,6 +57,7 @@ struct Events {
 impl Hold<'_> {
     /// Commits the run of the head task; returns what the next task starts from (`base`, the
     /// attempts' own, unless the commit went through).
+    #[tracing::instrument(name = "commit", skip_all)]
     pub(super) async fn commit(
         &mut self,
         head: &Head,

@@ -6,6 +6,7 @@
 //! executor events and outcomes the attempts return.
 //!
 //! # Layout
+//! - `enter`: the hold's span in the plan's trace, around taking the lease.
 //! - this module: taking the lease, the tasks one after the other, each task's attempts, leaving.
 //! - `next`: what a hold does after a task ([`next_move`]), a pure function.
 //! - `report`: the events and counters it sends (and the pool-wide tally).
@@ -19,11 +20,13 @@
 mod budget;
 mod commit;
 mod dependencies;
+mod enter;
 mod next;
 mod prestart;
 mod report;
 mod stop;
 
+pub(crate) use enter::run;
 pub(crate) use next::{next_move, Leave, NextMove, TaskEnd};
 pub(crate) use prestart::Prestarted;
 pub(crate) use report::transfer;
@@ -44,6 +47,7 @@ use crate::gateway::Grant;
 use crate::lease::Lease;
 use crate::pool::Pool;
 use crate::reconnect::redis_retry;
+use crate::traces;
 use crate::transcript::Committed;
 use crate::workspace;
 use next::TtlRefresh;
@@ -75,14 +79,15 @@ pub(crate) struct Hold<'p> {
     concurrency_key: Option<String>,
 }
 
-/// Holds a claimed plan: takes its lease, runs its tasks while it has some (within the
-/// fairness bound), and hands it back.
-#[instrument(name = "hold", skip_all, fields(plan = %plan))]
-pub(crate) async fn run(pool: &Pool, plan: PlanId, claimed_at: SystemTime) {
-    let value = LockValue::new(&pool.id);
-    let Some(head) = acquire(pool, &plan, &value).await else {
-        return;
-    };
+/// The hold from the lease taken (`enter::run`) to the plan handed back: runs its tasks while
+/// it has some (within the fairness bound), and hands it back.
+async fn held(
+    pool: &Pool,
+    plan: PlanId,
+    claimed_at: SystemTime,
+    head: Box<Head>,
+    value: LockValue,
+) {
     debug!("holding plan");
     pool.metrics.plan_held(true);
     let lease = Lease::new(value, &pool.shutdown.abort);
@@ -93,7 +98,7 @@ pub(crate) async fn run(pool: &Pool, plan: PlanId, claimed_at: SystemTime) {
     };
     let mut hold = Hold {
         pool,
-        report: Reporter::new(pool, plan.clone()),
+        report: Reporter::new(pool, plan.clone(), head.plan.trace_id().map(str::to_owned)),
         engine: (pool.make_engine)(&plan),
         plan,
         lease,
@@ -133,12 +138,18 @@ pub(crate) async fn run(pool: &Pool, plan: PlanId, claimed_at: SystemTime) {
 
 /// Takes the plan's lease and reads its head task; `None` when there is nothing to hold (the
 /// claim is then handed back as the reply says).
-async fn acquire(pool: &Pool, plan: &PlanId, value: &LockValue) -> Option<Box<Head>> {
+async fn acquire(
+    pool: &Pool,
+    plan: &PlanId,
+    value: &LockValue,
+    root: Option<&traces::Root>,
+) -> Option<Box<Head>> {
     let acquire = Acquire {
         plan,
         lock: value,
         lease: pool.cfg.lease,
         worker: &pool.id,
+        trace: root.map(traces::Root::as_str),
     };
     let acquired = redis_retry("acquire", &pool.shutdown.abort, || {
         pool.store.call(&acquire)
@@ -216,10 +227,11 @@ impl Hold<'_> {
     }
 
     /// Runs the head task to a commit, a stop, or an interruption.
-    #[instrument(skip_all, fields(task = %head.task.id))]
+    #[instrument(name = "task", skip_all, fields(task = %head.task.id))]
     async fn run_task(&mut self, head: &Head, base: Base) -> (TaskEnd, Base) {
         self.task_began = SystemTime::now();
         let task = &head.task;
+        traces::mark_task(&tracing::Span::current(), &self.plan, task, None);
         if task.recoveries > self.pool.cfg.max_recoveries {
             let reason = format!(
                 "task was recovered from {} dead workers; treating it as poison",

@@ -106,6 +106,7 @@ impl Hold<'_> {
             attempt: 1,
             session_id,
             mode: self.engine.mode(),
+            trace_id: self.report.trace_id.clone(),
         };
         let resumed = EventBody::SessionResumed(SessionNote {
             session_id,

@@ -87,15 +87,18 @@ pub(crate) struct Reporter<'p> {
     tally: PoolTally,
     /// A start the last commit published for the next task (`prestart`).
     prestarted: Option<Prestarted>,
+    /// The plan's trace id, as the hold's acquire read it: on `task_started`.
+    pub(super) trace_id: Option<String>,
 }
 
 impl<'p> Reporter<'p> {
-    pub(crate) fn new(pool: &'p Pool, plan: PlanId) -> Self {
+    pub(crate) fn new(pool: &'p Pool, plan: PlanId, trace_id: Option<String>) -> Self {
         Self {
             pool,
             plan,
             tally: PoolTally::default(),
             prestarted: None,
+            trace_id,
         }
     }
 
@@ -205,14 +208,14 @@ impl<'p> Reporter<'p> {
         refresh_ttls: bool,
     ) {
         let session_id = start.id;
-        let mut events = vec![self.event(
-            TaskStarted {
-                attempt,
-                session_id,
-                mode,
-            },
-            task,
-        )];
+        let trace_id = self.trace_id.clone();
+        let started = TaskStarted {
+            attempt,
+            session_id,
+            mode,
+            trace_id,
+        };
+        let mut events = vec![self.event(started, task)];
         let mut counts = Counts::default();
         let note = |from_worker: Option<&WorkerId>| SessionNote {
             session_id,

@@ -83,6 +83,7 @@ fn summary(d: &PlanDetail, pct: f64, total: usize) -> Markup {
             }
             tr { th { "last worker" } td.mono { (h.last_worker.as_ref().map(|w| w.to_string()).unwrap_or_default()) } }
             @if let Some(e) = &h.last_error { tr { th { "last error" } td { (e) } } }
+            @if let Some(t) = h.trace_id() { tr { th { "trace" } td.mono { (t) } } }
         }
     }
 }

@@ -75,8 +75,7 @@ pub(crate) struct Hold<'p> {
     claimed_at: Option<SystemTime>,
     /// When the hold began the task it runs.
     task_began: SystemTime,
-    /// The plan's concurrency key: the hand-back reports its spend to the key's day.
-    concurrency_key: Option<String>,
+    concurrency_key: Option<String>, // the hand-back reports its spend to the key's day
 }
 
 /// The hold from the lease taken (`enter::run`) to the plan handed back: runs its tasks while
@@ -210,8 +209,7 @@ impl Hold<'_> {
         }
     }
 
-    /// The worker is shutting down, or a user paused the pool (a drain of every hold: the plan
-    /// goes first in line).
+    /// The worker is shutting down, or a user paused the pool (a drain of every hold).
     fn draining(&self) -> bool {
         self.pool.shutdown.drain.is_cancelled()
             || self

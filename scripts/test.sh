@@ -31,4 +31,5 @@ BATON_SESSION_MODE=cold cargo test --workspace --test e2e "$@" -- \
   --skip foundation::enqueue_refuses --skip faults::hostile_documents --skip dashboard:: \
   --skip operate:: --skip clients:: --skip deploy:: --skip scale:: --skip isolation::ownership --skip eval:: \
   --skip reliability::watch_of_every_plan --skip controls::high --skip controls::pausing \
-  --skip controls::not_before --skip controls::new_states --skip controls::webhooks
+  --skip controls::not_before --skip controls::new_states --skip controls::webhooks \
+  --skip traces::

@@ -32,4 +32,4 @@ BATON_SESSION_MODE=cold cargo test --workspace --test e2e "$@" -- \
   --skip operate:: --skip clients:: --skip deploy:: --skip scale:: --skip isolation::ownership --skip eval:: \
   --skip reliability::watch_of_every_plan --skip controls::high --skip controls::pausing \
   --skip controls::not_before --skip controls::new_states --skip controls::webhooks \
-  --skip traces::
+  --skip traces:: --skip limits:: --skip schedules::

@@ -28,9 +28,11 @@ local starts = tonumber(ARGV[22])
 local start_pairs = tonumber(ARGV[23 + starts])
 local counts_from = 24 + starts + 2 * start_pairs
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'fenced'} end
-local head = redis.call('LINDEX', KEYS[3], 0)
-if head ~= ARGV[2] then return {'mismatch'} end
-redis.call('LPOP', KEYS[3])
+local head = redis.call('LPOP', KEYS[3])
+if head ~= ARGV[2] then
+  if head then redis.call('LPUSH', KEYS[3], head) end
+  return {'mismatch'}
+end
 redis.call('RPUSH', KEYS[4], ARGV[3])
 redis.call('SET', KEYS[5], ARGV[4], 'EX', ARGV[5])
 -- No transcript (the CLI left none): drop the old one too, so the next task falls back to a
@@ -45,19 +47,30 @@ elseif ARGV[19] == 'append' then
 else
   redis.call('DEL', KEYS[7], KEYS[10])
 end
+-- One read of what the rest needs: the state, the checkpoint before this task, and the fields
+-- the holder reads back (those this commit changes are answered from what it writes).
+local fields = {'state', 'checkpoint', 'review_note', 'options', 'workspace', 'repo',
+  'priority', 'after', 'concurrency_key', 'budget_usd', 'trace'}
+local vals = redis.call('HMGET', KEYS[2], unpack(fields))
+local st, before, note = vals[1], vals[2] or '', vals[3]
 redis.call('HINCRBY', KEYS[2], 'done', 1)
-redis.call('HINCRBYFLOAT', KEYS[2], 'cost_usd', ARGV[8])
+local cost = redis.call('HINCRBYFLOAT', KEYS[2], 'cost_usd', ARGV[8])
 redis.call('HINCRBY', KEYS[2], 'input_tokens', ARGV[15])
 redis.call('HINCRBY', KEYS[2], 'output_tokens', ARGV[16])
-redis.call('HSET', KEYS[2], 'updated_at', ARGV[9], 'last_worker', ARGV[14], 'session_id', ARGV[17])
-local before = redis.call('HGET', KEYS[2], 'checkpoint') or ''
-if ARGV[18] ~= '' then redis.call('HSET', KEYS[2], 'checkpoint', ARGV[18]) end
+local checkpoint = before
+if ARGV[18] ~= '' then
+  checkpoint = ARGV[18]
+  redis.call('HSET', KEYS[2], 'updated_at', ARGV[9], 'last_worker', ARGV[14],
+    'session_id', ARGV[17], 'checkpoint', checkpoint)
+else
+  redis.call('HSET', KEYS[2], 'updated_at', ARGV[9], 'last_worker', ARGV[14],
+    'session_id', ARGV[17])
+end
 -- A reviewer's note is for the task that just ran.
-redis.call('HDEL', KEYS[2], 'review_note')
+if note then redis.call('HDEL', KEYS[2], 'review_note') end
 add_counts(KEYS[2], counts_from, 'stat:')
-emit(KEYS[2], KEYS[6], ARGV[6], ARGV[7], ARGV[12])
+local evs = {ARGV[6]}
 local left = redis.call('LLEN', KEYS[3])
-local st = redis.call('HGET', KEYS[2], 'state')
 keep_for(ARGV[10], KEYS[2], KEYS[3], KEYS[4], KEYS[6], KEYS[8], KEYS[9])
 -- A plan paused during a reviewed task waits for the review too: nothing runs until a person
 -- acts either way, and the reviewer's approval is the word to go on.
@@ -65,7 +78,8 @@ if ARGV[20] ~= '' and (st == 'running' or st == 'queued' or st == 'paused') then
   redis.call('HSET', KEYS[2], 'state', 'awaiting_review', 'review_task', ARGV[2],
     'review_base', before)
   redis.call('HDEL', KEYS[2], 'pause_now', 'pause_reason')
-  emit(KEYS[2], KEYS[6], ARGV[20], ARGV[7], ARGV[12])
+  table.insert(evs, ARGV[20])
+  emit_all(KEYS[2], KEYS[6], evs, ARGV[7], ARGV[12])
   -- A reviewer may take longer than a session's TTL: the conversation (which the rework, or
   -- the next task, continues) is kept as long as the plan while it waits.
   local keep = redis.call('HGET', KEYS[2], 'retention_secs')
@@ -81,17 +95,22 @@ if left == 0 then
   -- A plan paused during its last task has nothing left to hold: it completes (left paused,
   -- a resume would queue a plan no claim can run).
   if st == 'running' or st == 'paused' then
-    redis.call('HSET', KEYS[2], 'state', 'completed')
+    redis.call('HSET', KEYS[2], 'state', 'completed', 'scheduled', 0)
     redis.call('HDEL', KEYS[2], 'pause_now', 'pause_reason')
     redis.call('HINCRBY', KEYS[2], 'stat:plans_completed', 1)
-    emit(KEYS[2], KEYS[6], ARGV[11], ARGV[7], ARGV[12])
+    table.insert(evs, ARGV[11])
     completed = 1
+  else
+    redis.call('HSET', KEYS[2], 'scheduled', 0)
   end
+  emit_all(KEYS[2], KEYS[6], evs, ARGV[7], ARGV[12])
   redis.call('DEL', KEYS[1])
-  redis.call('HSET', KEYS[2], 'scheduled', 0)
   return {'done', completed}
 end
-if st ~= 'running' and st ~= 'queued' then return {'idle', left} end
+if st ~= 'running' and st ~= 'queued' then
+  emit_all(KEYS[2], KEYS[6], evs, ARGV[7], ARGV[12])
+  return {'idle', left}
+end
 local next_task = redis.call('LINDEX', KEYS[3], 0)
 local started = 0
 if starts > 0 then
@@ -99,15 +118,22 @@ if starts > 0 then
   local t = cjson.decode(next_task)
   -- Not when the budget is spent (the holder stops the plan instead), nor for a task a dead
   -- worker was running (the holder checks it for poison first).
-  local spent = budget and tonumber(redis.call('HGET', KEYS[2], 'cost_usd') or '0') >= budget
+  local spent = budget and tonumber(cost) >= budget
   if not spent and (t.recoveries or 0) == 0 then
     local task_fields = '{"task_id":' .. cjson.encode(t.id) .. ',"task_index":' .. t.index .. ','
     for i = 23, 22 + starts do
-      emit(KEYS[2], KEYS[6], task_fields .. string.sub(ARGV[i], 2), ARGV[7], ARGV[12])
+      table.insert(evs, task_fields .. string.sub(ARGV[i], 2))
     end
     add_counts(KEYS[2], 24 + starts, 'stat:', nil, 23 + starts + 2 * start_pairs)
     started = 1
   end
 end
-local out = {'ok', left, started, next_task, redis.call('GET', KEYS[5]) or ''}
-return append_holder_fields(out, KEYS[2])
+emit_all(KEYS[2], KEYS[6], evs, ARGV[7], ARGV[12])
+-- The reply: the next task, the session this commit wrote, and the plan fields a holder reads
+-- (as append_holder_fields gives them), from what was read and written above.
+local out = {'ok', left, started, next_task, ARGV[4], 'cost_usd', cost, 'session_id', ARGV[17]}
+if checkpoint ~= '' then table.insert(out, 'checkpoint'); table.insert(out, checkpoint) end
+for i = 4, #fields do
+  if vals[i] then table.insert(out, fields[i]); table.insert(out, vals[i]) end
+end
+return out

@@ -10,6 +10,23 @@ local function emit(plan_key, events_key, ev, channel, cap)
   redis.call('PUBLISH', channel, full)
   return seq
 end
+-- emit_all(plan_key, events_key, events, channel, cap): emits a list of event JSONs in order as
+-- emit does one, in fewer calls: one sequence bump and one append for all, then a publish each.
+-- Returns the last one's sequence number (-1 for none).
+local function emit_all(plan_key, events_key, evs, channel, cap)
+  local n = #evs
+  if n == 0 then return -1 end
+  local seq = redis.call('HINCRBY', plan_key, 'event_seq', n) - n
+  local full = {}
+  for i = 1, n do
+    full[i] = string.sub(evs[i], 1, -2) .. ',"seq":' .. (seq + i - 1) .. '}'
+  end
+  if redis.call('RPUSH', events_key, unpack(full)) > tonumber(cap) then
+    redis.call('LTRIM', events_key, -tonumber(cap), -1)
+  end
+  for i = 1, n do redis.call('PUBLISH', channel, full[i]) end
+  return seq + n - 1
+end
 -- emit_with(plan_key, events_key, event_json, facts, channel, cap): emits the event Rust built
 -- with the facts only this script knows (a table of the event's own fields, named by the typed
 -- event in baton-core) set on it, encoded by cjson rather than by hand.
@@ -52,7 +69,8 @@ local function plan_limits(plan_key, retention, cap)
 end
 -- append_holder_fields(out, plan_key): appends the plan fields a holder reads (options,
 -- cost_usd, workspace, session_id, repo, checkpoint, priority, after, review_note,
--- concurrency_key, budget_usd, trace) to a reply, as name, value pairs.
+-- concurrency_key, budget_usd, trace) to a reply, as name, value pairs. (commit.lua answers the
+-- same fields from its own read and writes: keep the two lists in step.)
 local function append_holder_fields(out, plan_key)
   local fields = {'options', 'cost_usd', 'workspace', 'session_id', 'repo', 'checkpoint',
     'priority', 'after', 'review_note', 'concurrency_key', 'budget_usd', 'trace'}

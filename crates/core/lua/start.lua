@@ -6,8 +6,7 @@
 --       5..4+N event JSONs, then pairs of plan counter name, increment (added to 'stat:<name>')
 -- Returns: the sequence number of the last event
 local n = tonumber(ARGV[4])
-local seq = -1
-for i = 5, 4 + n do seq = emit(KEYS[1], KEYS[2], ARGV[i], ARGV[1], ARGV[2]) end
+local seq = emit_all(KEYS[1], KEYS[2], {unpack(ARGV, 5, 4 + n)}, ARGV[1], ARGV[2])
 add_counts(KEYS[1], 5 + n, 'stat:')
 keep_for(ARGV[3], KEYS[1], KEYS[2])
 return seq

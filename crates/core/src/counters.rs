@@ -88,11 +88,15 @@ impl Counter {
         Self::PoolPauses,
     ];
 
-    /// The plan hash field holding a plan's total of this counter (its cost is the plan's
-    /// `cost_usd`, the other counters `stat:<name>`).
+    /// The plan hash field holding a plan's total of this counter: its cost and tokens are the
+    /// plan's `cost_usd`, `input_tokens` and `output_tokens` (kept once, not again as
+    /// `stat:` counters), the other counters `stat:<name>`.
     pub fn total_field(self) -> String {
+        use crate::plan_hash::PlanField;
         match self {
-            Self::CostUsd => crate::plan_hash::PlanField::CostUsd.as_str().to_owned(),
+            Self::CostUsd => PlanField::CostUsd.as_str().to_owned(),
+            Self::InputTokens => PlanField::InputTokens.as_str().to_owned(),
+            Self::OutputTokens => PlanField::OutputTokens.as_str().to_owned(),
             other => other.plan_field(),
         }
     }

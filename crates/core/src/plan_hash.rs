@@ -170,8 +170,17 @@ impl PlanHash {
             PlanField::NextIndex => self.next_index = num(),
             PlanField::Done => self.done = num(),
             PlanField::CostUsd => self.cost_usd = v.parse().unwrap_or(0.0),
-            PlanField::InputTokens => self.input_tokens = num(),
-            PlanField::OutputTokens => self.output_tokens = num(),
+            // The plan's token totals are its counters of them too (kept once).
+            PlanField::InputTokens => {
+                self.input_tokens = num();
+                self.stats
+                    .insert(Counter::InputTokens, v.parse().unwrap_or(0));
+            }
+            PlanField::OutputTokens => {
+                self.output_tokens = num();
+                self.stats
+                    .insert(Counter::OutputTokens, v.parse().unwrap_or(0));
+            }
             PlanField::SessionId => self.session_id = v.parse().ok(),
             PlanField::LastWorker => self.last_worker = v.parse().ok(),
             PlanField::Holder => self.holder = v.parse().ok(),

@@ -581,6 +581,9 @@ impl Bench {
         }
         let sums = bullmq::summarize(&runs);
         bullmq::print_summary(&sums);
+        for w in &bullmq::WORKLOADS {
+            bullmq::print_command_stats(&runs, w.name);
+        }
         println!("\n(baton: from starting the worker to the last plan_completed; ingest, lease, session record, transcript commit and events included; every plan's results checked in order. {} BullMQ {}: {}, from the first Worker's start to the last job's `completed`; every group's jobs checked to have run in order, one at a time. Ratios and CPU per task are summed over the {ROUNDS} rounds (all tasks over all seconds); \"per round\" is each round's ratio. Redis CPU per task: the server's used_cpu_sys + used_cpu_user (`INFO cpu`) from before the plans are submitted (the jobs added) to the last completion, over the tasks.)", fast_dir_note(), report["bullmq"].as_str().unwrap_or("?"), report["bound"].as_str().unwrap_or("?"));
         self.bullmq_targets(&sums);
         let (noop, spawn) = (&sums[0], &sums[1]);

@@ -27,19 +27,13 @@ fn epoch_ms(t: SystemTime) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// A count as a counter increment (token counts are far below `i64::MAX`).
-fn increment(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-/// What a commit adds to the plan's counters: a task succeeded, its tokens, and a resume that
-/// held when it continued a session.
-fn plan_counts(result: &TaskResult, resumed: bool) -> Counts {
+/// What a commit adds to the plan's `stat:` counters: a task succeeded, and a resume that held
+/// when it continued a session. (Its tokens and cost go to the plan's `input_tokens`,
+/// `output_tokens` and `cost_usd`, which are those counters' totals: see
+/// [`Counter::total_field`].)
+fn plan_counts(resumed: bool) -> Counts {
     let mut counts = Counts::default();
-    counts
-        .add(Counter::TasksSucceeded, 1)
-        .add(Counter::InputTokens, increment(result.input_tokens))
-        .add(Counter::OutputTokens, increment(result.output_tokens));
+    counts.add(Counter::TasksSucceeded, 1);
     if resumed {
         counts.add(Counter::ResumesSucceeded, 1);
     }
@@ -84,7 +78,7 @@ impl Hold<'_> {
         let events = self.events(head, &run, &result, pack.as_ref(), claimed_at);
         // After the task's own events: the next task's start is stamped after them.
         let planned = self.plan_next_start(head, &record, pack.is_some());
-        let counts = plan_counts(&result, run.start.previous().is_some());
+        let counts = plan_counts(run.start.previous().is_some());
         let call = Commit {
             plan: &self.plan,
             lock: &self.lease.value,

@@ -51,6 +51,8 @@ pub(super) struct Run {
     pub(super) seconds: f64,
     /// The Redis server's CPU time over the run (sys + user), in µs.
     pub(super) redis_cpu_us: f64,
+    /// `INFO commandstats` over the run: command, calls, µs (scripts' inner calls included).
+    pub(super) commands: Vec<(String, u64, u64)>,
 }
 
 impl Run {
@@ -86,11 +88,77 @@ async fn redis_cpu_s(pool: &Pool) -> Result<f64> {
     Ok(field("used_cpu_sys")? + field("used_cpu_user")?)
 }
 
-/// Empties the redis-server for the next run.
+/// Empties the redis-server for the next run, and zeroes its command statistics.
 async fn flush(pool: &Pool) -> Result<()> {
     let mut conn = pool.conn().await?;
     let _: () = redis::cmd("FLUSHALL").query_async(&mut conn).await?;
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut conn)
+        .await?;
     Ok(())
+}
+
+/// `INFO commandstats` since the last flush: (command, calls, µs), the costliest first.
+async fn command_stats(pool: &Pool) -> Result<Vec<(String, u64, u64)>> {
+    let mut conn = pool.conn().await?;
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut conn)
+        .await?;
+    let mut out: Vec<(String, u64, u64)> = info
+        .lines()
+        .filter_map(|l| {
+            let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+            let field = |k: &str| {
+                rest.split(',')
+                    .find_map(|kv| kv.strip_prefix(k)?.strip_prefix('='))
+                    .and_then(|v| v.parse::<u64>().ok())
+            };
+            Some((name.to_owned(), field("calls")?, field("usec")?))
+        })
+        .collect();
+    out.sort_by(|a, b| b.2.cmp(&a.2));
+    Ok(out)
+}
+
+/// Where the Redis server's time went in each queue's last run of a workload: the costliest
+/// commands per task (a script's `usec` includes the calls it makes, which are listed too).
+pub(super) fn print_command_stats(runs: &[Run], workload: &str) {
+    let last = |baton: bool| {
+        runs.iter()
+            .rev()
+            .find(|r| r.workload == workload && r.baton == baton)
+    };
+    let (Some(ours), Some(theirs)) = (last(true), last(false)) else {
+        return;
+    };
+    println!(
+        "\n### Where Redis's time goes, {workload} (round {}, `INFO commandstats` per task)\n",
+        ours.round
+    );
+    println!("| baton command | calls/task | µs/task | BullMQ command | calls/task | µs/task |");
+    println!("|---|---:|---:|---|---:|---:|");
+    let per = |r: &Run, i: usize| {
+        r.commands.get(i).map_or(
+            ("".to_owned(), "".to_owned(), "".to_owned()),
+            |(n, c, u)| {
+                let t = r.tasks as f64;
+                (
+                    n.clone(),
+                    format!("{:.2}", *c as f64 / t),
+                    format!("{:.1}", *u as f64 / t),
+                )
+            },
+        )
+    };
+    for i in 0..14 {
+        let (a, b) = (per(ours, i), per(theirs, i));
+        println!(
+            "| {} | {} | {} | {} | {} | {} |",
+            a.0, a.1, a.2, b.0, b.1, b.2
+        );
+    }
 }
 
 /// baton: `w.plans` plans submitted, then one worker of `concurrency` started; timed from
@@ -118,6 +186,7 @@ pub(super) async fn baton_run(
     )
     .await?;
     let cpu_after = redis_cpu_s(pool).await?;
+    let commands = command_stats(pool).await?;
     check_order(pool, "q", w.plans, TASKS).await?;
     pool.workers[worker].stop(Duration::from_secs(20));
     Ok(Run {
@@ -127,6 +196,7 @@ pub(super) async fn baton_run(
         tasks: w.plans * TASKS,
         seconds: (done - started).as_secs_f64(),
         redis_cpu_us: (cpu_after - cpu_before) * 1e6,
+        commands,
     })
 }
 
@@ -190,6 +260,7 @@ pub(super) async fn bullmq_run(
         tasks: usize::try_from(jobs)?,
         seconds: number("seconds")?,
         redis_cpu_us: number("redis_cpu_us")?,
+        commands: command_stats(pool).await?,
     };
     ensure!(
         run.tasks == w.plans * TASKS,

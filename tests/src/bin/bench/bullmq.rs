@@ -118,7 +118,7 @@ async fn command_stats(pool: &Pool) -> Result<Vec<(String, u64, u64)>> {
             Some((name.to_owned(), field("calls")?, field("usec")?))
         })
         .collect();
-    out.sort_by(|a, b| b.2.cmp(&a.2));
+    out.sort_by_key(|c| std::cmp::Reverse(c.2));
     Ok(out)
 }
 

@@ -11,6 +11,12 @@ use baton_worker::{exit, traces, Config, Shutdown};
 use clap::{CommandFactory, Parser};
 use tracing::{info, warn};
 
+/// mimalloc rather than glibc's allocator: the worker allocates many small short-lived
+/// buffers per task (events, script arguments, replies), and glibc's arenas spent a tenth of
+/// its CPU on them in the queue-only benchmark.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 async fn signal_stream(
 ) -> anyhow::Result<impl FnMut() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>
 {

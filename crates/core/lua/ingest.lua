@@ -65,12 +65,19 @@ else
 end
 local idx = tonumber(redis.call('HGET', KEYS[1], 'next_index'))
 local first = idx
-for _, t in ipairs(tasks) do
+-- Appended and remembered in one call each, not one per task (a document holds at most 1000,
+-- well within what unpack takes).
+local stored, ids = {}, {}
+for i, t in ipairs(tasks) do
   t.index = idx
   t.recoveries = 0
-  redis.call('RPUSH', KEYS[2], cjson.encode(t))
-  redis.call('SADD', KEYS[3], t.id)
+  stored[i] = cjson.encode(t)
+  ids[i] = t.id
   idx = idx + 1
+end
+if #stored > 0 then
+  redis.call('RPUSH', KEYS[2], unpack(stored))
+  redis.call('SADD', KEYS[3], unpack(ids))
 end
 -- The pool's limits as of now: what clients' scripts (cancel, retry) keep the plan for.
 redis.call('HSET', KEYS[1], 'next_index', idx, 'updated_at', ARGV[7], 'retention_secs', ARGV[8],

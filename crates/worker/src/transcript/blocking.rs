@@ -74,20 +74,14 @@ impl SessionFiles {
         std::fs::symlink_metadata(self.jsonl()).map_or(0, |m| m.len().saturating_sub(from))
     }
 
-    /// [`pack_capped`], here.
-    fn pack_capped_now(
-        &self,
-        before: Option<&Committed>,
-        limit: u64,
-    ) -> Result<Pack, TranscriptError> {
+    /// [`TranscriptError::TooLarge`] when the session holds more than `limit` bytes, from its
+    /// files' sizes alone.
+    fn check_cap(&self, limit: u64) -> Result<(), TranscriptError> {
         let size = self.footprint()?;
         if size > limit {
             return Err(TranscriptError::TooLarge { size, limit });
         }
-        match before {
-            Some(b) => self.pack_since_within(b, limit),
-            None => self.pack_within(limit),
-        }
+        Ok(())
     }
 }
 
@@ -104,8 +98,27 @@ pub(crate) async fn pack_capped(
     limit: u64,
 ) -> Result<Pack, TranscriptError> {
     let cost = files.cost_past(before.map_or(0, |b| b.len));
+    if cost <= INLINE_UP_TO {
+        files.check_cap(limit)?;
+        // Only a chunk here: a file that no longer starts with what was committed (which its
+        // size does not tell) is packed whole, off the runtime.
+        let chunk = match before {
+            Some(b) => files.chunk_since(b, limit)?,
+            None => Some(files.pack_within(limit)?),
+        };
+        if let Some(pack) = chunk {
+            return Ok(pack);
+        }
+    }
     let (files, before) = (files.clone(), before.cloned());
-    off_runtime_past(cost, move || files.pack_capped_now(before.as_ref(), limit)).await
+    run_blocking(move || {
+        files.check_cap(limit)?;
+        match &before {
+            Some(b) => files.pack_since_within(b, limit),
+            None => files.pack_within(limit),
+        }
+    })
+    .await
 }
 
 /// Cuts the session's files back to `committed` (or removes them, when nothing is committed or
@@ -198,6 +211,19 @@ mod tests {
         assert_eq!(state_off_thread(&dst).await.unwrap().digest(), digest);
         let saved = std::fs::read_to_string(dst.folder().join("tool-results/out.txt")).unwrap();
         assert_eq!(saved, "saved");
+        // A file rewritten to other bytes a little longer than committed: its size says "a small
+        // chunk", its bytes need a whole pack.
+        let only = session(&body);
+        let committed = pack_capped(&only, None, 1 << 30).await.unwrap().committed;
+        let other: Vec<u8> = body.iter().map(|b| b ^ 1).chain(*b"\n").collect();
+        std::fs::write(only.jsonl(), &other).unwrap();
+        assert!(only.cost_past(committed.len) <= INLINE_UP_TO);
+        let whole = pack_capped(&only, Some(&committed), 1 << 30).await.unwrap();
+        assert!(!whole.append);
+        assert_eq!(
+            whole.committed.digest(),
+            crate::transcript::hex_sha256(&other)
+        );
     }
 
     /// A session over the cap is refused with both sizes, whether the transcript or a file of

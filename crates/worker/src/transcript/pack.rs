@@ -77,9 +77,21 @@ impl SessionFiles {
         committed: &Committed,
         limit: u64,
     ) -> Result<Pack, TranscriptError> {
+        match self.chunk_since(committed, limit)? {
+            Some(chunk) => Ok(chunk),
+            None => self.pack_within(limit),
+        }
+    }
+
+    /// The chunk of [`Self::pack_since_within`]; `None` where that makes a whole pack.
+    pub(super) fn chunk_since(
+        &self,
+        committed: &Committed,
+        limit: u64,
+    ) -> Result<Option<Pack>, TranscriptError> {
         let jsonl = self.jsonl();
         if committed.session != self.id {
-            return self.pack_within(limit);
+            return Ok(None);
         }
         let f = open_inside(&jsonl, &self.dir, std::fs::OpenOptions::new().read(true))
             .map_err(|_| TranscriptError::Missing(jsonl.clone()))?;
@@ -93,12 +105,12 @@ impl SessionFiles {
         let mut left = Budget { limit, used: 0 };
         left.take(tail_start + rest.len() as u64)?;
         if !rest.starts_with(&committed.tail) {
-            return self.pack_within(limit);
+            return Ok(None);
         }
         let added = &rest[committed.tail.len()..];
         let stamps = self.folder_stamps()?;
         if committed.folder.keys().any(|k| !stamps.contains_key(k)) {
-            return self.pack_within(limit);
+            return Ok(None);
         }
         // Files the turn left unchanged count against the cap too: the session holds them.
         left.take(
@@ -120,7 +132,7 @@ impl SessionFiles {
         let mut hasher = committed.hasher.clone();
         hasher.update(added);
         let kept = rest.len().saturating_sub(TAIL);
-        Ok(Pack {
+        Ok(Some(Pack {
             blob: compressed(plain).map_err(io_err(&jsonl))?,
             append: true,
             committed: Committed {
@@ -130,7 +142,7 @@ impl SessionFiles {
                 tail: rest[kept..].to_vec(),
                 folder: stamps,
             },
-        })
+        }))
     }
 
     /// [`Self::pack_within`] without a cap.

@@ -36,8 +36,8 @@ pub struct Config {
     #[arg(long, env = "BATON_CONCURRENCY", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
     /// Threads that run the worker's own work (claims, commits, the CLI's output, the model
-    /// gateway), 1-64; unset: one per CPU. Large transcripts are packed and restored on a pool
-    /// of their own, so no thread count lets one task stall the other holds.
+    /// gateway), 1-64; unset: one per CPU (one was slower in the benchmark). Large transcripts
+    /// are packed on a pool of their own, so no count lets one task stall the other holds.
     #[arg(long, env = "BATON_THREADS", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub threads: Option<u16>,
     /// Most a task's session may hold on disk (the transcript and the folder the CLI keeps

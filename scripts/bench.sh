@@ -6,7 +6,9 @@
 # queue section runs BullMQ (installed pinned into .tools/bullmq) on the same redis-server.
 # Arguments go to the benchmark: `--only <section>` (latency, overhead, throughput, queue, git,
 # scale, commands, dashboard, recovery, growth, sandbox), `--warm-plans N` / `--cold-plans N` (CLI throughput sizes; defaults 20 and 8),
-# `--full` (the issue's 200 plans in both modes: about half an hour on 2 cores).
+# `--full` (the issue's 200 plans in both modes: about half an hour on 2 cores), `--worker-threads N`
+# (the queue and throughput sections also run baton's workers with `--threads N`, interleaved
+# with the default, and print the ratios), `--rounds N` (rounds of those comparisons; default 2).
 set -euo pipefail
 . "$(dirname "$0")/setup.sh"
 cd "$BATON_ROOT"

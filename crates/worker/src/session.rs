@@ -240,12 +240,12 @@ async fn local_copy(
     if let Some(k) = known {
         if k.session() == record.session_id
             && k.digest() == record.transcript_sha256
-            && files.rewind_to(k)
+            && crate::transcript::rewind_off_thread(&files, k).await
         {
             return Some((LocalCopy::Current, Some(k.clone()), 0));
         }
     }
-    if let Some(state) = files.state() {
+    if let Some(state) = crate::transcript::state_off_thread(&files).await {
         if state.digest() == record.transcript_sha256 {
             return Some((LocalCopy::Current, Some(state), 0));
         }
@@ -254,9 +254,13 @@ async fn local_copy(
     let Some(stored) = stored else {
         return Some((LocalCopy::Missing, None, 0));
     };
+    let chunks = stored.chunks.len() as u64;
+    let digest = record.transcript_sha256.clone();
     Some(
-        match files.restore(&stored.base, &stored.chunks, &record.transcript_sha256) {
-            Ok(state) => (LocalCopy::Restored, Some(state), stored.chunks.len() as u64),
+        match crate::transcript::restore_off_thread(&files, stored.base, stored.chunks, digest)
+            .await
+        {
+            Ok(state) => (LocalCopy::Restored, Some(state), chunks),
             Err(e) => {
                 warn!(error = %e, "committed transcript unusable");
                 let _ = files.remove_everywhere();

@@ -32,7 +32,10 @@
 //! `--only <section>` runs one section; `--warm-plans N` / `--cold-plans N` size the CLI
 //! throughput runs (defaults 20 and 8 plans of 10 tasks keep the whole benchmark under 10
 //! minutes on 2 cores); `--full` runs the 200 plans in both modes;
-//! `--queue-concurrency N` sets the queue-only worker's concurrency (default 8).
+//! `--queue-concurrency N` sets the queue-only worker's concurrency (default 8);
+//! `--worker-threads N` runs baton's workers in the queue and throughput sections with
+//! `--threads N` too, interleaved with the default, and prints the ratios (`bench/threads.rs`);
+//! `--rounds N` sets the rounds of those interleaved comparisons (default 2).
 
 #[path = "bench/breakdown.rs"]
 mod breakdown;
@@ -50,6 +53,8 @@ mod recovery;
 mod sandbox;
 #[path = "bench/spare.rs"]
 mod spare;
+#[path = "bench/threads.rs"]
+mod threads;
 #[path = "bench/traces.rs"]
 mod traces;
 
@@ -80,6 +85,10 @@ struct Bench {
     warm_plans: usize,
     cold_plans: usize,
     queue_concurrency: u16,
+    /// `--worker-threads`: also run the workers with `--threads` this, interleaved.
+    threads: Option<u16>,
+    /// Rounds of the interleaved comparisons.
+    rounds: usize,
 }
 
 fn now_ms() -> f64 {
@@ -519,6 +528,9 @@ impl Bench {
 
     async fn throughput(&mut self) -> Result<()> {
         println!("\n## Throughput through the real CLI: 2 worker processes × concurrency 4\n");
+        if let Some(n) = self.threads {
+            return self.throughput_threads(n).await;
+        }
         println!("| mode | plans × tasks | wall time | tasks/s |");
         println!("|---|---|---:|---:|");
         for (mode, plans) in [("warm", self.warm_plans), ("cold", self.cold_plans)] {
@@ -549,7 +561,7 @@ impl Bench {
     }
 
     async fn queue(&mut self) -> Result<()> {
-        const ROUNDS: usize = 2;
+        let rounds = self.rounds;
         let c = self.queue_concurrency;
         println!("\n## Queue only: plans of {} tasks, in order per plan, no CLI: baton against BullMQ on the same redis-server\n", bullmq::TASKS);
         println!("Rounds interleave the four runs (baton no-op, BullMQ no-op, baton spawn, BullMQ spawn; who goes first alternates by round), one redis-server for all, flushed before each run. baton: one worker × {c}, every plan submitted before the worker starts; BullMQ: one Node process, each group (= plan) its own queue with one Worker of `concurrency: 1` (in order without BullMQ Pro), at most {c} groups in flight, every job added before the clock starts.\n");
@@ -558,11 +570,18 @@ impl Bench {
         let mut report = serde_json::Value::Null;
         println!("| round | workload | queue | tasks | wall time | tasks/s | Redis CPU per task |");
         println!("|---|---|---|---:|---:|---:|---:|");
-        for round in 1..=ROUNDS {
+        for round in 1..=rounds {
             for w in &bullmq::WORKLOADS {
+                // baton with `--worker-threads`: last in odd rounds, first in even ones, so it
+                // and the default alternate too.
+                if let (Some(n), true) = (self.threads, round % 2 == 0) {
+                    let threaded = bullmq::baton_run(&mut pool, w, round, c, Some(n)).await?;
+                    println!("{}", threaded.row());
+                    runs.push(threaded);
+                }
                 // Who goes first alternates by round: neither gets the quieter slot each time.
                 let (ours, theirs) = if round % 2 == 1 {
-                    let ours = bullmq::baton_run(&mut pool, w, round, c).await?;
+                    let ours = bullmq::baton_run(&mut pool, w, round, c, None).await?;
                     println!("{}", ours.row());
                     let (theirs, r) = bullmq::bullmq_run(&pool, w, round, c).await?;
                     println!("{}", theirs.row());
@@ -571,12 +590,17 @@ impl Bench {
                 } else {
                     let (theirs, r) = bullmq::bullmq_run(&pool, w, round, c).await?;
                     println!("{}", theirs.row());
-                    let ours = bullmq::baton_run(&mut pool, w, round, c).await?;
+                    let ours = bullmq::baton_run(&mut pool, w, round, c, None).await?;
                     println!("{}", ours.row());
                     report = r;
                     (ours, theirs)
                 };
                 runs.extend([ours, theirs]);
+                if let (Some(n), true) = (self.threads, round % 2 == 1) {
+                    let threaded = bullmq::baton_run(&mut pool, w, round, c, Some(n)).await?;
+                    println!("{}", threaded.row());
+                    runs.push(threaded);
+                }
             }
         }
         let sums = bullmq::summarize(&runs);
@@ -584,7 +608,10 @@ impl Bench {
         for w in &bullmq::WORKLOADS {
             bullmq::print_command_stats(&runs, w.name);
         }
-        println!("\n(baton: from starting the worker to the last plan_completed; ingest, lease, session record, transcript commit and events included; every plan's results checked in order. {} BullMQ {}: {}, from the first Worker's start to the last job's `completed`; every group's jobs checked to have run in order, one at a time. Ratios and CPU per task are summed over the {ROUNDS} rounds (all tasks over all seconds); \"per round\" is each round's ratio. Redis CPU per task: the server's used_cpu_sys + used_cpu_user (`INFO cpu`) from before the plans are submitted (the jobs added) to the last completion, over the tasks.)", fast_dir_note(), report["bullmq"].as_str().unwrap_or("?"), report["bound"].as_str().unwrap_or("?"));
+        if let Some(n) = self.threads {
+            threads::print_queue(&runs, n);
+        }
+        println!("\n(baton: from starting the worker to the last plan_completed; ingest, lease, session record, transcript commit and events included; every plan's results checked in order. {} BullMQ {}: {}, from the first Worker's start to the last job's `completed`; every group's jobs checked to have run in order, one at a time. Ratios and CPU per task are summed over the {rounds} rounds (all tasks over all seconds); \"per round\" is each round's ratio. Redis CPU per task: the server's used_cpu_sys + used_cpu_user (`INFO cpu`) from before the plans are submitted (the jobs added) to the last completion, over the tasks.)", fast_dir_note(), report["bullmq"].as_str().unwrap_or("?"), report["bound"].as_str().unwrap_or("?"));
         self.bullmq_targets(&sums);
         let (noop, spawn) = (&sums[0], &sums[1]);
         self.target(
@@ -919,6 +946,8 @@ async fn main() -> Result<()> {
         warm_plans: arg_value(&args, "--warm-plans")?.unwrap_or(warm_default),
         cold_plans: arg_value(&args, "--cold-plans")?.unwrap_or(cold_default),
         queue_concurrency: arg_value(&args, "--queue-concurrency")?.unwrap_or(8),
+        threads: arg_value(&args, "--worker-threads")?,
+        rounds: arg_value(&args, "--rounds")?.unwrap_or(2),
     };
     let run = |name: &str| only.as_deref().is_none_or(|o| o == name);
     if run("latency") {

@@ -34,6 +34,7 @@ use tokio::sync::mpsc;
 use tracing::{info_span, warn, Instrument};
 
 use crate::claude::{ClaudeError, Outcome as RunOutcome};
+use crate::config::ByteSize;
 use crate::decision::Decision;
 use crate::engine::Engine;
 use crate::gateway::{Grant, Used};
@@ -42,7 +43,7 @@ use crate::lease::{Interruption, Lease};
 use crate::pool::Pool;
 use crate::reconnect::backoff;
 use crate::session::SessionStart;
-use crate::transcript::Committed;
+use crate::transcript::{Committed, Pack};
 
 /// What the hold lends an attempt: the pool, the plan, its lease and gateway grant.
 pub(crate) struct Context<'a> {
@@ -88,6 +89,8 @@ pub(crate) struct Run {
     /// Time spent making the workspace the checkpoint's files, and committing and pushing
     /// after the run (a plan with a repository).
     pub(crate) git_time: Option<GitTime>,
+    /// What the commit sends of the transcript (`None`: the CLI left none).
+    pub(crate) pack: Option<Pack>,
 }
 
 /// Where an attempt's git time went.
@@ -173,6 +176,13 @@ pub(crate) enum AttemptError {
     /// a pool whose workers differ in `--sandbox` or `--allow-mcp-command`).
     #[error("this worker refuses the plan's {field}: {problem}")]
     NotAllowedHere { field: String, problem: String },
+    /// The task left its session (the transcript and the CLI's folder beside it) larger than
+    /// this worker keeps: nothing of the turn is committed.
+    #[error(
+        "the task's session holds {size} (its transcript and the CLI's folder beside it), over \
+         this worker's --max-transcript-size of {limit}; nothing of this task was committed"
+    )]
+    SessionTooLarge { size: ByteSize, limit: ByteSize },
 }
 
 impl AttemptError {
@@ -181,7 +191,7 @@ impl AttemptError {
             Self::Claude(e) => e.decision(),
             Self::Git(e) => e.decision(),
             Self::Structured(_) => Decision::AnswerAgain,
-            Self::NotAllowedHere { .. } => Decision::Fail,
+            Self::NotAllowedHere { .. } | Self::SessionTooLarge { .. } => Decision::Fail,
         }
     }
 }

@@ -13,12 +13,13 @@ use super::{
     checkpoint, Attempt, AttemptError, Context, ExecutorEvent, Failed, GitTime, Run, SessionStarted,
 };
 use crate::claude::{ClaudeError, Invocation, Outcome, Progress};
+use crate::config::ByteSize;
 use crate::engine::Engine;
 use crate::gateway::Used;
 use crate::git::{Checkout, Checkpoint, CommitInfo};
 use crate::lease::Interruption;
 use crate::session::{self, SessionStart};
-use crate::transcript::SessionFiles;
+use crate::transcript::{self, Pack, SessionFiles, TranscriptError};
 
 /// What the retry of a task whose structured answer did not do is told, after its prompt.
 fn structured_note(problem: &str) -> String {
@@ -80,6 +81,7 @@ impl Attempt<'_> {
         }
         let used = meter.so_far().since(used_before);
         let out = self.judge(ctx, engine, used, outcome).await?;
+        let pack = self.pack(ctx, engine, &start).await?;
         let checkpoint_started = Instant::now();
         let checkpoint = match &checkout {
             None => None,
@@ -100,7 +102,36 @@ impl Attempt<'_> {
             ended_at,
             checkpoint,
             git_time,
+            pack,
         }))
+    }
+
+    /// What the commit sends of the transcript: only what the turn added when what was
+    /// committed before is known. `None` when the CLI said success but left no transcript (the
+    /// commit goes on; the next task falls back to a recap). A session past the worker's
+    /// `--max-transcript-size` fails the task: the turn is discarded, and the session's files
+    /// are cut back to what was committed, before anything of it is pushed or committed.
+    async fn pack(
+        &self,
+        ctx: &Context<'_>,
+        engine: &mut dyn Engine,
+        start: &SessionStart,
+    ) -> Result<Option<Pack>, Failed> {
+        let files = SessionFiles::new(&ctx.pool.config_dir, self.cwd, start.arg.id());
+        let limit = ctx.pool.cfg.max_transcript_size;
+        match transcript::pack_capped(&files, start.committed.as_ref(), limit.0).await {
+            Ok(pack) => Ok(Some(pack)),
+            Err(TranscriptError::TooLarge { size, .. }) => {
+                engine.discard().await;
+                transcript::cut_back(&files, start.committed.as_ref()).await;
+                let size = ByteSize(size);
+                Err(AttemptError::SessionTooLarge { size, limit }.into())
+            }
+            Err(e) => {
+                warn!(error = %e, "no transcript to commit");
+                Ok(None)
+            }
+        }
     }
 
     /// The CLI run of this try.
@@ -265,7 +296,8 @@ async fn relay_progress<T>(
 /// the next restore reads one pack. A failure is logged and changes nothing.
 async fn compact_transcript(ctx: &Context<'_>, start: &SessionStart, cwd: &Path) {
     let files = SessionFiles::new(&ctx.pool.config_dir, cwd, start.arg.id());
-    let pack = match files.pack() {
+    let limit = ctx.pool.cfg.max_transcript_size.0;
+    let pack = match transcript::pack_capped(&files, None, limit).await {
         Ok(p) => p,
         Err(e) => {
             warn!(error = %e, "could not pack the transcript to compact it");

@@ -9,6 +9,9 @@ use clap::Parser;
 
 pub use crate::executor::{Executor, SessionMode};
 pub use crate::state_dir::NoStateDir;
+pub use size::ByteSize;
+
+mod size;
 
 /// A baton worker: claims plans from Redis and runs their tasks, in order, through one resumed
 /// Claude Code session per plan. Run as many as you like, on as many machines as you like,
@@ -33,12 +36,15 @@ pub struct Config {
     #[arg(long, env = "BATON_CONCURRENCY", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
     /// Threads that run the worker's own work (claims, commits, the CLI's output, the model
-    /// gateway), 1-64; unset: one per CPU. One moves about 25% more queue-only tasks per second
-    /// here (a second thread mostly adds wake-ups between the two), but a transcript is still
-    /// packed and restored on these threads, so with one thread a task that leaves a very large
-    /// transcript stalls every other hold (their leases, the gateway) while it is packed.
+    /// gateway), 1-64; unset: one per CPU (one was slower in the benchmark). Large transcripts
+    /// are packed on a pool of their own, so no count lets one task stall the other holds.
     #[arg(long, env = "BATON_THREADS", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub threads: Option<u16>,
+    /// Most a task's session may hold on disk (the transcript and the folder the CLI keeps
+    /// beside it, which baton packs at every commit), e.g. 256MiB, 1GiB; at least 1 MiB. A task
+    /// whose session is larger fails, naming both sizes, and nothing of its turn is committed.
+    #[arg(long, env = "BATON_MAX_TRANSCRIPT_SIZE", default_value = "256MiB", value_parser = size::parse_session_cap)]
+    pub max_transcript_size: ByteSize,
     /// The Claude Code CLI executable.
     #[arg(long, env = "BATON_CLAUDE_BIN", default_value = "claude")]
     pub claude_bin: PathBuf,

@@ -1,7 +1,7 @@
-//! A successful run committed: the transcript packed, the result, session record and events
-//! written in one fenced script (`commit.lua`) that also returns the next task or gives the
-//! lease back. A result finished while Redis was away is committed when it returns, unless the
-//! lease ran out meanwhile (then the fence refuses it and the task runs again).
+//! A successful run committed: the transcript (as the attempt packed it), the result, session
+//! record and events written in one fenced script (`commit.lua`) that also returns the next task
+//! or gives the lease back. A result finished while Redis was away is committed when it returns,
+//! unless the lease ran out meanwhile (then the fence refuses it and the task runs again).
 
 use std::path::Path;
 use std::time::SystemTime;
@@ -18,7 +18,7 @@ use super::{Hold, TaskEnd};
 use crate::attempt::{Base, Run};
 use crate::lease::Interruption;
 use crate::reconnect::redis_retry;
-use crate::transcript::{Pack, SessionFiles};
+use crate::transcript::Pack;
 
 /// Milliseconds since the epoch, with microseconds.
 fn epoch_ms(t: SystemTime) -> f64 {
@@ -59,23 +59,11 @@ impl Hold<'_> {
         run: Box<Run>,
         base: Base,
     ) -> (TaskEnd, Base) {
-        let files = SessionFiles::new(&self.pool.config_dir, cwd, run.start.arg.id());
-        // Only what the turn added, when what was committed before is known.
-        let packed = match &run.start.committed {
-            Some(before) => files.pack_since(before),
-            None => files.pack(),
-        };
-        let pack = packed
-            .inspect_err(|e| {
-                // The CLI said success but left no transcript: commit the result anyway; the
-                // next task falls back to a recap.
-                warn!(error = %e, "no transcript to commit");
-            })
-            .ok();
-        let (result, record) = self.records(head, cwd, &run, pack.as_ref());
+        let pack = run.pack.as_ref();
+        let (result, record) = self.records(head, cwd, &run, pack);
         // The claim is stamped into the hold's first commit that goes through.
         let claimed_at = self.claimed_at;
-        let events = self.events(head, &run, &result, pack.as_ref(), claimed_at);
+        let events = self.events(head, &run, &result, pack, claimed_at);
         // After the task's own events: the next task's start is stamped after them.
         let planned = self.plan_next_start(head, &record, pack.is_some());
         let counts = plan_counts(run.start.previous().is_some());
@@ -88,7 +76,7 @@ impl Hold<'_> {
             succeeded: &events.succeeded,
             completed: &events.completed,
             review: events.review.as_ref(),
-            transcript: match &pack {
+            transcript: match pack {
                 None => TranscriptWrite::Nothing,
                 Some(p) if p.append => TranscriptWrite::Append(&p.blob),
                 Some(p) => TranscriptWrite::Full(&p.blob),
@@ -121,7 +109,7 @@ impl Hold<'_> {
         self.report.committed().await;
         let next = Base {
             tree_at: result.commit,
-            transcript: pack.map(|p| p.committed),
+            transcript: run.pack.map(|p| p.committed),
             last_commit: Some(record),
         };
         (end, next)

@@ -13,9 +13,16 @@
 //! its hold committed last; else by its digest) and otherwise restores base and chunks, which
 //! also discards the partial turn a failed attempt may have left. It keeps exactly one copy of a
 //! session per config dir, since the CLI reports a duplicated id as not found.
+//!
+//! A task decides how large its session gets, so packs are capped (`--max-transcript-size`), and
+//! packing and restoring past a small size run on tokio's blocking pool (`blocking`).
 
+mod blocking;
 mod pack;
 mod restore;
+pub(crate) use blocking::{
+    cut_back, pack_capped, restore_off_thread, rewind_off_thread, state_off_thread,
+};
 pub(crate) use pack::Pack;
 
 use std::collections::BTreeMap;
@@ -35,6 +42,9 @@ pub(crate) enum TranscriptError {
     Corrupt(#[source] std::io::Error),
     #[error("restored transcript has digest {got}, the session record says {expected}")]
     DigestMismatch { expected: String, got: String },
+    /// The session's files hold more than the worker's cap (both in bytes).
+    #[error("the session's files hold {size} bytes, over the cap of {limit}")]
+    TooLarge { size: u64, limit: u64 },
     #[error("transcript file operation failed on {path}")]
     Io {
         path: PathBuf,

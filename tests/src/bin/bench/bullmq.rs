@@ -47,12 +47,16 @@ pub(super) struct Run {
     pub(super) round: usize,
     pub(super) workload: &'static str,
     pub(super) baton: bool,
+    /// baton's worker ran with `--threads` this (else its default).
+    pub(super) threads: Option<u16>,
     pub(super) tasks: usize,
     pub(super) seconds: f64,
     /// The Redis server's CPU time over the run (sys + user), in µs.
     pub(super) redis_cpu_us: f64,
     /// `INFO commandstats` over the run: command, calls, µs (scripts' inner calls included).
     pub(super) commands: Vec<(String, u64, u64)>,
+    /// baton's worker process's CPU time over the run, in µs (0 for BullMQ).
+    pub(super) worker_cpu_us: f64,
 }
 
 impl Run {
@@ -66,7 +70,11 @@ impl Run {
             "| {} | {} | {} | {} | {:.2} s | {:.0} | {:.0} µs |",
             self.round,
             self.workload,
-            if self.baton { "baton" } else { "BullMQ" },
+            match (self.baton, self.threads) {
+                (true, None) => "baton".to_owned(),
+                (true, Some(n)) => format!("baton --threads {n}"),
+                (false, _) => "BullMQ".to_owned(),
+            },
             self.tasks,
             self.seconds,
             self.rate(),
@@ -163,16 +171,23 @@ pub(super) fn print_command_stats(runs: &[Run], workload: &str) {
 
 /// baton: `w.plans` plans submitted, then one worker of `concurrency` started; timed from
 /// its start to the last plan_completed, every plan's results checked in order.
+/// baton: `w.plans` plans submitted, then one worker of `concurrency` started (with
+/// `--threads` set when `threads` is); timed from its start to the last plan_completed, every
+/// plan's results checked in order.
 pub(super) async fn baton_run(
     pool: &mut Pool,
     w: &Workload,
     round: usize,
     concurrency: u16,
+    threads: Option<u16>,
 ) -> Result<Run> {
     flush(pool).await?;
     let fast = FastDir::new();
-    let name = format!("{}-{round}", w.work);
+    let name = format!("{}-{round}-{}", w.work, threads.unwrap_or(0));
     let mut opts = worker_opts(pool, &name, concurrency, &["--executor", w.executor]);
+    if let Some(n) = threads {
+        opts.extra.extend(["--threads".to_owned(), n.to_string()]);
+    }
     fast.place(&mut opts, &name);
     let cpu_before = redis_cpu_s(pool).await?;
     submit_many(pool, "q", w.plans, TASKS).await?;
@@ -187,16 +202,20 @@ pub(super) async fn baton_run(
     .await?;
     let cpu_after = redis_cpu_s(pool).await?;
     let commands = command_stats(pool).await?;
+    let pid = u32::try_from(pool.workers[worker].proc.pid())?;
+    let worker_cpu_us = super::traces::cpu_s(pid) * 1e6;
     check_order(pool, "q", w.plans, TASKS).await?;
     pool.workers[worker].stop(Duration::from_secs(20));
     Ok(Run {
         round,
         workload: w.name,
         baton: true,
+        threads,
         tasks: w.plans * TASKS,
         seconds: (done - started).as_secs_f64(),
         redis_cpu_us: (cpu_after - cpu_before) * 1e6,
         commands,
+        worker_cpu_us,
     })
 }
 
@@ -257,10 +276,12 @@ pub(super) async fn bullmq_run(
         round,
         workload: w.name,
         baton: false,
+        threads: None,
         tasks: usize::try_from(jobs)?,
         seconds: number("seconds")?,
         redis_cpu_us: number("redis_cpu_us")?,
         commands: command_stats(pool).await?,
+        worker_cpu_us: 0.0,
     };
     ensure!(
         run.tasks == w.plans * TASKS,
@@ -295,7 +316,7 @@ pub(super) fn summarize(runs: &[Run]) -> Vec<Summary> {
             let of = |baton: bool| {
                 let mine: Vec<&Run> = runs
                     .iter()
-                    .filter(|r| r.workload == w.name && r.baton == baton)
+                    .filter(|r| r.workload == w.name && r.baton == baton && r.threads.is_none())
                     .collect();
                 let tasks: usize = mine.iter().map(|r| r.tasks).sum();
                 let seconds: f64 = mine.iter().map(|r| r.seconds).sum();

@@ -24,7 +24,7 @@ struct Run {
 }
 
 /// User + system CPU seconds process `pid` used so far (`/proc/PID/stat`), its threads included.
-fn cpu_s(pid: u32) -> f64 {
+pub(super) fn cpu_s(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // The fields after the command name (which may hold spaces) start with the state.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);

@@ -150,8 +150,12 @@ impl PlanHash {
 
     fn set(&mut self, field: &str, v: &str) {
         if let Some(name) = field.strip_prefix(STAT_PREFIX) {
+            // A counter whose total is a plan field of its own (tokens, cost) is read there: a
+            // `stat:` copy left by an older worker stopped growing.
             if let (Ok(c), Ok(n)) = (name.parse::<Counter>(), v.parse::<i64>()) {
-                self.stats.insert(c, n);
+                if c.total_field() == c.plan_field() {
+                    self.stats.insert(c, n);
+                }
             }
             return;
         }
@@ -254,5 +258,17 @@ mod tests {
         assert_eq!(h.stats.get(&Counter::Handoffs), Some(&2));
         assert_eq!(h.stats.len(), 1);
         assert!(PlanHash::from_pairs(Vec::<(String, String)>::new()).is_missing());
+    }
+
+    #[test]
+    fn token_counters_are_the_plans_token_fields_whatever_a_stale_stat_copy_says() {
+        for pairs in [
+            [("input_tokens", "50"), ("stat:input_tokens", "7")],
+            [("stat:input_tokens", "7"), ("input_tokens", "50")],
+        ] {
+            let h = PlanHash::from_pairs(pairs);
+            assert_eq!(h.input_tokens, 50);
+            assert_eq!(h.stats.get(&Counter::InputTokens), Some(&50));
+        }
     }
 }

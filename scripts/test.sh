@@ -18,9 +18,9 @@ ensure_chromium
 ensure_claude
 ensure_client_libs
 ensure_eval_prereqs
-echo "==> the code's shape: sizes (scripts/size-check.py) and the worker's modules (scripts/module-check.py)" >&2
+echo "==> the code's shape: sizes (scripts/size-check.py) and each crate's modules (scripts/module-check.py)" >&2
 python3 scripts/size-check.py crates
-python3 scripts/module-check.py crates/worker/src
+python3 scripts/module-check.py
 echo "==> cargo build --workspace --all-targets" >&2
 cargo build --workspace --all-targets --quiet
 echo "==> cargo test --workspace (workers in warm session mode)" >&2

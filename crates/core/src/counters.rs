@@ -88,15 +88,6 @@ impl Counter {
         Self::PoolPauses,
     ];
 
-    /// The plan hash field holding a plan's total of this counter (its cost is the plan's
-    /// `cost_usd`, the other counters `stat:<name>`).
-    pub fn total_field(self) -> String {
-        match self {
-            Self::CostUsd => crate::plan_hash::PlanField::CostUsd.as_str().to_owned(),
-            other => other.plan_field(),
-        }
-    }
-
     /// The counter of fallbacks for `reason`.
     pub fn fallback(reason: FallbackReason) -> Self {
         match reason {
@@ -114,11 +105,6 @@ impl Counter {
             .iter()
             .copied()
             .find(|r| Self::fallback(*r) == self)
-    }
-
-    /// The field of a plan's own copy of this counter in its hash.
-    pub fn plan_field(self) -> String {
-        format!("{}{}", crate::plan_hash::STAT_PREFIX, self.as_str())
     }
 }
 

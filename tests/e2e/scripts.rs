@@ -516,7 +516,7 @@ async fn commit_pops_exactly_the_head() -> anyhow::Result<()> {
 /// says so; it leaves the start out once the plan's budget is spent, and when no task is left.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_commit_starts_the_next_task_when_asked() -> anyhow::Result<()> {
-    use baton_core::event::{SessionMode, SessionNote, TaskStarted};
+    use baton_core::event::{AttemptMode, SessionNote, TaskStarted};
     let mut s = Scripts::start().await?;
     let p: PlanId = "ahead".parse()?;
     s.ingest(&p, &uuid::Uuid::new_v4().to_string(), 1, 3)
@@ -530,7 +530,7 @@ async fn a_commit_starts_the_next_task_when_asked() -> anyhow::Result<()> {
             TaskStarted {
                 attempt: 1,
                 session_id,
-                mode: SessionMode::Warm,
+                mode: AttemptMode::Warm,
                 trace_id: None,
             },
         ),

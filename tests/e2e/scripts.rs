@@ -820,12 +820,17 @@ async fn the_plan_index_forgets_only_what_it_was_told_is_expired() -> anyhow::Re
     let _: () = s.conn.zadd(&index, "resubmitted", 1000).await?;
     // "resubmitted" was submitted again after the sweep read it: finish_ingest re-scored it.
     let _: () = s.conn.zadd(&index, "resubmitted", 2000).await?;
+    // Entries baton did not write: scored +inf (ZSCAN reads it as `inf`), a member not UTF-8.
+    let _: () = s.conn.zadd(&index, "stray", "+inf").await?;
+    let _: () = s.conn.zadd(&index, &b"\xff"[..], 5).await?;
     let expired = [
-        ("gone".to_owned(), "1000".to_owned()),
-        ("resubmitted".to_owned(), "1000".to_owned()),
+        (b"gone".to_vec(), "1000".to_owned()),
+        (b"resubmitted".to_vec(), "1000".to_owned()),
+        (b"stray".to_vec(), "inf".to_owned()),
+        (b"\xff".to_vec(), "5".to_owned()),
     ];
     let removed = s.call(&PruneIndex { expired: &expired }).await?;
-    assert_eq!(removed, 1);
+    assert_eq!(removed, 3);
     let left: Vec<String> = s.conn.zrange(&index, 0, -1).await?;
     assert_eq!(left, ["resubmitted"]);
     Ok(())

@@ -370,6 +370,32 @@ async fn ingest_is_idempotent_per_submission() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// An acquire sent again with the same lock value (its reply was lost: Redis stopped, or the
+/// connection broke, after the script ran) takes the lease it already has; another holder's
+/// value is still refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_acquire_retried_after_a_lost_reply_keeps_its_lease() -> anyhow::Result<()> {
+    let mut s = Scripts::start().await?;
+    let p: PlanId = "retried-acquire".parse()?;
+    s.ingest(&p, &uuid::Uuid::new_v4().to_string(), 1, 1)
+        .await?;
+    let lock = LockValue::new(&s.worker);
+    let first = acquired(s.acquire(&p, &lock, Duration::from_secs(30)).await?);
+    let again = acquired(s.acquire(&p, &lock, Duration::from_secs(30)).await?);
+    assert_eq!(again.task.id, first.task.id);
+    let other = LockValue::new(&s.worker);
+    assert_eq!(
+        s.acquire(&p, &other, Duration::from_secs(30)).await?,
+        AcquireReply::Busy
+    );
+    assert_eq!(
+        s.commit(&p, &lock, &again).await?,
+        CommitReply::Done { completed: true },
+        "the retried holder's lease is the plan's"
+    );
+    Ok(())
+}
+
 /// A holder whose lease is gone (expired, and taken by another) can write nothing: no commit,
 /// no stop, no release, no renewal; the plan is exactly as the new holder found it.
 #[tokio::test(flavor = "multi_thread")]

@@ -8,7 +8,10 @@
 --          {'later', not before ms, priority} (not yet: lease dropped, the plan stays scheduled),
 --          or {'ok', head task JSON, session JSON or '', plan fields the holder reads (options, cost_usd, workspace, session_id) as a flat list...}
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return {'busy'}
+  -- The lock value is new for each hold: holding it already, this is the caller's retry of an
+  -- acquire whose reply was lost, and it goes on (refused, the plan would wait for ever).
+  if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'busy'} end
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 local st = redis.call('HGET', KEYS[2], 'state') or ''
 -- A plan paused on its key's daily budget comes back by itself (the next day, or the budget

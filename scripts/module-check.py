@@ -1,20 +1,33 @@
 #!/usr/bin/env python3
-"""Module check: the worker's top-level modules must not import each other in a circle.
+"""Module check: a crate's top-level modules must not import each other in a circle.
 
-Reads every `crate::<module>` reference outside comments in each top-level module of a crate's `src/` (a folder
-module counts as one module with all its files) and reports each pair of modules that refer to
-each other and each longer cycle. `lib` and `main` are the roots and are left out.
+Reads every `crate::<module>` reference outside comments (grouped ones too: `crate::{a, b::C}`)
+in each top-level module of a crate's `src/` (a folder module counts as one module with all its
+files) and reports each pair of modules that refer to each other and each longer cycle. `lib` and `main` are the roots and are left out.
 
 Usage:
-    scripts/module-check.py [SRC...]     (default crates/worker/src)
+    scripts/module-check.py [SRC...]     (default: every crates/*/src)
 
 Exits 1 if it found a circle, 0 if none.
 """
+import glob
 import os
 import re
 import sys
 
 REF_RE = re.compile(r"crate::([a-z_][a-z0-9_]*)")
+# `crate::{a::x, b}`: the first segment of each item (one level of braces).
+GROUP_RE = re.compile(r"crate::\{([^{}]*(?:\{[^{}]*\}[^{}]*)*)\}")
+ITEM_RE = re.compile(r"(?:^|,)\s*([a-z_][a-z0-9_]*)\b")
+
+
+def refs(code):
+    """The modules `code` refers to through `crate::`."""
+    out = {m.group(1) for m in REF_RE.finditer(code)}
+    for g in GROUP_RE.finditer(code):
+        inner = re.sub(r"\{[^{}]*\}", "", g.group(1))
+        out.update(m.group(1) for m in ITEM_RE.finditer(inner))
+    return out - {"self", "super"}
 
 
 def deps_of(src):
@@ -31,9 +44,9 @@ def deps_of(src):
                 text = fh.read()
             # Doc and comment lines name modules without importing them.
             code = "\n".join(l for l in text.splitlines() if not l.lstrip().startswith("//"))
-            for m in REF_RE.finditer(code):
-                if m.group(1) != module:
-                    deps.setdefault(module, set()).add(m.group(1))
+            for ref in refs(code):
+                if ref != module:
+                    deps.setdefault(module, set()).add(ref)
     return deps
 
 
@@ -71,7 +84,8 @@ def cycles(deps):
 
 def main():
     found = False
-    for src in sys.argv[1:] or ["crates/worker/src"]:
+    default = sorted(glob.glob("crates/*/src"))
+    for src in sys.argv[1:] or default:
         for comp in cycles(deps_of(src)):
             found = True
             print(f"CIRCLE {src}: {' -> '.join(comp)}")

@@ -4,6 +4,8 @@
 //! and refused without it, and a read-only dashboard refuses every action. Screenshots of each
 //! page go to `target/test-artifacts/`.
 
+mod lossy;
+
 use std::time::{Duration, Instant};
 
 use baton_core::EventKind;

@@ -252,7 +252,11 @@ async fn the_suite_runs_in_the_users_pool() -> Result<()> {
     };
     let refused = eval_in_pool("session,handoff")?;
     let err = String::from_utf8_lossy(&refused.stderr);
-    assert_eq!(refused.status.code(), Some(2), "{err}");
+    assert_eq!(
+        refused.status.code(),
+        Some(baton_producer::exit::BAD_INPUT.into()),
+        "{err}"
+    );
     assert!(err.contains("the handoff arm needs workers"), "{err}");
     let o = eval_in_pool("session,isolated")?;
     ensure!(

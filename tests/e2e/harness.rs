@@ -5,6 +5,8 @@
 //! attempt records say, the dispatcher's pause on a rate limit, and webhooks at shutdown.
 //! Each takes about as long as the behaviour itself.
 
+mod claims;
+
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};

@@ -220,6 +220,14 @@ async fn a_team_budget_pauses_its_plans_until_raised() -> anyhow::Result<()> {
             results[0].session_id, results[1].session_id,
             "one conversation"
         );
+        // Its first hold after the raise resumed it (acquire.lua publishes the event).
+        let events = pool.events(&plan_id(p)).await?;
+        assert!(
+            events
+                .iter()
+                .any(|e| e.kind() == baton_core::EventKind::PlanResumed),
+            "{p}: plan_resumed"
+        );
     }
     Ok(())
 }

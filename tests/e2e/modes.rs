@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use baton_core::event::AttemptMode;
 use baton_core::EventKind;
 use baton_tests::*;
 use serde_json::json;
@@ -201,5 +202,34 @@ async fn a_warm_session_hands_over_between_machines_at_every_hold() -> anyhow::R
             "task 6 carried task {j}"
         );
     }
+    Ok(())
+}
+
+/// A benchmark executor runs no CLI, and its `task_started` events and heartbeat info say so
+/// (`instant`, not a session mode it does not have).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_benchmark_executor_says_what_ran_its_tasks() -> anyhow::Result<()> {
+    let mut pool = Pool::start()?;
+    let mut m = pool.machine("bench", 1);
+    m.extra.extend(["--executor".into(), "instant".into()]);
+    pool.add_worker(&m)?;
+    let plan = plan_id("instant");
+    pool.submit(&doc("instant").prompts(&["One.", "Two."]).json())
+        .await?;
+    pool.wait_state(&plan, &[PlanState::Completed], Duration::from_secs(60))
+        .await?;
+    let modes: Vec<AttemptMode> = pool
+        .events(&plan)
+        .await?
+        .iter()
+        .filter(|e| e.kind() == EventKind::TaskStarted)
+        .map(|e| body!(e, TaskStarted).mode)
+        .collect();
+    assert_eq!(modes, [AttemptMode::Instant, AttemptMode::Instant]);
+    let mut c = pool.conn().await?;
+    let info: Vec<String> = redis::AsyncCommands::hvals(&mut c, pool.keys.worker_info()).await?;
+    assert_eq!(info.len(), 1, "{info:?}");
+    let info: serde_json::Value = serde_json::from_str(&info[0])?;
+    assert_eq!(info["mode"], "instant", "{info}");
     Ok(())
 }

@@ -217,6 +217,9 @@ async fn expired_plans_leave_the_plan_index() -> anyhow::Result<()> {
         .map(String::from)
         .to_vec();
     pool.add_worker(&opts)?;
+    // An entry baton did not write, scored +inf: never "recent", so it must go too.
+    let mut c = pool.conn().await?;
+    let _: i64 = redis::AsyncCommands::zadd(&mut c, pool.keys.plans(), "stray", "+inf").await?;
     let listed = |conn: baton_connect::Conn| {
         let index = pool.keys.plans();
         async move {
@@ -232,7 +235,9 @@ async fn expired_plans_leave_the_plan_index() -> anyhow::Result<()> {
         Duration::from_secs(60),
     )
     .await?;
-    assert_eq!(listed(pool.conn().await?).await?, ["short"]);
+    // (The stray entry may be gone already: nothing keeps it.)
+    let ids = listed(pool.conn().await?).await?;
+    assert!(ids.iter().any(|p| p == "short"), "{ids:?}");
 
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {

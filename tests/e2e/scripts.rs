@@ -370,6 +370,32 @@ async fn ingest_is_idempotent_per_submission() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// An acquire sent again with the same lock value (its reply was lost: Redis stopped, or the
+/// connection broke, after the script ran) takes the lease it already has; another holder's
+/// value is still refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_acquire_retried_after_a_lost_reply_keeps_its_lease() -> anyhow::Result<()> {
+    let mut s = Scripts::start().await?;
+    let p: PlanId = "retried-acquire".parse()?;
+    s.ingest(&p, &uuid::Uuid::new_v4().to_string(), 1, 1)
+        .await?;
+    let lock = LockValue::new(&s.worker);
+    let first = acquired(s.acquire(&p, &lock, Duration::from_secs(30)).await?);
+    let again = acquired(s.acquire(&p, &lock, Duration::from_secs(30)).await?);
+    assert_eq!(again.task.id, first.task.id);
+    let other = LockValue::new(&s.worker);
+    assert_eq!(
+        s.acquire(&p, &other, Duration::from_secs(30)).await?,
+        AcquireReply::Busy
+    );
+    assert_eq!(
+        s.commit(&p, &lock, &again).await?,
+        CommitReply::Done { completed: true },
+        "the retried holder's lease is the plan's"
+    );
+    Ok(())
+}
+
 /// A holder whose lease is gone (expired, and taken by another) can write nothing: no commit,
 /// no stop, no release, no renewal; the plan is exactly as the new holder found it.
 #[tokio::test(flavor = "multi_thread")]
@@ -516,7 +542,7 @@ async fn commit_pops_exactly_the_head() -> anyhow::Result<()> {
 /// says so; it leaves the start out once the plan's budget is spent, and when no task is left.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_commit_starts_the_next_task_when_asked() -> anyhow::Result<()> {
-    use baton_core::event::{SessionMode, SessionNote, TaskStarted};
+    use baton_core::event::{AttemptMode, SessionNote, TaskStarted};
     let mut s = Scripts::start().await?;
     let p: PlanId = "ahead".parse()?;
     s.ingest(&p, &uuid::Uuid::new_v4().to_string(), 1, 3)
@@ -530,7 +556,7 @@ async fn a_commit_starts_the_next_task_when_asked() -> anyhow::Result<()> {
             TaskStarted {
                 attempt: 1,
                 session_id,
-                mode: SessionMode::Warm,
+                mode: AttemptMode::Warm,
                 trace_id: None,
             },
         ),
@@ -820,12 +846,17 @@ async fn the_plan_index_forgets_only_what_it_was_told_is_expired() -> anyhow::Re
     let _: () = s.conn.zadd(&index, "resubmitted", 1000).await?;
     // "resubmitted" was submitted again after the sweep read it: finish_ingest re-scored it.
     let _: () = s.conn.zadd(&index, "resubmitted", 2000).await?;
+    // Entries baton did not write: scored +inf (ZSCAN reads it as `inf`), a member not UTF-8.
+    let _: () = s.conn.zadd(&index, "stray", "+inf").await?;
+    let _: () = s.conn.zadd(&index, &b"\xff"[..], 5).await?;
     let expired = [
-        ("gone".to_owned(), "1000".to_owned()),
-        ("resubmitted".to_owned(), "1000".to_owned()),
+        (b"gone".to_vec(), "1000".to_owned()),
+        (b"resubmitted".to_vec(), "1000".to_owned()),
+        (b"stray".to_vec(), "inf".to_owned()),
+        (b"\xff".to_vec(), "5".to_owned()),
     ];
     let removed = s.call(&PruneIndex { expired: &expired }).await?;
-    assert_eq!(removed, 1);
+    assert_eq!(removed, 3);
     let left: Vec<String> = s.conn.zrange(&index, 0, -1).await?;
     assert_eq!(left, ["resubmitted"]);
     Ok(())

@@ -2,14 +2,15 @@
 //! round trip), [`PlanDetail`] (with results, pending tasks, events and transcript, in one
 //! transaction), the plan index (most recently active first), and the pool's counters.
 //!
-//! Reads for display are lenient: a record that no longer decodes is left out, not fatal.
+//! Reads for display are lenient: a record that no longer decodes is left out, not fatal, and
+//! a hash value that is not UTF-8 (written by something other than baton) is read lossily.
 //! [`Client::results`] and [`Client::events`] are strict (the test harness wants to know).
 
 use std::collections::HashMap;
 
 use baton_core::records::{SessionRecord, StoredTask, TaskResult};
 use baton_core::{Counter, Event, PlanHash, PlanId, PlanState};
-use redis::AsyncCommands;
+use redis::{AsyncCommands, FromRedisValue, ParsingError};
 use serde::de::DeserializeOwned;
 
 use crate::{Client, ClientError};
@@ -76,10 +77,22 @@ pub struct PlanDetail {
 }
 
 /// The records that decode.
-fn lenient<T: DeserializeOwned>(raw: &[String]) -> Vec<T> {
+fn lenient<T: DeserializeOwned>(raw: &[Vec<u8>]) -> Vec<T> {
     raw.iter()
-        .filter_map(|r| serde_json::from_str(r).ok())
+        .filter_map(|r| serde_json::from_slice(r).ok())
         .collect()
+}
+
+/// A hash read as bytes, its fields and values made text lossily: one value that is not UTF-8
+/// shows with replacement characters instead of failing the read of the whole page.
+struct LossyHash(HashMap<String, String>);
+
+impl FromRedisValue for LossyHash {
+    fn from_redis_value(v: redis::Value) -> Result<Self, ParsingError> {
+        let raw: HashMap<Vec<u8>, Vec<u8>> = FromRedisValue::from_redis_value(v)?;
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        Ok(Self(raw.iter().map(|(k, v)| (text(k), text(v))).collect()))
+    }
 }
 
 /// Every record, or the first that does not decode.
@@ -91,12 +104,12 @@ fn strict<T: DeserializeOwned>(raw: &[String], what: &'static str) -> Result<Vec
 
 fn view_from(
     id: &PlanId,
-    hash: &HashMap<String, String>,
+    hash: &LossyHash,
     pending: u64,
-    session: Option<String>,
+    session: Option<Vec<u8>>,
     ttl: i64,
 ) -> Option<PlanView> {
-    let hash = PlanHash::from_pairs(hash);
+    let hash = PlanHash::from_pairs(&hash.0);
     if hash.is_missing() {
         return None;
     }
@@ -104,20 +117,14 @@ fn view_from(
         id: id.clone(),
         hash,
         pending,
-        session: session.and_then(|s| serde_json::from_str(&s).ok()),
+        session: session.and_then(|s| serde_json::from_slice(&s).ok()),
         session_ttl: (ttl >= 0).then_some(ttl),
     })
 }
 
-type ViewReply = (HashMap<String, String>, u64, Option<String>, i64);
+type ViewReply = (LossyHash, u64, Option<Vec<u8>>, i64);
 
-type DetailReply = (
-    HashMap<String, String>,
-    Vec<String>,
-    Vec<String>,
-    Option<String>,
-    i64,
-);
+type DetailReply = (LossyHash, Vec<Vec<u8>>, Vec<Vec<u8>>, Option<Vec<u8>>, i64);
 
 impl Client {
     fn view_pipe(&self, id: &PlanId) -> redis::Pipeline {
@@ -192,7 +199,7 @@ impl Client {
         let mut parts_read = values.split_off(5.min(values.len())).into_iter();
         let (hash, results, tasks, session, ttl): DetailReply =
             redis::from_redis_value(redis::Value::Array(values))?;
-        let events: Vec<String> = match parts.events {
+        let events: Vec<Vec<u8>> = match parts.events {
             true => redis::from_redis_value(parts_read.next().unwrap_or(redis::Value::Nil))?,
             false => Vec::new(),
         };
@@ -262,8 +269,12 @@ impl Client {
     /// Redis failed.
     pub async fn recent_plans(&self, limit: usize) -> Result<Vec<PlanId>, ClientError> {
         let stop = isize::try_from(limit).unwrap_or(isize::MAX) - 1;
-        let ids: Vec<String> = self.conn().zrevrange(self.keys.plans(), 0, stop).await?;
-        Ok(ids.iter().filter_map(|i| i.parse().ok()).collect())
+        // Read as bytes: an entry that is not UTF-8 is no plan id, and is left out like others.
+        let ids: Vec<Vec<u8>> = self.conn().zrevrange(self.keys.plans(), 0, stop).await?;
+        Ok(ids
+            .iter()
+            .filter_map(|i| std::str::from_utf8(i).ok()?.parse().ok())
+            .collect())
     }
 
     /// The plans the index marks as active at or after `ms` (ms since the epoch).

@@ -88,19 +88,6 @@ impl Counter {
         Self::PoolPauses,
     ];
 
-    /// The plan hash field holding a plan's total of this counter: its cost and tokens are the
-    /// plan's `cost_usd`, `input_tokens` and `output_tokens` (kept once, not again as
-    /// `stat:` counters), the other counters `stat:<name>`.
-    pub fn total_field(self) -> String {
-        use crate::plan_hash::PlanField;
-        match self {
-            Self::CostUsd => PlanField::CostUsd.as_str().to_owned(),
-            Self::InputTokens => PlanField::InputTokens.as_str().to_owned(),
-            Self::OutputTokens => PlanField::OutputTokens.as_str().to_owned(),
-            other => other.plan_field(),
-        }
-    }
-
     /// The counter of fallbacks for `reason`.
     pub fn fallback(reason: FallbackReason) -> Self {
         match reason {
@@ -118,11 +105,6 @@ impl Counter {
             .iter()
             .copied()
             .find(|r| Self::fallback(*r) == self)
-    }
-
-    /// The field of a plan's own copy of this counter in its hash.
-    pub fn plan_field(self) -> String {
-        format!("{}{}", crate::plan_hash::STAT_PREFIX, self.as_str())
     }
 }
 

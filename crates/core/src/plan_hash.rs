@@ -86,6 +86,27 @@ closed_enum! {
     }
 }
 
+/// Where a plan keeps its own copy of each counter: named here, with the hash's other fields
+/// (`counters` names the counters and knows nothing of the hash).
+impl Counter {
+    /// The field of a plan's own copy of this counter in its hash.
+    pub fn plan_field(self) -> String {
+        format!("{STAT_PREFIX}{}", self.as_str())
+    }
+
+    /// The plan hash field holding a plan's total of this counter: its cost and tokens are the
+    /// plan's `cost_usd`, `input_tokens` and `output_tokens` (kept once, not again as
+    /// `stat:` counters), the other counters `stat:<name>`.
+    pub fn total_field(self) -> String {
+        match self {
+            Self::CostUsd => PlanField::CostUsd.as_str().to_owned(),
+            Self::InputTokens => PlanField::InputTokens.as_str().to_owned(),
+            Self::OutputTokens => PlanField::OutputTokens.as_str().to_owned(),
+            other => other.plan_field(),
+        }
+    }
+}
+
 /// The plan hash, typed. Fields that are absent or unreadable read as their default.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PlanHash {

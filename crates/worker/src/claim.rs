@@ -48,6 +48,7 @@ pub(crate) async fn run_slot(pool: Arc<Pool>, slot: usize) {
                 continue;
             }
         };
+        let _holding = pool.claimed.hold(&plan);
         hold::run(&pool, plan, claimed_at).await;
     }
     debug!(slot, "slot stopped");

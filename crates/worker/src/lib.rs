@@ -39,6 +39,7 @@
 
 mod attempt;
 mod claim;
+mod claimed;
 mod claude;
 pub mod config;
 mod decision;
@@ -300,6 +301,7 @@ async fn start(
         shutdown,
         closing: Closing::new(tasks.clone()),
         transcripts: pool::KnownTranscripts::default(),
+        claimed: claimed::Claimed::default(),
         user_paused: std::sync::atomic::AtomicBool::new(false),
         webhooks,
         sandbox,

@@ -1,14 +1,16 @@
 //! Liveness: this worker's heartbeat, the reaper that hands the plans of silent workers back to
-//! the pool (their leases are freed first, so the next claimer is not refused), and the sweep
+//! the pool (their leases are freed first, so the next claimer is not refused), the hand-back of
+//! this worker's own claims that no slot holds (a claim whose reply was lost), and the sweep
 //! that keeps the plan index to plans that have not expired.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
 use baton_core::scripts::pool::{
     Beat, Count, HandedBack, ReapLock, ReapWorker, Recoveries, Silent,
 };
-use baton_core::{Counter, Counts, WorkerId};
+use baton_core::{Counter, Counts, PlanId, PlanTotals, Requeue, WorkerId};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -41,6 +43,8 @@ pub(crate) async fn run(pool: Arc<Pool>, stop: CancellationToken) {
             .unwrap_or_else(Instant::now),
     );
     let mut index_cursor = 0;
+    // This worker's in-flight entries that no slot held at the last beat.
+    let mut unheld = HashSet::new();
     let mut beats: u64 = 0;
     // Whether `worker_info` holds what this worker says of itself (written again after every
     // outage: a reaper may have removed it meanwhile).
@@ -76,6 +80,10 @@ pub(crate) async fn run(pool: Arc<Pool>, stop: CancellationToken) {
                 } else {
                     Ok(())
                 };
+                let reaped = match reaped {
+                    Ok(()) => hand_back_unheld(&pool, &mut unheld).await,
+                    other => other,
+                };
                 match reaped {
                     Ok(()) if beats.is_multiple_of(PRUNE_EVERY_BEATS) => {
                         prune_index_step(&pool, &mut index_cursor).await
@@ -97,6 +105,26 @@ pub(crate) async fn run(pool: Arc<Pool>, stop: CancellationToken) {
             _ = tokio::time::sleep(every) => {}
         }
     }
+}
+
+/// Hands back (to the front of the line) each entry of this worker's in-flight list that no
+/// slot holds, once it was so at two beats in a row: a claim is marked held as soon as its
+/// reply arrives, so an entry still unheld a beat later is a claim whose reply was lost, and
+/// its plan would otherwise wait for ever (no reaper hands back a live worker's claims).
+async fn hand_back_unheld(pool: &Pool, unheld: &mut HashSet<PlanId>) -> Result<(), StoreError> {
+    let now: HashSet<PlanId> = pool
+        .store
+        .inflight(&pool.id)
+        .await?
+        .into_iter()
+        .filter(|p| !pool.claimed.contains(p))
+        .collect();
+    for plan in now.intersection(unheld) {
+        warn!(plan = %plan, "handing back a claim no slot holds (its reply was lost)");
+        crate::hold::unclaim(pool, plan, Requeue::Front, &PlanTotals::NONE).await;
+    }
+    *unheld = now.difference(unheld).cloned().collect();
+    Ok(())
 }
 
 /// Beats between two steps of the plan index sweep.

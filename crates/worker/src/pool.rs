@@ -34,6 +34,8 @@ pub(crate) struct Pool {
     pub(crate) closing: Closing,
     /// What this worker's holds last committed of each plan's transcript, kept between holds.
     pub(crate) transcripts: KnownTranscripts,
+    /// The plans its slots hold now (the heartbeat hands back in-flight entries nobody holds).
+    pub(crate) claimed: crate::claimed::Claimed,
     /// A user paused the pool (`baton pause --all`), as the last heartbeat found: holds leave
     /// their plan after the task running now.
     pub(crate) user_paused: std::sync::atomic::AtomicBool,

@@ -291,8 +291,8 @@ impl Scripted {
 }
 
 impl Engine for Scripted {
-    fn mode(&self) -> SessionMode {
-        SessionMode::Cold
+    fn mode(&self) -> baton_core::event::AttemptMode {
+        baton_core::event::AttemptMode::Instant
     }
 
     fn run<'a>(

@@ -33,6 +33,31 @@ closed_enum! {
 }
 
 closed_enum! {
+    /// What ran an attempt (`task_started`'s `mode`): the CLI in one of its [`SessionMode`]s, or
+    /// a benchmark executor, which runs no CLI.
+    pub enum AttemptMode ("attempt mode") {
+        /// The CLI, one process per held plan.
+        Warm = "warm",
+        /// The CLI, one process per task.
+        Cold = "cold",
+        /// No CLI: answered in-process (the `instant` benchmark executor, and the scripted
+        /// engines of the in-process test harness).
+        Instant = "instant",
+        /// No CLI: a program run per task (the `spawn:<program>` benchmark executor).
+        Spawn = "spawn",
+    }
+}
+
+impl From<SessionMode> for AttemptMode {
+    fn from(m: SessionMode) -> Self {
+        match m {
+            SessionMode::Warm => Self::Warm,
+            SessionMode::Cold => Self::Cold,
+        }
+    }
+}
+
+closed_enum! {
     /// Who stopped a plan whose budget was spent.
     pub enum StoppedBy ("budget stopper") {
         /// The worker: nothing was left before the task started.
@@ -84,7 +109,7 @@ pub struct TaskStarted {
     /// 1-based.
     pub attempt: u32,
     pub session_id: ClaudeSessionId,
-    pub mode: SessionMode,
+    pub mode: AttemptMode,
     /// The plan's OpenTelemetry trace id (32 hex digits), once a worker that exports traces
     /// held the plan: the attempt's spans, and its CLI's, are in that trace.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -8,6 +8,7 @@ use redis::{FromRedisValue, ParsingError, ScriptInvocation, Value};
 
 use super::{text, Env, ScriptCall, Words, ACQUIRE, CLAIM, RELEASE, RENEW, UNCLAIM};
 use crate::counters::PlanTotals;
+use crate::event::{Bare, Event, EventBody};
 use crate::ids::{PlanId, WorkerId};
 use crate::plan_hash::PlanHash;
 use crate::records::{SessionRecord, StoredTask};
@@ -107,7 +108,12 @@ impl ScriptCall for Acquire<'_> {
             .arg(self.worker.as_str())
             .arg(k.channel())
             .arg(env.event_cap)
-            .arg(self.trace.unwrap_or(""));
+            .arg(self.trace.unwrap_or(""))
+            .arg(
+                Event::new(Some(self.plan), EventBody::PlanResumed(Bare {}))
+                    .worker(self.worker)
+                    .to_json(),
+            );
         inv
     }
 }

@@ -254,6 +254,20 @@ mod tests {
         }
     }
 
+    /// Events are built in Rust, from the typed structs of `event`; a script only adds what it
+    /// alone knows with `emit_with` (cjson), never writes an event's JSON itself.
+    #[test]
+    fn scripts_build_no_event_json() {
+        for (file, src) in SOURCES {
+            for line in src.lines().filter(|l| !l.trim_start().starts_with("--")) {
+                assert!(
+                    !line.contains("\"kind\""),
+                    "{file} builds an event by hand: {line}"
+                );
+            }
+        }
+    }
+
     /// The scripts spell plan fields, states and requeue positions by hand: every quoted word in
     /// them must be a name this crate knows (so a typo in a field name fails here, not in a
     /// plan that silently never gets scheduled).

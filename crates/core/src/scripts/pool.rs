@@ -107,8 +107,8 @@ impl FromRedisValue for HandedBack {
 /// workspaces they held.
 #[derive(Debug)]
 pub struct PruneIndex<'a> {
-    /// (plan id as stored, score as read).
-    pub expired: &'a [(String, String)],
+    /// (plan id as stored, which may not be UTF-8; score as read).
+    pub expired: &'a [(Vec<u8>, String)],
 }
 
 impl ScriptCall for PruneIndex<'_> {

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
+use baton_core::event::AttemptMode;
 use baton_core::ClaudeSessionId;
 
 use crate::claude::Progress;
-use crate::config::SessionMode;
 use crate::session::How;
 
 /// One thing an attempt did.
@@ -16,7 +16,7 @@ pub(crate) enum ExecutorEvent {
     Started {
         attempt: u32,
         session: SessionStarted,
-        mode: SessionMode,
+        mode: AttemptMode,
     },
     /// The run reported something as it streamed (a tool use, a CLI retry of the API).
     Progress(Progress),

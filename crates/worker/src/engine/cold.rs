@@ -6,14 +6,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::Engine;
 use crate::claude::{self, ClaudeError, Invocation, Outcome, Progress};
-use crate::config::SessionMode;
+use baton_core::event::AttemptMode;
 
 /// One CLI process per task.
 pub(super) struct Cold;
 
 impl Engine for Cold {
-    fn mode(&self) -> SessionMode {
-        SessionMode::Cold
+    fn mode(&self) -> AttemptMode {
+        AttemptMode::Cold
     }
 
     fn run<'a>(

@@ -18,6 +18,7 @@ mod warm;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use baton_core::event::AttemptMode;
 use baton_core::PlanId;
 use futures_util::future::BoxFuture;
 use tokio::sync::mpsc;
@@ -32,7 +33,7 @@ use crate::sandbox::freeze::Frozen;
 /// The task runner of one hold.
 pub(crate) trait Engine: Send + Sync {
     /// What `task_started` events report as the `mode`.
-    fn mode(&self) -> SessionMode;
+    fn mode(&self) -> AttemptMode;
 
     /// Runs one attempt of a task. `continues`: the committed conversation is the one this
     /// hold's last turn produced, so a warm process that fits may simply go on with it. Progress
@@ -88,12 +89,13 @@ pub(crate) fn configured(cfg: &Config) -> MakeEngine {
     })
 }
 
-/// The mode the worker's engines run in (its metrics label and heartbeat info).
-pub(crate) fn mode_of(cfg: &Config) -> SessionMode {
+/// The mode the worker's engines run in (its heartbeat info): what its `task_started` events
+/// say.
+pub(crate) fn mode_of(cfg: &Config) -> AttemptMode {
     match cfg.executor {
-        Executor::Claude => cfg.session_mode,
-        // A benchmark executor answers each task on its own, as a cold run does.
-        _ => SessionMode::Cold,
+        Executor::Claude => cfg.session_mode.into(),
+        Executor::Instant => AttemptMode::Instant,
+        Executor::Spawn(_) => AttemptMode::Spawn,
     }
 }
 

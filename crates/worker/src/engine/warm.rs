@@ -11,8 +11,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Closing, Engine};
 use crate::claude::{ClaudeError, Invocation, Outcome, Progress, WarmSession};
-use crate::config::SessionMode;
 use crate::sandbox::freeze::Frozen;
+use baton_core::event::AttemptMode;
 
 /// One CLI process per hold.
 pub(super) struct Warm {
@@ -67,8 +67,8 @@ impl Warm {
 }
 
 impl Engine for Warm {
-    fn mode(&self) -> SessionMode {
-        SessionMode::Warm
+    fn mode(&self) -> AttemptMode {
+        AttemptMode::Warm
     }
 
     fn run<'a>(

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use baton_core::event::{
-    ApiRetry, EventBody, PoolPaused, SessionFallback, SessionMode, SessionNote, TaskProgress,
+    ApiRetry, AttemptMode, EventBody, PoolPaused, SessionFallback, SessionNote, TaskProgress,
     TaskRetrying, TaskStarted, ToolUse,
 };
 use baton_core::records::StoredTask;
@@ -204,7 +204,7 @@ impl<'p> Reporter<'p> {
         task: &StoredTask,
         start: &SessionStarted,
         attempt: u32,
-        mode: SessionMode,
+        mode: AttemptMode,
         refresh_ttls: bool,
     ) {
         let session_id = start.id;

@@ -21,14 +21,17 @@ const PRUNE_BATCH: u64 = 200;
 const PRUNE_GRACE_MAX_MS: u64 = 10 * 60 * 1000;
 
 /// The entries (plan id, score in ms as read) scored at least `grace_ms` before `now_ms`.
-fn past_grace(entries: Vec<(String, String)>, now_ms: u64, grace_ms: u64) -> Vec<(String, String)> {
+fn past_grace<M>(entries: Vec<(M, String)>, now_ms: u64, grace_ms: u64) -> Vec<(M, String)> {
     entries
         .into_iter()
         .filter(|(_, score)| {
-            // A score that does not parse was not written by baton: old enough.
+            // A score that does not parse, or is not finite (`inf`, as `ZSCAN` prints +inf),
+            // was not written by baton: old enough.
             score
                 .parse::<f64>()
-                .map_or(true, |at| at + grace_ms as f64 <= now_ms as f64)
+                .ok()
+                .filter(|at| at.is_finite())
+                .is_none_or(|at| at + grace_ms as f64 <= now_ms as f64)
         })
         .collect()
 }
@@ -81,16 +84,22 @@ impl Store {
     pub(crate) async fn prune_plan_index(&self, cursor: u64) -> Result<(u64, u64), StoreError> {
         let k = &self.env.keys;
         let mut conn = self.conn();
-        let (next, flat): (u64, Vec<String>) = redis::cmd("ZSCAN")
+        // Members as bytes: one that is not UTF-8 is no plan id, and is swept like the others.
+        let (next, flat): (u64, Vec<Vec<u8>>) = redis::cmd("ZSCAN")
             .arg(k.plans())
             .arg(cursor)
             .arg("COUNT")
             .arg(PRUNE_BATCH)
             .query_async(&mut conn)
             .await?;
-        let entries: Vec<(String, String)> = flat
+        let entries: Vec<(Vec<u8>, String)> = flat
             .chunks_exact(2)
-            .map(|pair| (pair[0].clone(), pair[1].clone()))
+            .map(|pair| {
+                (
+                    pair[0].clone(),
+                    String::from_utf8_lossy(&pair[1]).into_owned(),
+                )
+            })
             .collect();
         let grace_ms = (self.env.retention_secs * 1000).min(PRUNE_GRACE_MAX_MS);
         let entries = past_grace(entries, baton_core::time::now_millis(), grace_ms);
@@ -101,7 +110,9 @@ impl Store {
         // EXISTS per plan, sent together (each plan is in a slot of its own on a Cluster).
         let checks = entries.iter().map(|(member, _)| {
             let mut conn = conn.clone();
-            let plan = member.parse::<PlanId>().ok();
+            let plan = std::str::from_utf8(member)
+                .ok()
+                .and_then(|m| m.parse::<PlanId>().ok());
             async move {
                 match plan {
                     Some(plan) => conn.exists::<_, bool>(k.plan(&plan)).await,
@@ -222,11 +233,21 @@ mod tests {
                 entry("claimed-just-now", (now - 50).to_string()),
                 entry("expired-long-ago", (now - 11 * 60 * 1000).to_string()),
                 entry("not-baton", "x".into()),
+                entry("scored-inf", "inf".into()),
+                entry("scored-minus-inf", "-inf".into()),
             ],
             now,
             PRUNE_GRACE_MAX_MS,
         );
         let names: Vec<&str> = kept.iter().map(|(p, _)| p.as_str()).collect();
-        assert_eq!(names, ["expired-long-ago", "not-baton"]);
+        assert_eq!(
+            names,
+            [
+                "expired-long-ago",
+                "not-baton",
+                "scored-inf",
+                "scored-minus-inf"
+            ]
+        );
     }
 }

@@ -7,29 +7,48 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use baton_core::PlanId;
 
-/// How many of this worker's slots hold each plan (a duplicate ready entry can be taken twice).
+/// How many of this worker's slots hold each plan (a duplicate ready entry can be taken twice),
+/// and when a slot last let go of each plan that none holds now.
 #[derive(Debug, Default)]
-pub(crate) struct Claimed(Mutex<HashMap<PlanId, u32>>);
+pub(crate) struct Claimed(Mutex<Registry>);
+
+#[derive(Debug, Default)]
+struct Registry {
+    held: HashMap<PlanId, u32>,
+    released: HashMap<PlanId, Instant>,
+}
 
 impl Claimed {
     /// Marks `plan` held by a slot until the returned guard is dropped.
     pub(crate) fn hold(&self, plan: &PlanId) -> Holding<'_> {
-        *self.lock().entry(plan.clone()).or_default() += 1;
+        *self.lock().held.entry(plan.clone()).or_default() += 1;
         Holding {
             claimed: self,
             plan: plan.clone(),
         }
     }
 
-    /// True when a slot holds `plan`.
-    pub(crate) fn contains(&self, plan: &PlanId) -> bool {
-        self.lock().contains_key(plan)
+    /// True when a slot holds `plan`, or let go of it less than `within` ago. A slot hands its
+    /// entry back before it lets go, and may take the plan again at once: a read of the
+    /// in-flight list made meanwhile can show an entry of a plan no slot holds for a moment.
+    /// Forgets the releases older than `within`.
+    pub(crate) fn held_within(&self, plan: &PlanId, within: Duration) -> bool {
+        let mut r = self.lock();
+        r.released.retain(|_, at| at.elapsed() < within);
+        r.held.contains_key(plan) || r.released.contains_key(plan)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PlanId, u32>> {
+    /// True when a slot holds `plan` now.
+    #[cfg(test)]
+    fn contains(&self, plan: &PlanId) -> bool {
+        self.lock().held.contains_key(plan)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
         // Never held across an await (nor while anything can panic), so never poisoned.
         self.0.lock().expect("claimed registry lock")
     }
@@ -43,11 +62,12 @@ pub(crate) struct Holding<'c> {
 
 impl Drop for Holding<'_> {
     fn drop(&mut self) {
-        let mut held = self.claimed.lock();
-        if let Some(n) = held.get_mut(&self.plan) {
+        let mut r = self.claimed.lock();
+        if let Some(n) = r.held.get_mut(&self.plan) {
             *n -= 1;
             if *n == 0 {
-                held.remove(&self.plan);
+                r.held.remove(&self.plan);
+                r.released.insert(self.plan.clone(), Instant::now());
             }
         }
     }
@@ -67,5 +87,9 @@ mod tests {
         assert!(c.contains(&p));
         drop(second);
         assert!(!c.contains(&p));
+        // Let go just now: still counted as held within a beat, not after.
+        assert!(c.held_within(&p, Duration::from_secs(60)));
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(!c.held_within(&p, Duration::from_millis(1)));
     }
 }

@@ -110,14 +110,17 @@ pub(crate) async fn run(pool: Arc<Pool>, stop: CancellationToken) {
 /// Hands back (to the front of the line) each entry of this worker's in-flight list that no
 /// slot holds, once it was so at two beats in a row: a claim is marked held as soon as its
 /// reply arrives, so an entry still unheld a beat later is a claim whose reply was lost, and
-/// its plan would otherwise wait for ever (no reaper hands back a live worker's claims).
+/// its plan would otherwise wait for ever (no reaper hands back a live worker's claims). A plan
+/// a slot let go of within the last two beats counts as held: its hand-back and a claim of it
+/// again may be under way (see `Claimed::held_within`).
 async fn hand_back_unheld(pool: &Pool, unheld: &mut HashSet<PlanId>) -> Result<(), StoreError> {
+    let recent = pool.cfg.heartbeat() * 2;
     let now: HashSet<PlanId> = pool
         .store
         .inflight(&pool.id)
         .await?
         .into_iter()
-        .filter(|p| !pool.claimed.contains(p))
+        .filter(|p| !pool.claimed.held_within(p, recent))
         .collect();
     for plan in now.intersection(unheld) {
         warn!(plan = %plan, "handing back a claim no slot holds (its reply was lost)");

@@ -28,11 +28,10 @@ local starts = tonumber(ARGV[22])
 local start_pairs = tonumber(ARGV[23 + starts])
 local counts_from = 24 + starts + 2 * start_pairs
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'fenced'} end
-local head = redis.call('LPOP', KEYS[3])
-if head ~= ARGV[2] then
-  if head then redis.call('LPUSH', KEYS[3], head) end
-  return {'mismatch'}
-end
+-- Read, then popped: popping first and pushing back on a mismatch would recreate a one-task
+-- list without its retention TTL (a commit retried after a lost reply lands here).
+if redis.call('LINDEX', KEYS[3], 0) ~= ARGV[2] then return {'mismatch'} end
+redis.call('LPOP', KEYS[3])
 redis.call('RPUSH', KEYS[4], ARGV[3])
 redis.call('SET', KEYS[5], ARGV[4], 'EX', ARGV[5])
 -- No transcript (the CLI left none): drop the old one too, so the next task falls back to a

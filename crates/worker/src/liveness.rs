@@ -10,7 +10,7 @@ use std::time::Instant;
 use baton_core::scripts::pool::{
     Beat, Count, HandedBack, ReapLock, ReapWorker, Recoveries, Silent,
 };
-use baton_core::{Counter, Counts, PlanId, PlanTotals, Requeue, WorkerId};
+use baton_core::{Counter, Counts, PlanId, Requeue, WorkerId};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -124,7 +124,8 @@ async fn hand_back_unheld(pool: &Pool, unheld: &mut HashSet<PlanId>) -> Result<(
         .collect();
     for plan in now.intersection(unheld) {
         warn!(plan = %plan, "handing back a claim no slot holds (its reply was lost)");
-        crate::hold::unclaim(pool, plan, Requeue::Front, &PlanTotals::NONE).await;
+        // Once: retrying here would hold up the heartbeat through an outage.
+        crate::hold::unclaim_once(pool, plan, Requeue::Front).await?;
     }
     *unheld = now.difference(unheld).cloned().collect();
     Ok(())

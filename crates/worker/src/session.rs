@@ -263,7 +263,9 @@ async fn local_copy(
             Ok(state) => (LocalCopy::Restored, Some(state), chunks),
             Err(e) => {
                 warn!(error = %e, "committed transcript unusable");
-                let _ = files.remove_everywhere();
+                // Whatever is left may be large: removed off the runtime's threads.
+                let left = files.clone();
+                let _ = tokio::task::spawn_blocking(move || left.remove_everywhere()).await;
                 (LocalCopy::Corrupt, None, 0)
             }
         },

@@ -103,18 +103,34 @@ async fn run_now_submits_at_once_and_remove_stops_the_ticks() -> Result<()> {
     wait_ticks(&pool, "often", 2, Duration::from_secs(15)).await?;
     run(&pool, &["schedule", "remove", "often"])?;
     let at_removal = tick_plans(&pool, "often").await?.len();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Nothing fires after that, seen against a schedule that does: the scheduler fires every
+    // schedule due in one pass, so once a marker added after the removal has ticked, the
+    // passes where `often` was due have run.
+    run(
+        &pool,
+        &[
+            "schedule",
+            "add",
+            "marker",
+            "--cron",
+            "* * * * * *",
+            "--plan",
+            &file,
+        ],
+    )?;
+    wait_ticks(&pool, "marker", 3, Duration::from_secs(15)).await?;
     let after = tick_plans(&pool, "often").await?;
     // A tick already fired when `remove` ran may still be ingested: at most one more.
     ensure!(
         after.len() <= at_removal + 1,
         "{after:?} after {at_removal}"
     );
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    wait_ticks(&pool, "marker", 5, Duration::from_secs(15)).await?;
     ensure!(
         tick_plans(&pool, "often").await? == after,
         "ticks after remove"
     );
+    run(&pool, &["schedule", "remove", "marker"])?;
     refused(&pool, &["schedule", "run-now", "often"])?;
     each_ran_once(&pool, &after).await?;
     Ok(())

@@ -25,11 +25,13 @@ mod next;
 mod prestart;
 mod report;
 mod stop;
+mod unclaim;
 
 pub(crate) use enter::run;
 pub(crate) use next::{next_move, Leave, NextMove, TaskEnd};
 pub(crate) use prestart::Prestarted;
 pub(crate) use report::transfer;
+pub(crate) use unclaim::{unclaim, unclaim_once};
 
 use std::time::{Duration, SystemTime};
 
@@ -381,19 +383,4 @@ impl Hold<'_> {
         };
         let _ = redis_retry("unclaim", &pool.shutdown.abort, || pool.store.call(&call)).await;
     }
-}
-
-/// Takes `plan` off this worker's in-flight list, requeued as asked (on the normal list), with
-/// pool counts.
-pub(crate) async fn unclaim(pool: &Pool, plan: &PlanId, requeue: Requeue, totals: &PlanTotals) {
-    let call = Unclaim {
-        worker: &pool.id,
-        plan,
-        requeue,
-        priority: Priority::Normal,
-        not_before_ms: 0,
-        delay: Duration::ZERO,
-        totals,
-    };
-    let _ = redis_retry("unclaim", &pool.shutdown.abort, || pool.store.call(&call)).await;
 }

@@ -153,8 +153,10 @@ pub(crate) async fn restore_off_thread(
     expected_digest: String,
 ) -> Result<Committed, TranscriptError> {
     let stored = base.len() as u64 + chunks.iter().map(|c| c.len() as u64).sum::<u64>();
+    // A restore first removes what is left locally, which may be far more than what it writes.
+    let cost = stored.max(files.cost_past(0));
     let files = files.clone();
-    off_runtime_past(stored, move || {
+    off_runtime_past(cost, move || {
         files.restore(&base, &chunks, &expected_digest)
     })
     .await

@@ -36,9 +36,7 @@ pub(crate) use unclaim::{unclaim, unclaim_once};
 use std::time::{Duration, SystemTime};
 
 use baton_core::plan::Notify;
-use baton_core::scripts::hold::{
-    Acquire, AcquireReply, Head, LockValue, Release, Released, Unclaim,
-};
+use baton_core::scripts::hold::{Acquire, AcquireReply, Head, LockValue, Release, Unclaim};
 use baton_core::{PlanId, PlanTotals, Priority, Requeue};
 use tokio::sync::mpsc;
 use tracing::{debug, instrument, warn};
@@ -344,14 +342,9 @@ impl Hold<'_> {
                     pool.store.call(&release)
                 })
                 .await;
-                match (released, leave) {
-                    (Some(Released::TasksLeft), Leave::Later(d)) => {
-                        delay = d;
-                        Requeue::Later
-                    }
-                    (Some(Released::TasksLeft), Leave::Release(to)) => to,
-                    _ => Requeue::Drop,
-                }
+                let (to, after) = next::requeue_after_release(released, leave);
+                delay = after;
+                to
             }
             Leave::LeaseLost => {
                 // The lease expired (a stall, or Redis away for longer than it) or another

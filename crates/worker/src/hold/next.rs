@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use baton_core::scripts::hold::Head;
+use baton_core::scripts::hold::{Head, Released as ReleaseReply};
 use baton_core::Requeue;
 
 use crate::lease::Interruption;
@@ -89,9 +89,57 @@ impl TtlRefresh {
     }
 }
 
+/// Where a plan goes once `release.lua` answered `released` for a hold that left as `leave`
+/// (`None`: no answer, the worker is aborting), and after how long.
+///
+/// `NotOurs` goes to the front: the lease may have been taken by another worker, but it may
+/// also be this hold's own release whose reply was lost (Redis stopped after the script ran),
+/// retried: then the plan is queued with its tasks left and on no ready list. A duplicate entry
+/// is harmless (a holder's claim of it finds the lease busy and drops it), a missing one leaves
+/// the plan waiting for ever.
+pub(crate) fn requeue_after_release(
+    released: Option<ReleaseReply>,
+    leave: Leave,
+) -> (Requeue, Duration) {
+    match (released, leave) {
+        (Some(ReleaseReply::TasksLeft), Leave::Later(d)) => (Requeue::Later, d),
+        (Some(ReleaseReply::TasksLeft), Leave::Release(to)) => (to, Duration::ZERO),
+        (Some(ReleaseReply::NotOurs), _) => (Requeue::Front, Duration::ZERO),
+        _ => (Requeue::Drop, Duration::ZERO),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_release_that_finds_the_lease_gone_hands_the_plan_back_to_the_front() {
+        let later = Leave::Later(Duration::from_secs(3));
+        let back = Leave::Release(Requeue::Back);
+        assert_eq!(
+            requeue_after_release(Some(ReleaseReply::TasksLeft), later),
+            (Requeue::Later, Duration::from_secs(3))
+        );
+        assert_eq!(
+            requeue_after_release(Some(ReleaseReply::TasksLeft), back),
+            (Requeue::Back, Duration::ZERO)
+        );
+        assert_eq!(
+            requeue_after_release(Some(ReleaseReply::Idle), back),
+            (Requeue::Drop, Duration::ZERO)
+        );
+        for leave in [back, later] {
+            assert_eq!(
+                requeue_after_release(Some(ReleaseReply::NotOurs), leave),
+                (Requeue::Front, Duration::ZERO)
+            );
+        }
+        assert_eq!(
+            requeue_after_release(None, back),
+            (Requeue::Drop, Duration::ZERO)
+        );
+    }
 
     fn head() -> Box<Head> {
         let raw = r#"{"id":"t1","index":0,"prompt":"p"}"#;

@@ -26,14 +26,22 @@ async fn a_claim_whose_reply_was_lost_is_handed_back_and_runs() -> Result<()> {
     let workers: Vec<String> = c.zrange(pool.keys.workers(), 0, -1).await?;
     assert_eq!(workers.len(), 1, "{workers:?}");
     let worker: WorkerId = workers[0].parse()?;
-    // What claim.lua does, without telling any slot.
-    let moved: Option<String> = redis::cmd("LMOVE")
-        .arg(pool.keys.ready())
-        .arg(pool.keys.inflight(&worker))
-        .arg("RIGHT")
-        .arg("LEFT")
-        .query_async(&mut c)
-        .await?;
+    // What claim.lua does, without telling any slot. The plan reads `queued` a moment before
+    // its ingest puts it on the ready list: take it from there once it is there.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let moved = loop {
+        let moved: Option<String> = redis::cmd("LMOVE")
+            .arg(pool.keys.ready())
+            .arg(pool.keys.inflight(&worker))
+            .arg("RIGHT")
+            .arg("LEFT")
+            .query_async(&mut c)
+            .await?;
+        if moved.is_some() || std::time::Instant::now() > deadline {
+            break moved;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(moved.as_deref(), Some("lost-claim"));
     let _: () = c.del(pool.keys.pause()).await?;
     pool.wait_state(&plan, PlanState::Completed, Duration::from_secs(20))

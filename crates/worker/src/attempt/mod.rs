@@ -183,6 +183,11 @@ pub(crate) enum AttemptError {
          this worker's --max-transcript-size of {limit}; nothing of this task was committed"
     )]
     SessionTooLarge { size: ByteSize, limit: ByteSize },
+    /// A file of the task's session could not be read to pack it (the box can leave the
+    /// folder beside the transcript so): nothing of the turn is committed, and the transcript
+    /// committed before stays.
+    #[error("the task's session could not be packed: {0}; nothing of this task was committed")]
+    SessionUnreadable(String),
 }
 
 impl AttemptError {
@@ -191,7 +196,9 @@ impl AttemptError {
             Self::Claude(e) => e.decision(),
             Self::Git(e) => e.decision(),
             Self::Structured(_) => Decision::AnswerAgain,
-            Self::NotAllowedHere { .. } | Self::SessionTooLarge { .. } => Decision::Fail,
+            Self::NotAllowedHere { .. }
+            | Self::SessionTooLarge { .. }
+            | Self::SessionUnreadable(_) => Decision::Fail,
         }
     }
 }

@@ -179,7 +179,7 @@ pub(crate) enum AttemptError {
     /// The task left its session (the transcript and the CLI's folder beside it) larger than
     /// this worker keeps: nothing of the turn is committed.
     #[error(
-        "the task's session holds {size} (its transcript and the CLI's folder beside it), over \
+        "the task's session holds at least {size} (its transcript and the CLI's folder beside it), over \
          this worker's --max-transcript-size of {limit}; nothing of this task was committed"
     )]
     SessionTooLarge { size: ByteSize, limit: ByteSize },

@@ -57,7 +57,7 @@ impl SessionFiles {
         let bytes = read_inside_upto(&jsonl, &self.dir, limit)
             .map_err(|_| TranscriptError::Missing(jsonl.clone()))?;
         left.take(bytes.len() as u64)?;
-        let committed = self.state_of(&bytes)?;
+        let committed = self.state_of(&bytes, limit)?;
         let mut tar = tar::Builder::new(Vec::with_capacity(bytes.len() + 2048));
         let name = format!("{}.jsonl", self.id);
         append_bytes(&mut tar, &name, &bytes).map_err(io_err(&jsonl))?;
@@ -117,7 +117,7 @@ impl SessionFiles {
             return Ok(None);
         }
         let added = &rest[committed.tail.len()..];
-        let stamps = self.folder_stamps()?;
+        let stamps = self.folder_stamps(limit)?;
         if committed.folder.keys().any(|k| !stamps.contains_key(k)) {
             return Ok(None);
         }

@@ -179,10 +179,15 @@ pub(crate) enum AttemptError {
     /// The task left its session (the transcript and the CLI's folder beside it) larger than
     /// this worker keeps: nothing of the turn is committed.
     #[error(
-        "the task's session holds {size} (its transcript and the CLI's folder beside it), over \
+        "the task's session holds at least {size} (its transcript and the CLI's folder beside it), over \
          this worker's --max-transcript-size of {limit}; nothing of this task was committed"
     )]
     SessionTooLarge { size: ByteSize, limit: ByteSize },
+    /// A file of the task's session could not be read to pack it (the box can leave the
+    /// folder beside the transcript so): nothing of the turn is committed, and the transcript
+    /// committed before stays.
+    #[error("the task's session could not be packed: {0}; nothing of this task was committed")]
+    SessionUnreadable(String),
 }
 
 impl AttemptError {
@@ -191,7 +196,9 @@ impl AttemptError {
             Self::Claude(e) => e.decision(),
             Self::Git(e) => e.decision(),
             Self::Structured(_) => Decision::AnswerAgain,
-            Self::NotAllowedHere { .. } | Self::SessionTooLarge { .. } => Decision::Fail,
+            Self::NotAllowedHere { .. }
+            | Self::SessionTooLarge { .. }
+            | Self::SessionUnreadable(_) => Decision::Fail,
         }
     }
 }

@@ -109,8 +109,9 @@ impl Attempt<'_> {
     /// What the commit sends of the transcript: only what the turn added when what was
     /// committed before is known. `None` when the CLI said success but left no transcript (the
     /// commit goes on; the next task falls back to a recap). A session past the worker's
-    /// `--max-transcript-size` fails the task: the turn is discarded, and the session's files
-    /// are cut back to what was committed, before anything of it is pushed or committed.
+    /// `--max-transcript-size`, or with a file that cannot be read, fails the task: the turn
+    /// is discarded, and the session's files are cut back to what was committed, before
+    /// anything of it is pushed or committed.
     async fn pack(
         &self,
         ctx: &Context<'_>,
@@ -127,9 +128,17 @@ impl Attempt<'_> {
                 let size = ByteSize(size);
                 Err(AttemptError::SessionTooLarge { size, limit }.into())
             }
-            Err(e) => {
-                warn!(error = %e, "no transcript to commit");
+            Err(TranscriptError::Missing(path)) => {
+                warn!(path = %path.display(), "no transcript to commit");
                 Ok(None)
+            }
+            // A file of the session's folder that cannot be read (gone meanwhile, a path too
+            // long to open, ...): committing no transcript would delete the committed one.
+            Err(e) => {
+                engine.discard().await;
+                transcript::cut_back(&files, start.committed.as_ref()).await;
+                let error = baton_core::ErrorChain(&e).to_string();
+                Err(AttemptError::SessionUnreadable(error).into())
             }
         }
     }

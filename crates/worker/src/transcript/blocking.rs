@@ -48,8 +48,9 @@ where
 impl SessionFiles {
     /// The bytes the session holds: the transcript file and the folder's regular files, each of
     /// those counted with the tar header it costs in a pack (so a folder of many empty files
-    /// counts too), from their sizes alone.
-    fn footprint(&self) -> Result<u64, TranscriptError> {
+    /// counts too), from their sizes alone; the folder is listed only until it holds more than
+    /// `limit` (then [`TranscriptError::TooLarge`], with what was counted so far).
+    fn footprint(&self, limit: u64) -> Result<u64, TranscriptError> {
         let jsonl = self.jsonl();
         let file = match std::fs::symlink_metadata(&jsonl) {
             Ok(m) => m.len(),
@@ -57,7 +58,14 @@ impl SessionFiles {
             Err(e) => return Err(io_err(&jsonl)(e)),
         };
         let folder: u64 = self
-            .folder_stamps()?
+            .folder_stamps(limit.saturating_sub(file))
+            .map_err(|e| match e {
+                TranscriptError::TooLarge { size, .. } => TranscriptError::TooLarge {
+                    size: size.saturating_add(file),
+                    limit,
+                },
+                e => e,
+            })?
             .values()
             .map(|s| s.len.saturating_add(PER_FILE))
             .sum();
@@ -77,7 +85,7 @@ impl SessionFiles {
     /// [`TranscriptError::TooLarge`] when the session holds more than `limit` bytes, from its
     /// files' sizes alone.
     fn check_cap(&self, limit: u64) -> Result<(), TranscriptError> {
-        let size = self.footprint()?;
+        let size = self.footprint(limit)?;
         if size > limit {
             return Err(TranscriptError::TooLarge { size, limit });
         }
@@ -264,6 +272,28 @@ mod tests {
         assert!(pack_capped(&src, Some(&committed), 4096).await.is_ok());
         cut_back(&src, None).await;
         assert!(!src.jsonl().exists());
+    }
+
+    /// A folder of many empty files is refused once it passes the cap, not listed to its end
+    /// first: the size named is what was counted by then, a few files past the cap.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_folder_of_many_files_is_listed_only_up_to_the_cap() {
+        let src = session(b"{\"turn\":1}\n");
+        let folder = src.folder().join("tool-results");
+        std::fs::create_dir_all(&folder).unwrap();
+        for i in 0..2000 {
+            std::fs::write(folder.join(format!("empty-{i}")), b"").unwrap();
+        }
+        match pack_capped(&src, None, 4096).await {
+            Err(TranscriptError::TooLarge { size, limit }) => {
+                assert_eq!(limit, 4096);
+                assert!(size <= 4096 + PER_FILE, "listed to its end: {size}");
+            }
+            other => panic!("not refused: {other:?}"),
+        }
+        // A rewind does not list it to its end either: it leaves the folder to a restore.
+        assert!(src.folder_stamps(u64::MAX).unwrap().len() == 2000);
+        assert!(src.folder_stamps(10 * PER_FILE).is_err());
     }
 
     /// Small work stays on the calling thread; work past the threshold leaves it, on a runtime

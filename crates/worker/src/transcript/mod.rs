@@ -42,8 +42,9 @@ pub(crate) enum TranscriptError {
     Corrupt(#[source] std::io::Error),
     #[error("restored transcript has digest {got}, the session record says {expected}")]
     DigestMismatch { expected: String, got: String },
-    /// The session's files hold more than the worker's cap (both in bytes).
-    #[error("the session's files hold {size} bytes, over the cap of {limit}")]
+    /// The session's files hold more than the worker's cap (both in bytes; `size` is what was
+    /// counted when the cap was passed, so the session may hold more).
+    #[error("the session's files hold at least {size} bytes, over the cap of {limit}")]
     TooLarge { size: u64, limit: u64 },
     #[error("transcript file operation failed on {path}")]
     Io {
@@ -191,9 +192,13 @@ impl SessionFiles {
 
     /// The folder's regular files (relative paths) with their sizes and modification times.
     /// None when the folder is missing or is a link (never followed).
-    fn folder_stamps(&self) -> Result<BTreeMap<PathBuf, FileStamp>, TranscriptError> {
+    /// [`TranscriptError::TooLarge`] as soon as they hold more than `limit` bytes, each counted
+    /// with its tar header: the box can leave millions of files there, and listing them all
+    /// before a refusal cost the worker about 120 bytes of memory each.
+    fn folder_stamps(&self, limit: u64) -> Result<BTreeMap<PathBuf, FileStamp>, TranscriptError> {
         let root = self.folder();
         let mut out = BTreeMap::new();
+        let mut held = 0u64;
         if !self.folder_is_real() {
             return Ok(out);
         }
@@ -208,6 +213,10 @@ impl SessionFiles {
                 if meta.is_dir() {
                     pending.push(path);
                 } else if meta.is_file() {
+                    held = held.saturating_add(meta.len().saturating_add(blocking::PER_FILE));
+                    if held > limit {
+                        return Err(TranscriptError::TooLarge { size: held, limit });
+                    }
                     let rel = path.strip_prefix(&root).unwrap_or(&path).to_owned();
                     out.insert(
                         rel,
@@ -223,7 +232,7 @@ impl SessionFiles {
     }
 
     /// What committing `bytes` (the whole file) and the folder as it is now leaves committed.
-    fn state_of(&self, bytes: &[u8]) -> Result<Committed, TranscriptError> {
+    fn state_of(&self, bytes: &[u8], limit: u64) -> Result<Committed, TranscriptError> {
         let mut hasher = Sha256::new();
         hasher.update(bytes);
         Ok(Committed {
@@ -231,14 +240,14 @@ impl SessionFiles {
             len: bytes.len() as u64,
             hasher,
             tail: bytes[bytes.len().saturating_sub(TAIL)..].to_vec(),
-            folder: self.folder_stamps()?,
+            folder: self.folder_stamps(limit.saturating_sub(bytes.len() as u64))?,
         })
     }
 
     /// The local copy's state (reads and hashes the whole file), `None` when there is none.
     pub(crate) fn state(&self) -> Option<Committed> {
         let bytes = read_inside(&self.jsonl(), &self.dir).ok()?;
-        self.state_of(&bytes).ok()
+        self.state_of(&bytes, u64::MAX).ok()
     }
 
     /// Makes the local copy exactly `committed` again when it still starts with it (checked
@@ -265,7 +274,9 @@ impl SessionFiles {
             .and_then(|_| f.read_exact(&mut tail))
             .is_ok()
             && tail == committed.tail;
-        let Ok(stamps) = self.folder_stamps() else {
+        // A folder past what a default cap lets a session hold is not walked to its end: a
+        // restore replaces it instead.
+        let Ok(stamps) = self.folder_stamps(REWIND_WALKS_UP_TO) else {
             return false;
         };
         let kept = committed
@@ -310,7 +321,9 @@ impl SessionFiles {
             .and_then(|_| f.read_to_end(&mut rest));
         read.is_ok()
             && rest == committed.tail
-            && self.folder_stamps().is_ok_and(|s| s == committed.folder)
+            && self
+                .folder_stamps(u64::MAX)
+                .is_ok_and(|s| s == committed.folder)
     }
 
     /// Removes this session's files from every project folder of the config dir.
@@ -337,6 +350,10 @@ impl SessionFiles {
 pub(crate) fn hex_sha256(bytes: &[u8]) -> String {
     format!("{:x}", Sha256::digest(bytes))
 }
+
+/// How much of a session's folder (bytes, each file with its tar header) a rewind lists
+/// before it leaves the folder to a restore: the default `--max-transcript-size`.
+const REWIND_WALKS_UP_TO: u64 = 256 << 20;
 
 /// Bytes of the committed file kept to check that the local file still starts with it.
 const TAIL: usize = 4096;

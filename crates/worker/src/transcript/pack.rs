@@ -30,10 +30,19 @@ impl SessionFiles {
             .map_err(io_err(&path))?;
         let meta = file.metadata().map_err(io_err(&path))?;
         left.take(meta.len().saturating_add(PER_FILE))?;
+        // Read before the header is written: a file cut shorter meanwhile (by a process left
+        // running in the box) would leave an entry shorter than its header says, and what
+        // follows it in the pack (the next files' bytes, which the task chose) would be read
+        // back as entries of the task's choosing.
+        let mut bytes = Vec::new();
+        file.take(meta.len())
+            .read_to_end(&mut bytes)
+            .map_err(io_err(&path))?;
         let mut header = tar::Header::new_gnu();
         header.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
+        header.set_size(bytes.len() as u64);
         let name = Path::new(&self.id.to_string()).join(rel);
-        tar.append_data(&mut header, name, file.take(meta.len()))
+        tar.append_data(&mut header, name, bytes.as_slice())
             .map_err(io_err(&path))
     }
 
@@ -48,7 +57,7 @@ impl SessionFiles {
         let bytes = read_inside_upto(&jsonl, &self.dir, limit)
             .map_err(|_| TranscriptError::Missing(jsonl.clone()))?;
         left.take(bytes.len() as u64)?;
-        let committed = self.state_of(&bytes)?;
+        let committed = self.state_of(&bytes, limit)?;
         let mut tar = tar::Builder::new(Vec::with_capacity(bytes.len() + 2048));
         let name = format!("{}.jsonl", self.id);
         append_bytes(&mut tar, &name, &bytes).map_err(io_err(&jsonl))?;
@@ -108,7 +117,7 @@ impl SessionFiles {
             return Ok(None);
         }
         let added = &rest[committed.tail.len()..];
-        let stamps = self.folder_stamps()?;
+        let stamps = self.folder_stamps(limit)?;
         if committed.folder.keys().any(|k| !stamps.contains_key(k)) {
             return Ok(None);
         }

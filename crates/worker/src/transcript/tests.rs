@@ -326,3 +326,39 @@ fn a_linked_session_folder_is_neither_packed_nor_rewound_into() {
     );
     assert!(outside.join("key.txt").exists());
 }
+
+/// A folder file cut shorter while it is packed (a process left running in the box truncates
+/// and rewrites it in a loop): every pack made meanwhile restores. An entry written shorter
+/// than its header said misaligned the rest of the pack, whose next bytes (another file the
+/// task chose) were then read back as entries.
+#[test]
+fn a_file_cut_shorter_while_packed_leaves_a_pack_that_restores() {
+    let src = session("/work/ws/shrinking", b"{\"line\":1}\n");
+    let folder = src.jsonl().with_extension("");
+    std::fs::create_dir_all(&folder).unwrap();
+    let big = folder.join("a-big.bin");
+    std::fs::write(&big, vec![7u8; 256 * 1024]).unwrap();
+    std::fs::write(folder.join("b-next.bin"), vec![1u8; 4096]).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let cutter = {
+        let (stop, big) = (stop.clone(), big.clone());
+        std::thread::spawn(move || {
+            let f = std::fs::OpenOptions::new().write(true).open(&big).unwrap();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                f.set_len(1000).unwrap();
+                f.set_len(256 * 1024).unwrap();
+            }
+        })
+    };
+    let dst = SessionFiles::new(&tmp(), Path::new("/work/ws/shrinking"), src.id);
+    let mut restored = 0;
+    for _ in 0..300 {
+        let Ok(pack) = src.pack() else { continue };
+        let back = dst.restore(&pack.blob, &[], &pack.committed.digest());
+        assert!(back.is_ok(), "a pack that does not restore: {back:?}");
+        restored += 1;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    cutter.join().unwrap();
+    assert!(restored > 0, "some pack was made");
+}

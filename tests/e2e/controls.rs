@@ -2,7 +2,7 @@
 //! gates, `not_before` and `after`; each with the real CLI, a real redis-server and the `baton`
 //! CLI a user would type, and each new state across a worker kill -9 and a Redis restart.
 
-use std::process::Output;
+use baton_tests::cli::{refused, run};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{ensure, Context};
@@ -12,30 +12,6 @@ use baton_tests::webhook;
 use baton_tests::*;
 use baton_worker::exit as worker_exit;
 use serde_json::json;
-
-/// Runs `baton ARGS` against the pool; fails unless it succeeded. Returns stdout.
-fn run(pool: &Pool, args: &[&str]) -> anyhow::Result<String> {
-    let out = baton(&pool.redis, args, None)?;
-    ensure!(
-        out.status.success(),
-        "baton {args:?}: {:?}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// Runs `baton ARGS`, which must be refused as bad input. Returns stderr.
-fn refused(pool: &Pool, args: &[&str]) -> anyhow::Result<String> {
-    let out: Output = baton(&pool.redis, args, None)?;
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    ensure!(
-        out.status.code() == Some(exit::BAD_INPUT.into()),
-        "baton {args:?}: {:?} {err}",
-        out.status
-    );
-    Ok(err)
-}
 
 fn of_kind(events: &[Event], kind: EventKind) -> Vec<&Event> {
     events.iter().filter(|e| e.kind() == kind).collect()

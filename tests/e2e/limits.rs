@@ -2,24 +2,13 @@
 //! (`baton budget --key`), with the real CLI, a real redis-server and the `baton` CLI a user
 //! would type.
 
+use baton_tests::cli::run;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{ensure, Context};
 use baton_core::{Event, EventKind};
 use baton_tests::*;
 use serde_json::{json, Value};
-
-/// Runs `baton ARGS` against the pool; fails unless it succeeded. Returns stdout.
-fn run(pool: &Pool, args: &[&str]) -> anyhow::Result<String> {
-    let out = baton(&pool.redis, args, None)?;
-    ensure!(
-        out.status.success(),
-        "baton {args:?}: {:?}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
 
 fn at(e: &Event) -> SystemTime {
     humantime::parse_rfc3339_weak(&e.at).expect("event times are RFC 3339")

@@ -5,13 +5,13 @@
 //! scheduler; missed ticks fire once when the pool comes back; run-now; remove; validation
 //! with the field named; `after` naming another schedule; the dashboard's schedules page.
 
+use baton_tests::cli::{refused, run};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use baton_core::event::EventBody;
 use baton_core::{Event, EventKind};
-use baton_producer::exit;
 use baton_tests::*;
 use futures_util::StreamExt;
 use redis::AsyncCommands;
@@ -32,30 +32,6 @@ fn plan_file(pool: &Pool, name: &str, doc: &serde_json::Value) -> Result<String>
 
 fn one_task() -> serde_json::Value {
     serde_json::json!({"tasks": [{"prompt": "Update the dependencies."}]})
-}
-
-/// `baton ARGS`, which must succeed; its stdout.
-fn run(pool: &Pool, args: &[&str]) -> Result<String> {
-    let out = baton(&pool.redis, args, None)?;
-    ensure!(
-        out.status.success(),
-        "baton {args:?}: {:?} {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// `baton ARGS`, which must be refused as bad input; its stderr.
-fn refused(pool: &Pool, args: &[&str]) -> Result<String> {
-    let out = baton(&pool.redis, args, None)?;
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    ensure!(
-        out.status.code() == Some(exit::BAD_INPUT.into()),
-        "baton {args:?}: {:?} {err}",
-        out.status
-    );
-    Ok(err)
 }
 
 /// The plans the schedule `name` fired for its ticks (not run-now's), in tick order.

@@ -22,6 +22,7 @@
 //! test script installs the pinned version.
 
 pub mod browser;
+pub mod cli;
 pub mod docs;
 pub mod faults;
 pub mod git;

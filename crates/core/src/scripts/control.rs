@@ -155,23 +155,33 @@ impl ScriptCall for Resume<'_> {
     type Reply = ActionReply;
 
     fn invocation(&self, env: &Env) -> ScriptInvocation<'static> {
-        let k = &env.keys;
-        let mut inv = RESUME.prepare_invoke();
-        inv.key(k.plan(self.plan))
-            .key(k.events(self.plan))
-            .key(k.ingested(self.plan))
-            .key(k.session(self.plan))
-            .key(k.transcript(self.plan))
-            .key(k.transcript_chunks(self.plan))
-            .arg(self.tag)
-            .arg(crate::time::now_rfc3339())
-            .arg(self.event.to_json())
-            .arg(k.channel())
-            .arg(env.event_cap)
-            .arg(env.retention_secs)
-            .arg(self.session_ttl_secs);
-        inv
+        resuming(&RESUME, self, env)
     }
+}
+
+/// The keys and arguments of a script that resumes a plan in its conversation (`resume.lua`,
+/// and `budget.lua`, which takes its own arguments after these).
+pub(super) fn resuming(
+    script: &'static Script,
+    r: &Resume<'_>,
+    env: &Env,
+) -> ScriptInvocation<'static> {
+    let k = &env.keys;
+    let mut inv = script.prepare_invoke();
+    inv.key(k.plan(r.plan))
+        .key(k.events(r.plan))
+        .key(k.ingested(r.plan))
+        .key(k.session(r.plan))
+        .key(k.transcript(r.plan))
+        .key(k.transcript_chunks(r.plan))
+        .arg(r.tag)
+        .arg(crate::time::now_rfc3339())
+        .arg(r.event.to_json())
+        .arg(k.channel())
+        .arg(env.event_cap)
+        .arg(env.retention_secs)
+        .arg(r.session_ttl_secs);
+    inv
 }
 
 /// `approve.lua`: a plan awaiting review goes on (or completes, when no task is left); the

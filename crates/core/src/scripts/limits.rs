@@ -4,7 +4,7 @@
 
 use redis::{FromRedisValue, ParsingError, ScriptInvocation, Value};
 
-use super::control::ActionReply;
+use super::control::{resuming, ActionReply, Resume};
 use super::{Env, ScriptCall, Words, BUDGET, KEY_BUDGET, LIMIT, SPEND};
 use crate::event::Event;
 use crate::ids::PlanId;
@@ -153,23 +153,14 @@ impl ScriptCall for RaiseBudget<'_> {
     type Reply = ActionReply;
 
     fn invocation(&self, env: &Env) -> ScriptInvocation<'static> {
-        let k = &env.keys;
-        let mut inv = BUDGET.prepare_invoke();
-        inv.key(k.plan(self.plan))
-            .key(k.events(self.plan))
-            .key(k.ingested(self.plan))
-            .key(k.session(self.plan))
-            .key(k.transcript(self.plan))
-            .key(k.transcript_chunks(self.plan))
-            .arg(self.tag)
-            .arg(crate::time::now_rfc3339())
-            .arg(self.resumed.to_json())
-            .arg(k.channel())
-            .arg(env.event_cap)
-            .arg(env.retention_secs)
-            .arg(self.session_ttl_secs)
-            .arg(self.usd.to_string())
-            .arg(self.raised.to_json());
+        let resume = Resume {
+            plan: self.plan,
+            tag: self.tag,
+            event: self.resumed,
+            session_ttl_secs: self.session_ttl_secs,
+        };
+        let mut inv = resuming(&BUDGET, &resume, env);
+        inv.arg(self.usd.to_string()).arg(self.raised.to_json());
         inv
     }
 }

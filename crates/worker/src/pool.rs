@@ -50,6 +50,24 @@ pub(crate) struct Pool {
     pub(crate) make_engine: crate::engine::MakeEngine,
 }
 
+impl Pool {
+    /// The working directory the CLI (and so the model, and the transcript) sees for the
+    /// workspace at `cwd`: `/workspace` in a box, whatever `cwd` is on this worker; `cwd`
+    /// itself without one.
+    pub(crate) fn model_cwd<'a>(&self, cwd: &'a std::path::Path) -> &'a std::path::Path {
+        model_cwd(self.sandbox.is_some(), cwd)
+    }
+}
+
+/// [`Pool::model_cwd`] for a run that is `boxed` or not.
+pub(crate) fn model_cwd(boxed: bool, cwd: &std::path::Path) -> &std::path::Path {
+    if boxed {
+        std::path::Path::new(crate::sandbox::BOX_WORKSPACE)
+    } else {
+        cwd
+    }
+}
+
 /// What this worker last committed of the transcripts of plans it held, so that its next hold
 /// of a plan need not read the whole local transcript to trust it (the warm CLI may have
 /// written more on its way out; that is cut off again). Bounded: a worker that has held many

@@ -159,7 +159,7 @@ pub(crate) async fn prepare(
     let (arg, prompt) = match &how {
         How::Resume(r) => (
             SessionArg::Resume(r.session_id),
-            moved_prompt(r, cwd, &task_prompt),
+            moved_prompt(r, pool.model_cwd(cwd), &task_prompt),
         ),
         How::First => (SessionArg::New(ClaudeSessionId::generate()), task_prompt),
         How::Fallback(reason) => {

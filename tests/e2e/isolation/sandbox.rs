@@ -103,6 +103,7 @@ async fn a_plan_with_bash_reads_no_secret_and_reaches_nothing_outside_its_worksp
     }
     commands.extend([
         format!("ls {} 2>&1 || echo CANNOT-LIST", m.workspace_root.display()),
+        "pwd; ls /workspace/.. 2>&1".to_owned(),
         format!("echo pwned > {} 2>&1 || echo CANNOT-WRITE", outside.display()),
         format!(
             "timeout 3 bash -c 'echo PING > /dev/tcp/127.0.0.1/{}' 2>&1 && echo REACHED-REDIS || echo NO-REDIS",
@@ -159,13 +160,25 @@ async fn a_plan_with_bash_reads_no_secret_and_reaches_nothing_outside_its_worksp
             outs[2 + i]
         );
     }
-    // The workspace root holds this plan's folder and nothing else (no other plan's).
-    assert_eq!(outs[2 + planted.files.len()].trim(), "hostile-bash");
+    // The workspace root is not in the box at all (no other plan's folder, not even its
+    // name): the plan's own folder is `/workspace`, and its parent holds only the box's own
+    // folders.
+    assert!(
+        outs[2 + planted.files.len()].contains("CANNOT-LIST"),
+        "the workspace root is visible: {}",
+        outs[2 + planted.files.len()]
+    );
+    let around = &outs[3 + planted.files.len()];
+    assert!(around.starts_with("/workspace\n"), "{around}");
+    assert!(
+        !around.contains("hostile-bash") && !around.contains("workspaces"),
+        "{around}"
+    );
     // The write "outside" landed in the box's private /tmp, not on the worker's disk.
     assert!(!outside.exists(), "the box wrote outside its workspace");
     assert!(result.contains("NO-REDIS"), "{result}");
     assert!(result.contains("NO-ENDPOINT"), "{result}");
-    let curl = &outs[6 + planted.files.len()];
+    let curl = &outs[7 + planted.files.len()];
     assert!(
         !curl.contains("HELLO")
             && (curl.contains("NO-PROXY-WAY") || curl.contains("CONNECT tunnel failed")),
@@ -361,11 +374,10 @@ async fn an_allowed_mcp_command_runs_in_the_box() -> anyhow::Result<()> {
     pool.add_worker(&m)?;
     let ws = pool.dir.path().join("workspaces/mcp-boxed");
     let outside = pool.dir.path().join("written-by-mcp");
+    // The box has the workspace at `/workspace` (its real path is not there).
     let script = format!(
-        "env > {}/mcp-env.txt; cat {} >> {}/mcp-env.txt 2>&1; touch {}",
-        ws.display(),
+        "env > /workspace/mcp-env.txt; cat {} >> /workspace/mcp-env.txt 2>&1; touch {}",
         planted.files[0].display(),
-        ws.display(),
         outside.display()
     );
     let d = doc("mcp-boxed")

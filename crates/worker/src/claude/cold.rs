@@ -34,7 +34,7 @@ pub(crate) async fn run(
         let _ = stdin.write_all(prompt.as_bytes()).await;
         let _ = stdin.shutdown().await;
     };
-    let mut reader = StreamReader::new(inv.cwd, inv.session.id());
+    let mut reader = StreamReader::new(inv.model_cwd(), inv.session.id());
     let read_stdout = async {
         let mut lines = BufReader::new(stdout).lines();
         let mut started = false;

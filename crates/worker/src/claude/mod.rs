@@ -68,6 +68,13 @@ pub(crate) struct Invocation<'a> {
     pub(crate) traceparent: Option<String>,
 }
 
+impl Invocation<'_> {
+    /// The working directory the CLI sees: `/workspace` in a box, the workspace without one.
+    pub(crate) fn model_cwd(&self) -> &Path {
+        crate::pool::model_cwd(self.reach.sandbox.is_some(), self.cwd)
+    }
+}
+
 /// How a CLI run reaches the model: the worker's gateway with the hold's token, from inside
 /// the worker's box (or, with `--sandbox off`, through the gateway's loopback port).
 #[derive(Debug, Clone, Copy)]

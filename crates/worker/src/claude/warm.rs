@@ -66,7 +66,7 @@ impl WarmSession {
             lines: BufReader::new(stdout).lines(),
             stderr,
             session,
-            cwd: inv.cwd.to_owned(),
+            cwd: inv.model_cwd().to_owned(),
             transcript: SessionFiles::new(inv.config_dir, inv.cwd, session).jsonl(),
             fingerprint: fingerprint(inv),
             cost_so_far: 0.0,

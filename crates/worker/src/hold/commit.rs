@@ -187,7 +187,7 @@ impl Hold<'_> {
             tasks: previous.map_or(0, |p| p.tasks) + 1,
             context_tokens: out.context_tokens,
             transcript_sha256: pack.map(|p| p.committed.digest()).unwrap_or_default(),
-            cwd: cwd.display().to_string(),
+            cwd: self.pool.model_cwd(cwd).display().to_string(),
             ttl_secs: head
                 .plan
                 .options_or_default()

@@ -1,11 +1,12 @@
 //! bubblewrap's arguments for one boxed run: which paths the box sees and how (the list in the
 //! parent module's docs), its namespaces and environment, and the relay that starts first.
+//! The workspace is always `/workspace` inside ([`BOX_WORKSPACE`]).
 //! This is the part that changes when the box should see more or less.
 
 use std::ffi::OsString;
 use std::path::Path;
 
-use super::{BoxedRun, Sandbox, BOX_HOME, BOX_PORT, BOX_SOCKET, RELAY_ARG};
+use super::{BoxedRun, Sandbox, BOX_HOME, BOX_PORT, BOX_SOCKET, BOX_WORKSPACE, RELAY_ARG};
 
 /// Files of `/etc` the box may read: names, users, certificates, the loader's cache. Not
 /// `/etc` itself (shadow, the worker's own configuration, credentials of other programs).
@@ -61,13 +62,20 @@ impl Sandbox {
             &"--proc", &"/proc", &"--dev", &"/dev", &"--tmpfs", &"/tmp", &"--dir", &BOX_HOME,
         ]);
         push(&[&"--ro-bind", &self.relay, &self.relay]);
-        // The config dir is empty and private; only this session's project folder is shared.
+        // The config dir is empty and private; only this session's project folder is shared,
+        // where the CLI looks for the sessions of a run in `/workspace`.
+        let in_box_project =
+            run.config_dir
+                .join("projects")
+                .join(crate::transcript::project_dir_name(Path::new(
+                    BOX_WORKSPACE,
+                )));
         push(&[
             &"--tmpfs",
             &run.config_dir,
             &"--bind",
             &run.project_dir,
-            &run.project_dir,
+            &in_box_project,
         ]);
         // After the config dir's tmpfs: a CLI installed under the config dir stays visible.
         for r in &self.read {
@@ -76,7 +84,13 @@ impl Sandbox {
         for w in &self.write {
             push(&[&"--bind", w, w]);
         }
-        push(&[&"--bind", &run.cwd, &run.cwd, &"--chdir", &run.cwd]);
+        push(&[
+            &"--bind",
+            &run.cwd,
+            &BOX_WORKSPACE,
+            &"--chdir",
+            &BOX_WORKSPACE,
+        ]);
         push(&[&"--ro-bind", &self.socket, &BOX_SOCKET]);
         push(&[&"--clearenv"]);
         for (k, v) in run.env {
@@ -138,22 +152,24 @@ mod tests {
             "--new-session",
             "--clearenv",
             "--tmpfs /tmp",
-            "--tmpfs /root/.claude --bind /root/.claude/projects/-srv-ws-p1 /root/.claude/projects/-srv-ws-p1",
-            "--bind /srv/ws/p1 /srv/ws/p1 --chdir /srv/ws/p1",
+            "--tmpfs /root/.claude --bind /root/.claude/projects/-srv-ws-p1 /root/.claude/projects/-workspace",
+            "--bind /srv/ws/p1 /workspace --chdir /workspace",
             "--ro-bind /var/run/gw.sock /run/baton/gateway.sock",
             "--setenv HOME /tmp/home",
             "-- /opt/baton/baton-worker __baton-box-relay 41001 /run/baton/gateway.sock /opt/claude/claude -p",
         ] {
             assert!(joined.contains(must), "{must:?} missing from {joined}");
         }
-        // Nothing is bound from the workspace root, the state dir or HOME.
+        // Nothing is bound from the workspace root, the state dir or HOME, and the workspace's
+        // real path is nowhere in the box.
         assert!(!joined.contains("/srv/ws "), "{joined}");
+        assert!(!joined.contains("/srv/ws/p1 /srv/ws/p1"), "{joined}");
         assert!(!a.iter().any(|x| x == "/etc"), "{joined}");
         // The config dir's tmpfs comes before the project folder's bind (later mounts win).
         let tmpfs = a.iter().position(|x| x == "/root/.claude").unwrap();
         let bind = a
             .iter()
-            .position(|x| x == "/root/.claude/projects/-srv-ws-p1")
+            .position(|x| x == "/root/.claude/projects/-workspace")
             .unwrap();
         assert!(tmpfs < bind);
     }

@@ -3,9 +3,13 @@
 //! A plan document, and everything it names (its repository's settings, its MCP servers, its
 //! tool grants), is untrusted. Inside the box a CLI run, with everything it starts (tools,
 //! Bash, hooks, MCP servers), sees:
-//! - the plan's workspace, read-write, at its real path (transcripts record the cwd);
+//! - the plan's workspace, read-write, at one fixed path, [`BOX_WORKSPACE`] (`/workspace`),
+//!   whatever its path on the worker: transcripts record that path, so a conversation reads the
+//!   same on every worker, and a box made before its plan is known (a spare CLI, `spare`) can
+//!   be given the plan's folder later;
 //! - the CLI's config dir as an empty private folder, with only this workspace's project folder
-//!   (where the session's transcript lives) bound in read-write: no other plan's transcript;
+//!   (where the session's transcript lives) bound in read-write, where the CLI keeps
+//!   `/workspace`'s sessions: no other plan's transcript;
 //! - `/usr` (the system's programs and libraries) and a few named files of `/etc`, read-only;
 //!   the CLI's own folder and this worker's executable (the in-box relay), read-only; the
 //!   operator's `--sandbox-read` / `--sandbox-write` paths;
@@ -49,6 +53,8 @@ pub(crate) const BOX_PORT: u16 = 41_001;
 const BOX_SOCKET: &str = "/run/baton/gateway.sock";
 /// HOME inside the box: on its private `/tmp`.
 pub(crate) const BOX_HOME: &str = "/tmp/home";
+/// Where the plan's workspace is inside every box (its path on the worker is not shown).
+pub(crate) const BOX_WORKSPACE: &str = "/workspace";
 /// PATH inside the box.
 pub(crate) const BOX_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 /// `--sandbox`: whether CLI runs are boxed.
@@ -124,11 +130,12 @@ pub(crate) struct Sandbox {
 
 /// What one boxed run needs besides the sandbox's settings.
 pub(crate) struct BoxedRun<'a> {
-    /// The plan's workspace (canonical).
+    /// The plan's workspace on the worker (canonical): the box's [`BOX_WORKSPACE`].
     pub(crate) cwd: &'a Path,
     /// The CLI config dir's path (the box sees an empty one there).
     pub(crate) config_dir: &'a Path,
-    /// The session's project folder inside it (bound read-write).
+    /// The session's project folder on the worker (bound read-write where the CLI keeps
+    /// [`BOX_WORKSPACE`]'s sessions).
     pub(crate) project_dir: &'a Path,
     /// The program and its arguments.
     pub(crate) program: &'a Path,

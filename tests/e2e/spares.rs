@@ -62,8 +62,7 @@ async fn a_parked_spare(config_dir: &Path, not: &[String]) -> anyhow::Result<Str
 /// conversation; the worker then parks a new spare. In both session modes: a warm hold keeps
 /// the spare as its process, a cold one lets it exit with the task.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_first_task_runs_in_a_parked_spare_and_its_conversation_goes_on() -> anyhow::Result<()>
-{
+async fn a_first_task_runs_in_a_parked_spare_and_its_conversation_goes_on() -> anyhow::Result<()> {
     let mut pool = Pool::start()?;
     let mut m = pool.machine("a", 1);
     m.extra.extend(["--spare-cli".into(), "1".into()]);
@@ -99,7 +98,8 @@ async fn a_first_task_runs_in_a_parked_spare_and_its_conversation_goes_on() -> a
     let spares_dir = m.workspace_root.join(".baton-spares");
     let left: Vec<_> = std::fs::read_dir(&spares_dir)?.flatten().collect();
     assert!(
-        left.iter().all(|e| e.file_name().to_string_lossy() != spare),
+        left.iter()
+            .all(|e| e.file_name().to_string_lossy() != spare),
         "the claimed spare's parking folder is gone"
     );
     // The second task resumed the conversation the spare began.

@@ -338,7 +338,18 @@ async fn serve(pool: Arc<Pool>, tasks: TaskTracker) -> Result<(), StartError> {
     let liveness_stop = CancellationToken::new();
     let liveness = tokio::spawn(liveness::run(pool.clone(), liveness_stop.clone()));
     tasks.spawn(ingest::run(pool.clone()));
-    tasks.spawn(spare::keep_parked(pool.clone()));
+    let parking = pool.clone();
+    tasks.spawn(async move {
+        let p = &parking;
+        let place = spare::Place {
+            workspace_root: &p.workspace_root,
+            config_dir: &p.config_dir,
+            cfg: &p.cfg,
+            sandbox: p.sandbox.as_ref(),
+            gateway: &p.gateway,
+        };
+        spare::keep_parked(&p.spares, &place, p.shutdown.drain.clone()).await;
+    });
     if pool.cfg.scheduler {
         tasks.spawn(scheduler::run(pool.clone()));
     }

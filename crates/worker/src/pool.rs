@@ -57,16 +57,7 @@ impl Pool {
     /// workspace at `cwd`: `/workspace` in a box, whatever `cwd` is on this worker; `cwd`
     /// itself without one.
     pub(crate) fn model_cwd<'a>(&self, cwd: &'a std::path::Path) -> &'a std::path::Path {
-        model_cwd(self.sandbox.is_some(), cwd)
-    }
-}
-
-/// [`Pool::model_cwd`] for a run that is `boxed` or not.
-pub(crate) fn model_cwd(boxed: bool, cwd: &std::path::Path) -> &std::path::Path {
-    if boxed {
-        std::path::Path::new(crate::sandbox::BOX_WORKSPACE)
-    } else {
-        cwd
+        crate::sandbox::model_cwd(self.sandbox.is_some(), cwd)
     }
 }
 

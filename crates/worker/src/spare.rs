@@ -23,16 +23,16 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use baton_core::{ClaudeSessionId, PlanOptions};
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::claude::{spawn_key, ClaudeError, Invocation, Reach, SessionArg, WarmSession};
 use crate::gateway::Grant;
-use crate::pool::Pool;
 use crate::transcript::SessionFiles;
 use crate::workspace::SPARES_DIR;
 
@@ -195,8 +195,17 @@ fn hand_over(spare: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Starts one spare for `pool`.
-fn park(pool: &Pool) -> Result<Spare, ClaudeError> {
+/// What starting a spare takes of the worker's: its folders, settings, box and gateway.
+pub(crate) struct Place<'a> {
+    pub(crate) workspace_root: &'a Path,
+    pub(crate) config_dir: &'a Path,
+    pub(crate) cfg: &'a crate::Config,
+    pub(crate) sandbox: Option<&'a crate::sandbox::Sandbox>,
+    pub(crate) gateway: &'a crate::gateway::Gateway,
+}
+
+/// Starts one spare at `pool`'s place.
+fn park(pool: &Place<'_>) -> Result<Spare, ClaudeError> {
     let id = ClaudeSessionId::generate();
     let workspace = pool.workspace_root.join(SPARES_DIR).join(id.to_string());
     std::fs::create_dir_all(&workspace).map_err(|source| ClaudeError::Spawn {
@@ -204,7 +213,7 @@ fn park(pool: &Pool) -> Result<Spare, ClaudeError> {
         source,
     })?;
     let folders = Folders {
-        project: SessionFiles::new(&pool.config_dir, &workspace, id).dir(),
+        project: SessionFiles::new(pool.config_dir, &workspace, id).dir(),
         workspace,
         boxed: pool.sandbox.is_some(),
     };
@@ -214,7 +223,7 @@ fn park(pool: &Pool) -> Result<Spare, ClaudeError> {
     let inv = Invocation {
         bin: &cfg.claude_bin,
         cwd: &folders.workspace,
-        config_dir: &pool.config_dir,
+        config_dir: pool.config_dir,
         session: SessionArg::New(id),
         options: &options,
         json_schema: None,
@@ -223,7 +232,7 @@ fn park(pool: &Pool) -> Result<Spare, ClaudeError> {
         timeout: cfg.task_timeout,
         silence_timeout: cfg.silence_timeout,
         reach: Reach {
-            sandbox: pool.sandbox.as_ref(),
+            sandbox: pool.sandbox,
             loopback_url: pool.gateway.loopback_url(),
             token: grant.token(),
             trust_repo_settings: cfg.trust_repo_settings,
@@ -240,12 +249,10 @@ fn park(pool: &Pool) -> Result<Spare, ClaudeError> {
     })
 }
 
-/// Keeps the pool's spares parked until the worker drains, then stops them. Spares left by a
-/// worker that crashed are removed first.
-pub(crate) async fn keep_parked(pool: Arc<Pool>) {
-    let spares = &pool.spares;
-    let _ = std::fs::remove_dir_all(pool.workspace_root.join(SPARES_DIR));
-    let drain = pool.shutdown.drain.clone();
+/// Keeps `spares` parked, started at `place`, until `drain`, then stops them. Spares left by
+/// a worker that crashed are removed first.
+pub(crate) async fn keep_parked(spares: &Spares, place: &Place<'_>, drain: CancellationToken) {
+    let _ = std::fs::remove_dir_all(place.workspace_root.join(SPARES_DIR));
     let mut deaths = 0;
     while !spares.off.load(Ordering::Relaxed) && !drain.is_cancelled() {
         let died = spares.reap();
@@ -259,7 +266,7 @@ pub(crate) async fn keep_parked(pool: Arc<Pool>) {
             break;
         }
         while spares.count() < spares.want {
-            match park(&pool) {
+            match park(place) {
                 Ok(spare) => {
                     debug!(session = %spare.session(), "spare CLI parked");
                     if let Ok(mut p) = spares.parked.lock() {

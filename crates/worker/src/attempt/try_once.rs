@@ -52,16 +52,7 @@ impl Attempt<'_> {
         let checkout = self.checkout(ctx).await?;
         let checkout_time = checkout_started.elapsed();
         let mut start = self.session(ctx).await?;
-        if matches!(start.how, session::How::First) && engine.takes_spares() {
-            let spare = ctx
-                .pool
-                .spares
-                .take(&self.invocation(ctx, &start, budget_left), ctx.grant);
-            if let Some(spare) = spare {
-                start.arg = SessionArg::New(spare.session());
-                engine.give_spare(spare);
-            }
-        }
+        self.take_spare(ctx, engine, &mut start, budget_left);
         let prepared_at = SystemTime::now();
         let mode = engine.mode();
         let session = SessionStarted {
@@ -114,6 +105,25 @@ impl Attempt<'_> {
             git_time,
             pack,
         }))
+    }
+
+    /// A plan's first task takes a parked spare CLI when one was started as its CLI would be
+    /// (`spare`): the session is then the spare's, and the engine claims it.
+    fn take_spare(
+        &self,
+        ctx: &Context<'_>,
+        engine: &mut dyn Engine,
+        start: &mut SessionStart,
+        budget_left: Option<f64>,
+    ) {
+        if !matches!(start.how, session::How::First) || !engine.takes_spares() {
+            return;
+        }
+        let inv = self.invocation(ctx, start, budget_left);
+        if let Some(spare) = ctx.pool.spares.take(&inv, ctx.grant) {
+            start.arg = SessionArg::New(spare.session());
+            engine.give_spare(spare);
+        }
     }
 
     /// What the commit sends of the transcript: only what the turn added when what was

@@ -72,7 +72,7 @@ pub(crate) struct Invocation<'a> {
 impl Invocation<'_> {
     /// The working directory the CLI sees: `/workspace` in a box, the workspace without one.
     pub(crate) fn model_cwd(&self) -> &Path {
-        crate::pool::model_cwd(self.reach.sandbox.is_some(), self.cwd)
+        crate::sandbox::model_cwd(self.reach.sandbox.is_some(), self.cwd)
     }
 }
 

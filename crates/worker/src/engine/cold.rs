@@ -25,7 +25,10 @@ impl Cold {
         progress: &mpsc::UnboundedSender<Progress>,
         stop: &CancellationToken,
     ) -> Result<Outcome, ClaudeError> {
-        let spare = self.spare.take().filter(|s| s.session() == inv.session.id());
+        let spare = self
+            .spare
+            .take()
+            .filter(|s| s.session() == inv.session.id());
         let Some(spare) = spare else {
             return claude::run(inv, progress, stop).await;
         };

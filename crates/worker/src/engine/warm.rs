@@ -13,8 +13,8 @@ use super::{Closing, Engine};
 use crate::claude::{ClaudeError, Invocation, Outcome, Progress, WarmSession};
 use crate::sandbox::freeze::Frozen;
 use crate::spare::Spare;
-use tracing::warn;
 use baton_core::event::AttemptMode;
+use tracing::warn;
 
 /// One CLI process per hold.
 pub(super) struct Warm {

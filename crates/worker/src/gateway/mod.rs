@@ -20,9 +20,11 @@
 //! - this module: the gateway, its doors, grants and the worker's upstream.
 //! - `forward`: a model request passed on (paths, headers, credential, budget, usage).
 //! - `proxy`: the boxes' CONNECT tunnels.
+//! - `grant`: a hold's token ([`Grant`]).
 //! - `usage`: what each grant used, and the budget it is held to.
 
 mod forward;
+mod grant;
 mod proxy;
 mod usage;
 
@@ -43,6 +45,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::hosts::HostList;
+pub use grant::Grant;
 pub(crate) use usage::{Usage, Used};
 
 /// The endpoint used when the worker's environment names none.
@@ -232,11 +235,7 @@ impl Gateway {
             .lock()
             .expect("grants lock is never held across an await")
             .insert(token.clone(), usage.clone());
-        Grant {
-            token,
-            usage,
-            shared: self.shared.clone(),
-        }
+        Grant::new(token, usage, self.shared.clone())
     }
 
     /// The unix socket boxes reach.
@@ -254,50 +253,6 @@ impl Drop for Gateway {
     fn drop(&mut self) {
         self.stop.cancel();
         let _ = std::fs::remove_dir_all(&self.socket_dir);
-    }
-}
-
-/// A hold's token; revoked when dropped (the hold ended).
-pub struct Grant {
-    token: String,
-    usage: Arc<Usage>,
-    shared: Arc<Shared>,
-}
-
-impl Grant {
-    /// The token the CLI presents as its API key.
-    pub fn token(&self) -> &str {
-        &self.token
-    }
-
-    /// What the hold's CLI runs have used so far.
-    pub(crate) fn usage(&self) -> &Usage {
-        &self.usage
-    }
-
-    /// From now on this grant's requests count as `hold`'s, and its budget holds them (a spare
-    /// CLI, started with a grant of its own, claimed by a hold). The token stays good until
-    /// this grant drops, with the process that holds it.
-    pub(crate) fn count_as(&self, hold: &Grant) {
-        if let Ok(mut g) = self.shared.grants.lock() {
-            if let Some(usage) = g.get_mut(&self.token) {
-                *usage = hold.usage.clone();
-            }
-        }
-    }
-}
-
-impl Drop for Grant {
-    fn drop(&mut self) {
-        if let Ok(mut g) = self.shared.grants.lock() {
-            g.remove(&self.token);
-        }
-    }
-}
-
-impl std::fmt::Debug for Grant {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Grant(..)")
     }
 }
 

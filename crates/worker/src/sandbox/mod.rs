@@ -269,6 +269,16 @@ impl Sandbox {
     }
 }
 
+/// The working directory the CLI (and so the model, and the transcript) sees for the
+/// workspace at `cwd`: [`BOX_WORKSPACE`] in a box, `cwd` itself without one.
+pub(crate) fn model_cwd(boxed: bool, cwd: &Path) -> &Path {
+    if boxed {
+        Path::new(BOX_WORKSPACE)
+    } else {
+        cwd
+    }
+}
+
 /// A path that cannot be resolved, as a [`SandboxError::Path`].
 fn path_err(path: &Path) -> impl FnOnce(std::io::Error) -> SandboxError {
     let path = path.display().to_string();

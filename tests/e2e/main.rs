@@ -22,4 +22,5 @@ mod scale;
 mod schedules;
 mod scripts;
 mod sessions;
+mod spares;
 mod traces;

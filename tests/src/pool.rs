@@ -66,6 +66,9 @@ impl Worker {
             .env("ANTHROPIC_API_KEY", "test-key-not-real")
             .env("BATON_LOG", &opts.log_filter)
             .env("NO_COLOR", "1")
+            // No spare CLIs unless a test asks (`--spare-cli N`): each costs a CLI start, and
+            // most tests are about something else.
+            .env("BATON_SPARE_CLI", "0")
             .envs(opts.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(logf);

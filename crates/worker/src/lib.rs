@@ -24,7 +24,8 @@
 //! - `scheduler`: fires recurring plans' ticks while this worker holds the scheduler lease.
 //! - `liveness`: heartbeat and the reaper of silent workers; `metrics`: Prometheus metrics and
 //!   their endpoint (`--metrics-addr`).
-//! - `claude`: the CLI itself (process, stream, cold runs, warm sessions, errors).
+//! - `claude`: the CLI itself (process, stream, cold runs, warm sessions, errors); `spare`:
+//!   CLIs started and parked before their plan, claimed by a plan's first task.
 //! - [`sandbox`]: the bubblewrap box every CLI run lives in, and its in-box relay; `gateway`:
 //!   the model gateway (hold tokens, the real credentials, the boxes' CONNECT proxy); `hosts`:
 //!   operators' host allow lists.
@@ -62,6 +63,7 @@ mod reconnect;
 pub mod sandbox;
 mod scheduler;
 mod session;
+mod spare;
 mod state_dir;
 mod store;
 #[cfg(feature = "testing")]
@@ -290,6 +292,7 @@ async fn start(
         sandbox.is_some(),
     ));
     let webhooks = Arc::new(webhook::Webhooks::new(&config)?);
+    let spares = spare::Spares::new(spare::wanted(&config));
     Ok(Pool {
         id,
         cfg: config,
@@ -304,6 +307,7 @@ async fn start(
         claimed: claimed::Claimed::default(),
         user_paused: std::sync::atomic::AtomicBool::new(false),
         webhooks,
+        spares,
         sandbox,
         gateway,
         make_engine,
@@ -334,6 +338,7 @@ async fn serve(pool: Arc<Pool>, tasks: TaskTracker) -> Result<(), StartError> {
     let liveness_stop = CancellationToken::new();
     let liveness = tokio::spawn(liveness::run(pool.clone(), liveness_stop.clone()));
     tasks.spawn(ingest::run(pool.clone()));
+    tasks.spawn(spare::keep_parked(pool.clone()));
     if pool.cfg.scheduler {
         tasks.spawn(scheduler::run(pool.clone()));
     }

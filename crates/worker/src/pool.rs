@@ -44,6 +44,8 @@ pub(crate) struct Pool {
     /// The box every CLI run is started in; `None` with `--sandbox off` (or a benchmark
     /// executor, which starts no CLI).
     pub(crate) sandbox: Option<crate::sandbox::Sandbox>,
+    /// CLIs parked ahead of their plans (`--spare-cli`).
+    pub(crate) spares: crate::spare::Spares,
     /// The model gateway: holds' tokens, the real credentials, the boxes' proxy.
     pub(crate) gateway: crate::gateway::Gateway,
     /// Makes each hold's engine (the configured one; the test harness's scripted one).

@@ -26,13 +26,25 @@ pub(crate) enum WorkspaceError {
     },
     #[error("workspace {ws:?} leaves the workspace root")]
     LeavesRoot { ws: String },
+    #[error(
+        "workspace {ws:?} is inside {SPARES_DIR:?}, which the worker keeps for its spare CLIs' \
+         folders; name another folder"
+    )]
+    Reserved { ws: String },
 }
+
+/// The folder of the workspace root where spare CLIs park (`spare`): no plan's workspace may
+/// be it or be inside it, since a box there could write into the folder a later plan gets.
+pub(crate) const SPARES_DIR: &str = ".baton-spares";
 
 /// Walks `<root>/<ws>` folder by folder, refusing symlinks and non-folders. `create`: missing
 /// folders are made; otherwise the walk ends at the first missing one (nothing below it can be
 /// a symlink yet). Returns the path walked to.
 fn walk(root: &Path, ws: &Workspace, create: bool) -> Result<PathBuf, WorkspaceError> {
     let name = || ws.as_str().to_owned();
+    if ws.as_str().split('/').next() == Some(SPARES_DIR) {
+        return Err(WorkspaceError::Reserved { ws: name() });
+    }
     let mut path = root.to_owned();
     for part in ws.as_str().split('/') {
         path.push(part);
@@ -109,6 +121,18 @@ mod tests {
             prepare(&root, "../up"),
             Err(WorkspaceError::Invalid { .. })
         ));
+        // The spares' folder is no plan's, nor is anything inside it.
+        for reserved in [SPARES_DIR, ".baton-spares/a1b2"] {
+            let ws: Workspace = reserved.parse().unwrap();
+            assert!(matches!(
+                check(&root, &ws),
+                Err(WorkspaceError::Reserved { .. })
+            ));
+            assert!(matches!(
+                prepare(&root, reserved),
+                Err(WorkspaceError::Reserved { .. })
+            ));
+        }
         let fresh: Workspace = "not/yet/there".parse().unwrap();
         assert!(check(&root, &fresh).is_ok());
         assert!(!root.join("not").exists(), "a check creates nothing");

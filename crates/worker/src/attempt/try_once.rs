@@ -12,7 +12,7 @@ use tracing::{debug, warn};
 use super::{
     checkpoint, Attempt, AttemptError, Context, ExecutorEvent, Failed, GitTime, Run, SessionStarted,
 };
-use crate::claude::{ClaudeError, Invocation, Outcome, Progress};
+use crate::claude::{ClaudeError, Invocation, Outcome, Progress, SessionArg};
 use crate::config::ByteSize;
 use crate::engine::Engine;
 use crate::gateway::Used;
@@ -51,7 +51,17 @@ impl Attempt<'_> {
         let checkout_started = Instant::now();
         let checkout = self.checkout(ctx).await?;
         let checkout_time = checkout_started.elapsed();
-        let start = self.session(ctx).await?;
+        let mut start = self.session(ctx).await?;
+        if matches!(start.how, session::How::First) && engine.takes_spares() {
+            let spare = ctx
+                .pool
+                .spares
+                .take(&self.invocation(ctx, &start, budget_left), ctx.grant);
+            if let Some(spare) = spare {
+                start.arg = SessionArg::New(spare.session());
+                engine.give_spare(spare);
+            }
+        }
         let prepared_at = SystemTime::now();
         let mode = engine.mode();
         let session = SessionStarted {

@@ -24,7 +24,7 @@ pub(crate) async fn run(
     progress: &mpsc::UnboundedSender<Progress>,
     cancel: &CancellationToken,
 ) -> Result<Outcome, ClaudeError> {
-    let mut child = spawn(inv, false)?;
+    let mut child = spawn(inv, false, false)?;
     // Piped in `process::command`, so each is there exactly once.
     let mut stdin = child.stdin.take().expect("stdin was piped");
     let stdout = child.stdout.take().expect("stdout was piped");

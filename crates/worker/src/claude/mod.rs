@@ -25,6 +25,7 @@ use baton_core::{ClaudeSessionId, PlanOptions};
 
 pub(crate) use cold::run;
 pub(crate) use error::ClaudeError;
+pub(crate) use process::spawn_key;
 pub(crate) use warm::WarmSession;
 
 /// How the run starts its session.

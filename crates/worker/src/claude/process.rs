@@ -83,10 +83,13 @@ pub(super) fn child_env(inv: &Invocation<'_>, boxed: bool) -> Vec<(String, Strin
     env
 }
 
-/// The command for `inv`; `warm`: reading stream-json messages on stdin. In a box when the
-/// worker has one.
-fn command(inv: &Invocation<'_>, warm: bool) -> Command {
-    let args = cli_args(inv, warm);
+/// The command for `inv`; `warm`: reading stream-json messages on stdin; `parked`: a spare
+/// that waits for a `claim_session` (`--await-claim`). In a box when the worker has one.
+fn command(inv: &Invocation<'_>, warm: bool, parked: bool) -> Command {
+    let mut args = cli_args(inv, warm);
+    if parked {
+        args.push("--await-claim".into());
+    }
     let mut cmd = match inv.reach.sandbox {
         Some(sandbox) => {
             let env = child_env(inv, true);
@@ -200,9 +203,32 @@ fn cli_controls(a: &mut Vec<OsString>, o: &baton_core::PlanOptions, trust_repo_s
     }
 }
 
-/// Starts the CLI for `inv` (`warm`: reading stream-json messages on stdin).
-pub(super) fn spawn(inv: &Invocation<'_>, warm: bool) -> Result<Child, ClaudeError> {
-    command(inv, warm)
+/// What a spare started for `inv` would be started with: its program, arguments and
+/// environment, less the session id and the gateway token (a claimed spare keeps its own; the
+/// gateway counts it as the hold's) and the working directory (the claim moves it). A spare
+/// serves a task only when these are equal.
+pub(crate) fn spawn_key(inv: &Invocation<'_>) -> String {
+    let args = cli_args(inv, true);
+    let args = args
+        .iter()
+        .map(|a| a.to_string_lossy())
+        .filter(|a| !a.starts_with("--session-id="));
+    let env = child_env(inv, inv.reach.sandbox.is_some());
+    let env = env
+        .iter()
+        .filter(|(k, _)| k != "ANTHROPIC_API_KEY")
+        .map(|(k, v)| format!("{k}={v}"));
+    let mut key = format!("{}\n{}", inv.bin.display(), inv.config_dir.display());
+    for part in args.map(|a| a.into_owned()).chain(env) {
+        key.push('\n');
+        key.push_str(&part);
+    }
+    key
+}
+
+/// Starts the CLI for `inv` (`warm`: reading stream-json messages on stdin; `parked`: a spare).
+pub(super) fn spawn(inv: &Invocation<'_>, warm: bool, parked: bool) -> Result<Child, ClaudeError> {
+    command(inv, warm, parked)
         .spawn()
         .map_err(|source| ClaudeError::Spawn {
             bin: inv.bin.display().to_string(),

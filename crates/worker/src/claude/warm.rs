@@ -45,7 +45,14 @@ pub(crate) struct WarmSession {
     cost_so_far: f64,
     started: bool,
     last_used: Instant,
+    /// A claimed spare's own gateway grant (counted as the hold's): good while this process is.
+    grant: Option<crate::gateway::Grant>,
 }
+
+/// How long a spare gets to answer its claim (it may still be starting).
+const CLAIM_WAIT: Duration = Duration::from_secs(30);
+/// The request id of a spare's claim.
+const CLAIM_ID: &str = "baton-claim";
 
 impl WarmSession {
     /// Starts the process for `inv`'s session (new or resumed); the first task is sent by
@@ -54,7 +61,19 @@ impl WarmSession {
     /// # Errors
     /// [`ClaudeError::Spawn`].
     pub(crate) fn start(inv: &Invocation<'_>) -> Result<Self, ClaudeError> {
-        let mut child = spawn(inv, true)?;
+        Self::spawned(inv, false)
+    }
+
+    /// Starts a spare for `inv`'s new session: it parks until [`WarmSession::claim`].
+    ///
+    /// # Errors
+    /// [`ClaudeError::Spawn`].
+    pub(crate) fn park(inv: &Invocation<'_>) -> Result<Self, ClaudeError> {
+        Self::spawned(inv, true)
+    }
+
+    fn spawned(inv: &Invocation<'_>, parked: bool) -> Result<Self, ClaudeError> {
+        let mut child = spawn(inv, true, parked)?;
         // Piped in `process::command`, so each is there exactly once.
         let stdin = child.stdin.take().expect("stdin was piped");
         let stdout = child.stdout.take().expect("stdout was piped");
@@ -72,7 +91,52 @@ impl WarmSession {
             cost_so_far: 0.0,
             started: false,
             last_used: Instant::now(),
+            grant: None,
         })
+    }
+
+    /// Binds a parked spare to `inv`'s session, whose folders it already sees (the spare's
+    /// were handed over): a `claim_session` for the working directory `inv`'s CLI sees, and its
+    /// answer awaited. The process then runs `inv` as if started for it, and keeps `grant`.
+    ///
+    /// # Errors
+    /// What the CLI said, or that it said nothing (the process must then be dropped).
+    pub(crate) async fn claim(
+        mut self,
+        inv: &Invocation<'_>,
+        grant: crate::gateway::Grant,
+    ) -> Result<Self, String> {
+        let request = serde_json::json!({"type": "control_request", "request_id": CLAIM_ID,
+            "request": {"subtype": "claim_session", "cwd": inv.model_cwd()}});
+        let mut line = request.to_string();
+        line.push('\n');
+        self.stdin
+            .write_all(line.as_bytes())
+            .await
+            .map_err(|e| format!("the spare's stdin: {e}"))?;
+        self.stdin.flush().await.map_err(|e| e.to_string())?;
+        let answer = tokio::time::timeout(CLAIM_WAIT, claim_answer(&mut self.lines))
+            .await
+            .map_err(|_| format!("no answer to the claim within {CLAIM_WAIT:?}"))??;
+        if answer["subtype"] != "success" {
+            return Err(format!("the claim was refused: {answer}"));
+        }
+        self.cwd = inv.model_cwd().to_owned();
+        self.transcript = SessionFiles::new(inv.config_dir, inv.cwd, self.session).jsonl();
+        self.fingerprint = fingerprint(inv);
+        self.grant = Some(grant);
+        self.last_used = Instant::now();
+        Ok(self)
+    }
+
+    /// True when the process has exited (a spare that died while parked).
+    pub(crate) fn exited(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The session the process runs.
+    pub(crate) fn session(&self) -> ClaudeSessionId {
+        self.session
     }
 
     /// True when this process can run `inv`: it resumes this process's session with the same
@@ -187,6 +251,24 @@ fn fingerprint(inv: &Invocation<'_>) -> String {
         serde_json::to_string(inv.options).unwrap_or_default(),
         inv.json_schema.unwrap_or_default()
     )
+}
+
+/// Reads a spare's stdout to the answer to its claim (what it prints while parked is skipped):
+/// the answer's `response` object.
+async fn claim_answer(
+    lines: &mut Lines<BufReader<ChildStdout>>,
+) -> Result<serde_json::Value, String> {
+    loop {
+        let Some(line) = lines.next_line().await.map_err(|e| e.to_string())? else {
+            return Err("the spare exited before it answered the claim".into());
+        };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if v["type"] == "control_response" && v["response"]["request_id"] == CLAIM_ID {
+            return Ok(v["response"].clone());
+        }
+    }
 }
 
 /// How much of the transcript's end is searched for the turn's last message.

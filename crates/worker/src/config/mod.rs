@@ -28,16 +28,14 @@ pub struct Config {
     /// Key prefix, shared by every worker and client of one pool.
     #[arg(long, env = "BATON_PREFIX", default_value = "baton", value_parser = parse_prefix)]
     pub prefix: String,
-    /// Folder holding every plan's workspace. For several machines, mount it at the same path
-    /// on each (the CLI's transcripts record absolute paths).
+    /// Folder holding every plan's workspace (a box sees its plan's at `/workspace`).
     #[arg(long, env = "BATON_WORKSPACE_ROOT", default_value = "./workspaces")]
     pub workspace_root: PathBuf,
     /// Plans this process runs at once (1-256).
     #[arg(long, env = "BATON_CONCURRENCY", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
-    /// Threads that run the worker's own work (claims, commits, the CLI's output, the model
-    /// gateway), 1-64; unset: one per CPU (one was slower in the benchmark). Large transcripts
-    /// are packed on a pool of their own, so no count lets one task stall the other holds.
+    /// Threads for the worker's own work (claims, commits, the CLI's output, the gateway),
+    /// 1-64; unset: one per CPU. Large transcripts are packed on a pool of their own.
     #[arg(long, env = "BATON_THREADS", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub threads: Option<u16>,
     /// Most a task's session may hold on disk (the transcript and the folder the CLI keeps
@@ -48,15 +46,13 @@ pub struct Config {
     /// The Claude Code CLI executable.
     #[arg(long, env = "BATON_CLAUDE_BIN", default_value = "claude")]
     pub claude_bin: PathBuf,
-    /// The CLI's config dir, exported to it as CLAUDE_CONFIG_DIR [default: $CLAUDE_CONFIG_DIR,
-    /// else ~/.claude].
+    /// The CLI's config dir (its CLAUDE_CONFIG_DIR) [default: $CLAUDE_CONFIG_DIR, ~/.claude].
     #[arg(long, env = "BATON_CLAUDE_CONFIG_DIR")]
     pub claude_config_dir: Option<PathBuf>,
     /// Wall-clock limit of one task run (e.g. 30m, 90s).
     #[arg(long, env = "BATON_TASK_TIMEOUT", default_value = "30m", value_parser = humantime::parse_duration)]
     pub task_timeout: Duration,
-    /// Limit on a task run printing nothing (a hung stream); before its first line a run gets
-    /// at least 30s.
+    /// Limit on a task run printing nothing (a hung stream; at least 30s before its first line).
     #[arg(long, env = "BATON_SILENCE_TIMEOUT", default_value = "5m", value_parser = humantime::parse_duration)]
     pub silence_timeout: Duration,
     /// How long an idle plan's Claude session is kept (renewed on every task; plans may set
@@ -109,6 +105,10 @@ pub struct Config {
     /// process per task. Both hand the session over through Redis after every task.
     #[arg(long, env = "BATON_SESSION_MODE", default_value = "warm")]
     pub session_mode: SessionMode,
+    /// CLIs parked ahead of plans, so a first task skips the CLI's start-up (~0.3 s; ~80 MiB
+    /// each). Default: one per slot; 0: none.
+    #[arg(long, env = "BATON_SPARE_CLI", value_parser = clap::value_parser!(u16).range(0..=256))]
+    pub spare_cli: Option<u16>,
     /// A warm process unused for this long is closed at its next use and a new one resumes.
     #[arg(long, env = "BATON_WARM_IDLE_TIMEOUT", default_value = "2m", value_parser = humantime::parse_duration)]
     pub warm_idle_timeout: Duration,

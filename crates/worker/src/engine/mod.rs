@@ -29,6 +29,7 @@ use tokio_util::task::TaskTracker;
 use crate::claude::{ClaudeError, Invocation, Outcome, Progress, WarmSession};
 use crate::config::{Config, Executor, SessionMode};
 use crate::sandbox::freeze::Frozen;
+use crate::spare::Spare;
 
 /// The task runner of one hold.
 pub(crate) trait Engine: Send + Sync {
@@ -45,6 +46,17 @@ pub(crate) trait Engine: Send + Sync {
         progress: &'a mpsc::UnboundedSender<Progress>,
         stop: &'a CancellationToken,
     ) -> BoxFuture<'a, Result<Outcome, ClaudeError>>;
+
+    /// True when the engine runs the CLI itself and can take a spare ([`Engine::give_spare`]).
+    fn takes_spares(&self) -> bool {
+        false
+    }
+
+    /// A spare CLI for the next attempt, whose new session runs under the spare's id: the
+    /// engine claims it instead of starting a CLI (and drops it when it cannot be claimed).
+    fn give_spare(&mut self, spare: Spare) {
+        drop(spare);
+    }
 
     /// Holds a process that outlives its task still (see `sandbox::freeze`) while the returned
     /// value lives; `None` when none does.
@@ -83,7 +95,7 @@ pub(crate) fn configured(cfg: &Config) -> MakeEngine {
     Arc::new(move |_plan: &PlanId| -> Box<dyn Engine> {
         match (&executor, mode) {
             (Executor::Claude, SessionMode::Warm) => Box::new(warm::Warm::new(idle)),
-            (Executor::Claude, SessionMode::Cold) => Box::new(cold::Cold),
+            (Executor::Claude, SessionMode::Cold) => Box::new(cold::Cold::default()),
             (other, _) => Box::new(bench::Bench(other.clone())),
         }
     })

@@ -1,6 +1,6 @@
 //! The warm engine: one CLI process per hold ([`WarmSession`]), started by the first task that
 //! needs it, reused while it fits, stopped at once when a turn fails, closed in the background
-//! when the hold ends.
+//! when the hold ends. A plan's first task may claim a spare instead of starting one.
 
 use std::time::Duration;
 
@@ -12,6 +12,8 @@ use tokio_util::sync::CancellationToken;
 use super::{Closing, Engine};
 use crate::claude::{ClaudeError, Invocation, Outcome, Progress, WarmSession};
 use crate::sandbox::freeze::Frozen;
+use crate::spare::Spare;
+use tracing::warn;
 use baton_core::event::AttemptMode;
 
 /// One CLI process per hold.
@@ -19,6 +21,8 @@ pub(super) struct Warm {
     process: Option<Box<WarmSession>>,
     /// `--warm-idle-timeout`: a process unused this long is not reused.
     idle_limit: Duration,
+    /// A spare given for the next attempt (a plan's first task): claimed instead of a start.
+    spare: Option<Spare>,
 }
 
 impl Warm {
@@ -26,6 +30,7 @@ impl Warm {
         Self {
             process: None,
             idle_limit,
+            spare: None,
         }
     }
 
@@ -47,9 +52,18 @@ impl Warm {
                 old.close().await;
             }
         }
-        let mut w = match self.process.take() {
-            Some(w) => w,
-            None => Box::new(WarmSession::start(inv)?),
+        let mut w = match (self.process.take(), self.spare.take()) {
+            (Some(w), _) => w,
+            (None, Some(spare)) if spare.session() == inv.session.id() => {
+                match spare.claim(inv).await {
+                    Ok(w) => Box::new(w),
+                    Err(why) => {
+                        warn!(%why, "a spare CLI could not be claimed; starting one");
+                        Box::new(WarmSession::start(inv)?)
+                    }
+                }
+            }
+            (None, _) => Box::new(WarmSession::start(inv)?),
         };
         match w.turn(inv, progress, stop).await {
             Ok(out) => {
@@ -79,6 +93,14 @@ impl Engine for Warm {
         stop: &'a CancellationToken,
     ) -> BoxFuture<'a, Result<Outcome, ClaudeError>> {
         Box::pin(self.turn(inv, continues, progress, stop))
+    }
+
+    fn takes_spares(&self) -> bool {
+        true
+    }
+
+    fn give_spare(&mut self, spare: Spare) {
+        self.spare = Some(spare);
     }
 
     fn freeze(&self) -> BoxFuture<'_, Option<Frozen>> {

@@ -274,6 +274,17 @@ impl Grant {
     pub(crate) fn usage(&self) -> &Usage {
         &self.usage
     }
+
+    /// From now on this grant's requests count as `hold`'s, and its budget holds them (a spare
+    /// CLI, started with a grant of its own, claimed by a hold). The token stays good until
+    /// this grant drops, with the process that holds it.
+    pub(crate) fn count_as(&self, hold: &Grant) {
+        if let Ok(mut g) = self.shared.grants.lock() {
+            if let Some(usage) = g.get_mut(&self.token) {
+                *usage = hold.usage.clone();
+            }
+        }
+    }
 }
 
 impl Drop for Grant {

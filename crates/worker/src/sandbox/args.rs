@@ -84,13 +84,8 @@ impl Sandbox {
         for w in &self.write {
             push(&[&"--bind", w, w]);
         }
-        push(&[
-            &"--bind",
-            &run.cwd,
-            &BOX_WORKSPACE,
-            &"--chdir",
-            &BOX_WORKSPACE,
-        ]);
+        let ws = BOX_WORKSPACE;
+        push(&[&"--bind", &run.cwd, &ws, &"--chdir", &ws]);
         push(&[&"--ro-bind", &self.socket, &BOX_SOCKET]);
         push(&[&"--clearenv"]);
         for (k, v) in run.env {

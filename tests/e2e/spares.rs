@@ -1,0 +1,197 @@
+//! Spare CLIs (`--spare-cli`): a CLI started and parked before its plan arrives serves the
+//! plan's first task, in the plan's own workspace, and the conversation goes on from it; a
+//! document cannot reach the spares' folder; a CLI without `--await-claim` turns spares off by
+//! itself and plans run as before.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use baton_core::PlanField;
+use baton_tests::*;
+
+/// The session ids of this machine's parked spares: processes whose command line asks for a
+/// claim (`--await-claim`) and names the machine's CLI config dir, in the command line (a box)
+/// or the environment (no box).
+fn parked_spares(config_dir: &Path) -> Vec<String> {
+    let config = config_dir.display().to_string();
+    let mut ids = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if !args.iter().any(|a| a == "--await-claim") {
+            continue;
+        }
+        let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+        let mine = args.iter().any(|a| a.contains(&config))
+            || String::from_utf8_lossy(&environ).contains(&format!("CLAUDE_CONFIG_DIR={config}"));
+        let id = args
+            .iter()
+            .find_map(|a| a.strip_prefix("--session-id="))
+            .map(str::to_owned);
+        if let (true, Some(id)) = (mine, id) {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+    }
+    ids
+}
+
+/// Waits until the machine has a parked spare; its session id.
+async fn a_parked_spare(config_dir: &Path, not: &[String]) -> anyhow::Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(id) = parked_spares(config_dir)
+            .into_iter()
+            .find(|id| !not.contains(id))
+        {
+            // Parked, not just spawned: the claim may come at once.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            return Ok(id);
+        }
+        anyhow::ensure!(Instant::now() < deadline, "no spare CLI was parked");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A plan's first task runs in the spare that was parked before the plan came (its session
+/// is the spare's), writes into the plan's own workspace, and the next task resumes that
+/// conversation; the worker then parks a new spare. In both session modes: a warm hold keeps
+/// the spare as its process, a cold one lets it exit with the task.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_first_task_runs_in_a_parked_spare_and_its_conversation_goes_on() -> anyhow::Result<()>
+{
+    let mut pool = Pool::start()?;
+    let mut m = pool.machine("a", 1);
+    m.extra.extend(["--spare-cli".into(), "1".into()]);
+    pool.add_worker(&m)?;
+    let spare = a_parked_spare(&m.config_dir, &[]).await?;
+    let d = doc("spared").tasks(&[
+        (
+            "t1",
+            "Step MARK-1.\nFile: first.txt\n```\nwritten by the spare\n```\n",
+        ),
+        ("t2", "Step MARK-2."),
+    ]);
+    pool.submit(&d.json()).await?;
+    let plan = plan_id("spared");
+    pool.wait_state(&plan, &[PlanState::Completed], Duration::from_secs(120))
+        .await?;
+    let session = pool.plan_field(&plan, PlanField::SessionId).await?;
+    assert_eq!(
+        session.as_deref(),
+        Some(spare.as_str()),
+        "the plan's session is the parked spare's"
+    );
+    assert!(
+        pool.workers[0].log().contains("claimed a spare CLI"),
+        "the worker says it claimed the spare"
+    );
+    // The spare's folder became the plan's: the file is in the plan's workspace.
+    let ws = m.workspace_root.join("spared");
+    assert_eq!(
+        std::fs::read_to_string(ws.join("first.txt"))?,
+        "written by the spare\n"
+    );
+    let spares_dir = m.workspace_root.join(".baton-spares");
+    let left: Vec<_> = std::fs::read_dir(&spares_dir)?.flatten().collect();
+    assert!(
+        left.iter().all(|e| e.file_name().to_string_lossy() != spare),
+        "the claimed spare's parking folder is gone"
+    );
+    // The second task resumed the conversation the spare began.
+    let requests = pool.standin.requests()?;
+    let last = requests.last().expect("requests");
+    let prompts = prompts_of(last).join("\n");
+    assert!(
+        prompts.contains("MARK-1") && prompts.contains("MARK-2"),
+        "the second task's request carries the first: {prompts}"
+    );
+    let results = pool.results(&plan).await?;
+    assert_eq!(results.len(), 2);
+    // A new spare is parked for the next plan.
+    a_parked_spare(&m.config_dir, std::slice::from_ref(&spare)).await?;
+    Ok(())
+}
+
+/// A document cannot name the spares' folder as its workspace (a box there could write into
+/// the folder a later plan gets): the plan is refused, naming the field and why, and kept.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plan_cannot_take_the_spares_folder_as_its_workspace() -> anyhow::Result<()> {
+    let mut pool = Pool::start()?;
+    let mut m = pool.machine("a", 1);
+    m.extra.extend(["--spare-cli".into(), "1".into()]);
+    pool.add_worker(&m)?;
+    let spare = a_parked_spare(&m.config_dir, &[]).await?;
+    let d = doc("into-spares")
+        .workspace(".baton-spares")
+        .prompts(&["Bash: ls"]);
+    pool.submit(&d.json()).await?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let letter = loop {
+        if let Some(l) = pool.dead_letters().await?.into_iter().next() {
+            break l;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "no dead letter");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(letter.field.as_deref(), Some("workspace"), "{letter:?}");
+    assert!(letter.reason.contains(".baton-spares"), "{}", letter.reason);
+    assert!(
+        letter
+            .document
+            .as_deref()
+            .is_some_and(|d| d.contains("into-spares")),
+        "the document is kept"
+    );
+    // The spare is still parked, untouched.
+    assert!(parked_spares(&m.config_dir).contains(&spare));
+    Ok(())
+}
+
+/// A CLI that does not know `--await-claim` (an older one): the spares it is started as die at
+/// once, the worker turns spares off by itself, says so, and plans run with a CLI started for
+/// them.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cli_without_await_claim_turns_spares_off_and_plans_still_run() -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut pool = Pool::start()?;
+    let mut m = pool.machine("a", 1);
+    let folder = pool.dir.path().join("old-cli");
+    std::fs::create_dir_all(&folder)?;
+    let bin = folder.join("claude");
+    std::fs::write(
+        &bin,
+        format!(
+            "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = --await-claim ] && {{ echo \"error: unknown option '--await-claim'\" >&2; exit 1; }}; done\nexec '{}' \"$@\"\n",
+            claude_bin().display()
+        ),
+    )?;
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755))?;
+    m.claude_bin = bin;
+    m.extra.extend([
+        "--spare-cli".into(),
+        "1".into(),
+        "--sandbox".into(),
+        "off".into(),
+    ]);
+    pool.add_worker(&m)?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !pool.workers[0].log().contains("spare CLIs off") {
+        anyhow::ensure!(Instant::now() < deadline, "spares were not turned off");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    pool.submit(&doc("no-spares").prompts(&["Step one."]).json())
+        .await?;
+    pool.wait_state(
+        &plan_id("no-spares"),
+        &[PlanState::Completed],
+        Duration::from_secs(120),
+    )
+    .await?;
+    assert!(!pool.workers[0].log().contains("claimed a spare CLI"));
+    Ok(())
+}

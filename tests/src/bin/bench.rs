@@ -27,7 +27,9 @@
 //!   (`bench/spare.rs`);
 //! - breakdown: where baton's own time per task goes (claim, preparation, start, run, pack,
 //!   commit and publish), from the worker's stamps, queue-only and through the real CLI
-//!   (`bench/breakdown.rs`).
+//!   (`bench/breakdown.rs`);
+//! - first-task: one-task plans through a worker with a spare CLI (`--spare-cli 1`) against one
+//!   without and against `claude -p` by hand, cold and warm (`bench/first_task.rs`).
 //!
 //! `--only <section>` runs one section; `--warm-plans N` / `--cold-plans N` size the CLI
 //! throughput runs (defaults 20 and 8 plans of 10 tasks keep the whole benchmark under 10
@@ -35,7 +37,10 @@
 //! `--queue-concurrency N` sets the queue-only worker's concurrency (default 8);
 //! `--worker-threads N` runs baton's workers in the queue and throughput sections with
 //! `--threads N` too, interleaved with the default, and prints the ratios (`bench/threads.rs`);
-//! `--rounds N` sets the rounds of those interleaved comparisons (default 2).
+//! `--rounds N` sets the rounds of those interleaved comparisons (default 2);
+//! `--first-plans N` the plans per arm per mode of the first-task section (default 6).
+//! The latency and overhead sections run their workers with `--spare-cli 0`: they measure a
+//! plan's CLI started for it; the first-task section measures spares.
 
 #[path = "bench/breakdown.rs"]
 mod breakdown;
@@ -43,6 +48,8 @@ mod breakdown;
 mod bullmq;
 #[path = "bench/dashboard.rs"]
 mod dashboard;
+#[path = "bench/first_task.rs"]
+mod first_task;
 #[path = "bench/git.rs"]
 mod git;
 #[path = "bench/growth.rs"]
@@ -89,6 +96,8 @@ struct Bench {
     threads: Option<u16>,
     /// Rounds of the interleaved comparisons.
     rounds: usize,
+    /// Plans per arm per mode in the first-task section.
+    first_plans: usize,
 }
 
 fn now_ms() -> f64 {
@@ -345,7 +354,7 @@ async fn baton_plan(
         pool,
         &format!("{mode}{round}"),
         1,
-        &["--session-mode", mode],
+        &["--session-mode", mode, "--spare-cli", "0"],
     );
     let w = pool.add_worker(&opts)?;
     tokio::time::sleep(Duration::from_millis(800)).await; // the worker is up and waiting
@@ -461,7 +470,7 @@ impl Bench {
         let mut worst = (0.0f64, 0.0f64);
         for mode in ["warm", "cold"] {
             let mut pool = Pool::start()?;
-            let opts = worker_opts(&pool, "a", 1, &["--session-mode", mode]);
+            let opts = worker_opts(&pool, "a", 1, &["--session-mode", mode, "--spare-cli", "0"]);
             pool.add_worker(&opts)?;
             tokio::time::sleep(Duration::from_millis(800)).await;
             let mut rx = subscribe(&pool).await?;
@@ -948,6 +957,7 @@ async fn main() -> Result<()> {
         queue_concurrency: arg_value(&args, "--queue-concurrency")?.unwrap_or(8),
         threads: arg_value(&args, "--worker-threads")?,
         rounds: arg_value(&args, "--rounds")?.unwrap_or(2),
+        first_plans: arg_value(&args, "--first-plans")?.unwrap_or(6),
     };
     let run = |name: &str| only.as_deref().is_none_or(|o| o == name);
     if run("latency") {
@@ -991,6 +1001,9 @@ async fn main() -> Result<()> {
     }
     if run("traces") {
         bench.traces().await?;
+    }
+    if run("first-task") {
+        bench.first_task().await?;
     }
     println!("\n## Targets (issues #6, #11, #12, #13, #18 and #21)\n");
     println!("| what | target | measured | met |");

@@ -95,11 +95,12 @@ async fn a_first_task_runs_in_a_parked_spare_and_its_conversation_goes_on() -> a
         std::fs::read_to_string(ws.join("first.txt"))?,
         "written by the spare\n"
     );
+    // One parking folder, this worker's, which no longer holds the claimed spare's folder.
     let spares_dir = m.workspace_root.join(".baton-spares");
-    let left: Vec<_> = std::fs::read_dir(&spares_dir)?.flatten().collect();
+    let workers: Vec<_> = std::fs::read_dir(&spares_dir)?.flatten().collect();
+    assert_eq!(workers.len(), 1, "{workers:?}");
     assert!(
-        left.iter()
-            .all(|e| e.file_name().to_string_lossy() != spare),
+        !workers[0].path().join(&spare).exists(),
         "the claimed spare's parking folder is gone"
     );
     // The second task resumed the conversation the spare began.
@@ -193,5 +194,50 @@ async fn a_cli_without_await_claim_turns_spares_off_and_plans_still_run() -> any
     )
     .await?;
     assert!(!pool.workers[0].log().contains("claimed a spare CLI"));
+    Ok(())
+}
+
+/// Workers sharing one workspace root park their spares apart: a worker that starts removes
+/// the parking folder of a worker that is gone (`kill -9`), never a live one's, whose spare
+/// stays parked and serves a plan.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_starting_worker_removes_only_the_spares_of_workers_that_are_gone() -> anyhow::Result<()>
+{
+    let mut pool = Pool::start()?;
+    let mut a = pool.machine("a", 1);
+    a.extra.extend(["--spare-cli".into(), "1".into()]);
+    let mut b = pool.machine("b", 1);
+    b.extra.extend(["--spare-cli".into(), "1".into()]);
+    pool.add_worker(&a)?;
+    pool.add_worker(&b)?;
+    let spare_a = a_parked_spare(&a.config_dir, &[]).await?;
+    a_parked_spare(&b.config_dir, &[]).await?;
+    let spares_dir = a.workspace_root.join(".baton-spares");
+    let folder_of = |id: &str| {
+        std::fs::read_dir(&spares_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .find(|w| w.join(id).is_dir())
+    };
+    // b dies without a word; its parking folder stays behind.
+    pool.workers[1].proc.signal(libc::SIGKILL);
+    pool.workers[1].proc.wait_exit(Duration::from_secs(10));
+    let stale = std::fs::read_dir(&spares_dir)?
+        .flatten()
+        .map(|e| e.path())
+        .find(|w| Some(w) != folder_of(&spare_a).as_ref())
+        .expect("b's parking folder is left");
+    // c starts on the same root.
+    let mut c = pool.machine("c", 1);
+    c.extra.extend(["--spare-cli".into(), "1".into()]);
+    pool.add_worker(&c)?;
+    a_parked_spare(&c.config_dir, &[]).await?;
+    assert!(!stale.exists(), "the gone worker's parking folder is removed");
+    assert!(
+        folder_of(&spare_a).is_some() && parked_spares(&a.config_dir).contains(&spare_a),
+        "the live worker's spare is still parked"
+    );
     Ok(())
 }

@@ -50,6 +50,7 @@ pub mod exit;
 pub mod gateway;
 mod git;
 mod grants;
+mod handover;
 mod hold;
 mod hosts;
 mod ingest;

@@ -27,11 +27,28 @@ pub(crate) enum WorkspaceError {
     #[error("workspace {ws:?} leaves the workspace root")]
     LeavesRoot { ws: String },
     #[error(
+        "workspace {ws:?} makes a path of {len} characters on this worker, over the {MAX_PATH} \
+         the CLI names a session folder after whole (longer names are cut and hashed, and two \
+         workspaces could share one); name a shorter one"
+    )]
+    TooLong { ws: String, len: usize },
+    #[error("workspace {ws:?}: finishing an interrupted hand-over from a spare CLI")]
+    HandOver {
+        ws: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
         "workspace {ws:?} is inside {SPARES_DIR:?}, which the worker keeps for its spare CLIs' \
          folders; name another folder"
     )]
     Reserved { ws: String },
 }
+
+/// Longest workspace path (in UTF-16 units, as the CLI counts) whose session folder the CLI
+/// names after the whole path (`transcript::project_dir_name`): past it the name is cut and
+/// followed by a 32-bit hash, which two workspaces can share.
+const MAX_PATH: usize = 200;
 
 /// The folder of the workspace root where spare CLIs park (`spare`): no plan's workspace may
 /// be it or be inside it, since a box there could write into the folder a later plan gets.
@@ -44,6 +61,14 @@ fn walk(root: &Path, ws: &Workspace, create: bool) -> Result<PathBuf, WorkspaceE
     let name = || ws.as_str().to_owned();
     if ws.as_str().split('/').next() == Some(SPARES_DIR) {
         return Err(WorkspaceError::Reserved { ws: name() });
+    }
+    let len = root
+        .join(ws.as_str())
+        .to_string_lossy()
+        .encode_utf16()
+        .count();
+    if len > MAX_PATH {
+        return Err(WorkspaceError::TooLong { ws: name(), len });
     }
     let mut path = root.to_owned();
     for part in ws.as_str().split('/') {
@@ -86,6 +111,10 @@ pub(crate) fn prepare(root: &Path, workspace: &str) -> Result<PathBuf, Workspace
             ws: workspace.to_owned(),
         });
     }
+    crate::handover::finish(&real).map_err(|source| WorkspaceError::HandOver {
+        ws: workspace.to_owned(),
+        source,
+    })?;
     Ok(real)
 }
 
@@ -133,6 +162,13 @@ mod tests {
                 Err(WorkspaceError::Reserved { .. })
             ));
         }
+        // A path the CLI would name a session folder after only in part is refused.
+        let long = "x".repeat(200);
+        let ws: Workspace = long.parse().unwrap();
+        assert!(matches!(
+            check(&root, &ws),
+            Err(WorkspaceError::TooLong { .. })
+        ));
         let fresh: Workspace = "not/yet/there".parse().unwrap();
         assert!(check(&root, &fresh).is_ok());
         assert!(!root.join("not").exists(), "a check creates nothing");

@@ -205,7 +205,8 @@ fn cli_controls(a: &mut Vec<OsString>, o: &baton_core::PlanOptions, trust_repo_s
 
 /// What a spare started for `inv` would be started with: its program, arguments and
 /// environment, less the session id and the gateway token (a claimed spare keeps its own; the
-/// gateway counts it as the hold's) and the working directory (the claim moves it). A spare
+/// gateway counts it as the hold's), the trace context and the working directory (the claim
+/// moves it). A spare
 /// serves a task only when these are equal.
 pub(crate) fn spawn_key(inv: &Invocation<'_>) -> String {
     let args = cli_args(inv, true);
@@ -216,7 +217,14 @@ pub(crate) fn spawn_key(inv: &Invocation<'_>) -> String {
     let env = child_env(inv, inv.reach.sandbox.is_some());
     let env = env
         .iter()
-        .filter(|(k, _)| k != "ANTHROPIC_API_KEY")
+        // The trace context is the attempt's: a spare cannot have it (a claimed spare's CLI
+        // runs without it; baton's own spans are the same).
+        .filter(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "ANTHROPIC_API_KEY" | "TRACEPARENT" | "CLAUDE_CODE_PROPAGATE_TRACEPARENT"
+            )
+        })
         .map(|(k, v)| format!("{k}={v}"));
     let mut key = format!("{}\n{}", inv.bin.display(), inv.config_dir.display());
     for part in args.map(|a| a.into_owned()).chain(env) {

@@ -212,8 +212,13 @@ impl WarmSession {
     /// machine before it returns (`engine::Closing` makes a later hold of the plan wait).
     pub(crate) async fn close(self) {
         let Self {
-            mut child, stdin, ..
+            mut child,
+            stdin,
+            grant,
+            ..
         } = self;
+        // A spare's token ends with its hold, not with the process's way out.
+        drop(grant);
         drop(stdin);
         if tokio::time::timeout(CLOSE_WAIT, child.wait())
             .await
@@ -236,6 +241,7 @@ impl WarmSession {
     /// Stops the process at once (a failed or interrupted turn): its process group gets
     /// SIGTERM, then SIGKILL. Returns when it is gone, so nothing it does outlives the lease.
     pub(crate) async fn abort(mut self) {
+        self.grant = None;
         terminate(&mut self.child).await;
     }
 }

@@ -8,7 +8,7 @@ use tracing::warn;
 
 use super::Engine;
 use crate::claude::{self, ClaudeError, Invocation, Outcome, Progress};
-use crate::spare::Spare;
+use crate::spare::{ClaimError, Spare};
 use baton_core::event::AttemptMode;
 
 /// One CLI process per task.
@@ -34,10 +34,11 @@ impl Cold {
         };
         let mut process = match spare.claim(inv).await {
             Ok(p) => p,
-            Err(why) => {
+            Err(ClaimError::Refused(why)) => {
                 warn!(%why, "a spare CLI could not be claimed; starting one");
                 return claude::run(inv, progress, stop).await;
             }
+            Err(ClaimError::Folders(e)) => return Err(e),
         };
         // One task, as a cold run: the process exits with it (its last transcript line is
         // written on the way out, before the turn is packed).

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Closing, Engine};
 use crate::claude::{ClaudeError, Invocation, Outcome, Progress, WarmSession};
 use crate::sandbox::freeze::Frozen;
-use crate::spare::Spare;
+use crate::spare::{ClaimError, Spare};
 use baton_core::event::AttemptMode;
 use tracing::warn;
 
@@ -57,10 +57,11 @@ impl Warm {
             (None, Some(spare)) if spare.session() == inv.session.id() => {
                 match spare.claim(inv).await {
                     Ok(w) => Box::new(w),
-                    Err(why) => {
+                    Err(ClaimError::Refused(why)) => {
                         warn!(%why, "a spare CLI could not be claimed; starting one");
                         Box::new(WarmSession::start(inv)?)
                     }
+                    Err(ClaimError::Folders(e)) => return Err(e),
                 }
             }
             (None, _) => Box::new(WarmSession::start(inv)?),

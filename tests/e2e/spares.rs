@@ -59,13 +59,28 @@ async fn a_parked_spare(config_dir: &Path, not: &[String]) -> anyhow::Result<Str
 
 /// A plan's first task runs in the spare that was parked before the plan came (its session
 /// is the spare's), writes into the plan's own workspace, and the next task resumes that
-/// conversation; the worker then parks a new spare. In both session modes: a warm hold keeps
-/// the spare as its process, a cold one lets it exit with the task.
+/// conversation; the worker then parks a new spare, which a plan with options of its own does
+/// not take. In a box (the spare's folders handed over) and without one (the claim names the
+/// plan's folder); the e2e suite's cold pass runs it in cold mode too, where the claimed spare
+/// exits with its task.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_first_task_runs_in_a_parked_spare_and_its_conversation_goes_on() -> anyhow::Result<()> {
+    first_task_in_a_spare(true).await
+}
+
+/// [`a_first_task_runs_in_a_parked_spare_and_its_conversation_goes_on`], with `--sandbox off`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_first_task_runs_in_a_parked_spare_without_a_box() -> anyhow::Result<()> {
+    first_task_in_a_spare(false).await
+}
+
+async fn first_task_in_a_spare(boxed: bool) -> anyhow::Result<()> {
     let mut pool = Pool::start()?;
     let mut m = pool.machine("a", 1);
     m.extra.extend(["--spare-cli".into(), "1".into()]);
+    if !boxed {
+        m.extra.extend(["--sandbox".into(), "off".into()]);
+    }
     pool.add_worker(&m)?;
     let spare = a_parked_spare(&m.config_dir, &[]).await?;
     let d = doc("spared").tasks(&[
@@ -113,8 +128,19 @@ async fn a_first_task_runs_in_a_parked_spare_and_its_conversation_goes_on() -> a
     );
     let results = pool.results(&plan).await?;
     assert_eq!(results.len(), 2);
-    // A new spare is parked for the next plan.
-    a_parked_spare(&m.config_dir, std::slice::from_ref(&spare)).await?;
+    // A new spare is parked for the next plan; a plan whose CLI would be started with other
+    // arguments (here `--max-turns`) does not take it.
+    let next = a_parked_spare(&m.config_dir, std::slice::from_ref(&spare)).await?;
+    let own = doc("own-options")
+        .options(serde_json::json!({"max_turns": 5}))
+        .prompts(&["Step one."]);
+    pool.submit(&own.json()).await?;
+    let plan = plan_id("own-options");
+    pool.wait_state(&plan, &[PlanState::Completed], Duration::from_secs(120))
+        .await?;
+    let session = pool.plan_field(&plan, PlanField::SessionId).await?;
+    assert!(session.is_some_and(|s| s != next));
+    assert!(parked_spares(&m.config_dir).contains(&next), "still parked");
     Ok(())
 }
 
@@ -199,7 +225,7 @@ async fn a_cli_without_await_claim_turns_spares_off_and_plans_still_run() -> any
 
 /// Workers sharing one workspace root park their spares apart: a worker that starts removes
 /// the parking folder of a worker that is gone (`kill -9`), never a live one's, whose spare
-/// stays parked and serves a plan.
+/// stays parked.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_starting_worker_removes_only_the_spares_of_workers_that_are_gone() -> anyhow::Result<()>
 {
@@ -234,7 +260,10 @@ async fn a_starting_worker_removes_only_the_spares_of_workers_that_are_gone() ->
     c.extra.extend(["--spare-cli".into(), "1".into()]);
     pool.add_worker(&c)?;
     a_parked_spare(&c.config_dir, &[]).await?;
-    assert!(!stale.exists(), "the gone worker's parking folder is removed");
+    assert!(
+        !stale.exists(),
+        "the gone worker's parking folder is removed"
+    );
     assert!(
         folder_of(&spare_a).is_some() && parked_spares(&a.config_dir).contains(&spare_a),
         "the live worker's spare is still parked"

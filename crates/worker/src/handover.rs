@@ -5,7 +5,9 @@
 //! document can give a workspace: `~` is not in the workspace grammar), the spare's folder is
 //! renamed into its place, then the entries set aside are moved in one by one. A crash or an
 //! error part-way leaves entries aside, never lost: [`finish`] moves them in, and the worker
-//! calls it before every task ([`crate::workspace::prepare`]). Depends on nothing else of the
+//! calls it for the workspace before every task ([`crate::workspace::prepare`]) and every
+//! attempt (`attempt::try_once`). (A session folder's entries left aside are only a first
+//! session's, nothing committed: a worker's start removes them.) Depends on nothing else of the
 //! worker.
 
 use std::path::{Path, PathBuf};
@@ -61,17 +63,27 @@ pub(crate) fn hand_over(spare: &Path, to: &Path) -> Result<(), HandOverError> {
 }
 
 /// Moves in what an interrupted hand-over left aside of `to` (when `to` exists; an entry `to`
-/// already has is left aside, with an error).
+/// already has is left aside, with an error). Only a real folder is taken for the aside: the
+/// parent of a nested workspace may be an older plan's folder, whose box could have left a link
+/// there by that name, and following it would move another folder's files into this one.
 pub(crate) fn finish(to: &Path) -> std::io::Result<()> {
     let Some(aside) = aside_of(to) else {
         return Ok(());
     };
-    let Ok(entries) = std::fs::read_dir(&aside) else {
-        return Ok(());
-    };
-    if !to.is_dir() {
+    match std::fs::symlink_metadata(&aside) {
+        Ok(m) if m.file_type().is_dir() => {}
+        Ok(_) => {
+            return Err(std::io::Error::other(format!(
+                "{} is not a folder the worker made (a link, or a file): it is left alone",
+                aside.display()
+            )))
+        }
+        Err(_) => return Ok(()),
+    }
+    if !std::fs::symlink_metadata(to).is_ok_and(|m| m.file_type().is_dir()) {
         return Ok(());
     }
+    let entries = std::fs::read_dir(&aside)?;
     for entry in entries {
         let entry = entry?;
         let into = to.join(entry.file_name());
@@ -144,6 +156,31 @@ mod tests {
         assert_eq!(std::fs::read_to_string(plan.join("src/a.rs")).unwrap(), "a");
         assert_eq!(std::fs::read_to_string(plan.join("README")).unwrap(), "r");
         assert!(!aside.exists());
+        // An entry in both places stays aside, named.
+        std::fs::create_dir_all(&aside).unwrap();
+        std::fs::write(aside.join("README"), "other").unwrap();
+        let both = finish(&plan).unwrap_err().to_string();
+        assert!(both.contains("README"), "{both}");
+        assert_eq!(std::fs::read_to_string(plan.join("README")).unwrap(), "r");
+        let _ = std::fs::remove_dir_all(r);
+    }
+
+    /// A link where the aside would be (left by an older plan's box in the folder a nested
+    /// workspace lives in) is never followed: the folder it points to keeps its files.
+    #[test]
+    fn a_link_in_the_asides_place_is_never_followed() {
+        let r = root();
+        let (victim, plan) = (r.join("victim"), r.join("evil/x"));
+        std::fs::create_dir_all(&victim).unwrap();
+        std::fs::write(victim.join("secret"), "s").unwrap();
+        std::fs::create_dir_all(&plan).unwrap();
+        std::os::unix::fs::symlink("../victim", aside_of(&plan).unwrap()).unwrap();
+        assert!(finish(&plan).is_err());
+        let spare = r.join("spare");
+        std::fs::create_dir_all(&spare).unwrap();
+        assert!(hand_over(&spare, &plan).is_err());
+        assert_eq!(std::fs::read_to_string(victim.join("secret")).unwrap(), "s");
+        assert!(!plan.join("secret").exists());
         let _ = std::fs::remove_dir_all(r);
     }
 }

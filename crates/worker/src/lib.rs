@@ -25,7 +25,8 @@
 //! - `liveness`: heartbeat and the reaper of silent workers; `metrics`: Prometheus metrics and
 //!   their endpoint (`--metrics-addr`).
 //! - `claude`: the CLI itself (process, stream, cold runs, warm sessions, errors); `spare`:
-//!   CLIs started and parked before their plan, claimed by a plan's first task.
+//!   CLIs started and parked before their plan, claimed by a plan's first task; `handover`:
+//!   a spare's folders renamed to the plan's.
 //! - [`sandbox`]: the bubblewrap box every CLI run lives in, and its in-box relay; `gateway`:
 //!   the model gateway (hold tokens, the real credentials, the boxes' CONNECT proxy); `hosts`:
 //!   operators' host allow lists.

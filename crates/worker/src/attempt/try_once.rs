@@ -250,7 +250,14 @@ impl Attempt<'_> {
     }
 
     /// The workspace made the checkpoint's files (a plan with a repository).
+    /// The workspace's files as the attempt starts: what a hand-over from a spare cut short
+    /// in the last attempt set aside is moved back in, then (a plan with a repository) the
+    /// checkpoint's files are checked out.
     async fn checkout(&mut self, ctx: &Context<'_>) -> Result<Option<Checkout>, Failed> {
+        if let Err(e) = crate::handover::finish(self.cwd) {
+            let e = std::io::Error::other(format!("the workspace's files set aside: {e}"));
+            return Err(AttemptError::Claude(ClaudeError::Io(e)).into());
+        }
         let tree_at = self.base.tree_at.take();
         let Some(spec) = &self.head.plan.repo else {
             return Ok(None);

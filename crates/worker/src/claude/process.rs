@@ -297,3 +297,56 @@ pub(super) async fn terminate(child: &mut Child) {
         let _ = child.wait().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use baton_core::{ClaudeSessionId, PlanOptions};
+    use std::path::Path;
+
+    fn inv<'a>(options: &'a PlanOptions, token: &'a str, trace: Option<&str>) -> Invocation<'a> {
+        Invocation {
+            bin: Path::new("/opt/claude"),
+            cwd: Path::new("/srv/ws/p"),
+            config_dir: Path::new("/srv/config"),
+            session: SessionArg::New(ClaudeSessionId::generate()),
+            options,
+            json_schema: None,
+            budget_left_usd: None,
+            prompt: "",
+            timeout: Duration::from_secs(60),
+            silence_timeout: Duration::from_secs(60),
+            reach: crate::claude::Reach {
+                sandbox: None,
+                loopback_url: "http://127.0.0.1:1",
+                token,
+                trust_repo_settings: false,
+            },
+            traceparent: trace.map(str::to_owned),
+        }
+    }
+
+    /// A spare serves a task only when it was started as the task's CLI would be: the session
+    /// id, the token and the trace context do not count; any option, a schema or a budget does.
+    #[test]
+    fn a_spare_matches_only_the_command_line_it_was_started_with() {
+        let default = PlanOptions::default();
+        let spare = spawn_key(&inv(&default, "baton-gw-spare", None));
+        let task = inv(&default, "baton-gw-hold", Some("00-ab-cd-01"));
+        assert_eq!(spawn_key(&task), spare);
+        let turns = PlanOptions {
+            max_turns: Some(5),
+            ..PlanOptions::default()
+        };
+        assert_ne!(spawn_key(&inv(&turns, "t", None)), spare);
+        let mut schema = inv(&default, "t", None);
+        schema.json_schema = Some("{}");
+        assert_ne!(spawn_key(&schema), spare);
+        let mut budget = inv(&default, "t", None);
+        budget.budget_left_usd = Some(1.0);
+        assert_ne!(spawn_key(&budget), spare);
+        let mut other_bin = inv(&default, "t", None);
+        other_bin.bin = Path::new("/opt/other-claude");
+        assert_ne!(spawn_key(&other_bin), spare);
+    }
+}

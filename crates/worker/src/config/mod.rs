@@ -106,7 +106,7 @@ pub struct Config {
     #[arg(long, env = "BATON_SESSION_MODE", default_value = "warm")]
     pub session_mode: SessionMode,
     /// CLIs parked ahead of plans, so a first task skips the CLI's start-up (~0.3 s; ~80 MiB
-    /// each). Default: one per slot; 0: none.
+    /// each). Default: one per slot, at most 4 (none with --trust-repo-settings); 0: none.
     #[arg(long, env = "BATON_SPARE_CLI", value_parser = clap::value_parser!(u16).range(0..=256))]
     pub spare_cli: Option<u16>,
     /// A warm process unused for this long is closed at its next use and a new one resumes.

@@ -29,7 +29,7 @@ mod park;
 
 pub(crate) use park::{keep_parked, Place};
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Mutex;
 
 use baton_core::ClaudeSessionId;
@@ -42,13 +42,23 @@ use crate::handover::{hand_over, HandOverError};
 use crate::transcript::SessionFiles;
 use park::Folders;
 
-/// How many spares a worker with `cfg` keeps parked: `--spare-cli`, by default one per slot;
-/// none for a benchmark executor, which starts no CLI.
+/// Spares parked by default at most (each holds about 80 MiB).
+const DEFAULT_AT_MOST: u16 = 4;
+
+/// How many spares a worker with `cfg` keeps parked: `--spare-cli`, by default one per slot
+/// up to [`DEFAULT_AT_MOST`]; none for a benchmark executor (it starts no CLI), and none by
+/// default with `--trust-repo-settings` (the CLI refuses to claim a spare for a folder whose
+/// project settings it did not start with, so every claim would fail after its hand-over).
 pub(crate) fn wanted(cfg: &crate::Config) -> usize {
     if cfg.executor != crate::config::Executor::Claude {
         return 0;
     }
-    usize::from(cfg.spare_cli.unwrap_or(cfg.concurrency))
+    let default = if cfg.trust_repo_settings {
+        0
+    } else {
+        cfg.concurrency.min(DEFAULT_AT_MOST)
+    };
+    usize::from(cfg.spare_cli.unwrap_or(default))
 }
 
 /// The worker's parked spares.
@@ -57,6 +67,8 @@ pub(crate) struct Spares {
     parked: Mutex<Vec<Spare>>,
     taken: Notify,
     off: AtomicBool,
+    /// Spares that died young or did not start since the last claim (`park`).
+    failures: AtomicU32,
 }
 
 /// One parked spare: its process, its grant, and its folders on the worker's disk.
@@ -86,6 +98,7 @@ impl Spares {
             parked: Mutex::new(Vec::new()),
             taken: Notify::new(),
             off: AtomicBool::new(want == 0),
+            failures: AtomicU32::new(0),
         }
     }
 
@@ -104,6 +117,8 @@ impl Spares {
             parked.swap_remove(i)
         };
         self.taken.notify_one();
+        // A spare lived to be taken: the CLI parks.
+        self.failures.store(0, Ordering::Relaxed);
         spare.grant.count_as(hold);
         Some(spare)
     }

@@ -17,13 +17,18 @@ use crate::claude::{spawn_key, ClaudeError, Invocation, Reach, SessionArg, WarmS
 use crate::transcript::{project_dir_name, SessionFiles};
 use crate::workspace::SPARES_DIR;
 
-/// Spares that died, or did not start, before spares are turned off (the count starts again
-/// once a spare has lived [`HEALTHY_AFTER`]).
+/// Spares that died young, or did not start, before spares are turned off (the count starts
+/// again at each claim, or once a spare has lived [`HEALTHY_AFTER`]).
 const DEATHS_BEFORE_OFF: u32 = 3;
-/// A parked spare alive this long shows the CLI can park.
+/// A parked spare alive this long shows the CLI can park; one dead before it died young.
 const HEALTHY_AFTER: Duration = Duration::from_secs(5);
 /// How often parked spares are checked for a death.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
+/// Between two spares started while places are missing (they start one at a time).
+const NEXT_START: Duration = Duration::from_millis(250);
+/// A parking folder without a lock this old is a gone worker's (a younger one may be a
+/// starting worker's, between making its folder and locking it).
+const UNLOCKED_GRACE: Duration = Duration::from_secs(60);
 /// The lock file of a worker's parking folder.
 const LOCK: &str = ".lock";
 
@@ -56,17 +61,22 @@ impl Spares {
         self.parked.lock().map_or(0, |p| p.len())
     }
 
-    /// Drops parked spares that died: how many, and whether one still parked has lived long
-    /// enough to show the CLI parks.
-    fn reap(&self) -> (u32, bool) {
+    /// Drops parked spares that died, counting those that died young as failures; a spare
+    /// still parked past [`HEALTHY_AFTER`] clears the count.
+    fn reap(&self) {
         let Ok(mut parked) = self.parked.lock() else {
-            return (0, false);
+            return;
         };
-        let before = parked.len();
-        parked.retain_mut(|s| !s.process.exited());
-        let died = u32::try_from(before - parked.len()).unwrap_or(u32::MAX);
-        let healthy = parked.iter().any(|s| s.born.elapsed() >= HEALTHY_AFTER);
-        (died, healthy)
+        let mut young = 0;
+        parked.retain_mut(|s| {
+            let dead = s.process.exited();
+            young += u32::from(dead && s.born.elapsed() < HEALTHY_AFTER);
+            !dead
+        });
+        if parked.iter().any(|s| s.born.elapsed() >= HEALTHY_AFTER) {
+            self.failures.store(0, Ordering::Relaxed);
+        }
+        self.failures.fetch_add(young, Ordering::Relaxed);
     }
 
     fn clear(&self) {
@@ -89,9 +99,12 @@ impl Spares {
 fn park(place: &Place<'_>, parking: &Path) -> Result<Spare, ClaudeError> {
     let id = ClaudeSessionId::generate();
     let workspace = parking.join(id.to_string());
-    std::fs::create_dir_all(&workspace).map_err(|source| ClaudeError::Spawn {
-        bin: workspace.display().to_string(),
-        source,
+    // Not `create_dir_all`: a parking folder that is gone is not made again without its lock.
+    std::fs::create_dir(&workspace).map_err(|e| {
+        ClaudeError::Io(std::io::Error::other(format!(
+            "making the spare's folder {}: {e}",
+            workspace.display()
+        )))
     })?;
     let folders = Folders {
         project: SessionFiles::new(place.config_dir, &workspace, id).dir(),
@@ -138,10 +151,11 @@ fn parking_folder(place: &Place<'_>) -> std::io::Result<(PathBuf, std::fs::File)
     std::fs::create_dir_all(&all)?;
     for entry in std::fs::read_dir(&all)?.flatten() {
         let folder = entry.path();
-        let lock = std::fs::File::open(folder.join(LOCK));
-        // Held by a live worker: not ours to touch.
-        if lock.as_ref().is_ok_and(|f| f.try_lock().is_err()) {
-            continue;
+        // Held by a live worker, or not locked yet by one starting: not ours to touch.
+        match std::fs::File::open(folder.join(LOCK)) {
+            Ok(f) if f.try_lock().is_err() => continue,
+            Err(_) if younger_than(&folder, UNLOCKED_GRACE) => continue,
+            _ => {}
         }
         remove_with_projects(place.config_dir, &folder);
     }
@@ -166,7 +180,15 @@ fn parking_folder(place: &Place<'_>) -> std::io::Result<(PathBuf, std::fs::File)
     Ok((mine, lock))
 }
 
-/// Removes a gone worker's parking folder and its spares' project folders.
+/// True when `path` was modified less than `age` ago.
+fn younger_than(path: &Path, age: Duration) -> bool {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| t.elapsed().is_ok_and(|e| e < age))
+}
+
+/// Removes a gone worker's parking folder and its spares' project folders (those in this
+/// worker's config dir: a gone worker with a config dir of its own leaves its empty ones).
 fn remove_with_projects(config_dir: &Path, folder: &Path) {
     for spare in std::fs::read_dir(folder).into_iter().flatten().flatten() {
         let project = config_dir
@@ -191,34 +213,44 @@ pub(crate) async fn keep_parked(spares: &Spares, place: &Place<'_>, drain: Cance
             return;
         }
     };
-    let mut deaths = 0;
+    let mut last_error = String::from("each exited at once");
     while !drain.is_cancelled() {
-        let (died, healthy) = spares.reap();
-        deaths = (if healthy { 0 } else { deaths }) + died;
-        while deaths < DEATHS_BEFORE_OFF && spares.count() < spares.want {
+        spares.reap();
+        let failures = spares.failures.load(Ordering::Relaxed);
+        if failures >= DEATHS_BEFORE_OFF {
+            warn!(
+                last_error,
+                "spare CLIs off: {failures} spares in a row died young or did not start \
+                 (does this CLI know --await-claim?); plans' first tasks start a CLI as before"
+            );
+            spares.off.store(true, Ordering::Relaxed);
+            break;
+        }
+        // One start per pass, so a worker's start-up does not start every CLI at once.
+        let mut failed = false;
+        if spares.count() < spares.want {
             match park(place, &parking) {
                 Ok(spare) => {
                     debug!(session = %spare.session(), "spare CLI parked");
                     spares.push(spare);
                 }
                 Err(e) => {
-                    warn!(error = %e, "a spare CLI did not start");
-                    deaths += 1;
+                    last_error = baton_core::ErrorChain(&e).to_string();
+                    warn!(error = %last_error, "a spare CLI did not start");
+                    spares.failures.fetch_add(1, Ordering::Relaxed);
+                    failed = true;
                 }
             }
         }
-        if deaths >= DEATHS_BEFORE_OFF {
-            warn!(
-                "spare CLIs off: {deaths} spares in a row exited before a plan claimed them \
-                 (does this CLI know --await-claim?); plans' first tasks start a CLI as before"
-            );
-            spares.off.store(true, Ordering::Relaxed);
-            break;
-        }
+        let wait = if !failed && spares.count() < spares.want {
+            NEXT_START
+        } else {
+            CHECK_EVERY
+        };
         tokio::select! {
             () = drain.cancelled() => {}
             () = spares.taken.notified() => {}
-            () = tokio::time::sleep(CHECK_EVERY) => {}
+            () = tokio::time::sleep(wait) => {}
         }
     }
     spares.clear();

@@ -18,8 +18,9 @@ pub(crate) enum HandOverError {
     /// Nothing changed: the plan's folder is as it was, the spare's is still the spare's.
     #[error("the folders were left as they were: {0}")]
     Untouched(#[source] std::io::Error),
-    /// The spare's folder is the plan's now, but some entries are still aside ([`finish`]
-    /// moves them in).
+    /// Some of the plan's entries are still aside ([`finish`] moves them in): the spare's
+    /// folder is the plan's now, or (when putting the plan's folder back failed too) the plan's
+    /// folder is missing and every entry is aside.
     #[error("part of {aside} is not moved in yet")]
     Partial {
         aside: PathBuf,

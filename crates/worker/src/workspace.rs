@@ -39,8 +39,8 @@ pub(crate) enum WorkspaceError {
         source: std::io::Error,
     },
     #[error(
-        "workspace {ws:?} is inside {SPARES_DIR:?}, which the worker keeps for its spare CLIs' \
-         folders; name another folder"
+        "workspace {ws:?} is (or reads to the CLI as) {SPARES_DIR:?} or a folder in it, which \
+         the worker keeps for its spare CLIs' folders; name another folder"
     )]
     Reserved { ws: String },
 }
@@ -54,12 +54,31 @@ const MAX_PATH: usize = 200;
 /// be it or be inside it, since a box there could write into the folder a later plan gets.
 pub(crate) const SPARES_DIR: &str = ".baton-spares";
 
+/// True for [`SPARES_DIR`], anything inside it, and any workspace the CLI would give the same
+/// session folder name as one of those (it writes every character but a letter or a digit as
+/// `-`: `_baton-spares/x`, `_baton/spares/x`), in any case (a case-insensitive disk).
+fn is_reserved(ws: &str) -> bool {
+    let mangle = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
+            .collect()
+    };
+    let (ws, reserved) = (mangle(ws), mangle(SPARES_DIR));
+    ws == reserved || ws.starts_with(&format!("{reserved}-"))
+}
+
 /// Walks `<root>/<ws>` folder by folder, refusing symlinks and non-folders. `create`: missing
 /// folders are made; otherwise the walk ends at the first missing one (nothing below it can be
 /// a symlink yet). Returns the path walked to.
 fn walk(root: &Path, ws: &Workspace, create: bool) -> Result<PathBuf, WorkspaceError> {
     let name = || ws.as_str().to_owned();
-    if ws.as_str().split('/').next() == Some(SPARES_DIR) {
+    if is_reserved(ws.as_str()) {
         return Err(WorkspaceError::Reserved { ws: name() });
     }
     let len = root
@@ -151,7 +170,13 @@ mod tests {
             Err(WorkspaceError::Invalid { .. })
         ));
         // The spares' folder is no plan's, nor is anything inside it.
-        for reserved in [SPARES_DIR, ".baton-spares/a1b2"] {
+        for reserved in [
+            SPARES_DIR,
+            ".baton-spares/a1b2",
+            "_baton-spares/w/id",
+            "_baton/spares/w/id",
+            ".Baton-Spares",
+        ] {
             let ws: Workspace = reserved.parse().unwrap();
             assert!(matches!(
                 check(&root, &ws),

@@ -26,9 +26,11 @@ const HEALTHY_AFTER: Duration = Duration::from_secs(5);
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// Between two spares started while places are missing (they start one at a time).
 const NEXT_START: Duration = Duration::from_millis(250);
-/// A parking folder without a lock this old is a gone worker's (a younger one may be a
-/// starting worker's, between making its folder and locking it).
+/// A `.new-` parking folder this old is a gone worker's (a younger one may be a starting
+/// worker's, between making its folder and locking it); likewise a hand-over's aside.
 const UNLOCKED_GRACE: Duration = Duration::from_secs(60);
+/// The name a parking folder has until it is locked.
+const NEW: &str = ".new-";
 /// The lock file of a worker's parking folder.
 const LOCK: &str = ".lock";
 
@@ -151,11 +153,15 @@ fn parking_folder(place: &Place<'_>) -> std::io::Result<(PathBuf, std::fs::File)
     std::fs::create_dir_all(&all)?;
     for entry in std::fs::read_dir(&all)?.flatten() {
         let folder = entry.path();
-        // Held by a live worker, or not locked yet by one starting: not ours to touch.
-        match std::fs::File::open(folder.join(LOCK)) {
-            Ok(f) if f.try_lock().is_err() => continue,
-            Err(_) if younger_than(&folder, UNLOCKED_GRACE) => continue,
-            _ => {}
+        // A worker starting now makes and locks its folder under a `.new-` name first.
+        if entry.file_name().to_string_lossy().starts_with(NEW)
+            && younger_than(&folder, UNLOCKED_GRACE)
+        {
+            continue;
+        }
+        // Held by a live worker: not ours to touch.
+        if std::fs::File::open(folder.join(LOCK)).is_ok_and(|f| f.try_lock().is_err()) {
+            continue;
         }
         remove_with_projects(place.config_dir, &folder);
     }
@@ -165,18 +171,21 @@ fn parking_folder(place: &Place<'_>) -> std::io::Result<(PathBuf, std::fs::File)
         .flatten()
         .flatten()
     {
-        if entry
-            .file_name()
-            .to_string_lossy()
-            .ends_with("~baton-handover")
+        let name = entry.file_name();
+        if name.to_string_lossy().ends_with("~baton-handover")
+            && !younger_than(&entry.path(), UNLOCKED_GRACE)
         {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
-    let mine = all.join(uuid::Uuid::new_v4().simple().to_string());
-    std::fs::create_dir_all(&mine)?;
-    let lock = std::fs::File::create(mine.join(LOCK))?;
+    // Made and locked under a name scanners pass over, then renamed into place locked: no
+    // other worker's scan ever sees it unlocked.
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let (new, mine) = (all.join(format!("{NEW}{id}")), all.join(&id));
+    std::fs::create_dir(&new)?;
+    let lock = std::fs::File::create(new.join(LOCK))?;
     lock.try_lock().map_err(std::io::Error::other)?;
+    std::fs::rename(&new, &mine)?;
     Ok((mine, lock))
 }
 

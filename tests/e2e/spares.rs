@@ -16,25 +16,15 @@ fn parked_spares(config_dir: &Path) -> Vec<String> {
     let config = config_dir.display().to_string();
     let mut ids = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let args: Vec<String> = cmdline
-            .split(|b| *b == 0)
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        if !args.iter().any(|a| a == "--await-claim") {
+        let args = cmdline(&entry.file_name().to_string_lossy());
+        let Some(id) = spare_session(&args) else {
             continue;
-        }
+        };
         let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
         let mine = args.iter().any(|a| a.contains(&config))
             || String::from_utf8_lossy(&environ).contains(&format!("CLAUDE_CONFIG_DIR={config}"));
-        let id = args
-            .iter()
-            .find_map(|a| a.strip_prefix("--session-id="))
-            .map(str::to_owned);
-        if let (true, Some(id)) = (mine, id) {
-            if !ids.contains(&id) {
-                ids.push(id);
-            }
+        if mine && !ids.contains(&id) {
+            ids.push(id);
         }
     }
     ids

@@ -38,7 +38,9 @@ pub mod webhook;
 pub use docs::{doc, marked_plan, Doc};
 pub use git::BareRepo;
 pub use pool::{baton, baton_at, Pool, Worker, WorkerOpts};
-pub use proc::{bin, claude_bin, free_port, repo_root, CountingCli, Proc, TempDir};
+pub use proc::{
+    bin, claude_bin, cmdline, free_port, repo_root, spare_session, CountingCli, Proc, TempDir,
+};
 pub use redis_server::Redis;
 pub use standin::{first_request_with, prompts_of, Standin};
 // The vocabulary tests wait on and read back, typed (see `pool`).

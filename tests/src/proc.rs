@@ -180,3 +180,25 @@ impl CountingCli {
             .collect()
     }
 }
+
+/// The arguments process `pid` was started with (empty when it is gone).
+pub fn cmdline(pid: &str) -> Vec<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    raw.split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
+}
+
+/// The session id of a parked spare CLI started with `args` (`--await-claim` and
+/// `--session-id`); `None` for any other process.
+pub fn spare_session(args: &[String]) -> Option<String> {
+    if !args.iter().any(|a| a == "--await-claim") {
+        return None;
+    }
+    args.iter().enumerate().find_map(|(i, a)| {
+        a.strip_prefix("--session-id=")
+            .map(str::to_owned)
+            .or_else(|| (a == "--session-id").then(|| args.get(i + 1).cloned())?)
+    })
+}

@@ -102,17 +102,11 @@ fn spares_under(root: i32) -> Vec<Parked> {
     while let Some(p) = stack.pop() {
         for &(pid, age) in children.get(&p).into_iter().flatten() {
             stack.push(pid);
-            let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-                continue;
-            };
-            let args: Vec<String> = raw
-                .split(|b| *b == 0)
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect();
+            let args = baton_tests::cmdline(&pid.to_string());
             if !args.iter().any(|a| a == "--await-claim") {
                 continue;
             }
-            let key = session_of(&args).unwrap_or_else(|| format!("pid {pid}"));
+            let key = baton_tests::spare_session(&args).unwrap_or_else(|| format!("pid {pid}"));
             let seen = by_session.entry(key).or_insert(age);
             *seen = seen.min(age);
         }
@@ -121,15 +115,6 @@ fn spares_under(root: i32) -> Vec<Parked> {
         .into_iter()
         .map(|(key, age)| Parked { key, age })
         .collect()
-}
-
-/// The `--session-id` of a command line (`--session-id=X` or `--session-id X`).
-fn session_of(args: &[String]) -> Option<String> {
-    args.iter().enumerate().find_map(|(i, a)| {
-        a.strip_prefix("--session-id=")
-            .map(str::to_owned)
-            .or_else(|| (a == "--session-id").then(|| args.get(i + 1).cloned())?)
-    })
 }
 
 /// Waits until the worker `pid` has a spare up for [`PARKED_FOR`] that no plan has claimed;
